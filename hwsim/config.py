@@ -1,0 +1,597 @@
+"""Accelerator configuration: frozen, hashable dataclasses, named presets, YAML in and out.
+
+Every block of the machine reads its parameters from one :class:`AcceleratorConfig`. The
+config's :meth:`AcceleratorConfig.key` (a content hash) is the cache key of sweeps and
+mapping searches, so two equal configs always share results and a changed field never does.
+
+A bad value raises :class:`ConfigError`, whose message names the field (dotted path) and the
+allowed values; nothing is silently ignored or clamped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "DATAFLOWS",
+    "DATATYPES",
+    "AcceleratorConfig",
+    "ArrayConfig",
+    "BufferConfig",
+    "ConfigError",
+    "DramConfig",
+    "EnergyTable",
+    "LookupConfig",
+    "MemoryTier",
+    "SoreConfig",
+    "VectorConfig",
+    "load_config",
+    "preset",
+    "preset_names",
+]
+
+DATAFLOWS = ("os", "ws")
+DATATYPES = ("int8", "fp16")
+DRAM_MODELS = ("fixed", "banked")
+
+
+class ConfigError(ValueError):
+    """A configuration field has a value outside what is allowed.
+
+    Parameters
+    ----------
+    field : str
+        Dotted path of the field, e.g. ``"array.rows"``.
+    value : object
+        The offending value.
+    allowed : str
+        Human-readable description of the allowed values.
+    """
+
+    def __init__(self, field: str, value: Any, allowed: str):
+        self.field, self.value, self.allowed = field, value, allowed
+        super().__init__(f"config field {field!r} = {value!r} is not allowed: expected {allowed}")
+
+
+def _positive_int(path: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(path, value, "a positive integer")
+
+
+def _nonneg_number(path: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ConfigError(path, value, "a non-negative number")
+
+
+def _positive_number(path: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(path, value, "a positive number")
+
+
+def _power_of_two(path: str, value: Any) -> None:
+    _positive_int(path, value)
+    if value & (value - 1):
+        raise ConfigError(path, value, "a power of two")
+
+
+def parse_nm(text: str, path: str = "pattern") -> tuple[int, int]:
+    """Parse an ``"N:M"`` sparsity pattern into ``(n, m)``.
+
+    Raises
+    ------
+    ConfigError
+        If the text is not two positive integers ``N:M`` with ``N <= M`` and ``M`` a power of two.
+    """
+    allowed = "'N:M' with 1 <= N <= M and M a power of two, e.g. '2:8'"
+    if not isinstance(text, str) or text.count(":") != 1:
+        raise ConfigError(path, text, allowed)
+    a, b = text.split(":")
+    if not (a.strip().isdigit() and b.strip().isdigit()):
+        raise ConfigError(path, text, allowed)
+    n, m = int(a), int(b)
+    if not (1 <= n <= m) or m & (m - 1):
+        raise ConfigError(path, text, allowed)
+    return n, m
+
+
+@dataclass(frozen=True)
+class ArrayConfig:
+    """The PE array.
+
+    Parameters
+    ----------
+    rows, cols : int
+        PE array size R x C.
+    dataflows : tuple of str
+        Supported dataflows, a non-empty subset of ``("os", "ws")``.
+    patterns : tuple of str
+        Supported N:M sparse patterns, e.g. ``("2:4", "2:8", "1:8")``. Empty: dense only.
+    dtype : str
+        Operand datatype: ``"int8"`` (int32 accumulate) or ``"fp16"`` (fp32 accumulate).
+    """
+
+    rows: int = 4
+    cols: int = 4
+    dataflows: tuple[str, ...] = DATAFLOWS
+    patterns: tuple[str, ...] = ("2:4", "2:8", "1:8")
+    dtype: str = "int8"
+
+    def validate(self, path: str = "array") -> None:
+        _positive_int(f"{path}.rows", self.rows)
+        _positive_int(f"{path}.cols", self.cols)
+        if not self.dataflows or any(d not in DATAFLOWS for d in self.dataflows):
+            raise ConfigError(f"{path}.dataflows", self.dataflows, f"a non-empty subset of {DATAFLOWS}")
+        for p in self.patterns:
+            parse_nm(p, f"{path}.patterns")
+        if self.dtype not in DATATYPES:
+            raise ConfigError(f"{path}.dtype", self.dtype, f"one of {DATATYPES}")
+
+    @property
+    def pes(self) -> int:
+        return self.rows * self.cols
+
+    @property
+    def elem_bytes(self) -> int:
+        """Bytes of one operand element."""
+        return 1 if self.dtype == "int8" else 2
+
+    @property
+    def acc_bytes(self) -> int:
+        """Bytes of one accumulator element (int32 or fp32)."""
+        return 4
+
+    @property
+    def nm_patterns(self) -> tuple[tuple[int, int], ...]:
+        return tuple(parse_nm(p) for p in self.patterns)
+
+
+@dataclass(frozen=True)
+class BufferConfig:
+    """On-chip SRAM buffers (each double-buffered when ``double_buffered``).
+
+    Sizes are totals in KiB, both halves included.
+    """
+
+    act_kib: int = 1
+    wgt_kib: int = 1
+    acc_kib: int = 2
+    double_buffered: bool = True
+
+    def validate(self, path: str = "buffers") -> None:
+        for name in ("act_kib", "wgt_kib", "acc_kib"):
+            _positive_int(f"{path}.{name}", getattr(self, name))
+        if not isinstance(self.double_buffered, bool):
+            raise ConfigError(f"{path}.double_buffered", self.double_buffered, "true or false")
+
+
+@dataclass(frozen=True)
+class DramConfig:
+    """Off-chip DRAM as seen by the DMA engines.
+
+    Parameters
+    ----------
+    model : str
+        ``"fixed"``: every request returns after ``latency_ns`` with one beat of ``bus_bytes``
+        per cycle per channel (what the RTL testbench serves); ``"banked"``: channels, banks and
+        row buffers (row hits are cheaper than misses).
+    channels : int
+    bandwidth_gbps : float
+        Peak bandwidth per channel, GB/s.
+    latency_ns : float
+        Loaded access latency (row hit for the banked model).
+    bus_bytes : int
+        Bytes moved per beat on the accelerator side of the DMA (power of two).
+    banks, row_bytes, row_miss_ns : int, int, float
+        Banked model: banks per channel, row-buffer size and the extra cost of a row miss.
+    """
+
+    model: str = "fixed"
+    channels: int = 1
+    bandwidth_gbps: float = 1.6
+    latency_ns: float = 40.0
+    bus_bytes: int = 16
+    banks: int = 16
+    row_bytes: int = 2048
+    row_miss_ns: float = 30.0
+
+    def validate(self, path: str = "dram") -> None:
+        if self.model not in DRAM_MODELS:
+            raise ConfigError(f"{path}.model", self.model, f"one of {DRAM_MODELS}")
+        _positive_int(f"{path}.channels", self.channels)
+        _positive_number(f"{path}.bandwidth_gbps", self.bandwidth_gbps)
+        _nonneg_number(f"{path}.latency_ns", self.latency_ns)
+        _power_of_two(f"{path}.bus_bytes", self.bus_bytes)
+        _positive_int(f"{path}.banks", self.banks)
+        _power_of_two(f"{path}.row_bytes", self.row_bytes)
+        _nonneg_number(f"{path}.row_miss_ns", self.row_miss_ns)
+
+
+@dataclass(frozen=True)
+class MemoryTier:
+    """One level of the lookup engine's table memory (SRAM, HBM, DDR, CXL, PMEM)."""
+
+    name: str = "ddr"
+    capacity_gib: float = 16.0
+    channels: int = 1
+    bandwidth_gbps: float = 25.6
+    read_latency_ns: float = 90.0
+    write_latency_ns: float = 90.0
+    pj_per_byte: float = 20.0
+
+    def validate(self, path: str = "tier") -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigError(f"{path}.name", self.name, "a non-empty string")
+        _positive_number(f"{path}.capacity_gib", self.capacity_gib)
+        _positive_int(f"{path}.channels", self.channels)
+        _positive_number(f"{path}.bandwidth_gbps", self.bandwidth_gbps)
+        _nonneg_number(f"{path}.read_latency_ns", self.read_latency_ns)
+        _nonneg_number(f"{path}.write_latency_ns", self.write_latency_ns)
+        _nonneg_number(f"{path}.pj_per_byte", self.pj_per_byte)
+
+
+@dataclass(frozen=True)
+class SoreConfig:
+    """Sparse online reduction engine: ``lanes`` streaming top-N-of-M selectors."""
+
+    lanes: int = 4
+
+    def validate(self, path: str = "sore") -> None:
+        _positive_int(f"{path}.lanes", self.lanes)
+
+
+@dataclass(frozen=True)
+class VectorConfig:
+    """Weight-update vector engine: fp32 lanes (SGD with momentum, fp16 cast)."""
+
+    lanes: int = 4
+
+    def validate(self, path: str = "vector") -> None:
+        _positive_int(f"{path}.lanes", self.lanes)
+
+
+@dataclass(frozen=True)
+class LookupConfig:
+    """Big-memory lookup engine (MemoryFormer hashing, gathers; AttMEMO map fetches)."""
+
+    hash_lanes: int = 4
+    gather_lanes: int = 4
+    tiers: tuple[MemoryTier, ...] = (MemoryTier(),)
+
+    def validate(self, path: str = "lookup") -> None:
+        _positive_int(f"{path}.hash_lanes", self.hash_lanes)
+        _positive_int(f"{path}.gather_lanes", self.gather_lanes)
+        if not self.tiers:
+            raise ConfigError(f"{path}.tiers", self.tiers, "at least one memory tier")
+        for i, t in enumerate(self.tiers):
+            if not isinstance(t, MemoryTier):
+                raise ConfigError(f"{path}.tiers[{i}]", t, "a memory tier mapping")
+            t.validate(f"{path}.tiers[{i}]")
+
+
+@dataclass(frozen=True)
+class EnergyTable:
+    """Energy per action, picojoules. Order-of-magnitude 16 nm-class figures (our assumption;
+    replace with an Accelergy-style table for a specific process)."""
+
+    mac_int8: float = 0.2
+    mac_fp16: float = 1.0
+    sram_read_byte: float = 0.6
+    sram_write_byte: float = 0.8
+    dram_byte: float = 20.0
+    sore_compare: float = 0.05
+    vector_flop: float = 1.5
+    static_mw: float = 50.0
+
+    def validate(self, path: str = "energy") -> None:
+        for f in fields(self):
+            _nonneg_number(f"{path}.{f.name}", getattr(self, f.name))
+
+
+_SECTIONS = {
+    "array": ArrayConfig,
+    "buffers": BufferConfig,
+    "dram": DramConfig,
+    "sore": SoreConfig,
+    "vector": VectorConfig,
+    "lookup": LookupConfig,
+    "energy": EnergyTable,
+}
+
+
+@dataclass(frozen=True)
+class AcceleratorConfig:
+    """The whole accelerator. Frozen and hashable; :meth:`key` is the sweep cache key.
+
+    Parameters
+    ----------
+    name : str
+        Free-form label (part of the hash).
+    clock_mhz : float
+        Clock frequency; converts DRAM nanoseconds and GB/s into cycles and bytes per cycle.
+    array, buffers, dram, sore, vector, lookup, energy
+        The sections; see their classes.
+
+    Raises
+    ------
+    ConfigError
+        On construction, if any field is outside its allowed values.
+    """
+
+    name: str = "custom"
+    clock_mhz: float = 100.0
+    array: ArrayConfig = field(default_factory=ArrayConfig)
+    buffers: BufferConfig = field(default_factory=BufferConfig)
+    dram: DramConfig = field(default_factory=DramConfig)
+    sore: SoreConfig = field(default_factory=SoreConfig)
+    vector: VectorConfig = field(default_factory=VectorConfig)
+    lookup: LookupConfig = field(default_factory=LookupConfig)
+    energy: EnergyTable = field(default_factory=EnergyTable)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str):
+            raise ConfigError("name", self.name, "a string")
+        _positive_number("clock_mhz", self.clock_mhz)
+        for sec, cls in _SECTIONS.items():
+            v = getattr(self, sec)
+            if not isinstance(v, cls):
+                raise ConfigError(sec, v, f"a {cls.__name__} mapping")
+            v.validate(sec)
+        entry = max(self.act_entry_bytes, self.wgt_entry_bytes, self.acc_entry_bytes)
+        if entry > self.dram.bus_bytes:
+            raise ConfigError(
+                "dram.bus_bytes", self.dram.bus_bytes,
+                f"at least one buffer entry ({entry} bytes: array.cols x accumulator bytes)",
+            )
+        for name, depth in (("act_kib", self.act_depth), ("wgt_kib", self.wgt_depth),
+                            ("acc_kib", self.acc_depth)):
+            if depth < 2 * self.array.rows:
+                raise ConfigError(
+                    f"buffers.{name}", getattr(self.buffers, name),
+                    f"room for at least {2 * self.array.rows} entries (two array tiles)",
+                )
+
+    # --- derived values -------------------------------------------------------------------
+    @property
+    def act_entry_bytes(self) -> int:
+        """One activation-buffer entry: a column slice of R operands."""
+        return self.array.rows * self.array.elem_bytes
+
+    @property
+    def wgt_entry_bytes(self) -> int:
+        """One weight-buffer entry: a row slice of C operands."""
+        return self.array.cols * self.array.elem_bytes
+
+    @property
+    def acc_entry_bytes(self) -> int:
+        """One accumulator-buffer entry: C accumulators."""
+        return self.array.cols * self.array.acc_bytes
+
+    @property
+    def act_depth(self) -> int:
+        return self.buffers.act_kib * 1024 // self.act_entry_bytes
+
+    @property
+    def wgt_depth(self) -> int:
+        return self.buffers.wgt_kib * 1024 // self.wgt_entry_bytes
+
+    @property
+    def acc_depth(self) -> int:
+        return self.buffers.acc_kib * 1024 // self.acc_entry_bytes
+
+    @property
+    def dram_latency_cycles(self) -> int:
+        """DRAM access latency in accelerator cycles (rounded up)."""
+        return math.ceil(self.dram.latency_ns * self.clock_mhz / 1000.0 - 1e-9)
+
+    @property
+    def dram_bytes_per_cycle(self) -> float:
+        """Peak DRAM bytes per accelerator cycle over all channels."""
+        return self.dram.channels * self.dram.bandwidth_gbps * 1000.0 / self.clock_mhz
+
+    @property
+    def peak_macs_per_cycle(self) -> int:
+        return self.array.pes
+
+    def supports_pattern(self, pattern: str | tuple[int, int] | None) -> bool:
+        if pattern is None:
+            return True
+        nm = parse_nm(pattern) if isinstance(pattern, str) else tuple(pattern)
+        return nm in self.array.nm_patterns
+
+    # --- serialisation ----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        def conv(v: Any) -> Any:
+            if dataclasses.is_dataclass(v):
+                return {f.name: conv(getattr(v, f.name)) for f in fields(v)}
+            if isinstance(v, tuple):
+                return [conv(x) for x in v]
+            return v
+
+        return conv(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> AcceleratorConfig:
+        """Build a config from a mapping (e.g. parsed YAML); unknown keys are errors.
+
+        A mapping may name ``base: PRESET`` to start from a preset and override some fields.
+        """
+        if not isinstance(data, dict):
+            raise ConfigError("<root>", type(data).__name__, "a mapping of config sections")
+        data = dict(data)
+        base = data.pop("base", None)
+        start = preset(base).to_dict() if base is not None else cls().to_dict()
+        return _build(cls, _merge(start, data, ""), "")
+
+    @classmethod
+    def from_yaml(cls, text: str) -> AcceleratorConfig:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigError("<yaml>", "unparseable", f"valid YAML ({e.__class__.__name__})") from e
+        return cls.from_dict(data)
+
+    def key(self) -> str:
+        """Content hash (sha256 of canonical JSON, 16 hex digits): the sweep cache key."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def replace(self, **changes: Any) -> AcceleratorConfig:
+        """A copy with some top-level fields or ``section__field`` values changed."""
+        top, nested = {}, {}
+        for k, v in changes.items():
+            if "__" in k:
+                sec, f = k.split("__", 1)
+                nested.setdefault(sec, {})[f] = v
+            else:
+                top[k] = v
+        for sec, kv in nested.items():
+            if sec not in _SECTIONS:
+                raise ConfigError(sec, kv, f"one of {tuple(_SECTIONS)}")
+            top[sec] = _build(_SECTIONS[sec], {**_asdict(getattr(self, sec)), **kv}, sec)
+        return dataclasses.replace(self, **top)
+
+
+def _asdict(obj: Any) -> dict[str, Any]:
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+
+def _merge(base: dict, over: dict, path: str) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v, f"{path}{k}.")
+        else:
+            out[k] = v
+    return out
+
+
+def _build(cls: type, data: Any, path: str) -> Any:
+    """Recursively build dataclass ``cls`` from a mapping, naming bad fields by dotted path."""
+    where = path or "<root>"
+    if not isinstance(data, dict):
+        raise ConfigError(where, data, f"a mapping for {cls.__name__}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        p = f"{path}.{unknown[0]}" if path else unknown[0]
+        raise ConfigError(p, data[unknown[0]], f"a field of {cls.__name__}: {sorted(known)}")
+    kwargs = {}
+    for name, value in data.items():
+        p = f"{path}.{name}" if path else name
+        if name in _SECTIONS and cls is AcceleratorConfig:
+            kwargs[name] = _build(_SECTIONS[name], value, p)
+        elif cls is LookupConfig and name == "tiers":
+            if not isinstance(value, list | tuple):
+                raise ConfigError(p, value, "a list of memory tiers")
+            kwargs[name] = tuple(_build(MemoryTier, t, f"{p}[{i}]") for i, t in enumerate(value))
+        elif isinstance(value, list):
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    obj = cls(**kwargs)
+    if cls is not AcceleratorConfig:
+        obj.validate(path)
+    return obj
+
+
+# --- presets ------------------------------------------------------------------------------
+
+def _tiny() -> AcceleratorConfig:
+    """4x4 int8 SAT, small enough for RTL simulation; DRAM served by the testbench."""
+    return AcceleratorConfig(
+        name="tiny",
+        clock_mhz=100.0,
+        array=ArrayConfig(rows=4, cols=4, dtype="int8"),
+        buffers=BufferConfig(act_kib=1, wgt_kib=1, acc_kib=2),
+        dram=DramConfig(model="fixed", channels=1, bandwidth_gbps=1.6, latency_ns=40.0,
+                        bus_bytes=16),
+        sore=SoreConfig(lanes=4),
+        vector=VectorConfig(lanes=4),
+    )
+
+
+def _vcu1525() -> AcceleratorConfig:
+    """FPGA-scale SAT on a Xilinx VCU1525 (VU9P). Our assumptions, not the paper's numbers:
+
+    - 32 x 32 fp16 PE array at 200 MHz: 1,024 fp16 MACs. A fp16 multiply plus fp32 add takes
+      about 2-3 DSP48E2 with LUT logic on UltraScale+, so ~2,500-3,000 of the 6,840 DSPs.
+    - Buffers: 4 MiB act, 4 MiB wgt, 2 MiB acc: 10 MiB of the 33.75 MiB URAM, leaving URAM and
+      most of the 9.5 MiB BRAM for DMA FIFOs, SORE and the vector engine.
+    - Four DDR4-2400 channels at 19.2 GB/s (the card's), 16 banks, 2 KiB rows, ~90 ns latency.
+    - SORE: 32 lanes (the paper's figure); vector engine: 32 fp32 lanes.
+    """
+    return AcceleratorConfig(
+        name="vcu1525",
+        clock_mhz=200.0,
+        array=ArrayConfig(rows=32, cols=32, dtype="fp16"),
+        buffers=BufferConfig(act_kib=4096, wgt_kib=4096, acc_kib=2048),
+        dram=DramConfig(model="banked", channels=4, bandwidth_gbps=19.2, latency_ns=90.0,
+                        bus_bytes=128, banks=16, row_bytes=2048, row_miss_ns=30.0),
+        sore=SoreConfig(lanes=32),
+        vector=VectorConfig(lanes=32),
+        lookup=LookupConfig(hash_lanes=16, gather_lanes=16, tiers=(
+            MemoryTier("sram", 0.03, 1, 400.0, 5.0, 5.0, 1.0),
+            MemoryTier("ddr", 64.0, 4, 19.2, 90.0, 90.0, 20.0),
+        )),
+        energy=EnergyTable(),
+    )
+
+
+def _small8() -> AcceleratorConfig:
+    """8x8 int8 array: the second configuration the RTL is tested at."""
+    return dataclasses.replace(_tiny(), name="small8", array=ArrayConfig(rows=8, cols=8),
+                               dram=DramConfig(bus_bytes=32), buffers=BufferConfig(2, 2, 4))
+
+
+_PRESETS = {"tiny": _tiny, "small8": _small8, "vcu1525": _vcu1525}
+
+
+def preset_names() -> tuple[str, ...]:
+    return tuple(_PRESETS)
+
+
+def preset(name: str) -> AcceleratorConfig:
+    """A named preset: ``tiny``, ``small8`` or ``vcu1525``.
+
+    Raises
+    ------
+    ConfigError
+        If the name is unknown.
+    """
+    if name not in _PRESETS:
+        raise ConfigError("preset", name, f"one of {preset_names()}")
+    return _PRESETS[name]()
+
+
+def load_config(spec: str | Path | AcceleratorConfig) -> AcceleratorConfig:
+    """A preset name, a YAML file path, or a config passed through.
+
+    Raises
+    ------
+    ConfigError
+        Unknown preset, unreadable file, or bad field.
+    """
+    if isinstance(spec, AcceleratorConfig):
+        return spec
+    s = str(spec)
+    if s in _PRESETS:
+        return preset(s)
+    p = Path(s)
+    if p.suffix.lower() in (".yaml", ".yml") or p.exists():
+        try:
+            text = p.read_text()
+        except OSError as e:
+            raise ConfigError("config", s, f"a readable YAML file ({e.strerror})") from e
+        return AcceleratorConfig.from_yaml(text)
+    raise ConfigError("config", s, f"a preset {preset_names()} or a YAML file path")

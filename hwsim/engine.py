@@ -1,0 +1,295 @@
+"""The machine as an executable specification: ``run(program, config, mode)``.
+
+``mode="functional"`` executes every command on modelled buffers and DRAM, stepping the PE array
+register by register (:mod:`hwsim.systolic_array`), and returns the output tensors with the
+statistics. ``mode="timing"`` computes the same statistics from the closed forms of
+:mod:`hwsim.timing` without touching values. Both use the in-order controller of the RTL: one
+command in flight, ``1 + unit_cycles`` per command.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from . import isa
+from .config import AcceleratorConfig
+from .program import Program
+from .systolic_array import os_tile_per_cycle, ws_tile_per_cycle
+from .timing import command_cycles, elem_bytes, unit_cycles
+
+__all__ = ["ProgramError", "RunResult", "Stats", "run"]
+
+MODES = ("timing", "functional")
+_UNIT_NAMES = {u: u.name.lower() for u in isa.Unit}
+
+
+class ProgramError(ValueError):
+    """A program that the machine cannot execute; the message names the command and field."""
+
+    def __init__(self, index: int, cmd: isa.Command, field_name: str, why: str):
+        self.index, self.cmd, self.field = index, cmd, field_name
+        super().__init__(f"command {index} ({cmd.name}) field {field_name!r}: {why}")
+
+
+@dataclass
+class Stats:
+    """What one run measured.
+
+    Attributes
+    ----------
+    cycles : int
+        Total cycles, first command accepted to last retired.
+    busy : dict
+        Busy cycles per unit (``dma_in``, ``dma_out``, ``array``, ...).
+    stalls : dict
+        Cycles per reason: ``issue`` (controller accepting commands), ``dram_latency`` (DMA
+        waiting for first data), ``pipeline`` (array fill and drain).
+    bytes : dict
+        ``dram_read``, ``dram_write``, ``sram_read``, ``sram_write``.
+    energy_pj : dict
+        Per component, from the config's energy table (static energy from ``static_mw``).
+    macs : int
+        Useful multiply-accumulates (padding excluded).
+    utilisation : float
+        ``macs / (cycles * PEs)``.
+    retire_cycles : list of int
+        Cycle on which each command retired (cycle 0: first command accepted).
+    """
+
+    cycles: int = 0
+    busy: dict[str, int] = field(default_factory=dict)
+    stalls: dict[str, int] = field(default_factory=dict)
+    bytes: dict[str, int] = field(default_factory=dict)
+    energy_pj: dict[str, float] = field(default_factory=dict)
+    macs: int = 0
+    utilisation: float = 0.0
+    retire_cycles: list[int] = field(default_factory=list)
+
+    @property
+    def energy_total_pj(self) -> float:
+        return float(sum(self.energy_pj.values()))
+
+    def to_dict(self, *, per_command: bool = False) -> dict:
+        d = asdict(self)
+        d["energy_total_pj"] = self.energy_total_pj
+        if not per_command:
+            d.pop("retire_cycles")
+        return d
+
+    def to_json(self, **kw) -> str:
+        return json.dumps(self.to_dict(**kw), indent=2)
+
+
+@dataclass
+class RunResult:
+    stats: Stats
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)
+    dram: np.ndarray | None = None
+
+
+class _Machine:
+    """Buffers and DRAM of the functional mode."""
+
+    def __init__(self, config: AcceleratorConfig, dram: np.ndarray):
+        R, C = config.array.rows, config.array.cols
+        op = np.int8 if config.array.dtype == "int8" else np.float16
+        self.buffers = {
+            isa.Buffer.ACT: np.zeros((config.act_depth, R), op),
+            isa.Buffer.WGT: np.zeros((config.wgt_depth, C), op),
+            isa.Buffer.ACC: np.zeros((config.acc_depth, C),
+                                     np.int32 if config.array.dtype == "int8" else np.float32),
+        }
+        self.dram = dram
+
+
+def _check(i: int, cmd: isa.Command, config: AcceleratorConfig) -> None:
+    R, C = config.array.rows, config.array.cols
+    depth = {isa.Buffer.ACT: config.act_depth, isa.Buffer.WGT: config.wgt_depth,
+             isa.Buffer.ACC: config.acc_depth}
+    width = {isa.Buffer.ACT: R, isa.Buffer.WGT: C, isa.Buffer.ACC: C}
+    if isinstance(cmd, isa.Load | isa.Store):
+        if cmd.buf not in depth:
+            raise ProgramError(i, cmd, "buf", f"buffer {cmd.buf} is not one of "
+                               f"{[b.name for b in depth]}")
+        b = isa.Buffer(cmd.buf)
+        if cmd.sram_addr + cmd.rows > depth[b]:
+            raise ProgramError(i, cmd, "rows", f"entries {cmd.sram_addr}..{cmd.sram_addr + cmd.rows - 1}"
+                               f" overflow the {b.name} buffer of {depth[b]} entries")
+        if cmd.elems > width[b]:
+            raise ProgramError(i, cmd, "elems", f"{cmd.elems} elements exceed the {b.name} "
+                               f"entry of {width[b]}")
+    elif isinstance(cmd, isa.Gemm):
+        if cmd.dataflow == isa.Dataflow.OS and "os" not in config.array.dataflows or \
+                cmd.dataflow == isa.Dataflow.WS and "ws" not in config.array.dataflows:
+            raise ProgramError(i, cmd, "dataflow", f"config {config.name!r} supports "
+                               f"{config.array.dataflows}")
+        if cmd.sparse:
+            pat = (cmd.n, 1 << cmd.log2m)
+            if pat not in config.array.nm_patterns:
+                raise ProgramError(i, cmd, "n", f"pattern {pat[0]}:{pat[1]} is not supported by "
+                                   f"config {config.name!r} {config.array.patterns}")
+            raise ProgramError(i, cmd, "sparse", "N:M sparse tiles are not modelled yet")
+        rows_a = cmd.k if cmd.dataflow == isa.Dataflow.OS else cmd.m
+        rows_c = R if cmd.dataflow == isa.Dataflow.OS else cmd.m
+        if cmd.dataflow == isa.Dataflow.WS and cmd.k > R:
+            raise ProgramError(i, cmd, "k", f"{cmd.k} preloaded weight rows exceed {R} array rows")
+        for fname, buf, n in (("a_addr", isa.Buffer.ACT, rows_a), ("b_addr", isa.Buffer.WGT, cmd.k),
+                              ("c_addr", isa.Buffer.ACC, rows_c)):
+            start = getattr(cmd, fname)
+            if start + n > depth[buf]:
+                raise ProgramError(i, cmd, fname, f"entries {start}..{start + n - 1} overflow the "
+                                   f"{buf.name} buffer of {depth[buf]} entries")
+    elif not isinstance(cmd, isa.SetReg | isa.Sync):
+        raise ProgramError(i, cmd, "opcode", f"{cmd.name} is not modelled yet")
+
+
+def _execute(cmd: isa.Command, m: _Machine, config: AcceleratorConfig) -> int:
+    """Run one command on the functional state; returns useful MACs."""
+    R, C = config.array.rows, config.array.cols
+    if isinstance(cmd, isa.Load):
+        buf = m.buffers[isa.Buffer(cmd.buf)]
+        esz = buf.dtype.itemsize
+        for r in range(cmd.rows):
+            a = cmd.dram_addr + r * cmd.stride
+            raw = np.zeros(buf.shape[1] * esz, np.uint8)
+            n = cmd.elems * esz
+            chunk = m.dram[a:a + n]
+            raw[:len(chunk)] = chunk
+            buf[cmd.sram_addr + r] = raw.view(buf.dtype)
+        return 0
+    if isinstance(cmd, isa.Store):
+        buf = m.buffers[isa.Buffer(cmd.buf)]
+        esz = buf.dtype.itemsize
+        n = cmd.elems * esz
+        for r in range(cmd.rows):
+            a = cmd.dram_addr + r * cmd.stride
+            m.dram[a:a + n] = buf[cmd.sram_addr + r].view(np.uint8)[:n]
+        return 0
+    if isinstance(cmd, isa.Gemm):
+        act, wgt, acc = (m.buffers[b] for b in (isa.Buffer.ACT, isa.Buffer.WGT, isa.Buffer.ACC))
+        if cmd.dataflow == isa.Dataflow.OS:
+            res, _ = os_tile_per_cycle(act[cmd.a_addr:cmd.a_addr + cmd.k],
+                                       wgt[cmd.b_addr:cmd.b_addr + cmd.k], R, C)
+            rows = R
+        else:
+            w = np.zeros((R, C), wgt.dtype)
+            w[:cmd.k] = wgt[cmd.b_addr:cmd.b_addr + cmd.k]
+            res, _ = ws_tile_per_cycle(act[cmd.a_addr:cmd.a_addr + cmd.m], w, R, C)
+            rows = cmd.m
+        dst = acc[cmd.c_addr:cmd.c_addr + rows]
+        if cmd.accumulate:
+            dst[:] = (dst.astype(np.int64) + res).astype(np.int64).astype(np.int32)
+        else:
+            dst[:] = res
+        return 0
+    return 0
+
+
+def _gemm_macs(cmd: isa.Gemm, config: AcceleratorConfig) -> int:
+    R, C = config.array.rows, config.array.cols
+    return cmd.k * R * C if cmd.dataflow == isa.Dataflow.OS else cmd.m * cmd.k * C
+
+
+def run(program: Program, config: AcceleratorConfig, mode: str = "timing", *,
+        inputs: dict[str, np.ndarray] | None = None, macs: int | None = None) -> RunResult:
+    """Execute a program.
+
+    Parameters
+    ----------
+    program : Program
+    config : AcceleratorConfig
+    mode : {"timing", "functional"}
+    inputs : dict, optional
+        Functional mode: values of ``program.inputs``.
+    macs : int, optional
+        Useful MACs for the utilisation figure (the compiler knows them; tiles padded at matrix
+        edges count their padding otherwise).
+
+    Returns
+    -------
+    RunResult
+        Statistics, and in functional mode the output tensors and the final DRAM image.
+
+    Raises
+    ------
+    ProgramError
+        A command that cannot run on ``config``; names the command index and field.
+    ValueError
+        Unknown mode, or missing inputs.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    machine = None
+    if mode == "functional":
+        machine = _Machine(config, program.dram_image(inputs or {}))
+    stats = Stats()
+    busy = dict.fromkeys(_UNIT_NAMES.values(), 0)
+    stall = {"issue": 0, "dram_latency": 0, "pipeline": 0}
+    nbytes = {"dram_read": 0, "dram_write": 0, "sram_read": 0, "sram_write": 0}
+    sems = [0] * isa.NUM_SEMAPHORES
+    padded_macs = 0
+    cycle = -1
+    R, C = config.array.rows, config.array.cols
+    for i, cmd in enumerate(program.commands):
+        _check(i, cmd, config)
+        for s in range(isa.NUM_SEMAPHORES):
+            if cmd.wait >> s & 1:
+                if sems[s] == 0:
+                    raise ProgramError(i, cmd, "wait", f"semaphore {s} is never signalled before "
+                                       "this command: the program would deadlock")
+                sems[s] -= 1
+        cost = command_cycles(cmd, config)
+        cycle += cost
+        stats.retire_cycles.append(cycle)
+        unit = _UNIT_NAMES[cmd.UNIT]
+        ucyc = unit_cycles(cmd, config)
+        busy[unit] += ucyc
+        stall["issue"] += cost - ucyc
+        if isinstance(cmd, isa.Load | isa.Store):
+            moved = cmd.rows * cmd.elems * elem_bytes(cmd.buf, config)
+            if isinstance(cmd, isa.Load):
+                nbytes["dram_read"] += moved
+                nbytes["sram_write"] += moved
+                if cmd.rows:
+                    stall["dram_latency"] += config.dram_latency_cycles
+            else:
+                nbytes["dram_write"] += moved
+                nbytes["sram_read"] += moved
+        elif isinstance(cmd, isa.Gemm):
+            padded_macs += _gemm_macs(cmd, config)
+            eb = config.array.elem_bytes
+            rows_a = cmd.k if cmd.dataflow == isa.Dataflow.OS else cmd.m
+            nbytes["sram_read"] += rows_a * R * eb + cmd.k * C * eb
+            out_rows = R if cmd.dataflow == isa.Dataflow.OS else cmd.m
+            nbytes["sram_write"] += out_rows * C * 4
+            if cmd.accumulate:
+                nbytes["sram_read"] += out_rows * C * 4
+            stall["pipeline"] += ucyc - (cmd.k if cmd.dataflow == isa.Dataflow.OS else cmd.m)
+        for s in range(isa.NUM_SEMAPHORES):
+            if cmd.signal >> s & 1:
+                sems[s] += 1
+        if machine is not None:
+            _execute(cmd, machine, config)
+    stats.cycles = cycle + 1
+    stats.busy = busy
+    stats.stalls = stall
+    stats.bytes = nbytes
+    stats.macs = padded_macs if macs is None else macs
+    stats.utilisation = stats.macs / (stats.cycles * R * C) if stats.cycles else 0.0
+    e = config.energy
+    mac_pj = e.mac_int8 if config.array.dtype == "int8" else e.mac_fp16
+    seconds = stats.cycles / (config.clock_mhz * 1e6)
+    stats.energy_pj = {
+        "array": padded_macs * mac_pj,
+        "sram": nbytes["sram_read"] * e.sram_read_byte + nbytes["sram_write"] * e.sram_write_byte,
+        "dram": (nbytes["dram_read"] + nbytes["dram_write"]) * e.dram_byte,
+        "static": e.static_mw * 1e-3 * seconds * 1e12,
+    }
+    result = RunResult(stats)
+    if machine is not None:
+        result.outputs = program.read_outputs(machine.dram)
+        result.dram = machine.dram
+    return result
