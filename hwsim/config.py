@@ -128,7 +128,8 @@ class ArrayConfig:
         _positive_int(f"{path}.rows", self.rows)
         _positive_int(f"{path}.cols", self.cols)
         if not self.dataflows or any(d not in DATAFLOWS for d in self.dataflows):
-            raise ConfigError(f"{path}.dataflows", self.dataflows, f"a non-empty subset of {DATAFLOWS}")
+            raise ConfigError(f"{path}.dataflows", self.dataflows,
+                              f"a non-empty subset of {DATAFLOWS}")
         for p in self.patterns:
             parse_nm(p, f"{path}.patterns")
         if self.dtype not in DATATYPES:
@@ -438,7 +439,8 @@ class AcceleratorConfig:
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as e:
-            raise ConfigError("<yaml>", "unparseable", f"valid YAML ({e.__class__.__name__})") from e
+            raise ConfigError("<yaml>", "unparseable",
+                              f"valid YAML ({e.__class__.__name__})") from e
         return cls.from_dict(data)
 
     def key(self) -> str:

@@ -116,8 +116,9 @@ def _check(i: int, cmd: isa.Command, config: AcceleratorConfig) -> None:
                                f"{[b.name for b in depth]}")
         b = isa.Buffer(cmd.buf)
         if cmd.sram_addr + cmd.rows > depth[b]:
-            raise ProgramError(i, cmd, "rows", f"entries {cmd.sram_addr}..{cmd.sram_addr + cmd.rows - 1}"
-                               f" overflow the {b.name} buffer of {depth[b]} entries")
+            last = cmd.sram_addr + cmd.rows - 1
+            raise ProgramError(i, cmd, "rows", f"entries {cmd.sram_addr}..{last} overflow the "
+                               f"{b.name} buffer of {depth[b]} entries")
         if cmd.elems > width[b]:
             raise ProgramError(i, cmd, "elems", f"{cmd.elems} elements exceed the {b.name} "
                                f"entry of {width[b]}")

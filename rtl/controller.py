@@ -96,33 +96,31 @@ class Controller(wiring.Component):
                     m.d.sync += self.error.eq(1)
                     m.d.comb += self.retire.eq(1)
                     m.next = "IDLE"
-                with m.Else():
-                    with m.Switch(op):
-                        with m.Case(isa.Opcode.LOAD):
-                            m.d.comb += self.start_load.eq(1)
-                            m.next = "WAIT"
-                        with m.Case(isa.Opcode.STORE):
-                            m.d.comb += self.start_store.eq(1)
-                            m.next = "WAIT"
-                        with m.Case(isa.Opcode.GEMM):
-                            # This datapath runs dense output-stationary tiles only.
-                            with m.If(gemm.dataflow | gemm.sparse):
-                                m.d.sync += self.error.eq(1)
-                                m.d.comb += self.retire.eq(1)
-                                m.next = "IDLE"
-                            with m.Else():
-                                m.d.comb += self.start_gemm.eq(1)
-                                m.next = "WAIT"
-                        with m.Case(isa.Opcode.SETREG):
-                            m.d.sync += self.regs[setreg.reg].eq(setreg.value)
-                            retire_now()
-                        with m.Case(isa.Opcode.SYNC):
-                            retire_now()
-                        with m.Default():
+                with m.Else(), m.Switch(op):
+                    with m.Case(isa.Opcode.LOAD):
+                        m.d.comb += self.start_load.eq(1)
+                        m.next = "WAIT"
+                    with m.Case(isa.Opcode.STORE):
+                        m.d.comb += self.start_store.eq(1)
+                        m.next = "WAIT"
+                    with m.Case(isa.Opcode.GEMM):
+                        # This datapath runs dense output-stationary tiles only.
+                        with m.If(gemm.dataflow | gemm.sparse):
                             m.d.sync += self.error.eq(1)
                             m.d.comb += self.retire.eq(1)
                             m.next = "IDLE"
-            with m.State("WAIT"):
-                with m.If(self.unit_done):
-                    retire_now()
+                        with m.Else():
+                            m.d.comb += self.start_gemm.eq(1)
+                            m.next = "WAIT"
+                    with m.Case(isa.Opcode.SETREG):
+                        m.d.sync += self.regs[setreg.reg].eq(setreg.value)
+                        retire_now()
+                    with m.Case(isa.Opcode.SYNC):
+                        retire_now()
+                    with m.Default():
+                        m.d.sync += self.error.eq(1)
+                        m.d.comb += self.retire.eq(1)
+                        m.next = "IDLE"
+            with m.State("WAIT"), m.If(self.unit_done):
+                retire_now()
         return m

@@ -101,16 +101,15 @@ class Dma(wiring.Component):
         ]
 
         with m.FSM():
-            with m.State("IDLE"):
-                with m.If(self.start):
-                    m.d.sync += [sel.eq(self.buf), sram.eq(self.sram_addr),
-                                 addr.eq(self.dram_addr), rows.eq(self.rows),
-                                 stride.eq(self.stride), nbytes.eq(self.elems * esize),
-                                 issued.eq(0), received.eq(0)]
-                    with m.If(self.is_store):
-                        m.next = "PRIME"
-                    with m.Else():
-                        m.next = "LOAD"
+            with m.State("IDLE"), m.If(self.start):
+                m.d.sync += [sel.eq(self.buf), sram.eq(self.sram_addr),
+                             addr.eq(self.dram_addr), rows.eq(self.rows),
+                             stride.eq(self.stride), nbytes.eq(self.elems * esize),
+                             issued.eq(0), received.eq(0)]
+                with m.If(self.is_store):
+                    m.next = "PRIME"
+                with m.Else():
+                    m.next = "LOAD"
             with m.State("LOAD"):
                 m.d.comb += self.busy.eq(1)
                 m.d.comb += [self.mem_req.valid.eq(issued != rows), self.mem_req.p.write.eq(0)]

@@ -1,0 +1,665 @@
+"""Bit-exact arithmetic of the SAT hardware: the numbers the RTL must reproduce bit for bit.
+
+This module is the executable specification of the PE's and the vector engine's arithmetic.
+The floating-point kernels work on raw IEEE-754 bit patterns (``uint16`` for binary16,
+``uint32`` for binary32) and are written so that an RTL engineer can follow them step by step;
+they are Numba ``@njit`` functions, so the cycle-level kernels can call them too.
+
+Numeric policy
+--------------
+int8
+    ``int8 x int8 -> int32``. Products are exact (|p| <= 2^14); accumulation wraps modulo
+    2^32 (two's complement), exactly like a 32-bit adder that ignores its carry out. Wrapping
+    each step and wrapping once at the end give the same bits.
+fp16 x fp16 -> fp32 (one PE step)
+    ``acc' = fp32_add(acc, fp16_mul_exact(a, b))``.
+
+    * **The product is exact in fp32, never rounded.** Significands have at most 11 bits
+      (normals 1.f with 10 fraction bits; subnormals 0.f, i.e. fewer significant bits), so
+      the product has at most 22 significant bits <= fp32's 24. Magnitudes lie in
+      [2^-48, 65504^2 ~ 2^32): the smallest nonzero product (2^-24 x 2^-24, both the
+      smallest fp16 subnormal) is 2^-48, far above fp32's smallest normal 2^-126; the largest
+      is far below fp32's largest finite ~2^128. So every product of finite fp16 values,
+      subnormal inputs included, is a *normal* fp32 number (or a signed zero), exactly. The
+      multiplier therefore needs no rounding logic; the slow test
+      ``test_fp16_mul_exact_all_2_32_pairs`` checks this over all 2^32 input pairs.
+    * **The addition rounds to nearest, ties to even** (IEEE ``roundTiesToEven``), with
+      **full IEEE gradual underflow**: subnormal fp32 operands and results are produced
+      and consumed exactly as IEEE specifies; there is no flush-to-zero anywhere. (By
+      Hauser's theorem a sum that lands in the subnormal range is exact, so subnormals cost
+      no rounding error.) Overflow rounds to +-inf.
+    * The accumulation order is the array's order: ``k = 0, 1, ..., K-1``, each step rounded,
+      starting from +0.0 or from a given accumulator (accumulate mode).
+Signed zeros
+    ``x * y`` of zeros has sign ``sign(x) xor sign(y)``. ``(+0) + (-0) = +0``,
+    ``(-0) + (-0) = -0``, ``x + (-x) = +0`` for finite nonzero ``x``; ``x + (+-0) = x``.
+Infinities and NaN
+    ``inf - inf``, ``0 * inf`` -> NaN; ``inf + finite = inf``; ``inf * nonzero = +-inf``.
+    **Every NaN result is the canonical quiet NaN, positive sign, zero payload:**
+    ``0x7FC00000`` in fp32 and ``0x7E00`` in fp16, whatever the NaN inputs were (signalling
+    or quiet, any sign or payload). This differs from x86/numpy, which propagate a payload;
+    the RTL must produce the canonical pattern.
+fp32 -> fp16 (vector engine writes the fp16 copy of the master weights)
+    Round to nearest, ties to even; values at or above 65520 (half an ulp above 65504) round
+    to +-inf; results in fp16's subnormal range are rounded there (gradual underflow), and
+    tiny values round to signed zero. NaN -> ``0x7E00``.
+fp16 -> fp32
+    Exact (subnormal fp16 values become normal fp32 values). NaN -> ``0x7FC00000``.
+Error bound against exact arithmetic
+    Because products are exact and every addition obeys ``fl(x + y) = (x + y)(1 + d)`` with
+    ``|d| <= u = 2^-24`` (also in the subnormal range, where ``d = 0``), the sequential
+    fp32 accumulation of ``K`` products onto ``c0`` satisfies, when nothing overflows,
+    ``|C - C_exact| <= gamma_K * (|c0| + sum_k |a_ik| |b_kj|)`` with
+    ``gamma_K = K u / (1 - K u)``. :func:`matmul_error_bound` computes it. Any other
+    fp32 summation order (torch, BLAS) obeys the same bound, so two such results differ by at
+    most twice the bound.
+
+Bit-pattern kernels (``@njit``, scalars, callable from other Numba kernels):
+:func:`fp16_mul_exact`, :func:`fp32_add`, :func:`fp16_mac`, :func:`fp16_to_fp32`,
+:func:`fp32_to_fp16`. Array functions (Python): :func:`fp32_add_array`,
+:func:`fp16_mul_exact_array`, :func:`fp16_mac_sequence`, :func:`fp16_matmul`,
+:func:`int8_matmul`, :func:`cast_fp32_to_fp16`, :func:`cast_fp16_to_fp32`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# LLVM's ctlz: a branch-free leading-zero count (the RTL's priority encoder). A data-dependent
+# branch ladder instead costs a misprediction per product and halves fp16_matmul's speed.
+from numba.cpython.unsafe.numbers import leading_zeros
+
+__all__ = [
+    "CANONICAL_NAN_F16",
+    "CANONICAL_NAN_F32",
+    "U",
+    "bits_f16",
+    "bits_f32",
+    "cast_fp16_to_fp32",
+    "cast_fp32_to_fp16",
+    "error_bound",
+    "f16_bits",
+    "f32_bits",
+    "fp16_mac",
+    "fp16_mac_sequence",
+    "fp16_matmul",
+    "fp16_mul_exact",
+    "fp16_mul_exact_array",
+    "fp16_to_fp32",
+    "fp32_add",
+    "fp32_add_array",
+    "fp32_to_fp16",
+    "gamma",
+    "int8_matmul",
+    "matmul_error_bound",
+]
+
+CANONICAL_NAN_F32 = 0x7FC00000
+"""The only fp32 NaN the hardware produces: quiet, positive, zero payload."""
+CANONICAL_NAN_F16 = 0x7E00
+"""The only fp16 NaN the hardware produces: quiet, positive, zero payload."""
+U = 2.0**-24
+"""Unit roundoff of fp32 round-to-nearest: half an ulp of 1.0."""
+
+# binary32 fields
+_SIGN32 = 0x80000000
+_MANT32 = 0x007FFFFF
+_HIDDEN32 = 0x00800000
+_INF32 = 0x7F800000
+# binary16 fields
+_MANT16 = 0x03FF
+_HIDDEN16 = 0x0400
+_INF16 = 0x7C00
+# extra low bits kept by the adder datapath: guard, round, sticky
+_GRS = 3
+
+
+# ---------------------------------------------------------------- bit views (no arithmetic)
+
+
+def f32_bits(x) -> np.ndarray | np.uint32:
+    """Bit pattern of ``x`` as binary32 (``x`` is first converted to float32 if it is not).
+
+    Returns a ``np.uint32`` scalar for scalar input, a ``uint32`` array otherwise.
+    """
+    arr = np.asarray(x, dtype=np.float32).view(np.uint32)
+    return arr[()] if arr.ndim == 0 else arr
+
+
+def bits_f32(u) -> np.ndarray | np.float32:
+    """The float32 whose bit pattern is ``u`` (integers, taken modulo 2^32)."""
+    arr = (np.asarray(u, dtype=np.int64) & 0xFFFFFFFF).astype(np.uint32).view(np.float32)
+    return arr[()] if arr.ndim == 0 else arr
+
+
+def f16_bits(x) -> np.ndarray | np.uint16:
+    """Bit pattern of ``x`` as binary16 (``x`` is first converted to float16 if it is not)."""
+    arr = np.asarray(x, dtype=np.float16).view(np.uint16)
+    return arr[()] if arr.ndim == 0 else arr
+
+
+def bits_f16(u) -> np.ndarray | np.float16:
+    """The float16 whose bit pattern is ``u`` (integers, taken modulo 2^16)."""
+    arr = (np.asarray(u, dtype=np.int64) & 0xFFFF).astype(np.uint16).view(np.float16)
+    return arr[()] if arr.ndim == 0 else arr
+
+
+# ---------------------------------------------------------------- bit-level kernels
+
+
+@njit(cache=True, inline="always")
+def _msb(x):
+    """Index of the most significant set bit of ``x > 0``: a leading-zero counter in the RTL."""
+    return 63 - leading_zeros(np.int64(x))
+
+
+@njit(cache=True, inline="always")
+def fp16_mul_exact(a, b):
+    """Exact product of two binary16 values as a binary32 bit pattern.
+
+    Parameters
+    ----------
+    a, b : uint16
+        binary16 bit patterns.
+
+    Returns
+    -------
+    uint32
+        binary32 bit pattern of ``a * b``; never rounded (see the module docstring), always
+        normal or a signed zero. NaN in, or ``0 * inf``: :data:`CANONICAL_NAN_F32`.
+
+    Notes
+    -----
+    Written as the datapath plus output multiplexers (no data-dependent branches, which is
+    also what lets Numba vectorise :func:`fp16_matmul`): (1) unpack; (2) 11-bit significands,
+    subnormals taking exponent field 1 and no hidden bit; (3) 11 x 11 -> 22-bit integer
+    product; (4) normalise by a leading-zero count, no rounding; (5) select zero, infinity or
+    NaN over the finite result.
+    """
+    # 1. unpack
+    x = np.int64(a) & 0xFFFF
+    y = np.int64(b) & 0xFFFF
+    sign = ((x ^ y) & 0x8000) << 16
+    ex = (x >> 10) & 0x1F
+    ey = (y >> 10) & 0x1F
+    fx = x & _MANT16
+    fy = y & _MANT16
+    x_special = ex == 31
+    y_special = ey == 31
+    x_zero = (x & 0x7FFF) == 0
+    y_zero = (y & 0x7FFF) == 0
+    nan = (x_special & (fx != 0)) | (y_special & (fy != 0)) | (x_special & y_zero)
+    nan |= y_special & x_zero
+    # 2. significands
+    mx = fx | (_HIDDEN16 if ex != 0 else 0)
+    my = fy | (_HIDDEN16 if ey != 0 else 0)
+    ex = max(ex, 1)
+    ey = max(ey, 1)
+    # 3. value = p * 2^(ex + ey - 2*15 - 2*10), p < 2^22
+    p = mx * my
+    # 4. p = 1.f * 2^n: fp32 biased exponent n + ex + ey - 50 + 127, always in [79, 158]
+    n = _msb(p | 1)
+    e = n + ex + ey + 77
+    r = sign | (e << 23) | ((p << (23 - n)) & _MANT32)
+    # 5. output multiplexer
+    r = sign if p == 0 else r
+    r = (sign | _INF32) if (x_special | y_special) else r
+    r = CANONICAL_NAN_F32 if nan else r
+    return np.uint32(r)
+
+
+@njit(cache=True, inline="always")
+def fp32_add(a, b):
+    """IEEE binary32 addition, round to nearest even, gradual underflow, canonical NaN.
+
+    Parameters
+    ----------
+    a, b : uint32
+        binary32 bit patterns.
+
+    Returns
+    -------
+    uint32
+        binary32 bit pattern of ``a + b``.
+
+    Notes
+    -----
+    The datapath, with multiplexers in place of branches: (1) swap so that ``|x| >= |y|``
+    (non-negative floats order like their bit patterns); (2) unpack, flag specials; (3)
+    24-bit significands (hidden bit, or exponent 1 for subnormals) extended by three bits,
+    guard/round/sticky; (4) shift ``y`` right by the exponent difference, OR-ing everything
+    shifted out into the sticky bit; (5) add or subtract, one right shift on carry out;
+    (6) after cancellation, a leading-zero count and left shift that stops at exponent 1
+    (the result is then subnormal); (7) round to nearest even on the three extra bits,
+    renormalising on carry; (8) pack, overflow to infinity, select the special results.
+    """
+    # 1. magnitude order
+    x = np.int64(a) & 0xFFFFFFFF
+    y = np.int64(b) & 0xFFFFFFFF
+    swap = (x & 0x7FFFFFFF) < (y & 0x7FFFFFFF)
+    x, y = (y, x) if swap else (x, y)
+    # 2. unpack
+    ex = (x >> 23) & 0xFF
+    ey = (y >> 23) & 0xFF
+    x_special = ex == 0xFF
+    y_special = ey == 0xFF
+    subtract = ((x ^ y) >> 31) != 0
+    nan = (x_special & ((x & _MANT32) != 0)) | (y_special & ((y & _MANT32) != 0))
+    nan |= x_special & y_special & subtract  # inf - inf
+    sign = x & _SIGN32
+    # 3. significands with guard, round and sticky bits below
+    mx = ((x & _MANT32) | (_HIDDEN32 if ex != 0 else 0)) << _GRS
+    my = ((y & _MANT32) | (_HIDDEN32 if ey != 0 else 0)) << _GRS
+    ex = max(ex, 1)
+    ey = max(ey, 1)
+    # 4. align y; from 27 places on, every bit of y lands in the sticky bit
+    d = min(ex - ey, 27)
+    lost = my & ((1 << d) - 1)
+    my = (my >> d) | (1 if lost != 0 else 0)
+    # 5. add or subtract; the hidden bit of a normal result sits at bit 26
+    m = mx - my if subtract else mx + my
+    carry = m >> 27
+    m = (m >> carry) | (m & carry)
+    e = ex + carry
+    # 6. normalise after cancellation, not below exponent 1 (gradual underflow)
+    shift = min(26 - _msb(m | 1), e - 1)
+    m <<= shift
+    e -= shift
+    sign = 0 if ((m == 0) & subtract) else sign  # exact cancellation is +0 under RNE
+    # 7. round to nearest, ties to even
+    grs = m & 7
+    m >>= _GRS
+    m += 1 if ((grs > 4) | ((grs == 4) & ((m & 1) != 0))) else 0
+    carry = m >> 24
+    m >>= carry
+    e += carry
+    # 8. pack (exponent field 0 when the hidden bit is clear: subnormal or zero) and select
+    r = sign | ((e if m >= _HIDDEN32 else 0) << 23) | (m & _MANT32)
+    r = (sign | _INF32) if e >= 0xFF else r
+    r = x if x_special else r  # inf + finite, inf + inf of one sign: x is that infinity
+    r = CANONICAL_NAN_F32 if nan else r
+    return np.uint32(r)
+
+
+@njit(cache=True, inline="always")
+def fp16_mac(acc, a, b):
+    """One PE step: ``fp32_add(acc, fp16_mul_exact(a, b))`` on bit patterns."""
+    return fp32_add(acc, fp16_mul_exact(a, b))
+
+
+@njit(cache=True)
+def fp16_to_fp32(h):
+    """Exact binary16 -> binary32 conversion of a bit pattern; NaN -> canonical."""
+    x = np.int64(h) & 0xFFFF
+    sign = (x & 0x8000) << 16
+    e = (x >> 10) & 0x1F
+    m = x & _MANT16
+    if e == 31:
+        if m != 0:
+            return np.uint32(CANONICAL_NAN_F32)
+        return np.uint32(sign | _INF32)
+    if e == 0:
+        if m == 0:
+            return np.uint32(sign)
+        n = _msb(m)  # m * 2^-24 = 1.f * 2^(n - 24)
+        return np.uint32(sign | ((n + 103) << 23) | ((m << (23 - n)) & _MANT32))
+    return np.uint32(sign | ((e + 112) << 23) | (m << 13))
+
+
+@njit(cache=True)
+def fp32_to_fp16(u):
+    """binary32 -> binary16 bit pattern, round to nearest even, gradual underflow.
+
+    Values whose rounded magnitude exceeds 65504 become +-inf; NaN -> :data:`CANONICAL_NAN_F16`.
+    """
+    x = np.int64(u) & 0xFFFFFFFF
+    sign = (x >> 16) & 0x8000
+    e = (x >> 23) & 0xFF
+    m = x & _MANT32
+    if e == 0xFF:
+        if m != 0:
+            return np.uint16(CANONICAL_NAN_F16)
+        return np.uint16(sign | _INF16)
+    if e != 0:
+        m |= _HIDDEN32
+    else:
+        e = 1
+    # fp16 exponent field if the result is normal; otherwise shift further into a subnormal
+    fe = e - 112
+    if fe >= 1:
+        shift = 13
+    else:
+        shift = 14 - fe
+        if shift > 25:
+            shift = 25  # m < 2^24 < half of 2^25: rounds to zero like any larger shift
+    keep = m >> shift
+    rem = m & ((1 << shift) - 1)
+    half = 1 << (shift - 1)
+    if rem > half or (rem == half and (keep & 1) != 0):
+        keep += 1
+    # a rounding carry into bit 11 (normal) or bit 10 (subnormal) bumps the exponent by itself
+    h = ((fe - 1) << 10) + keep if fe >= 1 else keep
+    if h >= _INF16:
+        return np.uint16(sign | _INF16)
+    return np.uint16(sign | h)
+
+
+# ---------------------------------------------------------------- array kernels
+
+
+@njit(cache=True)
+def _add_loop(a, b, out):
+    for i in range(a.size):
+        out[i] = fp32_add(a[i], b[i])
+
+
+@njit(cache=True)
+def _mul_loop(a, b, out):
+    for i in range(a.size):
+        out[i] = fp16_mul_exact(a[i], b[i])
+
+
+@njit(cache=True)
+def _to16_loop(a, out):
+    for i in range(a.size):
+        out[i] = fp32_to_fp16(a[i])
+
+
+@njit(cache=True)
+def _to32_loop(a, out):
+    for i in range(a.size):
+        out[i] = fp16_to_fp32(a[i])
+
+
+@njit(cache=True)
+def _mac_loop(acc, a, b):
+    for k in range(a.size):
+        acc = fp16_mac(acc, a[k], b[k])
+    return acc
+
+
+@njit(cache=True)
+def _matmul_kernel(a, b, acc):
+    """``acc[i, j] <- acc[i, j] (+) a[i, k] (x) b[k, j]`` for k = 0..K-1, in place, on bits.
+
+    Loop order i, k, j: each k step updates a whole row of independent accumulators, which
+    Numba vectorises; the order of the additions into any one accumulator is still k = 0, 1...
+    """
+    m, k_dim = a.shape
+    for i in range(m):
+        row = acc[i]
+        for k in range(k_dim):
+            av = a[i, k]
+            b_row = b[k]
+            for j in range(row.size):
+                row[j] = fp16_mac(row[j], av, b_row[j])
+
+
+def _fp16_operand(x, name: str) -> np.ndarray:
+    """float16 values or uint16 bit patterns -> contiguous uint16 bit patterns."""
+    arr = np.asarray(x)
+    if arr.dtype == np.float16:
+        arr = arr.view(np.uint16)
+    elif arr.dtype != np.uint16:
+        raise TypeError(
+            f"{name} must be float16 values or uint16 bit patterns, not dtype {arr.dtype}"
+        )
+    return np.ascontiguousarray(arr)
+
+
+def _fp32_operand(x, name: str) -> np.ndarray:
+    """float32 values or uint32 bit patterns -> contiguous uint32 bit patterns."""
+    arr = np.asarray(x)
+    if arr.dtype == np.float32:
+        arr = arr.view(np.uint32)
+    elif arr.dtype != np.uint32:
+        raise TypeError(
+            f"{name} must be float32 values or uint32 bit patterns, not dtype {arr.dtype}"
+        )
+    return np.ascontiguousarray(arr)
+
+
+def fp32_add_array(a, b) -> np.ndarray:
+    """Elementwise :func:`fp32_add` with broadcasting.
+
+    Parameters
+    ----------
+    a, b : array_like of float32 or uint32
+        Values or bit patterns.
+
+    Returns
+    -------
+    uint32 ndarray
+        Bit patterns of the sums.
+    """
+    a, b = np.broadcast_arrays(_fp32_operand(a, "a"), _fp32_operand(b, "b"))
+    out = np.empty(a.shape, np.uint32)
+    _add_loop(np.ascontiguousarray(a).ravel(), np.ascontiguousarray(b).ravel(), out.ravel())
+    return out
+
+
+def fp16_mul_exact_array(a, b) -> np.ndarray:
+    """Elementwise :func:`fp16_mul_exact` with broadcasting; returns uint32 bit patterns.
+
+    Parameters
+    ----------
+    a, b : array_like of float16 or uint16
+        Values or bit patterns.
+    """
+    a, b = np.broadcast_arrays(_fp16_operand(a, "a"), _fp16_operand(b, "b"))
+    out = np.empty(a.shape, np.uint32)
+    _mul_loop(np.ascontiguousarray(a).ravel(), np.ascontiguousarray(b).ravel(), out.ravel())
+    return out
+
+
+def cast_fp32_to_fp16(x) -> np.ndarray:
+    """fp32 -> fp16 as the vector engine does it (:func:`fp32_to_fp16` elementwise).
+
+    Parameters
+    ----------
+    x : array_like of float32 or uint32
+        Values or bit patterns.
+
+    Returns
+    -------
+    float16 ndarray
+    """
+    x = _fp32_operand(x, "x")
+    out = np.empty(x.shape, np.uint16)
+    _to16_loop(x.ravel(), out.ravel())
+    return out.view(np.float16)
+
+
+def cast_fp16_to_fp32(x) -> np.ndarray:
+    """Exact fp16 -> fp32 (:func:`fp16_to_fp32` elementwise; NaN canonical); float32 out."""
+    x = _fp16_operand(x, "x")
+    out = np.empty(x.shape, np.uint32)
+    _to32_loop(x.ravel(), out.ravel())
+    return out.view(np.float32)
+
+
+def fp16_mac_sequence(acc0_bits, a_fp16, b_fp16) -> np.uint32:
+    """One PE's accumulator after the products ``a[k] * b[k]``, ``k = 0, 1, ...`` in order.
+
+    Parameters
+    ----------
+    acc0_bits : int
+        Initial accumulator, a binary32 bit pattern (0 for +0.0).
+    a_fp16, b_fp16 : 1-D array_like of float16 or uint16
+        The operand streams, equal lengths.
+
+    Returns
+    -------
+    np.uint32
+        binary32 bit pattern of the final accumulator.
+
+    Raises
+    ------
+    ValueError
+        If the streams are not 1-D or differ in length.
+    """
+    a = _fp16_operand(a_fp16, "a_fp16")
+    b = _fp16_operand(b_fp16, "b_fp16")
+    if a.ndim != 1 or b.ndim != 1 or a.shape != b.shape:
+        raise ValueError(
+            f"a_fp16 and b_fp16 must be 1-D of equal length, not shapes {a.shape} and {b.shape}"
+        )
+    acc0 = int(acc0_bits)
+    if not 0 <= acc0 < 1 << 32:
+        raise ValueError(f"acc0_bits must be a 32-bit pattern in [0, 2**32), not {acc0_bits!r}")
+    return np.uint32(_mac_loop(np.uint32(acc0), a, b))
+
+
+def fp16_matmul(a, b, order: str = "sequential", acc=None) -> np.ndarray:
+    """``C = acc + A @ B`` as the PE array computes it, bit for bit.
+
+    ``C[i, j]`` is accumulated by one PE: starting from ``acc[i, j]`` (default +0.0), it adds
+    the exact fp32 products ``a[i, k] * b[k, j]`` for ``k = 0, 1, ..., K-1`` in that order,
+    rounding each sum to fp32 (:func:`fp16_mac`).
+
+    Parameters
+    ----------
+    a : (M, K) array_like of float16 or uint16
+        Left operand, values or bit patterns.
+    b : (K, N) array_like of float16 or uint16
+        Right operand, values or bit patterns.
+    order : {"sequential"}
+        Reduction order; the array reduces in increasing ``k`` in every dataflow (a tile split
+        along K continues from the previous accumulator, which is the same order).
+    acc : (M, N) array_like of float32 or uint32, optional
+        Initial accumulators (accumulate mode).
+
+    Returns
+    -------
+    (M, N) float32 ndarray
+
+    Raises
+    ------
+    ValueError
+        On an unknown ``order`` or mismatched shapes.
+    TypeError
+        On operands of another dtype.
+    """
+    if order != "sequential":
+        raise ValueError(f"order must be 'sequential', not {order!r}")
+    a_bits = _fp16_operand(a, "a")
+    b_bits = _fp16_operand(b, "b")
+    if a_bits.ndim != 2 or b_bits.ndim != 2 or a_bits.shape[1] != b_bits.shape[0]:
+        raise ValueError(
+            f"a and b must be (M, K) and (K, N) matrices, not shapes {a_bits.shape} and "
+            f"{b_bits.shape}"
+        )
+    shape = (a_bits.shape[0], b_bits.shape[1])
+    if acc is None:
+        acc_bits = np.zeros(shape, np.uint32)
+    else:
+        acc_bits = _fp32_operand(acc, "acc")
+        if acc_bits.shape != shape:
+            raise ValueError(f"acc must have shape {shape}, not {acc_bits.shape}")
+        acc_bits = acc_bits.copy()
+    _matmul_kernel(a_bits, b_bits, acc_bits)
+    return acc_bits.view(np.float32)
+
+
+def int8_matmul(a, b, acc=None) -> np.ndarray:
+    """``C = acc + A @ B`` in int32 with two's complement wrap-around, as the PE array does.
+
+    Parameters
+    ----------
+    a : (M, K) int8 array_like
+    b : (K, N) int8 array_like
+    acc : (M, N) int32 array_like, optional
+        Initial accumulators (accumulate mode).
+
+    Returns
+    -------
+    (M, N) int32 ndarray
+
+    Raises
+    ------
+    TypeError
+        If an operand is not int8 (or ``acc`` not int32).
+    ValueError
+        On mismatched shapes.
+    """
+    a = np.asarray(a)
+    b = np.asarray(b)
+    for name, arr in (("a", a), ("b", b)):
+        if arr.dtype != np.int8:
+            raise TypeError(f"{name} must be int8, not dtype {arr.dtype}")
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+        raise ValueError(
+            f"a and b must be (M, K) and (K, N) matrices, not shapes {a.shape} and {b.shape}"
+        )
+    # int64 is exact up to K = 2^49 / 2^14; the ring Z/2^32 makes one final wrap equal to
+    # wrapping after every step
+    total = a.astype(np.int64) @ b.astype(np.int64)
+    if acc is not None:
+        acc = np.asarray(acc)
+        if acc.dtype != np.int32:
+            raise TypeError(f"acc must be int32, not dtype {acc.dtype}")
+        if acc.shape != total.shape:
+            raise ValueError(f"acc must have shape {total.shape}, not {acc.shape}")
+        total += acc
+    return (((total + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)).astype(np.int32)
+
+
+# ---------------------------------------------------------------- error bound
+
+
+def gamma(k: int) -> float:
+    """``gamma_k = k u / (1 - k u)`` with ``u = 2^-24``, the fp32 recursive-summation constant.
+
+    Raises
+    ------
+    ValueError
+        If ``k`` is negative or ``k u >= 1``.
+    """
+    if not isinstance(k, int | np.integer) or k < 0 or k * U >= 1:
+        raise ValueError(f"k must be an integer in [0, 2**24), not {k!r}")
+    return k * U / (1 - k * U)
+
+
+def error_bound(k: int, magnitude) -> np.ndarray | float:
+    """Bound on ``|computed - exact|`` of ``k`` sequential fp32 round-to-nearest additions.
+
+    Parameters
+    ----------
+    k : int
+        Number of additions (for a matmul, the reduction length K).
+    magnitude : float or array_like
+        The sum of the magnitudes of the summands, ``|c0| + sum_k |a_k b_k|``.
+
+    Returns
+    -------
+    float or float64 ndarray
+        ``gamma_k * magnitude``, enlarged by a relative ``(k + 4) 2^-52`` so that the float64
+        rounding of ``magnitude`` and of this product cannot make it smaller than the exact
+        value. Valid when no partial sum overflows.
+    """
+    g = gamma(k)
+    out = np.asarray(magnitude, dtype=np.float64) * (g * (1.0 + (k + 4) * 2.0**-52))
+    return out[()] if out.ndim == 0 else out
+
+
+def matmul_error_bound(a, b, acc=None) -> np.ndarray:
+    """Elementwise bound on ``|fp16_matmul(a, b, acc=acc) - exact|`` (module docstring).
+
+    Parameters
+    ----------
+    a : (M, K) float16 array_like
+    b : (K, N) float16 array_like
+    acc : (M, N) float32 array_like, optional
+
+    Returns
+    -------
+    (M, N) float64 ndarray
+        ``gamma_K * (|acc| + |a| @ |b|)``; the fp16 products are exact in float64.
+    """
+    a64 = np.abs(np.asarray(a, dtype=np.float16).astype(np.float64))
+    b64 = np.abs(np.asarray(b, dtype=np.float16).astype(np.float64))
+    mag = a64 @ b64
+    if acc is not None:
+        mag = mag + np.abs(np.asarray(acc, dtype=np.float32).astype(np.float64))
+    return error_bound(a64.shape[1], mag)

@@ -1,0 +1,434 @@
+"""SCALE-Sim compatibility: read its topology CSVs and ``.cfg`` architecture files.
+
+Topology CSVs are read by header name (case and spacing ignored), so column order does not
+matter, trailing commas and empty trailing columns (as SCALE-Sim's own files have) are
+tolerated, and extra annotation columns (e.g. ``Eh, Ew`` in SCALE-Sim's ``Resnet50.csv``) are
+ignored. Two formats:
+
+- conv: ``Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels,
+  Num Filter, Strides[, Sparsity]`` (``Stride height, Stride width`` instead of ``Strides``,
+  as SCALE-Sim writes them, also work);
+- GEMM (SCALE-Sim's ``GEMM_mnk`` topologies): ``Layer, M, N, K[, Sparsity]``.
+
+``Sparsity`` is ``N:M`` (e.g. ``2:4``); blank or ``dense`` is dense.
+
+Lowering convention (SCALE-Sim's, :meth:`Layer.gemm_shape`): a conv layer is the GEMM
+``ofmap (M x N) = ifmap windows (M x K) . filters (K x N)`` with
+
+- ``M = ofmap_h * ofmap_w`` with ``ofmap = ceil((ifmap - filter) / stride) + 1``, no padding
+  (SCALE-Sim topologies give the already padded IFMAP size). This is SCALE-Sim's own formula,
+  ``ceil((ifmap - filter + stride) / stride)`` in its ``topology_utils.py``; it differs from the
+  usual ``(ifmap - filter) // stride + 1`` when the stride does not divide ``ifmap - filter``
+  (SCALE-Sim then counts one more, partial, window: a 224 x 224 IFMAP with a 7 x 7 filter at
+  stride 2 gives 110, not 109), and we keep it so that shapes and MAC counts match SCALE-Sim's,
+- ``N = Num Filter``,
+- ``K = filter_h * filter_w * channels``.
+
+A GEMM row ``M, N, K`` is that GEMM directly (SCALE-Sim loads it as a ``M x K`` ifmap with one
+``1 x K`` filter per output column, which lowers to the same shape). N:M sparsity prunes the
+filter operand along ``K``.
+
+SCALE-Sim features not read: depthwise layers marked by ``DP`` in the name (SCALE-Sim splits
+them into one layer per channel) are read as ordinary conv layers.
+"""
+
+from __future__ import annotations
+
+import configparser
+import csv
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import AcceleratorConfig, ConfigError, parse_nm, preset
+
+__all__ = [
+    "CONV_COLUMNS",
+    "GEMM_COLUMNS",
+    "SCALESIM_CFG_KEYS",
+    "Layer",
+    "TopologyError",
+    "read_scalesim_cfg",
+    "read_topology",
+]
+
+
+class TopologyError(ValueError):
+    """A SCALE-Sim topology or ``.cfg`` file that cannot be read.
+
+    Parameters
+    ----------
+    path : str
+        The file.
+    line : int
+        1-based line number (0 when the problem is the file as a whole).
+    column : str
+        The column (CSV header name) or ``[section] key`` (cfg) at fault; empty if none.
+    why : str
+        What is wrong and what was expected.
+    """
+
+    def __init__(self, path: str | Path, line: int, column: str, why: str):
+        self.path, self.line, self.column, self.why = str(path), line, column, why
+        where = f"{self.path}:{line}" if line else self.path
+        col = f" column {column!r}:" if column else ""
+        super().__init__(f"{where}:{col} {why}")
+
+
+CONV_COLUMNS = ("layer name", "ifmap height", "ifmap width", "filter height", "filter width",
+                "channels", "num filter", "strides")
+"""Required conv columns, normalised (``strides`` may instead be ``stride height`` and
+``stride width``)."""
+
+GEMM_COLUMNS = ("layer", "m", "n", "k")
+"""Required GEMM columns, normalised (``layer name`` is accepted for ``layer``)."""
+
+_CONV_INTS = {"ifmap height": "ifmap_h", "ifmap width": "ifmap_w", "filter height": "filter_h",
+              "filter width": "filter_w", "channels": "channels", "num filter": "num_filters"}
+_INT = re.compile(r"\+?\d+")
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One row of a SCALE-Sim topology.
+
+    Attributes
+    ----------
+    name : str
+    kind : str
+        ``"conv"`` or ``"gemm"``.
+    ifmap_h, ifmap_w, filter_h, filter_w, channels, num_filters, stride_h, stride_w : int
+        Conv fields (0 for GEMM rows).
+    m, n, k : int
+        GEMM fields (0 for conv rows).
+    sparsity : tuple of int or None
+        ``(n, m)`` of an N:M pattern on the filter operand, ``None`` for dense.
+    line : int
+        Line of the file the layer came from (not part of equality).
+    """
+
+    name: str
+    kind: str
+    ifmap_h: int = 0
+    ifmap_w: int = 0
+    filter_h: int = 0
+    filter_w: int = 0
+    channels: int = 0
+    num_filters: int = 0
+    stride_h: int = 0
+    stride_w: int = 0
+    m: int = 0
+    n: int = 0
+    k: int = 0
+    sparsity: tuple[int, int] | None = None
+    line: int = field(default=0, compare=False)
+
+    def ofmap_dims(self) -> tuple[int, int]:
+        """``(ofmap_h, ofmap_w)`` of a conv layer with SCALE-Sim's formula
+        ``ceil((ifmap - filter) / stride) + 1`` (no padding); ``(m, 1)`` for a GEMM row."""
+        if self.kind == "gemm":
+            return self.m, 1
+        return (-(-(self.ifmap_h - self.filter_h) // self.stride_h) + 1,
+                -(-(self.ifmap_w - self.filter_w) // self.stride_w) + 1)
+
+    def gemm_shape(self) -> tuple[int, int, int]:
+        """``(M, N, K)`` of the lowered GEMM (see the module docstring for the convention)."""
+        if self.kind == "gemm":
+            return self.m, self.n, self.k
+        oh, ow = self.ofmap_dims()
+        return oh * ow, self.num_filters, self.filter_h * self.filter_w * self.channels
+
+    def macs(self) -> int:
+        """Dense multiply-accumulates, ``M * N * K``."""
+        M, N, K = self.gemm_shape()
+        return M * N * K
+
+
+def _norm(cell: str) -> str:
+    return " ".join(cell.split()).lower()
+
+
+def read_topology(path: str | Path) -> list[Layer]:
+    """Read a SCALE-Sim topology CSV (conv or GEMM format, told apart by the header).
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    list of Layer
+        In file order; blank rows are skipped.
+
+    Raises
+    ------
+    TopologyError
+        Unreadable or empty file, a header naming neither format, a missing or repeated
+        column, a missing or non-positive-integer value, a bad ``Sparsity``, a filter larger
+        than its IFMAP, or a row with more values than the header has columns. The message
+        names the file, the line and the column.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise TopologyError(path, 0, "", f"cannot read the file ({e})") from e
+    rows = list(csv.reader(text.splitlines()))
+    if not rows or not any(c.strip() for c in rows[0]):
+        raise TopologyError(path, 1 if rows else 0, "", "expected a header line, the file "
+                            "starts with an empty line" if rows else "the file is empty")
+    header = rows[0]
+    cols: dict[str, int] = {}
+    for i, cell in enumerate(header):
+        key = _norm(cell)
+        if not key:
+            continue
+        if key in cols:
+            raise TopologyError(path, 1, cell.strip(), f"repeated column (also column "
+                                f"{cols[key] + 1})")
+        cols[key] = i
+    if "ifmap height" in cols:
+        kind = "conv"
+        cols.setdefault("layer name", cols.get("layer", -1))
+        required = [c for c in CONV_COLUMNS if c != "strides"]
+        if "strides" not in cols:
+            required += ["stride height", "stride width"]
+        else:
+            required.append("strides")
+    elif "m" in cols or "k" in cols:
+        kind = "gemm"
+        cols.setdefault("layer", cols.get("layer name", -1))
+        required = list(GEMM_COLUMNS)
+    else:
+        raise TopologyError(path, 1, "", "the header names neither the conv columns "
+                            f"{CONV_COLUMNS} nor the GEMM columns {GEMM_COLUMNS}")
+    for c in required:
+        if cols.get(c, -1) < 0:
+            raise TopologyError(path, 1, c, f"missing column in the {kind} header "
+                                f"(expected {required})")
+    names = {_norm(c): c.strip() for c in header}
+    names.setdefault("layer name", names.get("layer", "Layer name"))
+    names.setdefault("layer", names["layer name"])
+    width = max(i for i, c in enumerate(header) if c.strip()) + 1
+
+    layers = []
+    for lineno, row in enumerate(rows[1:], start=2):
+        if not any(c.strip() for c in row):
+            continue
+        extra = [c for c in row[width:] if c.strip()]
+        if extra:
+            raise TopologyError(path, lineno, "", f"{len(extra)} value(s) beyond the header's "
+                                f"{width} columns, first {extra[0].strip()!r}")
+
+        def cell(key: str, row=row) -> str:
+            i = cols[key]
+            return row[i].strip() if i < len(row) else ""
+
+        def integer(key: str, lineno=lineno) -> int:
+            v = cell(key)
+            if not _INT.fullmatch(v) or int(v) < 1:
+                why = "missing value" if not v else f"expected a positive integer, not {v!r}"
+                raise TopologyError(path, lineno, names[key], why)
+            return int(v)
+
+        name = cell("layer name" if kind == "conv" else "layer")
+        if not name:
+            raise TopologyError(path, lineno, names["layer name" if kind == "conv" else "layer"],
+                                "missing layer name")
+        sparsity = None
+        if "sparsity" in cols:
+            s = cell("sparsity")
+            if s and s.lower() != "dense":
+                try:
+                    sparsity = parse_nm(s, "Sparsity")
+                except ConfigError as e:
+                    raise TopologyError(path, lineno, names["sparsity"],
+                                        f"{s!r} is not a pattern: expected {e.allowed}, "
+                                        "or blank or 'dense'") from None
+        if kind == "gemm":
+            layers.append(Layer(name, "gemm", m=integer("m"), n=integer("n"), k=integer("k"),
+                                sparsity=sparsity, line=lineno))
+            continue
+        vals = {attr: integer(key) for key, attr in _CONV_INTS.items()}
+        if "strides" in cols:
+            vals["stride_h"] = vals["stride_w"] = integer("strides")
+        else:
+            vals["stride_h"], vals["stride_w"] = integer("stride height"), integer("stride width")
+        for dim in ("height", "width"):
+            f, i = vals[f"filter_{dim[0]}"], vals[f"ifmap_{dim[0]}"]
+            if f > i:
+                raise TopologyError(path, lineno, names[f"filter {dim}"],
+                                    f"filter {dim} {f} is larger than the IFMAP {dim} {i}")
+        layers.append(Layer(name, "conv", **vals, sparsity=sparsity, line=lineno))
+    return layers
+
+
+# --- .cfg architecture files ---------------------------------------------------------------------
+
+_LAYOUT_KEYS = ("IfmapCustomLayout", "FilterCustomLayout", "IfmapSRAMBankBandwidth",
+                "IfmapSRAMBankNum", "IfmapSRAMBankPort", "FilterSRAMBankBandwidth",
+                "FilterSRAMBankNum", "FilterSRAMBankPort")
+
+SCALESIM_CFG_KEYS: dict[str, tuple[str, ...]] = {
+    "general": ("run_name",),
+    "architecture_presets": (
+        "ArrayHeight", "ArrayWidth", "IfmapSramSzkB", "FilterSramSzkB", "OfmapSramSzkB",
+        "IfmapOffset", "FilterOffset", "OfmapOffset", "Dataflow", "Bandwidth",
+        "ReadRequestBuffer", "WriteRequestBuffer", "MemoryBanks", "OnChipMemoryBanks",
+        "OnChipMemoryBankPorts", *_LAYOUT_KEYS),
+    "layout": _LAYOUT_KEYS,
+    "sparsity": ("SparsitySupport", "SparseRep", "OptimizedMapping", "BlockSize",
+                 "RandomNumberGeneratorSeed", "NonZeroElems"),
+    "run_presets": ("InterfaceBandwidth", "UseRamulatorTrace"),
+    "network_presets": ("TopologyCsvLoc",),
+}
+"""The sections and keys SCALE-Sim (v2, v3) reads. Those that :func:`read_scalesim_cfg` does not
+map are accepted and ignored: the SRAM address offsets, request buffers, SRAM banking and layout,
+the sparse representation and mapping knobs, the Ramulator switch and the topology path."""
+
+_KNOWN = {sec: {k.lower(): k for k in keys} for sec, keys in SCALESIM_CFG_KEYS.items()}
+_SECTION_RE = re.compile(r"^\s*\[([^\]]*)\]")
+_OPTION_RE = re.compile(r"^([^\s:=;#\[][^:=]*?)\s*[:=]")
+
+
+def _key_lines(text: str) -> dict[tuple[str, str], int]:
+    """``(section, key)`` (lower case) -> 1-based line, and ``(section, "")`` -> its header."""
+    where, sec = {}, ""
+    for no, line in enumerate(text.splitlines(), start=1):
+        if m := _SECTION_RE.match(line):
+            sec = m.group(1).strip().lower()
+            where.setdefault((sec, ""), no)
+        elif m := _OPTION_RE.match(line):
+            where.setdefault((sec, m.group(1).strip().lower()), no)
+    return where
+
+
+def read_scalesim_cfg(path: str | Path, base: AcceleratorConfig | None = None
+                      ) -> AcceleratorConfig:
+    """Read a SCALE-Sim ``.cfg`` file into an :class:`AcceleratorConfig`.
+
+    Mapping (everything else comes from ``base``, by default the ``tiny`` preset):
+
+    ========================================  ==============================================
+    SCALE-Sim                                 satmem
+    ========================================  ==============================================
+    ``[general] run_name``                    ``name``
+    ``ArrayHeight``, ``ArrayWidth``           ``array.rows``, ``array.cols``
+    ``IfmapSramSzkB``                         ``buffers.act_kib`` (SCALE-Sim's kB are KiB)
+    ``FilterSramSzkB``                        ``buffers.wgt_kib``
+    ``OfmapSramSzkB``                         ``buffers.acc_kib``
+    ``Dataflow`` ``os`` or ``ws``             ``array.dataflows = (dataflow,)``
+    ``Bandwidth`` (words per cycle)           ``dram.bandwidth_gbps`` per channel, so that
+                                              ``dram_bytes_per_cycle`` = words x operand
+                                              bytes at ``base.clock_mhz``; a comma list
+                                              uses its minimum, as SCALE-Sim does; ignored
+                                              when ``InterfaceBandwidth`` is ``CALC``
+    ``[sparsity] SparsitySupport``            ``false``: ``array.patterns = ()`` (dense);
+                                              ``true``: ``base``'s patterns (SCALE-Sim takes
+                                              N:M per layer from the topology)
+    ========================================  ==============================================
+
+    ``dram.bus_bytes`` grows to the next power of two that holds one buffer entry when the
+    array is wider than ``base`` allows.
+
+    Parameters
+    ----------
+    path : str or Path
+    base : AcceleratorConfig, optional
+        Supplies every field the file does not set (default: ``preset("tiny")``).
+
+    Raises
+    ------
+    TopologyError
+        Unreadable or malformed INI, a missing ``[architecture_presets]`` section or key, a
+        value that is not a positive integer (or ``true``/``false``, ``USER``/``CALC``), or a
+        section or key SCALE-Sim does not know; the message names the file, line and key.
+    ConfigError
+        ``Dataflow = is`` (input stationary: not a dataflow of this machine), or mapped values
+        that the config rejects (the field names the satmem field and the file).
+    """
+    path = Path(path)
+    base = preset("tiny") if base is None else base
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise TopologyError(path, 0, "", f"cannot read the file ({e})") from e
+    cp = configparser.ConfigParser(interpolation=None)
+    try:
+        cp.read_string(text, source=str(path))
+    except configparser.Error as e:
+        line = getattr(e, "lineno", 0) or (e.errors[0][0] if getattr(e, "errors", None) else 0)
+        raise TopologyError(path, line, "", f"not a valid INI file: {e.message.splitlines()[0]}"
+                            ) from None
+    lines = _key_lines(text)
+
+    values: dict[tuple[str, str], tuple[str, int, str]] = {}
+    for sec in cp.sections():
+        s = sec.strip().lower()
+        if s not in _KNOWN:
+            raise TopologyError(path, lines.get((s, ""), 0), f"[{sec}]", "unknown section: "
+                                f"SCALE-Sim knows {sorted(SCALESIM_CFG_KEYS)}")
+        for key, value in cp.items(sec):
+            line = lines.get((s, key), 0)
+            if key not in _KNOWN[s]:
+                raise TopologyError(path, line, f"[{sec}] {key}", "unknown key: SCALE-Sim's "
+                                    f"[{s}] keys are {list(SCALESIM_CFG_KEYS[s])}")
+            values[(s, key)] = (value.strip(), line, f"[{sec}] {_KNOWN[s][key]}")
+
+    def get(sec: str, key: str, required: bool = False) -> tuple[str, int, str] | None:
+        v = values.get((sec, key.lower()))
+        if v is None and required:
+            line = lines.get((sec, ""), 0)
+            raise TopologyError(path, line, f"[{sec}] {key}", "missing key" if line
+                                else f"missing key (and no [{sec}] section)")
+        return v
+
+    def positive(v: tuple[str, int, str]) -> int:
+        text, line, col = v
+        if not _INT.fullmatch(text) or int(text) < 1:
+            raise TopologyError(path, line, col, f"expected a positive integer, not {text!r}")
+        return int(text)
+
+    def choice(v: tuple[str, int, str], allowed: tuple[str, ...]) -> str:
+        text, line, col = v
+        if text.lower() not in allowed:
+            raise TopologyError(path, line, col, f"expected one of {allowed}, not {text!r}")
+        return text.lower()
+
+    arch = "architecture_presets"
+    changes: dict[str, object] = {}
+    if (v := get("general", "run_name")) is not None:
+        changes["name"] = v[0]
+    rows = positive(get(arch, "ArrayHeight", True))
+    cols = positive(get(arch, "ArrayWidth", True))
+    changes.update(array__rows=rows, array__cols=cols,
+                   buffers__act_kib=positive(get(arch, "IfmapSramSzkB", True)),
+                   buffers__wgt_kib=positive(get(arch, "FilterSramSzkB", True)),
+                   buffers__acc_kib=positive(get(arch, "OfmapSramSzkB", True)))
+
+    df_text, df_line, _ = v = get(arch, "Dataflow", True)
+    if df_text.lower() == "is":
+        raise ConfigError(f"{arch}.Dataflow", df_text, f"'os' or 'ws' ({path}:{df_line}: input "
+                          "stationary is not a dataflow of this machine)")
+    changes["array__dataflows"] = (choice(v, ("os", "ws")),)
+
+    mode = get("run_presets", "InterfaceBandwidth")
+    user_bw = mode is None or choice(mode, ("user", "calc")) == "user"
+    if user_bw and (v := get(arch, "Bandwidth")) is not None:
+        words = min(positive((w.strip(), v[1], v[2])) for w in v[0].split(","))
+        bytes_per_cycle = words * base.array.elem_bytes
+        changes["dram__bandwidth_gbps"] = (
+            bytes_per_cycle * base.clock_mhz / 1000.0 / base.dram.channels)
+
+    v = get("sparsity", "SparsitySupport")
+    if v is not None and choice(v, ("true", "false")) == "false":
+        changes["array__patterns"] = ()
+
+    entry = max(rows, cols) * base.array.elem_bytes
+    entry = max(entry, cols * base.array.acc_bytes)
+    if entry > base.dram.bus_bytes:
+        changes["dram__bus_bytes"] = 1 << (entry - 1).bit_length()
+    try:
+        return base.replace(**changes)
+    except ConfigError as e:
+        raise ConfigError(f"{e.field} (from {path})", e.value, e.allowed) from None

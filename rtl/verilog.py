@@ -1,0 +1,60 @@
+"""Verilog generation: the design plus a manifest of the parameters it was built with."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from amaranth.back import verilog
+
+from hwsim import isa
+from hwsim.config import AcceleratorConfig
+
+from .accelerator import Accelerator
+from .array_unit import ArrayUnit
+
+__all__ = ["TOP_NAME", "write_verilog"]
+
+TOP_NAME = "satmem_top"
+
+
+def write_verilog(config: AcceleratorConfig, out_dir: str | Path) -> Path:
+    """Write ``satmem_top.v`` and ``manifest.json`` for ``config`` into ``out_dir``.
+
+    The manifest records the config (and its hash), the port list, the ISA word width and the
+    per-command cycle expressions the RTL implements, so a board bring-up can check what it
+    holds. Re-running with the same config rewrites identical files.
+
+    Returns
+    -------
+    Path
+        The Verilog file.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    top = Accelerator(config)
+    text = verilog.convert(top, name=TOP_NAME, emit_src=False)
+    vpath = out / f"{TOP_NAME}.v"
+    vpath.write_text(text)
+    R, C = config.array.rows, config.array.cols
+    manifest = {
+        "top": TOP_NAME,
+        "config_name": config.name,
+        "config_key": config.key(),
+        "config": config.to_dict(),
+        "isa_word_bits": isa.WORD_BITS,
+        "ports": {name: str(member) for name, member in top.signature.members.items()},
+        "buffers": {"act": [R * 8, config.act_depth], "wgt": [C * 8, config.wgt_depth],
+                    "acc": [C * 32, config.acc_depth]},
+        "cycles": {
+            "accept": 1,
+            "gemm_os": f"k + {ArrayUnit.cycles(0, R, C)}",
+            "load": f"rows + {config.dram_latency_cycles + 1} (2 if rows == 0)",
+            "store": "rows + 2 (2 if rows == 0)",
+            "setreg_sync": 1,
+        },
+        "dram_latency_cycles": config.dram_latency_cycles,
+        "supported": ["LOAD", "STORE", "GEMM(dense, os, int8)", "SETREG", "SYNC"],
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return vpath

@@ -1,0 +1,201 @@
+"""DRAM timing models: the fixed model's closed forms, and the banked model's bandwidth and
+row-buffer behaviour on hand-made and generated access patterns."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from hwsim import isa
+from hwsim.config import preset
+from hwsim.dram import MAX_OUTSTANDING, DramModel, stream_cycles
+from hwsim.timing import dram_request_cycles, unit_cycles
+
+MIB = 1 << 20
+
+
+def _banked(**dram):
+    """vcu1525 with some DRAM fields changed."""
+    return preset("vcu1525").replace(**{f"dram__{k}": v for k, v in dram.items()})
+
+
+# --- fixed model -------------------------------------------------------------------------------
+
+FIXED = {
+    "tiny": preset("tiny"),
+    "small8": preset("small8"),
+    # 1.6 GB/s at 150 MHz: 10.67 bytes per cycle, latency ceil(6) cycles
+    "fractional": preset("tiny").replace(clock_mhz=150.0),
+}
+
+
+@pytest.mark.parametrize("name", list(FIXED))
+@pytest.mark.parametrize("size", [1, 4, 10, 11, 16, 17, 40, 64])
+def test_fixed_model_matches_closed_form(name, size):
+    cfg = FIXED[name]
+    r = DramModel(cfg).access(np.arange(7) * 100, size)
+    slots = dram_request_cycles(size, cfg)
+    lat = cfg.dram_latency_cycles
+    assert r.start.tolist() == [i * slots for i in range(7)]
+    assert r.finish.tolist() == [i * slots + slots - 1 + lat for i in range(7)]
+    assert r.cycles == 7 * slots + lat
+    assert (r.row_hits, r.row_misses) == (0, 0)
+
+
+@pytest.mark.parametrize("rows,elems,buf", [(1, 4, isa.Buffer.ACT), (9, 3, isa.Buffer.WGT),
+                                            (5, 4, isa.Buffer.ACC), (12, 2, isa.Buffer.ACC)])
+def test_fixed_model_load_equals_timing_unit_cycles(rows, elems, buf):
+    cfg = preset("tiny")
+    cmd = isa.Load(buf=buf, sram_addr=0, dram_addr=64, rows=rows, elems=elems, stride=32)
+    nbytes = elems * (4 if buf == isa.Buffer.ACC else cfg.array.elem_bytes)
+    r = DramModel(cfg).access(64 + 32 * np.arange(rows), nbytes)
+    # the DMA spends one start cycle before its first request
+    assert r.cycles + 1 == unit_cycles(cmd, cfg)
+
+
+def test_fixed_model_mixed_sizes_and_writes():
+    cfg = preset("tiny")  # 16 bytes per cycle, latency 4
+    r = DramModel(cfg).access([0, 0, 0], [16, 48, 1], [False, True, False])
+    assert r.start.tolist() == [0, 1, 4]
+    assert r.finish.tolist() == [4, 7, 8]
+    assert (r.bytes_read, r.bytes_written, r.cycles) == (17, 48, 9)
+    assert r.bandwidth_gbps == pytest.approx(65 * 100 / 9 / 1000)
+
+
+def test_fixed_stream_cycles_closed_form():
+    cfg = preset("tiny")
+    # 1 MiB as 256 requests of 4 KiB, each 256 slots at 16 bytes per cycle
+    assert stream_cycles(cfg, MIB) == 256 * 256 + cfg.dram_latency_cycles
+    # 1000 bytes as three 256-byte requests (16 slots each) and one of 232 bytes
+    assert stream_cycles(cfg, 1000, request_bytes=256) == 3 * 16 + math.ceil(232 / 16) + 4
+
+
+# --- banked model ------------------------------------------------------------------------------
+
+def test_address_map_rotates_channels_then_columns_then_banks():
+    m = DramModel(preset("vcu1525"))  # 4 channels, 16 banks, 2 KiB rows, 256-byte chunks
+    addrs = [0, 255, 256, 1024, 1024 + 8, 8 * 1024, 128 * 1024, 128 * 1024 + 768]
+    ch, bank, row, col = m.map(addrs)
+    assert ch.tolist() == [0, 0, 1, 0, 0, 0, 0, 3]
+    assert bank.tolist() == [0, 0, 0, 0, 0, 1, 0, 0]
+    assert row.tolist() == [0, 0, 0, 0, 0, 0, 1, 1]
+    assert col.tolist() == [0, 255, 0, 256, 264, 0, 0, 0]
+
+
+def test_row_hits_and_misses_of_hand_made_pattern():
+    m = DramModel(preset("vcu1525"))
+    # 0: bank 0 row 0 opens (miss); 1024: same row (hit); 128 KiB: bank 0 row 1 (conflict);
+    # 0: row 0 again (conflict); 64: hit; 256: channel 1 bank 0, closed (miss)
+    r = m.access([0, 1024, 128 * 1024, 0, 64, 256], 64)
+    assert (r.row_hits, r.row_misses) == (2, 4)
+    # a request crossing a chunk boundary is two accesses: channel 0 (hit) and channel 1 (hit)
+    r2 = m.access([0, 256, 128], [64, 64, 256])
+    assert (r2.row_hits, r2.row_misses) == (2, 2)
+
+
+def test_lone_row_hit_completes_after_latency_and_miss_costs_row_miss_time():
+    cfg = preset("vcu1525")
+    m = DramModel(cfg)
+    lat, miss = cfg.dram_latency_cycles, m.miss_cycles
+    assert (lat, miss) == (18, 6)
+    r = m.access([0, 64], 64)
+    # miss: activate 6 cycles, 64 bytes on a 96-byte/cycle bus; then a hit queued behind it
+    assert r.finish.tolist() == [miss + lat, math.ceil(miss + 128 / 96) - 1 + lat]
+    r = m.access([0, 128 * 1024], 64)
+    # the conflict waits for the first access's data, then precharges and activates
+    first_data_end = miss + 64 / 96
+    assert r.finish.tolist() == [miss + lat, math.ceil(first_data_end + miss + 64 / 96) - 1 + lat]
+
+
+def test_sequential_stream_reaches_near_peak_bandwidth():
+    cfg = preset("vcu1525")
+    m = DramModel(cfg)
+    assert m.peak_gbps == pytest.approx(4 * 19.2)
+    r = m.access(np.arange(256) * 4096, 4096)
+    assert r.nbytes == MIB
+    assert r.bandwidth_gbps >= 0.9 * m.peak_gbps
+    # 1 MiB spans 512 rows of 2 KiB; each row is opened once and its other 7 chunks hit
+    assert (r.row_misses, r.row_hits) == (512, 512 * 7)
+    assert stream_cycles(cfg, MIB) == r.cycles
+
+
+def test_random_small_reads_stay_well_under_half_of_peak():
+    m = DramModel(preset("vcu1525"))
+    rng = np.random.default_rng(1)
+    addrs = rng.integers(0, 1 << 30, 16384) // 64 * 64
+    r = m.access(addrs, 64)
+    assert r.bandwidth_gbps < 0.25 * m.peak_gbps
+    assert r.row_misses > 0.99 * len(addrs)
+    # each random read pays the row miss on top of the latency
+    assert np.median(r.finish - r.start) >= m.miss_cycles + m.latency_cycles
+
+
+def test_row_misses_bound_bandwidth_when_banks_are_few():
+    # one channel, one bank: issue rate is no longer the limit, the row buffer is
+    cfg = _banked(channels=1, banks=1)
+    m = DramModel(cfg)
+    rng = np.random.default_rng(2)
+    seq = m.access(np.arange(4096) * 256, 256)
+    rnd = m.access(rng.integers(0, 1 << 30, 4096) // 256 * 256, 256)
+    # sequential: every 2 KiB row costs one activate (6 cycles) plus 2048 / 96 cycles of data
+    assert seq.bandwidth_gbps == pytest.approx(m.peak_gbps * (2048 / 96) / (6 + 2048 / 96),
+                                               rel=0.01)
+    # random: every 256-byte access pays its own activate
+    assert rnd.bandwidth_gbps == pytest.approx(m.peak_gbps * (256 / 96) / (6 + 256 / 96), rel=0.02)
+    # with 16 banks the activates of a sequential stream overlap with data transfers
+    assert DramModel(_banked(channels=1)).access(np.arange(4096) * 256, 256).bandwidth_gbps \
+        >= 0.95 * m.peak_gbps
+
+
+def test_strided_stream_that_stays_in_one_channel_gets_one_channel_of_bandwidth():
+    m = DramModel(preset("vcu1525"))
+    # stride 2 KiB = 8 chunks: every request maps to channel 0
+    r = m.access(np.arange(4096) * 2048, 256)
+    assert r.bandwidth_gbps <= 0.26 * m.peak_gbps
+
+
+def test_outstanding_requests_are_bounded():
+    m = DramModel(preset("vcu1525"))
+    r = m.access(np.arange(1024) * 4096, 4096)
+    i = np.arange(MAX_OUTSTANDING, 1024)
+    assert np.all(r.start[i] > r.finish[i - MAX_OUTSTANDING])
+    assert np.all(np.diff(r.start) >= 1)
+
+
+def test_banked_model_is_deterministic():
+    m = DramModel(preset("vcu1525"))
+    rng = np.random.default_rng(3)
+    addrs = rng.integers(0, 1 << 28, 5000)
+    sizes = rng.integers(1, 5000, 5000)
+    writes = rng.random(5000) < 0.3
+    a, b = m.access(addrs, sizes, writes), DramModel(preset("vcu1525")).access(addrs, sizes, writes)
+    assert np.array_equal(a.start, b.start) and np.array_equal(a.finish, b.finish)
+    assert (a.row_hits, a.row_misses, a.cycles) == (b.row_hits, b.row_misses, b.cycles)
+    assert a.bytes_written == int(sizes[writes].sum())
+    assert np.all(a.finish >= a.start + m.latency_cycles)
+
+
+def test_empty_request_list():
+    r = DramModel(preset("vcu1525")).access([], [])
+    assert (r.cycles, r.nbytes, r.bandwidth_gbps) == (0, 0, 0.0)
+
+
+@pytest.mark.parametrize("args,match", [
+    (([0, 1], [4, 0]), "request sizes must be positive, got 0"),
+    (([-8], [4]), "addresses must be non-negative, got -8"),
+    (([[0]], [4]), r"addrs must be one-dimensional, not of shape \(1, 1\)"),
+    (([0, 1], [4, 4, 4]), r"sizes has shape \(3,\), addrs \(2,\): they must match"),
+    (([0, 1], [4, 4], [True]), r"writes has shape \(1,\), addrs \(2,\): they must match"),
+])
+def test_bad_requests_are_rejected(args, match):
+    with pytest.raises(ValueError, match=match):
+        DramModel(preset("vcu1525")).access(*args)
+
+
+def test_stream_cycles_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="nbytes must be a positive integer, not 0"):
+        stream_cycles(preset("tiny"), 0)
+    with pytest.raises(ValueError, match="stride must be a positive integer, not -1"):
+        stream_cycles(preset("tiny"), 64, -1)
