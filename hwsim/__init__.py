@@ -1,1 +1,63 @@
-"""hwsim."""
+"""hwsim: the machine as an executable specification (config, ISA, cycle-level model)."""
+
+from __future__ import annotations
+
+from .config import AcceleratorConfig, ConfigError, load_config, preset, preset_names
+from .engine import ProgramError, RunResult, Stats, run
+from .gemm import compile_gemm, gemm_tiling
+from .program import Program, TensorRef
+
+__all__ = [
+    "AcceleratorConfig",
+    "ConfigError",
+    "Program",
+    "ProgramError",
+    "RunResult",
+    "Stats",
+    "TensorRef",
+    "compile_gemm",
+    "gemm_tiling",
+    "load_config",
+    "preset",
+    "preset_names",
+    "run",
+    "simulate_gemm",
+]
+
+
+def simulate_gemm(m: int, n: int, k: int, config: AcceleratorConfig | str, *,
+                  sparsity: str | None = None, dataflow: str = "ws",
+                  mode: str = "timing") -> Stats:
+    """Cycles, traffic and energy of one GEMM C[M,N] = A[M,K]·B[K,N] on ``config``.
+
+    Parameters
+    ----------
+    m, n, k : int
+        GEMM shape.
+    config : AcceleratorConfig or str
+        A config, preset name or YAML path.
+    sparsity : str, optional
+        ``"N:M"`` pattern of B along K; must be one the config supports.
+    dataflow : {"ws", "os"}
+    mode : {"timing", "functional"}
+        Functional mode runs random operands through the per-cycle model.
+
+    Raises
+    ------
+    ConfigError, ValueError
+        Unknown preset, unsupported pattern or dataflow, bad shape.
+    """
+    import numpy as np
+
+    cfg = load_config(config)
+    if sparsity is not None:
+        if not cfg.supports_pattern(sparsity):
+            raise ConfigError("sparsity", sparsity, f"a pattern of config {cfg.name!r}: "
+                              f"{cfg.array.patterns}")
+        raise NotImplementedError("N:M sparse GEMM timing is not modelled yet")
+    prog = compile_gemm(m, n, k, cfg, dataflow=dataflow)
+    inputs = None
+    if mode == "functional":
+        rng = np.random.default_rng(0)
+        inputs = {"A": rng.integers(-128, 128, (m, k)), "B": rng.integers(-128, 128, (k, n))}
+    return run(prog, cfg, mode, inputs=inputs, macs=m * n * k).stats

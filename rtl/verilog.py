@@ -35,7 +35,7 @@ def write_verilog(config: AcceleratorConfig, out_dir: str | Path) -> Path:
     top = Accelerator(config)
     text = verilog.convert(top, name=TOP_NAME, emit_src=False)
     vpath = out / f"{TOP_NAME}.v"
-    vpath.write_text(text)
+    _write_if_changed(vpath, text)
     R, C = config.array.rows, config.array.cols
     manifest = {
         "top": TOP_NAME,
@@ -56,5 +56,11 @@ def write_verilog(config: AcceleratorConfig, out_dir: str | Path) -> Path:
         "dram_latency_cycles": config.dram_latency_cycles,
         "supported": ["LOAD", "STORE", "GEMM(dense, os, int8)", "SETREG", "SYNC"],
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    _write_if_changed(out / "manifest.json", json.dumps(manifest, indent=2))
     return vpath
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    """Keep the file (and its mtime, so simulator builds stay cached) when nothing changed."""
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from dataflow.gemm import compile_gemm
 from hwsim import isa
 from hwsim.config import preset
 from hwsim.engine import run
+from hwsim.gemm import compile_gemm
 from hwsim.timing import command_cycles
-
-from .cocotb_util import available_simulators, run_bench
+from rtl.cosim import available_simulators, run_bench
 
 pytestmark = pytest.mark.cocotb
+BUILD = Path(__file__).resolve().parents[2] / "build"
 
 SHAPES = {
     "tiny": [(4, 4, 4), (5, 7, 3), (9, 6, 13), (1, 1, 1), (8, 12, 130), (3, 9, 2)],
@@ -46,7 +48,7 @@ def test_dense_gemm_programs_match_hwsim_and_torch(sim, config_name):
         "programs": [{"words": [f"{isa.encode(c):x}" for c in p.commands],
                       "dram": p.dram_image(v).tobytes().hex()} for _, p, v in cases],
     }
-    results = run_bench(sim, config, "accel_bench", spec, tag=f"gemm-seed{seed}")
+    results = run_bench(sim, config, spec, tag=f"gemm-seed{seed}", build_root=BUILD)
     for (shape, prog, values), got in zip(cases, results, strict=True):
         m, n, k = shape
         where = f"{sim}/{config_name} GEMM {m}x{n}x{k} (seed {seed})"

