@@ -1,0 +1,659 @@
+"""Workload extraction: one training step (or inference pass) of a model as a list of ops.
+
+:func:`extract` runs the model once, eagerly, on the example input, under a
+``torch.overrides.TorchFunctionMode`` and with forward pre/post hooks on every submodule.
+The hooks keep the stack of module paths and lower the layers with weights as a whole;
+the mode sees every other top-level torch call (``@``, ``softmax``, ``+``, ``relu`` ...)
+and files it under the innermost running module. Hooks plus the mode, not ``torch.fx``:
+symbolic tracing fails on Python control flow over shapes or values and loses the module
+path of functional ops, while an eager run follows exactly the path this input takes and
+works on the ``meta`` device, where shapes propagate and no arithmetic is done (ResNet-50
+extracts in well under a second).
+
+Limits. One input, one path: data-dependent control flow is followed for the example
+input only, and on ``meta`` a branch on tensor *values* raises (run on CPU then). Work
+done outside torch functions (a C++ extension that bypasses ``__torch_function__``) and
+modules created inside ``forward`` are not seen as modules. The loss is modelled as one
+vector op over the model output (softmax cross-entropy assumed), not traced.
+
+Conventions. A GEMM is ``C[M, N] = A[M, K] · B[K, N]``, ``repeat`` times (groups,
+batch x heads); MACs are ``M·N·K·repeat``, times ``n/m`` when the op is N:M sparse. The
+weight is always operand B and N:M groups run along K, the reduction axis.
+
+==========  ======================  =======================  =========================
+layer       fwd (M, N, K)           bgrad (M, N, K)          wgrad (M, N, K)
+==========  ======================  =======================  =========================
+Linear      T, out, in              T, in, out               out, in, T
+Conv2d      P, C_out/g, C_in/g·kk   P, C_in/g·kk, C_out/g    C_out/g, C_in/g·kk, P
+matmul      M, N, K                 dA: M, K, N              dB: K, N, M
+==========  ======================  =======================  =========================
+
+``T`` is the number of input rows (all leading dims), ``P = batch·H_out·W_out``,
+``kk = kh·kw``, ``g = groups`` (``repeat = g``).
+
+- Convolutions are lowered by im2col. ``bgrad`` is the *column-gradient* GEMM
+  ``dcols = dY · W`` followed by a ``col2im`` scatter-add vector op (listed only when
+  patches overlap: dilated kernel extent > stride), not a transposed convolution: it has
+  the forward's MACs for any stride (no zero-inserted ``dY``), and its reduction axis is
+  C_out, the axis BDWP's backward mask groups. im2col itself is data movement, not listed.
+- ``bgrad`` is listed for every layer, the first included, as
+  :func:`algorithms.flops.training_macs` counts it. Biases are folded into the forward
+  GEMM; their gradient is a ``bias_grad`` vector op in ``wgrad``.
+- ``matmul`` (``@``, ``mm``, ``bmm``, ``addmm`` ...): ``repeat`` is the broadcast batch;
+  ``(..., M, K) @ (K, N)`` is one GEMM over all rows. Between two activations (attention:
+  ``QKᵀ`` is ``M = S_q, N = S_k, K = d_h, repeat = batch·heads``, then ``PV``) both
+  gradients are ``bgrad`` GEMMs; an ``nn.Parameter`` operand's gradient is ``wgrad``.
+  ``scaled_dot_product_attention`` expands to ``QKᵀ``, softmax, ``PV`` and the backward
+  ``dP``, ``dV``, softmax, ``dQ``, ``dK``.
+- Norms, activations, pooling, residual adds and the like are ``vector`` ops of
+  ``elements = max numel`` over their tensor inputs and outputs (pooling: ``out·kh·kw``),
+  with one ``bgrad`` vector op of the same size when their output needs a gradient;
+  norms with affine parameters add a ``wgrad`` vector op (dγ, dβ). Embeddings are a
+  gather (fwd) and a scatter-add (wgrad).
+- A tensor is *live* if it requires grad: the parameters and the float example inputs,
+  which ``extract`` marks while it traces, and everything computed from them. Layout
+  calls on live tensors (view, transpose, cat ...) carry no compute and are only counted
+  in ``Workload.layout_calls``; calls with no live input (a causal mask or a rotary table
+  built from ``arange``) only in ``Workload.constant_calls``.
+- Each parameter tensor that requires grad gets one ``update`` op (``elements = numel``);
+  the backward pass is listed in full even when some parameters are frozen.
+
+Order: forward ops in execution order, then the loss, then the backward ops of each
+forward op in reverse order, then the updates in ``named_parameters`` order.
+
+Sparsity per method (on ``nn.Linear``/``nn.Conv2d`` layers not skipped): ``dense``
+none, ``srste`` fwd, ``bdwp`` and ``transposable`` fwd and bgrad; wgrad is always dense.
+``skip`` defaults to none, as in :func:`algorithms.sparsify` and ``training_macs``;
+:func:`default_skip` gives the usual stem conv and classifier.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from algorithms.bdwp import SparseConv2d, SparseLinear, check_method
+from algorithms.nm import parse_pattern
+from algorithms.sparsify_model import sparsifiable_layers
+
+__all__ = [
+    "KINDS",
+    "PASSES",
+    "Op",
+    "UnmappableOpError",
+    "Workload",
+    "default_skip",
+    "extract",
+]
+
+PASSES = ("fwd", "bgrad", "wgrad", "update")
+KINDS = ("gemm", "vector", "update")
+
+_NORMS = (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.modules.batchnorm._BatchNorm)
+_HANDLED = (nn.Linear, nn.Conv2d, nn.Embedding) + _NORMS
+# zero-compute calls: shape queries, views, copies and constants
+_LAYOUT = frozenset((
+    "get", "getitem", "setitem", "size", "dim", "numel", "shape", "view", "view_as", "reshape",
+    "reshape_as", "transpose", "permute", "flatten", "unflatten", "chunk", "split",
+    "split_with_sizes", "unbind", "contiguous", "unsqueeze", "squeeze", "expand", "expand_as",
+    "narrow", "select", "t", "movedim", "swapaxes", "swapdims", "cat", "concat", "concatenate",
+    "stack", "detach", "clone", "to", "type", "type_as", "float", "half", "bfloat16", "double",
+    "long", "int", "bool", "is_contiguous", "is_floating_point", "requires_grad", "item", "tolist",
+    "repeat", "tile", "repeat_interleave", "roll", "flip", "pad", "zeros_like", "ones_like",
+    "empty_like", "full_like", "new_zeros", "new_ones", "new_empty", "new_full", "new_tensor",
+    "arange", "ones", "zeros", "full", "empty", "tensor", "as_tensor", "len", "iter", "repr",
+    "format", "data_ptr", "element_size",
+))
+_MATMULS = {"matmul": (0, 1), "mm": (0, 1), "bmm": (0, 1), "mv": (0, 1), "dot": (0, 1),
+            "addmm": (1, 2), "baddbmm": (1, 2), "addmv": (1, 2)}
+_UNMAPPABLE = frozenset((
+    "einsum", "tensordot", "conv1d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+    "conv_transpose3d", "multi_head_attention_forward", "bilinear", "embedding_bag", "lstm", "gru",
+    "rnn_tanh", "rnn_relu", "outer", "ger", "kron", "addbmm", "chain_matmul", "unfold", "fold",
+    "cdist",
+))
+
+_SHORT = {"scaled_dot_product_attention": "sdpa"}
+
+
+class UnmappableOpError(ValueError):
+    """A module or torch call that the workload cannot express; names its path and type."""
+
+
+@dataclass(frozen=True)
+class Op:
+    """One op of a workload.
+
+    Parameters
+    ----------
+    name : str
+        Unique in its workload, e.g. ``"layer1.0.conv1.bgrad"``.
+    layer : str
+        Module path (``named_modules`` name; ``""`` for the root, ``"(loss)"``).
+    kind : {"gemm", "vector", "update"}
+    pass_ : {"fwd", "bgrad", "wgrad", "update"}
+        The pass (``pass`` is a Python keyword; the DataFrame column is ``"pass"``).
+    op : str
+        Op type: ``"linear"``, ``"conv2d"``, ``"matmul"``, ``"attn_qk"``, ``"relu"``,
+        ``"col2im"``, ``"sgd_momentum"`` ...
+    m, n, k : int
+        GEMM shape ``C[M, N] = A[M, K] · B[K, N]``; 0 for other kinds.
+    elements : int
+        Elements a vector or update op processes; 0 for GEMMs.
+    repeat : int
+        Independent repetitions (conv groups, batch x heads).
+    sparsity : tuple of int or None
+        ``(n, m)`` when operand ``sparse_operand`` is N:M along K.
+    sparse_operand : {"B"} or None
+        The sparse operand (the weight); None when dense.
+    description : str
+    """
+
+    name: str
+    layer: str
+    kind: str
+    pass_: str
+    op: str
+    m: int = 0
+    n: int = 0
+    k: int = 0
+    elements: int = 0
+    repeat: int = 1
+    sparsity: tuple[int, int] | None = None
+    sparse_operand: str | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"Op {self.name!r}: kind must be one of {KINDS}, not {self.kind!r}")
+        if self.pass_ not in PASSES:
+            raise ValueError(f"Op {self.name!r}: pass must be one of {PASSES}, not {self.pass_!r}")
+        if self.kind == "gemm" and min(self.m, self.n, self.k, self.repeat) < 1:
+            raise ValueError(f"Op {self.name!r}: GEMM dimensions must be positive, not "
+                             f"M={self.m} N={self.n} K={self.k} repeat={self.repeat}")
+        if (self.sparsity is None) != (self.sparse_operand is None):
+            raise ValueError(f"Op {self.name!r}: sparsity and sparse_operand go together")
+
+    @property
+    def dense_macs(self) -> int:
+        """``M·N·K·repeat`` for a GEMM, else 0."""
+        return self.m * self.n * self.k * self.repeat if self.kind == "gemm" else 0
+
+    @property
+    def macs(self) -> int:
+        """Dense MACs times ``n/m`` (floored) when sparse."""
+        if self.sparsity is None:
+            return self.dense_macs
+        return self.dense_macs * self.sparsity[0] // self.sparsity[1]
+
+    @property
+    def pattern(self) -> str:
+        """``"N:M"``, or ``""`` when dense."""
+        return "" if self.sparsity is None else "{}:{}".format(*self.sparsity)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The ordered ops of one training step or inference pass (see the module docstring).
+
+    Parameters
+    ----------
+    ops : tuple of Op
+    model : str
+    method : str or None
+        None: each layer as it is (``SparseLinear``/``SparseConv2d`` keep their own).
+    pattern : str or None
+        ``"N:M"``.
+    training : bool
+    skip : tuple of str
+    layout_calls : tuple of (str, int)
+        Zero-compute torch calls on live tensors (views, cats, shape queries), by name.
+    constant_calls : tuple of (str, int)
+        Torch calls with no live input (masks, rotary tables built from constants), by
+        name: work that does not depend on the batch or the weights, left out.
+    """
+
+    ops: tuple[Op, ...]
+    model: str
+    method: str | None
+    pattern: str | None
+    training: bool
+    skip: tuple[str, ...] = ()
+    layout_calls: tuple[tuple[str, int], ...] = ()
+    constant_calls: tuple[tuple[str, int], ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.ops)
+
+    def __iter__(self) -> Iterator[Op]:
+        return iter(self.ops)
+
+    def gemms(self) -> tuple[Op, ...]:
+        """The GEMM ops, in order."""
+        return tuple(op for op in self.ops if op.kind == "gemm")
+
+    def macs(self, *, dense: bool = False) -> dict[str, int]:
+        """GEMM MACs per pass ``{"fwd", "bgrad", "wgrad"}``; ``dense=True`` ignores sparsity."""
+        total = {"fwd": 0, "bgrad": 0, "wgrad": 0}
+        for op in self.gemms():
+            total[op.pass_] += op.dense_macs if dense else op.macs
+        return total
+
+    def ideal_speedup(self) -> float:
+        """Dense GEMM MACs over sparse GEMM MACs of the whole workload."""
+        return sum(self.macs(dense=True).values()) / sum(self.macs().values())
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per op: name, layer, kind, pass, op, m, n, k, repeat, elements, pattern,
+        sparse_operand, dense_macs, macs, description."""
+        cols = ["name", "layer", "kind", "pass", "op", "m", "n", "k", "repeat", "elements",
+                "pattern", "sparse_operand", "dense_macs", "macs", "description"]
+        rows = [(o.name, o.layer, o.kind, o.pass_, o.op, o.m, o.n, o.k, o.repeat, o.elements,
+                 o.pattern, o.sparse_operand or "", o.dense_macs, o.macs, o.description)
+                for o in self.ops]
+        return pd.DataFrame(rows, columns=cols)
+
+
+def _skipped(name: str, skip: Iterable[str]) -> bool:
+    return any(name == s or fnmatch.fnmatchcase(name, s) for s in skip)
+
+
+def default_skip(model: nn.Module) -> tuple[str, ...]:
+    """The layers N:M training usually keeps dense: a ``Conv2d`` stem and the classifier.
+
+    The first ``nn.Linear``/``nn.Conv2d`` (in :func:`algorithms.sparsifiable_layers` order)
+    if it is a ``Conv2d``, and the last one. A transformer LM keeps its first block sparse.
+    """
+    layers = sparsifiable_layers(model)
+    if not layers:
+        return ()
+    names = [layers[-1][0]]
+    if isinstance(layers[0][1], nn.Conv2d) and len(layers) > 1:
+        names.insert(0, layers[0][0])
+    return tuple(names)
+
+
+def _tensors(obj) -> list[torch.Tensor]:
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, list | tuple):
+        return [t for o in obj for t in _tensors(o)]
+    if isinstance(obj, dict):
+        return [t for o in obj.values() for t in _tensors(o)]
+    return []
+
+
+def _arg(args, kwargs, i: int, name: str, default=None):
+    return args[i] if len(args) > i else kwargs.get(name, default)
+
+
+def _pair(v) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+class _Tracer(TorchFunctionMode):
+    """Records ops while the model runs; see the module docstring."""
+
+    def __init__(self, names: dict[int, str], training: bool, sparsity, trace_through) -> None:
+        super().__init__()
+        self.names, self.training, self.sparsity = names, training, sparsity
+        self.trace_through = tuple(trace_through)
+        self.stack: list[tuple[str, bool]] = []
+        self.opaque = 0
+        self.fwd: list[Op] = []
+        self.bwd: list[list[Op]] = []
+        self.bases: Counter[str] = Counter()
+        self.calls: Counter[int] = Counter()
+        self.layout: Counter[str] = Counter()
+        self.constant: Counter[str] = Counter()
+
+    # ---- naming and emission -------------------------------------------------------------
+    def _base(self, stem: str) -> str:
+        self.bases[stem] += 1
+        count = self.bases[stem]
+        return stem if count == 1 else f"{stem}#{count}"
+
+    def _gemm(self, base, layer, pass_, op, m, n, k, repeat=1, nm=None, desc="", part=""):
+        return Op(f"{base}.{pass_}{part}", layer, "gemm", pass_, op, m=int(m), n=int(n),
+                  k=int(k), repeat=int(repeat), sparsity=nm, sparse_operand=nm and "B",
+                  description=desc)
+
+    def _vector(self, base, layer, pass_, op, elements, desc="", part=""):
+        return Op(f"{base}.{pass_}{part}", layer, "vector", pass_, op, elements=int(elements),
+                  description=desc)
+
+    def _record(self, fwd: list[Op], bwd: list[Op]) -> None:
+        self.fwd.extend(fwd)
+        if self.training and bwd:
+            self.bwd.append(bwd)
+
+    # ---- module hooks --------------------------------------------------------------------
+    def pre_hook(self, mod, args, kwargs):
+        path = self.names[id(mod)]
+        # handled: True (lowered here as a whole), None (a leaf traced op by op), False
+        handled = None if next(mod.children(), None) is None else False
+        if not self.opaque:
+            if isinstance(mod, _HANDLED):
+                handled = True
+                self.opaque += 1
+            elif isinstance(mod, self.trace_through):
+                pass
+            elif handled is None and next(mod.parameters(False), None) is not None:
+                kind = type(mod).__name__
+                hint = ("only Conv2d convolutions are lowered" if "Conv" in kind else
+                        "an unknown leaf module with parameters; write it with nn.Linear/"
+                        f"nn.Conv2d and torch ops, or pass trace_through=({kind},) if its "
+                        "forward is plain torch ops")
+                raise UnmappableOpError(f"cannot map module {path or '<root>'!r} ({kind}): {hint}")
+        self.stack.append((path, handled))
+
+    def post_hook(self, mod, args, kwargs, output):
+        path, handled = self.stack.pop()
+        if handled is not True:
+            return
+        try:
+            self.calls[id(mod)] += 1
+            n = self.calls[id(mod)]
+            stem = path or "<root>"
+            base = stem if n == 1 else f"{stem}#{n}"
+            x = (_tensors(args) + _tensors(kwargs))[0]
+            y = _tensors(output)[0]
+            if isinstance(mod, nn.Linear):
+                self._linear(base, path, mod, x, y)
+            elif isinstance(mod, nn.Conv2d):
+                self._conv2d(base, path, mod, y)
+            elif isinstance(mod, nn.Embedding):
+                e = y.numel()
+                self._record([self._vector(base, path, "fwd", "embedding", e, "gather rows")],
+                             [self._vector(base, path, "wgrad", "embedding", e,
+                                           "scatter-add dY into the table")])
+            else:
+                self._norm(base, path, mod, x)
+        finally:
+            self.opaque -= 1
+
+    def _linear(self, base, layer, mod, x, y) -> None:
+        meth, nm = self.sparsity(layer, mod)
+        t, i, o = x.numel() // mod.in_features, mod.in_features, mod.out_features
+        fwd = [self._gemm(base, layer, "fwd", "linear", t, o, i, nm=nm if meth != "dense" else None,
+                          desc="Y = X·Wᵀ")]
+        bwd = [self._gemm(base, layer, "bgrad", "linear", t, i, o,
+                          nm=nm if meth in ("bdwp", "transposable") else None, desc="dX = dY·W"),
+               self._gemm(base, layer, "wgrad", "linear", o, i, t, desc="dW = dYᵀ·X")]
+        if mod.bias is not None:
+            bwd.append(self._vector(base, layer, "wgrad", "bias_grad", y.numel(), "db = Σ dY",
+                                    ".bias"))
+        self._record(fwd, bwd)
+
+    def _conv2d(self, base, layer, mod, y) -> None:
+        meth, nm = self.sparsity(layer, mod)
+        g = mod.groups
+        co, ci = mod.out_channels // g, mod.in_channels // g
+        kk = mod.kernel_size[0] * mod.kernel_size[1]
+        p = y.numel() // mod.out_channels
+        fwd = [self._gemm(base, layer, "fwd", "conv2d", p, co, ci * kk, g,
+                          nm if meth != "dense" else None, "Y = im2col(X)·Wᵀ")]
+        bwd = [self._gemm(base, layer, "bgrad", "conv2d", p, ci * kk, co, g,
+                          nm if meth in ("bdwp", "transposable") else None,
+                          "dcols = dY·W (then col2im)")]
+        span = [(k - 1) * d + 1 for k, d in zip(mod.kernel_size, mod.dilation, strict=True)]
+        if any(sp > st for sp, st in zip(span, mod.stride, strict=True)):  # patches overlap
+            bwd.append(self._vector(base, layer, "bgrad", "col2im", p * ci * kk * g,
+                                    "scatter-add dcols into dX", ".col2im"))
+        bwd.append(self._gemm(base, layer, "wgrad", "conv2d", co, ci * kk, p, g,
+                              desc="dW = dYᵀ·im2col(X)"))
+        if mod.bias is not None:
+            bwd.append(self._vector(base, layer, "wgrad", "bias_grad", y.numel(), "db = Σ dY",
+                                    ".bias"))
+        self._record(fwd, bwd)
+
+    def _norm(self, base, layer, mod, x) -> None:
+        op = {nn.LayerNorm: "layer_norm", nn.GroupNorm: "group_norm", nn.RMSNorm: "rms_norm"}
+        name = op.get(type(mod), "batch_norm" if isinstance(mod, _NORMS[3]) else "norm")
+        e = x.numel()
+        bwd = [self._vector(base, layer, "bgrad", name, e, "dX")]
+        if any(p.requires_grad for p in mod.parameters(False)):
+            bwd.append(self._vector(base, layer, "wgrad", name, e, "dγ, dβ reductions"))
+        self._record([self._vector(base, layer, "fwd", name, e)], bwd)
+
+    # ---- torch functions -----------------------------------------------------------------
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if self.opaque:
+            return func(*args, **kwargs)
+        name = getattr(func, "__name__", repr(func)).strip("_")
+        live = any(t.requires_grad for t in _tensors(args) + _tensors(kwargs))
+        layer = self.stack[-1][0] if self.stack else ""
+        if live and name in _UNMAPPABLE:
+            raise UnmappableOpError(
+                f"cannot map torch.{name} called in module {layer or '<root>'!r}: no lowering "
+                f"to GEMM or vector ops; rewrite it with matmul/linear/conv2d")
+        out = func(*args, **kwargs)
+        outs = _tensors(out)
+        if not live:
+            self.constant[name] += 1
+            return out
+        if not outs or name in _LAYOUT:
+            self.layout[name] += 1
+            return out
+        # a parameter-free leaf (nn.ReLU, nn.MaxPool2d) names its ops by its own path
+        leaf = self.stack and self.stack[-1][1] is None
+        stem = _SHORT.get(name, name)
+        base = self._base(layer if leaf else f"{layer}.{stem}" if layer else stem)
+        if name in _MATMULS:
+            ia, ib = _MATMULS[name]
+            self._matmul(base, layer, "matmul", args[ia], args[ib])
+        elif name == "linear":
+            w = _arg(args, kwargs, 1, "weight")
+            self._matmul(base, layer, "functional_linear", args[0], w, transpose_b=True)
+        elif name == "conv2d":
+            self._conv2d_fn(base, layer, args, kwargs, outs[0])
+        elif name == "scaled_dot_product_attention":
+            self._sdpa(base, layer, args[0], args[1], args[2])
+        else:
+            e = max(t.numel() for t in _tensors(args) + _tensors(kwargs) + outs)
+            if name in ("max_pool2d", "avg_pool2d"):
+                kh, kw = _pair(_arg(args, kwargs, 1, "kernel_size"))
+                e = outs[0].numel() * kh * kw
+            grad = self.training and any(t.requires_grad for t in outs)
+            self._record([self._vector(base, layer, "fwd", name, e)],
+                         [self._vector(base, layer, "bgrad", name, e)] if grad else [])
+        return out
+
+    def _matmul(self, base, layer, op, a, b, transpose_b=False) -> None:
+        a_shape = (1,) + tuple(a.shape) if a.dim() == 1 else tuple(a.shape)
+        b_shape = tuple(b.shape) + (1,) if b.dim() == 1 else tuple(b.shape)
+        if transpose_b:
+            b_shape = b_shape[:-2] + (b_shape[-1], b_shape[-2])
+        m, k, n = a_shape[-2], a_shape[-1], b_shape[-1]
+        ra, rb = math.prod(a_shape[:-2]), math.prod(b_shape[:-2])
+        r = math.prod(torch.broadcast_shapes(a_shape[:-2], b_shape[:-2]))
+        if len(b_shape) == 2:  # (..., M, K) @ (K, N) is one GEMM over all rows
+            m, ra, r = m * ra, 1, 1
+        fwd = [self._gemm(base, layer, "fwd", op, m, n, k, r, desc="C = A·B")]
+        bwd = []
+        for t, part in ((a, "A"), (b, "B")):
+            if not t.requires_grad:
+                continue
+            pass_ = "wgrad" if isinstance(t, nn.Parameter) else "bgrad"
+            if part == "A":
+                g = self._gemm(base, layer, pass_, op, m, k, n * (r // ra), ra,
+                               desc="dA = dC·Bᵀ", part=".dA")
+            else:
+                g = self._gemm(base, layer, pass_, op, k, n, m * (r // rb), rb,
+                               desc="dB = Aᵀ·dC", part=".dB")
+            bwd.append(g)
+        self._record(fwd, bwd)
+
+    def _conv2d_fn(self, base, layer, args, kwargs, y) -> None:
+        w = _arg(args, kwargs, 1, "weight")
+        g = _arg(args, kwargs, 6, "groups", 1)
+        co, ci, kk = w.shape[0] // g, w.shape[1], w.shape[2] * w.shape[3]
+        p = y.numel() // w.shape[0]
+        self._record(
+            [self._gemm(base, layer, "fwd", "functional_conv2d", p, co, ci * kk, g,
+                        desc="Y = im2col(X)·Wᵀ")],
+            [self._gemm(base, layer, "bgrad", "functional_conv2d", p, ci * kk, co, g,
+                        desc="dcols = dY·W (then col2im)"),
+             self._gemm(base, layer, "wgrad", "functional_conv2d", co, ci * kk, p, g,
+                        desc="dW = dYᵀ·im2col(X)")])
+
+    def _sdpa(self, base, layer, q, k, v) -> None:
+        r = math.prod(q.shape[:-2])
+        lq, e = q.shape[-2], q.shape[-1]
+        s, ev = k.shape[-2], v.shape[-1]
+        scores = r * lq * s
+
+        def g(pass_, op, m, n, kk, desc, part=""):
+            return self._gemm(base, layer, pass_, op, m, n, kk, r, desc=desc, part=part)
+
+        fwd = [g("fwd", "attn_qk", lq, s, e, "S = Q·Kᵀ", ".qk"),
+               self._vector(base, layer, "fwd", "softmax", scores, "P = softmax(S·scale + mask)",
+                            ".softmax"),
+               g("fwd", "attn_pv", lq, ev, s, "O = P·V", ".pv")]
+        bwd = [g("bgrad", "attn_dp", lq, s, ev, "dP = dO·Vᵀ", ".dp"),
+               g("bgrad", "attn_dv", s, ev, lq, "dV = Pᵀ·dO", ".dv"),
+               self._vector(base, layer, "bgrad", "softmax", scores, "dS", ".softmax"),
+               g("bgrad", "attn_dq", lq, e, s, "dQ = dS·K", ".dq"),
+               g("bgrad", "attn_dk", s, e, lq, "dK = dSᵀ·Q", ".dk")]
+        self._record(fwd, bwd)
+
+
+def extract(
+    model: nn.Module,
+    example_input,
+    *,
+    training: bool = True,
+    method: str | None = "dense",
+    pattern=None,
+    skip: Iterable[str] = (),
+    name: str | None = None,
+    trace_through: Iterable[type] = (),
+) -> Workload:
+    """The workload of one training step (or inference pass) of ``model`` on one batch.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Any model, on any device; on ``"meta"`` no arithmetic is done.
+    example_input : torch.Tensor or tuple of torch.Tensor
+        One batch (``model(*example_input)`` if a tuple).
+    training : bool, default True
+        False: forward ops only (model in eval mode), no loss, backward or updates.
+    method : {"dense", "srste", "bdwp", "transposable"} or None, default "dense"
+        Applied to every ``nn.Linear``/``nn.Conv2d`` not in ``skip``. None: each layer as
+        it is (``SparseLinear``/``SparseConv2d`` with their own method and pattern).
+    pattern : str or tuple or None
+        ``"N:M"``; required for a sparse method.
+    skip : iterable of str
+        Layer names or ``fnmatch`` globs kept dense; each must match a layer.
+    name : str or None
+        Model name of the workload; default the class name.
+    trace_through : iterable of type
+        Leaf module types with parameters to trace through their torch calls instead of
+        rejecting (their weight GEMMs are then not N:M tagged).
+
+    Returns
+    -------
+    Workload
+
+    Raises
+    ------
+    ValueError
+        A bad method or pattern, a ``skip`` entry that matches no layer, or a layer that
+        does not fit the pattern (grouped conv, or a channel count not divisible by M).
+    UnmappableOpError
+        A module or torch call with no lowering (e.g. ``Conv3d``, ``einsum``, an unknown
+        leaf module with parameters); the message names the module path and the type.
+    """
+    if method is not None:
+        check_method(method)
+    nm = None
+    if method not in (None, "dense"):
+        if pattern is None:
+            raise ValueError(f"extract: method {method!r} needs a pattern such as '2:8'")
+        nm = parse_pattern(pattern)
+    skip = tuple(skip)
+    layer_names = [n for n, _ in sparsifiable_layers(model)]
+    for s in skip:
+        if not any(_skipped(n, (s,)) for n in layer_names):
+            raise ValueError(f"extract: skip entry {s!r} matches no Linear/Conv2d layer; "
+                             f"layers are {layer_names}")
+
+    def sparsity(path: str, mod: nn.Module):
+        if method is None:
+            if isinstance(mod, SparseLinear | SparseConv2d) and mod.method != "dense":
+                return mod.method, (mod.n, mod.m)
+            return "dense", None
+        if method == "dense" or _skipped(path, skip):
+            return "dense", None
+        _, m = nm
+        axes = [("in", 1)] + ([("out", 0)] if method in ("bdwp", "transposable") else [])
+        for label, axis in axes:
+            if mod.weight.shape[axis] % m:
+                raise ValueError(
+                    f"extract: layer {path!r}: {label}-channel size {mod.weight.shape[axis]} "
+                    f"is not divisible by m={m} (pattern {pattern}, method {method!r}); add "
+                    f"{path!r} to skip")
+        if isinstance(mod, nn.Conv2d) and mod.groups != 1:
+            raise ValueError(f"extract: layer {path!r}: grouped convolution (groups="
+                             f"{mod.groups}) cannot be N:M sparse; add {path!r} to skip")
+        return method, nm
+
+    names = {id(mod): path for path, mod in model.named_modules()}
+    tracer = _Tracer(names, training, sparsity, trace_through)
+    handles = []
+    for mod in {id(m): m for m in model.modules()}.values():
+        handles.append(mod.register_forward_pre_hook(tracer.pre_hook, with_kwargs=True))
+        handles.append(mod.register_forward_hook(tracer.post_hook, with_kwargs=True))
+    args = example_input if isinstance(example_input, tuple) else (example_input,)
+    # float inputs and every parameter require grad while tracing, so that everything
+    # computed from the batch or the weights is live (frozen parameters included)
+    args = tuple(a.detach().requires_grad_(True) if torch.is_tensor(a) and a.is_floating_point()
+                 else a for a in args)
+    trainable = [(pname, p, p.requires_grad) for pname, p in model.named_parameters()]
+    was_training = model.training
+    try:
+        model.train(training)
+        for _, p, _ in trainable:
+            p.requires_grad_(True)
+        with torch.enable_grad(), tracer:
+            output = model(*args)
+    finally:
+        model.train(was_training)
+        for _, p, flag in trainable:
+            p.requires_grad_(flag)
+        for h in handles:
+            h.remove()
+
+    ops = list(tracer.fwd)
+    if training:
+        e = sum(t.numel() for t in _tensors(output))
+        desc = "loss over the output (softmax cross-entropy assumed)"
+        ops.append(Op("loss.fwd", "(loss)", "vector", "fwd", "loss", elements=e, description=desc))
+        ops.append(Op("loss.bgrad", "(loss)", "vector", "bgrad", "loss", elements=e,
+                      description="dLoss/dOutput"))
+        ops.extend(op for group in reversed(tracer.bwd) for op in group)
+        for pname, p, flag in trainable:
+            if flag:
+                ops.append(Op(f"{pname}.update", pname.rpartition(".")[0], "update", "update",
+                              "sgd_momentum", elements=p.numel(),
+                              description="FP32 master-weight step and fp16 copy"))
+    return Workload(
+        ops=tuple(ops),
+        model=name or type(model).__name__,
+        method=method,
+        pattern=None if nm is None else "{}:{}".format(*nm),
+        training=training,
+        skip=skip,
+        layout_calls=tuple(sorted(tracer.layout.items())),
+        constant_calls=tuple(sorted(tracer.constant.items())),
+    )

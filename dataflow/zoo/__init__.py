@@ -1,0 +1,103 @@
+"""Model zoo: the architectures of the SAT reproduction, written here, randomly initialised.
+
+No weights are downloaded. Build a model with :func:`get_model`; pass ``device="meta"`` to
+get shapes without memory or arithmetic (enough for :func:`dataflow.workload.extract` and
+for parameter counts).
+
+==============  ===============================================  ==============
+name            model                                            parameters
+==============  ===============================================  ==============
+``resnet18``    ResNet-18, 224x224                               11,689,512
+``resnet50``    ResNet-50 (bottleneck, v1.5), 224x224            25,557,032
+``vgg16``       VGG-16 with classifier, 224x224                  138,357,544
+``vit_s16``     ViT-S/16, d=384, 6 heads, 12 layers, 224x224     22,050,664
+``pythia70m``   Pythia-70M-shaped GPT, seq 2048, untied          70,426,624
+==============  ===============================================  ==============
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .gpt import GPT, GPTConfig, pythia70m
+from .resnet import ResNet, resnet18, resnet50
+from .vgg import VGG, vgg16
+from .vit import VisionTransformer, vit_s16
+
+__all__ = [
+    "GPT",
+    "VGG",
+    "GPTConfig",
+    "ResNet",
+    "VisionTransformer",
+    "get_model",
+    "model_names",
+    "pythia70m",
+    "resnet18",
+    "resnet50",
+    "vgg16",
+    "vit_s16",
+]
+
+_VISION = {"resnet18": resnet18, "resnet50": resnet50, "vgg16": vgg16, "vit_s16": vit_s16}
+_OPTIONS = {
+    "resnet18": ("image_size", "num_classes"),
+    "resnet50": ("image_size", "num_classes"),
+    "vgg16": ("image_size", "num_classes"),
+    "vit_s16": ("image_size", "num_classes"),
+    "pythia70m": ("seq_len",) + tuple(GPTConfig.__dataclass_fields__),
+}
+
+
+def model_names() -> tuple[str, ...]:
+    """Names :func:`get_model` accepts, in report order."""
+    return tuple(_OPTIONS)
+
+
+def get_model(name: str, *, batch: int = 1, device="cpu", **kw) -> tuple[nn.Module, torch.Tensor]:
+    """A zoo model and an example input batch.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`model_names`.
+    batch : int, default 1
+    device : str or torch.device, default "cpu"
+        ``"meta"`` builds shapes only (fast, no memory).
+    **kw
+        Vision models: ``image_size`` (default 224), ``num_classes`` (default 1000).
+        ``pythia70m``: ``seq_len`` (default 2048) and any :class:`GPTConfig` field.
+
+    Returns
+    -------
+    model : nn.Module
+        In training mode.
+    example_input : torch.Tensor
+        Images ``(batch, 3, image_size, image_size)`` or token ids ``(batch, seq_len)``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, an option the model does not take, or a bad size.
+    """
+    if name not in _OPTIONS:
+        raise ValueError(f"unknown model {name!r}; known models are {', '.join(_OPTIONS)}")
+    bad = sorted(set(kw) - set(_OPTIONS[name]))
+    if bad:
+        raise ValueError(f"model {name!r} takes no option {bad[0]!r}; its options are "
+                         f"{', '.join(_OPTIONS[name])}")
+    for key, value in (("batch", batch), ("image_size", kw.get("image_size", 224)),
+                       ("seq_len", kw.get("seq_len", 2048))):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{key} must be a positive integer, not {value!r}")
+    with torch.device(device):
+        if name == "pythia70m":
+            seq = kw.pop("seq_len", 2048)
+            model = pythia70m(**kw)
+            x = torch.randint(0, model.config.vocab_size, (batch, seq))
+        else:
+            size = kw.pop("image_size", 224)
+            model = _VISION[name](**({"image_size": size} if name == "vit_s16" else {}), **kw)
+            x = torch.randn(batch, 3, size, size)
+    return model, x

@@ -1,0 +1,104 @@
+"""hwsim.run on compiled GEMM programs: values, timing == functional, and program errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hwsim import ProgramError, compile_gemm, isa, preset, run, simulate_gemm
+from hwsim.program import Program
+from hwsim.timing import command_cycles
+
+
+def _case(m, n, k, seed):
+    rng = np.random.default_rng(seed)
+    return (rng.integers(-128, 128, (m, k)).astype(np.int8),
+            rng.integers(-128, 128, (k, n)).astype(np.int8))
+
+
+@settings(max_examples=25, deadline=None)
+@given(m=st.integers(1, 40), n=st.integers(1, 40), k=st.integers(1, 600),
+       dataflow=st.sampled_from(["os", "ws"]), config=st.sampled_from(["tiny", "small8"]),
+       seed=st.integers(0, 1000))
+def test_gemm_program_values_and_timing_equal_functional(m, n, k, dataflow, config, seed):
+    cfg = preset(config)
+    a, b = _case(m, n, k, seed)
+    prog = compile_gemm(m, n, k, cfg, dataflow=dataflow)
+    func = run(prog, cfg, "functional", inputs={"A": a, "B": b})
+    np.testing.assert_array_equal(func.outputs["C"], a.astype(np.int64) @ b.astype(np.int64))
+    timing = run(prog, cfg, "timing")
+    assert timing.stats.cycles == func.stats.cycles
+    assert timing.stats.retire_cycles == func.stats.retire_cycles
+    assert func.stats.cycles == sum(command_cycles(c, cfg) for c in prog.commands)
+
+
+def test_hand_computed_cycles_of_a_single_tile_tiny():
+    # LOAD A (4 rows): 4 + latency 4 + 1 = 9 (+1 accept); LOAD B same; GEMM k=4: 4+8+4+1 = 17
+    # (+1); STORE 4 rows: 4 + 2 = 6 (+1). Total 10 + 10 + 18 + 7 = 45.
+    cfg = preset("tiny")
+    stats = run(compile_gemm(4, 4, 4, cfg, dataflow="os"), cfg).stats
+    assert stats.retire_cycles == [9, 19, 37, 44]
+    assert stats.cycles == 45
+    assert stats.bytes["dram_read"] == 32 and stats.bytes["dram_write"] == 64
+
+
+def test_stats_account_every_cycle_and_energy():
+    cfg = preset("tiny")
+    s = simulate_gemm(13, 9, 21, cfg, dataflow="os")
+    assert s.macs == 13 * 9 * 21
+    assert s.utilisation == pytest.approx(s.macs / (s.cycles * 16))
+    assert sum(s.busy.values()) + s.stalls["issue"] == s.cycles  # one command at a time
+    e = cfg.energy
+    assert s.energy_pj["dram"] == pytest.approx(
+        (s.bytes["dram_read"] + s.bytes["dram_write"]) * e.dram_byte)
+    assert s.to_json().startswith("{")
+
+
+def test_vcu1525_fp16_timing_runs():
+    s = simulate_gemm(256, 256, 256, "vcu1525", dataflow="ws")
+    assert 0.1 < s.utilisation < 1.0
+    assert s.bytes["dram_read"] >= 256 * 256 * 2 * 2  # A and B in fp16 at least once
+
+
+@pytest.mark.parametrize(("cmd", "field", "why"), [
+    (isa.Load(isa.Buffer.ACT, 250, 0, 10, 4, 4), "rows", "overflow the ACT buffer of 256"),
+    (isa.Load(isa.Buffer.IDX, 0, 0, 1, 4, 4), "buf", "buffer 3 is not one of"),
+    (isa.Load(isa.Buffer.WGT, 0, 0, 1, 5, 4), "elems", "5 elements exceed the WGT entry of 4"),
+    (isa.Gemm(a_addr=0, b_addr=0, c_addr=126, idx_addr=0, k=1, m=0), "c_addr",
+     "overflow the ACC buffer of 128"),
+    (isa.Gemm(a_addr=0, b_addr=0, c_addr=0, idx_addr=0, k=5, m=1, dataflow=1), "k",
+     "5 preloaded weight rows exceed 4 array rows"),
+    (isa.Gemm(a_addr=0, b_addr=0, c_addr=0, idx_addr=0, k=1, m=0, sparse=1, n=3, log2m=3), "n",
+     "pattern 3:8 is not supported"),
+    (isa.Prune(0, 0, 0, 0, 1, 1, 2, 3), "opcode", "PRUNE is not modelled yet"),
+])
+def test_bad_commands_name_index_and_field(cmd, field, why):
+    prog = Program([isa.Sync(), cmd], dram_bytes=64)
+    with pytest.raises(ProgramError) as err:
+        run(prog, preset("tiny"))
+    assert err.value.index == 1 and err.value.field == field
+    assert why in str(err.value)
+    assert str(err.value).startswith(f"command 1 ({cmd.name}) field {field!r}")
+
+
+def test_unsatisfiable_wait_is_an_error_not_a_hang():
+    prog = Program([isa.Sync(signal=0b1), isa.Sync(wait=0b1), isa.Sync(wait=0b10)], 64)
+    with pytest.raises(ProgramError, match="command 2 .* semaphore 1 is never signalled"):
+        run(prog, preset("tiny"))
+
+
+def test_bad_mode_and_missing_inputs():
+    cfg = preset("tiny")
+    prog = compile_gemm(2, 2, 2, cfg)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        run(prog, cfg, "fast")
+    with pytest.raises(ValueError, match=r"program inputs \['B'\] were not given"):
+        run(prog, cfg, "functional", inputs={"A": np.zeros((2, 2))})
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5])
+def test_bad_gemm_shape(bad):
+    with pytest.raises(ValueError, match="GEMM dimension M must be a positive integer"):
+        compile_gemm(bad, 4, 4, preset("tiny"))
