@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from .config import AcceleratorConfig, ConfigError, load_config, preset, preset_names
+from .config import (
+    AcceleratorConfig,
+    ConfigError,
+    load_config,
+    parse_nm,
+    preset,
+    preset_names,
+)
 from .engine import ProgramError, RunResult, Stats, run
 from .gemm import compile_gemm, gemm_tiling
 from .program import Program, TensorRef
@@ -51,7 +58,7 @@ def simulate_gemm(m: int, n: int, k: int, config: AcceleratorConfig | str, *,
 
     cfg = load_config(config)
     if sparsity is not None:
-        if not cfg.supports_pattern(sparsity):
+        if not cfg.supports_pattern(parse_nm(sparsity, "sparsity")):
             raise ConfigError("sparsity", sparsity, f"a pattern of config {cfg.name!r}: "
                               f"{cfg.array.patterns}")
         raise NotImplementedError("N:M sparse GEMM timing is not modelled yet")

@@ -1,0 +1,86 @@
+"""The satmem CLI: real output on good input, one line and exit 2 on bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from reports.cli import main
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_simulate_gemm_json_has_cycles_and_utilisation(capsys):
+    code, out, err = run_cli(capsys, "simulate-gemm", "64", "64", "64", "--config", "tiny",
+                             "--json")
+    assert code == 0 and err == ""
+    data = json.loads(out)
+    from hwsim import simulate_gemm
+
+    ref = simulate_gemm(64, 64, 64, "tiny", dataflow="ws")
+    assert data["cycles"] == ref.cycles
+    assert data["utilisation"] == pytest.approx(64**3 / (ref.cycles * 16))
+    assert data["macs"] == 64**3
+
+
+def test_simulate_gemm_functional_equals_timing(capsys):
+    _, out_f, _ = run_cli(capsys, "simulate-gemm", "9", "7", "33", "--mode", "functional",
+                          "--dataflow", "os", "--json")
+    _, out_t, _ = run_cli(capsys, "simulate-gemm", "9", "7", "33", "--dataflow", "os", "--json")
+    assert json.loads(out_f)["cycles"] == json.loads(out_t)["cycles"]
+
+
+def test_info_prints_yaml_and_derived(capsys):
+    code, out, _ = run_cli(capsys, "info", "--config", "vcu1525")
+    assert code == 0
+    assert "rows: 32" in out and "dram_latency_cycles: 18" in out
+    code, out, _ = run_cli(capsys, "info", "--json")
+    assert json.loads(out)["derived"]["pes"] == 16
+
+
+def test_info_reads_a_yaml_file(capsys, tmp_path):
+    f = tmp_path / "my.yaml"
+    f.write_text("base: tiny\nname: mine\narray: {rows: 8, cols: 2}\n")
+    code, out, _ = run_cli(capsys, "info", "--config", str(f), "--json")
+    assert code == 0 and json.loads(out)["config"]["array"]["rows"] == 8
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["simulate-gemm", "64", "64", "64", "--config", "huge"], "'config' = 'huge'"),
+    (["simulate-gemm", "0", "64", "64"], "expected a positive integer, got '0'"),
+    (["simulate-gemm", "x", "64", "64"], "expected a positive integer, got 'x'"),
+    (["simulate-gemm", "4", "4"], "the following arguments are required: k"),
+    (["simulate-gemm", "4", "4", "4", "--sparsity", "3:5"], "'sparsity' = '3:5'"),
+    (["info", "--config", "/nonexistent/cfg.yaml"], "readable YAML file"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+    (["rtl", "verilog", "--config", "vcu1525", "--out", "x"], "the RTL datapath is int8"),
+])
+def test_bad_input_is_one_line_and_exit_2(capsys, argv, needle):
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("satmem: error: ")
+    assert needle in lines[0]
+
+
+def test_bad_yaml_file_names_the_field(capsys, tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("array: {dtype: int4}\n")
+    code, _, err = run_cli(capsys, "info", "--config", str(f))
+    assert code == 2 and "'array.dtype' = 'int4'" in err
+
+
+def test_rtl_verilog_writes_design_and_manifest(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "rtl", "verilog", "--config", "tiny", "--out", str(tmp_path))
+    assert code == 0
+    text = (tmp_path / "satmem_top.v").read_text()
+    assert "module satmem_top" in text and "mem_req__payload" in text
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["config_name"] == "tiny" and manifest["isa_word_bits"] == 128
+    assert manifest["buffers"]["acc"] == [128, 128]
