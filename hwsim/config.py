@@ -317,6 +317,8 @@ class AcceleratorConfig:
         Free-form label (part of the hash).
     clock_mhz : float
         Clock frequency; converts DRAM nanoseconds and GB/s into cycles and bytes per cycle.
+    queue_depth : int
+        Commands each unit's queue holds between the controller's dispatch and the unit.
     array, buffers, dram, sore, vector, lookup, energy
         The sections; see their classes.
 
@@ -328,6 +330,7 @@ class AcceleratorConfig:
 
     name: str = "custom"
     clock_mhz: float = 100.0
+    queue_depth: int = 4
     array: ArrayConfig = field(default_factory=ArrayConfig)
     buffers: BufferConfig = field(default_factory=BufferConfig)
     dram: DramConfig = field(default_factory=DramConfig)
@@ -340,6 +343,9 @@ class AcceleratorConfig:
         if not isinstance(self.name, str):
             raise ConfigError("name", self.name, "a string")
         _positive_number("clock_mhz", self.clock_mhz)
+        if not isinstance(self.queue_depth, int) or isinstance(self.queue_depth, bool) \
+                or not 1 <= self.queue_depth <= 64:
+            raise ConfigError("queue_depth", self.queue_depth, "an integer from 1 to 64")
         for sec, cls in _SECTIONS.items():
             v = getattr(self, sec)
             if not isinstance(v, cls):

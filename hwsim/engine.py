@@ -3,8 +3,8 @@
 ``mode="functional"`` executes every command on modelled buffers and DRAM, stepping the PE array
 register by register (:mod:`hwsim.systolic_array`), and returns the output tensors with the
 statistics. ``mode="timing"`` computes the same statistics from the closed forms of
-:mod:`hwsim.timing` without touching values. Both use the in-order controller of the RTL: one
-command in flight, ``1 + unit_cycles`` per command.
+:mod:`hwsim.timing` without touching values. Both schedule commands with the decoupled
+controller of :mod:`hwsim.schedule`, which the RTL implements cycle for cycle.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import numpy as np
 from . import isa
 from .config import AcceleratorConfig
 from .program import Program
+from .schedule import ScheduleError, schedule, schedule_per_cycle
 from .systolic_array import os_tile_per_cycle, ws_tile_per_cycle
-from .timing import command_cycles, elem_bytes, unit_cycles
+from .timing import elem_bytes, unit_cycles
 
 __all__ = ["ProgramError", "RunResult", "Stats", "run"]
 
@@ -45,8 +46,11 @@ class Stats:
     busy : dict
         Busy cycles per unit (``dma_in``, ``dma_out``, ``array``, ...).
     stalls : dict
-        Cycles per reason: ``issue`` (controller accepting commands), ``dram_latency`` (DMA
-        waiting for first data), ``pipeline`` (array fill and drain).
+        Idle cycles of units before a command, by the constraint that cleared last:
+        ``dispatch`` (the command had not reached the unit's queue), ``dependency`` (waiting
+        for a data token), ``buffer_space`` (a DMA load waiting for a buffer half to be freed);
+        and busy cycles that do no useful work: ``dram_latency`` (loads waiting for first data),
+        ``pipeline`` (array fill and drain).
     bytes : dict
         ``dram_read``, ``dram_write``, ``sram_read``, ``sram_write``.
     energy_pj : dict
@@ -55,8 +59,9 @@ class Stats:
         Useful multiply-accumulates (padding excluded).
     utilisation : float
         ``macs / (cycles * PEs)``.
-    retire_cycles : list of int
-        Cycle on which each command retired (cycle 0: first command accepted).
+    accept_cycles, start_cycles, retire_cycles : list of int
+        Per command: the cycle the controller accepted it, its unit started it, and its unit
+        finished it (cycle 0: first command accepted).
     """
 
     cycles: int = 0
@@ -66,6 +71,8 @@ class Stats:
     energy_pj: dict[str, float] = field(default_factory=dict)
     macs: int = 0
     utilisation: float = 0.0
+    accept_cycles: list[int] = field(default_factory=list)
+    start_cycles: list[int] = field(default_factory=list)
     retire_cycles: list[int] = field(default_factory=list)
 
     @property
@@ -76,7 +83,8 @@ class Stats:
         d = asdict(self)
         d["energy_total_pj"] = self.energy_total_pj
         if not per_command:
-            d.pop("retire_cycles")
+            for k in ("accept_cycles", "start_cycles", "retire_cycles"):
+                d.pop(k)
         return d
 
     def to_json(self, **kw) -> str:
@@ -194,8 +202,60 @@ def _gemm_macs(cmd: isa.Gemm, config: AcceleratorConfig) -> int:
     return cmd.k * R * C if cmd.dataflow == isa.Dataflow.OS else cmd.m * cmd.k * C
 
 
+def _footprint(cmd: isa.Command, config: AcceleratorConfig):
+    """(buffer, port, lo, hi, writes) ranges a command touches, for race and port checks."""
+    R = config.array.rows
+    if isinstance(cmd, isa.Load):
+        return [(cmd.buf, "w", cmd.sram_addr, cmd.sram_addr + cmd.rows, True)]
+    if isinstance(cmd, isa.Store):
+        port = "r_store" if cmd.buf == isa.Buffer.ACC else "r"
+        return [(cmd.buf, port, cmd.sram_addr, cmd.sram_addr + cmd.rows, False)]
+    if isinstance(cmd, isa.Gemm):
+        os_ = cmd.dataflow == isa.Dataflow.OS
+        rows_a = cmd.k if os_ else cmd.m
+        rows_c = R if os_ else cmd.m
+        out = [(isa.Buffer.ACT, "r", cmd.a_addr, cmd.a_addr + rows_a, False),
+               (isa.Buffer.WGT, "r", cmd.b_addr, cmd.b_addr + cmd.k, False),
+               (isa.Buffer.ACC, "w", cmd.c_addr, cmd.c_addr + rows_c, True)]
+        if cmd.sparse:
+            out.append((isa.Buffer.IDX, "r", cmd.idx_addr, cmd.idx_addr + cmd.k, False))
+        return out
+    return []
+
+
+def _check_races(cmds, start, end, config: AcceleratorConfig) -> None:
+    """Commands that overlap in time must not touch overlapping entries of a buffer where one
+    writes (a race the semaphores failed to order), nor share a buffer port."""
+    order = np.argsort(start, kind="stable")
+    active: list[int] = []
+    for i in order:
+        i = int(i)
+        active = [j for j in active if end[j] >= start[i]]
+        fi = _footprint(cmds[i], config)
+        if fi:
+            for j in active:
+                if cmds[j].UNIT == cmds[i].UNIT:
+                    continue
+                for bi, pi, lo_i, hi_i, wi in fi:
+                    for bj, pj, lo_j, hj, wj in _footprint(cmds[j], config):
+                        if bi != bj:
+                            continue
+                        a, b = sorted((i, j))
+                        if pi == pj:
+                            raise ProgramError(b, cmds[b], "buf", f"uses the {isa.Buffer(bi).name} "
+                                               f"buffer's {'write' if wi else 'read'} port while "
+                                               f"command {a} ({cmds[a].name}) does")
+                        if (wi or wj) and lo_i < hj and lo_j < hi_i:
+                            raise ProgramError(b, cmds[b], "wait", f"races with command {a} "
+                                               f"({cmds[a].name}) on {isa.Buffer(bi).name} "
+                                               f"entries {max(lo_i, lo_j)}..{min(hi_i, hj) - 1}: "
+                                               "no semaphore orders them")
+        active.append(i)
+
+
 def run(program: Program, config: AcceleratorConfig, mode: str = "timing", *,
-        inputs: dict[str, np.ndarray] | None = None, macs: int | None = None) -> RunResult:
+        inputs: dict[str, np.ndarray] | None = None, macs: int | None = None,
+        check_races: bool = True) -> RunResult:
     """Execute a program.
 
     Parameters
@@ -208,6 +268,10 @@ def run(program: Program, config: AcceleratorConfig, mode: str = "timing", *,
     macs : int, optional
         Useful MACs for the utilisation figure (the compiler knows them; tiles padded at matrix
         edges count their padding otherwise).
+    check_races : bool
+        Reject programs in which concurrently running commands touch the same buffer entries
+        (one writing) or share a buffer port. Functional mode executes commands in program
+        order, which equals the concurrent machine exactly for race-free programs.
 
     Returns
     -------
@@ -217,7 +281,7 @@ def run(program: Program, config: AcceleratorConfig, mode: str = "timing", *,
     Raises
     ------
     ProgramError
-        A command that cannot run on ``config``; names the command index and field.
+        A command that cannot run on ``config``, or a race; names the command index and field.
     ValueError
         Unknown mode, or missing inputs.
     """
@@ -225,30 +289,67 @@ def run(program: Program, config: AcceleratorConfig, mode: str = "timing", *,
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
     machine = None
     if mode == "functional":
+        if config.array.dtype != "int8":
+            raise NotImplementedError(f"functional mode of the {config.array.dtype} datapath is "
+                                      "not modelled yet; use mode='timing'")
         machine = _Machine(config, program.dram_image(inputs or {}))
+    cmds = program.commands
+    n = len(cmds)
+    R, C = config.array.rows, config.array.cols
+    unit = np.empty(n, np.int64)
+    dur = np.empty(n, np.int64)
+    wait = np.empty(n, np.int64)
+    signal = np.empty(n, np.int64)
+    control = np.empty(n, np.bool_)
+    for i, cmd in enumerate(cmds):
+        _check(i, cmd, config)
+        unit[i] = int(cmd.UNIT)
+        dur[i] = unit_cycles(cmd, config)
+        wait[i] = cmd.wait
+        signal[i] = cmd.signal
+        control[i] = cmd.UNIT == isa.Unit.CONTROL
+    try:
+        accept, token, start, end = schedule(unit, dur, wait, signal, control,
+                                             config.queue_depth)
+        if mode == "functional":
+            # the register-level path: step the controller cycle by cycle
+            accept, start, end = schedule_per_cycle(unit, dur, wait, signal, control,
+                                                    config.queue_depth)
+    except ScheduleError as e:
+        raise ProgramError(e.index, cmds[e.index], e.field, str(e).split(": ", 1)[1]) from None
+    if check_races and n:
+        _check_races(cmds, start, end, config)
+
     stats = Stats()
     busy = dict.fromkeys(_UNIT_NAMES.values(), 0)
-    stall = {"issue": 0, "dram_latency": 0, "pipeline": 0}
+    stall = {"dispatch": 0, "dependency": 0, "buffer_space": 0, "dram_latency": 0,
+             "pipeline": 0}
     nbytes = {"dram_read": 0, "dram_write": 0, "sram_read": 0, "sram_write": 0}
-    sems = [0] * isa.NUM_SEMAPHORES
     padded_macs = 0
-    cycle = -1
-    R, C = config.array.rows, config.array.cols
-    for i, cmd in enumerate(program.commands):
-        _check(i, cmd, config)
+    prev_end = dict.fromkeys(range(len(isa.Unit)), -1)
+    producers = {}
+    for cmd in cmds:
         for s in range(isa.NUM_SEMAPHORES):
-            if cmd.wait >> s & 1:
-                if sems[s] == 0:
-                    raise ProgramError(i, cmd, "wait", f"semaphore {s} is never signalled before "
-                                       "this command: the program would deadlock")
-                sems[s] -= 1
-        cost = command_cycles(cmd, config)
-        cycle += cost
-        stats.retire_cycles.append(cycle)
-        unit = _UNIT_NAMES[cmd.UNIT]
-        ucyc = unit_cycles(cmd, config)
-        busy[unit] += ucyc
-        stall["issue"] += cost - ucyc
+            if cmd.signal >> s & 1:
+                producers[s] = cmd.UNIT
+    for i, cmd in enumerate(cmds):
+        u = int(unit[i])
+        name = _UNIT_NAMES[cmd.UNIT]
+        if not control[i]:
+            busy[name] += int(dur[i])
+            gap = int(start[i]) - (prev_end[u] + 1)
+            if gap > 0:
+                # the last constraint to clear decides the reason
+                if token[i] >= 0 and token[i] == start[i]:
+                    back = any(cmd.wait >> s & 1 and producers.get(s) in
+                               (isa.Unit.ARRAY, isa.Unit.DMA_OUT, isa.Unit.SORE, isa.Unit.VECTOR)
+                               for s in range(isa.NUM_SEMAPHORES))
+                    reason = "buffer_space" if cmd.UNIT == isa.Unit.DMA_IN and back else \
+                        "dependency"
+                else:
+                    reason = "dispatch"
+                stall[reason] += gap
+            prev_end[u] = int(end[i])
         if isinstance(cmd, isa.Load | isa.Store):
             moved = cmd.rows * cmd.elems * elem_bytes(cmd.buf, config)
             if isinstance(cmd, isa.Load):
@@ -268,13 +369,14 @@ def run(program: Program, config: AcceleratorConfig, mode: str = "timing", *,
             nbytes["sram_write"] += out_rows * C * 4
             if cmd.accumulate:
                 nbytes["sram_read"] += out_rows * C * 4
-            stall["pipeline"] += ucyc - (cmd.k if cmd.dataflow == isa.Dataflow.OS else cmd.m)
-        for s in range(isa.NUM_SEMAPHORES):
-            if cmd.signal >> s & 1:
-                sems[s] += 1
+            stall["pipeline"] += int(dur[i]) - (cmd.k if cmd.dataflow == isa.Dataflow.OS
+                                                else cmd.m)
         if machine is not None:
             _execute(cmd, machine, config)
-    stats.cycles = cycle + 1
+    stats.cycles = int(end.max()) + 1 if n else 0
+    stats.accept_cycles = accept.tolist()
+    stats.start_cycles = start.tolist()
+    stats.retire_cycles = end.tolist()
     stats.busy = busy
     stats.stalls = stall
     stats.bytes = nbytes

@@ -6,7 +6,7 @@ This is the reference lowering behind :func:`hwsim.simulate_gemm`; the dataflow 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import isa
 from .config import AcceleratorConfig
@@ -98,36 +98,86 @@ def _halves(config: AcceleratorConfig) -> tuple[int, int, int]:
     return config.act_depth // 2, config.wgt_depth // 2, config.acc_depth // 2
 
 
+# Semaphores of the lowering: point-to-point token queues between the three units.
+SEM_LOADED = 0     # DMA-in -> array: the operands of the next GEMM are in place
+SEM_IN_FREE = 1    # array -> DMA-in: a GEMM finished reading its ACT/WGT half
+SEM_ACC_FREE = 2   # DMA-out -> array: an ACC half has been stored and may be overwritten
+SEM_ACC_READY = 3  # array -> DMA-out: an output tile is complete in its ACC half
+
+
+class _Emitter:
+    """Adds the double-buffering handshakes to a stream of load groups, GEMMs and stores.
+
+    GEMM ``g`` reads the ACT/WGT halves ``g % 2`` (or a resident A), so the first load of its
+    group waits until GEMM ``g - 2`` has finished; the last load tells the array its operands
+    are ready. Output tile ``t`` accumulates in ACC half ``t % 2``: its first GEMM waits until
+    the store of tile ``t - 2`` has read that half, its last GEMM tells DMA-out to store it.
+    Every token produced is consumed once, except the last two of each kind.
+    """
+
+    def __init__(self, double_buffered: bool):
+        self.depth = 2 if double_buffered else 1
+        self.cmds: list[isa.Command] = []
+        self.loads: list[isa.Load] = []
+        self.gemms = 0
+        self.tiles = 0
+        self.tile_started = False
+
+    def load(self, *args) -> None:
+        self.loads.append(isa.Load(*args))
+
+    def gemm(self, last_of_tile: bool, **fields) -> None:
+        loads = self.loads
+        if loads:
+            if self.gemms >= self.depth:
+                loads[0] = _with(loads[0], wait=1 << SEM_IN_FREE)
+            loads[-1] = _with(loads[-1], signal=loads[-1].signal | 1 << SEM_LOADED)
+            self.cmds.extend(loads)
+        wait = 1 << SEM_LOADED if loads else 0
+        if not self.tile_started and self.tiles >= self.depth:
+            wait |= 1 << SEM_ACC_FREE
+        signal = 1 << SEM_IN_FREE | (1 << SEM_ACC_READY if last_of_tile else 0)
+        self.cmds.append(isa.Gemm(wait=wait, signal=signal, **fields))
+        self.loads = []
+        self.gemms += 1
+        self.tile_started = not last_of_tile
+
+    def store(self, *args) -> None:
+        self.cmds.append(isa.Store(*args, wait=1 << SEM_ACC_READY, signal=1 << SEM_ACC_FREE))
+        self.tiles += 1
+
+
+def _with(cmd: isa.Command, **changes) -> isa.Command:
+    return replace(cmd, **changes)
+
+
 def _lower_os(t: GemmTiling, config: AcceleratorConfig, a: TensorRef, b: TensorRef,
               c: TensorRef) -> list[isa.Command]:
     R, C = t.rows, t.cols
     eb = a.np_dtype.itemsize
     cb = c.np_dtype.itemsize
     half_act, half_wgt, half_acc = _halves(config)
-    cmds: list[isa.Command] = []
-    tile = 0
-    for m0 in range(0, t.m, R):
+    em = _Emitter(config.buffers.double_buffered)
+    nk = -(-t.k // t.kt)
+    for row, m0 in enumerate(range(0, t.m, R)):
         mr = min(R, t.m - m0)
         for n0 in range(0, t.n, C):
             nc = min(C, t.n - n0)
-            c_addr = (tile % 2) * half_acc
+            c_addr = (em.tiles % 2) * half_acc
             for chunk, k0 in enumerate(range(0, t.k, t.kt)):
                 kc = min(t.kt, t.k - k0)
-                b_addr = ((tile + chunk) % 2) * half_wgt
+                g = em.gemms
+                b_addr = (g % 2) * half_wgt
                 # A stays resident across the N loop when the whole reduction fits
-                a_addr = 0 if t.a_resident else ((tile + chunk) % 2) * half_act
+                a_addr = (row % 2) * half_act if t.a_resident else (g % 2) * half_act
                 if not t.a_resident or n0 == 0:
-                    cmds.append(isa.Load(isa.Buffer.ACT, a_addr, a.addr + (k0 * t.m + m0) * eb,
-                                         kc, mr, t.m * eb))
-                cmds.append(isa.Load(isa.Buffer.WGT, b_addr, b.addr + (k0 * t.n + n0) * eb,
-                                     kc, nc, t.n * eb))
-                cmds.append(isa.Gemm(a_addr=a_addr, b_addr=b_addr, c_addr=c_addr, idx_addr=0,
-                                     k=kc, m=0, dataflow=isa.Dataflow.OS,
-                                     accumulate=int(k0 > 0)))
-            cmds.append(isa.Store(isa.Buffer.ACC, c_addr, c.addr + (m0 * t.n + n0) * cb, mr, nc,
-                                  t.n * cb))
-            tile += 1
-    return cmds
+                    em.load(isa.Buffer.ACT, a_addr, a.addr + (k0 * t.m + m0) * eb, kc, mr,
+                            t.m * eb)
+                em.load(isa.Buffer.WGT, b_addr, b.addr + (k0 * t.n + n0) * eb, kc, nc, t.n * eb)
+                em.gemm(chunk == nk - 1, a_addr=a_addr, b_addr=b_addr, c_addr=c_addr,
+                        idx_addr=0, k=kc, m=0, dataflow=isa.Dataflow.OS, accumulate=int(k0 > 0))
+            em.store(isa.Buffer.ACC, c_addr, c.addr + (m0 * t.n + n0) * cb, mr, nc, t.n * cb)
+    return em.cmds
 
 
 def _lower_ws(t: GemmTiling, config: AcceleratorConfig, a: TensorRef, b: TensorRef,
@@ -136,25 +186,21 @@ def _lower_ws(t: GemmTiling, config: AcceleratorConfig, a: TensorRef, b: TensorR
     eb = a.np_dtype.itemsize
     cb = c.np_dtype.itemsize
     half_act, half_wgt, half_acc = _halves(config)
-    cmds: list[isa.Command] = []
-    step = 0
+    em = _Emitter(config.buffers.double_buffered)
+    nk = -(-t.k // R)
     for n0 in range(0, t.n, C):
         nc = min(C, t.n - n0)
-        for blk, m0 in enumerate(range(0, t.m, t.mt)):
+        for m0 in range(0, t.m, t.mt):
             mc = min(t.mt, t.m - m0)
-            c_addr = (blk % 2) * half_acc
-            for k0 in range(0, t.k, R):
+            c_addr = (em.tiles % 2) * half_acc
+            for chunk, k0 in enumerate(range(0, t.k, R)):
                 kc = min(R, t.k - k0)
-                w_addr = (step % 2) * half_wgt
-                a_addr = (step % 2) * half_act
-                cmds.append(isa.Load(isa.Buffer.WGT, w_addr, b.addr + (k0 * t.n + n0) * eb,
-                                     kc, nc, t.n * eb))
-                cmds.append(isa.Load(isa.Buffer.ACT, a_addr, a.addr + (m0 * t.k + k0) * eb,
-                                     mc, kc, t.k * eb))
-                cmds.append(isa.Gemm(a_addr=a_addr, b_addr=w_addr, c_addr=c_addr, idx_addr=0,
-                                     k=kc, m=mc, dataflow=isa.Dataflow.WS,
-                                     accumulate=int(k0 > 0)))
-                step += 1
-            cmds.append(isa.Store(isa.Buffer.ACC, c_addr, c.addr + (m0 * t.n + n0) * cb, mc, nc,
-                                  t.n * cb))
-    return cmds
+                g = em.gemms
+                w_addr = (g % 2) * half_wgt
+                a_addr = (g % 2) * half_act
+                em.load(isa.Buffer.WGT, w_addr, b.addr + (k0 * t.n + n0) * eb, kc, nc, t.n * eb)
+                em.load(isa.Buffer.ACT, a_addr, a.addr + (m0 * t.k + k0) * eb, mc, kc, t.k * eb)
+                em.gemm(chunk == nk - 1, a_addr=a_addr, b_addr=w_addr, c_addr=c_addr,
+                        idx_addr=0, k=kc, m=mc, dataflow=isa.Dataflow.WS, accumulate=int(k0 > 0))
+            em.store(isa.Buffer.ACC, c_addr, c.addr + (m0 * t.n + n0) * cb, mc, nc, t.n * cb)
+    return em.cmds

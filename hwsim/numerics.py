@@ -3,7 +3,8 @@
 This module is the executable specification of the PE's and the vector engine's arithmetic.
 The floating-point kernels work on raw IEEE-754 bit patterns (``uint16`` for binary16,
 ``uint32`` for binary32) and are written so that an RTL engineer can follow them step by step;
-they are Numba ``@njit`` functions, so the cycle-level kernels can call them too.
+they are Numba ``@njit`` functions, so the cycle-level kernels can call them too. Results
+depend only on integer operations, never on the host FPU's rounding or flush-to-zero mode.
 
 Numeric policy
 --------------
@@ -27,7 +28,9 @@ fp16 x fp16 -> fp32 (one PE step)
       **full IEEE gradual underflow**: subnormal fp32 operands and results are produced
       and consumed exactly as IEEE specifies; there is no flush-to-zero anywhere. (By
       Hauser's theorem a sum that lands in the subnormal range is exact, so subnormals cost
-      no rounding error.) Overflow rounds to +-inf.
+      no rounding error.) Overflow rounds to +-inf. Since nonzero products are multiples of
+      2^-48, a PE's accumulator can only be an fp32 subnormal if its initial value is one;
+      the generic adder (vector engine) meets subnormals routinely.
     * The accumulation order is the array's order: ``k = 0, 1, ..., K-1``, each step rounded,
       starting from +0.0 or from a given accumulator (accumulate mode).
 Signed zeros
@@ -146,6 +149,10 @@ def bits_f16(u) -> np.ndarray | np.float16:
 
 
 # ---------------------------------------------------------------- bit-level kernels
+# Integer arithmetic only, so results never depend on the host FPU's flush-to-zero state.
+# inline="always" makes Numba inline these into every calling kernel, also when either side
+# comes from the on-disk cache (linked cached code is not inlined by LLVM); fp16_matmul's
+# vectorised inner loop depends on it.
 
 
 @njit(cache=True, inline="always")
@@ -592,9 +599,12 @@ def int8_matmul(a, b, acc=None) -> np.ndarray:
         raise ValueError(
             f"a and b must be (M, K) and (K, N) matrices, not shapes {a.shape} and {b.shape}"
         )
-    # int64 is exact up to K = 2^49 / 2^14; the ring Z/2^32 makes one final wrap equal to
-    # wrapping after every step
-    total = a.astype(np.int64) @ b.astype(np.int64)
+    # Every partial sum is an integer of magnitude <= K * 2^14, exact in float64 (BLAS, any
+    # order) while K < 2^39; in Z/2^32 one final wrap equals wrapping after every step.
+    if a.shape[1] < 1 << 39:
+        total = (a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)
+    else:  # pragma: no cover - beyond any buffer
+        total = a.astype(np.int64) @ b.astype(np.int64)
     if acc is not None:
         acc = np.asarray(acc)
         if acc.dtype != np.int32:

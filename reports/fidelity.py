@@ -13,7 +13,26 @@ from hwsim.engine import run
 from hwsim.gemm import compile_gemm
 from hwsim.program import Program
 
-__all__ = ["cosim_programs", "gemm_cosim", "gemm_program_case"]
+__all__ = ["command_end_cycles", "cosim_programs", "gemm_cosim", "gemm_program_case"]
+
+
+def command_end_cycles(program: Program, retires: list[tuple[int, int]]) -> list[int]:
+    """Per command, the cycle its unit reported done, from the RTL's per-unit retire pulses
+    (each unit completes its commands in program order)."""
+    per_unit: dict[int, list[int]] = {}
+    for cycle, mask in retires:
+        for u in range(8):
+            if mask >> u & 1:
+                per_unit.setdefault(u, []).append(cycle)
+    taken: dict[int, int] = {}
+    ends = []
+    for cmd in program.commands:
+        u = int(cmd.UNIT)
+        k = taken.get(u, 0)
+        cycles = per_unit.get(u, [])
+        ends.append(cycles[k] if k < len(cycles) else -1)
+        taken[u] = k + 1
+    return ends
 
 
 def gemm_program_case(config: AcceleratorConfig, m: int, n: int, k: int,
@@ -25,8 +44,13 @@ def gemm_program_case(config: AcceleratorConfig, m: int, n: int, k: int,
 
 
 def cosim_programs(config: AcceleratorConfig, cases: list[tuple[Program, dict]], *,
-                   sim: str, seed: int, build_root: str | Path, tag: str) -> list[dict]:
-    """Run programs on the RTL (one simulator launch) and return the bench's observations."""
+                   sim: str, seed: int, build_root: str | Path, tag: str, idle: float = 0.0,
+                   backpressure: float = 0.0) -> list[dict]:
+    """Run programs on the RTL (one simulator launch) and return the bench's observations.
+
+    ``idle`` and ``backpressure`` are the probabilities with which the bench withholds a
+    command or memory readiness on a cycle (0: the exact-timing setting hwsim models).
+    """
     from rtl.cosim import run_bench
 
     spec = {
@@ -35,7 +59,8 @@ def cosim_programs(config: AcceleratorConfig, cases: list[tuple[Program, dict]],
         "bytes_per_cycle": config.dram_bytes_per_cycle,
         "seed": seed,
         "programs": [{"words": [f"{isa.encode(c):x}" for c in p.commands],
-                      "dram": p.dram_image(v).tobytes().hex()} for p, v in cases],
+                      "dram": p.dram_image(v).tobytes().hex(), "idle": idle,
+                      "backpressure": backpressure} for p, v in cases],
     }
     return run_bench(sim, config, spec, tag=tag, build_root=build_root)
 
@@ -53,13 +78,15 @@ def gemm_cosim(config: AcceleratorConfig, m: int, n: int, k: int, *, sim: str = 
     timing = run(prog, config, "timing")
     ref = values["A"].astype(np.int64) @ values["B"].astype(np.int64)
     ref = ((ref + 2**31) % 2**32 - 2**31).astype(np.int32)
+    ends = command_end_cycles(prog, [tuple(r) for r in got["retires"]])
     rtl_c = prog.tensors["C"].read(np.frombuffer(bytes.fromhex(got["dram"]), np.uint8).copy())
     return {
         "config": config.name, "sim": sim, "m": m, "n": n, "k": k, "seed": seed,
         "commands": len(prog.commands),
         "hwsim_cycles": model.stats.cycles, "timing_cycles": timing.stats.cycles,
-        "rtl_cycles": got["retire"][-1] + 1,
-        "cycles_equal": got["retire"] == model.stats.retire_cycles
+        "rtl_cycles": max(ends) + 1,
+        "cycles_equal": ends == model.stats.retire_cycles
+        and got["accept"] == model.stats.accept_cycles
         and timing.stats.cycles == model.stats.cycles,
         "values_equal": bool(np.array_equal(rtl_c, ref) and np.array_equal(model.outputs["C"],
                                                                              ref)),

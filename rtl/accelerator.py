@@ -1,4 +1,4 @@
-"""The accelerator top: controller, DMA, GEMM unit and buffers behind two external ports."""
+"""The accelerator top: controller, DMA engines, GEMM unit and buffers behind external ports."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hwsim.config import AcceleratorConfig
 from .array_unit import ArrayUnit
 from .buffers import BufferMemory
 from .controller import Controller, command_view
-from .dma import Dma, mem_req_layout
+from .dma import DmaIn, DmaOut, mem_rd_req_layout, mem_wr_req_layout
 
 __all__ = ["Accelerator"]
 
@@ -23,22 +23,26 @@ class Accelerator(wiring.Component):
     Members
     -------
     cmd : In(stream.Signature(128))
-        Binary ``hwsim.isa`` commands, executed in order.
-    mem_req : Out(stream.Signature(mem_req_layout(bus_bytes)))
-    mem_rsp : In(stream.Signature(bus_bytes * 8))
-        External memory port (see :func:`rtl.dma.mem_req_layout` for its protocol); the
-        testbench or a memory controller serves it.
-    retire : Out(1)
-        One-cycle pulse per completed command (cocotb measures per-command cycles with it).
+        Binary ``hwsim.isa`` commands.
+    mem_rd_req : Out(stream.Signature(mem_rd_req_layout()))
+    mem_rd_rsp : In(stream.Signature(bus_bytes * 8))
+    mem_wr_req : Out(stream.Signature(mem_wr_req_layout(bus_bytes)))
+        External memory read and write channels (protocol in :mod:`rtl.dma`).
+    retire : Out(8)
+        Per-unit completion pulses (bit ``isa.Unit.X``; bit 0 for SYNC/SETREG).
     idle : Out(1)
-        No command in flight or offered.
+        Nothing queued, running or offered.
     error : Out(1)
-        Sticky: an unsupported or unsatisfiable command was seen.
+        Sticky: an unsupported command was seen.
 
     Notes
     -----
-    This datapath runs int8 dense output-stationary GEMM tiles, LOAD/STORE of ACT, WGT and ACC,
-    SETREG and SYNC. Every command's cycle count equals ``hwsim.timing.command_cycles``.
+    This datapath runs int8 dense output-stationary GEMM tiles, LOAD and STORE of ACT, WGT and
+    ACC, SETREG and SYNC, with DMA-in, DMA-out and the array running concurrently under the
+    semaphores of :mod:`hwsim.schedule`. Buffer ports: ACT and WGT are written by DMA-in and read
+    by the array (or DMA-out); ACC is written by the array (or DMA-in) and has a second read port
+    for DMA-out, so a tile is stored while the next one computes. Programs must not use one port
+    from two units at once (hwsim rejects them); the top gives the array priority.
     """
 
     def __init__(self, config: AcceleratorConfig):
@@ -54,64 +58,75 @@ class Accelerator(wiring.Component):
         bus = config.dram.bus_bytes
         super().__init__({
             "cmd": In(stream.Signature(isa.WORD_BITS)),
-            "mem_req": Out(stream.Signature(mem_req_layout(bus))),
-            "mem_rsp": In(stream.Signature(bus * 8)),
-            "retire": Out(1), "idle": Out(1), "error": Out(1),
+            "mem_rd_req": Out(stream.Signature(mem_rd_req_layout())),
+            "mem_rd_rsp": In(stream.Signature(bus * 8)),
+            "mem_wr_req": Out(stream.Signature(mem_wr_req_layout(bus))),
+            "retire": Out(8), "idle": Out(1), "error": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
         R, C = cfg.array.rows, cfg.array.cols
-        m.submodules.ctrl = ctrl = Controller()
-        m.submodules.dma = dma = Dma(cfg)
+        m.submodules.ctrl = ctrl = Controller(cfg.queue_depth)
+        m.submodules.dma_in = dma_in = DmaIn(cfg)
+        m.submodules.dma_out = dma_out = DmaOut(cfg)
         m.submodules.gemm = gemm = ArrayUnit(cfg)
         m.submodules.act = act = BufferMemory(R * 8, cfg.act_depth)
         m.submodules.wgt = wgt = BufferMemory(C * 8, cfg.wgt_depth)
-        m.submodules.acc = acc = BufferMemory(C * 32, cfg.acc_depth)
+        m.submodules.acc = acc = BufferMemory(C * 32, cfg.acc_depth, read_ports=2)
 
         connect(m, wiring.flipped(self.cmd), ctrl.cmd)
-        connect(m, dma.mem_req, wiring.flipped(self.mem_req))
-        connect(m, wiring.flipped(self.mem_rsp), dma.mem_rsp)
+        connect(m, dma_in.mem_rd_req, wiring.flipped(self.mem_rd_req))
+        connect(m, wiring.flipped(self.mem_rd_rsp), dma_in.mem_rd_rsp)
+        connect(m, dma_out.mem_wr_req, wiring.flipped(self.mem_wr_req))
         m.d.comb += [self.retire.eq(ctrl.retire), self.idle.eq(ctrl.idle),
                      self.error.eq(ctrl.error)]
 
-        ld = command_view(isa.Load, ctrl.word)
-        gm = command_view(isa.Gemm, ctrl.word)
+        for dma, unit in ((dma_in, isa.Unit.DMA_IN), (dma_out, isa.Unit.DMA_OUT)):
+            name = unit.name.lower()
+            f = command_view(isa.Load, getattr(ctrl, f"head_{name}"))
+            m.d.comb += [
+                dma.start.eq(getattr(ctrl, f"start_{name}")),
+                dma.buf.eq(f.buf), dma.sram_addr.eq(f.sram_addr), dma.dram_addr.eq(f.dram_addr),
+                dma.rows.eq(f.rows), dma.elems.eq(f.elems), dma.stride.eq(f.stride),
+                getattr(ctrl, f"busy_{name}").eq(dma.busy),
+                getattr(ctrl, f"done_{name}").eq(dma.done),
+            ]
+        g = command_view(isa.Gemm, ctrl.head_array)
         m.d.comb += [
-            dma.start.eq(ctrl.start_load | ctrl.start_store), dma.is_store.eq(ctrl.start_store),
-            dma.buf.eq(ld.buf), dma.sram_addr.eq(ld.sram_addr), dma.dram_addr.eq(ld.dram_addr),
-            dma.rows.eq(ld.rows), dma.elems.eq(ld.elems), dma.stride.eq(ld.stride),
-            gemm.start.eq(ctrl.start_gemm), gemm.a_addr.eq(gm.a_addr), gemm.b_addr.eq(gm.b_addr),
-            gemm.c_addr.eq(gm.c_addr), gemm.k.eq(gm.k), gemm.accumulate.eq(gm.accumulate),
-            ctrl.unit_done.eq(dma.done | gemm.done),
+            gemm.start.eq(ctrl.start_array), gemm.a_addr.eq(g.a_addr), gemm.b_addr.eq(g.b_addr),
+            gemm.c_addr.eq(g.c_addr), gemm.k.eq(g.k), gemm.accumulate.eq(g.accumulate),
+            ctrl.busy_array.eq(gemm.busy), ctrl.done_array.eq(gemm.done),
         ]
 
-        # One unit runs at a time: route each buffer's ports to the GEMM unit while it is busy,
-        # otherwise to the DMA (which drives enables only for its selected buffer).
-        for code, buf, rd_user, wr_user in (
-            (isa.Buffer.ACT, act, gemm.act, None),
-            (isa.Buffer.WGT, wgt, gemm.wgt, None),
-            (isa.Buffer.ACC, acc, gemm.acc_rd, gemm.acc_wr),
-        ):
-            mine = dma.sel == code
+        # ACT and WGT: DMA-in writes; the array reads, unless DMA-out is storing that buffer.
+        for code, buf, user in ((isa.Buffer.ACT, act, gemm.act), (isa.Buffer.WGT, wgt, gemm.wgt)):
+            out_reads = dma_out.busy & (dma_out.sel == code)
             w = buf.width
             m.d.comb += [
-                buf.rd.addr.eq(Mux(gemm.busy, rd_user.addr, dma.rd.addr)),
-                buf.rd.en.eq(Mux(gemm.busy, rd_user.en, dma.rd.en & mine)),
-                rd_user.data.eq(buf.rd.data),
+                buf.rd.addr.eq(Mux(out_reads, dma_out.rd.addr, user.addr)),
+                buf.rd.en.eq(Mux(out_reads, dma_out.rd.en, user.en)),
+                user.data.eq(buf.rd.data),
+                buf.wr.addr.eq(dma_in.wr.addr), buf.wr.data.eq(dma_in.wr.data[:w]),
+                buf.wr.en.eq(dma_in.wr.en & (dma_in.sel == code)),
             ]
-            if wr_user is None:
-                m.d.comb += [buf.wr.addr.eq(dma.wr.addr), buf.wr.data.eq(dma.wr.data[:w]),
-                             buf.wr.en.eq(dma.wr.en & mine)]
-            else:
-                m.d.comb += [
-                    buf.wr.addr.eq(Mux(gemm.busy, wr_user.addr, dma.wr.addr)),
-                    buf.wr.data.eq(Mux(gemm.busy, wr_user.data, dma.wr.data[:w])),
-                    buf.wr.en.eq(Mux(gemm.busy, wr_user.en, dma.wr.en & mine)),
-                ]
-        with m.Switch(dma.sel):
-            for code, buf in ((isa.Buffer.ACT, act), (isa.Buffer.WGT, wgt), (isa.Buffer.ACC, acc)):
+        # ACC: the array writes (DMA-in may preload it); port 0 for the array's
+        # read-modify-write, port 1 for DMA-out.
+        m.d.comb += [
+            acc.wr.addr.eq(Mux(gemm.busy, gemm.acc_wr.addr, dma_in.wr.addr)),
+            acc.wr.data.eq(Mux(gemm.busy, gemm.acc_wr.data, dma_in.wr.data[:acc.width])),
+            acc.wr.en.eq(Mux(gemm.busy, gemm.acc_wr.en,
+                             dma_in.wr.en & (dma_in.sel == isa.Buffer.ACC))),
+            acc.rd.addr.eq(gemm.acc_rd.addr), acc.rd.en.eq(gemm.acc_rd.en),
+            gemm.acc_rd.data.eq(acc.rd.data),
+            acc.rd1.addr.eq(dma_out.rd.addr), acc.rd1.en.eq(dma_out.rd.en & (dma_out.sel ==
+                                                                              isa.Buffer.ACC)),
+        ]
+        with m.Switch(dma_out.sel):
+            for code, buf in ((isa.Buffer.ACT, act), (isa.Buffer.WGT, wgt)):
                 with m.Case(code):
-                    m.d.comb += dma.rd.data.eq(buf.rd.data)
+                    m.d.comb += dma_out.rd.data.eq(buf.rd.data)
+            with m.Default():
+                m.d.comb += dma_out.rd.data.eq(acc.rd1.data)
         return m

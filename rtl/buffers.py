@@ -26,12 +26,15 @@ class WritePortSignature(wiring.Signature):
 
 
 class BufferMemory(wiring.Component):
-    """A single-read, single-write-port SRAM of ``depth`` entries of ``width`` bits.
+    """An SRAM of ``depth`` entries of ``width`` bits with one write port and ``read_ports``
+    read ports (a simple dual-port block RAM each).
 
     Members
     -------
     rd : In(ReadPortSignature(16, width))
         Synchronous read, latency 1 (:attr:`latency`); not transparent to a same-cycle write.
+    rd1, ... : In(ReadPortSignature(16, width))
+        Further read ports when ``read_ports > 1``.
     wr : In(WritePortSignature(16, width))
 
     Raises
@@ -42,24 +45,24 @@ class BufferMemory(wiring.Component):
 
     latency = 1
 
-    def __init__(self, width: int, depth: int):
-        for name, v in (("width", width), ("depth", depth)):
+    def __init__(self, width: int, depth: int, read_ports: int = 1):
+        for name, v in (("width", width), ("depth", depth), ("read_ports", read_ports)):
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise TypeError(f"{name} must be a positive integer, not {v!r}")
-        self.width, self.depth = width, depth
-        super().__init__({
-            "rd": In(ReadPortSignature(16, width)),
-            "wr": In(WritePortSignature(16, width)),
-        })
+        self.width, self.depth, self.read_ports = width, depth, read_ports
+        ports = {"rd": In(ReadPortSignature(16, width))}
+        ports.update({f"rd{i}": In(ReadPortSignature(16, width)) for i in range(1, read_ports)})
+        super().__init__({**ports, "wr": In(WritePortSignature(16, width))})
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.mem = mem = Memory(shape=unsigned(self.width), depth=self.depth, init=[])
-        rd = mem.read_port()
         wr = mem.write_port()
         abits = max(1, (self.depth - 1).bit_length())
-        m.d.comb += [
-            rd.addr.eq(self.rd.addr[:abits]), rd.en.eq(self.rd.en), self.rd.data.eq(rd.data),
-            wr.addr.eq(self.wr.addr[:abits]), wr.en.eq(self.wr.en), wr.data.eq(self.wr.data),
-        ]
+        m.d.comb += [wr.addr.eq(self.wr.addr[:abits]), wr.en.eq(self.wr.en),
+                     wr.data.eq(self.wr.data)]
+        for i in range(self.read_ports):
+            user = getattr(self, "rd" if i == 0 else f"rd{i}")
+            rd = mem.read_port()
+            m.d.comb += [rd.addr.eq(user.addr[:abits]), rd.en.eq(user.en), user.data.eq(rd.data)]
         return m

@@ -1,9 +1,16 @@
-"""Command controller: accepts binary ``hwsim.isa`` commands, decodes them and runs them."""
+"""Command controller: accepts binary ``hwsim.isa`` commands and dispatches them to unit queues.
+
+The controller is the hardware of :mod:`hwsim.schedule`: one command accepted per cycle into its
+unit's queue, units issuing from their queue heads when idle and their ``wait`` semaphores are
+positive, semaphores incremented by the ``signal`` masks on each unit's done cycle, and SYNC and
+SETREG executed as fences by the controller itself.
+"""
 
 from __future__ import annotations
 
 from amaranth import Module, Signal
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from hwsim import isa
@@ -24,103 +31,154 @@ def command_view(cls: type[isa.Command], word) -> data.View:
     return data.View(layout, word[:layout.size])
 
 
-class Controller(wiring.Component):
-    """In-order command controller.
+UNIT_OPCODES = {
+    isa.Unit.DMA_IN: (isa.Opcode.LOAD,),
+    isa.Unit.DMA_OUT: (isa.Opcode.STORE,),
+    isa.Unit.ARRAY: (isa.Opcode.GEMM,),
+}
 
-    One command is in flight at a time: the controller accepts a word (``cmd`` handshake),
-    starts its unit on the next cycle, and retires it on the cycle the unit reports done, then
-    accepts the next word. SETREG and SYNC complete on their start cycle. Every command thus
-    costs ``1 + unit_cycles`` cycles, which ``hwsim.timing`` reproduces. Serial issue trivially
-    satisfies the semaphore order of any well-formed program; a command that waits on a
-    semaphore with no pending signal can never issue, so it raises ``error`` and is skipped
-    instead of hanging. Unknown opcodes also raise ``error``.
+
+class Controller(wiring.Component):
+    """Decoupled command controller with per-unit queues and 8 counting semaphores.
+
+    Parameters
+    ----------
+    queue_depth : int
+        Commands each unit queue holds (``config.queue_depth``).
+    units : tuple of isa.Unit
+        The units behind this controller, each with the members below.
 
     Members
     -------
     cmd : In(stream.Signature(128))
-        Command words (``hwsim.isa`` encoding).
-    word : Out(128)
-        The command in flight; units read their fields from it.
-    start_load, start_store, start_gemm : Out(1)
-        One-cycle start pulses.
-    unit_done : In(1)
-        The started unit's done pulse.
-    retire : Out(1)
-        High for one cycle as each command completes.
+        Command words. ``ready`` is low while the target queue is full or a fence is pending.
+    head_<unit> : Out(128)
+        The head of the unit's queue; the unit samples its fields on ``start_<unit>``.
+    start_<unit> : Out(1)
+        Issue the head command (pops it).
+    busy_<unit>, done_<unit> : In(1)
+        The unit is running a command; its done cycle.
+    retire : Out(8)
+        Bit ``isa.Unit.X`` is high on the cycle a command of unit X completes (bit 0: SYNC or
+        SETREG). cocotb maps these to commands to compare with hwsim command by command.
     idle : Out(1)
-        No command in flight.
+        Nothing queued, running, or offered.
     error : Out(1)
-        Sticky: an unsupported or unsatisfiable command was seen.
+        Sticky: an unknown or unsupported command was seen (and dropped).
     regs : Out(ArrayLayout(32, 16))
         SETREG registers.
+
+    Latency
+    -------
+    A command accepted on cycle ``a`` can start on ``a + 1``; a done on cycle ``e`` releases its
+    tokens and its unit on ``e + 1``; a fence retires on the first cycle everything is idle.
     """
 
-    def __init__(self):
-        super().__init__({
+    def __init__(self, queue_depth: int = 4, units=tuple(UNIT_OPCODES)):
+        if not isinstance(queue_depth, int) or isinstance(queue_depth, bool) or queue_depth < 1:
+            raise TypeError(f"queue_depth must be a positive integer, not {queue_depth!r}")
+        self.queue_depth = queue_depth
+        self.units = tuple(isa.Unit(u) for u in units)
+        members = {
             "cmd": In(stream.Signature(isa.WORD_BITS)),
-            "word": Out(isa.WORD_BITS),
-            "start_load": Out(1), "start_store": Out(1), "start_gemm": Out(1),
-            "unit_done": In(1),
-            "retire": Out(1), "idle": Out(1), "error": Out(1),
+            "retire": Out(8), "idle": Out(1), "error": Out(1),
             "regs": Out(data.ArrayLayout(32, 16)),
-        })
+        }
+        for u in self.units:
+            n = u.name.lower()
+            members.update({f"head_{n}": Out(isa.WORD_BITS), f"start_{n}": Out(1),
+                            f"busy_{n}": In(1), f"done_{n}": In(1)})
+        super().__init__(members)
+
+    def _port(self, unit: isa.Unit, what: str):
+        return getattr(self, f"{what}_{unit.name.lower()}")
 
     def elaborate(self, platform):
         m = Module()
-        word = Signal(isa.WORD_BITS)
-        m.d.comb += self.word.eq(word)
-        op = word[:4]
-        wait = word[4:4 + isa.NUM_SEMAPHORES]
-        signal = word[4 + isa.NUM_SEMAPHORES:isa.HEADER_BITS]
-        sems = [Signal(8, name=f"sem{i}") for i in range(isa.NUM_SEMAPHORES)]
-        setreg = command_view(isa.SetReg, word)
-        gemm = command_view(isa.Gemm, word)
-        blocked = Signal()
-        m.d.comb += blocked.eq(
-            sum(((wait >> i) & 1) & (sems[i] == 0) for i in range(isa.NUM_SEMAPHORES)) != 0)
+        nsem = isa.NUM_SEMAPHORES
+        m.d.comb += self.retire.eq(0)  # bits of units this controller does not have stay low
+        sems = [Signal(8, name=f"sem{i}") for i in range(nsem)]
+        inc = [[] for _ in range(nsem)]
+        dec = [[] for _ in range(nsem)]
 
-        def retire_now():
-            m.d.comb += self.retire.eq(1)
-            for i in range(isa.NUM_SEMAPHORES):
-                m.d.sync += sems[i].eq(sems[i] - wait[i] + signal[i])
-            m.next = "IDLE"
+        incoming = self.cmd.payload
+        op_in = incoming[:4]
+        gemm_in = command_view(isa.Gemm, incoming)
+
+        fifos = {}
+        all_empty = Signal()
+        all_idle = Signal()
+        empties, idles = [], []
+        for u in self.units:
+            fifo = SyncFIFO(width=isa.WORD_BITS, depth=self.queue_depth)
+            m.submodules[f"queue_{u.name.lower()}"] = fifo
+            fifos[u] = fifo
+            head = fifo.r_data
+            wait = head[4:4 + nsem]
+            can = Signal(name=f"can_{u.name.lower()}")
+            sems_ok = Signal(name=f"sems_ok_{u.name.lower()}")
+            m.d.comb += sems_ok.eq(
+                sum(wait[s] & (sems[s] == 0) for s in range(nsem)) == 0)
+            m.d.comb += [
+                self._port(u, "head").eq(head),
+                can.eq(fifo.r_rdy & ~self._port(u, "busy") & sems_ok),
+                self._port(u, "start").eq(can),
+                fifo.r_en.eq(can),
+                fifo.w_data.eq(incoming),
+                self.retire[int(u)].eq(self._port(u, "done")),
+            ]
+            # the signal mask of the running command, kept from its issue to its done
+            sig = Signal(nsem, name=f"signal_{u.name.lower()}")
+            with m.If(can):
+                m.d.sync += sig.eq(head[4 + nsem:isa.HEADER_BITS])
+            for s in range(nsem):
+                dec[s].append(can & wait[s])
+                inc[s].append(self._port(u, "done") & sig[s])
+            empties.append(~fifo.r_rdy)
+            idles.append(~self._port(u, "busy"))
+        m.d.comb += [all_empty.eq(sum(e for e in empties) == len(empties)),
+                     all_idle.eq(sum(i for i in idles) == len(idles))]
+
+        # Control commands (SYNC, SETREG) wait in `word` until everything is idle.
+        word = Signal(isa.WORD_BITS)
+        cwait = word[4:4 + nsem]
+        csig = word[4 + nsem:isa.HEADER_BITS]
+        setreg = command_view(isa.SetReg, word)
+        fence_done = Signal()
+        m.d.comb += fence_done.eq(
+            all_empty & all_idle & (sum(cwait[s] & (sems[s] == 0) for s in range(nsem)) == 0))
+        for s in range(nsem):
+            dec[s].append(fence_done & cwait[s] & self.retire[0])
+            inc[s].append(fence_done & csig[s] & self.retire[0])
 
         with m.FSM():
-            with m.State("IDLE"):
-                m.d.comb += [self.cmd.ready.eq(1), self.idle.eq(~self.cmd.valid)]
-                with m.If(self.cmd.valid):
-                    m.d.sync += word.eq(self.cmd.payload)
-                    m.next = "ISSUE"
-            with m.State("ISSUE"):
-                with m.If(blocked):
-                    m.d.sync += self.error.eq(1)
-                    m.d.comb += self.retire.eq(1)
-                    m.next = "IDLE"
-                with m.Else(), m.Switch(op):
-                    with m.Case(isa.Opcode.LOAD):
-                        m.d.comb += self.start_load.eq(1)
-                        m.next = "WAIT"
-                    with m.Case(isa.Opcode.STORE):
-                        m.d.comb += self.start_store.eq(1)
-                        m.next = "WAIT"
-                    with m.Case(isa.Opcode.GEMM):
-                        # This datapath runs dense output-stationary tiles only.
-                        with m.If(gemm.dataflow | gemm.sparse):
-                            m.d.sync += self.error.eq(1)
-                            m.d.comb += self.retire.eq(1)
-                            m.next = "IDLE"
-                        with m.Else():
-                            m.d.comb += self.start_gemm.eq(1)
-                            m.next = "WAIT"
-                    with m.Case(isa.Opcode.SETREG):
-                        m.d.sync += self.regs[setreg.reg].eq(setreg.value)
-                        retire_now()
-                    with m.Case(isa.Opcode.SYNC):
-                        retire_now()
-                    with m.Default():
+            with m.State("RUN"):
+                m.d.comb += self.idle.eq(all_empty & all_idle & ~self.cmd.valid)
+                handled = Signal()
+                for u in self.units:
+                    codes = UNIT_OPCODES[u]
+                    hit = sum(op_in == c for c in codes) != 0
+                    if u == isa.Unit.ARRAY:
+                        # this datapath runs dense output-stationary tiles only
+                        hit = hit & ~gemm_in.dataflow & ~gemm_in.sparse
+                    with m.If(hit):
+                        m.d.comb += [handled.eq(1), self.cmd.ready.eq(fifos[u].w_rdy),
+                                     fifos[u].w_en.eq(self.cmd.valid)]
+                with m.If((op_in == isa.Opcode.SYNC) | (op_in == isa.Opcode.SETREG)):
+                    m.d.comb += [handled.eq(1), self.cmd.ready.eq(1)]
+                    with m.If(self.cmd.valid):
+                        m.d.sync += word.eq(incoming)
+                        m.next = "FENCE"
+                with m.If(~handled):
+                    m.d.comb += self.cmd.ready.eq(1)
+                    with m.If(self.cmd.valid):
                         m.d.sync += self.error.eq(1)
-                        m.d.comb += self.retire.eq(1)
-                        m.next = "IDLE"
-            with m.State("WAIT"), m.If(self.unit_done):
-                retire_now()
+            with m.State("FENCE"), m.If(fence_done):
+                m.d.comb += self.retire[0].eq(1)
+                with m.If(word[:4] == isa.Opcode.SETREG):
+                    m.d.sync += self.regs[setreg.reg].eq(setreg.value)
+                m.next = "RUN"
+
+        for s in range(nsem):
+            m.d.sync += sems[s].eq(sems[s] + sum(inc[s]) - sum(dec[s]))
         return m

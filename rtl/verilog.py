@@ -46,12 +46,13 @@ def write_verilog(config: AcceleratorConfig, out_dir: str | Path) -> Path:
         "ports": {name: str(member) for name, member in top.signature.members.items()},
         "buffers": {"act": [R * 8, config.act_depth], "wgt": [C * 8, config.wgt_depth],
                     "acc": [C * 32, config.acc_depth]},
-        "cycles": {
-            "accept": 1,
+        "controller": {"queue_depth": config.queue_depth, "semaphores": isa.NUM_SEMAPHORES,
+                       "model": "hwsim.schedule (decoupled units, point-to-point semaphores)"},
+        "unit_cycles": {
             "gemm_os": f"k + {ArrayUnit.cycles(0, R, C)}",
-            "load": f"rows + {config.dram_latency_cycles + 1} (2 if rows == 0)",
-            "store": "rows + 2 (2 if rows == 0)",
-            "setreg_sync": 1,
+            "load": f"rows * slots + {config.dram_latency_cycles + 1} (2 if rows == 0)",
+            "store": "rows * slots + 2 (2 if rows == 0)",
+            "slots": "ceil(bytes per request / dram bytes per cycle)",
         },
         "dram_latency_cycles": config.dram_latency_cycles,
         "supported": ["LOAD", "STORE", "GEMM(dense, os, int8)", "SETREG", "SYNC"],

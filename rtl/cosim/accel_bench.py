@@ -7,7 +7,8 @@ through ``cocotb_tools.runner``, and compares what it writes back with hwsim and
 Spec (``SATMEM_SPEC``): ``{"latency": L, "bus_bytes": B, "bytes_per_cycle": W, "seed": S,
 "programs": [{"words":
 [hex...], "dram": hex, "idle": p, "backpressure": p}, ...]}``. Result (``SATMEM_OUT``): per
-program the accept and retire cycle of every command, the final DRAM image and the error flag.
+program the accept cycle of every command, the (cycle, unit mask) of every retire pulse, the
+final DRAM image and the error flag.
 """
 
 from __future__ import annotations
@@ -25,8 +26,41 @@ from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 REQ_ADDR_BITS, REQ_NBYTES_BITS = 32, 8
 
 
+def _split_request(value, with_data: bool) -> tuple[int, int, int]:
+    """``(addr, nbytes, wdata)`` of a request payload. Only a write's stored bytes must be
+    defined (a read's payload has no data; Icarus shows never-written buffer entries as X)."""
+    bits = str(value)  # MSB first
+    head = REQ_ADDR_BITS + REQ_NBYTES_BITS
+    word = int(bits[-head:], 2)
+    addr = word & (2**REQ_ADDR_BITS - 1)
+    nbytes = word >> REQ_ADDR_BITS
+    if not with_data:
+        return addr, nbytes, 0
+    wbits = bits[:-head]
+    stored = wbits[len(wbits) - 8 * nbytes:]
+    if set(stored) - {"0", "1"}:
+        raise AssertionError(f"write of undefined data {stored!r} to {addr:#x}")
+    return addr, nbytes, int(stored or "0", 2)
+
+
+class _Channel:
+    """Pacing of one memory channel: a request of n bytes is accepted on the last of the
+    ceil(n / bytes_per_cycle) cycles it is offered (hwsim.timing.dram_request_cycles)."""
+
+    def __init__(self, bytes_per_cycle: float):
+        self.bytes_per_cycle = bytes_per_cycle
+        self.offered = 0
+
+    def ready(self, valid: bool, nbytes: int) -> bool:
+        slots = max(1, math.ceil(nbytes / self.bytes_per_cycle - 1e-9))
+        return valid and self.offered + 1 >= slots
+
+    def step(self, valid: bool, accepted: bool) -> None:
+        self.offered = 0 if accepted or not valid else self.offered + 1
+
+
 class TB:
-    """Clock, reset, a fixed-latency memory model and a command driver for one DUT."""
+    """Clock, reset, a fixed-latency two-channel memory and a command driver for one DUT."""
 
     def __init__(self, dut, latency: int, bus_bytes: int, bytes_per_cycle: float, seed: int):
         self.dut = dut
@@ -41,86 +75,76 @@ class TB:
         d.rst.value = 1
         d.cmd__valid.value = 0
         d.cmd__payload.value = 0
-        d.mem_req__ready.value = 1
-        d.mem_rsp__valid.value = 0
-        d.mem_rsp__payload.value = 0
+        d.mem_rd_req__ready.value = 0
+        d.mem_wr_req__ready.value = 0
+        d.mem_rd_rsp__valid.value = 0
+        d.mem_rd_rsp__payload.value = 0
         for _ in range(3):
             await RisingEdge(d.clk)
         d.rst.value = 0
-
-    def _decode_req(self, value, header_only: bool = False) -> tuple[int, int, int, int]:
-        """Split a request payload. A read's ``wdata`` is don't-care (X in Icarus when it comes
-        from an unwritten buffer entry); a write's stored bytes must be fully defined."""
-        bits = str(value)  # MSB first
-        head = REQ_ADDR_BITS + 1 + REQ_NBYTES_BITS
-        word = int(bits[-head:], 2)
-        addr = word & (2**REQ_ADDR_BITS - 1)
-        write = (word >> REQ_ADDR_BITS) & 1
-        nbytes = (word >> (REQ_ADDR_BITS + 1)) & (2**REQ_NBYTES_BITS - 1)
-        wbits = bits[:-head]
-        if not write or header_only:
-            return addr, write, nbytes, 0
-        stored = wbits[len(wbits) - 8 * nbytes:]
-        if set(stored) - {"0", "1"}:
-            raise AssertionError(f"write of undefined data {stored!r} to {addr:#x}")
-        return addr, write, nbytes, int(stored or "0", 2)
 
     async def run_program(self, words: list[int], dram: bytearray, *, idle: float = 0.0,
                           backpressure: float = 0.0, max_cycles: int = 2_000_000) -> dict:
         """Drive ``words`` and serve memory until every command has retired.
 
         Each cycle: at the falling edge drive this cycle's inputs, then at ReadOnly sample the
-        handshakes that the next rising edge will complete. Cycle 0 is the cycle in which the
-        first command is accepted.
+        handshakes that the next rising edge completes. Cycle 0 is the cycle the first command
+        is accepted. ``idle`` withholds commands and ``backpressure`` withholds memory
+        readiness at random (values must still match; cycles then differ from hwsim's).
         """
         d = self.dut
         pending: deque[tuple[int, int]] = deque()
-        accept, retire = [], []
-        idx, cycle, started = 0, 0, False
-        presented = 0  # cycles the current request has been offered
-        while len(retire) < len(words):
+        rd_ch, wr_ch = _Channel(self.bytes_per_cycle), _Channel(self.bytes_per_cycle)
+        accept, retires = [], []
+        idx, cycle, started, retired = 0, 0, False, 0
+        while retired < len(words):
             await FallingEdge(d.clk)
             if pending and pending[0][0] <= cycle:
-                d.mem_rsp__valid.value = 1
-                d.mem_rsp__payload.value = pending.popleft()[1]
+                d.mem_rd_rsp__valid.value = 1
+                d.mem_rd_rsp__payload.value = pending.popleft()[1]
             else:
-                d.mem_rsp__valid.value = 0
+                d.mem_rd_rsp__valid.value = 0
             offer = idx < len(words) and not (idle and self.rng.random() < idle)
             d.cmd__valid.value = int(offer)
             d.cmd__payload.value = words[idx] if idx < len(words) else 0
-            # A request of n bytes occupies the memory for ceil(n / bytes_per_cycle) cycles: it
-            # is accepted on the last of them (hwsim.timing.dram_request_cycles).
-            ready = not (backpressure and self.rng.random() < backpressure)
-            if int(d.mem_req__valid.value):
-                _, _, nbytes, _ = self._decode_req(d.mem_req__payload.value, header_only=True)
-                slots = max(1, math.ceil(nbytes / self.bytes_per_cycle - 1e-9))
-                ready = ready and presented + 1 >= slots
-            d.mem_req__ready.value = int(ready)
+            # memory readiness for this cycle, from the requests the DUT is offering
+            rd_valid = bool(int(d.mem_rd_req__valid.value))
+            wr_valid = bool(int(d.mem_wr_req__valid.value))
+            rd_n = _split_request(d.mem_rd_req__payload.value, False)[1] if rd_valid else 0
+            wr_n = _split_request(d.mem_wr_req__payload.value, False)[1] if wr_valid else 0
+            hold = backpressure and self.rng.random() < backpressure
+            rd_ready = rd_ch.ready(rd_valid, rd_n) and not hold
+            wr_ready = wr_ch.ready(wr_valid, wr_n) and not hold
+            d.mem_rd_req__ready.value = int(rd_ready)
+            d.mem_wr_req__ready.value = int(wr_ready)
             await ReadOnly()
             if offer and int(d.cmd__ready.value):
                 started = True
                 accept.append(cycle)
                 idx += 1
-            if int(d.mem_req__valid.value) and not ready:
-                presented += 1
-            if ready and int(d.mem_req__valid.value):
-                presented = 0
-                addr, write, nbytes, wdata = self._decode_req(d.mem_req__payload.value)
-                if write:
-                    dram[addr:addr + nbytes] = wdata.to_bytes(self.bus_bytes, "little")[:nbytes]
-                else:
-                    data = int.from_bytes(bytes(dram[addr:addr + nbytes]), "little")
-                    pending.append((cycle + self.latency, data))
-            if int(d.retire.value):
-                retire.append(cycle)
+            rd_ch.step(rd_valid, rd_ready)
+            wr_ch.step(wr_valid, wr_ready)
+            if rd_ready:
+                addr, nbytes, _ = _split_request(d.mem_rd_req__payload.value, False)
+                data = int.from_bytes(bytes(dram[addr:addr + nbytes]), "little")
+                pending.append((cycle + self.latency, data))
+            if wr_ready:
+                addr, nbytes, wdata = _split_request(d.mem_wr_req__payload.value, True)
+                dram[addr:addr + nbytes] = wdata.to_bytes(self.bus_bytes, "little")[:nbytes]
+            if not d.retire.value.is_resolvable:
+                raise AssertionError(f"retire is {d.retire.value} on cycle {cycle}")
+            mask = int(d.retire.value)
+            if mask:
+                retires.append((cycle, mask))
+                retired += bin(mask).count("1")
             if started:
                 cycle += 1
             if cycle > max_cycles:
                 raise AssertionError(f"program did not finish within {max_cycles} cycles")
         await FallingEdge(d.clk)
         d.cmd__valid.value = 0
-        d.mem_rsp__valid.value = 0
-        return {"accept": accept, "retire": retire, "dram": dram.hex(),
+        d.mem_rd_rsp__valid.value = 0
+        return {"accept": accept, "retires": retires, "dram": dram.hex(),
                 "error": int(d.error.value)}
 
 

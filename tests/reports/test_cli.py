@@ -80,7 +80,8 @@ def test_rtl_verilog_writes_design_and_manifest(capsys, tmp_path):
     code, out, _ = run_cli(capsys, "rtl", "verilog", "--config", "tiny", "--out", str(tmp_path))
     assert code == 0
     text = (tmp_path / "satmem_top.v").read_text()
-    assert "module satmem_top" in text and "mem_req__payload" in text
+    assert "module satmem_top" in text
+    assert "mem_rd_req__payload" in text and "mem_wr_req__payload" in text
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["config_name"] == "tiny" and manifest["isa_word_bits"] == 128
     assert manifest["buffers"]["acc"] == [128, 128]
