@@ -34,7 +34,7 @@ __all__ = [
 
 def simulate_gemm(m: int, n: int, k: int, config: AcceleratorConfig | str, *,
                   sparsity: str | None = None, dataflow: str = "ws",
-                  mode: str = "timing") -> Stats:
+                  mode: str = "timing", trace: str | None = None) -> Stats:
     """Cycles, traffic and energy of one GEMM C[M,N] = A[M,K]·B[K,N] on ``config``.
 
     Parameters
@@ -48,6 +48,8 @@ def simulate_gemm(m: int, n: int, k: int, config: AcceleratorConfig | str, *,
     dataflow : {"ws", "os"}
     mode : {"timing", "functional"}
         Functional mode runs random operands through the per-cycle model.
+    trace : str, optional
+        Write a per-command trace (CSV, :mod:`hwsim.trace`) to this path.
 
     Raises
     ------
@@ -67,4 +69,9 @@ def simulate_gemm(m: int, n: int, k: int, config: AcceleratorConfig | str, *,
     if mode == "functional":
         rng = np.random.default_rng(0)
         inputs = {"A": rng.integers(-128, 128, (m, k)), "B": rng.integers(-128, 128, (k, n))}
-    return run(prog, cfg, mode, inputs=inputs, macs=m * n * k).stats
+    stats = run(prog, cfg, mode, inputs=inputs, macs=m * n * k).stats
+    if trace is not None:
+        from .trace import write_trace
+
+        write_trace(prog, stats, trace)
+    return stats

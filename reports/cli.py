@@ -75,7 +75,7 @@ def cmd_simulate_gemm(args) -> int:
 
     cfg = _config(args.config)
     stats = simulate_gemm(args.m, args.n, args.k, cfg, dataflow=args.dataflow, mode=args.mode,
-                          sparsity=args.sparsity)
+                          sparsity=args.sparsity, trace=args.trace)
     seconds = stats.cycles / (cfg.clock_mhz * 1e6)
     if args.json:
         out = {"config": cfg.name, "config_key": cfg.key(), "m": args.m, "n": args.n,
@@ -89,6 +89,27 @@ def cmd_simulate_gemm(args) -> int:
     print(f"  DRAM bytes   read {stats.bytes['dram_read']:,}  write {stats.bytes['dram_write']:,}")
     print(f"  energy       {stats.energy_total_pj / 1e6:,.3f} uJ  "
           + "  ".join(f"{k} {v / 1e6:,.3f}" for k, v in stats.energy_pj.items()))
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    if args.topology is None:
+        raise UsageError("simulate needs --topology FILE.csv (SCALE-Sim format)")
+    from reports.topology import simulate_topology
+
+    cfg = _config(args.config)
+    if args.scalesim_cfg:
+        from hwsim.scalesim import read_scalesim_cfg
+
+        cfg = read_scalesim_cfg(args.scalesim_cfg, base=cfg)
+    table = simulate_topology(args.topology, cfg, dataflow=args.dataflow)
+    if args.json:
+        print(table.to_json(orient="records", indent=2))
+        return 0
+    total = table["cycles"].sum()
+    print(f"{args.topology} on {cfg.name} ({len(table)} layers, {total:,} cycles, "
+          f"{total / (cfg.clock_mhz * 1e3):,.3f} ms)")
+    print(table.to_string(index=False))
     return 0
 
 
@@ -140,8 +161,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataflow", choices=("os", "ws"), default="ws")
     s.add_argument("--mode", choices=("timing", "functional"), default="timing")
     s.add_argument("--sparsity", default=None, help="N:M pattern of B along K, e.g. 2:8")
+    s.add_argument("--trace", default=None, help="write a per-command trace (CSV) here")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_simulate_gemm)
+
+    s = sub.add_parser("simulate", help="per-layer simulation of a SCALE-Sim topology")
+    s.add_argument("--topology", default=None, help="SCALE-Sim topology CSV (conv or GEMM)")
+    s.add_argument("--scalesim-cfg", default=None, help="SCALE-Sim .cfg architecture file "
+                   "(overrides array, buffers and bandwidth of --config)")
+    s.add_argument("--config", default="vcu1525")
+    s.add_argument("--dataflow", choices=("os", "ws"), default="ws")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_simulate)
 
     rtl = sub.add_parser("rtl", help="RTL: Verilog generation, co-simulation")
     rsub = rtl.add_subparsers(dest="rtl_command", metavar="RTL_COMMAND", parser_class=_Parser)
@@ -173,8 +204,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from hwsim.config import ConfigError
     from hwsim.engine import ProgramError
     from hwsim.isa import IsaError
+    from hwsim.scalesim import TopologyError
 
-    return (UsageError, ConfigError, ProgramError, IsaError, ValueError, OSError,
+    return (UsageError, ConfigError, ProgramError, IsaError, TopologyError, ValueError, OSError,
             NotImplementedError)
 
 
