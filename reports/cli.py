@@ -132,6 +132,35 @@ def cmd_rtl_cosim(args) -> int:
     return 0 if row["values_equal"] and row["cycles_equal"] else 1
 
 
+def cmd_experiment(args) -> int:
+    from pathlib import Path
+
+    from algorithms import experiments as ex
+
+    out = Path(args.out) / args.which
+    out.mkdir(parents=True, exist_ok=True)
+    say = (lambda line: print(line, file=sys.stderr, flush=True)) if not args.quiet else None
+    if args.which == "nm":
+        kw = {"seeds": tuple(range(args.seeds)), "epochs": args.epochs or 30}
+        if args.quick:
+            kw.update(seeds=(0,), epochs=args.epochs or 3, patterns=("2:8",))
+        table = ex.run_nm_experiment(out, progress=say, **kw)
+    elif args.which == "memoryformer":
+        kw = {"steps": args.steps or 600}
+        if args.quick:
+            kw.update(steps=args.steps or 40, corpus_bytes=200_000, eval_batches=4)
+        table = ex.run_memoryformer_experiment(out, **kw)
+    else:
+        kw = {}
+        if args.quick:
+            kw.update(train_steps=40, memo_sequences=256, eval_sequences=32, embed_steps=40,
+                      corpus_bytes=200_000)
+        table = ex.run_attmemo_experiment(out, **kw)
+    print(table.to_string(index=False))
+    print(f"results: {out}")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from reports.demo import run_demo
 
@@ -190,6 +219,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--build", default="build")
     s.set_defaults(func=cmd_rtl_cosim)
+
+    s = sub.add_parser("experiment", help="algorithm experiments on offline data "
+                       "(N:M training, MemoryFormer, AttMEMO)")
+    s.add_argument("which", choices=("nm", "memoryformer", "attmemo"))
+    s.add_argument("--out", default="runs/experiments")
+    s.add_argument("--quick", action="store_true", help="a small budget (a smoke run)")
+    s.add_argument("--seeds", type=_positive_int, default=3, help="nm: seeds per setting")
+    s.add_argument("--epochs", type=_positive_int, default=None, help="nm: training epochs")
+    s.add_argument("--steps", type=_positive_int, default=None, help="memoryformer: steps")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_experiment)
 
     s = sub.add_parser("demo", help="the main job: fidelity checks and a performance sweep, "
                        "written as a Markdown report")
