@@ -234,14 +234,15 @@ class Sore(wiring.Component):
         with m.If(d_ok):
             for s in range(NS):
                 live = s <= nlast
-                insert_here = ~ge[s] & (ge[s - 1] if s else 1)
-                with m.If(insert_here):
+                above = ge[s - 1] if s else 1  # the slots above keep their elements
+                with m.If(~ge[s] & above):
                     m.d.sync += [s_key[s].eq(key), s_val[s].eq(x), s_idx[s].eq(d_i),
                                  s_ok[s].eq(live)]
-                with m.Elif(~ge[s]):  # shift down behind the new element
-                    m.d.sync += [s_key[s].eq(s_key[s - 1]), s_val[s].eq(s_val[s - 1]),
-                                 s_idx[s].eq(s_idx[s - 1]),
-                                 s_ok[s].eq(s_ok[s - 1] & ~d_first & live)]
+                if s:
+                    with m.Elif(~ge[s]):  # shift down behind the new element
+                        m.d.sync += [s_key[s].eq(s_key[s - 1]), s_val[s].eq(s_val[s - 1]),
+                                     s_idx[s].eq(s_idx[s - 1]),
+                                     s_ok[s].eq(s_ok[s - 1] & ~d_first & live)]
         # reorder by index: a slot's output position is the number of valid smaller indices
         sel_v = [Signal(EB, name=f"lane{lane}_out_v{j}") for j in range(NS)]
         sel_i = [Signal(IB, name=f"lane{lane}_out_i{j}") for j in range(NS)]

@@ -1,0 +1,456 @@
+"""Mapping search: how one GEMM op is cut into array tiles, in which dataflow and loop order.
+
+The search space
+----------------
+For a GEMM ``C[M, N] = A[M, K] · B[K, N]`` (B the weight; N:M sparse along K when the op is
+sparse) on an ``R x C`` array, a :class:`Mapping` is one of:
+
+=========  ========  =========================================================================
+dataflow   order     loop nest (outer to inner) and what stays in the buffers
+=========  ========  =========================================================================
+``os``     ``a``     m-block (R rows), n-block (C cols), k-chunk (``kt``): A chunk resident
+                     across the n loop when ``kt == K`` (``hwsim.gemm``'s lowering)
+``os``     ``b``     all of B (every n-block, whole K) loaded once and resident; m-block: load
+                     A, then n-block: one tile per n-block with no further weight traffic
+``ws``     ``s``     n-block, m-chunk (``mt`` rows), k-chunk: weight tile and A chunk loaded
+                     per tile (``hwsim.gemm``'s WS lowering)
+``ws``     ``a``     m-chunk, n-block, k-chunk: the A chunk (all of K) resident across the
+                     n loop; only weight tiles stream
+=========  ========  =========================================================================
+
+Candidates are every dataflow of ``config.array.dataflows`` (optionally restricted), every
+order whose resident data fit, and for WS ``mt`` in ``{M}`` and the powers of two from ``R``
+up to the ACC half. Buffers are double-buffered: each load group must fit *half* of ACT, WGT
+(compressed values) and IDX (indices; assumed as deep as WGT), and a tile's outputs half of
+ACC. ``kt`` is the largest reduction chunk that fits (a multiple of the pattern's M when
+sparse). ISA field widths are limits too (LOAD ``rows`` 16 bits, ``stride`` 24 bits).
+
+Sparse tiles
+------------
+A sparse tile holds ``kc·N/M`` compressed weight rows plus as many IDX rows, and costs the
+dense closed form with ``k`` compressed (:func:`hwsim.fast_timing.gemm_cycles`). Its
+activations are the full ``kc`` reduction operands: OS loads ``kc`` A entries; WS streams
+one row per cycle but each row spans ``ceil(kc / R)`` ACT entries (our assumption: in sparse
+WS the PE row selects from an M-wide activation group, so the ACT read port is M/N entries
+wide; hwsim does not execute sparse WS tiles yet).
+
+Cost
+----
+:func:`estimate` sums the unit cycles of every command the compiler would emit (exactly the
+closed forms of :mod:`hwsim.timing` / :mod:`hwsim.fast_timing`, counted per tile class rather
+than per tile) and overlaps the three units of the double-buffered pipeline::
+
+    cycles ≈ max(DMA-in + last GEMM + last store,
+                 first loads + array + last store,
+                 first loads + first GEMM + DMA-out)
+
+a lower bound on what the schedule gives (it ignores stalls from handshakes);
+``tests/dataflow/test_mapping.py`` checks it against :func:`hwsim.run` on small ops.
+Objective ``"cycles"``, ``"energy"`` (pJ: MACs, SRAM and DRAM bytes, static power) or
+``"edp"`` (their product). Results are cached by (shape, pattern, config key, objective,
+allowed dataflows) in memory and, with ``cache_dir``, in one JSON file per config.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hwsim import isa
+from hwsim.config import AcceleratorConfig
+from hwsim.fast_timing import gemm_cycles
+
+__all__ = [
+    "OBJECTIVES",
+    "Mapping",
+    "MappingCache",
+    "MappingError",
+    "OpShape",
+    "estimate",
+    "search",
+]
+
+OBJECTIVES = ("cycles", "energy", "edp")
+_ROWS_MAX = (1 << 16) - 1
+_STRIDE_MAX = (1 << 24) - 1
+_ELEMS_MAX = (1 << 12) - 1
+
+
+class MappingError(ValueError):
+    """An op that no mapping of the search space fits; the message names the op and why."""
+
+
+@dataclass(frozen=True)
+class OpShape:
+    """The part of an op a mapping depends on.
+
+    Parameters
+    ----------
+    m, n, k : int
+        GEMM shape.
+    sparsity : tuple of int or None
+        ``(n, m)`` N:M pattern of B along K.
+    name : str
+        The op's name, for error messages only (not part of the cache key).
+    """
+
+    m: int
+    n: int
+    k: int
+    sparsity: tuple[int, int] | None = None
+    name: str = ""
+
+    def key(self) -> str:
+        sp = "dense" if self.sparsity is None else "{}:{}".format(*self.sparsity)
+        return f"{self.m}x{self.n}x{self.k}/{sp}"
+
+    def compressed(self, kc: int) -> int:
+        """Compressed reduction steps of a chunk of ``kc`` (``ceil(kc·N/M)``; ``kc`` dense)."""
+        if self.sparsity is None:
+            return kc
+        nn_, mm = self.sparsity
+        return -(-kc * nn_ // mm)
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """A point of the search space (see the module docstring).
+
+    Parameters
+    ----------
+    dataflow : {"os", "ws"}
+    order : {"a", "b", "s"}
+    kt : int
+        Reduction operands (uncompressed) per tile.
+    mt : int
+        Rows per tile: ``R`` for OS, the streamed chunk for WS.
+    cycles, energy_pj : float
+        The estimate of the whole op (one repetition).
+    """
+
+    dataflow: str
+    order: str
+    kt: int
+    mt: int
+    cycles: float = 0.0
+    energy_pj: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _halves(config: AcceleratorConfig) -> tuple[int, int, int]:
+    d = 2 if config.buffers.double_buffered else 1
+    return config.act_depth // d, config.wgt_depth // d, config.acc_depth // d
+
+
+def _load_cycles(rows: int, nbytes: int, config: AcceleratorConfig) -> int:
+    if rows == 0:
+        return 2
+    slots = max(1, math.ceil(nbytes / config.dram_bytes_per_cycle - 1e-9))
+    return rows * slots + config.dram_latency_cycles + 1
+
+
+def _store_cycles(rows: int, nbytes: int, config: AcceleratorConfig) -> int:
+    slots = max(1, math.ceil(nbytes / config.dram_bytes_per_cycle - 1e-9))
+    return rows * slots + 2
+
+
+def _blocks(total: int, size: int) -> list[tuple[int, int]]:
+    """``(count, length)`` classes of ``range(0, total, size)`` chunks."""
+    full, rest = divmod(total, size)
+    out = [(full, size)] if full else []
+    if rest:
+        out.append((1, rest))
+    return out
+
+
+class _Tally:
+    """Sums of unit cycles and traffic over tile classes."""
+
+    def __init__(self, config: AcceleratorConfig):
+        self.c = config
+        self.dma_in = self.array = self.dma_out = 0
+        self.first_load = self.first_gemm = self.last_gemm = self.last_store = 0
+        self.dram = self.sram = self.padded_macs = 0
+
+    def load(self, count: int, buf: int, rows: int, elems: int) -> int:
+        eb = 1 if buf == isa.Buffer.IDX else self.c.array.elem_bytes
+        cyc = _load_cycles(rows, elems * eb, self.c)
+        self.dma_in += count * cyc
+        self.dram += count * rows * elems * eb
+        self.sram += count * rows * elems * eb
+        return cyc
+
+    def gemm(self, count: int, k: int, m: int, dataflow: str, a_rows: int) -> int:
+        R, C = self.c.array.rows, self.c.array.cols
+        df = int(isa.Dataflow.OS if dataflow == "os" else isa.Dataflow.WS)
+        cyc = int(gemm_cycles(k, m, df, self.c))
+        self.array += count * cyc
+        eb = self.c.array.elem_bytes
+        out_rows = R if dataflow == "os" else m
+        self.sram += count * (a_rows * R * eb + k * C * eb + 2 * out_rows * C * 4)
+        self.padded_macs += count * (k * R * C if dataflow == "os" else m * k * C)
+        return cyc
+
+    def store(self, count: int, rows: int, elems: int) -> int:
+        cyc = _store_cycles(rows, elems * 4, self.c)
+        self.dma_out += count * cyc
+        self.dram += count * rows * elems * 4
+        self.sram += count * rows * elems * 4
+        return cyc
+
+
+def _fits(op: OpShape, mp: Mapping, config: AcceleratorConfig) -> str | None:
+    """Why ``mp`` cannot hold ``op`` (None when it fits)."""
+    R, C = config.array.rows, config.array.cols
+    act, wgt, acc = _halves(config)
+    eb = config.array.elem_bytes
+    kc = op.compressed(min(mp.kt, op.k))
+    if mp.dataflow == "os":
+        if mp.kt > act or kc > wgt or mp.kt > _ROWS_MAX:
+            return f"reduction chunk {mp.kt} does not fit half of ACT ({act}) / WGT ({wgt})"
+        if acc < R:
+            return f"an output tile of {R} rows does not fit half of ACC ({acc})"
+        if op.m * eb > _STRIDE_MAX:
+            return f"A column stride {op.m * eb} B exceeds the 24-bit LOAD stride"
+        if mp.order == "b":
+            total = -(-op.n // C) * op.compressed(op.k)
+            if mp.kt < op.k or total > wgt or op.k > act:
+                return f"resident B of {total} entries does not fit half of WGT ({wgt})"
+        return None
+    epr = -(-mp.kt // R)  # ACT entries per streamed row
+    if kc > R:
+        return f"{kc} compressed weight rows exceed the {R} array rows"
+    a_entries = mp.mt * epr * (-(-op.k // mp.kt) if mp.order == "a" else 1)
+    if a_entries > act or mp.mt * epr > _ROWS_MAX:
+        return f"activation chunk of {a_entries} entries does not fit half of ACT ({act})"
+    if mp.mt > acc:
+        return f"{mp.mt} output rows do not fit half of ACC ({acc})"
+    if op.k * eb > _STRIDE_MAX or op.n * 4 > _STRIDE_MAX:
+        return "row stride exceeds the 24-bit LOAD/STORE stride"
+    return None
+
+
+def estimate(op: OpShape, mp: Mapping, config: AcceleratorConfig) -> tuple[float, float]:
+    """``(cycles, energy_pj)`` of one repetition of ``op`` under ``mp`` (module docstring)."""
+    R, C = config.array.rows, config.array.cols
+    t = _Tally(config)
+    sparse = op.sparsity is not None
+    A, W, X = isa.Buffer.ACT, isa.Buffer.WGT, isa.Buffer.IDX
+    first = True
+    if mp.dataflow == "os":
+        mbs = _blocks(op.m, R)
+        nbs = _blocks(op.n, C)
+        kbs = _blocks(op.k, mp.kt)
+        resident = mp.kt >= op.k
+        for mc_n, mr in mbs:
+            if mp.order == "b":
+                if first:
+                    fl = sum(t.load(1, W, op.compressed(op.k), nc) * c for c, nc in nbs)
+                    if sparse:
+                        fl += sum(t.load(1, X, op.compressed(op.k), nc) * c for c, nc in nbs)
+                    t.first_load = fl
+                t.load(mc_n, A, op.k, mr)
+                for nc_n, nc in nbs:
+                    g = t.gemm(mc_n * nc_n, op.compressed(op.k), 0, "os", op.k)
+                    s = t.store(mc_n * nc_n, mr, nc)
+                    t.first_gemm = t.first_gemm or g
+                    t.last_gemm, t.last_store = g, s
+                first = False
+                continue
+            for nc_n, nc in nbs:
+                for kc_n, kc in kbs:
+                    cnt = mc_n * nc_n * kc_n
+                    a_cnt = (mc_n * kc_n if (nc_n, nc) == nbs[0] else 0) if resident else cnt
+                    la = t.load(a_cnt, A, kc, mr)
+                    lb = t.load(cnt, W, op.compressed(kc), nc)
+                    if sparse:
+                        lb += t.load(cnt, X, op.compressed(kc), nc)
+                    g = t.gemm(cnt, op.compressed(kc), 0, "os", kc)
+                    if first:
+                        t.first_load, t.first_gemm, first = la + lb, g, False
+                    t.last_gemm = g
+                t.last_store = t.store(mc_n * nc_n, mr, nc)
+    else:
+        mbs = _blocks(op.m, mp.mt)
+        nbs = _blocks(op.n, C)
+        kbs = _blocks(op.k, mp.kt)
+        for mc_n, mc in mbs:
+            for nc_n, nc in nbs:
+                for kc_n, kc in kbs:
+                    cnt = mc_n * nc_n * kc_n
+                    epr = -(-kc // R)
+                    a_cnt = cnt if mp.order == "s" else mc_n * kc_n if (nc_n, nc) == nbs[0] else 0
+                    la = t.load(a_cnt, A, mc * epr, min(kc, R))
+                    lw = t.load(cnt, W, op.compressed(kc), nc)
+                    if sparse:
+                        lw += t.load(cnt, X, op.compressed(kc), nc)
+                    g = t.gemm(cnt, op.compressed(kc), mc, "ws", mc * epr)
+                    if first:
+                        t.first_load, t.first_gemm, first = la + lw, g, False
+                    t.last_gemm = g
+                t.last_store = t.store(mc_n * nc_n, mc, nc)
+    cycles = max(t.dma_in + t.last_gemm + t.last_store,
+                 t.first_load + t.array + t.last_store,
+                 t.first_load + t.first_gemm + t.dma_out)
+    e = config.energy
+    mac_pj = e.mac_int8 if config.array.dtype == "int8" else e.mac_fp16
+    energy = (t.padded_macs * mac_pj + t.sram * (e.sram_read_byte + e.sram_write_byte) / 2
+              + t.dram * e.dram_byte + e.static_mw * 1e-3 * cycles / (config.clock_mhz * 1e6)
+              * 1e12)
+    return float(cycles), float(energy)
+
+
+def _candidates(op: OpShape, config: AcceleratorConfig, dataflows) -> list[Mapping]:
+    R = config.array.rows
+    act, wgt, acc = _halves(config)
+    mult = op.sparsity[1] if op.sparsity else 1
+    out = []
+    if "os" in dataflows:
+        kt = min(op.k, act, _ROWS_MAX)
+        # the compressed chunk must also fit WGT: kt·n/m <= wgt
+        kt = min(kt, wgt * op.sparsity[1] // op.sparsity[0] if op.sparsity else wgt)
+        if kt < op.k:
+            kt = max(mult, kt // mult * mult)
+        out.append(Mapping("os", "a", kt, R))
+        if kt >= op.k:
+            out.append(Mapping("os", "b", op.k, R))
+    if "ws" in dataflows:
+        kt = R if op.sparsity is None else R * op.sparsity[1] // op.sparsity[0]
+        kt = min(kt, op.k) if op.k > kt else op.k
+        mts = {min(op.m, acc)}
+        v = R
+        while v <= acc:
+            if v < op.m:
+                mts.add(v)
+            v *= 2
+        for mt in sorted(mts):
+            out.append(Mapping("ws", "s", kt, mt))
+            out.append(Mapping("ws", "a", kt, mt))
+    return out
+
+
+def _score(objective: str, cycles: float, energy: float) -> float:
+    return {"cycles": cycles, "energy": energy, "edp": cycles * energy}[objective]
+
+
+class MappingCache:
+    """Mappings by (shape, config key, objective, dataflows): a dict, optionally a JSON file.
+
+    Parameters
+    ----------
+    cache_dir : str or Path or None
+        Directory of ``mappings-<config key>.json`` files; None keeps results in memory only.
+    """
+
+    _memory: dict[str, dict[str, Mapping]] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, cache_dir: str | Path | None = None):
+        self.dir = None if cache_dir is None else Path(cache_dir)
+        self.hits = self.misses = 0
+        self._dirty: set[str] = set()
+
+    def _file(self, cfg_key: str) -> Path | None:
+        return None if self.dir is None else self.dir / f"mappings-{cfg_key}.json"
+
+    def table(self, cfg_key: str) -> dict[str, Mapping]:
+        with self._lock:
+            tab = self._memory.setdefault(cfg_key, {})
+            f = self._file(cfg_key)
+            if f is not None and f.exists() and not tab.get("__loaded__"):
+                for k, v in json.loads(f.read_text()).items():
+                    tab.setdefault(k, Mapping(**v))
+                tab["__loaded__"] = True  # type: ignore[assignment]
+            return tab
+
+    def get(self, key: str, cfg_key: str) -> Mapping | None:
+        mp = self.table(cfg_key).get(key)
+        if mp is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return mp
+
+    def put(self, key: str, cfg_key: str, mp: Mapping) -> None:
+        self.table(cfg_key)[key] = mp
+        self._dirty.add(cfg_key)
+
+    def save(self) -> None:
+        """Write the JSON files of configs with new entries (no-op without ``cache_dir``)."""
+        for cfg_key in self._dirty:
+            f = self._file(cfg_key)
+            if f is None:
+                continue
+            f.parent.mkdir(parents=True, exist_ok=True)
+            data = {k: v.to_dict() for k, v in self.table(cfg_key).items()
+                    if isinstance(v, Mapping)}
+            tmp = f.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data, sort_keys=True))
+            tmp.replace(f)
+        self._dirty.clear()
+
+    @classmethod
+    def clear_memory(cls) -> None:
+        """Forget every in-memory result (the next search is cold unless a file has it)."""
+        with cls._lock:
+            cls._memory.clear()
+
+
+def search(op: OpShape, config: AcceleratorConfig, objective: str = "cycles", *,
+           dataflows: tuple[str, ...] | None = None,
+           cache: MappingCache | None = None) -> Mapping:
+    """The best mapping of ``op`` for ``objective`` (ties: the first candidate).
+
+    Parameters
+    ----------
+    op : OpShape
+    config : AcceleratorConfig
+    objective : {"cycles", "energy", "edp"}
+    dataflows : tuple of str, optional
+        Restrict the dataflows searched (default ``config.array.dataflows``).
+    cache : MappingCache, optional
+
+    Raises
+    ------
+    ValueError
+        Unknown objective or a dataflow the config does not support.
+    MappingError
+        No candidate fits; names the op and each candidate's reason.
+    """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, not {objective!r}")
+    allowed = tuple(config.array.dataflows if dataflows is None else dataflows)
+    bad = [d for d in allowed if d not in config.array.dataflows]
+    if bad or not allowed:
+        raise ValueError(f"dataflows {allowed} are not a non-empty subset of config "
+                         f"{config.name!r}'s {config.array.dataflows}")
+    key = f"{op.key()}/{objective}/{','.join(allowed)}"
+    cfg_key = config.key()
+    if cache is not None:
+        hit = cache.get(key, cfg_key)
+        if hit is not None:
+            return hit
+    best, best_score, why = None, np.inf, []
+    for cand in _candidates(op, config, allowed):
+        reason = _fits(op, cand, config)
+        if reason is not None:
+            why.append(f"{cand.dataflow}/{cand.order} kt={cand.kt} mt={cand.mt}: {reason}")
+            continue
+        cyc, en = estimate(op, cand, config)
+        s = _score(objective, cyc, en)
+        if s < best_score:
+            best, best_score = Mapping(cand.dataflow, cand.order, cand.kt, cand.mt, cyc, en), s
+    if best is None:
+        raise MappingError(f"op {op.name or op.key()!r} (M={op.m} N={op.n} K={op.k}, "
+                           f"{'dense' if op.sparsity is None else '{}:{}'.format(*op.sparsity)})"
+                           f" fits no mapping on config {config.name!r}: " + "; ".join(why))
+    if cache is not None:
+        cache.put(key, cfg_key, best)
+    return best

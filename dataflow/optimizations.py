@@ -1,0 +1,101 @@
+"""Compile options: the paper's dataflow optimisations as switches, and their vector-op costs.
+
+=====================  ======================================================================
+switch                 effect when on (off in brackets)
+=====================  ======================================================================
+``interleave``         the independent backward GEMMs of a layer (``bgrad`` and ``wgrad``;
+                       attention's ``dP``/``dV`` and ``dQ``/``dK``) are one group whose tile
+                       blocks alternate, so sparse DMA-bound tiles and dense compute-bound
+                       tiles share the pipeline [each GEMM op runs on its own]
+``pregenerate``        after each weight update SORE prunes both sparse copies (W along
+                       in-features for the forward, Wᵀ along out-features for the backward)
+                       and both go to DRAM [SORE prunes each copy online, right before the
+                       GEMM that reads it, on that pass's critical path]
+``offline_schedule``   items are ordered and overlapped across layers: semaphore tokens
+                       carry only the true dependencies, weight updates (and pre-generation)
+                       run on the vector engine and SORE beside the rest of the backward pass,
+                       online pruning runs one GEMM ahead [a SYNC fence between every op:
+                       layer-by-layer execution, updates at the end of the step]
+=====================  ======================================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .mapping import OBJECTIVES
+
+__all__ = ["ABLATION", "CompileOptions", "vector_profile"]
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """How :func:`dataflow.compile` lowers a workload.
+
+    Parameters
+    ----------
+    objective : {"cycles", "energy", "edp"}
+        Mapping-search objective.
+    interleave, pregenerate, offline_schedule : bool
+        The paper's dataflow optimisations (module docstring).
+    vector_ops : bool
+        Emit vector, update and prune commands. False emits the GEMMs only (what
+        :func:`hwsim.run` executes today) and drops the optimisation switches' effect on them.
+    fuse_elementwise : bool
+        Assume norms, activations, pooling, residual adds, softmax, col2im and the loss are
+        fused into the GEMMs' load/store paths (no vector-engine commands for them); weight
+        updates and pruning are still emitted. A what-if that isolates the GEMM pipeline.
+    dataflows : tuple of str or None
+        Restrict the mapping search (default: the config's).
+    cache_dir : str or None
+        Directory of the on-disk mapping cache; None: in memory only.
+    """
+
+    objective: str = "cycles"
+    interleave: bool = True
+    pregenerate: bool = True
+    offline_schedule: bool = True
+    vector_ops: bool = True
+    fuse_elementwise: bool = False
+    dataflows: tuple[str, ...] | None = None
+    cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, not {self.objective!r}")
+        for name in ("interleave", "pregenerate", "offline_schedule", "vector_ops",
+                     "fuse_elementwise"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, not {getattr(self, name)!r}")
+
+    def replace(self, **kw) -> CompileOptions:
+        return replace(self, **kw)
+
+
+ABLATION = (
+    ("none", dict(interleave=False, pregenerate=False, offline_schedule=False)),
+    ("+interleave", dict(interleave=True, pregenerate=False, offline_schedule=False)),
+    ("+pregenerate", dict(interleave=False, pregenerate=True, offline_schedule=False)),
+    ("+offline_schedule", dict(interleave=False, pregenerate=False, offline_schedule=True)),
+    ("all but interleave", dict(interleave=False, pregenerate=True, offline_schedule=True)),
+    ("all but pregenerate", dict(interleave=True, pregenerate=False, offline_schedule=True)),
+    ("all but offline_schedule", dict(interleave=True, pregenerate=True,
+                                      offline_schedule=False)),
+    ("all", dict(interleave=True, pregenerate=True, offline_schedule=True)),
+)
+"""``(label, switches)`` rows of the ablation table."""
+
+# DRAM bytes and fp32 operations per element of a vector-engine op (placeholder costs; see
+# hwsim.fast_timing.vector_cycles). fp16 activations in and out; the optimizer step reads the
+# fp32 master weight, fp32 gradient and momentum, writes weight and momentum and the fp16 copy.
+_PROFILES = {
+    "sgd_momentum": (22, 4),
+    "batch_norm": (6, 6), "layer_norm": (6, 6), "group_norm": (6, 6), "rms_norm": (6, 5),
+    "softmax": (4, 5), "loss": (4, 5), "col2im": (4, 1), "gelu": (4, 8), "silu": (4, 4),
+    "embedding": (4, 1),
+}
+
+
+def vector_profile(op_type: str) -> tuple[int, int]:
+    """``(dram bytes, flops)`` per element of a vector op type (default ``(4, 2)``)."""
+    return _PROFILES.get(op_type, (4, 2))

@@ -1,0 +1,193 @@
+"""Timing of whole programs held as arrays: the fast path beside :func:`hwsim.run`.
+
+A compiled training step is 10^5-10^6 commands. :func:`hwsim.run` builds one Python object per
+command and checks races pairwise; this module takes the program as a table of integer columns
+(:data:`COLUMNS`, one row per command), computes every command's ``unit_cycles`` with vectorised
+closed forms and hands the arrays to :func:`hwsim.schedule.schedule`, the same decoupled
+controller timing mode uses. For the commands :func:`hwsim.run` accepts (dense GEMM, LOAD,
+STORE, SYNC, SETREG) the durations are those of :func:`hwsim.timing.unit_cycles` and the cycles
+equal ``run(...).stats.cycles`` exactly (``tests/dataflow/test_compiler.py`` checks it).
+
+Three command kinds ``hwsim.run`` rejects today get **estimated** durations here; each
+assumption lives in one function so it is easy to replace when hwsim models the command:
+
+- sparse GEMM (:func:`gemm_cycles`): the dense closed form with ``k`` the compressed step count
+  (the ISA's ``k`` of a sparse tile already counts compressed steps, ``ceil(K·N/M)``);
+- PRUNE (:func:`prune_unit_cycles`): :func:`hwsim.sore.prune_cycles`, SORE's documented
+  schedule;
+- UPDATE (:func:`vector_cycles`): a placeholder for the vector engine,
+  ``ceil(count · flops / lanes)`` compute cycles or the DRAM streaming time of its operands,
+  whichever is larger, plus :data:`VECTOR_LATENCY`. The compiler also uses UPDATE for the
+  non-GEMM vector ops (norms, activations, softmax) with their own flops and bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import isa, timing
+from .config import AcceleratorConfig
+from .schedule import schedule
+
+__all__ = [
+    "COLUMNS",
+    "VECTOR_LATENCY",
+    "FastStats",
+    "gemm_cycles",
+    "prune_unit_cycles",
+    "simulate_table",
+    "unit_cycles_table",
+    "vector_cycles",
+]
+
+COLUMNS = (
+    "opcode", "wait", "signal",
+    "buf", "sram_addr", "dram_addr", "rows", "elems", "stride",   # LOAD/STORE
+    "a_addr", "b_addr", "c_addr", "idx_addr", "k", "m", "dataflow", "sparse", "accumulate",
+    "n", "log2m",                                                  # GEMM (n, log2m: PRUNE too)
+    "count", "vbytes", "vflops",                                   # UPDATE: words, bytes/flops
+)
+"""Columns of a command table; ``vbytes``/``vflops`` are per-element annotations of UPDATE
+commands used by :func:`vector_cycles` (not ISA fields)."""
+COL = {name: i for i, name in enumerate(COLUMNS)}
+
+VECTOR_LATENCY = 8
+"""Pipeline latency of the vector engine, cycles (placeholder)."""
+
+_UNIT_OF = np.zeros(16, np.int64)
+for _op, _cls in isa._REGISTRY.items():
+    _UNIT_OF[int(_op)] = int(_cls.UNIT)
+
+
+def gemm_cycles(k, m, dataflow, config: AcceleratorConfig, sparse=0, nm=(0, 0)):
+    """``unit_cycles`` of GEMM tiles (vectorised), dense or sparse.
+
+    Each distinct ``(k, m, dataflow)`` is timed by :func:`hwsim.timing.unit_cycles`, so the
+    closed forms stay hwsim's. **Sparse assumption** (while ``hwsim.timing`` has no sparse
+    model): an N:M tile costs the dense closed form with ``k`` its compressed step count
+    (``ceil(K·N/M)``, what the ISA's ``k`` field holds for a sparse tile): each PE picks its
+    activation by index from an M-wide group, so the array consumes one compressed weight row
+    per step. ``sparse``/``nm`` are accepted for when hwsim models sparse tiles.
+    """
+    scalar = np.ndim(k) == 0
+    k = np.atleast_1d(np.asarray(k, np.int64))
+    m = np.broadcast_to(np.asarray(m, np.int64), k.shape)
+    df = np.broadcast_to(np.asarray(dataflow, np.int64), k.shape)
+    keys = np.stack([k, m, df], axis=1)
+    uniq, inv = np.unique(keys, axis=0, return_inverse=True)
+    vals = np.array([timing.unit_cycles(isa.Gemm(0, 0, 0, 0, int(kk), int(mm), int(d)), config)
+                     for kk, mm, d in uniq.tolist()], np.int64)
+    out = vals[inv.reshape(-1)]
+    return int(out[0]) if scalar else out
+
+
+def prune_unit_cycles(rows, n, log2m, config: AcceleratorConfig):
+    """``unit_cycles`` of PRUNE commands (vectorised form of :func:`hwsim.sore.prune_cycles`)."""
+    passes = -(-config.array.cols // config.sore.lanes)
+    rows = np.asarray(rows, np.int64)
+    return np.where(rows == 0, 2, rows * passes + np.asarray(n, np.int64) + 3)
+
+
+def vector_cycles(count, vbytes, vflops, config: AcceleratorConfig):
+    """Placeholder ``unit_cycles`` of vector-engine commands (vectorised).
+
+    ``max(ceil(count·vflops / lanes), ceil(count·vbytes / dram_bytes_per_cycle)) +
+    VECTOR_LATENCY``: the engine is either compute-bound on its fp32 lanes or bound by streaming
+    its operands from DRAM at peak bandwidth. Not a hwsim model yet (hwsim has no UPDATE timing).
+    """
+    count = np.asarray(count, np.int64)
+    comp = -(-count * np.asarray(vflops, np.int64) // config.vector.lanes)
+    mem = np.ceil(count * np.asarray(vbytes, np.float64) / config.dram_bytes_per_cycle - 1e-9)
+    return np.maximum(comp, mem.astype(np.int64)) + VECTOR_LATENCY
+
+
+def _elem_bytes(buf: np.ndarray, config: AcceleratorConfig) -> np.ndarray:
+    eb = np.full(buf.shape, 4, np.int64)
+    eb[(buf == isa.Buffer.ACT) | (buf == isa.Buffer.WGT)] = config.array.elem_bytes
+    eb[buf == isa.Buffer.IDX] = 1
+    return eb
+
+
+def unit_cycles_table(table: np.ndarray, config: AcceleratorConfig) -> np.ndarray:
+    """``unit_cycles`` of every row of a command table (see the module docstring)."""
+    op = table[:, COL["opcode"]]
+    dur = np.ones(len(table), np.int64)
+    dma = (op == isa.Opcode.LOAD) | (op == isa.Opcode.STORE)
+    if dma.any():
+        # each distinct (opcode, buffer, rows, elems) timed by hwsim.timing.unit_cycles
+        keys = table[dma][:, [COL["opcode"], COL["buf"], COL["rows"], COL["elems"]]]
+        uniq, inv = np.unique(keys, axis=0, return_inverse=True)
+        vals = np.array([timing.unit_cycles(isa._REGISTRY[isa.Opcode(o)](b, 0, 0, r, e, 0),
+                                            config) for o, b, r, e in uniq.tolist()], np.int64)
+        dur[dma] = vals[inv.reshape(-1)]
+    g = op == isa.Opcode.GEMM
+    if g.any():
+        t = table[g]
+        dur[g] = gemm_cycles(t[:, COL["k"]], t[:, COL["m"]], t[:, COL["dataflow"]], config)
+    p = op == isa.Opcode.PRUNE
+    if p.any():
+        t = table[p]
+        dur[p] = prune_unit_cycles(t[:, COL["rows"]], t[:, COL["n"]], t[:, COL["log2m"]], config)
+    u = op == isa.Opcode.UPDATE
+    if u.any():
+        t = table[u]
+        dur[u] = vector_cycles(t[:, COL["count"]], t[:, COL["vbytes"]], t[:, COL["vflops"]],
+                               config)
+    other = ~(dma | g | p | u | (op == isa.Opcode.SYNC) | (op == isa.Opcode.SETREG))
+    if other.any():
+        bad = int(np.argmax(other))
+        raise NotImplementedError(f"command {bad}: opcode {isa.Opcode(int(op[bad])).name} has "
+                                  "no timing in hwsim.fast_timing")
+    return dur
+
+
+@dataclass
+class FastStats:
+    """What :func:`simulate_table` measured (a subset of :class:`hwsim.Stats`, plus arrays).
+
+    Attributes
+    ----------
+    cycles : int
+    busy : dict
+        Busy cycles per unit name (``dma_in``, ``dma_out``, ``array``, ``sore``, ``vector``).
+    bytes : dict
+        ``dram_read``, ``dram_write`` moved by LOAD/STORE.
+    start, end, duration : numpy.ndarray
+        Per command start and done cycle (inclusive) and ``unit_cycles``.
+    """
+
+    cycles: int
+    busy: dict = field(default_factory=dict)
+    bytes: dict = field(default_factory=dict)
+    start: np.ndarray | None = None
+    end: np.ndarray | None = None
+    duration: np.ndarray | None = None
+
+
+def simulate_table(table: np.ndarray, config: AcceleratorConfig) -> FastStats:
+    """Schedule a command table with :func:`hwsim.schedule.schedule` (no race check).
+
+    Raises
+    ------
+    hwsim.schedule.ScheduleError
+        Semaphores that cannot be honoured (names the command).
+    """
+    table = np.asarray(table, np.int64)
+    op = table[:, COL["opcode"]]
+    unit = _UNIT_OF[op]
+    control = unit == int(isa.Unit.CONTROL)
+    dur = unit_cycles_table(table, config)
+    _, _, start, end = schedule(unit, dur, table[:, COL["wait"]], table[:, COL["signal"]],
+                                control, config.queue_depth)
+    busy = {}
+    for u in isa.Unit:
+        if u != isa.Unit.CONTROL:
+            busy[u.name.lower()] = int(dur[unit == int(u)].sum())
+    moved = table[:, COL["rows"]] * table[:, COL["elems"]] * _elem_bytes(table[:, COL["buf"]],
+                                                                       config)
+    nbytes = {"dram_read": int(moved[op == isa.Opcode.LOAD].sum()),
+              "dram_write": int(moved[op == isa.Opcode.STORE].sum())}
+    cycles = int(end.max()) + 1 if len(table) else 0
+    return FastStats(cycles, busy, nbytes, start, end, dur)
