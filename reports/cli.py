@@ -92,9 +92,42 @@ def cmd_simulate_gemm(args) -> int:
     return 0
 
 
+def _compile_options(args):
+    from dataflow import CompileOptions
+
+    return CompileOptions(objective=args.objective,
+                          interleave=not args.no_interleave,
+                          pregenerate=not args.no_pregenerate,
+                          offline_schedule=not args.no_offline_schedule)
+
+
+def cmd_simulate_model(args) -> int:
+    from dataflow import simulate_model
+
+    kw = {"seq_len": args.seq_len} if args.seq_len else {}
+    res = simulate_model(args.model, args.method, args.pattern, _config(args.config),
+                         args.batch, _compile_options(args), **kw)
+    if args.json:
+        out = {"summary": res.summary(), "totals": res.totals, "speedup": res.speedup,
+               "ideal_speedup": res.ideal_speedup,
+               "per_pass": res.per_pass.to_dict(orient="records"),
+               "per_layer": res.per_layer.to_dict(orient="records")}
+        print(json.dumps(out, indent=2, default=float))
+        return 0
+    print(res.summary())
+    print()
+    print(res.per_pass.to_string(index=False))
+    print()
+    print(res.per_layer.to_string(index=False, max_rows=args.max_rows))
+    return 0
+
+
 def cmd_simulate(args) -> int:
-    if args.topology is None:
-        raise UsageError("simulate needs --topology FILE.csv (SCALE-Sim format)")
+    if (args.topology is None) == (args.model is None):
+        raise UsageError("simulate needs exactly one of --topology FILE.csv (SCALE-Sim format) "
+                         "or --model NAME")
+    if args.model is not None:
+        return cmd_simulate_model(args)
     from reports.topology import simulate_topology
 
     cfg = _config(args.config)
@@ -110,6 +143,16 @@ def cmd_simulate(args) -> int:
     print(f"{args.topology} on {cfg.name} ({len(table)} layers, {total:,} cycles, "
           f"{total / (cfg.clock_mhz * 1e3):,.3f} ms)")
     print(table.to_string(index=False))
+    return 0
+
+
+def cmd_report_sat(args) -> int:
+    from reports.sat_report import sat_reproduction
+
+    models = args.models.split(",") if args.models else None
+    path = sat_reproduction(args.out, args.config, batch=args.batch, models=models,
+                            progress=lambda line: print(line, file=sys.stderr, flush=True))
+    print(f"report: {path}")
     return 0
 
 
@@ -194,7 +237,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_simulate_gemm)
 
-    s = sub.add_parser("simulate", help="per-layer simulation of a SCALE-Sim topology")
+    s = sub.add_parser("simulate", help="a model's training step (--model) or a SCALE-Sim "
+                       "topology (--topology), per layer")
+    s.add_argument("--model", default=None, help="zoo model: resnet18, resnet50, vgg16, "
+                   "vit_s16, pythia70m")
+    s.add_argument("--method", default="bdwp", choices=("dense", "srste", "bdwp",
+                                                        "transposable"))
+    s.add_argument("--pattern", default="2:8")
+    s.add_argument("--batch", type=_positive_int, default=1)
+    s.add_argument("--seq-len", type=_positive_int, default=None, help="pythia70m sequence")
+    s.add_argument("--objective", choices=("cycles", "energy", "edp"), default="cycles")
+    s.add_argument("--no-interleave", action="store_true")
+    s.add_argument("--no-pregenerate", action="store_true")
+    s.add_argument("--no-offline-schedule", action="store_true")
+    s.add_argument("--max-rows", type=_positive_int, default=60)
     s.add_argument("--topology", default=None, help="SCALE-Sim topology CSV (conv or GEMM)")
     s.add_argument("--scalesim-cfg", default=None, help="SCALE-Sim .cfg architecture file "
                    "(overrides array, buffers and bandwidth of --config)")
@@ -202,6 +258,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataflow", choices=("os", "ws"), default="ws")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_simulate)
+
+    rep = sub.add_parser("report", help="reports: the SAT reproduction")
+    rsub2 = rep.add_subparsers(dest="report_command", metavar="REPORT", parser_class=_Parser)
+    rsub2.required = True
+    s = rsub2.add_parser("sat", help="training-step speedup over dense for the zoo")
+    s.add_argument("--out", default="reports/sat")
+    s.add_argument("--config", default="vcu1525")
+    s.add_argument("--batch", type=_positive_int, default=1)
+    s.add_argument("--models", default=None, help="comma-separated zoo models (default all)")
+    s.set_defaults(func=cmd_report_sat)
 
     rtl = sub.add_parser("rtl", help="RTL: Verilog generation, co-simulation")
     rsub = rtl.add_subparsers(dest="rtl_command", metavar="RTL_COMMAND", parser_class=_Parser)
@@ -246,6 +312,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from hwsim.isa import IsaError
     from hwsim.scalesim import TopologyError
 
+    # CompileError and UnmappableOpError are ValueErrors
     return (UsageError, ConfigError, ProgramError, IsaError, TopologyError, ValueError, OSError,
             NotImplementedError)
 
