@@ -22,7 +22,9 @@ def patterns(nbytes: int, row_bytes: int, seed: int = 0) -> dict[str, tuple[np.n
     for size in (4096, 256, 64):
         out[f"sequential {size} B"] = (np.arange(nbytes // size, dtype=np.int64) * size, size)
     out[f"strided 256 B every {row_bytes} B"] = (
-        np.arange(nbytes // 256, dtype=np.int64) * row_bytes, 256)
+        np.arange(nbytes // 256, dtype=np.int64) * row_bytes,
+        256,
+    )
     out["strided 256 B every 4352 B"] = (np.arange(nbytes // 256, dtype=np.int64) * 4352, 256)
     for size in (4096, 256, 64):
         n = nbytes // size
@@ -34,23 +36,31 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="vcu1525")
     ap.add_argument("--mib", type=int, default=16, help="bytes moved per pattern, MiB")
-    ap.add_argument("--requests", type=int, default=4_000_000,
-                    help="random 64-byte requests timed for the model's speed")
+    ap.add_argument(
+        "--requests",
+        type=int,
+        default=4_000_000,
+        help="random 64-byte requests timed for the model's speed",
+    )
     args = ap.parse_args(argv)
 
     cfg = preset(args.preset)
     model = DramModel(cfg)
     model.access(np.arange(64) * 64, 64)  # JIT warm-up (or cache load)
-    print(f"preset {cfg.name}: dram model {cfg.dram.model}, {cfg.dram.channels} channels x "
-          f"{cfg.dram.bandwidth_gbps} GB/s = {model.peak_gbps:.1f} GB/s peak, "
-          f"{cfg.dram.banks} banks, {cfg.dram.row_bytes} B rows, clock {cfg.clock_mhz} MHz")
+    print(
+        f"preset {cfg.name}: dram model {cfg.dram.model}, {cfg.dram.channels} channels x "
+        f"{cfg.dram.bandwidth_gbps} GB/s = {model.peak_gbps:.1f} GB/s peak, "
+        f"{cfg.dram.banks} banks, {cfg.dram.row_bytes} B rows, clock {cfg.clock_mhz} MHz"
+    )
     print(f"{'pattern':<32} {'GB/s':>8} {'% peak':>7} {'row hit %':>9} {'cycles':>10}")
     for name, (addrs, size) in patterns(args.mib << 20, cfg.dram.row_bytes).items():
         r = model.access(addrs, size)
         accesses = r.row_hits + r.row_misses
         hit = 100.0 * r.row_hits / accesses if accesses else float("nan")
-        print(f"{name:<32} {r.bandwidth_gbps:8.2f} {100 * r.bandwidth_gbps / model.peak_gbps:6.1f}%"
-              f" {hit:8.1f}% {r.cycles:10d}")
+        print(
+            f"{name:<32} {r.bandwidth_gbps:8.2f} {100 * r.bandwidth_gbps / model.peak_gbps:6.1f}%"
+            f" {hit:8.1f}% {r.cycles:10d}"
+        )
 
     rng = np.random.default_rng(1)
     addrs = rng.integers(0, 1 << 32, args.requests, dtype=np.int64)
@@ -59,8 +69,10 @@ def main(argv: list[str] | None = None) -> None:
         t0 = time.perf_counter()
         model.access(addrs, 64)
         best = min(best, time.perf_counter() - t0)
-    print(f"model speed: {args.requests / best / 1e6:.1f} M requests/s "
-          f"({args.requests} random 64 B requests in {best * 1e3:.0f} ms, best of 3)")
+    print(
+        f"model speed: {args.requests / best / 1e6:.1f} M requests/s "
+        f"({args.requests} random 64 B requests in {best * 1e3:.0f} ms, best of 3)"
+    )
 
 
 if __name__ == "__main__":

@@ -165,9 +165,11 @@ class BufferConfig:
     wgt_kib: int = 1
     acc_kib: int = 2
     double_buffered: bool = True
+    idx_kib: int = 1
+    vec_kib: int = 1
 
     def validate(self, path: str = "buffers") -> None:
-        for name in ("act_kib", "wgt_kib", "acc_kib"):
+        for name in ("act_kib", "wgt_kib", "acc_kib", "idx_kib", "vec_kib"):
             _positive_int(f"{path}.{name}", getattr(self, name))
         if not isinstance(self.double_buffered, bool):
             raise ConfigError(f"{path}.double_buffered", self.double_buffered, "true or false")
@@ -351,7 +353,8 @@ class AcceleratorConfig:
             if not isinstance(v, cls):
                 raise ConfigError(sec, v, f"a {cls.__name__} mapping")
             v.validate(sec)
-        entry = max(self.act_entry_bytes, self.wgt_entry_bytes, self.acc_entry_bytes)
+        entry = max(self.act_entry_bytes, self.wgt_entry_bytes, self.acc_entry_bytes,
+                    self.vec_entry_bytes)
         if entry > self.dram.bus_bytes:
             raise ConfigError(
                 "dram.bus_bytes", self.dram.bus_bytes,
@@ -380,6 +383,24 @@ class AcceleratorConfig:
     def acc_entry_bytes(self) -> int:
         """One accumulator-buffer entry: C accumulators."""
         return self.array.cols * self.array.acc_bytes
+
+    @property
+    def idx_entry_bytes(self) -> int:
+        """One index-buffer entry: an in-group index byte per column."""
+        return self.array.cols
+
+    @property
+    def vec_entry_bytes(self) -> int:
+        """One vector-scratch entry: an fp32 word per vector lane."""
+        return 4 * self.vector.lanes
+
+    @property
+    def vec_depth(self) -> int:
+        return self.buffers.vec_kib * 1024 // self.vec_entry_bytes
+
+    @property
+    def idx_depth(self) -> int:
+        return self.buffers.idx_kib * 1024 // self.idx_entry_bytes
 
     @property
     def act_depth(self) -> int:
@@ -534,8 +555,9 @@ def _vcu1525() -> AcceleratorConfig:
 
     - 32 x 32 fp16 PE array at 200 MHz: 1,024 fp16 MACs. A fp16 multiply plus fp32 add takes
       about 2-3 DSP48E2 with LUT logic on UltraScale+, so ~2,500-3,000 of the 6,840 DSPs.
-    - Buffers: 4 MiB act, 4 MiB wgt, 2 MiB acc: 10 MiB of the 33.75 MiB URAM, leaving URAM and
-      most of the 9.5 MiB BRAM for DMA FIFOs, SORE and the vector engine.
+    - Buffers: 4 MiB act, 4 MiB wgt, 2 MiB acc, 1 MiB N:M indices, 1 MiB vector scratch:
+      12 MiB of the 33.75 MiB URAM, leaving URAM and most of the 9.5 MiB BRAM for DMA FIFOs,
+      SORE and the vector engine.
     - Four DDR4-2400 channels at 19.2 GB/s (the card's), 16 banks, 2 KiB rows, ~90 ns latency.
     - SORE: 32 lanes (the paper's figure); vector engine: 32 fp32 lanes.
     """
@@ -543,7 +565,8 @@ def _vcu1525() -> AcceleratorConfig:
         name="vcu1525",
         clock_mhz=200.0,
         array=ArrayConfig(rows=32, cols=32, dtype="fp16"),
-        buffers=BufferConfig(act_kib=4096, wgt_kib=4096, acc_kib=2048),
+        buffers=BufferConfig(act_kib=4096, wgt_kib=4096, acc_kib=2048, idx_kib=1024,
+                             vec_kib=1024),
         dram=DramConfig(model="banked", channels=4, bandwidth_gbps=19.2, latency_ns=90.0,
                         bus_bytes=128, banks=16, row_bytes=2048, row_miss_ns=30.0),
         sore=SoreConfig(lanes=32),

@@ -16,10 +16,13 @@ import numpy as np
 
 from . import isa
 from .config import AcceleratorConfig
+from .numerics import fp32_add_array
 from .program import Program
 from .schedule import ScheduleError, schedule, schedule_per_cycle
+from .sore import check_prune, prune, prune_cost
 from .systolic_array import os_tile_per_cycle, ws_tile_per_cycle
 from .timing import elem_bytes, unit_cycles
+from .vector_unit import check_update, update, update_cost, update_entries
 
 __all__ = ["ProgramError", "RunResult", "Stats", "run"]
 
@@ -109,15 +112,20 @@ class _Machine:
             isa.Buffer.WGT: np.zeros((config.wgt_depth, C), op),
             isa.Buffer.ACC: np.zeros((config.acc_depth, C),
                                      np.int32 if config.array.dtype == "int8" else np.float32),
+            isa.Buffer.IDX: np.zeros((config.idx_depth, C), np.uint8),
+            isa.Buffer.VEC: np.zeros((config.vec_depth, config.vector.lanes), np.float32),
         }
+        self.regs = np.zeros(16, np.uint32)  # SETREG registers
         self.dram = dram
 
 
 def _check(i: int, cmd: isa.Command, config: AcceleratorConfig) -> None:
     R, C = config.array.rows, config.array.cols
     depth = {isa.Buffer.ACT: config.act_depth, isa.Buffer.WGT: config.wgt_depth,
-             isa.Buffer.ACC: config.acc_depth}
-    width = {isa.Buffer.ACT: R, isa.Buffer.WGT: C, isa.Buffer.ACC: C}
+             isa.Buffer.ACC: config.acc_depth, isa.Buffer.IDX: config.idx_depth,
+             isa.Buffer.VEC: config.vec_depth}
+    width = {isa.Buffer.ACT: R, isa.Buffer.WGT: C, isa.Buffer.ACC: C, isa.Buffer.IDX: C,
+             isa.Buffer.VEC: config.vector.lanes}
     if isinstance(cmd, isa.Load | isa.Store):
         if cmd.buf not in depth:
             raise ProgramError(i, cmd, "buf", f"buffer {cmd.buf} is not one of "
@@ -151,6 +159,19 @@ def _check(i: int, cmd: isa.Command, config: AcceleratorConfig) -> None:
             if start + n > depth[buf]:
                 raise ProgramError(i, cmd, fname, f"entries {start}..{start + n - 1} overflow the "
                                    f"{buf.name} buffer of {depth[buf]} entries")
+    elif isinstance(cmd, isa.Prune):
+        bad = check_prune(cmd, config)
+        if bad is not None:
+            raise ProgramError(i, cmd, *bad)
+        out = cmd.rows * cmd.n >> cmd.log2m
+        if cmd.idx_addr + out > config.idx_depth:
+            raise ProgramError(i, cmd, "idx_addr", f"index entries {cmd.idx_addr}.."
+                               f"{cmd.idx_addr + out - 1} overflow the IDX buffer of "
+                               f"{config.idx_depth} entries")
+    elif isinstance(cmd, isa.Update):
+        bad = check_update(cmd, config, config.vec_depth)
+        if bad is not None:
+            raise ProgramError(i, cmd, *bad)
     elif not isinstance(cmd, isa.SetReg | isa.Sync):
         raise ProgramError(i, cmd, "opcode", f"{cmd.name} is not modelled yet")
 
@@ -177,6 +198,19 @@ def _execute(cmd: isa.Command, m: _Machine, config: AcceleratorConfig) -> int:
             a = cmd.dram_addr + r * cmd.stride
             m.dram[a:a + n] = buf[cmd.sram_addr + r].view(np.uint8)[:n]
         return 0
+    if isinstance(cmd, isa.SetReg):
+        m.regs[cmd.reg] = cmd.value
+        return 0
+    if isinstance(cmd, isa.Update):
+        update(m.buffers[isa.Buffer.VEC], cmd, m.regs)
+        return 0
+    if isinstance(cmd, isa.Prune):
+        src = m.buffers[isa.Buffer(cmd.src_buf)][cmd.src_addr:cmd.src_addr + cmd.rows].copy()
+        res = prune(src, cmd.n, 1 << cmd.log2m, lanes=config.sore.lanes)
+        out = res.values.shape[0]
+        m.buffers[isa.Buffer.WGT][cmd.dst_addr:cmd.dst_addr + out] = res.values
+        m.buffers[isa.Buffer.IDX][cmd.idx_addr:cmd.idx_addr + out] = res.indices
+        return 0
     if isinstance(cmd, isa.Gemm):
         act, wgt, acc = (m.buffers[b] for b in (isa.Buffer.ACT, isa.Buffer.WGT, isa.Buffer.ACC))
         if cmd.dataflow == isa.Dataflow.OS:
@@ -184,15 +218,20 @@ def _execute(cmd: isa.Command, m: _Machine, config: AcceleratorConfig) -> int:
                                        wgt[cmd.b_addr:cmd.b_addr + cmd.k], R, C)
             rows = R
         else:
-            w = np.zeros((R, C), wgt.dtype)
-            w[:cmd.k] = wgt[cmd.b_addr:cmd.b_addr + cmd.k]
-            res, _ = ws_tile_per_cycle(act[cmd.a_addr:cmd.a_addr + cmd.m], w, R, C)
-            rows = cmd.m
+            dst = acc[cmd.c_addr:cmd.c_addr + cmd.m]
+            # WS accumulate: the old entries enter the columns as the initial partial sums
+            dst[:], _ = ws_tile_per_cycle(act[cmd.a_addr:cmd.a_addr + cmd.m],
+                                          wgt[cmd.b_addr:cmd.b_addr + cmd.k], R, C,
+                                          acc=dst.copy() if cmd.accumulate else None)
+            return 0
         dst = acc[cmd.c_addr:cmd.c_addr + rows]
-        if cmd.accumulate:
+        if not cmd.accumulate:
+            dst[:] = res
+        elif config.array.dtype == "int8":
             dst[:] = (dst.astype(np.int64) + res).astype(np.int64).astype(np.int32)
         else:
-            dst[:] = res
+            # OS drain read-modify-write: one fp32 RNE addition of the tile's rounded sum
+            dst[:] = fp32_add_array(dst.view(np.uint32), res.view(np.uint32)).view(np.float32)
         return 0
     return 0
 
@@ -210,6 +249,20 @@ def _footprint(cmd: isa.Command, config: AcceleratorConfig):
     if isinstance(cmd, isa.Store):
         port = "r_store" if cmd.buf == isa.Buffer.ACC else "r"
         return [(cmd.buf, port, cmd.sram_addr, cmd.sram_addr + cmd.rows, False)]
+    if isinstance(cmd, isa.Update):
+        e = update_entries(cmd.count, config.vector.lanes)
+        regions = [(cmd.w_addr, True), (cmd.g_addr, False)]
+        if cmd.optimizer != 0:
+            regions.append((cmd.v_addr, True))
+        out = [(isa.Buffer.VEC, "r" if not w else "w", a, a + e, w) for a, w in regions]
+        o = -(-cmd.count // (2 * config.vector.lanes))
+        out.append((isa.Buffer.VEC, "w", cmd.out_addr, cmd.out_addr + o, True))
+        return out
+    if isinstance(cmd, isa.Prune):
+        out = cmd.rows * cmd.n >> cmd.log2m
+        return [(cmd.src_buf, "r", cmd.src_addr, cmd.src_addr + cmd.rows, False),
+                (isa.Buffer.WGT, "w", cmd.dst_addr, cmd.dst_addr + out, True),
+                (isa.Buffer.IDX, "w", cmd.idx_addr, cmd.idx_addr + out, True)]
     if isinstance(cmd, isa.Gemm):
         os_ = cmd.dataflow == isa.Dataflow.OS
         rows_a = cmd.k if os_ else cmd.m
@@ -289,9 +342,6 @@ def run(program: Program, config: AcceleratorConfig, mode: str = "timing", *,
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
     machine = None
     if mode == "functional":
-        if config.array.dtype != "int8":
-            raise NotImplementedError(f"functional mode of the {config.array.dtype} datapath is "
-                                      "not modelled yet; use mode='timing'")
         machine = _Machine(config, program.dram_image(inputs or {}))
     cmds = program.commands
     n = len(cmds)
@@ -326,6 +376,8 @@ def run(program: Program, config: AcceleratorConfig, mode: str = "timing", *,
              "pipeline": 0}
     nbytes = {"dram_read": 0, "dram_write": 0, "sram_read": 0, "sram_write": 0}
     padded_macs = 0
+    sore_pj = 0.0
+    vector_pj = 0.0
     prev_end = dict.fromkeys(range(len(isa.Unit)), -1)
     producers = {}
     for cmd in cmds:
@@ -371,6 +423,16 @@ def run(program: Program, config: AcceleratorConfig, mode: str = "timing", *,
                 nbytes["sram_read"] += out_rows * C * 4
             stall["pipeline"] += int(dur[i]) - (cmd.k if cmd.dataflow == isa.Dataflow.OS
                                                 else cmd.m)
+        elif isinstance(cmd, isa.Prune):
+            cost = prune_cost(cmd, config)
+            nbytes["sram_read"] += cost.sram_read_bytes
+            nbytes["sram_write"] += cost.sram_write_bytes
+            sore_pj += cost.energy_pj
+        elif isinstance(cmd, isa.Update):
+            ucost = update_cost(cmd, config)
+            nbytes["sram_read"] += ucost.sram_read_bytes
+            nbytes["sram_write"] += ucost.sram_write_bytes
+            vector_pj += ucost.energy_pj
         if machine is not None:
             _execute(cmd, machine, config)
     stats.cycles = int(end.max()) + 1 if n else 0
@@ -387,6 +449,8 @@ def run(program: Program, config: AcceleratorConfig, mode: str = "timing", *,
     seconds = stats.cycles / (config.clock_mhz * 1e6)
     stats.energy_pj = {
         "array": padded_macs * mac_pj,
+        "sore": sore_pj,
+        "vector": vector_pj,
         "sram": nbytes["sram_read"] * e.sram_read_byte + nbytes["sram_write"] * e.sram_write_byte,
         "dram": (nbytes["dram_read"] + nbytes["dram_write"]) * e.dram_byte,
         "static": e.static_mw * 1e-3 * seconds * 1e12,

@@ -165,6 +165,19 @@ def cmd_rtl_verilog(args) -> int:
     return 0
 
 
+def cmd_rtl_synth(args) -> int:
+    from rtl.synth import synth_report
+
+    cfg = _config(args.config)
+    sizes = tuple(int(x) for x in args.sizes.split(",")) if args.sizes else (1, 2, 4)
+    print(f"synthesizing with Yosys (synth_xilinx -family xcup) into {args.out}; the first run "
+          "on a machine compiles Yosys for a few minutes", file=sys.stderr, flush=True)
+    path = synth_report(cfg, args.out, part=args.part, sizes=sizes,
+                        accelerator=not args.no_accelerator)
+    print(f"report: {path}")
+    return 0
+
+
 def cmd_rtl_cosim(args) -> int:
     from reports.fidelity import gemm_cosim
 
@@ -276,6 +289,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", default="tiny")
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_rtl_verilog)
+    s = rsub.add_parser("synth", help="FPGA synthesis (Yosys) of the PE, arrays and top, "
+                        "with VU9P utilisation")
+    s.add_argument("--config", default="vcu1525")
+    s.add_argument("--part", default="xcvu9p")
+    s.add_argument("--out", default="build/synth")
+    s.add_argument("--sizes", default=None, help="array sizes to sweep, e.g. 1,2,4")
+    s.add_argument("--no-accelerator", action="store_true", help="skip the accelerator top")
+    s.set_defaults(func=cmd_rtl_synth)
     s = rsub.add_parser("cosim", help="run one GEMM on the RTL and compare with hwsim")
     s.add_argument("m", type=_positive_int)
     s.add_argument("n", type=_positive_int)

@@ -36,11 +36,16 @@ def command_end_cycles(program: Program, retires: list[tuple[int, int]]) -> list
 
 
 def gemm_program_case(config: AcceleratorConfig, m: int, n: int, k: int,
-                      rng: np.random.Generator) -> tuple[Program, dict[str, np.ndarray]]:
-    """An int8 GEMM program with random operands."""
-    a = rng.integers(-128, 128, (m, k), dtype=np.int64).astype(np.int8)
-    b = rng.integers(-128, 128, (k, n), dtype=np.int64).astype(np.int8)
-    return compile_gemm(m, n, k, config, dataflow="os"), {"A": a, "B": b}
+                      rng: np.random.Generator, dataflow: str = "os"
+                      ) -> tuple[Program, dict[str, np.ndarray]]:
+    """A GEMM program with random operands of the config's datatype (int8 or fp16)."""
+    if config.array.dtype == "int8":
+        a = rng.integers(-128, 128, (m, k), dtype=np.int64).astype(np.int8)
+        b = rng.integers(-128, 128, (k, n), dtype=np.int64).astype(np.int8)
+    else:
+        a = rng.standard_normal((m, k)).astype(np.float16)
+        b = rng.standard_normal((k, n)).astype(np.float16)
+    return compile_gemm(m, n, k, config, dataflow=dataflow), {"A": a, "B": b}
 
 
 def cosim_programs(config: AcceleratorConfig, cases: list[tuple[Program, dict]], *,

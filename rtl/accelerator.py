@@ -13,6 +13,7 @@ from .array_unit import ArrayUnit
 from .buffers import BufferMemory
 from .controller import Controller, command_view
 from .dma import DmaIn, DmaOut, mem_rd_req_layout, mem_wr_req_layout
+from .sore import Sore
 
 __all__ = ["Accelerator"]
 
@@ -37,20 +38,19 @@ class Accelerator(wiring.Component):
 
     Notes
     -----
-    This datapath runs int8 dense output-stationary GEMM tiles, LOAD and STORE of ACT, WGT and
-    ACC, SETREG and SYNC, with DMA-in, DMA-out and the array running concurrently under the
-    semaphores of :mod:`hwsim.schedule`. Buffer ports: ACT and WGT are written by DMA-in and read
-    by the array (or DMA-out); ACC is written by the array (or DMA-in) and has a second read port
-    for DMA-out, so a tile is stored while the next one computes. Programs must not use one port
-    from two units at once (hwsim rejects them); the top gives the array priority.
+    This datapath runs dense GEMM tiles (int8 or fp16 by ``config.array.dtype``, output- or
+    weight-stationary per command), PRUNE on the SORE (N:M along
+    K, from WGT to WGT + IDX), LOAD and STORE of ACT, WGT, ACC and IDX, SETREG and SYNC, with
+    DMA-in, DMA-out, the array and the SORE running concurrently under the semaphores of
+    :mod:`hwsim.schedule`. Buffer ports: ACT and WGT are written by DMA-in (WGT also by the SORE)
+    and read by the array (or DMA-out, or the SORE); ACC is written by the array (or DMA-in)
+    and has a second read port for DMA-out, so a tile is stored while the next one computes.
+    Programs must not use one port from two units at once (hwsim rejects them).
     """
 
     def __init__(self, config: AcceleratorConfig):
         if not isinstance(config, AcceleratorConfig):
             raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
-        if config.array.dtype != "int8":
-            raise ValueError(f"the RTL datapath is int8; config {config.name!r} has "
-                             f"array.dtype={config.array.dtype!r}")
         if config.dram.model != "fixed":
             raise ValueError(f"the RTL memory port assumes dram.model='fixed'; config "
                              f"{config.name!r} has {config.dram.model!r}")
@@ -68,13 +68,30 @@ class Accelerator(wiring.Component):
         m = Module()
         cfg = self.config
         R, C = cfg.array.rows, cfg.array.cols
-        m.submodules.ctrl = ctrl = Controller(cfg.queue_depth)
+        has_sore = bool(cfg.array.patterns)
+        units = (isa.Unit.DMA_IN, isa.Unit.DMA_OUT, isa.Unit.ARRAY) + \
+            ((isa.Unit.SORE,) if has_sore else ())
+        m.submodules.ctrl = ctrl = Controller(cfg.queue_depth, units, cfg.array.nm_patterns)
         m.submodules.dma_in = dma_in = DmaIn(cfg)
         m.submodules.dma_out = dma_out = DmaOut(cfg)
         m.submodules.gemm = gemm = ArrayUnit(cfg)
-        m.submodules.act = act = BufferMemory(R * 8, cfg.act_depth)
-        m.submodules.wgt = wgt = BufferMemory(C * 8, cfg.wgt_depth)
+        eb = cfg.array.elem_bytes
+        m.submodules.act = act = BufferMemory(R * 8 * eb, cfg.act_depth)
+        m.submodules.wgt = wgt = BufferMemory(C * 8 * eb, cfg.wgt_depth)
         m.submodules.acc = acc = BufferMemory(C * 32, cfg.acc_depth, read_ports=2)
+        m.submodules.idx = idx = BufferMemory(C * 8, cfg.idx_depth)
+        if has_sore:
+            m.submodules.sore = sore = Sore(cfg)
+            p = command_view(isa.Prune, ctrl.head_sore)
+            m.d.comb += [
+                sore.start.eq(ctrl.start_sore), sore.src_addr.eq(p.src_addr),
+                sore.dst_addr.eq(p.dst_addr), sore.idx_addr.eq(p.idx_addr),
+                sore.rows.eq(p.rows), sore.n.eq(p.n), sore.log2m.eq(p.log2m),
+                ctrl.busy_sore.eq(sore.busy), ctrl.done_sore.eq(sore.done),
+            ]
+            sore_busy = sore.busy
+        else:
+            sore_busy = 0
 
         connect(m, wiring.flipped(self.cmd), ctrl.cmd)
         connect(m, dma_in.mem_rd_req, wiring.flipped(self.mem_rd_req))
@@ -97,20 +114,43 @@ class Accelerator(wiring.Component):
         m.d.comb += [
             gemm.start.eq(ctrl.start_array), gemm.a_addr.eq(g.a_addr), gemm.b_addr.eq(g.b_addr),
             gemm.c_addr.eq(g.c_addr), gemm.k.eq(g.k), gemm.accumulate.eq(g.accumulate),
+            gemm.dataflow.eq(g.dataflow), gemm.m.eq(g.m),
             ctrl.busy_array.eq(gemm.busy), ctrl.done_array.eq(gemm.done),
         ]
 
         # ACT and WGT: DMA-in writes; the array reads, unless DMA-out is storing that buffer.
+        # The SORE reads and writes WGT while it prunes.
         for code, buf, user in ((isa.Buffer.ACT, act, gemm.act), (isa.Buffer.WGT, wgt, gemm.wgt)):
             out_reads = dma_out.busy & (dma_out.sel == code)
             w = buf.width
+            rd_addr = Mux(out_reads, dma_out.rd.addr, user.addr)
+            rd_en = Mux(out_reads, dma_out.rd.en, user.en)
+            wr_addr, wr_data = dma_in.wr.addr, dma_in.wr.data[:w]
+            wr_en = dma_in.wr.en & (dma_in.sel == code)
+            if code == isa.Buffer.WGT and has_sore:
+                rd_addr = Mux(sore_busy, sore.src.addr, rd_addr)
+                rd_en = Mux(sore_busy, sore.src.en, rd_en)
+                wr_addr = Mux(sore_busy, sore.dst.addr, wr_addr)
+                wr_data = Mux(sore_busy, sore.dst.data, wr_data)
+                wr_en = Mux(sore_busy, sore.dst.en, wr_en)
+                m.d.comb += sore.src.data.eq(buf.rd.data)
             m.d.comb += [
-                buf.rd.addr.eq(Mux(out_reads, dma_out.rd.addr, user.addr)),
-                buf.rd.en.eq(Mux(out_reads, dma_out.rd.en, user.en)),
-                user.data.eq(buf.rd.data),
-                buf.wr.addr.eq(dma_in.wr.addr), buf.wr.data.eq(dma_in.wr.data[:w]),
-                buf.wr.en.eq(dma_in.wr.en & (dma_in.sel == code)),
+                buf.rd.addr.eq(rd_addr), buf.rd.en.eq(rd_en), user.data.eq(buf.rd.data),
+                buf.wr.addr.eq(wr_addr), buf.wr.data.eq(wr_data), buf.wr.en.eq(wr_en),
             ]
+        # IDX: written by the SORE (or DMA-in, for pre-generated indices), read by DMA-out.
+        idx_dma = dma_in.wr.en & (dma_in.sel == isa.Buffer.IDX)
+        if has_sore:
+            m.d.comb += [
+                idx.wr.addr.eq(Mux(sore_busy, sore.idx.addr, dma_in.wr.addr)),
+                idx.wr.data.eq(Mux(sore_busy, sore.idx.data, dma_in.wr.data[:idx.width])),
+                idx.wr.en.eq(Mux(sore_busy, sore.idx.en, idx_dma)),
+            ]
+        else:
+            m.d.comb += [idx.wr.addr.eq(dma_in.wr.addr), idx.wr.data.eq(dma_in.wr.data[:idx.width]),
+                         idx.wr.en.eq(idx_dma)]
+        m.d.comb += [idx.rd.addr.eq(dma_out.rd.addr),
+                     idx.rd.en.eq(dma_out.rd.en & (dma_out.sel == isa.Buffer.IDX))]
         # ACC: the array writes (DMA-in may preload it); port 0 for the array's
         # read-modify-write, port 1 for DMA-out.
         m.d.comb += [
@@ -124,7 +164,7 @@ class Accelerator(wiring.Component):
                                                                               isa.Buffer.ACC)),
         ]
         with m.Switch(dma_out.sel):
-            for code, buf in ((isa.Buffer.ACT, act), (isa.Buffer.WGT, wgt)):
+            for code, buf in ((isa.Buffer.ACT, act), (isa.Buffer.WGT, wgt), (isa.Buffer.IDX, idx)):
                 with m.Case(code):
                     m.d.comb += dma_out.rd.data.eq(buf.rd.data)
             with m.Default():

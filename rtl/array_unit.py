@@ -2,145 +2,238 @@
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, unsigned
+from amaranth import Cat, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hwsim.config import AcceleratorConfig
 
 from .buffers import ReadPortSignature, WritePortSignature
+from .pe import fp32_add, operand_width
 from .systolic_array import SystolicArray
 
 __all__ = ["ArrayUnit"]
 
 
 class ArrayUnit(wiring.Component):
-    """Executes output-stationary GEMM tile commands on a :class:`SystolicArray`.
+    """Executes GEMM tile commands (``hwsim.isa.Gemm``) on a :class:`SystolicArray`.
 
-    On ``start`` it latches the command fields and clears the array, then for ``k + R + C - 1``
-    cycles streams ACT entry ``a_addr + t`` (column ``t`` of A) and WGT entry ``b_addr + t``
-    (row ``t`` of B) into the array, skewing row ``i`` and column ``j`` by ``i`` and ``j``
-    cycles, and finally drains row ``i`` of the accumulators into ACC entry ``c_addr + i``
-    (read-modify-write when ``accumulate``), one row per cycle.
+    Cycle 0 is the start cycle: the unit latches the command fields and clears the array.
+
+    Output-stationary (``dataflow`` 0): for ``k + R + C - 1`` cycles it streams ACT entry
+    ``a_addr + t`` (column ``t`` of A) and WGT entry ``b_addr + t`` (row ``t`` of B) into the
+    array, skewing row ``i`` and column ``j`` by ``i`` and ``j`` cycles, then drains row ``i``
+    of the accumulators into ACC entry ``c_addr + i``, one row per cycle.
+
+    Weight-stationary (``dataflow`` 1): on cycles ``1 .. k`` it reads WGT entries
+    ``b_addr + k - 1`` down to ``b_addr`` and shifts them into the array (``k <= R``; rows
+    ``k..R-1`` keep the zero weights of the clear); on cycles ``k + 1 .. k + m`` it reads ACT
+    entries ``a_addr + t`` (row ``t`` of A; lanes ``i >= k`` are fed +0) into the row-skewed
+    left edge. The partial sum entering the top of column ``j`` is +0, or with ``accumulate``
+    the old ACC entry ``c_addr + t`` (read alongside ACT entry ``a_addr + t``, skewed by ``j``
+    like the activations), so the sum continues from the old value in the order of
+    :func:`hwsim.numerics.fp16_matmul` with ``acc``. The bottom row's column ``j`` is delayed by
+    ``C - 1 - j`` registers so that output row ``t`` is whole on cycle ``k + t + R + C + 1``,
+    when it is written to ACC entry ``c_addr + t``.
+
+    OS ``accumulate``: the drain writes ``old + new`` (read-modify-write; int8: wrapping int32
+    add; fp16: one fp32 round-to-nearest-even addition :func:`rtl.pe.fp32_add` per lane, so the
+    tile's sum is rounded first and then added to the old value); otherwise ``new``.
+
+    Parameters
+    ----------
+    config : AcceleratorConfig
+        ``array.rows``, ``array.cols`` and ``array.dtype`` size the unit.
 
     Members
     -------
     start : In(1)
         Begin the command held on the field inputs.
-    a_addr, b_addr, c_addr : In(16)
+    a_addr, b_addr, c_addr, idx_addr : In(16)
     k : In(16)
-        Reduction steps.
-    accumulate : In(1)
+        Reduction steps (OS), preloaded weight rows (WS).
+    m : In(16)
+        Streamed activation rows (WS).
+    accumulate, dataflow, sparse : In(1)
+    n : In(4), log2m : In(3)
+        The N:M pattern of a sparse tile (sparse tiles are not implemented by this unit: the
+        controller must not issue them; ``idx`` stays idle).
     done : Out(1)
         High for one cycle, the cycle of the last ACC write.
-    act, wgt : Out(ReadPortSignature)
-    acc_rd : Out(ReadPortSignature), acc_wr : Out(WritePortSignature)
+    busy : Out(1)
+    act : Out(ReadPortSignature(16, R * W)), wgt : Out(ReadPortSignature(16, C * W))
+        ``W`` = 8 (int8) or 16 (fp16).
+    idx : Out(ReadPortSignature(16, C * 8))
+    acc_rd : Out(ReadPortSignature(16, C * 32)), acc_wr : Out(WritePortSignature(16, C * 32))
 
     Latency
     -------
-    :meth:`cycles` gives start-to-done cycles, inclusive: ``k + 2R + C + 1``. ``hwsim`` uses the
-    same expression (``hwsim.timing.gemm_os_cycles``); cocotb checks both against each other.
+    :meth:`cycles` gives start-to-done cycles, inclusive: OS ``k + 2R + C + 1``, WS
+    ``k + m + R + C + 1``. ``hwsim.timing.unit_cycles`` uses the same expressions and the
+    per-cycle kernels of :mod:`hwsim.systolic_array` reproduce them register by register.
     """
 
     def __init__(self, config: AcceleratorConfig):
+        if not isinstance(config, AcceleratorConfig):
+            raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
         self.config = config
         R, C = config.array.rows, config.array.cols
-        self.rows, self.cols = R, C
+        self.rows, self.cols, self.dtype = R, C, config.array.dtype
+        W = operand_width(self.dtype)
         super().__init__({
             "start": In(1),
-            "a_addr": In(16), "b_addr": In(16), "c_addr": In(16), "k": In(16),
-            "accumulate": In(1),
+            "a_addr": In(16), "b_addr": In(16), "c_addr": In(16), "idx_addr": In(16),
+            "k": In(16), "m": In(16),
+            "accumulate": In(1), "dataflow": In(1), "sparse": In(1),
+            "n": In(4), "log2m": In(3),
             "done": Out(1),
             "busy": Out(1),
-            "act": Out(ReadPortSignature(16, R * 8)),
-            "wgt": Out(ReadPortSignature(16, C * 8)),
+            "act": Out(ReadPortSignature(16, R * W)),
+            "wgt": Out(ReadPortSignature(16, C * W)),
+            "idx": Out(ReadPortSignature(16, C * 8)),
             "acc_rd": Out(ReadPortSignature(16, C * 32)),
             "acc_wr": Out(WritePortSignature(16, C * 32)),
         })
 
     @staticmethod
-    def cycles(k: int, rows: int, cols: int) -> int:
+    def cycles(k: int, rows: int, cols: int, *, dataflow: int = 0, m: int = 0) -> int:
+        """Start-to-done cycles, inclusive, of one tile (``dataflow`` 0: OS, 1: WS)."""
+        if dataflow:
+            return k + m + rows + cols + 1
         return k + 2 * rows + cols + 1
 
     def elaborate(self, platform):
-        m = Module()
+        mod = Module()
         R, C = self.rows, self.cols
-        m.submodules.array = array = SystolicArray(R, C)
+        W = operand_width(self.dtype)
+        mod.submodules.array = array = SystolicArray(R, C, self.dtype)
 
         a_addr, b_addr, c_addr = Signal(16), Signal(16), Signal(16)
-        k, acc_mode = Signal(16), Signal()
-        t = Signal(17)  # feed step
-        d = Signal(range(R + 2))  # drain step
-        valid = Signal()  # the buffer data on the read ports this cycle belong to step t-1 < k
+        k, mm, acc_mode, ws = Signal(16), Signal(16), Signal(), Signal()
+        t = Signal(18)  # OS feed step; WS cycles since start
+        d = Signal(range(R + 2))  # OS drain step
+        valid = Signal()  # the ACT/WGT data on the read ports this cycle are a tile's operands
+        load = Signal()  # WS: the WGT data on the read port this cycle are a weight row
+        lane_on = Signal(R)  # WS: activation lanes i < k; OS: all lanes
 
-        m.d.comb += [
-            self.act.addr.eq(a_addr + t[:16]),
-            self.wgt.addr.eq(b_addr + t[:16]),
+        # WS schedule (t counts cycles since start): weight reads 1..k, activation (and, when
+        # accumulating, old ACC) reads k+1..k+m, ACC writes k+R+C+1..k+R+C+m.
+        act_step = Signal(18)
+        wr_row = Signal(18)
+        mod.d.comb += [
+            act_step.eq(t - k - 1),
+            wr_row.eq(t - (k + R + C + 1)),
+            self.act.addr.eq(a_addr + Mux(ws, act_step[:16], t[:16])),
+            self.wgt.addr.eq(b_addr + Mux(ws, (k - t)[:16], t[:16])),
             self.act.en.eq(1),
             self.wgt.en.eq(1),
         ]
 
         # Skew: row i (column j) passes through i (j) registers before entering the array.
-        a_edge = Mux(valid, self.act.data, 0)
-        b_edge = Mux(valid, self.wgt.data, 0)
+        a_edge = Mux(valid, self.act.data & _lanes(lane_on, W), 0)
+        b_edge = Mux(valid & ~ws, self.wgt.data, 0)
         for i in range(R):
-            sig = a_edge[i * 8:(i + 1) * 8]
+            sig = a_edge[i * W:(i + 1) * W]
             for s in range(i):
-                reg = Signal(8, name=f"a_skew_{i}_{s}")
-                m.d.sync += reg.eq(sig)
+                reg = Signal(W, name=f"a_skew_{i}_{s}")
+                mod.d.sync += reg.eq(sig)
                 sig = reg
-            m.d.comb += array.a_in[i].eq(sig)
+            mod.d.comb += array.a_in[i].eq(sig)
         for j in range(C):
-            sig = b_edge[j * 8:(j + 1) * 8]
+            sig = b_edge[j * W:(j + 1) * W]
             for s in range(j):
-                reg = Signal(8, name=f"b_skew_{j}_{s}")
-                m.d.sync += reg.eq(sig)
+                reg = Signal(W, name=f"b_skew_{j}_{s}")
+                mod.d.sync += reg.eq(sig)
                 sig = reg
-            m.d.comb += array.b_in[j].eq(sig)
+            # WS weight rows bypass the skew: all columns shift together
+            mod.d.comb += array.b_in[j].eq(Mux(load, self.wgt.data[j * W:(j + 1) * W], sig))
+        # WS top-edge partial sums: +0, or the old ACC row (accumulate), skewed like b.
+        for j in range(C):
+            sig = Mux(valid & ws & acc_mode, self.acc_rd.data[j * 32:(j + 1) * 32], 0)
+            for s in range(j):
+                reg = Signal(32, name=f"psum_skew_{j}_{s}")
+                mod.d.sync += reg.eq(sig)
+                sig = reg
+            mod.d.comb += array.psum_in[j].eq(sig)
+        mod.d.comb += [array.ws.eq(ws), array.load.eq(load)]
 
-        # Drain: read ACC row d, write it back one cycle later with the array row added.
+        # WS output de-skew: column j of the bottom row waits C - 1 - j cycles.
+        ws_row = []
+        for j in range(C):
+            sig = Value.cast(array.acc[R - 1][j])
+            for s in range(C - 1 - j):
+                reg = Signal(32, name=f"out_skew_{j}_{s}")
+                mod.d.sync += reg.eq(sig)
+                sig = reg
+            ws_row.append(sig)
+
+        # OS drain row: accumulators of row d - 1.
         row_sel = Signal(range(R))
-        row_bits = Signal(unsigned(C * 32))
-        with m.Switch(row_sel):
+        os_row = Signal(unsigned(C * 32))
+        with mod.Switch(row_sel):
             for i in range(R):
-                with m.Case(i):
-                    m.d.comb += row_bits.eq(array.acc[i].as_value())
-        old = Mux(acc_mode, self.acc_rd.data, 0)
-        lanes = [(old[j * 32:(j + 1) * 32] + row_bits[j * 32:(j + 1) * 32])[:32] for j in range(C)]
-        m.d.comb += [
-            self.acc_rd.addr.eq(c_addr + d),
-            self.acc_wr.addr.eq(c_addr + d - 1),
-            self.acc_wr.data.eq(_cat(lanes)),
-            row_sel.eq(d - 1),
-        ]
+                with mod.Case(i):
+                    mod.d.comb += os_row.eq(array.acc[i].as_value())
+        new = Signal(C * 32)
+        mod.d.comb += new.eq(Mux(ws, Cat(*ws_row), os_row))
+        lanes = []
+        for j in range(C):
+            old_j = self.acc_rd.data[j * 32:(j + 1) * 32]
+            new_j = new[j * 32:(j + 1) * 32]
+            rmw = acc_mode & ~ws
+            if self.dtype == "int8":
+                lanes.append((Mux(rmw, old_j, 0) + new_j)[:32])
+            else:
+                lanes.append(Mux(rmw, fp32_add(mod, old_j, new_j, name=f"rmw_{j}"), new_j))
+        mod.d.comb += [self.acc_wr.data.eq(Cat(*lanes)), row_sel.eq(d - 1)]
 
-        with m.FSM():
-            with m.State("IDLE"):
-                m.d.sync += valid.eq(0)
-                with m.If(self.start):
-                    m.d.sync += [a_addr.eq(self.a_addr), b_addr.eq(self.b_addr),
-                                 c_addr.eq(self.c_addr), k.eq(self.k),
-                                 acc_mode.eq(self.accumulate), t.eq(0)]
-                    m.d.comb += array.clear.eq(1)
-                    m.next = "FEED"
-            with m.State("FEED"):
-                m.d.comb += self.busy.eq(1)
-                m.d.sync += [valid.eq(t < k), t.eq(t + 1)]
-                with m.If(t == k + R + C - 2):
-                    m.d.sync += d.eq(0)
-                    m.next = "DRAIN"
-            with m.State("DRAIN"):
-                m.d.comb += [self.busy.eq(1), self.acc_rd.en.eq(1)]
-                m.d.sync += [valid.eq(0), d.eq(d + 1)]
-                with m.If(d != 0):
-                    m.d.comb += self.acc_wr.en.eq(1)
-                with m.If(d == R):
-                    m.d.comb += self.done.eq(1)
-                    m.next = "IDLE"
-        return m
+        with mod.FSM():
+            with mod.State("IDLE"):
+                mod.d.sync += [valid.eq(0), load.eq(0)]
+                with mod.If(self.start):
+                    mod.d.sync += [a_addr.eq(self.a_addr), b_addr.eq(self.b_addr),
+                                   c_addr.eq(self.c_addr), k.eq(self.k), mm.eq(self.m),
+                                   acc_mode.eq(self.accumulate), ws.eq(self.dataflow),
+                                   t.eq(Mux(self.dataflow, 1, 0))]
+                    mod.d.sync += [lane_on[i].eq(~self.dataflow | (self.k > i))
+                                   for i in range(R)]
+                    mod.d.comb += array.clear.eq(1)
+                    with mod.If(self.dataflow):
+                        mod.next = "WS"
+                    with mod.Else():
+                        mod.next = "FEED"
+            with mod.State("FEED"):
+                mod.d.comb += self.busy.eq(1)
+                mod.d.sync += [valid.eq(t < k), t.eq(t + 1)]
+                with mod.If(t == k + R + C - 2):
+                    mod.d.sync += d.eq(0)
+                    mod.next = "DRAIN"
+            with mod.State("DRAIN"):
+                mod.d.comb += [self.busy.eq(1), self.acc_rd.en.eq(1),
+                               self.acc_rd.addr.eq(c_addr + d),
+                               self.acc_wr.addr.eq(c_addr + d - 1)]
+                mod.d.sync += [valid.eq(0), d.eq(d + 1)]
+                with mod.If(d != 0):
+                    mod.d.comb += self.acc_wr.en.eq(1)
+                with mod.If(d == R):
+                    mod.d.comb += self.done.eq(1)
+                    mod.next = "IDLE"
+            with mod.State("WS"):
+                reading = (t > k) & (act_step < mm)
+                mod.d.comb += [self.busy.eq(1),
+                               self.acc_rd.addr.eq(c_addr + act_step[:16]),
+                               self.acc_wr.addr.eq(c_addr + wr_row[:16])]
+                mod.d.sync += [t.eq(t + 1), load.eq(t <= k), valid.eq(reading)]
+                with mod.If(reading & acc_mode):
+                    mod.d.comb += self.acc_rd.en.eq(1)
+                with mod.If((t >= k + R + C + 1) & (wr_row < mm)):
+                    mod.d.comb += self.acc_wr.en.eq(1)
+                with mod.If(t == k + mm + R + C):
+                    mod.d.comb += self.done.eq(1)
+                    mod.next = "IDLE"
+        return mod
 
 
-def _cat(parts):
-    from amaranth import Cat
-
-    return Cat(*parts)
+def _lanes(mask, width):
+    """Expand a per-lane enable into a bit mask of ``width``-bit lanes."""
+    return Cat(*(mask[i].replicate(width) for i in range(len(mask))))

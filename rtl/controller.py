@@ -8,7 +8,7 @@ SETREG executed as fences by the controller itself.
 
 from __future__ import annotations
 
-from amaranth import Module, Signal
+from amaranth import Cat, Const, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
@@ -35,6 +35,7 @@ UNIT_OPCODES = {
     isa.Unit.DMA_IN: (isa.Opcode.LOAD,),
     isa.Unit.DMA_OUT: (isa.Opcode.STORE,),
     isa.Unit.ARRAY: (isa.Opcode.GEMM,),
+    isa.Unit.SORE: (isa.Opcode.PRUNE,),
 }
 
 
@@ -47,6 +48,10 @@ class Controller(wiring.Component):
         Commands each unit queue holds (``config.queue_depth``).
     units : tuple of isa.Unit
         The units behind this controller, each with the members below.
+    patterns : tuple of (int, int)
+        N:M patterns the SORE accepts; other PRUNE commands are rejected (``error``) rather
+        than run, as are PRUNEs along axis 0, of a partial group, or from a buffer other than
+        WGT (``hwsim.sore.check_prune`` rejects the same).
 
     Members
     -------
@@ -74,11 +79,13 @@ class Controller(wiring.Component):
     tokens and its unit on ``e + 1``; a fence retires on the first cycle everything is idle.
     """
 
-    def __init__(self, queue_depth: int = 4, units=tuple(UNIT_OPCODES)):
+    def __init__(self, queue_depth: int = 4, units=tuple(UNIT_OPCODES),
+                 patterns: tuple[tuple[int, int], ...] = ()):
         if not isinstance(queue_depth, int) or isinstance(queue_depth, bool) or queue_depth < 1:
             raise TypeError(f"queue_depth must be a positive integer, not {queue_depth!r}")
         self.queue_depth = queue_depth
         self.units = tuple(isa.Unit(u) for u in units)
+        self.patterns = tuple(patterns)
         members = {
             "cmd": In(stream.Signature(isa.WORD_BITS)),
             "retire": Out(8), "idle": Out(1), "error": Out(1),
@@ -96,7 +103,13 @@ class Controller(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         nsem = isa.NUM_SEMAPHORES
-        m.d.comb += self.retire.eq(0)  # bits of units this controller does not have stay low
+        fence_retire = Signal()  # a SYNC/SETREG completes this cycle
+        # every bit driven in one assignment: units this controller lacks stay low, and nothing
+        # reads `retire` back (a block that reads what it writes loops forever in Icarus)
+        present = {int(u): u for u in self.units}
+        m.d.comb += self.retire.eq(Cat(fence_retire, *[
+            self._port(present[b], "done") if b in present else Const(0, 1)
+            for b in range(1, 8)]))
         sems = [Signal(8, name=f"sem{i}") for i in range(nsem)]
         inc = [[] for _ in range(nsem)]
         dec = [[] for _ in range(nsem)]
@@ -104,6 +117,13 @@ class Controller(wiring.Component):
         incoming = self.cmd.payload
         op_in = incoming[:4]
         gemm_in = command_view(isa.Gemm, incoming)
+        prune_in = command_view(isa.Prune, incoming)
+        prune_ok = Signal()
+        pattern_ok = sum((prune_in.n == pn) & (prune_in.log2m == pm.bit_length() - 1)
+                         for pn, pm in self.patterns) != 0 if self.patterns else 0
+        m.d.comb += prune_ok.eq(
+            pattern_ok & prune_in.axis & (prune_in.src_buf == isa.Buffer.WGT)
+            & ((prune_in.rows & ((1 << prune_in.log2m) - 1)) == 0))
 
         fifos = {}
         all_empty = Signal()
@@ -125,7 +145,6 @@ class Controller(wiring.Component):
                 self._port(u, "start").eq(can),
                 fifo.r_en.eq(can),
                 fifo.w_data.eq(incoming),
-                self.retire[int(u)].eq(self._port(u, "done")),
             ]
             # the signal mask of the running command, kept from its issue to its done
             sig = Signal(nsem, name=f"signal_{u.name.lower()}")
@@ -148,8 +167,8 @@ class Controller(wiring.Component):
         m.d.comb += fence_done.eq(
             all_empty & all_idle & (sum(cwait[s] & (sems[s] == 0) for s in range(nsem)) == 0))
         for s in range(nsem):
-            dec[s].append(fence_done & cwait[s] & self.retire[0])
-            inc[s].append(fence_done & csig[s] & self.retire[0])
+            dec[s].append(cwait[s] & fence_retire)
+            inc[s].append(csig[s] & fence_retire)
 
         with m.FSM():
             with m.State("RUN"):
@@ -159,8 +178,10 @@ class Controller(wiring.Component):
                     codes = UNIT_OPCODES[u]
                     hit = sum(op_in == c for c in codes) != 0
                     if u == isa.Unit.ARRAY:
-                        # this datapath runs dense output-stationary tiles only
-                        hit = hit & ~gemm_in.dataflow & ~gemm_in.sparse
+                        # dense tiles, output- or weight-stationary (N:M tiles not built yet)
+                        hit = hit & ~gemm_in.sparse
+                    if u == isa.Unit.SORE:
+                        hit = hit & prune_ok
                     with m.If(hit):
                         m.d.comb += [handled.eq(1), self.cmd.ready.eq(fifos[u].w_rdy),
                                      fifos[u].w_en.eq(self.cmd.valid)]
@@ -174,7 +195,7 @@ class Controller(wiring.Component):
                     with m.If(self.cmd.valid):
                         m.d.sync += self.error.eq(1)
             with m.State("FENCE"), m.If(fence_done):
-                m.d.comb += self.retire[0].eq(1)
+                m.d.comb += fence_retire.eq(1)
                 with m.If(word[:4] == isa.Opcode.SETREG):
                     m.d.sync += self.regs[setreg.reg].eq(setreg.value)
                 m.next = "RUN"

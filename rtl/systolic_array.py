@@ -1,10 +1,12 @@
-"""The PE array: R x C int8 multiply-accumulate cells in an output-stationary systolic mesh."""
+"""The PE array: R x C :class:`~rtl.pe.PE` cells, output- or weight-stationary per command."""
 
 from __future__ import annotations
 
-from amaranth import Module, Signal, signed
+from amaranth import Module, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
+
+from .pe import PE, check_dtype
 
 __all__ = ["SystolicArray"]
 
@@ -15,50 +17,72 @@ def _check_dim(name: str, value: object) -> None:
 
 
 class SystolicArray(wiring.Component):
-    """Output-stationary systolic array of int8 x int8 -> int32 PEs.
+    """Systolic mesh of int8 x int8 -> int32 or fp16 x fp16 -> fp32 PEs, both dataflows.
 
-    Operands enter at the edges already skewed (row ``i`` of ``a_in`` is delayed ``i`` cycles
-    by the feeder, column ``j`` of ``b_in`` ``j`` cycles): each cycle PE ``(i, j)`` adds the
-    product of the ``a`` arriving from its left and the ``b`` arriving from above to its
-    accumulator, and registers both operands for its right and lower neighbours. Zero operands
-    are how idle edges are fed, so there is no valid bit.
+    Operands enter at the edges already skewed by the feeder: ``a`` moves right along a row,
+    ``b`` moves down a column, one PE per cycle. Zero operands are how idle edges are fed, so
+    there is no valid bit.
+
+    - Output-stationary (``ws`` low): each cycle PE ``(i, j)`` adds the product of the ``a``
+      from its left and the ``b`` from above to its accumulator.
+    - Weight-stationary (``ws`` high): while ``load`` is high each column's weight registers
+      shift down one PE per cycle from ``b_in`` (after ``k`` load cycles the weight fed first
+      sits in row ``k-1``, so the feeder sends weight row ``k-1`` first); otherwise PE
+      ``(i, j)`` computes ``acc[i-1][j] + a * w[i][j]`` (``psum_in[j]`` above row 0), so partial
+      sums move down a column and leave the bottom row in ``acc[rows-1]``.
+
+    ``clear`` zeroes every accumulator and weight register.
 
     Parameters
     ----------
     rows, cols : int
         Array size R x C.
+    dtype : {"int8", "fp16"}
+        Operands ``signed(8)`` and accumulators ``signed(32)`` (wrapping), or fp16 operand and
+        fp32 accumulator bit patterns (``unsigned(16)``/``unsigned(32)``; arithmetic of
+        :func:`hwsim.numerics.fp16_mac`, bit for bit).
 
     Members
     -------
-    a_in : In(ArrayLayout(signed(8), rows))
+    a_in : In(ArrayLayout(op, rows))
         Left-edge operands, one per row.
-    b_in : In(ArrayLayout(signed(8), cols))
-        Top-edge operands, one per column.
-    clear : In(1)
-        Zero every accumulator this cycle (takes priority over accumulation).
-    acc : Out(ArrayLayout(ArrayLayout(signed(32), cols), rows))
-        The accumulators, ``acc[i][j]`` for PE ``(i, j)``; wraps modulo 2**32 like the hardware.
+    b_in : In(ArrayLayout(op, cols))
+        Top-edge operands (OS) or weights being loaded (WS), one per column.
+    psum_in : In(ArrayLayout(accumulator, cols))
+        WS: the partial sums entering row 0 (skewed like ``a_in``: +0, or the old ACC value
+        in accumulate mode).
+    ws, load, clear : In(1)
+    acc : Out(ArrayLayout(ArrayLayout(accumulator, cols), rows))
+        The accumulators, ``acc[i][j]`` for PE ``(i, j)``.
 
     Latency
     -------
     :attr:`latency` = ``rows + cols - 2``: the operands entering on cycle ``t`` reach the last
-    PE on cycle ``t + latency``; its accumulator holds the sum one cycle later.
+    PE on cycle ``t + latency``; its accumulator holds the sum one cycle later. In WS a partial
+    sum entering row 0 on cycle ``t`` in column ``j`` leaves the bottom row (``acc[rows-1][j]``)
+    on cycle ``t + rows``.
 
     Raises
     ------
     TypeError
         If ``rows`` or ``cols`` is not a positive integer.
+    ValueError
+        If ``dtype`` is not ``"int8"`` or ``"fp16"``.
     """
 
-    def __init__(self, rows: int, cols: int):
+    def __init__(self, rows: int, cols: int, dtype: str = "int8"):
         _check_dim("rows", rows)
         _check_dim("cols", cols)
-        self.rows, self.cols = rows, cols
+        check_dtype(dtype)
+        self.rows, self.cols, self.dtype = rows, cols, dtype
+        op = signed(8) if dtype == "int8" else unsigned(16)
+        acc = signed(32) if dtype == "int8" else unsigned(32)
         super().__init__({
-            "a_in": In(data.ArrayLayout(signed(8), rows)),
-            "b_in": In(data.ArrayLayout(signed(8), cols)),
-            "clear": In(1),
-            "acc": Out(data.ArrayLayout(data.ArrayLayout(signed(32), cols), rows)),
+            "a_in": In(data.ArrayLayout(op, rows)),
+            "b_in": In(data.ArrayLayout(op, cols)),
+            "psum_in": In(data.ArrayLayout(acc, cols)),
+            "ws": In(1), "load": In(1), "clear": In(1),
+            "acc": Out(data.ArrayLayout(data.ArrayLayout(acc, cols), rows)),
         })
 
     @property
@@ -68,16 +92,16 @@ class SystolicArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         R, C = self.rows, self.cols
-        a_reg = [[Signal(signed(8), name=f"a_{i}_{j}") for j in range(C)] for i in range(R)]
-        b_reg = [[Signal(signed(8), name=f"b_{i}_{j}") for j in range(C)] for i in range(R)]
+        pes = [[PE(self.dtype) for _ in range(C)] for _ in range(R)]
         for i in range(R):
             for j in range(C):
-                a = self.a_in[i] if j == 0 else a_reg[i][j - 1]
-                b = self.b_in[j] if i == 0 else b_reg[i - 1][j]
-                m.d.sync += [a_reg[i][j].eq(a), b_reg[i][j].eq(b)]
-                acc = self.acc[i][j]
-                with m.If(self.clear):
-                    m.d.sync += acc.eq(0)
-                with m.Else():
-                    m.d.sync += acc.eq(acc + a * b)
+                pe = pes[i][j]
+                m.submodules[f"pe_{i}_{j}"] = pe
+                m.d.comb += [
+                    pe.a_in.eq(self.a_in[i] if j == 0 else pes[i][j - 1].a_out),
+                    pe.b_in.eq(self.b_in[j] if i == 0 else pes[i - 1][j].b_out),
+                    pe.psum_in.eq(self.psum_in[j] if i == 0 else pes[i - 1][j].acc),
+                    pe.ws.eq(self.ws), pe.load.eq(self.load), pe.clear.eq(self.clear),
+                    self.acc[i][j].eq(pe.acc),
+                ]
         return m

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hwsim import ProgramError, compile_gemm, isa, preset, run, simulate_gemm
-from hwsim.program import Program
+from hwsim.program import Program, TensorRef
 from hwsim.timing import unit_cycles
 
 
@@ -74,7 +74,7 @@ def test_vcu1525_fp16_timing_runs():
 
 @pytest.mark.parametrize(("cmd", "field", "why"), [
     (isa.Load(isa.Buffer.ACT, 250, 0, 10, 4, 4), "rows", "overflow the ACT buffer of 256"),
-    (isa.Load(isa.Buffer.IDX, 0, 0, 1, 4, 4), "buf", "buffer 3 is not one of"),
+    (isa.Load(5, 0, 0, 1, 4, 4), "buf", "buffer 5 is not one of"),
     (isa.Load(isa.Buffer.WGT, 0, 0, 1, 5, 4), "elems", "5 elements exceed the WGT entry of 4"),
     (isa.Gemm(a_addr=0, b_addr=0, c_addr=126, idx_addr=0, k=1, m=0), "c_addr",
      "overflow the ACC buffer of 128"),
@@ -82,7 +82,15 @@ def test_vcu1525_fp16_timing_runs():
      "5 preloaded weight rows exceed 4 array rows"),
     (isa.Gemm(a_addr=0, b_addr=0, c_addr=0, idx_addr=0, k=1, m=0, sparse=1, n=3, log2m=3), "n",
      "pattern 3:8 is not supported"),
-    (isa.Prune(0, 0, 0, 0, 1, 1, 2, 3), "opcode", "PRUNE is not modelled yet"),
+    (isa.Prune(isa.Buffer.WGT, 0, 0, 0, 8, 1, 2, 3, axis=0), "axis", "axis 0"),
+    (isa.Prune(isa.Buffer.WGT, 250, 0, 0, 8, 1, 2, 3, axis=1), "rows",
+     "source entries 250..257 overflow the WGT buffer of 256"),
+    (isa.Prune(isa.Buffer.WGT, 0, 0, 250, 32, 1, 2, 3, axis=1), "idx_addr",
+     "index entries 250..257 overflow the IDX buffer of 256"),
+    (isa.Update(0, 0, 0, 0, 4), "g_addr", "overlap w_addr entries 0..0"),
+    (isa.Update(0, 1, 2, 3, 4, optimizer=2), "optimizer", "Adam (optimizer 2) is not "
+     "implemented"),
+    (isa.Hash(0, 0, 0, 0, 1, 1, 8), "opcode", "HASH is not modelled yet"),
 ])
 def test_bad_commands_name_index_and_field(cmd, field, why):
     prog = Program([isa.Sync(), cmd], dram_bytes=64)
@@ -136,3 +144,73 @@ def test_bad_mode_and_missing_inputs():
 def test_bad_gemm_shape(bad):
     with pytest.raises(ValueError, match="GEMM dimension M must be a positive integer"):
         compile_gemm(bad, 4, 4, preset("tiny"))
+
+
+def test_prune_program_equals_algorithms_compress():
+    """LOAD a dense weight tile, PRUNE it 2:8 on the SORE, STORE values and indices."""
+    import torch
+
+    from algorithms.nm import compress
+
+    cfg = preset("tiny")
+    rng = np.random.default_rng(5)
+    k, c = 16, cfg.array.cols
+    w = rng.integers(-128, 128, (k, c)).astype(np.int8)
+    w_ref = TensorRef(0, (k, c), "int8")
+    vals = TensorRef(64, (k // 4, c), "int8")
+    idx = TensorRef(128, (k // 4, c), "int8")
+    prog = Program([
+        isa.Load(isa.Buffer.WGT, 0, 0, k, c, c, signal=1),
+        isa.Prune(isa.Buffer.WGT, 0, 32, 0, k, 1, 2, 3, axis=1, wait=1, signal=2),
+        isa.Store(isa.Buffer.WGT, 32, 64, k // 4, c, c, wait=2, signal=4),
+        isa.Store(isa.Buffer.IDX, 0, 128, k // 4, c, c, wait=4),
+    ], 192, {"W": w_ref, "V": vals, "I": idx}, inputs=("W",), outputs=("V", "I"))
+    res = run(prog, cfg, "functional", inputs={"W": w})
+    ref_v, ref_i = compress(torch.from_numpy(w.astype(np.float32)), 2, 8, dim=0)
+    np.testing.assert_array_equal(res.outputs["V"], ref_v.numpy().astype(np.int8))
+    np.testing.assert_array_equal(res.outputs["I"], ref_i.numpy().astype(np.int8))
+    from hwsim.sore import prune_cycles
+
+    assert res.stats.busy["sore"] == prune_cycles(k, c, 2, 8, cfg.sore.lanes)
+    assert res.stats.energy_pj["sore"] > 0
+
+
+def test_update_program_equals_separately_rounded_torch_ops():
+    """LOAD w, g, v into VEC, SETREG the hyper-parameters, UPDATE, STORE w, v and the fp16 copy."""
+    import torch
+
+    from hwsim.numerics import f32_bits
+
+    cfg = preset("tiny")
+    lanes = cfg.vector.lanes
+    n = 10  # words: two full entries and a partial one
+    e = -(-n // lanes)
+    rng = np.random.default_rng(3)
+    w, g, v = (rng.standard_normal((1, n)).astype(np.float32) for _ in range(3))
+    lr, mu, wd = 0.05, 0.9, 1e-3
+    refs = {name: TensorRef(64 * i, (1, n), "fp32") for i, name in enumerate("wgv")}
+    refs["o"] = TensorRef(192, (1, n), "fp16")
+    row = 4 * lanes
+    cmds = [isa.SetReg(0, int(f32_bits(np.float32(lr)))),
+            isa.SetReg(1, int(f32_bits(np.float32(mu)))),
+            isa.SetReg(2, int(f32_bits(np.float32(wd))))]
+    for i, name in enumerate("wgv"):
+        cmds.append(isa.Load(isa.Buffer.VEC, 8 * i, refs[name].addr, e, lanes, row,
+                             signal=1 if name == "v" else 0))
+    cmds.append(isa.Update(0, 8, 16, 24, n, optimizer=1, hp_base=0, wait=1, signal=2))
+    cmds.append(isa.Store(isa.Buffer.VEC, 0, refs["w"].addr, e, lanes, row, wait=2, signal=4))
+    cmds.append(isa.Store(isa.Buffer.VEC, 16, refs["v"].addr, e, lanes, row, wait=4, signal=8))
+    cmds.append(isa.Store(isa.Buffer.VEC, 24, refs["o"].addr, 2, lanes, row, wait=8))
+    prog = Program(cmds, 256, refs, inputs=("w", "g", "v"), outputs=("w", "v", "o"))
+    res = run(prog, cfg, "functional", inputs={"w": w, "g": g, "v": v})
+    tw, tg, tv = (torch.from_numpy(x[0].copy()) for x in (w, g, v))
+    g2 = torch.add(tg, torch.mul(tw, np.float32(wd)))
+    v2 = torch.add(torch.mul(tv, np.float32(mu)), g2)
+    w2 = torch.sub(tw, torch.mul(v2, np.float32(lr)))
+    np.testing.assert_array_equal(res.outputs["w"][0].view(np.uint32), w2.numpy().view(np.uint32))
+    np.testing.assert_array_equal(res.outputs["v"][0].view(np.uint32), v2.numpy().view(np.uint32))
+    np.testing.assert_array_equal(res.outputs["o"][0], w2.numpy().astype(np.float16))
+    from hwsim.vector_unit import update_cycles
+
+    assert res.stats.busy["vector"] == update_cycles(n, lanes, 1)
+    assert res.stats.energy_pj["vector"] > 0

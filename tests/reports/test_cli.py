@@ -58,7 +58,8 @@ def test_info_reads_a_yaml_file(capsys, tmp_path):
     (["simulate-gemm", "4", "4", "4", "--sparsity", "3:5"], "'sparsity' = '3:5'"),
     (["info", "--config", "/nonexistent/cfg.yaml"], "readable YAML file"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
-    (["rtl", "verilog", "--config", "vcu1525", "--out", "x"], "the RTL datapath is int8"),
+    (["rtl", "verilog", "--config", "vcu1525", "--out", "x"],
+     "the RTL memory port assumes dram.model='fixed'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, argv, needle):
     code, out, err = run_cli(capsys, *argv)

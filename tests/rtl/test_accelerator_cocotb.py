@@ -10,16 +10,25 @@ import torch
 
 from hwsim.config import preset
 from hwsim.engine import run
+from hwsim.numerics import matmul_error_bound
 from reports.fidelity import command_end_cycles, cosim_programs, gemm_program_case
 from rtl.cosim import available_simulators
 
 pytestmark = pytest.mark.cocotb
 BUILD = Path(__file__).resolve().parents[2] / "build"
 
-SHAPES = {
-    "tiny": [(4, 4, 4), (5, 7, 3), (9, 6, 13), (1, 1, 1), (8, 12, 130), (3, 9, 2)],
-    "small8": [(8, 8, 8), (11, 5, 17), (17, 19, 4)],
+SHAPES = {  # (m, n, k, dataflow)
+    "tiny": [(4, 4, 4, "os"), (5, 7, 3, "os"), (9, 6, 13, "ws"), (1, 1, 1, "os"),
+             (8, 12, 130, "os"), (3, 9, 2, "ws"), (10, 5, 7, "ws")],
+    "small8": [(8, 8, 8, "os"), (11, 5, 17, "os"), (17, 19, 4, "ws")],
+    "tiny_fp16": [(4, 4, 4, "os"), (6, 5, 19, "os"), (7, 9, 11, "ws")],
 }
+
+
+def _config(name):
+    if name == "tiny_fp16":
+        return preset("tiny").replace(name="tiny_fp16", array__dtype="fp16")
+    return preset(name)
 
 
 @pytest.mark.parametrize("config_name", list(SHAPES))
@@ -27,22 +36,31 @@ SHAPES = {
 def test_dense_gemm_programs_match_hwsim_and_torch(sim, config_name):
     if sim not in available_simulators():
         pytest.fail(f"{sim} is not installed: `make test` installs it")
-    config = preset(config_name)
+    config = _config(config_name)
     seed = 1234
     rng = np.random.default_rng(seed)
-    cases = [gemm_program_case(config, *shape, rng) for shape in SHAPES[config_name]]
+    cases = [gemm_program_case(config, m, n, k, rng, df) for m, n, k, df in SHAPES[config_name]]
     results = cosim_programs(config, cases, sim=sim, seed=seed, build_root=BUILD,
                              tag=f"gemm-seed{seed}")
     for shape, (prog, values), got in zip(SHAPES[config_name], cases, results, strict=True):
-        m, n, k = shape
-        where = f"{sim}/{config_name} GEMM {m}x{n}x{k} (seed {seed})"
+        m, n, k, df = shape
+        where = f"{sim}/{config_name} {df} GEMM {m}x{n}x{k} (seed {seed})"
         model = run(prog, config, "functional", inputs=values)
         dram = np.frombuffer(bytes.fromhex(got["dram"]), np.uint8)
         rtl_c = prog.tensors["C"].read(dram.copy())
-        ref = torch.from_numpy(values["A"]).int() @ torch.from_numpy(values["B"]).int()
         assert got["error"] == 0, where
-        np.testing.assert_array_equal(rtl_c, ref.numpy(), err_msg=f"{where}: RTL vs torch")
-        np.testing.assert_array_equal(rtl_c, model.outputs["C"], err_msg=f"{where}: RTL vs hwsim")
+        if config.array.dtype == "int8":
+            ref = torch.from_numpy(values["A"]).int() @ torch.from_numpy(values["B"]).int()
+            np.testing.assert_array_equal(rtl_c, ref.numpy(), err_msg=f"{where}: RTL vs torch")
+        else:  # torch sums in another order: within the stated fp32 accumulation bound
+            a, b = values["A"].astype(np.float64), values["B"].astype(np.float64)
+            ref = torch.from_numpy(values["A"]).float() @ torch.from_numpy(values["B"]).float()
+            bound = 2 * matmul_error_bound(values["A"], values["B"])
+            assert (np.abs(rtl_c - ref.numpy()) <= bound + 1e-30).all(), where
+            assert (np.abs(rtl_c - a @ b) <= bound / 2 + 1e-30).all(), where
+        # bit for bit with hwsim
+        np.testing.assert_array_equal(rtl_c.view(np.uint32), model.outputs["C"].view(np.uint32),
+                                      err_msg=f"{where}: RTL vs hwsim")
         # cycles, command by command: when the controller accepted it, when its unit finished
         assert got["accept"] == model.stats.accept_cycles, f"{where}: accept cycles differ"
         ends = command_end_cycles(prog, [tuple(r) for r in got["retires"]])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from amaranth import Module
@@ -9,19 +11,54 @@ from amaranth.sim import Simulator
 
 from hwsim import isa
 from hwsim.config import preset
-from hwsim.systolic_array import os_feed_cycles, os_tile_per_cycle
+from hwsim.numerics import fp32_add_array
+from hwsim.systolic_array import os_feed_cycles, os_tile_per_cycle, ws_tile_per_cycle
 from hwsim.timing import unit_cycles
 from rtl.array_unit import ArrayUnit
 from rtl.systolic_array import SystolicArray
 
+F16_CORNERS = np.array([0x0000, 0x8000, 0x0001, 0x83FF, 0x3C00, 0xBC00, 0x7BFF, 0x7C00,
+                        0xFC00, 0x7E00, 0x7C01, 0x1400], np.uint16)
 
-@pytest.mark.parametrize(("rows", "cols", "k"), [(4, 4, 6), (3, 5, 2), (1, 1, 3), (2, 6, 9)])
-def test_systolic_array_skewed_feed_matches_hwsim_kernel(rows, cols, k):
+
+def _config(dtype):
+    cfg = preset("tiny")
+    return cfg if dtype == "int8" else replace(cfg, array=replace(cfg.array, dtype="fp16"))
+
+
+def _operands(rng, shape, dtype):
+    if dtype == "int8":
+        return rng.integers(-128, 128, shape).astype(np.int8)
+    x = (rng.standard_normal(shape) * 4).astype(np.float16).view(np.uint16)
+    pick = rng.random(shape) < 0.15
+    x[pick] = rng.choice(F16_CORNERS, int(pick.sum()))
+    return x
+
+
+def _old_acc(rng, shape, dtype):
+    if dtype == "int8":
+        return rng.integers(-2**20, 2**20, shape).astype(np.int32)
+    return (rng.standard_normal(shape) * 50).astype(np.float32)
+
+
+def _bits(x, width):
+    return np.asarray(x).view(np.uint32 if width == 32 else np.uint16 if width == 16
+                              else np.uint8).astype(np.int64)
+
+
+def _pack(row, bits):
+    return sum((int(v) & (2**bits - 1)) << (bits * i) for i, v in enumerate(row))
+
+
+@pytest.mark.parametrize(("rows", "cols", "k", "dtype"),
+                         [(4, 4, 6, "int8"), (3, 5, 2, "int8"), (1, 1, 3, "int8"),
+                          (2, 6, 9, "int8"), (3, 4, 7, "fp16"), (1, 2, 4, "fp16")])
+def test_systolic_array_skewed_feed_matches_hwsim_kernel(rows, cols, k, dtype):
     rng = np.random.default_rng(rows * 100 + cols * 10 + k)
-    a = rng.integers(-128, 128, (k, rows)).astype(np.int8)
-    b = rng.integers(-128, 128, (k, cols)).astype(np.int8)
+    a = _operands(rng, (k, rows), dtype)
+    b = _operands(rng, (k, cols), dtype)
     expect, feed = os_tile_per_cycle(a, b, rows, cols)
-    dut = SystolicArray(rows, cols)
+    dut = SystolicArray(rows, cols, dtype)
     got = {}
 
     async def bench(ctx):
@@ -43,31 +80,28 @@ def test_systolic_array_skewed_feed_matches_hwsim_kernel(rows, cols, k):
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
-    np.testing.assert_array_equal(np.array(got["acc"]), expect)
+    width = 32 if dtype == "fp16" else None
+    exp = _bits(expect, 32) if width else expect
+    np.testing.assert_array_equal(np.array(got["acc"]), exp)
     assert dut.latency == rows + cols - 2
     assert feed == os_feed_cycles(k, rows, cols)
 
 
-@pytest.mark.parametrize(("k", "accumulate"), [(5, 0), (1, 1), (0, 0), (12, 1)])
-def test_array_unit_done_cycle_equals_hwsim_unit_cycles(k, accumulate):
-    cfg = preset("tiny")
+def _run_unit(cfg, cmd, a, b, old):
+    """Run one GEMM on an ArrayUnit with behavioural buffers; return (cycles, ACC writes)."""
     R, C = cfg.array.rows, cfg.array.cols
-    rng = np.random.default_rng(k)
-    a = rng.integers(-128, 128, (k, R)).astype(np.int8)
-    b = rng.integers(-128, 128, (k, C)).astype(np.int8)
-    old = rng.integers(-2**20, 2**20, (R, C)).astype(np.int32)
-
+    W = 8 if cfg.array.dtype == "int8" else 16
     m = Module()
     m.submodules.unit = unit = ArrayUnit(cfg)
     # behavioural buffers: the testbench answers the unit's read ports one cycle late
-    bufs = {"act": [int(_pack(r, 8)) for r in a], "wgt": [int(_pack(r, 8)) for r in b],
-            "acc": [int(_pack(r, 32)) for r in old]}
+    bufs = {"act": [_pack(_bits(r, W), W) for r in a], "wgt": [_pack(_bits(r, W), W) for r in b],
+            "acc": [_pack(_bits(r, 32), 32) for r in old]}
     writes = {}
     out = {}
 
     async def bench(ctx):
-        ctx.set(unit.k, k)
-        ctx.set(unit.accumulate, accumulate)
+        for f in ("a_addr", "b_addr", "c_addr", "k", "m", "accumulate", "dataflow"):
+            ctx.set(getattr(unit, f), getattr(cmd, f))
         ctx.set(unit.start, 1)
         cycles = 1
         pending = {}
@@ -76,7 +110,9 @@ def test_array_unit_done_cycle_equals_hwsim_unit_cycles(k, accumulate):
                 if name in pending:
                     ctx.set(port.data, pending[name])
             if ctx.get(unit.acc_wr.en):
-                writes[ctx.get(unit.acc_wr.addr)] = ctx.get(unit.acc_wr.data)
+                addr = ctx.get(unit.acc_wr.addr)
+                assert addr not in writes
+                writes[addr] = ctx.get(unit.acc_wr.data)
             if ctx.get(unit.done):
                 break
             for name, port in (("act", unit.act), ("wgt", unit.wgt), ("acc", unit.acc_rd)):
@@ -87,29 +123,74 @@ def test_array_unit_done_cycle_equals_hwsim_unit_cycles(k, accumulate):
             await ctx.tick()
             ctx.set(unit.start, 0)
             cycles += 1
+            assert cycles < 10_000
         out["cycles"] = cycles
 
     sim = Simulator(m)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
+    rows = {a: [(v >> (32 * j)) & 0xFFFFFFFF for j in range(C)] for a, v in writes.items()}
+    assert out["cycles"] == unit_cycles(cmd, cfg) == ArrayUnit.cycles(
+        cmd.k, R, C, dataflow=cmd.dataflow, m=cmd.m)
+    return rows
+
+
+@pytest.mark.parametrize(("k", "accumulate", "dtype"),
+                         [(5, 0, "int8"), (1, 1, "int8"), (0, 0, "int8"), (12, 1, "int8"),
+                          (6, 0, "fp16"), (9, 1, "fp16")])
+def test_array_unit_os_done_cycle_and_values_equal_hwsim(k, accumulate, dtype):
+    cfg = _config(dtype)
+    R, C = cfg.array.rows, cfg.array.cols
+    rng = np.random.default_rng(k)
+    a = _operands(rng, (k, R), dtype)
+    b = _operands(rng, (k, C), dtype)
+    old = _old_acc(rng, (R, C), dtype)
     cmd = isa.Gemm(a_addr=0, b_addr=0, c_addr=0, idx_addr=0, k=k, m=0, accumulate=accumulate)
-    assert out["cycles"] == unit_cycles(cmd, cfg) == ArrayUnit.cycles(k, R, C)
+    rows = _run_unit(cfg, cmd, a, b, old)
     tile, _ = os_tile_per_cycle(a, b, R, C)
-    expect = (tile.astype(np.int64) + (old if accumulate else 0)).astype(np.int32)
-    assert sorted(writes) == list(range(R))
+    if dtype == "int8":
+        expect = _bits((tile.astype(np.int64) + (old if accumulate else 0)).astype(np.int32), 32)
+    else:
+        expect = _bits(fp32_add_array(old, tile) if accumulate else tile, 32)
+    assert sorted(rows) == list(range(R))
     for i in range(R):
-        row = [(writes[i] >> (32 * j)) & 0xFFFFFFFF for j in range(C)]
-        np.testing.assert_array_equal(np.array(row, np.uint32).view(np.int32), expect[i])
+        np.testing.assert_array_equal(rows[i], expect[i])
 
 
-def _pack(row, bits):
-    return sum((int(v) & (2**bits - 1)) << (bits * i) for i, v in enumerate(row))
+@pytest.mark.parametrize(("k", "m", "accumulate", "dtype"),
+                         [(4, 6, 0, "int8"), (2, 3, 1, "int8"), (0, 2, 0, "int8"),
+                          (3, 0, 0, "int8"), (4, 5, 1, "fp16"), (1, 3, 0, "fp16")])
+def test_array_unit_ws_done_cycle_and_values_equal_hwsim(k, m, accumulate, dtype):
+    cfg = _config(dtype)
+    R, C = cfg.array.rows, cfg.array.cols
+    rng = np.random.default_rng(10 * k + m)
+    a = _operands(rng, (m, R), dtype)
+    w = _operands(rng, (k, C), dtype)
+    old = _old_acc(rng, (m + 3, C), dtype)
+    c_addr = 2
+    cmd = isa.Gemm(a_addr=0, b_addr=0, c_addr=c_addr, idx_addr=0, k=k, m=m, dataflow=1,
+                   accumulate=accumulate)
+    rows = _run_unit(cfg, cmd, a, w, old)
+    expect, _ = ws_tile_per_cycle(a, w, R, C,
+                                  acc=old[c_addr:c_addr + m] if accumulate else None)
+    assert sorted(rows) == list(range(c_addr, c_addr + m))
+    for t in range(m):
+        np.testing.assert_array_equal(rows[c_addr + t], _bits(expect, 32)[t])
 
 
+@pytest.mark.filterwarnings("ignore:.*created but never used")
 @pytest.mark.parametrize("bad", [0, -1, 2.0, True, "4"])
 def test_systolic_array_rejects_bad_dimensions(bad):
     with pytest.raises(TypeError, match=f"^rows must be a positive integer, not {bad!r}$"):
         SystolicArray(bad, 4)
     with pytest.raises(TypeError, match=f"^cols must be a positive integer, not {bad!r}$"):
         SystolicArray(4, bad)
+
+
+@pytest.mark.filterwarnings("ignore:.*created but never used")
+def test_systolic_array_and_array_unit_reject_bad_arguments():
+    with pytest.raises(ValueError, match=r"^dtype must be one of \('int8', 'fp16'\), not 'bf16'$"):
+        SystolicArray(2, 2, "bf16")
+    with pytest.raises(TypeError, match="^config must be an AcceleratorConfig, not 'tiny'$"):
+        ArrayUnit("tiny")

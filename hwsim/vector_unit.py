@@ -1,0 +1,665 @@
+"""The weight-update vector engine: UPDATE as a per-cycle Numba kernel and closed forms.
+
+What an UPDATE computes
+-----------------------
+The operands live in the VEC scratch buffer, whose entries hold ``L = config.vector.lanes``
+fp32 words (word ``k`` of an entry in bits ``[32k, 32k + 32)``). ``w_addr``, ``g_addr``,
+``v_addr`` and ``out_addr`` are **entry** addresses; ``count`` counts **fp32 words**. Word
+``i < count`` of the master weights is word ``i % L`` of entry ``w_addr + i // L`` (likewise
+``g``, ``v``), so the command covers ``E = ceil(count / L)`` entries of each operand. In a
+partial last entry the words at and beyond ``count`` are not updated: the engine writes their
+``w`` and ``v`` back unchanged (it reads them anyway).
+
+The fp16 copy of the updated weights is packed two fp16 words per fp32 word: fp16 word ``i``
+is bits ``[16j, 16j + 16)`` of entry ``out_addr + i // (2L)`` with ``j = i % (2L)``, so one out
+entry holds ``2L`` fp16 values and a DMA STORE of the ``ceil(count / (2L))`` out entries (VEC
+elements are 4 bytes) writes a contiguous little-endian fp16 array. fp16 slots at and beyond
+``count`` in the last out entry are written as ``+0``.
+
+Hyper-parameters are the fp32 bit patterns in controller registers ``hp_base`` (lr),
+``hp_base + 1`` (momentum), ``hp_base + 2`` (weight decay); ``hp_base + 3`` (beta2) is Adam's.
+Per word, every operation a separately rounded :func:`hwsim.numerics.fp32_add` or
+:func:`fp32_mul` (round to nearest even, subnormals, canonical NaN; **no fused multiply-add**),
+in this order (``(+)``, ``(x)`` the rounded operations)::
+
+    g' = g (+) (wd (x) w)                      weight decay, always computed (wd = 0 included)
+    v' = (mu (x) v) (+) g'     optimizer 1     SGD with momentum, PyTorch semantics
+    v' = g'                    optimizer 3     its first step (PyTorch: buf = clone(g'))
+    v' = g'                    optimizer 0     plain SGD; v is neither read nor written
+    w' = w (+) -(lr (x) v')                    negation flips the sign bit (exact)
+    out = fp32_to_fp16(w')                     round to nearest even (hwsim.numerics)
+
+This is ``torch.optim.SGD`` with ``dampening=0``, ``nesterov=False``. Optimizer 3 exists
+because PyTorch's first momentum step sets ``v = g'`` rather than ``mu * 0 + g'``; the two
+differ only in signed zeros (``+0 + -0 = +0``) and in NaN when ``mu`` is inf or NaN, and
+optimizer 3 needs no zeroed ``v`` in VEC. ``wd (x) w`` is computed also when ``wd = 0``,
+where PyTorch skips the term: then ``g = -0`` gives ``g' = +0`` and an infinite or NaN weight
+gives a NaN ``g'`` (PyTorch keeps ``g``). Adam (optimizer 2) is rejected by
+:func:`check_update`. PyTorch on CPU rounds ``g + wd * w`` and ``w - lr * v'`` **once**
+(``Tensor.add(other, alpha=)`` is a fused multiply-add in its vectorised kernel), so the engine
+equals torch bit for bit only against the separately rounded op sequence above; against
+``torch.optim.SGD`` each updated word obeys (``u = 2**-24``; normal range, no overflow)
+``|w'_hw - w'_torch| <= (gamma_5 + gamma_3) * (|w| + |lr| (|mu v| + |g| + |wd w|))`` and
+``|v'_hw - v'_torch| <= (gamma_3 + gamma_2) * (|mu v| + |g| + |wd w|)``, with
+``gamma_k = k u / (1 - k u)`` (the rounding counts along each term's path).
+``tests/hwsim/test_vector_unit.py`` checks both.
+
+Microarchitecture and cycles
+----------------------------
+VEC is one simple dual-port memory (one synchronous read port, latency 1, and one write port,
+like ``rtl.buffers.BufferMemory``), ``L`` words wide, shared with DMA. The engine reads the
+operand entries sequentially and starts a new entry every ``P`` cycles: ``P = 3`` for
+optimizers 1 and 3 (``w``, ``g``, ``v`` reads; ``v``, ``w``, out writes) and ``P = 2`` for
+optimizer 0 (``w``, ``g`` reads; ``w``, out writes). Each of the ``L`` lanes is a fixed pipeline
+with one fp32 operation per stage. Entry ``e`` enters at cycle ``s = 1 + P*e`` (cycle 0 latches
+the command); with its stage ``k`` on cycle ``s + k``:
+
+====  =====================================  =============================================
+k     read port (issue / data on the port)   lane stage
+====  =====================================  =============================================
+0     issue read w                           -
+1     w on the port; issue read g            t = wd (x) w
+2     g on the port; issue read v (P = 3)    g' = g (+) t
+3     v on the port (P = 3)                  t = mu (x) v
+4     -                                      v' = t (+) g' (optimizer 1), else v' = g'
+5     -                                      t = lr (x) v'
+6     write v (P = 3)                        w' = w (+) -t
+7     write w                                h = fp32_to_fp16(w') (0 beyond ``count``)
+8     write out entry ``e // 2`` if ``e`` is odd or the last entry; else hold h as its low half
+====  =====================================  =============================================
+
+Reads and writes of one entry fall on distinct cycles modulo ``P``, so the single read port and
+the single write port are never contended. ``done`` is high on the cycle of the last entry's
+out write, so start to done, inclusive::
+
+    update_cycles(count, lanes, optimizer) = P * ceil(count / lanes) + 10 - P   (count > 0)
+                                           = 2                                  (count == 0)
+
+The ranges of ``w``, ``g``, ``v`` (optimizers 1 and 3) and out must be pairwise disjoint
+(:func:`check_update`); under that rule no read ever sees a write of the same command.
+Operations counted for energy (``config.energy.vector_flop`` each): per word below ``count``,
+4 (optimizers 0 and 3) or 6 (optimizer 1) multiplies and adds; the fp16 cast is not counted.
+``rtl.vector_unit.VectorUnit`` implements this schedule; ``tests/rtl/test_vector_unit.py``
+checks values and cycles against :func:`update_per_cycle`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+from numba.cpython.unsafe.numbers import leading_zeros
+
+from . import isa
+from .config import AcceleratorConfig
+from .numerics import CANONICAL_NAN_F32, fp32_add, fp32_to_fp16
+
+__all__ = [
+    "ADAM",
+    "OPTIMIZERS",
+    "PIPELINE_STAGES",
+    "SGD",
+    "SGD_MOMENTUM",
+    "SGD_MOMENTUM_FIRST",
+    "UpdateCost",
+    "UpdateResult",
+    "check_update",
+    "fp32_mul",
+    "fp32_mul_array",
+    "sgd_update",
+    "update",
+    "update_cost",
+    "update_cycles",
+    "update_entries",
+    "update_flops",
+    "update_per_cycle",
+    "update_period",
+]
+
+SGD = 0
+"""Optimizer field: plain SGD, ``w -= lr * (g + wd * w)``."""
+SGD_MOMENTUM = 1
+"""Optimizer field: SGD with momentum (PyTorch, dampening 0, not Nesterov)."""
+ADAM = 2
+"""Optimizer field: Adam (not implemented; :func:`check_update` rejects it)."""
+SGD_MOMENTUM_FIRST = 3
+"""Optimizer field: the first SGD-with-momentum step, ``v = g'`` (PyTorch's ``clone``)."""
+OPTIMIZERS = {SGD: "SGD", SGD_MOMENTUM: "SGD with momentum", ADAM: "Adam",
+              SGD_MOMENTUM_FIRST: "SGD with momentum, first step"}
+PIPELINE_STAGES = 8
+"""Stage of an entry at its out write (stage 0 issues its first read)."""
+
+_SIGN32 = 0x80000000
+_MANT32 = 0x007FFFFF
+_HIDDEN32 = 0x00800000
+_INF32 = 0x7F800000
+
+
+# ---------------------------------------------------------------- fp32 multiply
+
+
+@njit(cache=True, inline="always")
+def _msb(x):
+    return 63 - leading_zeros(np.int64(x))
+
+
+@njit(cache=True, inline="always")
+def fp32_mul(a, b):
+    """IEEE binary32 multiplication, round to nearest even, gradual underflow, canonical NaN.
+
+    Parameters
+    ----------
+    a, b : uint32
+        binary32 bit patterns.
+
+    Returns
+    -------
+    uint32
+        binary32 bit pattern of ``a * b``.
+
+    Notes
+    -----
+    The datapath, multiplexers in place of branches (``rtl.fp32.fp32_mul`` follows it step
+    by step): (1) unpack; 24-bit significands, a subnormal taking exponent field 1 and no
+    hidden bit; (2) 24 x 24 -> 48-bit product ``p``, value ``p * 2**(ex + ey - 300)``;
+    (3) ``n`` = leading-one position of ``p``; the normalised biased exponent is
+    ``E = n + ex + ey - 173``; (4) the result exponent is ``e = max(E, 1)`` and the product
+    is shifted right by ``rs = n - 23 + (e - E)`` (clamped to 49: everything below half the
+    smallest subnormal rounds to zero) with round and sticky bits, or left by ``-rs`` (exact;
+    only when an input is subnormal); (5) round to nearest even, renormalising on carry;
+    (6) pack (exponent field 0 when the hidden bit is clear), overflow to infinity, select
+    zero, infinity and NaN (``0 * inf``, NaN in).
+    """
+    # 1. unpack
+    x = np.int64(a) & 0xFFFFFFFF
+    y = np.int64(b) & 0xFFFFFFFF
+    sign = (x ^ y) & _SIGN32
+    ex = (x >> 23) & 0xFF
+    ey = (y >> 23) & 0xFF
+    x_special = ex == 0xFF
+    y_special = ey == 0xFF
+    x_zero = (x & 0x7FFFFFFF) == 0
+    y_zero = (y & 0x7FFFFFFF) == 0
+    nan = (x_special & ((x & _MANT32) != 0)) | (y_special & ((y & _MANT32) != 0))
+    nan |= (x_special & y_zero) | (y_special & x_zero)
+    mx = (x & _MANT32) | (_HIDDEN32 if ex != 0 else 0)
+    my = (y & _MANT32) | (_HIDDEN32 if ey != 0 else 0)
+    ex = max(ex, 1)
+    ey = max(ey, 1)
+    # 2. exact product
+    p = mx * my
+    # 3. normalised exponent
+    n = _msb(p | 1)
+    big_e = n + ex + ey - 173
+    # 4. shift into 24 bits (hidden bit at 23), or into a subnormal
+    e = max(big_e, 1)
+    rs = n - 23 + (e - big_e)
+    rsc = min(max(rs, 1), 49)
+    right = p >> rsc
+    rnd = (p >> (rsc - 1)) & 1
+    sticky = (p & ((np.int64(1) << (rsc - 1)) - 1)) != 0
+    left = (p << min(max(-rs, 0), 23)) & 0xFFFFFF
+    keep = right if rs >= 1 else left
+    rnd = rnd if rs >= 1 else 0
+    sticky = sticky if rs >= 1 else False
+    # 5. round to nearest, ties to even
+    keep += 1 if (rnd != 0) & (sticky | ((keep & 1) != 0)) else 0
+    carry = keep >> 24
+    keep >>= carry
+    e += carry
+    # 6. pack and select
+    r = sign | ((e if keep >= _HIDDEN32 else 0) << 23) | (keep & _MANT32)
+    r = (sign | _INF32) if e >= 0xFF else r
+    r = sign if (x_zero | y_zero) else r
+    r = (sign | _INF32) if (x_special | y_special) else r
+    r = CANONICAL_NAN_F32 if nan else r
+    return np.uint32(r)
+
+
+# Out-of-line copies for the kernels below: inlining the datapath at each of their call sites
+# multiplies Numba's compile time (tens of seconds) for no measurable speed.
+@njit(cache=True)
+def _mul(a, b):
+    return fp32_mul(a, b)
+
+
+@njit(cache=True)
+def _add(a, b):
+    return fp32_add(a, b)
+
+
+@njit(cache=True)
+def _mul_loop(a, b, out):
+    for i in range(a.size):
+        out[i] = fp32_mul(a[i], b[i])
+
+
+def _fp32_bits(x, name: str) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.dtype == np.float32:
+        arr = arr.view(np.uint32)
+    elif arr.dtype != np.uint32:
+        raise TypeError(
+            f"{name} must be float32 values or uint32 bit patterns, not dtype {arr.dtype}")
+    return np.ascontiguousarray(arr)
+
+
+def fp32_mul_array(a, b) -> np.ndarray:
+    """Elementwise :func:`fp32_mul` with broadcasting.
+
+    Parameters
+    ----------
+    a, b : array_like of float32 or uint32
+        Values or bit patterns.
+
+    Returns
+    -------
+    uint32 ndarray
+        Bit patterns of the products.
+    """
+    a, b = np.broadcast_arrays(_fp32_bits(a, "a"), _fp32_bits(b, "b"))
+    out = np.empty(a.shape, np.uint32)
+    _mul_loop(np.ascontiguousarray(a).ravel(), np.ascontiguousarray(b).ravel(), out.ravel())
+    return out
+
+
+# ---------------------------------------------------------------- closed forms
+
+
+def _check_optimizer(optimizer) -> None:
+    if optimizer not in (SGD, SGD_MOMENTUM, SGD_MOMENTUM_FIRST) or isinstance(optimizer, bool):
+        raise ValueError(f"optimizer must be 0 (SGD), 1 (SGD with momentum) or 3 (its first "
+                         f"step), not {optimizer!r}")
+
+
+def _check_count_lanes(count, lanes) -> None:
+    if not isinstance(lanes, int | np.integer) or isinstance(lanes, bool) or lanes < 1:
+        raise ValueError(f"lanes must be a positive integer, not {lanes!r}")
+    if not isinstance(count, int | np.integer) or isinstance(count, bool) or count < 0:
+        raise ValueError(f"count must be a non-negative integer, not {count!r}")
+
+
+def update_period(optimizer: int) -> int:
+    """Cycles between entries: 2 for SGD (optimizer 0), 3 with momentum (1 and 3)."""
+    _check_optimizer(optimizer)
+    return 2 if optimizer == SGD else 3
+
+
+def update_entries(count: int, lanes: int) -> int:
+    """Entries of each operand an UPDATE of ``count`` words covers: ``ceil(count / lanes)``."""
+    _check_count_lanes(count, lanes)
+    return -(-int(count) // int(lanes))
+
+
+def update_cycles(count: int, lanes: int, optimizer: int) -> int:
+    """Start-to-done cycles, inclusive: ``P * ceil(count / lanes) + 10 - P``; 2 if ``count == 0``.
+
+    Raises
+    ------
+    ValueError
+        Negative ``count``, bad ``lanes``, or an optimizer other than 0, 1 or 3.
+    """
+    period = update_period(optimizer)
+    entries = update_entries(count, lanes)
+    return 2 if entries == 0 else period * entries + 10 - period
+
+
+def update_flops(count: int, optimizer: int) -> int:
+    """fp32 multiplies and adds on the ``count`` words: 6 each with momentum, else 4."""
+    _check_optimizer(optimizer)
+    return int(count) * (6 if optimizer == SGD_MOMENTUM else 4)
+
+
+@njit(cache=True)
+def _sgd_loop(w, g, v, lr, mu, wd, optimizer, w_out, v_out, h_out):
+    for i in range(w.size):
+        gp = _add(g[i], _mul(wd, w[i]))
+        vn = _add(_mul(mu, v[i]), gp) if optimizer == 1 else gp
+        wn = _add(w[i], _mul(lr, vn) ^ np.uint32(_SIGN32))
+        w_out[i] = wn
+        v_out[i] = vn
+        h_out[i] = fp32_to_fp16(wn)
+
+
+def sgd_update(w, g, v, lr, momentum, weight_decay, optimizer: int = SGD_MOMENTUM):
+    """The values of one UPDATE, elementwise, without the machine (the closed form).
+
+    Parameters
+    ----------
+    w, g, v : array_like of float32 or uint32
+        Master weights, gradients, momentum state (``v`` ignored by optimizers 0 and 3).
+    lr, momentum, weight_decay : float or uint32 bit pattern
+        Hyper-parameters; Python floats are rounded to float32 first.
+    optimizer : {0, 1, 3}
+
+    Returns
+    -------
+    w_new : float32 ndarray
+    v_new : float32 ndarray
+        The new state; for optimizer 0 the value ``g'`` the engine would have used (VEC's
+        ``v`` is not written).
+    w16 : float16 ndarray
+        ``fp32_to_fp16(w_new)``.
+
+    Raises
+    ------
+    ValueError
+        Unknown optimizer or mismatched shapes.
+    """
+    _check_optimizer(optimizer)
+    w, g = _fp32_bits(w, "w"), _fp32_bits(g, "g")
+    v = np.zeros_like(w) if v is None else _fp32_bits(v, "v")
+    if not w.shape == g.shape == v.shape:
+        raise ValueError(f"w, g and v must have one shape, not {w.shape}, {g.shape}, {v.shape}")
+    hp = [np.uint32(_hp_bits(x)) for x in (lr, momentum, weight_decay)]
+    w_out = np.empty(w.shape, np.uint32)
+    v_out = np.empty(w.shape, np.uint32)
+    h_out = np.empty(w.shape, np.uint16)
+    _sgd_loop(w.ravel(), g.ravel(), v.ravel(), hp[0], hp[1], hp[2], int(optimizer),
+              w_out.ravel(), v_out.ravel(), h_out.ravel())
+    return w_out.view(np.float32), v_out.view(np.float32), h_out.view(np.float16)
+
+
+def _hp_bits(x) -> int:
+    """A hyper-parameter as an fp32 bit pattern: integers are patterns, floats are values."""
+    if isinstance(x, float | np.floating):
+        return int(np.float32(x).view(np.uint32))
+    return int(x) & 0xFFFFFFFF
+
+
+# ---------------------------------------------------------------- the machine, cycle by cycle
+
+
+@njit(cache=True)
+def update_per_cycle(mem, w_addr, g_addr, v_addr, out_addr, count, optimizer, lr, mu, wd):
+    """The vector engine register by register on the VEC memory ``mem`` (updated in place).
+
+    Each loop iteration is one clock. Register ``X[k]`` is the input of stage ``k``; stages
+    are evaluated from the back of the pipeline to the front, so each reads the registers of
+    the stage before it as they were at the start of the cycle, as the RTL's synchronous
+    logic does. Reads see the memory as it was before the cycle's write (the port is not
+    transparent).
+
+    Parameters
+    ----------
+    mem : uint32[depth, lanes]
+        The VEC buffer, one row per entry.
+    w_addr, g_addr, v_addr, out_addr, count, optimizer : int
+        The UPDATE fields (optimizer 0, 1 or 3; addresses already checked).
+    lr, mu, wd : uint32
+        Hyper-parameter bit patterns.
+
+    Returns
+    -------
+    cycles : int
+        Start cycle to the done cycle, inclusive.
+    reads, writes : int
+        Entries read and written.
+    """
+    lanes = mem.shape[1]
+    entries = (count + lanes - 1) // lanes
+    if entries == 0:
+        return 2, 0, 0
+    period = 2 if optimizer == 0 else 3
+    last_valid = count - (entries - 1) * lanes  # words of the last entry
+    ns = PIPELINE_STAGES + 1
+    ok = np.zeros(ns, np.bool_)
+    ent = np.zeros(ns, np.int64)
+    W = np.zeros((ns, lanes), np.uint32)
+    T = np.zeros((ns, lanes), np.uint32)
+    GP = np.zeros((ns, lanes), np.uint32)
+    V = np.zeros((ns, lanes), np.uint32)
+    VN = np.zeros((ns, lanes), np.uint32)
+    WN = np.zeros((ns, lanes), np.uint32)
+    H = np.zeros(lanes, np.uint32)  # stage 8's fp16 register
+    low = np.zeros(lanes, np.uint32)  # fp16 of an even entry, waiting for its odd partner
+    port = np.zeros(lanes, np.uint32)  # read data on the port this cycle
+    nxt = np.zeros(lanes, np.uint32)
+    issue, phase = 0, 0  # next entry to issue; cycles since the last issue
+    reads, writes = 0, 0
+    cycle = 1  # cycle 0 latches the command
+    while True:
+        # read port: g for the entry in stage 1, v for stage 2, w for a new entry
+        rd = -1
+        if ok[1]:
+            rd = g_addr + ent[1]
+        elif ok[2] and optimizer != 0:
+            rd = v_addr + ent[2]
+        elif issue < entries and phase == 0:
+            rd = w_addr + issue
+        if rd >= 0:
+            for j in range(lanes):
+                nxt[j] = mem[rd, j]
+            reads += 1
+        done = False
+        # stage 8: write out entry e // 2 (e odd, or the last entry), else hold the low half
+        if ok[8]:
+            e = ent[8]
+            if e & 1 or e == entries - 1:
+                for k in range(lanes):
+                    s0, s1 = 2 * k, 2 * k + 1
+                    if e & 1:
+                        h0 = low[s0] if s0 < lanes else H[s0 - lanes]
+                        h1 = low[s1] if s1 < lanes else H[s1 - lanes]
+                    else:
+                        h0 = H[s0] if s0 < lanes else 0
+                        h1 = H[s1] if s1 < lanes else 0
+                    mem[out_addr + (e >> 1), k] = np.uint32(h0) | (np.uint32(h1) << 16)
+                writes += 1
+            else:
+                for j in range(lanes):
+                    low[j] = H[j]
+            done = e == entries - 1
+        # stage 7: write w (unchanged beyond count); fp16 of the new weight (0 beyond count)
+        ok[8], ent[8] = ok[7], ent[7]
+        if ok[7]:
+            act = lanes if ent[7] < entries - 1 else last_valid
+            for j in range(lanes):
+                mem[w_addr + ent[7], j] = WN[7, j] if j < act else W[7, j]
+                H[j] = fp32_to_fp16(WN[7, j]) if j < act else 0
+            writes += 1
+        # stage 6: write v (unchanged beyond count); w' = w + -(lr * v')
+        ok[7], ent[7] = ok[6], ent[6]
+        if ok[6]:
+            act = lanes if ent[6] < entries - 1 else last_valid
+            if optimizer != 0:
+                for j in range(lanes):
+                    mem[v_addr + ent[6], j] = VN[6, j] if j < act else V[6, j]
+                writes += 1
+            for j in range(lanes):
+                WN[7, j] = _add(W[6, j], T[6, j] ^ np.uint32(_SIGN32))
+                W[7, j] = W[6, j]
+        # stage 5: t = lr * v'
+        ok[6], ent[6] = ok[5], ent[5]
+        if ok[5]:
+            for j in range(lanes):
+                T[6, j] = _mul(lr, VN[5, j])
+                W[6, j] = W[5, j]
+                V[6, j] = V[5, j]
+                VN[6, j] = VN[5, j]
+        # stage 4: v' = mu * v + g' (optimizer 1), else g'
+        ok[5], ent[5] = ok[4], ent[4]
+        if ok[4]:
+            for j in range(lanes):
+                VN[5, j] = _add(T[4, j], GP[4, j]) if optimizer == 1 else GP[4, j]
+                W[5, j] = W[4, j]
+                V[5, j] = V[4, j]
+        # stage 3: v on the port; t = mu * v
+        ok[4], ent[4] = ok[3], ent[3]
+        if ok[3]:
+            for j in range(lanes):
+                V[4, j] = port[j]
+                T[4, j] = _mul(mu, port[j])
+                W[4, j] = W[3, j]
+                GP[4, j] = GP[3, j]
+        # stage 2: g on the port; g' = g + t
+        ok[3], ent[3] = ok[2], ent[2]
+        if ok[2]:
+            for j in range(lanes):
+                GP[3, j] = _add(port[j], T[2, j])
+                W[3, j] = W[2, j]
+        # stage 1: w on the port; t = wd * w
+        ok[2], ent[2] = ok[1], ent[1]
+        if ok[1]:
+            for j in range(lanes):
+                W[2, j] = port[j]
+                T[2, j] = _mul(wd, port[j])
+        # stage 0: issue entry `issue` (its w read went out above)
+        ok[1] = issue < entries and phase == 0
+        if ok[1]:
+            ent[1] = issue
+            issue += 1
+        phase = 0 if phase == period - 1 else phase + 1
+        for j in range(lanes):
+            port[j] = nxt[j]
+        if done:
+            return cycle + 1, reads, writes
+        cycle += 1
+
+
+# ---------------------------------------------------------------- commands
+
+
+class UpdateResult(NamedTuple):
+    """Counts of one :func:`update` run, from the per-cycle kernel.
+
+    Attributes
+    ----------
+    cycles : int
+        Start-to-done cycles.
+    reads, writes : int
+        VEC entries read and written.
+    """
+
+    cycles: int
+    reads: int
+    writes: int
+
+
+class UpdateCost(NamedTuple):
+    """Closed-form cost of one UPDATE command (timing mode)."""
+
+    cycles: int
+    flops: int
+    energy_pj: float
+    sram_read_bytes: int
+    sram_write_bytes: int
+
+
+def _hyper_parameters(cmd: isa.Update, regs) -> tuple[np.uint32, np.uint32, np.uint32]:
+    regs = np.asarray(regs)
+    if regs.ndim != 1 or regs.size < cmd.hp_base + 3:
+        raise ValueError(f"regs must be a 1-D array of at least {cmd.hp_base + 3} register "
+                         f"values for hp_base={cmd.hp_base}, not shape {regs.shape}")
+    lr, mu, wd = (np.uint32(int(regs[cmd.hp_base + i]) & 0xFFFFFFFF) for i in range(3))
+    return lr, mu, wd
+
+
+def update(vec: np.ndarray, cmd: isa.Update, regs) -> UpdateResult:
+    """Run one UPDATE through the per-cycle model, in place on the VEC buffer.
+
+    Parameters
+    ----------
+    vec : ndarray[depth, lanes] of float32 or uint32
+        The VEC buffer (a float32 buffer is updated through a uint32 view).
+    cmd : isa.Update
+        A command :func:`check_update` accepts.
+    regs : array_like of int
+        The controller registers (fp32 bit patterns); ``regs[cmd.hp_base : cmd.hp_base + 3]``
+        are lr, momentum and weight decay.
+
+    Returns
+    -------
+    UpdateResult
+
+    Raises
+    ------
+    ValueError
+        Adam, an unknown optimizer, ranges outside ``vec``, or too few registers.
+    TypeError
+        If ``vec`` is not a 2-D float32 or uint32 array.
+    """
+    if not isinstance(vec, np.ndarray) or vec.ndim != 2 or vec.dtype not in (np.float32,
+                                                                              np.uint32):
+        raise TypeError("vec must be a 2-D float32 or uint32 array (entries x lanes)")
+    _check_optimizer(cmd.optimizer)
+    lanes = vec.shape[1]
+    bad = _check_ranges(cmd, lanes, vec.shape[0])
+    if bad is not None:
+        raise ValueError(f"UPDATE field {bad[0]!r}: {bad[1]}")
+    lr, mu, wd = _hyper_parameters(cmd, regs)
+    mem = vec.view(np.uint32)
+    if not mem.flags.c_contiguous:
+        raise TypeError("vec must be C-contiguous (the engine's VEC buffer is)")
+    cycles, reads, writes = update_per_cycle(mem, cmd.w_addr, cmd.g_addr, cmd.v_addr,
+                                             cmd.out_addr, cmd.count, cmd.optimizer, lr, mu, wd)
+    return UpdateResult(int(cycles), int(reads), int(writes))
+
+
+def _check_ranges(cmd: isa.Update, lanes: int, depth: int) -> tuple[str, str] | None:
+    entries = update_entries(cmd.count, lanes)
+    out = -(-cmd.count // (2 * lanes))
+    ranges = [("w_addr", cmd.w_addr, entries), ("g_addr", cmd.g_addr, entries)]
+    if cmd.optimizer != SGD:
+        ranges.append(("v_addr", cmd.v_addr, entries))
+    ranges.append(("out_addr", cmd.out_addr, out))
+    for name, lo, n in ranges:
+        if lo + n > depth:
+            return name, (f"entries {lo}..{lo + n - 1} overflow the VEC buffer of {depth} "
+                          f"entries")
+    for i, (a, lo_a, n_a) in enumerate(ranges):
+        for b, lo_b, n_b in ranges[i + 1:]:
+            if n_a and n_b and lo_a < lo_b + n_b and lo_b < lo_a + n_a:
+                return b, (f"entries {lo_b}..{lo_b + n_b - 1} overlap {a} entries "
+                           f"{lo_a}..{lo_a + n_a - 1}; the operand ranges must be disjoint")
+    return None
+
+
+def check_update(cmd: isa.Update, config: AcceleratorConfig,
+                 vec_depth: int) -> tuple[str, str] | None:
+    """Why the machine cannot execute ``cmd``, as ``(field, reason)``; ``None`` if it can.
+
+    Parameters
+    ----------
+    cmd : isa.Update
+    config : AcceleratorConfig
+        ``vector.lanes`` words per VEC entry.
+    vec_depth : int
+        VEC buffer entries.
+
+    Rules: optimizer 0, 1 or 3 (Adam is not implemented); ``hp_base <= 12`` (the ISA reserves
+    four registers from ``hp_base``); every range (``E = ceil(count / lanes)``
+    entries of w, g and, for optimizers 1 and 3, v; ``ceil(count / (2 * lanes))`` out entries)
+    inside VEC and pairwise disjoint. The RTL controller must reject the same commands (the
+    unit's behaviour on them is undefined).
+    """
+    if cmd.optimizer == ADAM:
+        return "optimizer", ("Adam (optimizer 2) is not implemented by the vector engine; use "
+                             "0 (SGD), 1 (SGD with momentum) or 3 (its first step)")
+    if cmd.optimizer not in OPTIMIZERS:
+        return "optimizer", f"{cmd.optimizer} is not one of {sorted(OPTIMIZERS)}"
+    if cmd.hp_base > 12:
+        return "hp_base", (f"registers {cmd.hp_base}..{cmd.hp_base + 3} (lr, momentum, weight "
+                           f"decay, beta2) exceed the 16 controller registers; use 0..12")
+    return _check_ranges(cmd, config.vector.lanes, vec_depth)
+
+
+def update_cost(cmd: isa.Update, config: AcceleratorConfig) -> UpdateCost:
+    """Cycles, operations, energy and SRAM traffic of a valid UPDATE (see :func:`check_update`).
+
+    Reads ``E`` entries of w and g (and v for optimizers 1 and 3); writes ``E`` entries of w
+    (and v), and ``ceil(count / (2 * lanes))`` out entries; entries are ``4 * lanes`` bytes.
+    """
+    lanes = config.vector.lanes
+    entries = update_entries(cmd.count, lanes)
+    operands = 2 if cmd.optimizer == SGD else 3
+    out = -(-cmd.count // (2 * lanes))
+    flops = update_flops(cmd.count, cmd.optimizer)
+    return UpdateCost(
+        cycles=update_cycles(cmd.count, lanes, cmd.optimizer),
+        flops=flops,
+        energy_pj=flops * config.energy.vector_flop,
+        sram_read_bytes=entries * operands * lanes * 4,
+        sram_write_bytes=(entries * (operands - 1) + out) * lanes * 4,
+    )

@@ -1,0 +1,149 @@
+"""The PE and its fp16 datapath in Amaranth's simulator against hwsim.numerics, bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from amaranth import Module, Signal
+from amaranth.sim import Simulator
+
+from hwsim.numerics import fp16_mac, fp16_mul_exact, fp32_add
+from rtl.pe import PE
+from rtl.pe import fp16_mul_exact as rtl_mul
+from rtl.pe import fp32_add as rtl_add
+
+# fp16: +-0, smallest/largest subnormal, smallest normal, 1, 1+ulp, max, inf, qNaN, sNaN
+F16_CORNERS = [0x0000, 0x8000, 0x0001, 0x8001, 0x03FF, 0x0400, 0x3C00, 0xBC00, 0x3C01, 0x7BFF,
+               0xFBFF, 0x7C00, 0xFC00, 0x7E00, 0x7C01, 0xFE00, 0x3800, 0x0200]
+# fp32: +-0, subnormals, smallest normal, 1, ties at 1 + 2^-24, max finite, inf, NaNs
+F32_CORNERS = [0x00000000, 0x80000000, 0x00000001, 0x80000001, 0x007FFFFF, 0x00800000,
+               0x80800000, 0x3F800000, 0xBF800000, 0x3F800001, 0x33800000, 0x33800001,
+               0xB3800000, 0x34000000, 0x7F7FFFFF, 0xFF7FFFFF, 0x7F000000, 0x7F800000,
+               0xFF800000, 0x7FC00000, 0x7F800001, 0xFFC00001, 0x4B800000, 0x3F7FFFFF]
+
+
+def _run_comb(build, vectors):
+    """Drive ``(a, b)`` pairs through combinational logic built by ``build(m, a, b)``."""
+    m = Module()
+    a, b = Signal(32), Signal(32)
+    out = build(m, a, b)
+    got = []
+
+    async def bench(ctx):
+        for x, y in vectors:
+            ctx.set(a, int(x))
+            ctx.set(b, int(y))
+            got.append(ctx.get(out))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    return got
+
+
+def _pairs(corners, bits, n_random, seed):
+    rng = np.random.default_rng(seed)
+    pairs = [(x, y) for x in corners for y in corners]
+    pairs += [tuple(p) for p in rng.integers(0, 2**bits, (n_random, 2))]
+    return pairs
+
+
+def test_fp16_multiplier_equals_numerics_on_corners_and_random_bits():
+    pairs = _pairs(F16_CORNERS, 16, 1500, 1)
+    got = _run_comb(lambda m, a, b: rtl_mul(m, a[:16], b[:16]), pairs)
+    expect = [int(fp16_mul_exact(np.uint16(x), np.uint16(y))) for x, y in pairs]
+    assert got == expect
+
+
+def test_fp32_adder_equals_numerics_on_corners_ties_and_random_bits():
+    pairs = _pairs(F32_CORNERS, 32, 1500, 2)
+    rng = np.random.default_rng(3)
+    # near-cancellation and close exponents: same exponent field, random low bits
+    base = rng.integers(0, 2**32, 400)
+    pairs += [(int(x), int(x ^ 0x80000000 ^ int(r))) for x, r in
+              zip(base, rng.integers(0, 2**12, 400), strict=True)]
+    # every exponent difference 0..40 with random significands, both signs
+    for dlt in range(41):
+        e = int(rng.integers(50, 200))
+        for _ in range(6):
+            x = (int(rng.integers(0, 2)) << 31) | (e << 23) | int(rng.integers(0, 2**23))
+            y = (int(rng.integers(0, 2)) << 31) | (max(e - dlt, 0) << 23) | \
+                int(rng.integers(0, 2**23))
+            pairs.append((x, y))
+    got = _run_comb(lambda m, a, b: rtl_add(m, a, b), pairs)
+    expect = [int(fp32_add(np.uint32(x), np.uint32(y))) for x, y in pairs]
+    assert got == expect
+
+
+def test_fp32_adder_overflow_rounds_to_inf_and_nan_is_canonical():
+    pairs = [(0x7F7FFFFF, 0x73800000), (0xFF7FFFFF, 0xF3800000), (0x7F800000, 0xFF800000),
+             (0xFFC00123, 0x3F800000), (0x00000000, 0x80000000), (0x80000000, 0x80000000)]
+    got = _run_comb(lambda m, a, b: rtl_add(m, a, b), pairs)
+    assert got == [0x7F800000, 0xFF800000, 0x7FC00000, 0x7FC00000, 0x00000000, 0x80000000]
+
+
+def _run_pe(dtype, steps, *, ws=False, weight=0):
+    """Clock a PE through ``steps`` of (a, b, psum); return acc after each."""
+    dut = PE(dtype)
+    got = []
+
+    async def bench(ctx):
+        ctx.set(dut.clear, 1)
+        await ctx.tick()
+        ctx.set(dut.clear, 0)
+        if ws:
+            ctx.set(dut.ws, 1)
+            ctx.set(dut.load, 1)
+            ctx.set(dut.b_in, weight)
+            await ctx.tick()
+            ctx.set(dut.load, 0)
+            ctx.set(dut.b_in, 0)
+        for a, b, p in steps:
+            ctx.set(dut.a_in, a)
+            ctx.set(dut.b_in, b)
+            ctx.set(dut.psum_in, p)
+            await ctx.tick()
+            got.append((ctx.get(dut.acc), ctx.get(dut.a_out), ctx.get(dut.b_out)))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return got
+
+
+def test_fp16_pe_output_stationary_accumulates_like_fp16_mac():
+    rng = np.random.default_rng(4)
+    a = list(rng.integers(0, 2**16, 60)) + F16_CORNERS
+    b = list(rng.integers(0, 2**16, 60)) + F16_CORNERS[::-1]
+    got = _run_pe("fp16", [(int(x), int(y), 0) for x, y in zip(a, b, strict=True)])
+    acc = np.uint32(0)
+    for (g, a_out, b_out), x, y in zip(got, a, b, strict=True):
+        acc = fp16_mac(acc, np.uint16(x), np.uint16(y))
+        assert (g, a_out, b_out) == (int(acc), int(x), int(y))
+
+
+def test_fp16_pe_weight_stationary_adds_psum_to_product_with_held_weight():
+    rng = np.random.default_rng(5)
+    w = 0x3E00  # 1.5
+    steps = [(int(a), 0x1234, int(p)) for a, p in
+             zip(rng.integers(0, 2**16, 40), rng.integers(0, 2**32, 40), strict=True)]
+    got = _run_pe("fp16", steps, ws=True, weight=w)
+    for (g, _, b_out), (a, _, p) in zip(got, steps, strict=True):
+        assert b_out == w
+        assert g == int(fp32_add(np.uint32(p), fp16_mul_exact(np.uint16(a), np.uint16(w))))
+
+
+def test_int8_pe_both_dataflows_wrap_in_int32():
+    got = _run_pe("int8", [(-128, -128, 0)] * 3)
+    assert [g[0] for g in got] == [16384, 32768, 49152]
+    got = _run_pe("int8", [(-128, 5, 2**31 - 1)], ws=True, weight=-128)
+    assert got[0][0] == (2**31 - 1 + 16384) - 2**32
+
+
+@pytest.mark.filterwarnings("ignore:.*created but never used")
+@pytest.mark.parametrize("bad", ["fp32", 8, None, "INT8"])
+def test_pe_rejects_unknown_dtype(bad):
+    with pytest.raises(ValueError, match=rf"^dtype must be one of \('int8', 'fp16'\), not "
+                                         rf"{bad!r}$"):
+        PE(bad)
