@@ -144,12 +144,29 @@ def _command(opcode: Opcode, unit: Unit, spec: tuple[tuple[str, int], ...]):
 _REGISTRY: dict[Opcode, type[Command]] = {}
 
 
-@_command(Opcode.LOAD, Unit.DMA_IN, (
+@dataclass(frozen=True)
+class _Transfer(Command):
+    """Fields shared by LOAD and STORE."""
+
+    buf: int
+    sram_addr: int
+    dram_addr: int
+    rows: int
+    elems: int
+    stride: int
+    wait: int = 0
+    signal: int = 0
+
+
+_TRANSFER_FIELDS = (
     ("buf", 3), ("sram_addr", 16), ("dram_addr", 32), ("rows", 16), ("elems", 12),
     ("stride", 24),
-))
+)
+
+
+@_command(Opcode.LOAD, Unit.DMA_IN, _TRANSFER_FIELDS)
 @dataclass(frozen=True)
-class Load(Command):
+class Load(_Transfer):
     """DMA DRAM -> buffer ``buf``: ``rows`` entries starting at entry ``sram_addr``.
 
     Entry ``r`` takes ``elems`` elements (of the buffer's element size) from DRAM byte address
@@ -157,30 +174,12 @@ class Load(Command):
     at matrix edges are padded.
     """
 
-    buf: int
-    sram_addr: int
-    dram_addr: int
-    rows: int
-    elems: int
-    stride: int
-    wait: int = 0
-    signal: int = 0
 
-
-@_command(Opcode.STORE, Unit.DMA_OUT, Load.FIELDS)
+@_command(Opcode.STORE, Unit.DMA_OUT, _TRANSFER_FIELDS)
 @dataclass(frozen=True)
-class Store(Command):
+class Store(_Transfer):
     """DMA buffer ``buf`` -> DRAM: the first ``elems`` elements of each of ``rows`` entries
     starting at ``sram_addr`` go to ``dram_addr + r * stride``."""
-
-    buf: int
-    sram_addr: int
-    dram_addr: int
-    rows: int
-    elems: int
-    stride: int
-    wait: int = 0
-    signal: int = 0
 
 
 @_command(Opcode.GEMM, Unit.ARRAY, (
@@ -251,7 +250,8 @@ class Prune(Command):
 class Update(Command):
     """Vector engine optimizer step over ``count`` fp32 words of VEC: master weights at
     ``w_addr``, gradients at ``g_addr``, optimizer state at ``v_addr``; the fp16 copy goes to
-    ``out_addr``. ``optimizer``: 0 SGD, 1 SGD with momentum, 2 Adam; hyper-parameters are
+    ``out_addr``. ``optimizer``: 0 SGD, 1 SGD with momentum, 2 Adam (reserved, not built), 3 the
+    first SGD-with-momentum step (v = g', as PyTorch); hyper-parameters are
     controller registers ``hp_base..hp_base+3`` (lr, momentum/beta1, weight decay, beta2)."""
 
     w_addr: int
@@ -271,60 +271,43 @@ _LOOKUP_FIELDS = (
 )
 
 
+@dataclass(frozen=True)
+class _Lookup(Command):
+    """Fields shared by the lookup engine's commands."""
+
+    in_addr: int
+    p_addr: int
+    out_addr: int
+    table: int
+    tokens: int
+    chunks: int
+    width: int
+    tier: int = 0
+    wait: int = 0
+    signal: int = 0
+
+
 @_command(Opcode.HASH, Unit.LOOKUP, _LOOKUP_FIELDS)
 @dataclass(frozen=True)
-class Hash(Command):
+class Hash(_Lookup):
     """Lookup engine hash: for each of ``tokens`` inputs at ``in_addr`` and each of ``chunks``
     chunks of ``width`` (tau) elements, the sign bits give a row index (written to ``out_addr``)
     and the chunk weight p(z) (written to ``p_addr``). ``table``/``tier`` unused."""
 
-    in_addr: int
-    p_addr: int
-    out_addr: int
-    table: int
-    tokens: int
-    chunks: int
-    width: int
-    tier: int = 0
-    wait: int = 0
-    signal: int = 0
-
 
 @_command(Opcode.GATHER, Unit.LOOKUP, _LOOKUP_FIELDS)
 @dataclass(frozen=True)
-class Gather(Command):
+class Gather(_Lookup):
     """Lookup engine gather: for each token, sum over chunks of p · T_chunk[row] (rows of
     ``width`` = h elements) from table register ``table`` in memory tier ``tier``; row indices
     at ``in_addr``, weights at ``p_addr``, output at ``out_addr``."""
 
-    in_addr: int
-    p_addr: int
-    out_addr: int
-    table: int
-    tokens: int
-    chunks: int
-    width: int
-    tier: int = 0
-    wait: int = 0
-    signal: int = 0
-
 
 @_command(Opcode.SCATTER, Unit.LOOKUP, _LOOKUP_FIELDS)
 @dataclass(frozen=True)
-class Scatter(Command):
+class Scatter(_Lookup):
     """Lookup engine backward: scatter-add p · dY (at ``out_addr``) into the hashed rows of the
     table (read-modify-write in tier ``tier``)."""
-
-    in_addr: int
-    p_addr: int
-    out_addr: int
-    table: int
-    tokens: int
-    chunks: int
-    width: int
-    tier: int = 0
-    wait: int = 0
-    signal: int = 0
 
 
 @_command(Opcode.SETREG, Unit.CONTROL, (("reg", 4), ("value", 32)))

@@ -93,7 +93,7 @@ from numba.cpython.unsafe.numbers import leading_zeros
 
 from . import isa
 from .config import AcceleratorConfig
-from .numerics import CANONICAL_NAN_F32, fp32_add, fp32_to_fp16
+from .numerics import CANONICAL_NAN_F32, _fp32_operand, fp32_add, fp32_to_fp16
 
 __all__ = [
     "ADAM",
@@ -235,16 +235,6 @@ def _mul_loop(a, b, out):
         out[i] = fp32_mul(a[i], b[i])
 
 
-def _fp32_bits(x, name: str) -> np.ndarray:
-    arr = np.asarray(x)
-    if arr.dtype == np.float32:
-        arr = arr.view(np.uint32)
-    elif arr.dtype != np.uint32:
-        raise TypeError(
-            f"{name} must be float32 values or uint32 bit patterns, not dtype {arr.dtype}")
-    return np.ascontiguousarray(arr)
-
-
 def fp32_mul_array(a, b) -> np.ndarray:
     """Elementwise :func:`fp32_mul` with broadcasting.
 
@@ -258,7 +248,7 @@ def fp32_mul_array(a, b) -> np.ndarray:
     uint32 ndarray
         Bit patterns of the products.
     """
-    a, b = np.broadcast_arrays(_fp32_bits(a, "a"), _fp32_bits(b, "b"))
+    a, b = np.broadcast_arrays(_fp32_operand(a, "a"), _fp32_operand(b, "b"))
     out = np.empty(a.shape, np.uint32)
     _mul_loop(np.ascontiguousarray(a).ravel(), np.ascontiguousarray(b).ravel(), out.ravel())
     return out
@@ -348,8 +338,8 @@ def sgd_update(w, g, v, lr, momentum, weight_decay, optimizer: int = SGD_MOMENTU
         Unknown optimizer or mismatched shapes.
     """
     _check_optimizer(optimizer)
-    w, g = _fp32_bits(w, "w"), _fp32_bits(g, "g")
-    v = np.zeros_like(w) if v is None else _fp32_bits(v, "v")
+    w, g = _fp32_operand(w, "w"), _fp32_operand(g, "g")
+    v = np.zeros_like(w) if v is None else _fp32_operand(v, "v")
     if not w.shape == g.shape == v.shape:
         raise ValueError(f"w, g and v must have one shape, not {w.shape}, {g.shape}, {v.shape}")
     hp = [np.uint32(_hp_bits(x)) for x in (lr, momentum, weight_decay)]

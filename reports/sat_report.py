@@ -109,5 +109,6 @@ def sat_reproduction(out_dir: str | Path = "reports/out", config: str = "vcu1525
              "only; norms, activations, optimizer updates and DMA are what separate the "
              "speedup from it. pythia70m runs at sequence 512.")
     md = out / "sat_report.md"
-    md.write_text(_markdown(df, f"SAT reproduction on {config}", notes))
+    title = f"SAT reproduction on {config}, training step at batch {batch}"
+    md.write_text(_markdown(df, title, notes))
     return md
