@@ -14,6 +14,7 @@ from .buffers import BufferMemory
 from .controller import Controller, command_view
 from .dma import DmaIn, DmaOut, mem_rd_req_layout, mem_wr_req_layout
 from .sore import Sore
+from .vector_unit import VectorUnit
 
 __all__ = ["Accelerator"]
 
@@ -39,7 +40,8 @@ class Accelerator(wiring.Component):
     Notes
     -----
     This datapath runs dense GEMM tiles (int8 or fp16 by ``config.array.dtype``, output- or
-    weight-stationary per command), PRUNE on the SORE (N:M along
+    weight-stationary per command), UPDATE on the vector unit (SGD, SGD with momentum; fp32
+    words in the VEC buffer, hyper-parameters from SETREG registers), PRUNE on the SORE (N:M along
     K, from WGT to WGT + IDX), LOAD and STORE of ACT, WGT, ACC and IDX, SETREG and SYNC, with
     DMA-in, DMA-out, the array and the SORE running concurrently under the semaphores of
     :mod:`hwsim.schedule`. Buffer ports: ACT and WGT are written by DMA-in (WGT also by the SORE)
@@ -69,7 +71,7 @@ class Accelerator(wiring.Component):
         cfg = self.config
         R, C = cfg.array.rows, cfg.array.cols
         has_sore = bool(cfg.array.patterns)
-        units = (isa.Unit.DMA_IN, isa.Unit.DMA_OUT, isa.Unit.ARRAY) + \
+        units = (isa.Unit.DMA_IN, isa.Unit.DMA_OUT, isa.Unit.ARRAY, isa.Unit.VECTOR) + \
             ((isa.Unit.SORE,) if has_sore else ())
         m.submodules.ctrl = ctrl = Controller(cfg.queue_depth, units, cfg.array.nm_patterns)
         m.submodules.dma_in = dma_in = DmaIn(cfg)
@@ -80,6 +82,25 @@ class Accelerator(wiring.Component):
         m.submodules.wgt = wgt = BufferMemory(C * 8 * eb, cfg.wgt_depth)
         m.submodules.acc = acc = BufferMemory(C * 32, cfg.acc_depth, read_ports=2)
         m.submodules.idx = idx = BufferMemory(C * 8, cfg.idx_depth)
+        m.submodules.vec = vec = BufferMemory(32 * cfg.vector.lanes, cfg.vec_depth)
+        m.submodules.vector = vu = VectorUnit(cfg)
+        u = command_view(isa.Update, ctrl.head_vector)
+        m.d.comb += [
+            vu.start.eq(ctrl.start_vector), vu.w_addr.eq(u.w_addr), vu.g_addr.eq(u.g_addr),
+            vu.v_addr.eq(u.v_addr), vu.out_addr.eq(u.out_addr), vu.count.eq(u.count),
+            vu.optimizer.eq(u.optimizer),
+            vu.lr.eq(ctrl.regs[u.hp_base]), vu.momentum.eq(ctrl.regs[u.hp_base + 1]),
+            vu.weight_decay.eq(ctrl.regs[u.hp_base + 2]),
+            ctrl.busy_vector.eq(vu.busy), ctrl.done_vector.eq(vu.done),
+            # VEC: the vector unit while it runs, otherwise DMA-in writes and DMA-out reads
+            vec.rd.addr.eq(Mux(vu.busy, vu.rd.addr, dma_out.rd.addr)),
+            vec.rd.en.eq(Mux(vu.busy, vu.rd.en,
+                             dma_out.rd.en & (dma_out.sel == isa.Buffer.VEC))),
+            vu.rd.data.eq(vec.rd.data),
+            vec.wr.addr.eq(Mux(vu.busy, vu.wr.addr, dma_in.wr.addr)),
+            vec.wr.data.eq(Mux(vu.busy, vu.wr.data, dma_in.wr.data[:vec.width])),
+            vec.wr.en.eq(Mux(vu.busy, vu.wr.en, dma_in.wr.en & (dma_in.sel == isa.Buffer.VEC))),
+        ]
         if has_sore:
             m.submodules.sore = sore = Sore(cfg)
             p = command_view(isa.Prune, ctrl.head_sore)
@@ -164,7 +185,8 @@ class Accelerator(wiring.Component):
                                                                               isa.Buffer.ACC)),
         ]
         with m.Switch(dma_out.sel):
-            for code, buf in ((isa.Buffer.ACT, act), (isa.Buffer.WGT, wgt), (isa.Buffer.IDX, idx)):
+            for code, buf in ((isa.Buffer.ACT, act), (isa.Buffer.WGT, wgt), (isa.Buffer.IDX, idx),
+                              (isa.Buffer.VEC, vec)):
                 with m.Case(code):
                     m.d.comb += dma_out.rd.data.eq(buf.rd.data)
             with m.Default():

@@ -36,6 +36,7 @@ UNIT_OPCODES = {
     isa.Unit.DMA_OUT: (isa.Opcode.STORE,),
     isa.Unit.ARRAY: (isa.Opcode.GEMM,),
     isa.Unit.SORE: (isa.Opcode.PRUNE,),
+    isa.Unit.VECTOR: (isa.Opcode.UPDATE,),
 }
 
 
@@ -51,7 +52,8 @@ class Controller(wiring.Component):
     patterns : tuple of (int, int)
         N:M patterns the SORE accepts; other PRUNE commands are rejected (``error``) rather
         than run, as are PRUNEs along axis 0, of a partial group, or from a buffer other than
-        WGT (``hwsim.sore.check_prune`` rejects the same).
+        WGT (``hwsim.sore.check_prune`` rejects the same). UPDATE with Adam is rejected too;
+        UPDATEs whose operand ranges overlap are undefined here (``hwsim`` rejects them).
 
     Members
     -------
@@ -118,6 +120,7 @@ class Controller(wiring.Component):
         op_in = incoming[:4]
         gemm_in = command_view(isa.Gemm, incoming)
         prune_in = command_view(isa.Prune, incoming)
+        update_in = command_view(isa.Update, incoming)
         prune_ok = Signal()
         pattern_ok = sum((prune_in.n == pn) & (prune_in.log2m == pm.bit_length() - 1)
                          for pn, pm in self.patterns) != 0 if self.patterns else 0
@@ -182,6 +185,9 @@ class Controller(wiring.Component):
                         hit = hit & ~gemm_in.sparse
                     if u == isa.Unit.SORE:
                         hit = hit & prune_ok
+                    if u == isa.Unit.VECTOR:
+                        # Adam is not built; the three hyper-parameter registers must exist
+                        hit = hit & (update_in.optimizer != 2) & (update_in.hp_base <= 13)
                     with m.If(hit):
                         m.d.comb += [handled.eq(1), self.cmd.ready.eq(fifos[u].w_rdy),
                                      fifos[u].w_en.eq(self.cmd.valid)]

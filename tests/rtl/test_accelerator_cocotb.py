@@ -92,3 +92,65 @@ def test_random_stalls_change_cycles_not_values(sim):
         assert max(command_end_cycles(prog, [tuple(r) for r in got["retires"]])) + 1 \
             > model.stats.cycles  # the stalls cost cycles
         assert isa.Sync not in {type(c) for c in prog.commands}
+
+
+def _prune_update_program(config, rng):
+    """PRUNE a weight tile 2:8 on the SORE and run an SGD-momentum UPDATE on the vector unit,
+    storing the results: the two non-GEMM units through the whole top."""
+    from hwsim import isa
+    from hwsim.numerics import f32_bits
+    from hwsim.program import Program, TensorRef
+
+    c, lanes = config.array.cols, config.vector.lanes
+    k, n = 16, 10
+    e = -(-n // lanes)
+    row = 4 * lanes
+    t = {"W": TensorRef(0, (k, c), "int8"), "V": TensorRef(64, (k // 4, c), "int8"),
+         "I": TensorRef(128, (k // 4, c), "int8")}
+    for i, name in enumerate(("w", "g", "v")):
+        t[name] = TensorRef(192 + 64 * i, (1, n), "fp32")
+    t["o"] = TensorRef(384, (1, n), "fp16")
+    cmds = [
+        isa.SetReg(0, int(f32_bits(np.float32(0.05)))),
+        isa.SetReg(1, int(f32_bits(np.float32(0.9)))),
+        isa.SetReg(2, int(f32_bits(np.float32(1e-3)))),
+        isa.Load(isa.Buffer.WGT, 0, 0, k, c, c, signal=1),
+        isa.Prune(isa.Buffer.WGT, 0, 32, 0, k, 1, 2, 3, axis=1, wait=1, signal=2),
+        isa.Store(isa.Buffer.WGT, 32, 64, k // 4, c, c, wait=2, signal=4),
+        isa.Store(isa.Buffer.IDX, 0, 128, k // 4, c, c, wait=4),
+    ]
+    for i, name in enumerate("wgv"):
+        cmds.append(isa.Load(isa.Buffer.VEC, 8 * i, t[name].addr, e, lanes, row,
+                             signal=1 << 5 if name == "v" else 0))
+    cmds += [
+        isa.Update(0, 8, 16, 24, n, optimizer=1, hp_base=0, wait=1 << 5, signal=1 << 6),
+        isa.Store(isa.Buffer.VEC, 0, t["w"].addr, e, lanes, row, wait=1 << 6, signal=1 << 7),
+        isa.Store(isa.Buffer.VEC, 16, t["v"].addr, e, lanes, row, wait=1 << 7, signal=1 << 3),
+        isa.Store(isa.Buffer.VEC, 24, t["o"].addr, 2, lanes, row, wait=1 << 3),
+    ]
+    values = {"W": rng.integers(-128, 128, (k, c)).astype(np.int8)}
+    for name in "wgv":
+        values[name] = rng.standard_normal((1, n)).astype(np.float32)
+    prog = Program(cmds, 448, t, inputs=("W", "w", "g", "v"), outputs=("V", "I", "w", "v", "o"))
+    return prog, values
+
+
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_prune_and_update_programs_match_hwsim(sim):
+    if sim not in available_simulators():
+        pytest.fail(f"{sim} is not installed: `make test` installs it")
+    config = preset("tiny")
+    seed = 99
+    prog, values = _prune_update_program(config, np.random.default_rng(seed))
+    got = cosim_programs(config, [(prog, values)], sim=sim, seed=seed, build_root=BUILD,
+                         tag=f"prune-update-seed{seed}")[0]
+    model = run(prog, config, "functional", inputs=values)
+    dram = np.frombuffer(bytes.fromhex(got["dram"]), np.uint8)
+    assert got["error"] == 0
+    for name in prog.outputs:
+        rtl = prog.tensors[name].read(dram.copy())
+        np.testing.assert_array_equal(rtl.view(np.uint8), model.outputs[name].view(np.uint8),
+                                      err_msg=f"{sim}: {name} RTL vs hwsim (seed {seed})")
+    assert got["accept"] == model.stats.accept_cycles
+    assert command_end_cycles(prog, [tuple(r) for r in got["retires"]]) == \
+        model.stats.retire_cycles
