@@ -11,7 +11,6 @@ from hwsim import isa
 from hwsim.config import AcceleratorConfig
 
 from .accelerator import Accelerator
-from .array_unit import ArrayUnit
 
 __all__ = ["TOP_NAME", "write_verilog"]
 
@@ -49,13 +48,18 @@ def write_verilog(config: AcceleratorConfig, out_dir: str | Path) -> Path:
         "controller": {"queue_depth": config.queue_depth, "semaphores": isa.NUM_SEMAPHORES,
                        "model": "hwsim.schedule (decoupled units, point-to-point semaphores)"},
         "unit_cycles": {
-            "gemm_os": f"k + {ArrayUnit.cycles(0, R, C)}",
+            "gemm_os": f"k + {2 * R + C + 1}",
+            "gemm_ws": f"k + m + {R + C + 1}",
             "load": f"rows * slots + {config.dram_latency_cycles + 1} (2 if rows == 0)",
             "store": "rows * slots + 2 (2 if rows == 0)",
             "slots": "ceil(bytes per request / dram bytes per cycle)",
+            "prune": f"rows * ceil({C} / {config.sore.lanes}) + n + 3 (2 if rows == 0)",
+            "update": f"P * ceil(count / {config.vector.lanes}) + 10 - P, P = 3 (2 for SGD)",
         },
         "dram_latency_cycles": config.dram_latency_cycles,
-        "supported": ["LOAD", "STORE", "GEMM(dense, os, int8)", "SETREG", "SYNC"],
+        "supported": ["LOAD", "STORE", f"GEMM(dense, os|ws, {config.array.dtype})",
+                      "PRUNE(axis 1)" if config.array.patterns else "PRUNE: no patterns",
+                      "UPDATE(SGD, SGD momentum)", "SETREG", "SYNC"],
     }
     _write_if_changed(out / "manifest.json", json.dumps(manifest, indent=2))
     return vpath
