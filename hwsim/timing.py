@@ -1,10 +1,10 @@
 """Closed-form cycle costs of each command: the timing mode, and the RTL's contract.
 
-The controller runs one command at a time: it accepts the command word (one cycle), starts the
-unit, and retires the command on the cycle the unit is done, so a command costs
-``1 + unit_cycles(cmd)``. ``unit_cycles`` counts from the unit's start cycle to its done cycle,
-inclusive. The RTL (``rtl.array_unit``, ``rtl.dma``) documents the same expressions and the cocotb
-tests check the RTL's measured retire cycles against :func:`command_cycles`.
+``unit_cycles`` counts from the cycle a unit starts a command to the cycle it reports done,
+inclusive; :mod:`hwsim.schedule` places those intervals in time (queues, semaphores, fences).
+The RTL units (``rtl.array_unit``, ``rtl.dma``, ``rtl.sore``, ``rtl.vector_unit``) document the
+same expressions, and the cocotb tests check every command's measured accept and finish cycle
+against hwsim's.
 """
 
 from __future__ import annotations
@@ -17,13 +17,7 @@ from .sore import prune_cycles
 from .systolic_array import os_feed_cycles, ws_stream_cycles
 from .vector_unit import update_cycles
 
-__all__ = [
-    "ACCEPT_CYCLES", "command_cycles", "dma_issue_cycles", "dram_request_cycles", "elem_bytes",
-    "unit_cycles",
-]
-
-ACCEPT_CYCLES = 1
-
+__all__ = ["dma_issue_cycles", "dram_request_cycles", "elem_bytes", "unit_cycles"]
 
 def dram_request_cycles(nbytes: int, config: AcceleratorConfig) -> int:
     """Issue slots one DMA request of ``nbytes`` occupies on one DRAM channel: one per cycle
@@ -75,8 +69,3 @@ def unit_cycles(cmd: isa.Command, config: AcceleratorConfig) -> int:
     if isinstance(cmd, isa.SetReg | isa.Sync):
         return 1
     raise NotImplementedError(f"{cmd.name} has no timing model yet")
-
-
-def command_cycles(cmd: isa.Command, config: AcceleratorConfig) -> int:
-    """Accept-to-retire cycles of one command on the in-order controller."""
-    return ACCEPT_CYCLES + unit_cycles(cmd, config)

@@ -71,7 +71,7 @@ def run_demo(out_root: str | Path = "runs", *, sim: str = "verilator",
         [f"{m}x{n}x{k}" for m, n, k in SWEEP_SHAPES]]
     piv.plot.bar(ax=ax, rot=20)
     ax.set_ylabel("PE utilisation")
-    ax.set_title("vcu1525 (32x32 fp16, in-order controller): GEMM utilisation")
+    ax.set_title("vcu1525 (32x32 fp16): GEMM utilisation")
     ax.set_ylim(0, 1)
     fig.tight_layout()
     fig.savefig(work / "gemm_utilisation.png", dpi=120)
@@ -99,7 +99,8 @@ def run_demo(out_root: str | Path = "runs", *, sim: str = "verilator",
         "",
         "![utilisation](gemm_utilisation.png)",
         "",
-        "Utilisation is bounded by the in-order controller: DMA and compute do not yet overlap.",
+        "DMA-in, the array and DMA-out overlap under the semaphores of the double-buffered",
+        "lowering; what remains is tile fill/drain and, for thin GEMMs, weight traffic.",
         "",
     ]
     (work / "report.md").write_text("\n".join(text))
