@@ -24,9 +24,11 @@ from .systolic_array import os_tile_per_cycle, ws_tile_per_cycle
 from .timing import elem_bytes, unit_cycles
 from .vector_unit import check_update, update, update_cost, update_entries
 
-__all__ = ["ProgramError", "RunResult", "Stats", "run"]
+__all__ = ["SPARSE_ESTIMATE", "ProgramError", "RunResult", "Stats", "run"]
 
 MODES = ("timing", "functional")
+SPARSE_ESTIMATE = ("N:M sparse GEMM tiles: the dense closed form with k = compressed steps "
+                   "(no per-cycle model or RTL yet)")
 _UNIT_NAMES = {u: u.name.lower() for u in isa.Unit}
 
 
@@ -62,6 +64,8 @@ class Stats:
         Useful multiply-accumulates (padding excluded).
     utilisation : float
         ``macs / (cycles * PEs)``.
+    estimated : list of str
+        Parts of this run whose cycles are estimates rather than a model the RTL matches.
     accept_cycles, start_cycles, retire_cycles : list of int
         Per command: the cycle the controller accepted it, its unit started it, and its unit
         finished it (cycle 0: first command accepted).
@@ -74,6 +78,7 @@ class Stats:
     energy_pj: dict[str, float] = field(default_factory=dict)
     macs: int = 0
     utilisation: float = 0.0
+    estimated: list[str] = field(default_factory=list)
     accept_cycles: list[int] = field(default_factory=list)
     start_cycles: list[int] = field(default_factory=list)
     retire_cycles: list[int] = field(default_factory=list)
@@ -143,13 +148,22 @@ def _check(i: int, cmd: isa.Command, config: AcceleratorConfig) -> None:
                 cmd.dataflow == isa.Dataflow.WS and "ws" not in config.array.dataflows:
             raise ProgramError(i, cmd, "dataflow", f"config {config.name!r} supports "
                                f"{config.array.dataflows}")
+        rows_a = cmd.k if cmd.dataflow == isa.Dataflow.OS else cmd.m
         if cmd.sparse:
             pat = (cmd.n, 1 << cmd.log2m)
             if pat not in config.array.nm_patterns:
                 raise ProgramError(i, cmd, "n", f"pattern {pat[0]}:{pat[1]} is not supported by "
                                    f"config {config.name!r} {config.array.patterns}")
-            raise ProgramError(i, cmd, "sparse", "N:M sparse tiles are not modelled yet")
-        rows_a = cmd.k if cmd.dataflow == isa.Dataflow.OS else cmd.m
+            if cmd.dataflow != isa.Dataflow.OS:
+                raise ProgramError(i, cmd, "dataflow", "N:M sparse tiles are output-stationary")
+            if cmd.k % cmd.n:
+                raise ProgramError(i, cmd, "k", f"{cmd.k} compressed steps are not a whole "
+                                   f"number of groups of {cmd.n}")
+            rows_a = cmd.k // cmd.n << cmd.log2m  # the activations of whole groups
+            if cmd.idx_addr + cmd.k > config.idx_depth:
+                raise ProgramError(i, cmd, "idx_addr", f"entries {cmd.idx_addr}.."
+                                   f"{cmd.idx_addr + cmd.k - 1} overflow the IDX buffer of "
+                                   f"{config.idx_depth} entries")
         rows_c = R if cmd.dataflow == isa.Dataflow.OS else cmd.m
         if cmd.dataflow == isa.Dataflow.WS and cmd.k > R:
             raise ProgramError(i, cmd, "k", f"{cmd.k} preloaded weight rows exceed {R} array rows")
@@ -266,6 +280,8 @@ def _footprint(cmd: isa.Command, config: AcceleratorConfig):
     if isinstance(cmd, isa.Gemm):
         os_ = cmd.dataflow == isa.Dataflow.OS
         rows_a = cmd.k if os_ else cmd.m
+        if cmd.sparse:
+            rows_a = cmd.k // max(cmd.n, 1) << cmd.log2m
         rows_c = R if os_ else cmd.m
         out = [(isa.Buffer.ACT, "r", cmd.a_addr, cmd.a_addr + rows_a, False),
                (isa.Buffer.WGT, "r", cmd.b_addr, cmd.b_addr + cmd.k, False),
@@ -345,6 +361,7 @@ def run(program: Program, config: AcceleratorConfig, mode: str = "timing", *,
         machine = _Machine(config, program.dram_image(inputs or {}))
     cmds = program.commands
     n = len(cmds)
+    estimated: set[str] = set()
     R, C = config.array.rows, config.array.cols
     unit = np.empty(n, np.int64)
     dur = np.empty(n, np.int64)
@@ -353,6 +370,11 @@ def run(program: Program, config: AcceleratorConfig, mode: str = "timing", *,
     control = np.empty(n, np.bool_)
     for i, cmd in enumerate(cmds):
         _check(i, cmd, config)
+        if isinstance(cmd, isa.Gemm) and cmd.sparse:
+            if mode == "functional":
+                raise ProgramError(i, cmd, "sparse", "N:M sparse tiles have no per-cycle model "
+                                   "yet; timing mode estimates them")
+            estimated.add(SPARSE_ESTIMATE)
         unit[i] = int(cmd.UNIT)
         dur[i] = unit_cycles(cmd, config)
         wait[i] = cmd.wait
@@ -442,6 +464,7 @@ def run(program: Program, config: AcceleratorConfig, mode: str = "timing", *,
     stats.busy = busy
     stats.stalls = stall
     stats.bytes = nbytes
+    stats.estimated = sorted(estimated)
     stats.macs = padded_macs if macs is None else macs
     stats.utilisation = stats.macs / (stats.cycles * R * C) if stats.cycles else 0.0
     e = config.energy

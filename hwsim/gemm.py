@@ -34,6 +34,7 @@ class GemmTiling:
     kt: int
     mt: int
     dataflow: str
+    nm: tuple[int, int] | None = None
 
     @property
     def a_resident(self) -> bool:
@@ -47,14 +48,25 @@ def _check_dims(m: int, n: int, k: int) -> None:
 
 
 def gemm_tiling(m: int, n: int, k: int, config: AcceleratorConfig,
-                dataflow: str = "os") -> GemmTiling:
-    """The largest chunks that fit half of each buffer (all of it without double buffering)."""
+                dataflow: str = "os", nm: tuple[int, int] | None = None) -> GemmTiling:
+    """The largest chunks that fit half of each buffer (all of it without double buffering).
+
+    With an N:M pattern ``nm`` the reduction chunk is a whole number of groups, and its
+    compressed weights (``kt * N / M`` entries, and as many index entries) fit half of WGT and
+    of IDX.
+    """
     _check_dims(m, n, k)
     half = 2 if config.buffers.double_buffered else 1
     lim = (1 << 16) - 1
-    kt = min(k, config.act_depth // half, config.wgt_depth // half, lim)
+    if nm is None:
+        kt = min(k, config.act_depth // half, config.wgt_depth // half, lim)
+    else:
+        gn, gm = nm
+        groups = min(config.act_depth // half // gm, config.wgt_depth // half // gn,
+                     config.idx_depth // half // gn, lim // gm)
+        kt = min(-(-k // gm) * gm, groups * gm)
     mt = min(m, config.act_depth // half, config.acc_depth // half, lim)
-    return GemmTiling(m, n, k, config.array.rows, config.array.cols, kt, mt, dataflow)
+    return GemmTiling(m, n, k, config.array.rows, config.array.cols, kt, mt, dataflow, nm)
 
 
 def _dtypes(config: AcceleratorConfig) -> tuple[str, str]:
@@ -62,34 +74,55 @@ def _dtypes(config: AcceleratorConfig) -> tuple[str, str]:
 
 
 def compile_gemm(m: int, n: int, k: int, config: AcceleratorConfig, *,
-                 dataflow: str = "os") -> Program:
+                 dataflow: str = "os", sparsity: tuple[int, int] | None = None) -> Program:
     """A program computing C = A·B (int8 -> int32 or fp16 -> fp32, by ``config.array.dtype``).
 
     DRAM layout: A (column-major for OS, so a column of an A tile is contiguous; row-major for
     WS), then B row-major, then C row-major, each 64-byte aligned. Partial tiles at the matrix
     edges use LOAD's zero fill, so DRAM holds no padding.
 
+    With ``sparsity=(N, M)`` B is N:M along K and held compressed in DRAM (values ``Bv`` and
+    in-group indices ``Bi``, ``ceil(K/M)*N`` rows each, the format of
+    ``algorithms.nm.compress``); tiles are output-stationary sparse GEMMs. hwsim has no
+    per-cycle model of sparse tiles yet, so such programs run in timing mode only, with the
+    estimate of :func:`hwsim.timing.unit_cycles`.
+
     Raises
     ------
     ValueError
-        Non-positive dimensions, or a dataflow the config does not support.
+        Non-positive dimensions, or a dataflow or pattern the config does not support.
     """
+    if sparsity is not None:
+        if tuple(sparsity) not in config.array.nm_patterns:
+            raise ValueError(f"pattern {sparsity[0]}:{sparsity[1]} is not supported by config "
+                             f"{config.name!r} {config.array.patterns}")
+        if dataflow != "os":
+            raise ValueError("N:M sparse GEMMs are lowered output-stationary only "
+                             "(dataflow='os')")
     if dataflow not in config.array.dataflows:
         raise ValueError(f"dataflow {dataflow!r} is not supported by config {config.name!r} "
                          f"(supported: {config.array.dataflows})")
-    t = gemm_tiling(m, n, k, config, dataflow)
+    t = gemm_tiling(m, n, k, config, dataflow, None if sparsity is None else tuple(sparsity))
     op, acc = _dtypes(config)
 
     def align(x: int) -> int:
         return (x + 63) // 64 * 64
 
     a = TensorRef(0, (m, k), op, order="col" if dataflow == "os" else "row")
-    b = TensorRef(align(a.addr + a.nbytes), (k, n), op)
-    c = TensorRef(align(b.addr + b.nbytes), (m, n), acc)
-    lower = _lower_os if dataflow == "os" else _lower_ws
-    cmds = lower(t, config, a, b, c)
-    return Program(cmds, align(c.addr + c.nbytes), {"A": a, "B": b, "C": c},
-                   inputs=("A", "B"), outputs=("C",))
+    if sparsity is None:
+        b = TensorRef(align(a.addr + a.nbytes), (k, n), op)
+        c = TensorRef(align(b.addr + b.nbytes), (m, n), acc)
+        lower = _lower_os if dataflow == "os" else _lower_ws
+        cmds = lower(t, config, a, b, c)
+        return Program(cmds, align(c.addr + c.nbytes), {"A": a, "B": b, "C": c},
+                       inputs=("A", "B"), outputs=("C",))
+    rows = -(-k // sparsity[1]) * sparsity[0]
+    bv = TensorRef(align(a.addr + a.nbytes), (rows, n), op)
+    bi = TensorRef(align(bv.addr + bv.nbytes), (rows, n), "int8")
+    c = TensorRef(align(bi.addr + bi.nbytes), (m, n), acc)
+    cmds = _lower_os(t, config, a, bv, c, bi)
+    return Program(cmds, align(c.addr + c.nbytes), {"A": a, "Bv": bv, "Bi": bi, "C": c},
+                   inputs=("A", "Bv", "Bi"), outputs=("C",))
 
 
 def _halves(config: AcceleratorConfig) -> tuple[int, int, int]:
@@ -152,11 +185,14 @@ def _with(cmd: isa.Command, **changes) -> isa.Command:
 
 
 def _lower_os(t: GemmTiling, config: AcceleratorConfig, a: TensorRef, b: TensorRef,
-              c: TensorRef) -> list[isa.Command]:
+              c: TensorRef, bi: TensorRef | None = None) -> list[isa.Command]:
+    """Output-stationary tiles; with ``t.nm`` B is compressed (values ``b``, indices ``bi``)."""
     R, C = t.rows, t.cols
     eb = a.np_dtype.itemsize
     cb = c.np_dtype.itemsize
     half_act, half_wgt, half_acc = _halves(config)
+    half_idx = config.idx_depth // 2 if config.buffers.double_buffered else 0
+    gn, gm = t.nm if t.nm else (1, 1)
     em = _Emitter(config.buffers.double_buffered)
     nk = -(-t.k // t.kt)
     for row, m0 in enumerate(range(0, t.m, R)):
@@ -173,9 +209,18 @@ def _lower_os(t: GemmTiling, config: AcceleratorConfig, a: TensorRef, b: TensorR
                 if not t.a_resident or n0 == 0:
                     em.load(isa.Buffer.ACT, a_addr, a.addr + (k0 * t.m + m0) * eb, kc, mr,
                             t.m * eb)
-                em.load(isa.Buffer.WGT, b_addr, b.addr + (k0 * t.n + n0) * eb, kc, nc, t.n * eb)
+                # compressed rows of this chunk (all of it when dense)
+                c0, cc = k0 // gm * gn, -(-kc // gm) * gn
+                em.load(isa.Buffer.WGT, b_addr, b.addr + (c0 * t.n + n0) * eb, cc, nc, t.n * eb)
+                sparse = {}
+                if t.nm:
+                    idx_addr = (g % 2) * half_idx
+                    em.load(isa.Buffer.IDX, idx_addr, bi.addr + c0 * t.n + n0, cc, nc, t.n)
+                    sparse = {"idx_addr": idx_addr, "sparse": 1, "n": gn,
+                              "log2m": gm.bit_length() - 1}
                 em.gemm(chunk == nk - 1, a_addr=a_addr, b_addr=b_addr, c_addr=c_addr,
-                        idx_addr=0, k=kc, m=0, dataflow=isa.Dataflow.OS, accumulate=int(k0 > 0))
+                        k=cc, m=0, dataflow=isa.Dataflow.OS, accumulate=int(k0 > 0),
+                        **{"idx_addr": 0, **sparse})
             em.store(isa.Buffer.ACC, c_addr, c.addr + (m0 * t.n + n0) * cb, mr, nc, t.n * cb)
     return em.cmds
 

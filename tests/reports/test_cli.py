@@ -86,3 +86,15 @@ def test_rtl_verilog_writes_design_and_manifest(capsys, tmp_path):
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["config_name"] == "tiny" and manifest["isa_word_bits"] == 128
     assert manifest["buffers"]["acc"] == [128, 128]
+
+
+def test_simulate_topology_with_sparse_layers(capsys):
+    from pathlib import Path
+
+    topo = Path(__file__).resolve().parents[1] / "hwsim" / "data" / "gemm_sparse.csv"
+    code, out, err = run_cli(capsys, "simulate", "--topology", str(topo), "--config", "tiny",
+                             "--json")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert rows and all(r["cycles"] > 0 for r in rows)
+    assert any(r["estimated"] for r in rows if r["sparsity"] != "dense")
