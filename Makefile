@@ -30,7 +30,7 @@ lint: setup
 	$(BIN)/ruff check .
 
 test: setup lint
-	$(BIN)/pytest -n 2 -q
+	$(BIN)/pytest -n 2 -q --durations=10
 
 test-slow: setup
 	$(BIN)/pytest -n 2 -q -m slow
