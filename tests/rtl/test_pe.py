@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from amaranth import Module, Signal
 from amaranth.sim import Simulator
 
 from hwsim.numerics import fp16_mac, fp16_mul_exact, fp32_add
 from rtl.pe import PE
 from rtl.pe import fp16_mul_exact as rtl_mul
 from rtl.pe import fp32_add as rtl_add
+from tests.rtl.comb_bench import run_comb
 
 # fp16: +-0, smallest/largest subnormal, smallest normal, 1, 1+ulp, max, inf, qNaN, sNaN
 F16_CORNERS = [0x0000, 0x8000, 0x0001, 0x8001, 0x03FF, 0x0400, 0x3C00, 0xBC00, 0x3C01, 0x7BFF,
@@ -22,25 +22,6 @@ F32_CORNERS = [0x00000000, 0x80000000, 0x00000001, 0x80000001, 0x007FFFFF, 0x008
                0xFF800000, 0x7FC00000, 0x7F800001, 0xFFC00001, 0x4B800000, 0x3F7FFFFF]
 
 
-def _run_comb(build, vectors):
-    """Drive ``(a, b)`` pairs through combinational logic built by ``build(m, a, b)``."""
-    m = Module()
-    a, b = Signal(32), Signal(32)
-    out = build(m, a, b)
-    got = []
-
-    async def bench(ctx):
-        for x, y in vectors:
-            ctx.set(a, int(x))
-            ctx.set(b, int(y))
-            got.append(ctx.get(out))
-
-    sim = Simulator(m)
-    sim.add_testbench(bench)
-    sim.run()
-    return got
-
-
 def _pairs(corners, bits, n_random, seed):
     rng = np.random.default_rng(seed)
     pairs = [(x, y) for x in corners for y in corners]
@@ -50,7 +31,7 @@ def _pairs(corners, bits, n_random, seed):
 
 def test_fp16_multiplier_equals_numerics_on_corners_and_random_bits():
     pairs = _pairs(F16_CORNERS, 16, 1500, 1)
-    got = _run_comb(lambda m, a, b: rtl_mul(m, a[:16], b[:16]), pairs)
+    got = run_comb(lambda m, a, b: rtl_mul(m, a[:16], b[:16]), pairs)
     expect = [int(fp16_mul_exact(np.uint16(x), np.uint16(y))) for x, y in pairs]
     assert got == expect
 
@@ -70,7 +51,7 @@ def test_fp32_adder_equals_numerics_on_corners_ties_and_random_bits():
             y = (int(rng.integers(0, 2)) << 31) | (max(e - dlt, 0) << 23) | \
                 int(rng.integers(0, 2**23))
             pairs.append((x, y))
-    got = _run_comb(lambda m, a, b: rtl_add(m, a, b), pairs)
+    got = run_comb(lambda m, a, b: rtl_add(m, a, b), pairs)
     expect = [int(fp32_add(np.uint32(x), np.uint32(y))) for x, y in pairs]
     assert got == expect
 
@@ -78,7 +59,7 @@ def test_fp32_adder_equals_numerics_on_corners_ties_and_random_bits():
 def test_fp32_adder_overflow_rounds_to_inf_and_nan_is_canonical():
     pairs = [(0x7F7FFFFF, 0x73800000), (0xFF7FFFFF, 0xF3800000), (0x7F800000, 0xFF800000),
              (0xFFC00123, 0x3F800000), (0x00000000, 0x80000000), (0x80000000, 0x80000000)]
-    got = _run_comb(lambda m, a, b: rtl_add(m, a, b), pairs)
+    got = run_comb(lambda m, a, b: rtl_add(m, a, b), pairs)
     assert got == [0x7F800000, 0xFF800000, 0x7FC00000, 0x7FC00000, 0x00000000, 0x80000000]
 
 

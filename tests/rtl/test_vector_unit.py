@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from amaranth import Module, Signal
 from amaranth.sim import Simulator
 
 from hwsim import isa
@@ -14,31 +13,13 @@ from hwsim.numerics import cast_fp32_to_fp16
 from hwsim.vector_unit import fp32_mul_array, update, update_cycles
 from rtl.fp32 import Fp32Multiplier, fp32_to_fp16
 from rtl.vector_unit import VectorUnit
+from tests.rtl.comb_bench import run_comb
 
 # +-0, subnormals, smallest normal, 1, max finite, inf, NaNs, 2**-75 (products underflow)
 F32_CORNERS = [0x00000000, 0x80000000, 0x00000001, 0x80000001, 0x007FFFFF, 0x00400000,
                0x00800000, 0x80800000, 0x3F800000, 0xBF800000, 0x3F800001, 0x3FFFFFFF,
                0x7F7FFFFF, 0xFF7FFFFF, 0x7F800000, 0xFF800000, 0x7FC00000, 0x7F800001,
                0xFFC00001, 0x1A000000, 0x1A800001, 0x25000000, 0x3F000000, 0x5F800000]
-
-
-def _comb(build, vectors):
-    """Drive ``(a, b)`` pairs through combinational logic built by ``build(m, a, b)``."""
-    m = Module()
-    a, b = Signal(32), Signal(32)
-    out = build(m, a, b)
-    got = []
-
-    async def bench(ctx):
-        for x, y in vectors:
-            ctx.set(a, int(x))
-            ctx.set(b, int(y))
-            got.append(ctx.get(out))
-
-    sim = Simulator(m)
-    sim.add_testbench(bench)
-    sim.run()
-    return got
 
 
 def test_fp32_multiplier_equals_hwsim_on_corners_and_random_bits():
@@ -50,7 +31,7 @@ def test_fp32_multiplier_equals_hwsim_on_corners_and_random_bits():
     for lo, hi in ((20, 110), (100, 150), (180, 254)):
         pairs += [tuple(p) for p in _sparse_operands(rng, 300, lo, hi)]
     dut = Fp32Multiplier()
-    got = _comb(lambda m, a, b: _sub(m, dut, a, b), pairs)
+    got = run_comb(lambda m, a, b: _sub(m, dut, a, b), pairs)
     x, y = (np.array(c, np.uint64).astype(np.uint32) for c in zip(*pairs, strict=True))
     assert got == fp32_mul_array(x, y).tolist()
 
@@ -81,7 +62,7 @@ def test_fp32_to_fp16_equals_hwsim_on_fp16_range_ties_and_specials():
     vals += list(sign_mant | (rng.integers(95, 150, 1200) << 23))  # fp16 normal..underflow
     vals += list(_sparse_operands(rng, 600, 95, 150)[:, 0])  # ties at every rounding point
     vals = np.array(vals, np.uint64).astype(np.uint32)
-    got = _comb(lambda m, a, b: fp32_to_fp16(m, a), [(v, 0) for v in vals])
+    got = run_comb(lambda m, a, b: fp32_to_fp16(m, a), [(v, 0) for v in vals])
     assert got == cast_fp32_to_fp16(vals).view(np.uint16).tolist()
 
 
