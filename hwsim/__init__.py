@@ -11,7 +11,7 @@ from .config import (
     preset_names,
 )
 from .engine import ProgramError, RunResult, Stats, run
-from .gemm import compile_gemm, gemm_tiling
+from .gemm import compile_gemm, gemm_tiling, sparse_operands
 from .program import Program, TensorRef
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "preset_names",
     "run",
     "simulate_gemm",
+    "sparse_operands",
 ]
 
 
@@ -45,8 +46,7 @@ def simulate_gemm(m: int, n: int, k: int, config: AcceleratorConfig | str, *,
         A config, preset name or YAML path.
     sparsity : str, optional
         ``"N:M"`` pattern of B along K; must be one the config supports. Sparse GEMMs are
-        lowered output-stationary and run in timing mode with an estimate (``Stats.estimated``
-        says so).
+        lowered output-stationary (:mod:`hwsim.sparse_tile`).
     dataflow : {"ws", "os"}
     mode : {"timing", "functional"}
         Functional mode runs random operands through the per-cycle model.
@@ -67,16 +67,15 @@ def simulate_gemm(m: int, n: int, k: int, config: AcceleratorConfig | str, *,
         if not cfg.supports_pattern(nm):
             raise ConfigError("sparsity", sparsity, f"a pattern of config {cfg.name!r}: "
                               f"{cfg.array.patterns}")
-        if mode == "functional":
-            raise NotImplementedError("N:M sparse GEMM tiles have no per-cycle model yet; use "
-                                      "mode='timing' (an estimate)")
         if dataflow != "os":
             dataflow = "os"  # sparse tiles are output-stationary
     prog = compile_gemm(m, n, k, cfg, dataflow=dataflow, sparsity=nm)
     inputs = None
     if mode == "functional":
         rng = np.random.default_rng(0)
-        inputs = {"A": rng.integers(-128, 128, (m, k)), "B": rng.integers(-128, 128, (k, n))}
+        a = rng.integers(-128, 128, (m, k))
+        b = rng.integers(-128, 128, (k, n))
+        inputs = {"A": a, "B": b} if nm is None else sparse_operands(a, b, *nm)
     stats = run(prog, cfg, mode, inputs=inputs, macs=m * n * k).stats
     if trace is not None:
         from .trace import write_trace

@@ -1,10 +1,10 @@
 """The machine as an executable specification: ``run(program, config, mode)``.
 
 ``mode="functional"`` executes every command on modelled buffers and DRAM, stepping the PE array
-register by register (:mod:`hwsim.systolic_array`), and returns the output tensors with the
-statistics. ``mode="timing"`` computes the same statistics from the closed forms of
-:mod:`hwsim.timing` without touching values. Both schedule commands with the decoupled
-controller of :mod:`hwsim.schedule`, which the RTL implements cycle for cycle.
+register by register (:mod:`hwsim.systolic_array`, :mod:`hwsim.sparse_tile`), and returns the
+output tensors with the statistics. ``mode="timing"`` computes the same statistics from the
+closed forms of :mod:`hwsim.timing` without touching values. Both schedule commands with the
+decoupled controller of :mod:`hwsim.schedule`, which the RTL implements cycle for cycle.
 """
 
 from __future__ import annotations
@@ -20,15 +20,14 @@ from .numerics import fp32_add_array
 from .program import Program
 from .schedule import ScheduleError, schedule, schedule_per_cycle
 from .sore import check_prune, prune, prune_cost
+from .sparse_tile import os_sparse_tile_per_cycle
 from .systolic_array import os_tile_per_cycle, ws_tile_per_cycle
 from .timing import elem_bytes, unit_cycles
 from .vector_unit import check_update, update, update_cost, update_entries
 
-__all__ = ["SPARSE_ESTIMATE", "ProgramError", "RunResult", "Stats", "run"]
+__all__ = ["ProgramError", "RunResult", "Stats", "run"]
 
 MODES = ("timing", "functional")
-SPARSE_ESTIMATE = ("N:M sparse GEMM tiles: the dense closed form with k = compressed steps "
-                   "(no per-cycle model or RTL yet)")
 _UNIT_NAMES = {u: u.name.lower() for u in isa.Unit}
 
 
@@ -64,8 +63,6 @@ class Stats:
         Useful multiply-accumulates (padding excluded).
     utilisation : float
         ``macs / (cycles * PEs)``.
-    estimated : list of str
-        Parts of this run whose cycles are estimates rather than a model the RTL matches.
     accept_cycles, start_cycles, retire_cycles : list of int
         Per command: the cycle the controller accepted it, its unit started it, and its unit
         finished it (cycle 0: first command accepted).
@@ -78,7 +75,6 @@ class Stats:
     energy_pj: dict[str, float] = field(default_factory=dict)
     macs: int = 0
     utilisation: float = 0.0
-    estimated: list[str] = field(default_factory=list)
     accept_cycles: list[int] = field(default_factory=list)
     start_cycles: list[int] = field(default_factory=list)
     retire_cycles: list[int] = field(default_factory=list)
@@ -160,6 +156,10 @@ def _check(i: int, cmd: isa.Command, config: AcceleratorConfig) -> None:
                 raise ProgramError(i, cmd, "k", f"{cmd.k} compressed steps are not a whole "
                                    f"number of groups of {cmd.n}")
             rows_a = cmd.k // cmd.n << cmd.log2m  # the activations of whole groups
+            if cmd.a_addr % (1 << cmd.log2m):
+                raise ProgramError(i, cmd, "a_addr", f"{cmd.a_addr} is not a multiple of "
+                                   f"M={1 << cmd.log2m}: a sparse tile reads each group of "
+                                   "ACT entries in one access of the banked buffer")
             if cmd.idx_addr + cmd.k > config.idx_depth:
                 raise ProgramError(i, cmd, "idx_addr", f"entries {cmd.idx_addr}.."
                                    f"{cmd.idx_addr + cmd.k - 1} overflow the IDX buffer of "
@@ -227,7 +227,14 @@ def _execute(cmd: isa.Command, m: _Machine, config: AcceleratorConfig) -> int:
         return 0
     if isinstance(cmd, isa.Gemm):
         act, wgt, acc = (m.buffers[b] for b in (isa.Buffer.ACT, isa.Buffer.WGT, isa.Buffer.ACC))
-        if cmd.dataflow == isa.Dataflow.OS:
+        if cmd.sparse:
+            gm = 1 << cmd.log2m
+            res, _ = os_sparse_tile_per_cycle(
+                act[cmd.a_addr:cmd.a_addr + cmd.k // cmd.n * gm],
+                wgt[cmd.b_addr:cmd.b_addr + cmd.k],
+                m.buffers[isa.Buffer.IDX][cmd.idx_addr:cmd.idx_addr + cmd.k], cmd.n, gm, R, C)
+            rows = R
+        elif cmd.dataflow == isa.Dataflow.OS:
             res, _ = os_tile_per_cycle(act[cmd.a_addr:cmd.a_addr + cmd.k],
                                        wgt[cmd.b_addr:cmd.b_addr + cmd.k], R, C)
             rows = R
@@ -361,7 +368,6 @@ def run(program: Program, config: AcceleratorConfig, mode: str = "timing", *,
         machine = _Machine(config, program.dram_image(inputs or {}))
     cmds = program.commands
     n = len(cmds)
-    estimated: set[str] = set()
     R, C = config.array.rows, config.array.cols
     unit = np.empty(n, np.int64)
     dur = np.empty(n, np.int64)
@@ -370,11 +376,6 @@ def run(program: Program, config: AcceleratorConfig, mode: str = "timing", *,
     control = np.empty(n, np.bool_)
     for i, cmd in enumerate(cmds):
         _check(i, cmd, config)
-        if isinstance(cmd, isa.Gemm) and cmd.sparse:
-            if mode == "functional":
-                raise ProgramError(i, cmd, "sparse", "N:M sparse tiles have no per-cycle model "
-                                   "yet; timing mode estimates them")
-            estimated.add(SPARSE_ESTIMATE)
         unit[i] = int(cmd.UNIT)
         dur[i] = unit_cycles(cmd, config)
         wait[i] = cmd.wait
@@ -464,7 +465,6 @@ def run(program: Program, config: AcceleratorConfig, mode: str = "timing", *,
     stats.busy = busy
     stats.stalls = stall
     stats.bytes = nbytes
-    stats.estimated = sorted(estimated)
     stats.macs = padded_macs if macs is None else macs
     stats.utilisation = stats.macs / (stats.cycles * R * C) if stats.cycles else 0.0
     e = config.energy

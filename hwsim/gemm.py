@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from . import isa
 from .config import AcceleratorConfig
 from .program import Program, TensorRef
 
-__all__ = ["GemmTiling", "compile_gemm", "gemm_tiling"]
+__all__ = ["GemmTiling", "compile_gemm", "gemm_tiling", "sparse_operands"]
 
 
 @dataclass(frozen=True)
@@ -83,9 +85,10 @@ def compile_gemm(m: int, n: int, k: int, config: AcceleratorConfig, *,
 
     With ``sparsity=(N, M)`` B is N:M along K and held compressed in DRAM (values ``Bv`` and
     in-group indices ``Bi``, ``ceil(K/M)*N`` rows each, the format of
-    ``algorithms.nm.compress``); tiles are output-stationary sparse GEMMs. hwsim has no
-    per-cycle model of sparse tiles yet, so such programs run in timing mode only, with the
-    estimate of :func:`hwsim.timing.unit_cycles`.
+    ``algorithms.nm.compress``); tiles are output-stationary sparse GEMMs
+    (:mod:`hwsim.sparse_tile`). A is then stored with K padded by zero columns to a whole
+    number of groups (shape ``(M_rows, ceil(K/M)*M)``), because a sparse tile reads each
+    group of activations whole.
 
     Raises
     ------
@@ -108,7 +111,8 @@ def compile_gemm(m: int, n: int, k: int, config: AcceleratorConfig, *,
     def align(x: int) -> int:
         return (x + 63) // 64 * 64
 
-    a = TensorRef(0, (m, k), op, order="col" if dataflow == "os" else "row")
+    ka = k if sparsity is None else -(-k // sparsity[1]) * sparsity[1]
+    a = TensorRef(0, (m, ka), op, order="col" if dataflow == "os" else "row")
     if sparsity is None:
         b = TensorRef(align(a.addr + a.nbytes), (k, n), op)
         c = TensorRef(align(b.addr + b.nbytes), (m, n), acc)
@@ -207,8 +211,9 @@ def _lower_os(t: GemmTiling, config: AcceleratorConfig, a: TensorRef, b: TensorR
                 # A stays resident across the N loop when the whole reduction fits
                 a_addr = (row % 2) * half_act if t.a_resident else (g % 2) * half_act
                 if not t.a_resident or n0 == 0:
-                    em.load(isa.Buffer.ACT, a_addr, a.addr + (k0 * t.m + m0) * eb, kc, mr,
-                            t.m * eb)
+                    # sparse tiles read whole groups: the zero padding of A up to one
+                    em.load(isa.Buffer.ACT, a_addr, a.addr + (k0 * t.m + m0) * eb,
+                            -(-kc // gm) * gm, mr, t.m * eb)
                 # compressed rows of this chunk (all of it when dense)
                 c0, cc = k0 // gm * gn, -(-kc // gm) * gn
                 em.load(isa.Buffer.WGT, b_addr, b.addr + (c0 * t.n + n0) * eb, cc, nc, t.n * eb)
@@ -249,3 +254,30 @@ def _lower_ws(t: GemmTiling, config: AcceleratorConfig, a: TensorRef, b: TensorR
                         idx_addr=0, k=kc, m=mc, dataflow=isa.Dataflow.WS, accumulate=int(k0 > 0))
             em.store(isa.Buffer.ACC, c_addr, c.addr + (m0 * t.n + n0) * cb, mc, nc, t.n * cb)
     return em.cmds
+
+
+def sparse_operands(a: np.ndarray, b: np.ndarray, n: int, m: int) -> dict[str, np.ndarray]:
+    """Inputs of a sparse :func:`compile_gemm` program from dense A[M,K] and B[K,N].
+
+    B is pruned to N:M along K (the ``n`` largest ``|b|`` of each group, lower index first on
+    ties) and compressed to values ``Bv`` and in-group indices ``Bi`` (increasing within a
+    group, the format of ``algorithms.nm.compress``); A and B are zero-padded along K to whole
+    groups. ``B`` in the result is the pruned dense B (padded), the reference operand.
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+        raise ValueError(f"A{a.shape} and B{b.shape} are not the operands of one GEMM")
+    k = a.shape[1]
+    kp = -(-k // m) * m
+    ap = np.zeros((a.shape[0], kp), a.dtype)
+    ap[:, :k] = a
+    bp = np.zeros((kp, b.shape[1]), b.dtype)
+    bp[:k] = b
+    groups = bp.reshape(kp // m, m, -1)
+    order = np.argsort(-np.abs(groups.astype(np.float64)), axis=1, kind="stable")[:, :n]
+    idx = np.sort(order, axis=1)
+    vals = np.take_along_axis(groups, idx, axis=1)
+    pruned = np.zeros_like(groups)
+    np.put_along_axis(pruned, idx, vals, axis=1)
+    return {"A": ap, "Bv": vals.reshape(-1, b.shape[1]), "Bi": idx.reshape(-1, b.shape[1])
+            .astype(np.uint8), "B": pruned.reshape(kp, -1)}

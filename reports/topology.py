@@ -37,7 +37,6 @@ def simulate_topology(path: str | Path, config: AcceleratorConfig, *,
             "cycles": s.cycles, "utilisation": round(s.utilisation, 4),
             "dram_read_B": s.bytes["dram_read"], "dram_write_B": s.bytes["dram_write"],
             "energy_uJ": round(s.energy_total_pj / 1e6, 3),
-            "estimated": bool(s.estimated),
             "sim_s": round(time.perf_counter() - t0, 3),
         })
     return pd.DataFrame(rows)

@@ -216,18 +216,6 @@ def test_update_program_equals_separately_rounded_torch_ops():
     assert res.stats.energy_pj["vector"] > 0
 
 
-def test_sparse_gemm_timing_is_an_estimate_and_cheaper_than_dense():
-    dense = simulate_gemm(64, 48, 256, "tiny", dataflow="os")
-    sparse = simulate_gemm(64, 48, 256, "tiny", sparsity="2:8")
-    assert sparse.estimated and "N:M sparse GEMM tiles" in sparse.estimated[0]
-    assert not dense.estimated
-    # 4x fewer reduction steps and weight bytes, same activations and outputs
-    assert dense.cycles / 4 < sparse.cycles < dense.cycles
-    assert sparse.bytes["dram_write"] == dense.bytes["dram_write"]
-    with pytest.raises(NotImplementedError, match="no per-cycle model yet"):
-        simulate_gemm(8, 8, 8, "tiny", sparsity="2:8", mode="functional")
-
-
 def test_sparse_program_checks_whole_groups():
     bad = isa.Gemm(a_addr=0, b_addr=0, c_addr=0, idx_addr=0, k=3, m=0, sparse=1, n=2, log2m=3)
     with pytest.raises(ProgramError, match="3 compressed steps are not a whole number of "
