@@ -4,7 +4,10 @@ This module is the executable specification of the PE's and the vector engine's 
 The floating-point kernels work on raw IEEE-754 bit patterns (``uint16`` for binary16,
 ``uint32`` for binary32) and are written so that an RTL engineer can follow them step by step;
 they are Numba ``@njit`` functions, so the cycle-level kernels can call them too. Results
-depend only on integer operations, never on the host FPU's rounding or flush-to-zero mode.
+depend only on integer operations, never on the host FPU's rounding or flush-to-zero mode. The
+one exception is :func:`fp16_mac`, the PE step the per-cycle kernels run, which adds on the
+host's float32 adder for speed: it returns the bits of the integer datapath
+:func:`fp16_mac_bitlevel` whatever the flush-to-zero mode, given the default rounding mode.
 
 Numeric policy
 --------------
@@ -58,8 +61,8 @@ Error bound against exact arithmetic
     most twice the bound.
 
 Bit-pattern kernels (``@njit``, scalars, callable from other Numba kernels):
-:func:`fp16_mul_exact`, :func:`fp32_add`, :func:`fp16_mac`, :func:`fp16_to_fp32`,
-:func:`fp32_to_fp16`. Array functions (Python): :func:`fp32_add_array`,
+:func:`fp16_mul_exact`, :func:`fp32_add`, :func:`fp16_mac_bitlevel`, :func:`fp16_mac`,
+:func:`fp16_to_fp32`, :func:`fp32_to_fp16`. Array functions (Python): :func:`fp32_add_array`,
 :func:`fp16_mul_exact_array`, :func:`fp16_mac_sequence`, :func:`fp16_matmul`,
 :func:`int8_matmul`, :func:`cast_fp32_to_fp16`, :func:`cast_fp16_to_fp32`.
 """
@@ -85,6 +88,7 @@ __all__ = [
     "f16_bits",
     "f32_bits",
     "fp16_mac",
+    "fp16_mac_bitlevel",
     "fp16_mac_sequence",
     "fp16_matmul",
     "fp16_mul_exact",
@@ -149,7 +153,8 @@ def bits_f16(u) -> np.ndarray | np.float16:
 
 
 # ---------------------------------------------------------------- bit-level kernels
-# Integer arithmetic only, so results never depend on the host FPU's flush-to-zero state.
+# Integer arithmetic only (except fp16_mac, see there), so results never depend on the host
+# FPU's flush-to-zero state.
 # inline="always" makes Numba inline these into every calling kernel, also when either side
 # comes from the on-disk cache (linked cached code is not inlined by LLVM); fp16_matmul's
 # vectorised inner loop depends on it.
@@ -290,9 +295,61 @@ def fp32_add(a, b):
 
 
 @njit(cache=True, inline="always")
-def fp16_mac(acc, a, b):
-    """One PE step: ``fp32_add(acc, fp16_mul_exact(a, b))`` on bit patterns."""
+def fp16_mac_bitlevel(acc, a, b):
+    """One PE step as the RTL's datapath: ``fp32_add(acc, fp16_mul_exact(a, b))`` on bits.
+
+    The reference for :func:`fp16_mac`, which returns the same bits faster.
+    """
     return fp32_add(acc, fp16_mul_exact(a, b))
+
+
+@njit(cache=True, inline="always")
+def fp16_mac(acc, a, b):
+    """One PE step: ``fp32_add(acc, fp16_mul_exact(a, b))`` on bit patterns, bit for bit.
+
+    Parameters
+    ----------
+    acc : uint32
+        binary32 bit pattern of the accumulator.
+    a, b : uint16
+        binary16 bit patterns of the operands.
+
+    Returns
+    -------
+    uint32
+        binary32 bit pattern of ``acc + a * b``, the bits of :func:`fp16_mac_bitlevel`.
+
+    Notes
+    -----
+    The per-cycle kernels call this once per PE per cycle, so the addition runs on the host
+    FPU's float32 adder (one instruction) instead of the bit-level :func:`fp32_add`; the
+    result bits are the same, which the tests check against :func:`fp16_mac_bitlevel`:
+
+    * The host adder is IEEE binary32 with round to nearest, ties to even: Numba compiles
+      without fastmath, x86-64 adds float32 in SSE registers (no x87 extended precision), and
+      nothing in this program changes the FPU's rounding mode from its default.
+    * The product is exact and NaN-canonical already (:func:`fp16_mul_exact`); every NaN sum
+      is replaced by :data:`CANONICAL_NAN_F32`. Signed zeros, infinities, ``inf - inf`` and
+      overflow to infinity are IEEE's, as in :func:`fp32_add`.
+    * The FPU's flush-to-zero and denormals-are-zero modes (which some libraries switch on,
+      e.g. ``torch.set_flush_denormal``) cannot change a result. Products are normal or zero.
+      An accumulator that is normal or zero plus a product is never subnormal: a nonzero
+      product is a multiple of 2^-48, an accumulator that nearly cancels it exceeds 2^-49 in
+      magnitude and so is a multiple of 2^-72, and so is their nonzero sum. A subnormal
+      accumulator plus a nonzero product rounds to the product (the accumulator is far below
+      the product's rounding threshold), which a flushed accumulator also gives; plus a zero
+      product it stays itself, which a multiplexer selects (``x + 0 = x`` for every nonzero
+      ``x``).
+
+    No branches, so loops over independent accumulators still vectorise.
+    """
+    x = np.int64(acc) & 0xFFFFFFFF
+    p = np.int64(fp16_mul_exact(a, b))
+    s = np.float32(np.uint32(x).view(np.float32) + np.uint32(p).view(np.float32))
+    r = np.int64(np.float32(s).view(np.uint32))
+    r = x if (((p & 0x7FFFFFFF) == 0) & ((x & 0x7FFFFFFF) != 0)) else r
+    r = CANONICAL_NAN_F32 if (r & 0x7FFFFFFF) > _INF32 else r
+    return np.uint32(r)
 
 
 @njit(cache=True)

@@ -142,6 +142,8 @@ def ws_tile_per_cycle(a_rows: np.ndarray, w: np.ndarray, rows: int, cols: int, a
 
 @njit(cache=True, inline="always")
 def _mac(acc, a, b, fp):
+    # fp16_mac is inlined here, and Numba's cache of this file's kernels does not see edits to
+    # numerics.py: after changing the MAC, clear the cache (or NUMBA_CACHE_DIR) to rebuild them.
     if fp:
         return np.int64(fp16_mac(np.uint32(acc), np.uint16(a), np.uint16(b)))
     return acc + a * b

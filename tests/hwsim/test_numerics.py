@@ -23,6 +23,7 @@ from hwsim.numerics import (
     f16_bits,
     f32_bits,
     fp16_mac,
+    fp16_mac_bitlevel,
     fp16_mac_sequence,
     fp16_matmul,
     fp16_mul_exact,
@@ -423,6 +424,96 @@ def test_fp16_mac_sequence_matches_numpy_step_by_step(acc0, pairs):
         acc = step
     assert fp16_mac_sequence(acc0, a, b) == acc[0]
     assert fp16_mac_sequence(acc0, a.view(np.float16), b.view(np.float16)) == acc[0]
+
+
+@njit(cache=True)
+def _mac_mismatches(n, seed, specials32, specials16):
+    """Over ``n`` structured random (acc, a, b), count where :func:`fp16_mac` (host float32
+    adder) and :func:`fp16_mac_bitlevel` (integer datapath) differ; also return how many
+    cases hit each accumulator kind, so a test can check the mix really reached them."""
+    np.random.seed(seed)
+    bad = 0
+    kinds = np.zeros(6, np.int64)
+    for _ in range(n):
+        ops = np.zeros(2, np.int64)
+        for t in range(2):
+            r = np.random.randint(0, 4)
+            if r == 0:
+                ops[t] = specials16[np.random.randint(0, specials16.size)]
+            elif r == 1:  # subnormal or tiny normal: exponent field 0..2
+                ops[t] = np.random.randint(0, 3 << 10) | np.random.randint(0, 2) << 15
+            else:
+                ops[t] = np.random.randint(0, 1 << 16)
+        a, b = ops[0], ops[1]
+        p = np.int64(fp16_mul_exact(a, b))
+        kind = np.random.randint(0, 6)
+        if kind == 0:
+            acc = np.random.randint(0, 1 << 32)
+        elif kind == 1:
+            acc = specials32[np.random.randint(0, specials32.size)]
+        elif kind == 2:  # near cancellation: -p give or take a few ulps
+            acc = ((p ^ 0x80000000) + np.random.randint(-8, 9)) & 0xFFFFFFFF
+        elif kind == 3:  # p shifted 0..30 binades up or down, random low bits: ties, sticky
+            d = np.random.randint(-30, 31)
+            acc = (p + (d << 23)) ^ np.random.randint(0, 1 << np.random.randint(0, 24))
+            acc = (acc ^ (np.random.randint(0, 2) << 31)) & 0xFFFFFFFF
+        elif kind == 4:  # subnormal accumulator, or +-0
+            acc = np.random.randint(0, 1 << np.random.randint(0, 24))
+            acc |= np.random.randint(0, 2) << 31
+        else:  # around the overflow threshold
+            acc = (0x7F7FFFFF - np.random.randint(0, 1 << 20)) | np.random.randint(0, 2) << 31
+        kinds[kind] += 1
+        if fp16_mac(acc, a, b) != fp16_mac_bitlevel(acc, a, b):
+            bad += 1
+    return bad, kinds
+
+
+def test_fp16_mac_equals_bit_level_datapath_on_four_million_structured_cases():
+    s32 = np.array(SPECIAL_F32, np.int64)
+    s16 = np.array(SPECIAL_F16, np.int64)
+    bad, kinds = _mac_mismatches(4_000_000, 1, s32, s16)
+    assert bad == 0 and kinds.min() > 600_000
+
+
+def test_fp16_mac_equals_bit_level_datapath_on_every_special_triple():
+    s32 = np.array(SPECIAL_F32, np.uint32)
+    s16 = np.array(SPECIAL_F16, np.uint16)
+    for acc in s32:
+        for a in s16:
+            for b in s16:
+                assert fp16_mac(acc, a, b) == fp16_mac_bitlevel(acc, a, b), (acc, a, b)
+
+
+def test_fp16_mac_is_unchanged_by_flush_to_zero_and_denormals_are_zero():
+    """torch.set_flush_denormal switches the FPU's FTZ/DAZ modes on for this thread, which
+    flushes fp32 subnormals in numpy and Numba code; fp16_mac's bits must not move."""
+    s32 = np.array(SPECIAL_F32, np.int64)
+    s16 = np.array(SPECIAL_F16, np.int64)
+    tiny = np.array([2.0**-140], np.float32)
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU has no flush-to-zero mode")
+    try:
+        assert tiny[0] * np.float32(1.0) == 0.0  # the mode is really on
+        bad, _ = _mac_mismatches(300_000, 2, s32, s16)
+        subnormal_acc = [fp16_mac(0x00000001, 0x0000, 0x3C00), fp16_mac(0x807FFFFF, 0x8000, 0)]
+    finally:
+        torch.set_flush_denormal(False)
+    assert tiny[0] * np.float32(1.0) != 0.0
+    assert bad == 0
+    assert subnormal_acc == [0x00000001, 0x807FFFFF]
+
+
+@settings(max_examples=500, deadline=None)
+@given(u32s | st.sampled_from(SPECIAL_F32), st.sampled_from(SPECIAL_F16) | u16s, u16s)
+def test_fp16_mac_random_triples_equal_bit_level_datapath(acc, a, b):
+    assert fp16_mac(acc, a, b) == fp16_mac_bitlevel(acc, a, b)
+
+
+@pytest.mark.slow
+def test_fp16_mac_equals_bit_level_datapath_on_200_million_structured_cases():
+    s32 = np.array(SPECIAL_F32, np.int64)
+    s16 = np.array(SPECIAL_F16, np.int64)
+    assert _mac_mismatches(200_000_000, 3, s32, s16)[0] == 0
 
 
 def test_fp16_mac_sequence_order_matters_and_is_increasing_k():

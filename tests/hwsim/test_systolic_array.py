@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from hwsim import isa
 from hwsim.config import preset
-from hwsim.numerics import fp16_matmul
+from hwsim.numerics import fp16_mac_bitlevel, fp16_matmul
 from hwsim.systolic_array import (
     os_feed_cycles,
     os_tile_per_cycle,
@@ -96,6 +96,38 @@ def test_fp16_ws_tile_is_bit_exact_with_numerics_from_old_accumulators(m, rows, 
     assert cycles == ws_stream_cycles(k, m, rows, cols)
     out, _ = ws_tile_per_cycle(a, w, rows, cols)
     np.testing.assert_array_equal(_bits(out), _bits(fp16_matmul(a[:, :k].copy(), w)))
+
+
+def _bit_level_matmul(a, b, acc):
+    """``acc + a @ b`` through the RTL's integer datapath, one MAC at a time, k = 0, 1, ..."""
+    out = acc.astype(np.uint32).copy()
+    for i in range(a.shape[0]):
+        for j in range(b.shape[1]):
+            for t in range(a.shape[1]):
+                out[i, j] = fp16_mac_bitlevel(out[i, j], a[i, t], b[t, j])
+    return out
+
+
+@settings(max_examples=25, deadline=None)
+@given(m=st.integers(0, 12), rows=st.integers(1, 5), cols=st.integers(1, 5),
+       seed=st.integers(0, 2**32 - 1))
+def test_fp16_tiles_equal_bit_level_datapath_from_subnormal_and_special_accumulators(
+        m, rows, cols, seed):
+    rng = np.random.default_rng(seed)
+    a = _fp16(rng, (m, rows), corners=0.4)
+    w = _fp16(rng, (rows, cols), corners=0.4)
+    b = _fp16(rng, (m, cols), corners=0.4)
+    # old ACC entries: fp32 subnormals of both signs, some +-0, +-inf, NaN, the largest finite
+    c0 = rng.integers(0, 2**23, (m, cols)) | rng.integers(0, 2, (m, cols)) << 31
+    pick = rng.random((m, cols)) < 0.3
+    specials = np.array([0, 2**31, 0x7F800000, 0xFF800000, 0x7FC00001, 0x7F7FFFFF])
+    c0[pick] = rng.choice(specials, int(pick.sum()))
+    c0 = c0.astype(np.uint32)
+    out, _ = ws_tile_per_cycle(a, w, rows, cols, acc=c0.view(np.float32))
+    np.testing.assert_array_equal(_bits(out), _bit_level_matmul(a, w, c0))
+    acc, _ = os_tile_per_cycle(a, b, rows, cols)
+    np.testing.assert_array_equal(
+        _bits(acc), _bit_level_matmul(a.T, b, np.zeros((rows, cols), np.uint32)))
 
 
 def test_fp16_nan_is_canonical_and_infinities_propagate():
