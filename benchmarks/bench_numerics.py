@@ -1,10 +1,11 @@
 """Speed of the bit-exact fp16 x fp16 -> fp32 matmul against numpy's float32 matmul.
 
-``hwsim.numerics.fp16_matmul`` runs the bit-level adder and multiplier of the PE on one
-thread; numpy runs BLAS sgemm on the same values widened to float32, by default also on one
-thread (``--blas-threads``; on a loaded 2-core machine multithreaded OpenBLAS mostly measures
-its own spin-waiting). Both are timed after a warm-up call (JIT compile or cache load), best
-of ``--repeat``.
+``hwsim.numerics.fp16_matmul`` runs the PE's exact fp16 product and an fp32
+round-to-nearest-even addition (``hwsim.numerics.fp16_mac``, bit-identical to the bit-level
+datapath) on one thread; numpy runs BLAS sgemm on the same values widened to float32, by
+default also on one thread (``--blas-threads``; on a loaded 2-core machine multithreaded
+OpenBLAS mostly measures its own spin-waiting). Both are timed after a warm-up call (JIT
+compile or cache load), best of ``--repeat``.
 
 Run::
 

@@ -10,7 +10,7 @@ import numpy as np
 from hwsim import isa
 from hwsim.config import AcceleratorConfig
 from hwsim.engine import run
-from hwsim.gemm import compile_gemm
+from hwsim.gemm import compile_gemm, sparse_operands
 from hwsim.program import Program
 
 __all__ = ["command_end_cycles", "cosim_programs", "gemm_cosim", "gemm_program_case"]
@@ -36,15 +36,23 @@ def command_end_cycles(program: Program, retires: list[tuple[int, int]]) -> list
 
 
 def gemm_program_case(config: AcceleratorConfig, m: int, n: int, k: int,
-                      rng: np.random.Generator, dataflow: str = "os"
+                      rng: np.random.Generator, dataflow: str = "os",
+                      sparsity: tuple[int, int] | None = None
                       ) -> tuple[Program, dict[str, np.ndarray]]:
-    """A GEMM program with random operands of the config's datatype (int8 or fp16)."""
+    """A GEMM program with random operands of the config's datatype (int8 or fp16).
+
+    With ``sparsity=(N, M)`` B is pruned to N:M along K and the values are those of
+    :func:`hwsim.sparse_operands` (``B`` is then the pruned dense B, the reference operand).
+    """
     if config.array.dtype == "int8":
         a = rng.integers(-128, 128, (m, k), dtype=np.int64).astype(np.int8)
         b = rng.integers(-128, 128, (k, n), dtype=np.int64).astype(np.int8)
     else:
         a = rng.standard_normal((m, k)).astype(np.float16)
         b = rng.standard_normal((k, n)).astype(np.float16)
+    if sparsity is not None:
+        return (compile_gemm(m, n, k, config, dataflow="os", sparsity=sparsity),
+                sparse_operands(a, b, *sparsity))
     return compile_gemm(m, n, k, config, dataflow=dataflow), {"A": a, "B": b}
 
 

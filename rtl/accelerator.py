@@ -40,13 +40,16 @@ class Accelerator(wiring.Component):
     Notes
     -----
     This datapath runs dense GEMM tiles (int8 or fp16 by ``config.array.dtype``, output- or
-    weight-stationary per command), UPDATE on the vector unit (SGD, SGD with momentum; fp32
+    weight-stationary per command) and N:M sparse tiles (output-stationary, compressed weights
+    in WGT with their indices in IDX, the ACT buffer banked by the largest M so one read
+    returns a group of activations), UPDATE on the vector unit (SGD, SGD with momentum; fp32
     words in the VEC buffer, hyper-parameters from SETREG registers), PRUNE on the SORE (N:M along
     K, from WGT to WGT + IDX), LOAD and STORE of ACT, WGT, ACC and IDX, SETREG and SYNC, with
     DMA-in, DMA-out, the array and the SORE running concurrently under the semaphores of
     :mod:`hwsim.schedule`. Buffer ports: ACT and WGT are written by DMA-in (WGT also by the SORE)
-    and read by the array (or DMA-out, or the SORE); ACC is written by the array (or DMA-in)
-    and has a second read port for DMA-out, so a tile is stored while the next one computes.
+    and read by the array (or DMA-out, or the SORE); IDX is read by the array (or DMA-out);
+    ACC is written by the array (or DMA-in) and has a second read port for DMA-out, so a tile
+    is stored while the next one computes.
     Programs must not use one port from two units at once (hwsim rejects them).
     """
 
@@ -78,7 +81,7 @@ class Accelerator(wiring.Component):
         m.submodules.dma_out = dma_out = DmaOut(cfg)
         m.submodules.gemm = gemm = ArrayUnit(cfg)
         eb = cfg.array.elem_bytes
-        m.submodules.act = act = BufferMemory(R * 8 * eb, cfg.act_depth)
+        m.submodules.act = act = BufferMemory(R * 8 * eb, cfg.act_depth, banks=gemm.group)
         m.submodules.wgt = wgt = BufferMemory(C * 8 * eb, cfg.wgt_depth)
         m.submodules.acc = acc = BufferMemory(C * 32, cfg.acc_depth, read_ports=2)
         m.submodules.idx = idx = BufferMemory(C * 8, cfg.idx_depth)
@@ -135,7 +138,8 @@ class Accelerator(wiring.Component):
         m.d.comb += [
             gemm.start.eq(ctrl.start_array), gemm.a_addr.eq(g.a_addr), gemm.b_addr.eq(g.b_addr),
             gemm.c_addr.eq(g.c_addr), gemm.k.eq(g.k), gemm.accumulate.eq(g.accumulate),
-            gemm.dataflow.eq(g.dataflow), gemm.m.eq(g.m),
+            gemm.dataflow.eq(g.dataflow), gemm.m.eq(g.m), gemm.sparse.eq(g.sparse),
+            gemm.n.eq(g.n), gemm.log2m.eq(g.log2m), gemm.idx_addr.eq(g.idx_addr),
             ctrl.busy_array.eq(gemm.busy), ctrl.done_array.eq(gemm.done),
         ]
 
@@ -170,8 +174,13 @@ class Accelerator(wiring.Component):
         else:
             m.d.comb += [idx.wr.addr.eq(dma_in.wr.addr), idx.wr.data.eq(dma_in.wr.data[:idx.width]),
                          idx.wr.en.eq(idx_dma)]
-        m.d.comb += [idx.rd.addr.eq(dma_out.rd.addr),
-                     idx.rd.en.eq(dma_out.rd.en & (dma_out.sel == isa.Buffer.IDX))]
+        # IDX reads: the array (sparse tiles), unless DMA-out is storing IDX.
+        idx_out = dma_out.busy & (dma_out.sel == isa.Buffer.IDX)
+        m.d.comb += [idx.rd.addr.eq(Mux(idx_out, dma_out.rd.addr, gemm.idx.addr)),
+                     idx.rd.en.eq(Mux(idx_out, dma_out.rd.en, gemm.idx.en)),
+                     gemm.idx.data.eq(idx.rd.data)]
+        if gemm.group > 1:
+            m.d.comb += gemm.act_row.eq(act.row)
         # ACC: the array writes (DMA-in may preload it); port 0 for the array's
         # read-modify-write, port 1 for DMA-out.
         m.d.comb += [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal, Value, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -36,6 +36,16 @@ class ArrayUnit(wiring.Component):
     ``C - 1 - j`` registers so that output row ``t`` is whole on cycle ``k + t + R + C + 1``,
     when it is written to ACC entry ``c_addr + t``.
 
+    N:M sparse (``sparse``, output-stationary only): ``k`` counts compressed steps, ``n`` per
+    group of ``M = 2**log2m``. Step ``s`` reads WGT entry ``b_addr + s`` (the compressed values),
+    IDX entry ``idx_addr + s`` (their in-group indices) and the ACT row holding entries
+    ``a_addr + g*M .. a_addr + g*M + M - 1`` of its group ``g = s // n`` (``act_row``: the ACT
+    buffer is banked ``G`` ways, ``G`` the largest M of the config, and ``a_addr`` is a multiple
+    of M). Row ``i`` of the array receives lane ``i`` of the G entries as its group; column
+    ``j`` receives the value and the select ``(a_addr + g*M) % G + idx[j]``, skewed like a dense
+    operand, so PE ``(i, j)`` multiplies by ``A[i, g*M + idx[s, j]]``
+    (:mod:`hwsim.sparse_tile`). Timing is that of a dense OS tile of ``k`` steps.
+
     OS ``accumulate``: the drain writes ``old + new`` (read-modify-write; int8: wrapping int32
     add; fp16: one fp32 round-to-nearest-even addition :func:`rtl.pe.fp32_add` per lane, so the
     tile's sum is rounded first and then added to the old value); otherwise ``new``.
@@ -56,14 +66,15 @@ class ArrayUnit(wiring.Component):
         Streamed activation rows (WS).
     accumulate, dataflow, sparse : In(1)
     n : In(4), log2m : In(3)
-        The N:M pattern of a sparse tile (sparse tiles are not implemented by this unit: the
-        controller must not issue them; ``idx`` stays idle).
+        The N:M pattern of a sparse tile.
     done : Out(1)
         High for one cycle, the cycle of the last ACC write.
     busy : Out(1)
     act : Out(ReadPortSignature(16, R * W)), wgt : Out(ReadPortSignature(16, C * W))
         ``W`` = 8 (int8) or 16 (fp16).
     idx : Out(ReadPortSignature(16, C * 8))
+    act_row : In(G * R * W)
+        The ACT row of the read on ``act`` (only when the config has N:M patterns).
     acc_rd : Out(ReadPortSignature(16, C * 32)), acc_wr : Out(WritePortSignature(16, C * 32))
 
     Latency
@@ -80,7 +91,10 @@ class ArrayUnit(wiring.Component):
         R, C = config.array.rows, config.array.cols
         self.rows, self.cols, self.dtype = R, C, config.array.dtype
         W = operand_width(self.dtype)
+        self.group = max([pm for _, pm in config.array.nm_patterns], default=1)
+        ports = {"act_row": In(self.group * R * W)} if self.group > 1 else {}
         super().__init__({
+            **ports,
             "start": In(1),
             "a_addr": In(16), "b_addr": In(16), "c_addr": In(16), "idx_addr": In(16),
             "k": In(16), "m": In(16),
@@ -106,7 +120,9 @@ class ArrayUnit(wiring.Component):
         mod = Module()
         R, C = self.rows, self.cols
         W = operand_width(self.dtype)
-        mod.submodules.array = array = SystolicArray(R, C, self.dtype)
+        G = self.group
+        lb = G.bit_length() - 1
+        mod.submodules.array = array = SystolicArray(R, C, self.dtype, G)
 
         a_addr, b_addr, c_addr = Signal(16), Signal(16), Signal(16)
         k, mm, acc_mode, ws = Signal(16), Signal(16), Signal(), Signal()
@@ -115,6 +131,10 @@ class ArrayUnit(wiring.Component):
         valid = Signal()  # the ACT/WGT data on the read ports this cycle are a tile's operands
         load = Signal()  # WS: the WGT data on the read port this cycle are a weight row
         lane_on = Signal(R)  # WS: activation lanes i < k; OS: all lanes
+        # N:M sparse OS: slot within the group, the group's first ACT entry, the pattern
+        sparse, n_q, log2m_q = Signal(), Signal(4), Signal(3)
+        idx_addr, slot, grp = Signal(16), Signal(4), Signal(16)
+        base_q = Signal(max(lb, 1))  # the read's offset in its ACT row, aligned with data
 
         # WS schedule (t counts cycles since start): weight reads 1..k, activation (and, when
         # accumulating, old ACC) reads k+1..k+m, ACC writes k+R+C+1..k+R+C+m.
@@ -123,19 +143,28 @@ class ArrayUnit(wiring.Component):
         mod.d.comb += [
             act_step.eq(t - k - 1),
             wr_row.eq(t - (k + R + C + 1)),
-            self.act.addr.eq(a_addr + Mux(ws, act_step[:16], t[:16])),
+            self.act.addr.eq(Mux(sparse, grp, a_addr + Mux(ws, act_step[:16], t[:16]))),
             self.wgt.addr.eq(b_addr + Mux(ws, (k - t)[:16], t[:16])),
+            self.idx.addr.eq(idx_addr + t[:16]),
             self.act.en.eq(1),
             self.wgt.en.eq(1),
+            self.idx.en.eq(sparse),
         ]
+        if G > 1:
+            mod.d.sync += base_q.eq(grp[:lb])
 
         # Skew: row i (column j) passes through i (j) registers before entering the array.
         a_edge = Mux(valid, self.act.data & _lanes(lane_on, W), 0)
         b_edge = Mux(valid & ~ws, self.wgt.data, 0)
         for i in range(R):
             sig = a_edge[i * W:(i + 1) * W]
+            if G > 1:
+                # a group: the dense operand in lane 0, or lane i of each entry of the ACT row
+                group = Cat(*(self.act_row[(g * R + i) * W:(g * R + i + 1) * W]
+                              for g in range(G)))
+                sig = Mux(valid & sparse, group, Cat(sig, Const(0, (G - 1) * W)))
             for s in range(i):
-                reg = Signal(W, name=f"a_skew_{i}_{s}")
+                reg = Signal(len(sig), name=f"a_skew_{i}_{s}")
                 mod.d.sync += reg.eq(sig)
                 sig = reg
             mod.d.comb += array.a_in[i].eq(sig)
@@ -147,6 +176,13 @@ class ArrayUnit(wiring.Component):
                 sig = reg
             # WS weight rows bypass the skew: all columns shift together
             mod.d.comb += array.b_in[j].eq(Mux(load, self.wgt.data[j * W:(j + 1) * W], sig))
+            if G > 1:
+                sel = Mux(valid & sparse, base_q + self.idx.data[j * 8:j * 8 + lb], 0)
+                for s in range(j):
+                    reg = Signal(lb, name=f"sel_skew_{j}_{s}")
+                    mod.d.sync += reg.eq(sel)
+                    sel = reg
+                mod.d.comb += array.sel_in[j].eq(sel)
         # WS top-edge partial sums: +0, or the old ACC row (accumulate), skewed like b.
         for j in range(C):
             sig = Mux(valid & ws & acc_mode, self.acc_rd.data[j * 32:(j + 1) * 32], 0)
@@ -194,7 +230,10 @@ class ArrayUnit(wiring.Component):
                     mod.d.sync += [a_addr.eq(self.a_addr), b_addr.eq(self.b_addr),
                                    c_addr.eq(self.c_addr), k.eq(self.k), mm.eq(self.m),
                                    acc_mode.eq(self.accumulate), ws.eq(self.dataflow),
-                                   t.eq(Mux(self.dataflow, 1, 0))]
+                                   t.eq(Mux(self.dataflow, 1, 0)),
+                                   sparse.eq(self.sparse & ~self.dataflow), n_q.eq(self.n),
+                                   log2m_q.eq(self.log2m), idx_addr.eq(self.idx_addr),
+                                   slot.eq(0), grp.eq(self.a_addr)]
                     mod.d.sync += [lane_on[i].eq(~self.dataflow | (self.k > i))
                                    for i in range(R)]
                     mod.d.comb += array.clear.eq(1)
@@ -205,6 +244,10 @@ class ArrayUnit(wiring.Component):
             with mod.State("FEED"):
                 mod.d.comb += self.busy.eq(1)
                 mod.d.sync += [valid.eq(t < k), t.eq(t + 1)]
+                with mod.If(slot == n_q - 1):
+                    mod.d.sync += [slot.eq(0), grp.eq(grp + (Const(1, 9) << log2m_q))]
+                with mod.Else():
+                    mod.d.sync += slot.eq(slot + 1)
                 with mod.If(t == k + R + C - 2):
                     mod.d.sync += d.eq(0)
                     mod.next = "DRAIN"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth import Module, unsigned
+from amaranth import Const, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -29,6 +29,12 @@ class BufferMemory(wiring.Component):
     """An SRAM of ``depth`` entries of ``width`` bits with one write port and ``read_ports``
     read ports (a simple dual-port block RAM each).
 
+    With ``banks`` = G > 1 the entries are interleaved over G banks, built as one memory of
+    ``ceil(depth / G)`` rows of G entries with a lane write enable: entry ``e`` is lane
+    ``e % G`` of row ``e // G``. A read of entry ``e`` returns that entry on ``rd.data`` and
+    the whole row, the G entries ``e - e % G .. e - e % G + G - 1``, on ``row`` (the N:M sparse
+    array reads one group of activations per access this way).
+
     Members
     -------
     rd : In(ReadPortSignature(16, width))
@@ -36,6 +42,8 @@ class BufferMemory(wiring.Component):
     rd1, ... : In(ReadPortSignature(16, width))
         Further read ports when ``read_ports > 1``.
     wr : In(WritePortSignature(16, width))
+    row : Out(banks * width)
+        With ``banks > 1``: the row of the last read on ``rd`` (latency 1, held like ``data``).
 
     Raises
     ------
@@ -45,16 +53,25 @@ class BufferMemory(wiring.Component):
 
     latency = 1
 
-    def __init__(self, width: int, depth: int, read_ports: int = 1):
-        for name, v in (("width", width), ("depth", depth), ("read_ports", read_ports)):
+    def __init__(self, width: int, depth: int, read_ports: int = 1, banks: int = 1):
+        for name, v in (("width", width), ("depth", depth), ("read_ports", read_ports),
+                        ("banks", banks)):
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise TypeError(f"{name} must be a positive integer, not {v!r}")
-        self.width, self.depth, self.read_ports = width, depth, read_ports
+        if banks & (banks - 1):
+            raise ValueError(f"banks must be a power of two, not {banks}")
+        if banks > 1 and read_ports > 1:
+            raise ValueError("a banked buffer has one read port")
+        self.width, self.depth, self.read_ports, self.banks = width, depth, read_ports, banks
         ports = {"rd": In(ReadPortSignature(16, width))}
         ports.update({f"rd{i}": In(ReadPortSignature(16, width)) for i in range(1, read_ports)})
+        if banks > 1:
+            ports["row"] = Out(banks * width)
         super().__init__({**ports, "wr": In(WritePortSignature(16, width))})
 
     def elaborate(self, platform):
+        if self.banks > 1:
+            return self._elaborate_banked()
         m = Module()
         m.submodules.mem = mem = Memory(shape=unsigned(self.width), depth=self.depth, init=[])
         wr = mem.write_port()
@@ -66,3 +83,24 @@ class BufferMemory(wiring.Component):
             rd = mem.read_port()
             m.d.comb += [rd.addr.eq(user.addr[:abits]), rd.en.eq(user.en), user.data.eq(rd.data)]
         return m
+
+    def _elaborate_banked(self):
+        m = Module()
+        G, W = self.banks, self.width
+        lb = G.bit_length() - 1
+        rows = -(-self.depth // G)
+        m.submodules.mem = mem = Memory(shape=unsigned(G * W), depth=rows, init=[])
+        wr = mem.write_port(granularity=W)
+        rd = mem.read_port()
+        abits = max(1, (rows - 1).bit_length())
+        lane = Signal(lb)
+        m.d.comb += [
+            wr.addr.eq(self.wr.addr[lb:lb + abits]), wr.data.eq(self.wr.data.replicate(G)),
+            wr.en.eq(Mux(self.wr.en, Const(1, G) << self.wr.addr[:lb], 0)),
+            rd.addr.eq(self.rd.addr[lb:lb + abits]), rd.en.eq(self.rd.en),
+            self.row.eq(rd.data), self.rd.data.eq(rd.data.word_select(lane, W)),
+        ]
+        with m.If(self.rd.en):
+            m.d.sync += lane.eq(self.rd.addr[:lb])
+        return m
+

@@ -50,9 +50,11 @@ class Controller(wiring.Component):
     units : tuple of isa.Unit
         The units behind this controller, each with the members below.
     patterns : tuple of (int, int)
-        N:M patterns the SORE accepts; other PRUNE commands are rejected (``error``) rather
-        than run, as are PRUNEs along axis 0, of a partial group, or from a buffer other than
-        WGT (``hwsim.sore.check_prune`` rejects the same). UPDATE with Adam is rejected too;
+        N:M patterns the SORE and the array accept. Rejected (``error``) rather than run: PRUNEs
+        of another pattern, along axis 0, of a partial group, or from a buffer other than WGT
+        (``hwsim.sore.check_prune`` rejects the same); N:M GEMMs of another pattern,
+        weight-stationary, of a partial group, or with ``a_addr`` not a multiple of M (as
+        ``hwsim.engine`` checks). UPDATE with Adam is rejected too;
         UPDATEs whose operand ranges overlap are undefined here (``hwsim`` rejects them).
 
     Members
@@ -128,6 +130,21 @@ class Controller(wiring.Component):
             pattern_ok & prune_in.axis & (prune_in.src_buf == isa.Buffer.WGT)
             & ((prune_in.rows & ((1 << prune_in.log2m) - 1)) == 0))
 
+        # an N:M GEMM: a supported pattern, output-stationary, whole groups, a_addr a multiple
+        # of M (the ACT group read), as hwsim.engine checks
+        sparse_ok = Signal()
+        gemm_pat = []
+        for pn, pm in self.patterns:
+            lm = pm.bit_length() - 1
+            ok = (gemm_in.n == pn) & (gemm_in.log2m == lm)
+            if lm:
+                ok = ok & (gemm_in.a_addr[:lm] == 0)
+            if pn > 1:
+                ok = ok & (gemm_in.k % pn == 0)
+            gemm_pat.append(ok)
+        m.d.comb += sparse_ok.eq((sum(gemm_pat) != 0 if gemm_pat else 0)
+                                 & (gemm_in.dataflow == isa.Dataflow.OS))
+
         fifos = {}
         all_empty = Signal()
         all_idle = Signal()
@@ -181,8 +198,8 @@ class Controller(wiring.Component):
                     codes = UNIT_OPCODES[u]
                     hit = sum(op_in == c for c in codes) != 0
                     if u == isa.Unit.ARRAY:
-                        # dense tiles, output- or weight-stationary (N:M tiles not built yet)
-                        hit = hit & ~gemm_in.sparse
+                        # dense tiles in either dataflow; N:M tiles output-stationary
+                        hit = hit & (~gemm_in.sparse | sparse_ok)
                     if u == isa.Unit.SORE:
                         hit = hit & prune_ok
                     if u == isa.Unit.VECTOR:

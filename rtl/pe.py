@@ -24,6 +24,11 @@ def check_dtype(dtype: object) -> None:
         raise ValueError(f"dtype must be one of {DTYPES}, not {dtype!r}")
 
 
+def check_group(group: object) -> None:
+    if not isinstance(group, int) or isinstance(group, bool) or group < 1 or group & (group - 1):
+        raise ValueError(f"group must be a power of two >= 1, not {group!r}")
+
+
 def operand_width(dtype: str) -> int:
     """Bits of one operand: 8 (int8) or 16 (fp16 bit pattern)."""
     check_dtype(dtype)
@@ -196,14 +201,25 @@ class PE(wiring.Component):
     :func:`fp16_mul_exact` added by :func:`fp32_add` (round to nearest even, subnormals kept,
     canonical NaN), i.e. one :func:`hwsim.numerics.fp16_mac` per cycle.
 
+    N:M sparse mode (``group`` = G > 1): ``a_in`` carries a group of G activations and
+    ``sel_in`` (moving down with ``b``, registered to ``sel_out``) picks the one that the
+    compressed weight ``b_in`` multiplies, ``a_in[sel_in]``: the index-driven activation
+    select. Dense tiles feed the activation in lane 0 with ``sel_in`` = 0; so does WS.
+    ``clear`` also zeroes ``sel_out``.
+
     Parameters
     ----------
     dtype : {"int8", "fp16"}
+    group : int, default 1
+        G, the activations per group (the largest M of the supported patterns; power of two).
 
     Members
     -------
     a_in, b_in : In(W)
-        Operands, ``W`` = 8 (``signed(8)``) or 16 (fp16 bit pattern).
+        Operands, ``W`` = 8 (``signed(8)``) or 16 (fp16 bit pattern); with G > 1 ``a_in`` is
+        ``unsigned(G * W)``, lane ``g`` in bits ``g*W .. g*W + W - 1``.
+    sel_in : In(log2 G), sel_out : Out(log2 G)
+        Only with G > 1.
     psum_in : In(32)
         Weight-stationary partial sum from the cell above.
     ws, load, clear : In(1)
@@ -228,30 +244,43 @@ class PE(wiring.Component):
 
     latency = 1
 
-    def __init__(self, dtype: str = "int8"):
+    def __init__(self, dtype: str = "int8", group: int = 1):
         check_dtype(dtype)
-        self.dtype = dtype
+        check_group(group)
+        self.dtype, self.group = dtype, group
         w = operand_width(dtype)
         op = signed(8) if dtype == "int8" else unsigned(16)
         acc = signed(32) if dtype == "int8" else unsigned(32)
-        super().__init__({
-            "a_in": In(op), "b_in": In(op), "psum_in": In(acc),
+        a = op if group == 1 else unsigned(group * w)
+        ports = {
+            "a_in": In(a), "b_in": In(op), "psum_in": In(acc),
             "ws": In(1), "load": In(1), "clear": In(1),
-            "a_out": Out(op), "b_out": Out(op), "acc": Out(acc),
-        })
+            "a_out": Out(a), "b_out": Out(op), "acc": Out(acc),
+        }
+        if group > 1:
+            sbits = group.bit_length() - 1
+            ports.update(sel_in=In(sbits), sel_out=Out(sbits))
+        super().__init__(ports)
         self.width = w
 
     def elaborate(self, platform):
         m = Module()
         b_op = Mux(self.ws, self.b_out, self.b_in)
         addend = Mux(self.ws, self.psum_in, self.acc)
+        if self.group == 1:
+            a_op = self.a_in
+        else:
+            a_op = Signal(self.b_in.shape())
+            m.d.comb += a_op.eq(self.a_in.word_select(self.sel_in, self.width))
         if self.dtype == "int8":
-            nxt = (addend + self.a_in * b_op)[:32]
+            nxt = (addend + a_op * b_op)[:32]
         else:
             b_sel = Signal(16)
             m.d.comb += b_sel.eq(b_op)
-            nxt = fp32_add(m, addend, fp16_mul_exact(m, self.a_in, b_sel))
+            nxt = fp32_add(m, addend, fp16_mul_exact(m, a_op, b_sel))
         m.d.sync += self.a_out.eq(self.a_in)
+        if self.group > 1:
+            m.d.sync += self.sel_out.eq(Mux(self.clear, 0, self.sel_in))
         with m.If(self.clear):
             m.d.sync += [self.acc.eq(0), self.b_out.eq(0)]
         with m.Else():

@@ -335,10 +335,14 @@ class _Design:
 def _sweep_designs(config: AcceleratorConfig, sizes: tuple[int, ...],
                    accelerator: bool) -> tuple[list, str]:
     dtype = _array_dtype(config.array.dtype)
+    # the N:M group select of the config's patterns (1: a dense-only array)
+    group = max([pm for _, pm in config.array.nm_patterns], default=1)
+    sel = f", group={group}" if group > 1 else ""
     designs = [
         _Design(f"array_{n}x{n}" if n > 1 else f"pe_{dtype}",
-                f"SystolicArray({n}, {n}, {dtype!r})" + (f": one {dtype} PE" if n == 1 else ""),
-                n * n, lambda n=n: _array(n, dtype))
+                f"SystolicArray({n}, {n}, {dtype!r}{sel})"
+                + (f": one {dtype} PE" if n == 1 else ""),
+                n * n, lambda n=n: SystolicArray(n, n, dtype, group))
         for n in sizes
     ]
     if not accelerator:
@@ -361,10 +365,6 @@ def _array_dtype(dtype: str) -> str:
     """The config's datatype if ``SystolicArray`` takes a ``dtype`` (fp16 PE), else int8."""
     params = inspect.signature(SystolicArray).parameters
     return dtype if "dtype" in params else "int8"
-
-
-def _array(n: int, dtype: str) -> SystolicArray:
-    return SystolicArray(n, n, dtype=dtype) if dtype != "int8" else SystolicArray(n, n)
 
 
 def _fit(points: list[tuple[int, float]]) -> tuple[float, float, float]:

