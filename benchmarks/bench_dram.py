@@ -1,4 +1,4 @@
-"""DRAM model: achieved bandwidth per access pattern, and the model's own speed.
+"""DRAM model: achieved bandwidth per access pattern and per DMA command, and the model's speed.
 
 Run: ``.venv/bin/python benchmarks/bench_dram.py [--preset vcu1525] [--mib 16]``.
 """
@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from hwsim.config import preset
-from hwsim.dram import DramModel
+from hwsim.dram import DramModel, dma_cycles
 
 
 def patterns(nbytes: int, row_bytes: int, seed: int = 0) -> dict[str, tuple[np.ndarray, int]]:
@@ -61,6 +61,30 @@ def main(argv: list[str] | None = None) -> None:
             f"{name:<32} {r.bandwidth_gbps:8.2f} {100 * r.bandwidth_gbps / model.peak_gbps:6.1f}%"
             f" {hit:8.1f}% {r.cycles:10d}"
         )
+
+    # DMA commands as hwsim.run times them: rows of 64 bytes (a 32-wide fp16 buffer entry)
+    lat = cfg.dram_latency_cycles
+    rows = (args.mib << 20) // 64
+    print(f"{'DMA LOAD of 64 B rows (dma_cycles)':<32} {'GB/s':>8} {'% peak':>7} {'row hit %':>9}"
+          f" {'cycles':>10}")
+    for name, stride in (("contiguous", 64), ("stride 512 B", 512), ("stride 4 KiB", 4096)):
+        t = dma_cycles(False, 0, rows, 64, stride, cfg)
+        gbps = rows * 64 * cfg.clock_mhz / 1000 / (t.cycles[0] - 1 - lat)
+        acc = int(t.row_hits[0] + t.row_misses[0])
+        hit = 100.0 * int(t.row_hits[0]) / acc if acc else float("nan")
+        print(f"{name:<32} {gbps:8.2f} {100 * gbps / model.peak_gbps:6.1f}% {hit:8.1f}%"
+              f" {int(t.cycles[0]):10d}")
+    rng = np.random.default_rng(2)
+    n = 20_000
+    cmd_rows = rng.integers(1, 800, n)
+    fields = (rng.random(n) < 0.3, rng.integers(0, 1 << 30, n) // 64 * 64, cmd_rows, 64,
+              rng.choice([64, 512, 4096], n))
+    dma_cycles(*fields, cfg)
+    t0 = time.perf_counter()
+    dma_cycles(*fields, cfg)
+    dt = time.perf_counter() - t0
+    print(f"dma_cycles speed: {n} commands ({int(cmd_rows.sum())} rows) in {dt * 1e3:.0f} ms, "
+          f"{cmd_rows.sum() / dt / 1e6:.1f} M rows/s")
 
     rng = np.random.default_rng(1)
     addrs = rng.integers(0, 1 << 32, args.requests, dtype=np.int64)

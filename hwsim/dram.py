@@ -44,6 +44,12 @@ the cycle each request was issued and the cycle it completed, in accelerator clo
     side of the DMA is not a bottleneck (requests may be larger than ``dram.bus_bytes``).
     Sequential streams of large requests keep every channel's bus busy and reach near peak;
     small random requests are bound by the one-request-per-cycle issue and by row misses.
+
+DMA commands (:func:`dma_cycles`, what :func:`hwsim.run` uses)
+    A LOAD or STORE becomes a request stream (contiguous rows merged into bursts of at most
+    :data:`DMA_BURST_BYTES`, a strided row one request) and its duration follows from the
+    stream's timing in the configured model; the banked model carries its row buffers across
+    commands in program order (the ordering rule is in :func:`dma_cycles`).
 """
 
 from __future__ import annotations
@@ -57,11 +63,14 @@ from numba import njit
 from .config import AcceleratorConfig
 
 __all__ = [
+    "DMA_BURST_BYTES",
     "INTERLEAVE_BYTES",
     "MAX_OUTSTANDING",
     "STREAM_REQUEST_BYTES",
+    "DmaTiming",
     "DramModel",
     "DramResult",
+    "dma_cycles",
     "stream_cycles",
 ]
 
@@ -73,6 +82,9 @@ MAX_OUTSTANDING = 64
 
 STREAM_REQUEST_BYTES = 4096
 """Default request size of :func:`stream_cycles`: one AXI4 burst may not cross 4 KiB."""
+
+DMA_BURST_BYTES = 4096
+"""Largest request a DMA command issues, and the address boundary no request crosses (AXI4)."""
 
 
 @njit(cache=True)
@@ -91,7 +103,51 @@ def _fixed_kernel(sizes, bytes_per_cycle, latency):  # pragma: no cover - compil
 
 
 @njit(cache=True)
-def _banked_kernel(addrs, sizes, channels, banks, row_bytes, gran, ch_bytes_per_cycle,
+def _service(addr, size, tf, channels, banks, gran_shift, line_shift, ch_bytes_per_cycle,
+             miss_cycles, bus_free, open_row, row_ready, last_data):  # pragma: no cover
+    """Serve ``size`` bytes from ``addr`` of one request issued on cycle ``tf``: returns the
+    time its last data leaves a channel's bus (fractional cycles), its row hits and misses.
+
+    Unsigned arithmetic: Python's floor division of signed integers costs several times more.
+    """
+    a = np.uint64(addr)
+    end = a + np.uint64(size)
+    nch = np.uint64(channels)
+    nbk = np.uint64(banks)
+    gs = np.uint64(gran_shift)
+    ls = np.uint64(line_shift)
+    done = tf
+    hits = 0
+    misses = 0
+    while a < end:
+        chunk = a >> gs
+        piece_end = min(end, (chunk + np.uint64(1)) << gs)
+        ch = np.int64(chunk % nch)
+        line = (chunk // nch) >> ls
+        b = ch * banks + np.int64(line % nbk)
+        row = np.int64(line // nbk)
+        if open_row[b] == row:
+            hits += 1
+            t_col = max(tf, row_ready[b])
+        else:
+            misses += 1
+            t_act = max(tf, last_data[b])
+            row_ready[b] = t_act + miss_cycles
+            open_row[b] = row
+            t_col = row_ready[b]
+        bus_start = max(t_col, bus_free[ch])
+        bus_end = bus_start + np.float64(piece_end - a) / ch_bytes_per_cycle
+        bus_free[ch] = bus_end
+        if bus_end > last_data[b]:
+            last_data[b] = bus_end
+        if bus_end > done:
+            done = bus_end
+        a = piece_end
+    return done, hits, misses
+
+
+@njit(cache=True)
+def _banked_kernel(addrs, sizes, channels, banks, gran_shift, line_shift, ch_bytes_per_cycle,
                    latency, miss_cycles, max_outstanding):  # pragma: no cover - compiled
     n = addrs.shape[0]
     start = np.empty(n, np.int64)
@@ -101,7 +157,6 @@ def _banked_kernel(addrs, sizes, channels, banks, row_bytes, gran, ch_bytes_per_
     open_row = np.full(nb, -1, np.int64)
     row_ready = np.zeros(nb, np.float64)
     last_data = np.zeros(nb, np.float64)
-    chunks_per_row = row_bytes // gran
     hits = 0
     misses = 0
     t = -1
@@ -111,36 +166,75 @@ def _banked_kernel(addrs, sizes, channels, banks, row_bytes, gran, ch_bytes_per_
             ti = finish[i - max_outstanding] + 1
         start[i] = ti
         t = ti
-        tf = float(ti)
-        a = addrs[i]
-        end = a + sizes[i]
-        done = tf
-        while a < end:
-            chunk = a // gran
-            piece_end = min(end, (chunk + 1) * gran)
-            ch = chunk % channels
-            line = chunk // channels // chunks_per_row
-            b = ch * banks + line % banks
-            row = line // banks
-            if open_row[b] == row:
-                hits += 1
-                t_col = max(tf, row_ready[b])
-            else:
-                misses += 1
-                t_act = max(tf, last_data[b])
-                row_ready[b] = t_act + miss_cycles
-                open_row[b] = row
-                t_col = row_ready[b]
-            bus_start = max(t_col, bus_free[ch])
-            bus_end = bus_start + (piece_end - a) / ch_bytes_per_cycle
-            bus_free[ch] = bus_end
-            if bus_end > last_data[b]:
-                last_data[b] = bus_end
-            if bus_end > done:
-                done = bus_end
-            a = piece_end
+        done, h, m = _service(addrs[i], sizes[i], float(ti), channels, banks, gran_shift,
+                              line_shift, ch_bytes_per_cycle, miss_cycles, bus_free, open_row,
+                              row_ready, last_data)
+        hits += h
+        misses += m
         finish[i] = math.ceil(done - 1e-9) - 1 + latency
     return start, finish, hits, misses
+
+
+@njit(cache=True)
+def _dma_kernel(addr, rows, nbytes, stride, channels, banks, gran_shift, line_shift,
+                ch_bytes_per_cycle, latency, miss_cycles, max_outstanding, burst,
+                open_row):  # pragma: no cover - compiled
+    """Transfer cycles, row hits and misses of DMA commands in order (see :func:`dma_cycles`);
+    ``open_row`` (one entry per bank, -1 closed) is the row-buffer state, updated in place."""
+    n = addr.shape[0]
+    transfer = np.zeros(n, np.int64)
+    hits = np.zeros(n, np.int64)
+    misses = np.zeros(n, np.int64)
+    nb = channels * banks
+    bus_free = np.zeros(channels, np.float64)
+    row_ready = np.zeros(nb, np.float64)
+    last_data = np.zeros(nb, np.float64)
+    ring = np.zeros(max_outstanding, np.int64)  # finish cycles of the last requests
+    for c in range(n):
+        if rows[c] == 0:
+            continue
+        if nbytes[c] == 0:
+            transfer[c] = rows[c]  # one issue slot per empty row, nothing reaches DRAM
+            continue
+        # the previous DMA command has drained: banks and buses idle, rows stay open
+        bus_free[:] = 0.0
+        row_ready[:] = 0.0
+        last_data[:] = 0.0
+        contiguous = stride[c] == nbytes[c] or rows[c] == 1
+        ranges = 1 if contiguous else rows[c]
+        length = nbytes[c] * rows[c] if contiguous else nbytes[c]
+        t = -1
+        j = 0  # requests issued by this command
+        slot = 0  # j % max_outstanding: the ring entry of request j - max_outstanding
+        end_max = 0.0
+        h = 0
+        m = 0
+        for r in range(ranges):
+            a = addr[c] + r * stride[c]
+            end = a + length
+            while a < end:
+                bend = min(end, (a | (burst - 1)) + 1)  # burst is a power of two
+                ti = t + 1
+                if j >= max_outstanding and ring[slot] + 1 > ti:
+                    ti = ring[slot] + 1
+                t = ti
+                done, dh, dm = _service(a, bend - a, float(ti), channels, banks, gran_shift,
+                                        line_shift, ch_bytes_per_cycle, miss_cycles,
+                                        bus_free, open_row, row_ready, last_data)
+                h += dh
+                m += dm
+                ring[slot] = math.ceil(done - 1e-9) - 1 + latency
+                j += 1
+                slot += 1
+                if slot == max_outstanding:
+                    slot = 0
+                if done > end_max:
+                    end_max = done
+                a = bend
+        transfer[c] = math.ceil(end_max - 1e-9)
+        hits[c] = h
+        misses[c] = m
+    return transfer, hits, misses
 
 
 @dataclass(frozen=True)
@@ -211,6 +305,9 @@ class DramModel:
         self.miss_cycles = math.ceil(d.row_miss_ns * config.clock_mhz / 1000.0 - 1e-9)
         self.channel_bytes_per_cycle = d.bandwidth_gbps * 1000.0 / config.clock_mhz
         self.interleave_bytes = min(INTERLEAVE_BYTES, d.row_bytes)
+        # chunk = addr >> gran_shift; line = chunk // channels >> line_shift (powers of two)
+        self._shifts = (self.interleave_bytes.bit_length() - 1,
+                        (d.row_bytes // self.interleave_bytes).bit_length() - 1)
 
     @property
     def peak_gbps(self) -> float:
@@ -278,9 +375,8 @@ class DramModel:
         else:
             d = cfg.dram
             start, finish, hits, misses = _banked_kernel(
-                a, s, d.channels, d.banks, d.row_bytes, self.interleave_bytes,
-                float(self.channel_bytes_per_cycle), self.latency_cycles, float(self.miss_cycles),
-                MAX_OUTSTANDING)
+                a, s, d.channels, d.banks, *self._shifts, float(self.channel_bytes_per_cycle),
+                self.latency_cycles, float(self.miss_cycles), MAX_OUTSTANDING)
         cycles = int(finish.max()) + 1 if a.size else 0
         written = int(s[w].sum())
         read = int(s.sum()) - written
@@ -325,3 +421,111 @@ def stream_cycles(config: AcceleratorConfig, nbytes: int, stride: int | None = N
     sizes[-1] = nbytes - (count - 1) * request_bytes
     addrs = np.arange(count, dtype=np.int64) * step
     return DramModel(config).access(addrs, sizes, np.full(count, write)).cycles
+
+
+@dataclass(frozen=True)
+class DmaTiming:
+    """Cycles of a sequence of DMA commands (:func:`dma_cycles`), one entry per command.
+
+    Attributes
+    ----------
+    cycles : numpy.ndarray of int64
+        ``unit_cycles`` of each command: from the DMA unit's start cycle to its done cycle,
+        inclusive (what :func:`hwsim.schedule.schedule` takes as ``duration``).
+    transfer : numpy.ndarray of int64
+        Cycles from the first request's issue to the last data leaving the DRAM bus (the fixed
+        model: the issue slots of :func:`hwsim.timing.dma_issue_cycles`).
+    ideal : numpy.ndarray of int64
+        ``ceil(bytes / config.dram_bytes_per_cycle)``: the transfer at peak bandwidth.
+    row_hits, row_misses : numpy.ndarray of int64
+        Row-buffer accesses that hit or missed (banked model; 0 for the fixed model).
+    """
+
+    cycles: np.ndarray
+    transfer: np.ndarray
+    ideal: np.ndarray
+    row_hits: np.ndarray
+    row_misses: np.ndarray
+
+
+def dma_cycles(store, dram_addr, rows, nbytes, stride, config: AcceleratorConfig) -> DmaTiming:
+    """Durations of LOAD/STORE commands, in the order given, on ``config.dram``.
+
+    Vectorised: one entry per command, arrays or scalars (broadcast). Commands are timed in the
+    order given, which must be program order: the banked model carries its row buffers from
+    each command to the next, so :func:`hwsim.run` and a caller holding the program as a table
+    (:mod:`hwsim.fast_timing`) get the same cycles by passing the same DMA commands in the same
+    order.
+
+    ``model == "fixed"``: the closed forms of :func:`hwsim.timing.unit_cycles` (what the RTL
+    implements): a LOAD takes ``1 + dma_issue_cycles + latency``, a STORE
+    ``2 + dma_issue_cycles``, an empty command 2.
+
+    ``model == "banked"``: the command's request stream goes through the banked model of
+    :class:`DramModel` (one request issued per cycle, at most :data:`MAX_OUTSTANDING` in
+    flight). Its rows are ``nbytes`` at ``dram_addr + r * stride``; the DMA merges rows that
+    are contiguous (``stride == nbytes``) into one stream, and splits every stream into
+    requests of at most :data:`DMA_BURST_BYTES` that do not cross a :data:`DMA_BURST_BYTES`
+    boundary (AXI4 bursts); a strided row is a request of its own. With ``transfer`` the
+    cycles from its first issue to its last data leaving a channel's bus, a LOAD takes
+    ``1 + transfer + latency`` (start cycle, requests, the last data's return), a STORE
+    ``2 + transfer`` (start and done cycles; writes are posted), as in the fixed closed forms:
+    with one channel, one bank, no row-miss cost and non-contiguous rows of at most a cycle's
+    bandwidth the two models agree.
+
+    **Ordering rule** (a modelling choice, documented): each command is timed alone on the DRAM
+    (buses and banks idle at its first request), with the row buffers left open by every
+    earlier command in program order, LOADs and STOREs alike. This is exact for one DMA unit:
+    its commands run one after the other, each after the previous one's last data. It ignores
+    the bus and bank contention between a LOAD and a STORE running at the same time on the two
+    DMA units, and a STORE earlier in program order but later in time still counts as having
+    opened its rows first.
+
+    Parameters
+    ----------
+    store : array_like of bool
+        True for STORE (DMA out), False for LOAD (DMA in).
+    dram_addr, rows, nbytes, stride : array_like of int
+        The command's fields, ``nbytes = elems * element bytes of its buffer``
+        (:func:`hwsim.timing.elem_bytes`).
+    config : AcceleratorConfig
+
+    Returns
+    -------
+    DmaTiming
+
+    Raises
+    ------
+    ValueError
+        If a field is negative or the arrays do not broadcast to one dimension.
+    """
+    arrays = np.broadcast_arrays(*(np.asarray(x, np.int64) for x in
+                                   (store, dram_addr, rows, nbytes, stride)))
+    if arrays[0].ndim > 1:
+        raise ValueError(f"DMA fields must be one-dimensional, not of shape {arrays[0].shape}")
+    st, addr, rows, nbytes, stride = (np.array(np.atleast_1d(x)) for x in arrays)
+    for name, x in (("dram_addr", addr), ("rows", rows), ("nbytes", nbytes), ("stride", stride)):
+        if x.size and x.min() < 0:
+            raise ValueError(f"{name} must be non-negative, got {x.min()}")
+    d = config.dram
+    moved = rows * nbytes
+    ideal = np.ceil(moved / config.dram_bytes_per_cycle - 1e-9).astype(np.int64)
+    lat = config.dram_latency_cycles
+    if d.model == "fixed":
+        # hwsim.timing.dma_issue_cycles, vectorised
+        per_channel = config.dram_bytes_per_cycle / d.channels
+        slots = np.maximum(1, np.ceil(nbytes / per_channel - 1e-9).astype(np.int64))
+        transfer = -(-rows // d.channels) * slots
+        hits = np.zeros(st.shape, np.int64)
+        misses = np.zeros(st.shape, np.int64)
+    else:
+        model = DramModel(config)
+        open_row = np.full(d.channels * d.banks, -1, np.int64)
+        transfer, hits, misses = _dma_kernel(
+            addr, rows, nbytes, stride, d.channels, d.banks, *model._shifts,
+            float(model.channel_bytes_per_cycle), lat, float(model.miss_cycles),
+            MAX_OUTSTANDING, DMA_BURST_BYTES, open_row)
+    cycles = np.where(st != 0, 2, 1 + lat) + transfer
+    cycles = np.where(rows == 0, 2, cycles)
+    transfer = np.where(rows == 0, 0, transfer)
+    return DmaTiming(cycles, transfer, ideal, hits, misses)

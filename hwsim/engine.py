@@ -5,6 +5,12 @@ register by register (:mod:`hwsim.systolic_array`, :mod:`hwsim.sparse_tile`), an
 output tensors with the statistics. ``mode="timing"`` computes the same statistics from the
 closed forms of :mod:`hwsim.timing` without touching values. Both schedule commands with the
 decoupled controller of :mod:`hwsim.schedule`, which the RTL implements cycle for cycle.
+
+LOAD and STORE durations come from :func:`hwsim.dram.dma_cycles` on the program's DMA commands
+in program order: with ``config.dram.model == "fixed"`` (the RTL's) they are the closed forms of
+:func:`hwsim.timing.unit_cycles`; with ``"banked"`` each command's request stream goes through
+the banked DRAM model, whose row buffers carry over from one DMA command to the next in program
+order (the ordering rule is stated in :func:`hwsim.dram.dma_cycles`).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import numpy as np
 
 from . import isa
 from .config import AcceleratorConfig
+from .dram import DmaTiming, dma_cycles
 from .numerics import fp32_add_array
 from .program import Program
 from .schedule import ScheduleError, schedule, schedule_per_cycle
@@ -53,10 +60,16 @@ class Stats:
         Idle cycles of units before a command, by the constraint that cleared last:
         ``dispatch`` (the command had not reached the unit's queue), ``dependency`` (waiting
         for a data token), ``buffer_space`` (a DMA load waiting for a buffer half to be freed);
-        and busy cycles that do no useful work: ``dram_latency`` (loads waiting for first data),
+        and busy cycles that do no useful work: ``dram_latency`` (loads waiting for their last
+        data's DRAM latency), ``dram_bandwidth`` (DMA cycles beyond moving each command's bytes
+        at the DRAM's peak bandwidth: row misses, channel imbalance, the request issue rate),
         ``pipeline`` (array fill and drain).
     bytes : dict
         ``dram_read``, ``dram_write``, ``sram_read``, ``sram_write``.
+    dram : dict
+        ``row_hits`` and ``row_misses`` (row-buffer accesses of the banked model; 0 for the
+        fixed model), ``bandwidth_gbps`` (DRAM bytes over the cycles in which a DMA unit was
+        busy, GB/s) and ``peak_gbps`` (all channels).
     energy_pj : dict
         Per component, from the config's energy table (static energy from ``static_mw``).
     macs : int
@@ -72,6 +85,7 @@ class Stats:
     busy: dict[str, int] = field(default_factory=dict)
     stalls: dict[str, int] = field(default_factory=dict)
     bytes: dict[str, int] = field(default_factory=dict)
+    dram: dict[str, float] = field(default_factory=dict)
     energy_pj: dict[str, float] = field(default_factory=dict)
     macs: int = 0
     utilisation: float = 0.0
@@ -329,6 +343,33 @@ def _check_races(cmds, start, end, config: AcceleratorConfig) -> None:
         active.append(i)
 
 
+@dataclass
+class _DmaCommands:
+    index: np.ndarray  # program indices of the LOAD/STORE commands
+    timing: DmaTiming
+
+
+def _dma_timing(cmds, config: AcceleratorConfig) -> _DmaCommands:
+    """:func:`hwsim.dram.dma_cycles` of the program's LOAD/STORE commands, in program order."""
+    index = [i for i, c in enumerate(cmds) if isinstance(c, isa.Load | isa.Store)]
+    fields = np.array([(isinstance(cmds[i], isa.Store), cmds[i].dram_addr, cmds[i].rows,
+                        cmds[i].elems * elem_bytes(cmds[i].buf, config), cmds[i].stride)
+                       for i in index], np.int64).reshape(-1, 5)
+    return _DmaCommands(np.array(index, np.int64), dma_cycles(*fields.T, config))
+
+
+def _union_cycles(start: np.ndarray, end: np.ndarray) -> int:
+    """Cycles covered by the union of the inclusive intervals ``start[i] .. end[i]``."""
+    if not len(start):
+        return 0
+    order = np.argsort(start, kind="stable")
+    s, e = start[order], end[order] + 1
+    reach = np.maximum.accumulate(e)
+    # an interval adds what it covers beyond the furthest end before it
+    before = np.concatenate(([s[0]], reach[:-1]))
+    return int(np.maximum(0, e - np.maximum(s, before)).sum())
+
+
 def run(program: Program, config: AcceleratorConfig, mode: str = "timing", *,
         inputs: dict[str, np.ndarray] | None = None, macs: int | None = None,
         check_races: bool = True) -> RunResult:
@@ -381,6 +422,9 @@ def run(program: Program, config: AcceleratorConfig, mode: str = "timing", *,
         wait[i] = cmd.wait
         signal[i] = cmd.signal
         control[i] = cmd.UNIT == isa.Unit.CONTROL
+    dma = _dma_timing(cmds, config)
+    if config.dram.model != "fixed":
+        dur[dma.index] = dma.timing.cycles
     try:
         accept, token, start, end = schedule(unit, dur, wait, signal, control,
                                              config.queue_depth)
@@ -396,6 +440,7 @@ def run(program: Program, config: AcceleratorConfig, mode: str = "timing", *,
     stats = Stats()
     busy = dict.fromkeys(_UNIT_NAMES.values(), 0)
     stall = {"dispatch": 0, "dependency": 0, "buffer_space": 0, "dram_latency": 0,
+             "dram_bandwidth": int((dma.timing.transfer - dma.timing.ideal).sum()),
              "pipeline": 0}
     nbytes = {"dram_read": 0, "dram_write": 0, "sram_read": 0, "sram_write": 0}
     padded_macs = 0
@@ -465,6 +510,14 @@ def run(program: Program, config: AcceleratorConfig, mode: str = "timing", *,
     stats.busy = busy
     stats.stalls = stall
     stats.bytes = nbytes
+    dma_busy = _union_cycles(start[dma.index], end[dma.index])
+    moved = nbytes["dram_read"] + nbytes["dram_write"]
+    stats.dram = {
+        "row_hits": int(dma.timing.row_hits.sum()),
+        "row_misses": int(dma.timing.row_misses.sum()),
+        "bandwidth_gbps": moved * config.clock_mhz / dma_busy / 1000.0 if dma_busy else 0.0,
+        "peak_gbps": config.dram.channels * config.dram.bandwidth_gbps,
+    }
     stats.macs = padded_macs if macs is None else macs
     stats.utilisation = stats.macs / (stats.cycles * R * C) if stats.cycles else 0.0
     e = config.energy

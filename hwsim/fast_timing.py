@@ -29,6 +29,7 @@ import numpy as np
 
 from . import isa, timing
 from .config import AcceleratorConfig
+from .dram import dma_cycles
 from .schedule import schedule
 
 __all__ = [
@@ -122,6 +123,15 @@ def unit_cycles_table(table: np.ndarray, config: AcceleratorConfig) -> np.ndarra
         vals = np.array([timing.unit_cycles(isa._REGISTRY[isa.Opcode(o)](b, 0, 0, r, e, 0),
                                             config) for o, b, r, e in uniq.tolist()], np.int64)
         dur[dma] = vals[inv.reshape(-1)]
+        if config.dram.model != "fixed":
+            # the banked DRAM model, as hwsim.run times it (row state in program order)
+            t = table[dma]
+            buf = t[:, COL["buf"]]
+            eb = np.where((buf == isa.Buffer.ACT) | (buf == isa.Buffer.WGT),
+                          config.array.elem_bytes, np.where(buf == isa.Buffer.IDX, 1, 4))
+            dur[dma] = dma_cycles(t[:, COL["opcode"]] == isa.Opcode.STORE, t[:, COL["dram_addr"]],
+                                  t[:, COL["rows"]], t[:, COL["elems"]] * eb, t[:, COL["stride"]],
+                                  config).cycles
     g = op == isa.Opcode.GEMM
     if g.any():
         t = table[g]

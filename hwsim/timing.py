@@ -5,6 +5,13 @@ inclusive; :mod:`hwsim.schedule` places those intervals in time (queues, semapho
 The RTL units (``rtl.array_unit``, ``rtl.dma``, ``rtl.sore``, ``rtl.vector_unit``) document the
 same expressions, and the cocotb tests check every command's measured accept and finish cycle
 against hwsim's.
+
+LOAD and STORE: these are the closed forms of the ``fixed`` DRAM model (what the RTL testbench
+serves), which depend on the command alone. With ``config.dram.model == "banked"`` a DMA
+command's duration depends on its addresses and on the row buffers earlier commands left open,
+so :func:`hwsim.run` times DMA commands with :func:`hwsim.dram.dma_cycles` (which returns these
+same closed forms for the fixed model) and ``unit_cycles`` of a LOAD/STORE stays the fixed
+model's figure.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ import pytest
 
 from hwsim import isa
 from hwsim.config import preset
-from hwsim.dram import MAX_OUTSTANDING, DramModel, stream_cycles
-from hwsim.timing import dram_request_cycles, unit_cycles
+from hwsim.dram import DMA_BURST_BYTES, MAX_OUTSTANDING, DramModel, dma_cycles, stream_cycles
+from hwsim.timing import dram_request_cycles, elem_bytes, unit_cycles
 
 MIB = 1 << 20
 
@@ -199,3 +199,132 @@ def test_stream_cycles_rejects_bad_sizes():
         stream_cycles(preset("tiny"), 0)
     with pytest.raises(ValueError, match="stride must be a positive integer, not -1"):
         stream_cycles(preset("tiny"), 64, -1)
+
+
+# --- DMA commands (dma_cycles, what hwsim.run uses) -------------------------------------------
+
+def _requests(addr, rows, nbytes, stride):
+    """The DMA's request stream, written out: contiguous rows merged, AXI 4 KiB bursts."""
+    ranges = [(addr, rows * nbytes)] if stride == nbytes or rows == 1 else \
+        [(addr + r * stride, nbytes) for r in range(rows)]
+    out = []
+    for a, n in ranges:
+        end = a + n
+        while a < end:
+            b = min(end, (a // DMA_BURST_BYTES + 1) * DMA_BURST_BYTES)
+            out.append((a, b - a))
+            a = b
+    return np.array(out, np.int64).reshape(-1, 2)
+
+
+def _random_dma(rng, n, cfg):
+    """Random LOAD/STORE commands (as isa objects) that fit ``cfg``'s buffers."""
+    cmds = []
+    for _ in range(n):
+        cls = isa.Store if rng.random() < 0.4 else isa.Load
+        buf = int(rng.choice([isa.Buffer.ACT, isa.Buffer.WGT, isa.Buffer.ACC]))
+        width = cfg.array.rows if buf == isa.Buffer.ACT else cfg.array.cols
+        elems = int(rng.integers(0, width + 1))
+        nbytes = elems * elem_bytes(buf, cfg)
+        stride = int(rng.choice([nbytes, nbytes + int(rng.integers(1, 9000)), 4096, 0]))
+        cmds.append(cls(buf, 0, int(rng.integers(0, 1 << 22)), int(rng.integers(0, 300)), elems,
+                        stride))
+    return cmds
+
+
+def _dma_fields(cmds, cfg):
+    return (np.array([isinstance(c, isa.Store) for c in cmds]),
+            np.array([c.dram_addr for c in cmds]), np.array([c.rows for c in cmds]),
+            np.array([c.elems * elem_bytes(c.buf, cfg) for c in cmds]),
+            np.array([c.stride for c in cmds]))
+
+
+@pytest.mark.parametrize("cfg", [preset("tiny"), preset("small8"),
+                                 preset("vcu1525").replace(dram__model="fixed")],
+                         ids=["tiny", "small8", "vcu1525-fixed-4ch"])
+def test_dma_cycles_of_fixed_model_are_unit_cycles(cfg):
+    cmds = _random_dma(np.random.default_rng(7), 400, cfg)
+    t = dma_cycles(*_dma_fields(cmds, cfg), cfg)
+    assert t.cycles.tolist() == [unit_cycles(c, cfg) for c in cmds]
+    assert not t.row_hits.any() and not t.row_misses.any()
+
+
+@pytest.mark.parametrize("rows,nbytes,stride,addr", [
+    (1, 64, 0, 0), (300, 64, 64, 4032), (5000, 64, 64, 0), (40, 64, 4096, 64),
+    (40, 128, 4352, 100), (3, 6000, 6000, 8), (3, 6000, 7000, 8), (700, 64, 512, 1 << 20),
+])
+@pytest.mark.parametrize("store", [False, True])
+def test_dma_command_on_idle_dram_is_the_banked_model_of_its_request_stream(rows, nbytes,
+                                                                            stride, addr, store):
+    cfg = preset("vcu1525")
+    req = _requests(addr, rows, nbytes, stride)
+    r = DramModel(cfg).access(req[:, 0], req[:, 1], np.full(len(req), store))
+    t = dma_cycles(store, addr, rows, nbytes, stride, cfg)
+    lat = cfg.dram_latency_cycles
+    # a LOAD: start cycle, requests, last data back; a STORE: start, requests, done
+    assert t.cycles[0] == (2 + r.cycles - lat if store else 1 + r.cycles)
+    assert (t.row_hits[0], t.row_misses[0]) == (r.row_hits, r.row_misses)
+    assert t.ideal[0] == math.ceil(rows * nbytes / cfg.dram_bytes_per_cycle)
+    assert t.transfer[0] >= t.ideal[0]
+
+
+def test_sequential_dma_load_reaches_near_peak_and_strided_small_rows_do_not():
+    cfg = preset("vcu1525")
+    m = DramModel(cfg)
+    lat = cfg.dram_latency_cycles
+    # 4 MiB as 65536 contiguous 64-byte ACT rows: merged into 4 KiB bursts
+    seq = dma_cycles(False, 0, 65536, 64, 64, cfg)
+    assert seq.cycles[0] == 1 + stream_cycles(cfg, 4 * MIB)
+    seq_gbps = 4 * MIB * cfg.clock_mhz / 1000 / (seq.cycles[0] - 1 - lat)
+    assert seq_gbps >= 0.9 * m.peak_gbps
+    # the same bytes as 64-byte rows 4 KiB apart: one request per row, all in one channel
+    strided = dma_cycles(False, 0, 65536, 64, 4096, cfg)
+    ref = m.access(np.arange(65536) * 4096, 64)
+    assert strided.cycles[0] == 1 + ref.cycles
+    assert ref.bandwidth_gbps < 0.2 * m.peak_gbps
+    assert strided.cycles[0] > 5 * seq.cycles[0]
+    assert strided.row_misses[0] == ref.row_misses > 0
+
+
+def test_row_buffers_carry_over_from_command_to_command_in_order():
+    cfg = preset("vcu1525")
+    m = DramModel(cfg)
+    # one 2 KiB row each: 8 chunks, two per channel in bank 0's row 0 of every channel
+    a, b = 0, 512 * 1024  # b: the same channels and banks as a, row 4
+    t = dma_cycles([0, 0, 0, 0], [a, a, b, a], 1, 2048, 2048, cfg)
+    # A opens its rows, A again hits them all, B closes them, A opens them again
+    assert t.row_misses.tolist() == [4, 0, 4, 4]
+    assert t.row_hits.tolist() == [4, 8, 4, 4]
+    # an open row saves the activate before the first data of each channel
+    assert t.cycles[0] - t.cycles[1] == m.miss_cycles
+    assert t.cycles[0] == t.cycles[2] == t.cycles[3]
+    # a STORE opens rows too: program order decides, LOADs and STOREs alike
+    t = dma_cycles([0, 1, 0], [a, b, a], 1, 2048, 2048, cfg)
+    assert t.row_misses.tolist() == [4, 4, 4]
+    t = dma_cycles([0, 1, 0], [a, a + 1024, a], 1, 1024, 1024, cfg)
+    assert t.row_misses.tolist() == [4, 0, 0]
+
+
+def test_degenerate_banked_dram_equals_the_fixed_closed_forms():
+    # one channel, one bank, free row misses: only the request issue and the bus remain
+    fixed = preset("tiny")
+    banked = fixed.replace(dram__model="banked", dram__banks=1, dram__row_miss_ns=0.0)
+    cmds = [cls(isa.Buffer.ACT, 0, int(a), rows, elems, stride)
+            for cls in (isa.Load, isa.Store) for a in (0, 100, 4090)
+            for rows, elems, stride in ((1, 4, 4), (7, 4, 64), (50, 3, 16), (12, 4, 4096))]
+    t = dma_cycles(*_dma_fields(cmds, banked), banked)
+    assert t.cycles.tolist() == [unit_cycles(c, fixed) for c in cmds]
+
+
+def test_dma_cycles_of_empty_commands():
+    cfg = preset("vcu1525")
+    t = dma_cycles([0, 1, 0], 0, [0, 0, 5], [64, 64, 0], 64, cfg)
+    # no rows: start and done cycle; empty rows: one issue slot each, nothing reaches DRAM
+    assert t.cycles.tolist() == [2, 2, 1 + 5 + cfg.dram_latency_cycles]
+    assert t.row_hits.sum() + t.row_misses.sum() == 0
+    assert dma_cycles([], [], [], [], [], cfg).cycles.shape == (0,)
+
+
+def test_dma_cycles_rejects_negative_fields():
+    with pytest.raises(ValueError, match="stride must be non-negative, got -4"):
+        dma_cycles(0, 0, 1, 4, -4, preset("vcu1525"))

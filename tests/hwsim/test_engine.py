@@ -8,8 +8,31 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hwsim import ProgramError, compile_gemm, isa, preset, run, simulate_gemm
+from hwsim.dram import DramModel, dma_cycles
 from hwsim.program import Program, TensorRef
-from hwsim.timing import unit_cycles
+from hwsim.timing import elem_bytes, unit_cycles
+
+MIB = 1 << 20
+CONFIGS = {
+    "tiny": preset("tiny"),
+    "small8": preset("small8"),
+    # banked DRAM with 64-byte rows and two banks: small programs still miss rows
+    "tiny-banked": preset("tiny").replace(dram__model="banked", dram__banks=2,
+                                          dram__row_bytes=64),
+}
+
+
+def _durations(prog, cfg):
+    """Expected unit_cycles of every command: closed forms, DMA commands by dma_cycles."""
+    dur = [unit_cycles(c, cfg) for c in prog.commands]
+    idx = [i for i, c in enumerate(prog.commands) if isinstance(c, isa.Load | isa.Store)]
+    cmds = [prog.commands[i] for i in idx]
+    dma = dma_cycles([isinstance(c, isa.Store) for c in cmds], [c.dram_addr for c in cmds],
+                     [c.rows for c in cmds], [c.elems * elem_bytes(c.buf, cfg) for c in cmds],
+                     [c.stride for c in cmds], cfg)
+    for i, d in zip(idx, dma.cycles.tolist(), strict=True):
+        dur[i] = d
+    return dur, dma
 
 
 def _case(m, n, k, seed):
@@ -20,10 +43,10 @@ def _case(m, n, k, seed):
 
 @settings(max_examples=25, deadline=None)
 @given(m=st.integers(1, 40), n=st.integers(1, 40), k=st.integers(1, 600),
-       dataflow=st.sampled_from(["os", "ws"]), config=st.sampled_from(["tiny", "small8"]),
+       dataflow=st.sampled_from(["os", "ws"]), config=st.sampled_from(list(CONFIGS)),
        seed=st.integers(0, 1000))
 def test_gemm_program_values_and_timing_equal_functional(m, n, k, dataflow, config, seed):
-    cfg = preset(config)
+    cfg = CONFIGS[config]
     a, b = _case(m, n, k, seed)
     prog = compile_gemm(m, n, k, cfg, dataflow=dataflow)
     func = run(prog, cfg, "functional", inputs={"A": a, "B": b})
@@ -32,10 +55,27 @@ def test_gemm_program_values_and_timing_equal_functional(m, n, k, dataflow, conf
     assert timing.stats.cycles == func.stats.cycles
     assert timing.stats.retire_cycles == func.stats.retire_cycles
     assert timing.stats.accept_cycles == func.stats.accept_cycles
+    dur, _ = _durations(prog, cfg)
+    assert [e - s + 1 for s, e in zip(func.stats.start_cycles, func.stats.retire_cycles,
+                                      strict=True)] == dur
     # overlap can only help: never slower than one command at a time, never faster than the
     # busiest unit
-    serial = sum(1 + unit_cycles(c, cfg) for c in prog.commands)
+    serial = sum(1 + d for d in dur)
     assert max(func.stats.busy.values()) < func.stats.cycles <= serial
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+def test_vcu1525_banked_dram_timing_equals_functional(dataflow):
+    cfg = preset("vcu1525")
+    prog = compile_gemm(40, 70, 50, cfg, dataflow=dataflow)
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(-8, 8, (40, 50)), rng.integers(-8, 8, (50, 70))
+    func = run(prog, cfg, "functional", inputs={"A": a, "B": b})
+    np.testing.assert_array_equal(func.outputs["C"], a @ b)
+    timing = run(prog, cfg, "timing")
+    assert timing.stats.cycles == func.stats.cycles
+    assert timing.stats.retire_cycles == func.stats.retire_cycles
+    assert timing.stats.dram == func.stats.dram
 
 
 def test_hand_computed_cycles_of_a_single_tile_tiny():
@@ -49,6 +89,11 @@ def test_hand_computed_cycles_of_a_single_tile_tiny():
     assert stats.retire_cycles == [9, 18, 35, 41]
     assert stats.cycles == 42
     assert stats.bytes["dram_read"] == 32 and stats.bytes["dram_write"] == 64
+    # 96 bytes while a DMA unit was busy (cycles 1-18 and 36-41); 4-byte rows use a quarter
+    # of each 16-byte slot: 3 cycles over the peak per LOAD
+    assert stats.dram == {"row_hits": 0, "row_misses": 0, "bandwidth_gbps": 96 * 100 / 24 / 1000,
+                          "peak_gbps": 1.6}
+    assert stats.stalls["dram_latency"] == 2 * 4 and stats.stalls["dram_bandwidth"] == 6
 
 
 def test_stats_account_every_cycle_and_energy():
@@ -221,3 +266,67 @@ def test_sparse_program_checks_whole_groups():
     with pytest.raises(ProgramError, match="3 compressed steps are not a whole number of "
                        "groups of 2"):
         run(Program([bad], 64), preset("tiny"))
+
+
+# --- banked DRAM in the engine ------------------------------------------------------------------
+
+def _load_program(rows, elems, stride, buf=isa.Buffer.ACT):
+    return Program([isa.Load(buf, 0, 0, rows, elems, stride)], dram_bytes=64)
+
+
+def test_sequential_load_on_vcu1525_reaches_near_peak_bandwidth():
+    cfg = preset("vcu1525")
+    # the whole 4 MiB ACT buffer from contiguous 64-byte entries, in two LOADs of 2 MiB
+    half = 32768
+    s = run(Program([isa.Load(isa.Buffer.ACT, h * half, h * 64 * half, half, 32, 64)
+                     for h in (0, 1)], dram_bytes=64), cfg).stats
+    assert s.bytes["dram_read"] == 4 * MIB
+    assert s.dram["bandwidth_gbps"] >= 0.9 * s.dram["peak_gbps"]
+    assert s.dram["row_misses"] == 4 * MIB // cfg.dram.row_bytes
+    assert s.stalls["dram_latency"] == 2 * cfg.dram_latency_cycles
+
+
+def test_strided_small_row_load_on_vcu1525_is_bound_by_the_dram_model():
+    cfg = preset("vcu1525")
+    seq = run(_load_program(16384, 32, 64), cfg).stats
+    strided = run(_load_program(16384, 32, 4096), cfg).stats
+    # the DRAM model's own figure for the same requests: 64 bytes every 4 KiB, one channel
+    ref = DramModel(cfg).access(np.arange(16384) * 4096, 64)
+    assert strided.cycles == 1 + (1 + ref.cycles)  # accept cycle, DMA start cycle
+    assert (strided.dram["row_hits"], strided.dram["row_misses"]) == (ref.row_hits,
+                                                                      ref.row_misses)
+    assert strided.dram["bandwidth_gbps"] == pytest.approx(
+        ref.nbytes * cfg.clock_mhz / 1000 / (ref.cycles + 1))
+    assert strided.dram["bandwidth_gbps"] < 0.2 * strided.dram["peak_gbps"]
+    assert strided.cycles > 4 * seq.cycles
+    assert strided.stalls["dram_bandwidth"] > 0.8 * strided.busy["dma_in"]
+
+
+def test_banked_run_times_dma_commands_in_program_order():
+    cfg = preset("vcu1525")
+    prog = compile_gemm(200, 100, 300, cfg, dataflow="os")
+    s = run(prog, cfg).stats
+    dur, dma = _durations(prog, cfg)
+    assert [e - b + 1 for b, e in zip(s.start_cycles, s.retire_cycles, strict=True)] == dur
+    assert s.dram["row_hits"] == dma.row_hits.sum() > 0
+    assert s.dram["row_misses"] == dma.row_misses.sum() > 0
+    # the DMA units' busy cycles split into start/done cycles, latency, peak transfer and the
+    # cycles lost to the DRAM (row misses, one channel, request issue rate)
+    loads = sum(isinstance(c, isa.Load) for c in prog.commands)
+    stores = len(dma.cycles) - loads
+    assert s.busy["dma_in"] + s.busy["dma_out"] == loads + 2 * stores + \
+        s.stalls["dram_latency"] + int(dma.ideal.sum()) + s.stalls["dram_bandwidth"]
+
+
+def test_simulate_gemm_on_vcu1525_reflects_row_misses():
+    cfg = preset("vcu1525")
+    s = simulate_gemm(512, 512, 64, cfg, dataflow="os")
+    free = simulate_gemm(512, 512, 64, cfg.replace(dram__row_miss_ns=0.0), dataflow="os")
+    slow = simulate_gemm(512, 512, 64, cfg.replace(dram__row_miss_ns=300.0), dataflow="os")
+    assert s.dram["row_misses"] > 0 and s.dram["row_hits"] > 0
+    assert free.dram["row_misses"] == s.dram["row_misses"]
+    assert free.cycles < s.cycles < slow.cycles
+    assert s.stalls["dram_bandwidth"] > 0
+    # the fixed model of the same channels knows no rows
+    fixed = simulate_gemm(512, 512, 64, cfg.replace(dram__model="fixed"), dataflow="os")
+    assert fixed.dram["row_hits"] == fixed.dram["row_misses"] == 0
