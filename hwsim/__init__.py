@@ -45,8 +45,8 @@ def simulate_gemm(m: int, n: int, k: int, config: AcceleratorConfig | str, *,
     config : AcceleratorConfig or str
         A config, preset name or YAML path.
     sparsity : str, optional
-        ``"N:M"`` pattern of B along K; must be one the config supports. Sparse GEMMs are
-        lowered output-stationary (:mod:`hwsim.sparse_tile`).
+        ``"N:M"`` pattern of B along K; must be one the config supports. Sparse GEMMs run
+        N:M tiles in either dataflow (:mod:`hwsim.sparse_tile`).
     dataflow : {"ws", "os"}
     mode : {"timing", "functional"}
         Functional mode runs random operands through the per-cycle model.
@@ -67,15 +67,14 @@ def simulate_gemm(m: int, n: int, k: int, config: AcceleratorConfig | str, *,
         if not cfg.supports_pattern(nm):
             raise ConfigError("sparsity", sparsity, f"a pattern of config {cfg.name!r}: "
                               f"{cfg.array.patterns}")
-        if dataflow != "os":
-            dataflow = "os"  # sparse tiles are output-stationary
     prog = compile_gemm(m, n, k, cfg, dataflow=dataflow, sparsity=nm)
     inputs = None
     if mode == "functional":
         rng = np.random.default_rng(0)
         a = rng.integers(-128, 128, (m, k))
         b = rng.integers(-128, 128, (k, n))
-        inputs = {"A": a, "B": b} if nm is None else sparse_operands(a, b, *nm)
+        inputs = {"A": a, "B": b} if nm is None else sparse_operands(
+            a, b, *nm, ws_rows=cfg.array.rows if dataflow == "ws" else None)
     stats = run(prog, cfg, mode, inputs=inputs, macs=m * n * k).stats
     if trace is not None:
         from .trace import write_trace

@@ -27,7 +27,7 @@ from .numerics import fp32_add_array
 from .program import Program
 from .schedule import ScheduleError, schedule, schedule_per_cycle
 from .sore import check_prune, prune, prune_cost
-from .sparse_tile import os_sparse_tile_per_cycle
+from .sparse_tile import os_sparse_tile_per_cycle, ws_sparse_tile_per_cycle
 from .systolic_array import os_tile_per_cycle, ws_tile_per_cycle
 from .timing import elem_bytes, unit_cycles
 from .vector_unit import check_update, update, update_cost, update_entries
@@ -164,16 +164,21 @@ def _check(i: int, cmd: isa.Command, config: AcceleratorConfig) -> None:
             if pat not in config.array.nm_patterns:
                 raise ProgramError(i, cmd, "n", f"pattern {pat[0]}:{pat[1]} is not supported by "
                                    f"config {config.name!r} {config.array.patterns}")
-            if cmd.dataflow != isa.Dataflow.OS:
-                raise ProgramError(i, cmd, "dataflow", "N:M sparse tiles are output-stationary")
+            gm = 1 << cmd.log2m
             if cmd.k % cmd.n:
                 raise ProgramError(i, cmd, "k", f"{cmd.k} compressed steps are not a whole "
                                    f"number of groups of {cmd.n}")
-            rows_a = cmd.k // cmd.n << cmd.log2m  # the activations of whole groups
-            if cmd.a_addr % (1 << cmd.log2m):
+            if cmd.dataflow == isa.Dataflow.OS:
+                rows_a, align = cmd.k // cmd.n * gm, gm  # the activations of whole groups
+            else:
+                if gm % cmd.n:
+                    raise ProgramError(i, cmd, "n", f"weight-stationary N:M tiles need N to "
+                                       f"divide M, not {cmd.n}:{gm}")
+                rows_a, align = cmd.m * (gm // cmd.n), gm // cmd.n  # M/N entries per row
+            if cmd.a_addr % align:
                 raise ProgramError(i, cmd, "a_addr", f"{cmd.a_addr} is not a multiple of "
-                                   f"M={1 << cmd.log2m}: a sparse tile reads each group of "
-                                   "ACT entries in one access of the banked buffer")
+                                   f"{align}: a sparse tile reads each group of ACT entries in "
+                                   "one access of the banked buffer")
             if cmd.idx_addr + cmd.k > config.idx_depth:
                 raise ProgramError(i, cmd, "idx_addr", f"entries {cmd.idx_addr}.."
                                    f"{cmd.idx_addr + cmd.k - 1} overflow the IDX buffer of "
@@ -241,6 +246,15 @@ def _execute(cmd: isa.Command, m: _Machine, config: AcceleratorConfig) -> int:
         return 0
     if isinstance(cmd, isa.Gemm):
         act, wgt, acc = (m.buffers[b] for b in (isa.Buffer.ACT, isa.Buffer.WGT, isa.Buffer.ACC))
+        if cmd.sparse and cmd.dataflow == isa.Dataflow.WS:
+            gm, e = 1 << cmd.log2m, (1 << cmd.log2m) // cmd.n
+            dst = acc[cmd.c_addr:cmd.c_addr + cmd.m]
+            a_rows = act[cmd.a_addr:cmd.a_addr + cmd.m * e].reshape(cmd.m, e * R)
+            dst[:], _ = ws_sparse_tile_per_cycle(
+                a_rows, wgt[cmd.b_addr:cmd.b_addr + cmd.k],
+                m.buffers[isa.Buffer.IDX][cmd.idx_addr:cmd.idx_addr + cmd.k], cmd.n, gm, R, C,
+                acc=dst.copy() if cmd.accumulate else None)
+            return 0
         if cmd.sparse:
             gm = 1 << cmd.log2m
             res, _ = os_sparse_tile_per_cycle(
@@ -302,7 +316,8 @@ def _footprint(cmd: isa.Command, config: AcceleratorConfig):
         os_ = cmd.dataflow == isa.Dataflow.OS
         rows_a = cmd.k if os_ else cmd.m
         if cmd.sparse:
-            rows_a = cmd.k // max(cmd.n, 1) << cmd.log2m
+            gm, gn = 1 << cmd.log2m, max(cmd.n, 1)
+            rows_a = cmd.k // gn * gm if os_ else cmd.m * (gm // gn)
         rows_c = R if os_ else cmd.m
         out = [(isa.Buffer.ACT, "r", cmd.a_addr, cmd.a_addr + rows_a, False),
                (isa.Buffer.WGT, "r", cmd.b_addr, cmd.b_addr + cmd.k, False),
@@ -484,6 +499,10 @@ def run(program: Program, config: AcceleratorConfig, mode: str = "timing", *,
             padded_macs += _gemm_macs(cmd, config)
             eb = config.array.elem_bytes
             rows_a = cmd.k if cmd.dataflow == isa.Dataflow.OS else cmd.m
+            if cmd.sparse:
+                # each ACT read is a whole banked row of G entries, plus one IDX entry per row
+                rows_a *= max(p for _, p in config.array.nm_patterns)
+                nbytes["sram_read"] += cmd.k * C
             nbytes["sram_read"] += rows_a * R * eb + cmd.k * C * eb
             out_rows = R if cmd.dataflow == isa.Dataflow.OS else cmd.m
             nbytes["sram_write"] += out_rows * C * 4

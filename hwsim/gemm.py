@@ -67,7 +67,9 @@ def gemm_tiling(m: int, n: int, k: int, config: AcceleratorConfig,
         groups = min(config.act_depth // half // gm, config.wgt_depth // half // gn,
                      config.idx_depth // half // gn, lim // gm)
         kt = min(-(-k // gm) * gm, groups * gm)
-    mt = min(m, config.act_depth // half, config.acc_depth // half, lim)
+    # a sparse WS activation row spans M/N ACT entries
+    e = 1 if nm is None or dataflow == "os" else nm[1] // nm[0]
+    mt = min(m, config.act_depth // half // e, config.acc_depth // half, lim)
     return GemmTiling(m, n, k, config.array.rows, config.array.cols, kt, mt, dataflow, nm)
 
 
@@ -86,9 +88,13 @@ def compile_gemm(m: int, n: int, k: int, config: AcceleratorConfig, *,
     With ``sparsity=(N, M)`` B is N:M along K and held compressed in DRAM (values ``Bv`` and
     in-group indices ``Bi``, ``ceil(K/M)*N`` rows each, the format of
     ``algorithms.nm.compress``); tiles are output-stationary sparse GEMMs
-    (:mod:`hwsim.sparse_tile`). A is then stored with K padded by zero columns to a whole
-    number of groups (shape ``(M_rows, ceil(K/M)*M)``), because a sparse tile reads each
-    group of activations whole.
+    (:mod:`hwsim.sparse_tile`). Output-stationary, A is stored with K padded by zero columns to
+    a whole number of groups (shape ``(M_rows, ceil(K/M)*M)``), because a sparse tile reads
+    each group of activations whole. Weight-stationary (N must divide M and the array rows R),
+    each tile holds R compressed rows, ``E = M/N`` ACT entries per activation row, and A is
+    stored blocked by reduction chunk: shape ``(chunks * M_rows, E * R)``, row
+    ``c * M_rows + t`` holding ``A[t, c*E*R : (c+1)*E*R]`` (zero padded), so that a tile's
+    activations are one contiguous LOAD. :func:`sparse_operands` builds both layouts.
 
     Raises
     ------
@@ -99,9 +105,9 @@ def compile_gemm(m: int, n: int, k: int, config: AcceleratorConfig, *,
         if tuple(sparsity) not in config.array.nm_patterns:
             raise ValueError(f"pattern {sparsity[0]}:{sparsity[1]} is not supported by config "
                              f"{config.name!r} {config.array.patterns}")
-        if dataflow != "os":
-            raise ValueError("N:M sparse GEMMs are lowered output-stationary only "
-                             "(dataflow='os')")
+        if dataflow == "ws" and (sparsity[1] % sparsity[0] or config.array.rows % sparsity[0]):
+            raise ValueError(f"weight-stationary {sparsity[0]}:{sparsity[1]} tiles need N to "
+                             f"divide M and the {config.array.rows} array rows")
     if dataflow not in config.array.dataflows:
         raise ValueError(f"dataflow {dataflow!r} is not supported by config {config.name!r} "
                          f"(supported: {config.array.dataflows})")
@@ -111,8 +117,14 @@ def compile_gemm(m: int, n: int, k: int, config: AcceleratorConfig, *,
     def align(x: int) -> int:
         return (x + 63) // 64 * 64
 
-    ka = k if sparsity is None else -(-k // sparsity[1]) * sparsity[1]
-    a = TensorRef(0, (m, ka), op, order="col" if dataflow == "os" else "row")
+    if sparsity is None:
+        a = TensorRef(0, (m, k), op, order="col" if dataflow == "os" else "row")
+    elif dataflow == "os":
+        a = TensorRef(0, (m, -(-k // sparsity[1]) * sparsity[1]), op, order="col")
+    else:
+        e = sparsity[1] // sparsity[0]
+        a = TensorRef(0, (ws_sparse_chunks(k, sparsity, config.array.rows) * m,
+                          e * config.array.rows), op)
     if sparsity is None:
         b = TensorRef(align(a.addr + a.nbytes), (k, n), op)
         c = TensorRef(align(b.addr + b.nbytes), (m, n), acc)
@@ -124,7 +136,7 @@ def compile_gemm(m: int, n: int, k: int, config: AcceleratorConfig, *,
     bv = TensorRef(align(a.addr + a.nbytes), (rows, n), op)
     bi = TensorRef(align(bv.addr + bv.nbytes), (rows, n), "int8")
     c = TensorRef(align(bi.addr + bi.nbytes), (m, n), acc)
-    cmds = _lower_os(t, config, a, bv, c, bi)
+    cmds = (_lower_os if dataflow == "os" else _lower_ws)(t, config, a, bv, c, bi)
     return Program(cmds, align(c.addr + c.nbytes), {"A": a, "Bv": bv, "Bi": bi, "C": c},
                    inputs=("A", "Bv", "Bi"), outputs=("C",))
 
@@ -231,12 +243,16 @@ def _lower_os(t: GemmTiling, config: AcceleratorConfig, a: TensorRef, b: TensorR
 
 
 def _lower_ws(t: GemmTiling, config: AcceleratorConfig, a: TensorRef, b: TensorRef,
-              c: TensorRef) -> list[isa.Command]:
+              c: TensorRef, bi: TensorRef | None = None) -> list[isa.Command]:
+    """Weight-stationary tiles; with ``t.nm`` B is compressed (values ``b``, indices ``bi``)
+    and A blocked by chunk (:func:`compile_gemm`)."""
     R, C = t.rows, t.cols
     eb = a.np_dtype.itemsize
     cb = c.np_dtype.itemsize
     half_act, half_wgt, half_acc = _halves(config)
     em = _Emitter(config.buffers.double_buffered)
+    if t.nm:
+        return _lower_ws_sparse(t, config, a, b, c, bi, em)
     nk = -(-t.k // R)
     for n0 in range(0, t.n, C):
         nc = min(C, t.n - n0)
@@ -256,13 +272,56 @@ def _lower_ws(t: GemmTiling, config: AcceleratorConfig, a: TensorRef, b: TensorR
     return em.cmds
 
 
-def sparse_operands(a: np.ndarray, b: np.ndarray, n: int, m: int) -> dict[str, np.ndarray]:
+
+def ws_sparse_chunks(k: int, nm: tuple[int, int], rows: int) -> int:
+    """Reduction chunks of a weight-stationary N:M GEMM: ``rows`` compressed rows each."""
+    return -(-(-(-k // nm[1]) * nm[0]) // rows)
+
+
+def _lower_ws_sparse(t: GemmTiling, config: AcceleratorConfig, a: TensorRef, b: TensorRef,
+                     c: TensorRef, bi: TensorRef, em: _Emitter) -> list[isa.Command]:
+    R, C = t.rows, t.cols
+    gn, gm = t.nm
+    e = gm // gn
+    eb = a.np_dtype.itemsize
+    cb = c.np_dtype.itemsize
+    half_act, half_wgt, half_acc = _halves(config)
+    half_idx = config.idx_depth // 2 if config.buffers.double_buffered else 0
+    kc_all = -(-t.k // gm) * gn
+    nk = ws_sparse_chunks(t.k, t.nm, R)
+    for n0 in range(0, t.n, C):
+        nc = min(C, t.n - n0)
+        for m0 in range(0, t.m, t.mt):
+            mc = min(t.mt, t.m - m0)
+            c_addr = (em.tiles % 2) * half_acc
+            for chunk in range(nk):
+                c0 = chunk * R
+                kc = min(R, kc_all - c0)
+                g = em.gemms
+                w_addr, a_addr = (g % 2) * half_wgt, (g % 2) * half_act
+                idx_addr = (g % 2) * half_idx
+                em.load(isa.Buffer.WGT, w_addr, b.addr + (c0 * t.n + n0) * eb, kc, nc, t.n * eb)
+                em.load(isa.Buffer.IDX, idx_addr, bi.addr + c0 * t.n + n0, kc, nc, t.n)
+                em.load(isa.Buffer.ACT, a_addr, a.addr + (chunk * t.m + m0) * e * R * eb,
+                        mc * e, R, R * eb)
+                em.gemm(chunk == nk - 1, a_addr=a_addr, b_addr=w_addr, c_addr=c_addr,
+                        idx_addr=idx_addr, k=kc, m=mc, dataflow=isa.Dataflow.WS,
+                        accumulate=int(chunk > 0), sparse=1, n=gn, log2m=gm.bit_length() - 1)
+            em.store(isa.Buffer.ACC, c_addr, c.addr + (m0 * t.n + n0) * cb, mc, nc, t.n * cb)
+    return em.cmds
+
+
+def sparse_operands(a: np.ndarray, b: np.ndarray, n: int, m: int, *,
+                    ws_rows: int | None = None) -> dict[str, np.ndarray]:
     """Inputs of a sparse :func:`compile_gemm` program from dense A[M,K] and B[K,N].
 
     B is pruned to N:M along K (the ``n`` largest ``|b|`` of each group, lower index first on
     ties) and compressed to values ``Bv`` and in-group indices ``Bi`` (increasing within a
     group, the format of ``algorithms.nm.compress``); A and B are zero-padded along K to whole
-    groups. ``B`` in the result is the pruned dense B (padded), the reference operand.
+    groups. ``B`` in the result is the pruned dense B (padded), the reference operand, and
+    ``A_dense`` the padded dense A. With ``ws_rows`` (the array rows R), ``A`` is in the
+    chunk-blocked layout of a weight-stationary program (:func:`compile_gemm`); otherwise it
+    is ``A_dense``.
     """
     a, b = np.asarray(a), np.asarray(b)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
@@ -279,5 +338,13 @@ def sparse_operands(a: np.ndarray, b: np.ndarray, n: int, m: int) -> dict[str, n
     vals = np.take_along_axis(groups, idx, axis=1)
     pruned = np.zeros_like(groups)
     np.put_along_axis(pruned, idx, vals, axis=1)
-    return {"A": ap, "Bv": vals.reshape(-1, b.shape[1]), "Bi": idx.reshape(-1, b.shape[1])
-            .astype(np.uint8), "B": pruned.reshape(kp, -1)}
+    out = {"A": ap, "A_dense": ap, "Bv": vals.reshape(-1, b.shape[1]),
+           "Bi": idx.reshape(-1, b.shape[1]).astype(np.uint8), "B": pruned.reshape(kp, -1)}
+    if ws_rows is not None:
+        e, span = m // n, m // n * ws_rows
+        chunks = ws_sparse_chunks(k, (n, m), ws_rows)
+        wide = np.zeros((a.shape[0], chunks * span), a.dtype)
+        wide[:, :kp] = ap
+        out["A"] = wide.reshape(a.shape[0], chunks, span).transpose(1, 0, 2).reshape(-1, span)
+        assert e * ws_rows == span
+    return out

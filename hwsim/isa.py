@@ -200,7 +200,12 @@ class Gemm(Command):
 
     ``accumulate``: add to the ACC entries instead of overwriting them. ``sparse``: the WGT
     entries hold N:M-compressed weights (``n`` values per group of ``2**log2m``) and IDX
-    entries from ``idx_addr`` their in-group indices; ``k`` counts compressed steps.
+    entries from ``idx_addr`` their in-group indices; ``k`` counts compressed steps
+    (compressed weight rows in WS). OS sparse: ACT holds the whole groups, entries
+    ``a_addr .. a_addr + k/n * M - 1``, with ``a_addr`` a multiple of M. WS sparse (N divides
+    M): activation row ``t`` spans the ``M/N`` entries from ``a_addr + t*M/N`` (``a_addr`` a
+    multiple of M/N), row ``r`` of the array using operands ``(r // n) * M ..`` of it
+    (:mod:`hwsim.sparse_tile`).
     """
 
     a_addr: int

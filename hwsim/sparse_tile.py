@@ -1,4 +1,4 @@
-"""Per-cycle model of an N:M sparse output-stationary tile (the index-driven activation select).
+"""Per-cycle models of N:M sparse tiles (the index-driven activation select), OS and WS.
 
 B is N:M sparse along the reduction and held compressed: WGT entry ``s`` is compressed row
 ``s`` (``N`` rows per group of ``M``), IDX entry ``s`` holds each column's in-group index of
@@ -15,6 +15,16 @@ skewed like a dense operand. The WGT value and the IDX entry of step ``s`` move 
 ``A[i, g*M + idx[s, j]]``. Every PE thus performs one useful MAC per cycle: a tile of ``K``
 dense reduction steps takes ``K*N/M`` feed steps, and its cycles are the dense closed forms
 with ``k`` the compressed step count (:func:`hwsim.systolic_array.os_feed_cycles`).
+
+Weight-stationary: the ``k <= R`` compressed weight rows are preloaded with their indices
+(PE ``(r, j)`` holds value and index of compressed row ``r``, group ``r // N``), and activation
+rows stream. Activation row ``t`` of the tile spans ``E = M / N`` ACT entries,
+``a_addr + t*E .. a_addr + t*E + E - 1`` (``E * R`` reduction operands, enough for the ``R / N``
+groups of ``R`` compressed rows; ``a_addr`` a multiple of ``E``), read in one banked access;
+array row ``r`` receives the M operands of its group, flat operands ``(r // N) * M ..
+(r // N) * M + M - 1`` of the row, and PE ``(r, j)`` multiplies its weight by the one its
+index selects. The schedule is that of a dense WS tile (:func:`hwsim.systolic_array.
+ws_stream_cycles`).
 """
 
 from __future__ import annotations
@@ -22,9 +32,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .systolic_array import _mac, _operands, _result
+from .systolic_array import _mac, _operands, _result, ws_stream_cycles
 
-__all__ = ["os_sparse_tile_per_cycle"]
+__all__ = ["os_sparse_tile_per_cycle", "ws_sparse_tile_per_cycle"]
 
 
 def os_sparse_tile_per_cycle(a_cols: np.ndarray, b_vals: np.ndarray, b_idx: np.ndarray,
@@ -141,3 +151,126 @@ def _in_flight(a_reg, a_skew, rows, cols):
             if a_skew[i, q] >= 0:
                 return True
     return False
+
+
+def ws_sparse_tile_per_cycle(a_rows: np.ndarray, w_vals: np.ndarray, w_idx: np.ndarray,
+                             n: int, m: int, rows: int, cols: int, acc=None):
+    """Weight-stationary N:M sparse tile, register by register, from the unit's start cycle.
+
+    Parameters
+    ----------
+    a_rows : int8 or fp16 [t, (m // n) * rows]
+        Activation row ``t`` as its ``E = m // n`` ACT entries laid end to end (flat operand
+        ``q * rows + i`` is lane ``i`` of entry ``q``).
+    w_vals : int8 or fp16 [k, cols], ``k <= rows``, a multiple of ``n``
+        WGT entries: compressed weight rows.
+    w_idx : integer [k, cols]
+        IDX entries: each weight's index inside its group, in ``[0, m)``.
+    acc : int32 or float32 [t, cols], optional
+        Accumulate mode: the old ACC entries entering the columns as partial sums.
+
+    Returns
+    -------
+    out : int32 or float32 [t, cols]
+        ``acc + sum_r a_rows[:, (r // n) * m + w_idx[r]] * w_vals[r]`` in the hardware's order
+        (from ``acc``, then ``r = 0, 1, ...``).
+    cycles : int
+        Cycles after the start cycle up to the last ACC write (``ws_stream_cycles``).
+    """
+    a, fa = _operands(a_rows, "a_rows")
+    w, fw = _operands(w_vals, "w_vals")
+    if fa != fw:
+        raise TypeError("a_rows and w_vals must both be int8 or both fp16")
+    if not (isinstance(n, int) and isinstance(m, int) and 1 <= n <= m and m % n == 0):
+        raise ValueError(f"pattern {n}:{m}: weight-stationary sparse tiles need N to divide M")
+    k = w.shape[0]
+    idx = np.asarray(w_idx).astype(np.int64)
+    if k > rows or k % n or w.shape[1] != cols or idx.shape != w.shape:
+        raise ValueError(f"w_vals and w_idx must have shape (k, {cols}) with k <= {rows} a "
+                         f"multiple of {n}, not {w.shape} and {idx.shape}")
+    if a.ndim != 2 or a.shape[1] != m // n * rows:
+        raise ValueError(f"a_rows must have {m // n * rows} flat operands per row, not shape "
+                         f"{a.shape}")
+    if idx.size and (idx.min() < 0 or idx.max() >= m):
+        raise ValueError(f"indices must lie in [0, {m})")
+    t = a.shape[0]
+    if acc is None:
+        c0 = np.zeros((t, cols), np.int64)
+    else:
+        c0 = np.asarray(acc)
+        if c0.shape != (t, cols):
+            raise ValueError(f"acc must have shape {(t, cols)}, not {c0.shape}")
+        c0 = c0.view(np.uint32 if fa else np.int32).astype(np.int64)
+    out, cycles = _ws_sparse_kernel(a, w, idx, c0, n, m, rows, cols, fa)
+    assert t == 0 or cycles == ws_stream_cycles(k, t, rows, cols)
+    return _result(out, fa), cycles
+
+
+@njit(cache=True)
+def _ws_sparse_kernel(a_rows, w_vals, w_idx, c0, n, m, rows, cols, fp):
+    t_rows = a_rows.shape[0]
+    k = w_vals.shape[0]
+    # a side: the activation row number whose group the register holds (-1: zeros);
+    # weight side: the compressed row number held stationary (-1: cleared)
+    a_reg = np.full((rows, cols), -1, np.int64)
+    w_reg = np.full((rows, cols), -1, np.int64)
+    acc = np.zeros((rows, cols), np.int64)
+    a_skew = np.full((rows, max(rows, 1)), -1, np.int64)
+    o_skew = np.zeros((cols, max(cols, 1)), np.int64)
+    p_skew = np.zeros((cols, max(cols, 1)), np.int64)
+    p_in = np.zeros(cols, np.int64)
+    p_edge = np.zeros(cols, np.int64)
+    a_in = np.zeros(rows, np.int64)
+    a_edge = np.zeros(rows, np.int64)
+    row = np.zeros(cols, np.int64)
+    out = np.zeros((t_rows, cols), np.int64)
+    done = k + t_rows + rows + cols
+    last_write = -1
+    for cycle in range(1, done + 1):
+        rd = cycle - 1
+        load = 1 <= rd <= k
+        w_in = k - rd  # the compressed row on the WGT/IDX read ports while loading
+        step = rd - k - 1
+        valid = rd > k and step < t_rows
+        for i in range(rows):
+            a_in[i] = step if valid and i < k else -1
+        for i in range(rows):
+            a_edge[i] = a_in[i] if i == 0 else a_skew[i, i - 1]
+        for j in range(cols):
+            p_in[j] = c0[step, j] if valid else 0
+            p_edge[j] = p_in[j] if j == 0 else p_skew[j, j - 1]
+        for j in range(cols):
+            row[j] = acc[rows - 1, j] if j == cols - 1 else o_skew[j, cols - 2 - j]
+        wr = cycle - (k + rows + cols + 1)
+        if 0 <= wr < t_rows:
+            for j in range(cols):
+                out[wr, j] = row[j]
+            last_write = cycle
+        for j in range(cols - 1):
+            for q in range(cols - 2 - j, 0, -1):
+                o_skew[j, q] = o_skew[j, q - 1]
+            o_skew[j, 0] = acc[rows - 1, j]
+        for i in range(rows - 1, -1, -1):
+            for j in range(cols - 1, -1, -1):
+                ta = a_edge[i] if j == 0 else a_reg[i, j - 1]
+                psum = p_edge[j] if i == 0 else acc[i - 1, j]
+                r = w_reg[i, j]
+                av = 0
+                wv = 0
+                if r >= 0:
+                    wv = w_vals[r, j]
+                    if ta >= 0:
+                        av = a_rows[ta, i // n * m + w_idx[r, j]]
+                acc[i, j] = _mac(psum, av, wv, fp)
+                a_reg[i, j] = ta
+                if load:
+                    w_reg[i, j] = w_in if i == 0 else w_reg[i - 1, j]
+        for i in range(1, rows):
+            for q in range(i - 1, 0, -1):
+                a_skew[i, q] = a_skew[i, q - 1]
+            a_skew[i, 0] = a_in[i]
+        for j in range(1, cols):
+            for q in range(j - 1, 0, -1):
+                p_skew[j, q] = p_skew[j, q - 1]
+            p_skew[j, 0] = p_in[j]
+    return out, (last_write if t_rows > 0 else done)

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from algorithms.nm import compress
 from hwsim import compile_gemm, preset, run, simulate_gemm, sparse_operands
 from hwsim.numerics import fp16_matmul
-from hwsim.sparse_tile import os_sparse_tile_per_cycle
-from hwsim.systolic_array import os_feed_cycles, os_tile_per_cycle
+from hwsim.sparse_tile import os_sparse_tile_per_cycle, ws_sparse_tile_per_cycle
+from hwsim.systolic_array import os_feed_cycles, os_tile_per_cycle, ws_stream_cycles
 
 
 def _wrap32(x):
@@ -37,6 +37,34 @@ def test_int8_tile_values_and_cycles(rows, cols, groups, pattern, seed):
         for j in range(cols):
             b[s // n * m + idx[s, j], j] = vals[s, j]
     np.testing.assert_array_equal(acc, _wrap32(a.T.astype(np.int64) @ b))
+
+
+def _random_idx(rng, groups, n, m, cols):
+    return np.sort(rng.permuted(np.tile(np.arange(m), (groups, cols, 1)), axis=2)[:, :, :n],
+                   axis=2).transpose(0, 2, 1).reshape(groups * n, cols)
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows_groups=st.integers(1, 3), cols=st.integers(1, 5), t=st.integers(0, 7),
+       pattern=st.sampled_from([(1, 4), (2, 4), (2, 8), (1, 8)]), acc=st.booleans(),
+       seed=st.integers(0, 2**31))
+def test_ws_int8_tile_values_and_cycles(rows_groups, cols, t, pattern, acc, seed):
+    n, m = pattern
+    rows = rows_groups * n + (1 if n == 1 else 0)
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(0, rows // n + 1)) * n  # preloaded compressed rows, whole groups
+    e = m // n
+    a = rng.integers(-128, 128, (t, e * rows)).astype(np.int8)
+    vals = rng.integers(-128, 128, (k, cols)).astype(np.int8)
+    idx = _random_idx(rng, k // n, n, m, cols) if k else np.zeros((0, cols), np.int64)
+    c0 = rng.integers(-2**31, 2**31, (t, cols)).astype(np.int32) if acc else None
+    out, cycles = ws_sparse_tile_per_cycle(a, vals, idx, n, m, rows, cols, acc=c0)
+    assert cycles == ws_stream_cycles(k, t, rows, cols) or t == 0
+    ref = np.zeros((t, cols), np.int64) if c0 is None else c0.astype(np.int64)
+    for r in range(k):
+        for j in range(cols):
+            ref[:, j] += a[:, r // n * m + idx[r, j]].astype(np.int64) * int(vals[r, j])
+    np.testing.assert_array_equal(out, _wrap32(ref))
 
 
 def test_fp16_tile_sums_in_step_order_like_a_dense_tile_of_the_selected_operands():
@@ -66,19 +94,21 @@ def test_sparse_operands_match_algorithms_compress():
     np.testing.assert_array_equal(ops["Bi"], idx.numpy())
 
 
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
 @pytest.mark.parametrize("config_name", ["tiny", "small8"])
 @pytest.mark.parametrize("pattern", [(2, 4), (2, 8), (1, 8)])
 @pytest.mark.parametrize("shape", [(5, 7, 13), (9, 20, 100), (16, 16, 64)])
-def test_sparse_gemm_programs_functional_equals_reference_and_timing(config_name, pattern, shape):
+def test_sparse_gemm_programs_functional_equals_reference_and_timing(config_name, pattern, shape,
+                                                                     dataflow):
     cfg = preset(config_name)
     m_, n_, k_ = shape
     rng = np.random.default_rng(sum(shape) + pattern[0] * 10 + pattern[1])
     ops = sparse_operands(rng.integers(-128, 128, (m_, k_)), rng.integers(-128, 128, (k_, n_)),
-                          *pattern)
-    prog = compile_gemm(m_, n_, k_, cfg, dataflow="os", sparsity=pattern)
+                          *pattern, ws_rows=cfg.array.rows if dataflow == "ws" else None)
+    prog = compile_gemm(m_, n_, k_, cfg, dataflow=dataflow, sparsity=pattern)
     fun = run(prog, cfg, "functional", inputs={t: ops[t] for t in ("A", "Bv", "Bi")})
     tim = run(prog, cfg, "timing")
-    ref = _wrap32(ops["A"].astype(np.int64) @ ops["B"].astype(np.int64))
+    ref = _wrap32(ops["A_dense"].astype(np.int64) @ ops["B"].astype(np.int64))
     np.testing.assert_array_equal(fun.outputs["C"], ref)
     assert fun.stats.retire_cycles == tim.stats.retire_cycles
     assert fun.stats.cycles == tim.stats.cycles
@@ -116,5 +146,5 @@ def test_misaligned_sparse_tile_is_refused_naming_the_field():
 
     cmds = [replace(c, a_addr=4) if c.name == "GEMM" else c for c in prog.commands]
     prog.commands[:] = cmds
-    with pytest.raises(ProgramError, match="a_addr.*multiple of M=8"):
+    with pytest.raises(ProgramError, match="a_addr.*not a multiple of 8"):
         run(prog, cfg, "timing")
