@@ -51,8 +51,9 @@ def gemm_program_case(config: AcceleratorConfig, m: int, n: int, k: int,
         a = rng.standard_normal((m, k)).astype(np.float16)
         b = rng.standard_normal((k, n)).astype(np.float16)
     if sparsity is not None:
-        return (compile_gemm(m, n, k, config, dataflow="os", sparsity=sparsity),
-                sparse_operands(a, b, *sparsity))
+        ws_rows = config.array.rows if dataflow == "ws" else None
+        return (compile_gemm(m, n, k, config, dataflow=dataflow, sparsity=sparsity),
+                sparse_operands(a, b, *sparsity, ws_rows=ws_rows))
     return compile_gemm(m, n, k, config, dataflow=dataflow), {"A": a, "B": b}
 
 

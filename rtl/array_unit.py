@@ -36,7 +36,7 @@ class ArrayUnit(wiring.Component):
     ``C - 1 - j`` registers so that output row ``t`` is whole on cycle ``k + t + R + C + 1``,
     when it is written to ACC entry ``c_addr + t``.
 
-    N:M sparse (``sparse``, output-stationary only): ``k`` counts compressed steps, ``n`` per
+    N:M sparse, output-stationary (``sparse``): ``k`` counts compressed steps, ``n`` per
     group of ``M = 2**log2m``. Step ``s`` reads WGT entry ``b_addr + s`` (the compressed values),
     IDX entry ``idx_addr + s`` (their in-group indices) and the ACT row holding entries
     ``a_addr + g*M .. a_addr + g*M + M - 1`` of its group ``g = s // n`` (``act_row``: the ACT
@@ -45,6 +45,13 @@ class ArrayUnit(wiring.Component):
     ``j`` receives the value and the select ``(a_addr + g*M) % G + idx[j]``, skewed like a dense
     operand, so PE ``(i, j)`` multiplies by ``A[i, g*M + idx[s, j]]``
     (:mod:`hwsim.sparse_tile`). Timing is that of a dense OS tile of ``k`` steps.
+
+    N:M sparse, weight-stationary: the ``k`` compressed weight rows are preloaded with their
+    IDX entries (read in the same order, ``idx_addr + k - 1`` first), each PE keeping its
+    index beside its weight; activation row ``t`` is the ``E = M/N`` ACT entries from
+    ``a_addr + t*E`` (``a_addr`` a multiple of E), one banked read, and array row ``i`` receives
+    the M flat operands ``(i // N) * M ..`` of that row as its group. Timing is that of a dense
+    WS tile.
 
     OS ``accumulate``: the drain writes ``old + new`` (read-modify-write; int8: wrapping int32
     add; fp16: one fp32 round-to-nearest-even addition :func:`rtl.pe.fp32_add` per lane, so the
@@ -135,6 +142,7 @@ class ArrayUnit(wiring.Component):
         sparse, n_q, log2m_q = Signal(), Signal(4), Signal(3)
         idx_addr, slot, grp = Signal(16), Signal(4), Signal(16)
         base_q = Signal(max(lb, 1))  # the read's offset in its ACT row, aligned with data
+        esh = Signal(3)  # WS sparse: log2(M / N), ACT entries per activation row
 
         # WS schedule (t counts cycles since start): weight reads 1..k, activation (and, when
         # accumulating, old ACC) reads k+1..k+m, ACC writes k+R+C+1..k+R+C+m.
@@ -143,15 +151,16 @@ class ArrayUnit(wiring.Component):
         mod.d.comb += [
             act_step.eq(t - k - 1),
             wr_row.eq(t - (k + R + C + 1)),
-            self.act.addr.eq(Mux(sparse, grp, a_addr + Mux(ws, act_step[:16], t[:16]))),
+            self.act.addr.eq(Mux(sparse & ~ws, grp,
+                                 a_addr + Mux(ws, (act_step << esh)[:16], t[:16]))),
             self.wgt.addr.eq(b_addr + Mux(ws, (k - t)[:16], t[:16])),
-            self.idx.addr.eq(idx_addr + t[:16]),
+            self.idx.addr.eq(idx_addr + Mux(ws, (k - t)[:16], t[:16])),
             self.act.en.eq(1),
             self.wgt.en.eq(1),
             self.idx.en.eq(sparse),
         ]
         if G > 1:
-            mod.d.sync += base_q.eq(grp[:lb])
+            mod.d.sync += base_q.eq(self.act.addr[:lb])
 
         # Skew: row i (column j) passes through i (j) registers before entering the array.
         a_edge = Mux(valid, self.act.data & _lanes(lane_on, W), 0)
@@ -159,9 +168,12 @@ class ArrayUnit(wiring.Component):
         for i in range(R):
             sig = a_edge[i * W:(i + 1) * W]
             if G > 1:
-                # a group: the dense operand in lane 0, or lane i of each entry of the ACT row
+                # a group: the dense operand in lane 0; OS sparse: lane i of each entry of the
+                # ACT row; WS sparse: the M flat operands of row i's group (below)
                 group = Cat(*(self.act_row[(g * R + i) * W:(g * R + i + 1) * W]
                               for g in range(G)))
+                group = Mux(ws, self._ws_group(mod, i, base_q, n_q, log2m_q) & Mux(
+                    lane_on[i], (1 << G * W) - 1, 0), group)
                 sig = Mux(valid & sparse, group, Cat(sig, Const(0, (G - 1) * W)))
             for s in range(i):
                 reg = Signal(len(sig), name=f"a_skew_{i}_{s}")
@@ -177,12 +189,14 @@ class ArrayUnit(wiring.Component):
             # WS weight rows bypass the skew: all columns shift together
             mod.d.comb += array.b_in[j].eq(Mux(load, self.wgt.data[j * W:(j + 1) * W], sig))
             if G > 1:
-                sel = Mux(valid & sparse, base_q + self.idx.data[j * 8:j * 8 + lb], 0)
+                sel = Mux(valid & sparse & ~ws, base_q + self.idx.data[j * 8:j * 8 + lb], 0)
                 for s in range(j):
                     reg = Signal(lb, name=f"sel_skew_{j}_{s}")
                     mod.d.sync += reg.eq(sel)
                     sel = reg
-                mod.d.comb += array.sel_in[j].eq(sel)
+                # WS: each weight's index is loaded with it (0 for dense weights)
+                ws_sel = Mux(sparse, self.idx.data[j * 8:j * 8 + lb], 0)
+                mod.d.comb += array.sel_in[j].eq(Mux(load, ws_sel, sel))
         # WS top-edge partial sums: +0, or the old ACC row (accumulate), skewed like b.
         for j in range(C):
             sig = Mux(valid & ws & acc_mode, self.acc_rd.data[j * 32:(j + 1) * 32], 0)
@@ -231,9 +245,14 @@ class ArrayUnit(wiring.Component):
                                    c_addr.eq(self.c_addr), k.eq(self.k), mm.eq(self.m),
                                    acc_mode.eq(self.accumulate), ws.eq(self.dataflow),
                                    t.eq(Mux(self.dataflow, 1, 0)),
-                                   sparse.eq(self.sparse & ~self.dataflow), n_q.eq(self.n),
+                                   sparse.eq(self.sparse), n_q.eq(self.n),
                                    log2m_q.eq(self.log2m), idx_addr.eq(self.idx_addr),
                                    slot.eq(0), grp.eq(self.a_addr)]
+                    mod.d.sync += esh.eq(0)
+                    with mod.If(self.sparse), mod.Switch(self.n):
+                        for pn in (1, 2, 4, 8):
+                            with mod.Case(pn):
+                                mod.d.sync += esh.eq(self.log2m - (pn.bit_length() - 1))
                     mod.d.sync += [lane_on[i].eq(~self.dataflow | (self.k > i))
                                    for i in range(R)]
                     mod.d.comb += array.clear.eq(1)
@@ -275,6 +294,28 @@ class ArrayUnit(wiring.Component):
                     mod.d.comb += self.done.eq(1)
                     mod.next = "IDLE"
         return mod
+
+
+    def _ws_group(self, mod, i, base, n_q, log2m_q):
+        """WS sparse: the M flat operands of array row ``i``'s group in the ACT row, as a
+        G-lane group. The row holds G entries of R lanes (flat operand ``e*R + lane``); the
+        activation row starts at entry ``base`` (a multiple of E = M/N), and row ``i`` takes
+        flat operands ``base*R + (i // N) * M ..`` (one mux input per pattern and base)."""
+        G, R, W = self.group, self.rows, operand_width(self.dtype)
+        out = Signal(G * W, name=f"ws_group_{i}")
+        sel = Const(0, G * W)
+        for pn, pm in self.config.array.nm_patterns:
+            if pm % pn:
+                continue  # not a weight-stationary pattern (the controller refuses it)
+            e = pm // pn
+            for b in range(0, G, e):
+                off = b * R + i // pn * pm
+                if off + pm > G * R:
+                    continue  # a row no whole group reaches
+                hit = (n_q == pn) & (log2m_q == pm.bit_length() - 1) & (base == b)
+                sel = Mux(hit, self.act_row[off * W:(off + pm) * W], sel)
+        mod.d.comb += out.eq(sel)
+        return out
 
 
 def _lanes(mask, width):

@@ -8,7 +8,7 @@ SETREG executed as fences by the controller itself.
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Signal
+from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
@@ -52,9 +52,9 @@ class Controller(wiring.Component):
     patterns : tuple of (int, int)
         N:M patterns the SORE and the array accept. Rejected (``error``) rather than run: PRUNEs
         of another pattern, along axis 0, of a partial group, or from a buffer other than WGT
-        (``hwsim.sore.check_prune`` rejects the same); N:M GEMMs of another pattern,
-        weight-stationary, of a partial group, or with ``a_addr`` not a multiple of M (as
-        ``hwsim.engine`` checks). UPDATE with Adam is rejected too;
+        (``hwsim.sore.check_prune`` rejects the same); N:M GEMMs of another pattern, of a
+        partial group, or with ``a_addr`` not a multiple of M (OS) or of M/N (WS; N must divide
+        M), as ``hwsim.engine`` checks. UPDATE with Adam is rejected too;
         UPDATEs whose operand ranges overlap are undefined here (``hwsim`` rejects them).
 
     Members
@@ -130,20 +130,21 @@ class Controller(wiring.Component):
             pattern_ok & prune_in.axis & (prune_in.src_buf == isa.Buffer.WGT)
             & ((prune_in.rows & ((1 << prune_in.log2m) - 1)) == 0))
 
-        # an N:M GEMM: a supported pattern, output-stationary, whole groups, a_addr a multiple
-        # of M (the ACT group read), as hwsim.engine checks
+        # an N:M GEMM: a supported pattern, whole groups, and a_addr aligned for the banked
+        # ACT read (OS: a multiple of M; WS: of M/N, with N dividing M), as hwsim.engine checks
         sparse_ok = Signal()
         gemm_pat = []
+        os_ = gemm_in.dataflow == isa.Dataflow.OS
         for pn, pm in self.patterns:
             lm = pm.bit_length() - 1
             ok = (gemm_in.n == pn) & (gemm_in.log2m == lm)
-            if lm:
-                ok = ok & (gemm_in.a_addr[:lm] == 0)
             if pn > 1:
                 ok = ok & (gemm_in.k % pn == 0)
-            gemm_pat.append(ok)
-        m.d.comb += sparse_ok.eq((sum(gemm_pat) != 0 if gemm_pat else 0)
-                                 & (gemm_in.dataflow == isa.Dataflow.OS))
+            le = (pm // pn).bit_length() - 1
+            ws_ok = Const(0) if pm % pn else gemm_in.a_addr[:le] == 0 if le else Const(1)
+            os_ok = gemm_in.a_addr[:lm] == 0 if lm else Const(1)
+            gemm_pat.append(ok & Mux(os_, os_ok, ws_ok))
+        m.d.comb += sparse_ok.eq(sum(gemm_pat) != 0 if gemm_pat else 0)
 
         fifos = {}
         all_empty = Signal()

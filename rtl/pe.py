@@ -201,11 +201,12 @@ class PE(wiring.Component):
     :func:`fp16_mul_exact` added by :func:`fp32_add` (round to nearest even, subnormals kept,
     canonical NaN), i.e. one :func:`hwsim.numerics.fp16_mac` per cycle.
 
-    N:M sparse mode (``group`` = G > 1): ``a_in`` carries a group of G activations and
-    ``sel_in`` (moving down with ``b``, registered to ``sel_out``) picks the one that the
-    compressed weight ``b_in`` multiplies, ``a_in[sel_in]``: the index-driven activation
-    select. Dense tiles feed the activation in lane 0 with ``sel_in`` = 0; so does WS.
-    ``clear`` also zeroes ``sel_out``.
+    N:M sparse mode (``group`` = G > 1): ``a_in`` carries a group of G activations and a
+    select picks the one the compressed weight multiplies: the index-driven activation select.
+    Output-stationary, ``sel_in`` moves down with ``b_in`` (registered to ``sel_out``) and the
+    operand is ``a_in[sel_in]``; weight-stationary, ``sel_out`` is loaded with the weight
+    (while ``load``) and stays, and the operand is ``a_in[sel_out]``. Dense tiles feed the
+    activation in lane 0 with select 0. ``clear`` also zeroes ``sel_out``.
 
     Parameters
     ----------
@@ -271,7 +272,9 @@ class PE(wiring.Component):
             a_op = self.a_in
         else:
             a_op = Signal(self.b_in.shape())
-            m.d.comb += a_op.eq(self.a_in.word_select(self.sel_in, self.width))
+            # OS: the select arrives with b; WS: it is stationary with the weight
+            sel = Mux(self.ws, self.sel_out, self.sel_in)
+            m.d.comb += a_op.eq(self.a_in.word_select(sel, self.width))
         if self.dtype == "int8":
             nxt = (addend + a_op * b_op)[:32]
         else:
@@ -279,12 +282,14 @@ class PE(wiring.Component):
             m.d.comb += b_sel.eq(b_op)
             nxt = fp32_add(m, addend, fp16_mul_exact(m, a_op, b_sel))
         m.d.sync += self.a_out.eq(self.a_in)
-        if self.group > 1:
-            m.d.sync += self.sel_out.eq(Mux(self.clear, 0, self.sel_in))
         with m.If(self.clear):
             m.d.sync += [self.acc.eq(0), self.b_out.eq(0)]
+            if self.group > 1:
+                m.d.sync += self.sel_out.eq(0)
         with m.Else():
             m.d.sync += self.acc.eq(nxt)
             with m.If(~self.ws | self.load):
                 m.d.sync += self.b_out.eq(self.b_in)
+                if self.group > 1:
+                    m.d.sync += self.sel_out.eq(self.sel_in)
         return m

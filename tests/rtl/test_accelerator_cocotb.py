@@ -68,10 +68,14 @@ def test_dense_gemm_programs_match_hwsim_and_torch(sim, config_name):
         assert max(ends) + 1 == model.stats.cycles
 
 
-SPARSE = {  # (m, n, k, (N, M))
-    "tiny": [(4, 4, 16, (2, 8)), (5, 7, 13, (2, 4)), (9, 6, 40, (1, 8)), (8, 12, 130, (2, 8))],
-    "small8": [(8, 8, 64, (2, 8)), (11, 5, 30, (2, 4))],
-    "tiny_fp16": [(4, 4, 16, (2, 8)), (6, 5, 37, (1, 8)), (7, 3, 12, (2, 4))],
+SPARSE = {  # (m, n, k, (N, M), dataflow)
+    "tiny": [(4, 4, 16, (2, 8), "os"), (5, 7, 13, (2, 4), "os"), (9, 6, 40, (1, 8), "os"),
+             (8, 12, 130, (2, 8), "os"), (4, 4, 16, (2, 8), "ws"), (6, 7, 21, (2, 4), "ws"),
+             (9, 5, 40, (1, 8), "ws")],
+    "small8": [(8, 8, 64, (2, 8), "os"), (11, 5, 30, (2, 4), "os"), (10, 9, 70, (2, 8), "ws"),
+               (5, 3, 19, (1, 8), "ws")],
+    "tiny_fp16": [(4, 4, 16, (2, 8), "os"), (6, 5, 37, (1, 8), "os"), (7, 3, 12, (2, 4), "os"),
+                  (5, 6, 30, (2, 8), "ws"), (3, 4, 11, (2, 4), "ws")],
 }
 
 
@@ -85,23 +89,24 @@ def test_sparse_gemm_programs_match_hwsim_and_torch(sim, config_name):
     config = _config(config_name)
     seed = 4321
     rng = np.random.default_rng(seed)
-    cases = [gemm_program_case(config, m, n, k, rng, sparsity=nm)
-             for m, n, k, nm in SPARSE[config_name]]
+    cases = [gemm_program_case(config, m, n, k, rng, df, sparsity=nm)
+             for m, n, k, nm, df in SPARSE[config_name]]
     results = cosim_programs(config, cases, sim=sim, seed=seed, build_root=BUILD,
                              tag=f"sparse-seed{seed}")
-    for (m, n, k, nm), (prog, values), got in zip(SPARSE[config_name], cases, results,
-                                                  strict=True):
-        where = f"{sim}/{config_name} {nm[0]}:{nm[1]} GEMM {m}x{n}x{k} (seed {seed})"
+    for (m, n, k, nm, df), (prog, values), got in zip(SPARSE[config_name], cases, results,
+                                                      strict=True):
+        where = f"{sim}/{config_name} {df} {nm[0]}:{nm[1]} GEMM {m}x{n}x{k} (seed {seed})"
         model = run(prog, config, "functional", inputs=values)
         dram = np.frombuffer(bytes.fromhex(got["dram"]), np.uint8)
         rtl_c = prog.tensors["C"].read(dram.copy())
         assert got["error"] == 0, where
+        a_dense = values["A_dense"]
         if config.array.dtype == "int8":
-            ref = torch.from_numpy(values["A"]).int() @ torch.from_numpy(values["B"]).int()
+            ref = torch.from_numpy(a_dense).int() @ torch.from_numpy(values["B"]).int()
             np.testing.assert_array_equal(rtl_c, ref.numpy(), err_msg=f"{where}: RTL vs torch")
         else:
-            a, b = values["A"].astype(np.float64), values["B"].astype(np.float64)
-            bound = matmul_error_bound(values["A"], values["B"])
+            a, b = a_dense.astype(np.float64), values["B"].astype(np.float64)
+            bound = matmul_error_bound(a_dense, values["B"])
             assert (np.abs(rtl_c - a @ b) <= bound + 1e-30).all(), where
         np.testing.assert_array_equal(rtl_c.view(np.uint32), model.outputs["C"].view(np.uint32),
                                       err_msg=f"{where}: RTL vs hwsim")
