@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hwsim import ProgramError, compile_gemm, isa, preset, run, simulate_gemm
+from hwsim import ProgramError, compile_gemm, isa, preset, run, simulate_gemm, sparse_operands
 from hwsim.dram import DramModel, dma_cycles
 from hwsim.program import Program, TensorRef
 from hwsim.timing import elem_bytes, unit_cycles
@@ -41,16 +41,25 @@ def _case(m, n, k, seed):
             rng.integers(-128, 128, (k, n)).astype(np.int8))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(m=st.integers(1, 40), n=st.integers(1, 40), k=st.integers(1, 600),
        dataflow=st.sampled_from(["os", "ws"]), config=st.sampled_from(list(CONFIGS)),
-       seed=st.integers(0, 1000))
-def test_gemm_program_values_and_timing_equal_functional(m, n, k, dataflow, config, seed):
+       pattern=st.sampled_from([None, (2, 4), (2, 8), (1, 8)]), seed=st.integers(0, 1000))
+def test_gemm_program_values_and_timing_equal_functional(m, n, k, dataflow, config, pattern,
+                                                         seed):
     cfg = CONFIGS[config]
     a, b = _case(m, n, k, seed)
-    prog = compile_gemm(m, n, k, cfg, dataflow=dataflow)
-    func = run(prog, cfg, "functional", inputs={"A": a, "B": b})
-    np.testing.assert_array_equal(func.outputs["C"], a.astype(np.int64) @ b.astype(np.int64))
+    prog = compile_gemm(m, n, k, cfg, dataflow=dataflow, sparsity=pattern)
+    if pattern is None:
+        inputs = {"A": a, "B": b}
+    else:
+        ops = sparse_operands(a, b, *pattern,
+                              ws_rows=cfg.array.rows if dataflow == "ws" else None)
+        inputs = {t: ops[t] for t in ("A", "Bv", "Bi")}
+        a, b = ops["A_dense"], ops["B"]
+    func = run(prog, cfg, "functional", inputs=inputs)
+    ref = a.astype(np.int64) @ b.astype(np.int64)
+    np.testing.assert_array_equal(func.outputs["C"], (ref + 2**31) % 2**32 - 2**31)
     timing = run(prog, cfg, "timing")
     assert timing.stats.cycles == func.stats.cycles
     assert timing.stats.retire_cycles == func.stats.retire_cycles
