@@ -159,7 +159,8 @@ def fp32_add(m: Module, a, b, name: str = "add") -> Signal:
     shift = sig(10, "shift")
     m.d.comb += [lz.eq(26 - lead), room.eq(e1 - 1), shift.eq(Mux(lz < room, lz, room))]
     m2, e2 = sig(27, "m2"), sig(10, "e2")
-    m.d.comb += [m2.eq((m1 << shift)[:27]), e2.eq(e1 - shift)]
+    # shift <= lz <= 26: a 5-bit shift amount keeps the shifter 27 bits wide
+    m.d.comb += [m2.eq((m1 << shift[:5])[:27]), e2.eq(e1 - shift)]
     sign = sig(1, "sign")
     m.d.comb += sign.eq(Mux((m2 == 0) & subtract, 0, x[31]))  # exact cancellation is +0
     # 7. round to nearest, ties to even

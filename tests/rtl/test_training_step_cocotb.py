@@ -1,0 +1,137 @@
+"""A two-layer MLP's training step, compiled by ``dataflow``, on the generated Verilog.
+
+``Linear -> ReLU -> Linear`` is extracted (dense) and compiled with
+``CompileOptions(vector_ops=False)``: its six GEMMs (forward, backward-data and weight-gradient
+of both layers) as one program of LOAD/GEMM/STORE commands whose ops are chained by cross-op
+semaphores. The machine does no ReLU or requantisation in such a program, so each op reads its
+own operand tensors; the host fills them from one consistent step (input ``x``, weights,
+post-ReLU activations ``h``, output gradient ``dy`` and the ReLU-masked ``dh``), so each op's
+result is the matching tensor of torch's autograd on the same values. The RTL must equal hwsim's
+functional mode bit for bit and, command by command, in accept and finish cycles.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from dataflow.compiler import compile, simulate_program
+from dataflow.optimizations import CompileOptions
+from dataflow.workload import extract
+from hwsim.config import preset
+from hwsim.engine import run
+from hwsim.numerics import matmul_error_bound
+from hwsim.program import Program
+from reports.fidelity import command_end_cycles, cosim_programs
+from rtl.cosim import available_simulators
+
+pytestmark = pytest.mark.cocotb
+BUILD = Path(__file__).resolve().parents[2] / "build"
+
+# config -> (batch, in, hidden, out). On tiny the ops span up to 2x2 tiles of the 4x4 array and
+# the mapping search picks OS for five ops, WS for the first layer's weight gradient; on small8
+# one tile each, WS for five ops and OS for that one.
+STEPS = {"tiny": (4, 8, 8, 4), "small8": (4, 8, 8, 4), "tiny_fp16": (4, 8, 8, 4)}
+SEED = 6
+# each launch spends 10-20 s generating the top's Verilog on this machine; the fp16 step adds
+# little beyond test_accelerator_cocotb's fp16 GEMMs, so it runs with the slow tests
+CONFIGS = ["tiny", "small8", pytest.param("tiny_fp16", marks=pytest.mark.slow)]
+
+
+def _config(name):
+    if name == "tiny_fp16":
+        return preset("tiny").replace(name="tiny_fp16", array__dtype="fp16")
+    return preset(name)
+
+
+def training_step_program(config, batch, d_in, hidden, d_out):
+    """``(program, ops, compiled)``: the compiled step as a :class:`Program` whose inputs are
+    every op's A and B and whose outputs are every op's C, the workload's GEMM ops, and the
+    :class:`dataflow.compiler.CompiledProgram` itself."""
+    model = nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, d_out))
+    workload = extract(model, torch.zeros(batch, d_in), method="dense")
+    compiled = compile(workload, config, CompileOptions(vector_ops=False))
+    ops = workload.gemms()
+    prog = Program(compiled.commands, compiled.dram_bytes, compiled.tensors,
+                   inputs=tuple(f"{op.name}.{t}" for op in ops for t in "AB"),
+                   outputs=tuple(f"{op.name}.C" for op in ops))
+    return prog, ops, compiled
+
+
+def step_tensors(dtype, rng, batch, d_in, hidden, d_out):
+    """Per layer (``"0"``, ``"2"``) its input, weight and output gradient, of ``dtype``."""
+    def draw(shape):
+        if dtype == "int8":
+            return rng.integers(-128, 128, shape).astype(np.int8)
+        return rng.standard_normal(shape).astype(np.float16)
+
+    h = np.maximum(draw((batch, hidden)), 0)  # after the ReLU
+    dh = np.where(h > 0, draw((batch, hidden)), 0).astype(h.dtype)  # through the ReLU
+    return {"0": (draw((batch, d_in)), draw((hidden, d_in)), dh),
+            "2": (h, draw((d_out, hidden)), draw((batch, d_out)))}
+
+
+def op_operands(op, layers):
+    """``(A, B)`` of one GEMM op (conventions of :mod:`dataflow.workload`)."""
+    x, w, dy = layers[op.layer]
+    return {"fwd": (x, w.T), "bgrad": (dy, w), "wgrad": (dy.T, x)}[op.pass_]
+
+
+def torch_step(layers):
+    """Per op name, torch's result in float64 (exact for int8 operands at these sizes):
+    autograd of ``y = x @ w.T`` with upstream gradient ``dy``, layer by layer."""
+    out = {}
+    for layer, (x, w, dy) in layers.items():
+        x_t = torch.from_numpy(x.astype(np.float64)).requires_grad_()
+        w_t = torch.from_numpy(w.astype(np.float64)).requires_grad_()
+        y = nn.functional.linear(x_t, w_t)
+        y.backward(torch.from_numpy(dy.astype(np.float64)))
+        out.update({f"{layer}.fwd": y.detach().numpy(), f"{layer}.bgrad": x_t.grad.numpy(),
+                    f"{layer}.wgrad": w_t.grad.numpy()})
+    return out
+
+
+@pytest.mark.parametrize("config_name", CONFIGS)
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_two_layer_training_step_matches_hwsim_and_torch(sim, config_name):
+    if sim not in available_simulators():
+        pytest.fail(f"{sim} is not installed: `make test` installs it")
+    config = _config(config_name)
+    dims = STEPS[config_name]
+    where = f"{sim}/{config_name} training step {dims} (seed {SEED})"
+    prog, ops, compiled = training_step_program(config, *dims)
+    layers = step_tensors(config.array.dtype, np.random.default_rng(SEED), *dims)
+    values = {}
+    for op in ops:
+        values[f"{op.name}.A"], values[f"{op.name}.B"] = op_operands(op, layers)
+    model = run(prog, config, "functional", inputs=values)
+    assert simulate_program(compiled).cycles == model.stats.cycles, where
+    got = cosim_programs(config, [(prog, values)], sim=sim, seed=SEED, build_root=BUILD,
+                         tag=f"training-step-seed{SEED}")[0]
+    assert got["error"] == 0, where
+    dram = np.frombuffer(bytes.fromhex(got["dram"]), np.uint8)
+    ref = torch_step(layers)
+    for op in ops:
+        name = f"{op.name}.C"
+        rtl_c = prog.tensors[name].read(dram.copy())
+        np.testing.assert_array_equal(rtl_c.view(np.uint32), model.outputs[name].view(np.uint32),
+                                      err_msg=f"{where}: {name} RTL vs hwsim")
+        a, b = values[f"{op.name}.A"], values[f"{op.name}.B"]
+        if config.array.dtype == "int8":
+            mm = torch.from_numpy(a).int() @ torch.from_numpy(b).int()
+            np.testing.assert_array_equal(model.outputs[name], mm.numpy(),
+                                          err_msg=f"{where}: {name} hwsim vs torch int32")
+            np.testing.assert_array_equal(model.outputs[name], ref[op.name],
+                                          err_msg=f"{where}: {name} hwsim vs autograd")
+        else:
+            err = np.abs(model.outputs[name].astype(np.float64) - ref[op.name])
+            assert (err <= matmul_error_bound(a, b) + 1e-30).all(), \
+                f"{where}: {name} hwsim vs autograd beyond the fp32 accumulation bound"
+    assert got["accept"] == model.stats.accept_cycles, f"{where}: accept cycles differ"
+    ends = command_end_cycles(prog, [tuple(r) for r in got["retires"]])
+    assert ends == model.stats.retire_cycles, f"{where}: finish cycles differ"
+    assert max(ends) + 1 == model.stats.cycles, where
