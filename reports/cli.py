@@ -36,6 +36,16 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return v
+
+
 def _config(spec: str):
     from hwsim.config import load_config
 
@@ -156,6 +166,41 @@ def cmd_report_sat(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from pathlib import Path
+
+    from reports.store import markdown_table, read_results
+    from reports.sweep import load_spec, run_sweep
+
+    if (args.spec is None) == (args.show is None):
+        raise UsageError("sweep needs a SPEC.yaml to run or --show DB to print stored results")
+    if args.show is not None:
+        text = markdown_table(read_results(args.show), f"Sweep results: {args.show}")
+        if args.report:
+            path = Path(args.show).parent / "report.md"
+            path.write_text(text)
+            print(f"report: {path}")
+        else:
+            print(text, end="")
+        return 0
+    if args.scheduler is not None and args.workers is not None:
+        raise UsageError("--workers sizes the local cluster; it cannot be used with --scheduler")
+    spec = load_spec(args.spec)
+    say = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    res = run_sweep(spec, args.db, scheduler=args.scheduler, workers=args.workers,
+                    max_points=args.max_points, progress=say)
+    print(f"{res.computed} point{'s' * (res.computed != 1)} computed ({res.failed} failed), "
+          f"{res.skipped} already stored, {res.remaining} left; results: {res.db}")
+    if args.report:
+        keys = {p.keys for p in spec.points()}
+        df = read_results(res.db)
+        df = df[[k in keys for k in zip(df["config_key"], df["workload_key"], strict=True)]]
+        path = res.db.parent / "report.md"
+        path.write_text(markdown_table(df, f"Sweep {spec.name}"))
+        print(f"report: {path}")
+    return 0
+
+
 def cmd_rtl_verilog(args) -> int:
     from rtl.verilog import write_verilog
 
@@ -271,6 +316,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataflow", choices=("os", "ws"), default="ws")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_simulate)
+
+    s = sub.add_parser("sweep", help="design-space sweep: configs x workloads on Dask, results "
+                       "in DuckDB (resumable)")
+    s.add_argument("spec", nargs="?", default=None, help="sweep spec YAML (see "
+                   "reports/sweeps/example.yaml)")
+    s.add_argument("--db", default=None, help="results store (default "
+                   "runs/sweep-NAME/results.duckdb)")
+    s.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler "
+                   "(default: a local cluster)")
+    s.add_argument("--workers", type=_nonneg_int, default=None, help="local cluster worker "
+                   "processes (default: one per core); 0 runs in this process")
+    s.add_argument("--max-points", type=_positive_int, default=None, help="stop after this "
+                   "many points (a rerun continues)")
+    s.add_argument("--show", default=None, metavar="DB", help="print the stored results of "
+                   "a store as a Markdown table instead of running")
+    s.add_argument("--report", action="store_true", help="write report.md next to the store")
+    s.add_argument("--quiet", action="store_true", help="no progress lines")
+    s.set_defaults(func=cmd_sweep)
 
     rep = sub.add_parser("report", help="reports: the SAT reproduction")
     rsub2 = rep.add_subparsers(dest="report_command", metavar="REPORT", parser_class=_Parser)

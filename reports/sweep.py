@@ -1,0 +1,597 @@
+"""Design-space sweeps: a base config, a grid of overrides and workloads, run on Dask.
+
+A sweep spec is a YAML file::
+
+    name: example                  # optional; default: the file's stem (names runs/sweep-NAME/)
+    base: small8                   # a preset, a config YAML path (relative to the spec's
+                                   # directory) or an inline config mapping (may say base: PRESET)
+    grid:                          # cartesian product of these overrides; a scalar is one value
+      array.rows: [8, 16]          # SECTION.FIELD or a top-level field (clock_mhz, queue_depth)
+      dram.channels: [1, 2]
+    workloads:
+      - {gemm: [128, 128, 128]}                               # M, N, K; dataflow ws, dense
+      - {gemm: [128, 128, 256], sparsity: "2:8", dataflow: os}
+      - {model: pythia70m, method: bdwp, pattern: "2:8", batch: 1,
+         options: {seq_len: 32, n_layers: 1},   # dataflow.zoo.get_model options
+         compile: {interleave: false},           # dataflow.CompileOptions fields
+         compare_dense: false}                   # also run method dense: speedup column
+
+Every (config, workload) pair is a point. GEMMs run :func:`hwsim.simulate_gemm` in timing mode;
+models run :func:`dataflow.simulate_model` (what ``satmem simulate --model`` runs). Points run
+as Dask tasks on a local cluster (single-threaded worker processes, one per core) or on an
+existing cluster (``scheduler="tcp://host:8786"``; its workers need satmem installed), or in
+this process (``workers=0``, same code path without Dask). Each result is committed to the
+DuckDB store (:mod:`reports.store`) as it completes, keyed by the config's
+:meth:`~hwsim.AcceleratorConfig.key` and the workload's :meth:`GemmWorkload.key`; a rerun
+skips the points stored without error and runs the rest (missing or failed). A point that
+raises is stored with its error and the sweep goes on.
+
+The whole spec is checked before anything runs: every grid config is built (a bad field gives
+hwsim's :class:`~hwsim.config.ConfigError`) and every workload field is checked
+(:class:`SpecError` names it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hwsim.config import DATAFLOWS, AcceleratorConfig, ConfigError, load_config, parse_nm
+
+from .store import METRIC_COLUMNS, ResultStore, config_columns, schema
+
+__all__ = [
+    "METHODS",
+    "GemmWorkload",
+    "ModelWorkload",
+    "Point",
+    "SpecError",
+    "SweepResult",
+    "SweepSpec",
+    "default_db",
+    "default_workers",
+    "load_spec",
+    "parse_spec",
+    "run_point",
+    "run_sweep",
+]
+
+METHODS = ("dense", "srste", "bdwp", "transposable")
+_SPEC_KEYS = ("name", "base", "grid", "workloads")
+_GRID_KEY = re.compile(r"[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?")
+
+
+class SpecError(ValueError):
+    """A sweep spec field has a value outside what is allowed.
+
+    Parameters
+    ----------
+    field : str
+        Path of the field in the spec, e.g. ``"workloads[1].gemm"``.
+    value : object
+    allowed : str
+        What is allowed (or why the value is not).
+    """
+
+    def __init__(self, field: str, value: Any, allowed: str):
+        self.field, self.value, self.allowed = field, value, allowed
+        super().__init__(f"sweep spec field {field!r} = {value!r} is not allowed: {allowed}")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# --- workloads: two siblings with one protocol (key, label, columns, run) ------------------
+
+@dataclass(frozen=True)
+class GemmWorkload:
+    """C[M,N] = A[M,K]·B[K,N], B optionally N:M sparse along K, in timing mode."""
+
+    m: int
+    n: int
+    k: int
+    sparsity: str | None = None
+    dataflow: str = "ws"
+    kind = "gemm"
+
+    def key(self) -> str:
+        """Content hash of the normalised workload (the sweep's resume key, with the config's)."""
+        return _hash({"kind": self.kind, "m": self.m, "n": self.n, "k": self.k,
+                      "sparsity": self.sparsity, "dataflow": self.dataflow})
+
+    @property
+    def label(self) -> str:
+        return f"gemm {self.m}x{self.n}x{self.k} {self.dataflow}" + (
+            f" {self.sparsity}" if self.sparsity else "")
+
+    def columns(self) -> dict[str, Any]:
+        return {"kind": self.kind, "workload": self.label, "m": self.m, "n": self.n,
+                "k": self.k, "sparsity": self.sparsity, "dataflow": self.dataflow}
+
+    def run(self, config: AcceleratorConfig) -> dict[str, Any]:
+        from hwsim import simulate_gemm
+
+        st = simulate_gemm(self.m, self.n, self.k, config, sparsity=self.sparsity,
+                           dataflow=self.dataflow, mode="timing")
+        rd, wr = int(st.bytes["dram_read"]), int(st.bytes["dram_write"])
+        return {"cycles": int(st.cycles), "utilisation": float(st.utilisation),
+                "macs": int(st.macs), "dram_read": rd, "dram_write": wr, "dram_bytes": rd + wr,
+                "energy_pj": float(st.energy_total_pj),
+                "seconds": st.cycles / (config.clock_mhz * 1e6)}
+
+
+@dataclass(frozen=True)
+class ModelWorkload:
+    """One training step of a zoo model (:func:`dataflow.simulate_model`)."""
+
+    model: str
+    method: str = "bdwp"
+    pattern: str | None = "2:8"
+    batch: int = 1
+    options: tuple[tuple[str, Any], ...] = ()
+    compile: tuple[tuple[str, Any], ...] = ()
+    compare_dense: bool = False
+    kind = "model"
+
+    def key(self) -> str:
+        """Content hash of the normalised workload (the sweep's resume key, with the config's)."""
+        return _hash({"kind": self.kind, "model": self.model, "method": self.method,
+                      "pattern": self.pattern, "batch": self.batch,
+                      "options": dict(self.options), "compile": dict(self.compile),
+                      "compare_dense": self.compare_dense})
+
+    @property
+    def label(self) -> str:
+        opts = ",".join(f"{k}={v}" for k, v in self.options)
+        comp = ",".join(f"{k}={v}" for k, v in self.compile)
+        return (f"{self.model}{f'({opts})' if opts else ''} {self.method}"
+                f"{f' {self.pattern}' if self.pattern else ''} b{self.batch}"
+                f"{f' [{comp}]' if comp else ''}")
+
+    def columns(self) -> dict[str, Any]:
+        return {"kind": self.kind, "workload": self.label, "model": self.model,
+                "method": self.method, "pattern": self.pattern, "batch": self.batch,
+                "model_options": json.dumps(dict(self.options)) if self.options else None,
+                "compile_options": json.dumps(dict(self.compile)) if self.compile else None,
+                "compare_dense": self.compare_dense}
+
+    def run(self, config: AcceleratorConfig) -> dict[str, Any]:
+        from dataflow import CompileOptions, simulate_model
+
+        res = simulate_model(self.model, self.method, self.pattern, config, self.batch,
+                             CompileOptions(**dict(self.compile)),
+                             compare_dense=self.compare_dense, **dict(self.options))
+        t = res.totals
+        return {"cycles": int(t["cycles"]), "utilisation": float(t["utilisation"]),
+                "macs": int(t["macs"]), "dram_read": int(t["dram_read"]),
+                "dram_write": int(t["dram_write"]), "dram_bytes": int(t["dram_total"]),
+                "energy_pj": float(t["energy_pj"]), "seconds": float(t["seconds"]),
+                "dense_cycles": None if res.dense_cycles is None else int(res.dense_cycles),
+                "speedup": res.speedup}
+
+
+Workload = GemmWorkload | ModelWorkload
+
+
+def _parse_gemm(w: Mapping, where: str) -> GemmWorkload:
+    extra = sorted(set(w) - {"gemm", "sparsity", "dataflow"})
+    if extra:
+        raise SpecError(f"{where}.{extra[0]}", w[extra[0]],
+                        "expected a GEMM field: gemm, sparsity, dataflow")
+    shape = w["gemm"]
+    if not (isinstance(shape, list) and len(shape) == 3 and all(_is_int(x) and x > 0
+                                                                 for x in shape)):
+        raise SpecError(f"{where}.gemm", shape, "expected [M, N, K], three positive integers")
+    sparsity = w.get("sparsity")
+    if sparsity is not None:
+        try:
+            parse_nm(sparsity, f"{where}.sparsity")
+        except ConfigError as e:
+            raise SpecError(e.field, e.value, f"expected {e.allowed} or null") from None
+    dataflow = w.get("dataflow", "ws")
+    if dataflow not in DATAFLOWS:
+        raise SpecError(f"{where}.dataflow", dataflow, f"expected one of {DATAFLOWS}")
+    return GemmWorkload(*shape, sparsity=sparsity, dataflow=dataflow)
+
+
+def _parse_model(w: Mapping, where: str) -> ModelWorkload:
+    allowed = ("model", "method", "pattern", "batch", "options", "compile", "compare_dense")
+    extra = sorted(set(w) - set(allowed))
+    if extra:
+        raise SpecError(f"{where}.{extra[0]}", w[extra[0]],
+                        f"expected a model field: {', '.join(allowed)}")
+    from dataflow.zoo import get_model, model_names
+
+    name = w["model"]
+    if name not in model_names():
+        raise SpecError(f"{where}.model", name, f"expected one of {model_names()}")
+    method = w.get("method", "bdwp")
+    if method not in METHODS:
+        raise SpecError(f"{where}.method", method, f"expected one of {METHODS}")
+    pattern = w.get("pattern", "2:8")
+    if method == "dense":
+        pattern = None
+    else:
+        try:
+            parse_nm(pattern, f"{where}.pattern")
+        except ConfigError as e:
+            raise SpecError(e.field, e.value, f"expected {e.allowed}") from None
+    batch = w.get("batch", 1)
+    if not (_is_int(batch) and batch > 0):
+        raise SpecError(f"{where}.batch", batch, "expected a positive integer")
+    options, comp = w.get("options") or {}, w.get("compile") or {}
+    for fld, v in (("options", options), ("compile", comp)):
+        if not isinstance(v, dict):
+            raise SpecError(f"{where}.{fld}", v, "expected a mapping")
+    try:  # shapes only: checks the options without building weights
+        get_model(name, batch=batch, device="meta", **options)
+    except (ValueError, TypeError) as e:
+        raise SpecError(f"{where}.options", options, str(e).splitlines()[0]) from None
+    from dataflow import CompileOptions
+
+    known = [f.name for f in fields(CompileOptions)]
+    bad = sorted(set(comp) - set(known))
+    if bad:
+        raise SpecError(f"{where}.compile.{bad[0]}", comp[bad[0]],
+                        f"expected a CompileOptions field: {', '.join(known)}")
+    try:
+        CompileOptions(**comp)
+    except ValueError as e:
+        raise SpecError(f"{where}.compile", comp, str(e)) from None
+    dense = w.get("compare_dense", False)
+    if not isinstance(dense, bool):
+        raise SpecError(f"{where}.compare_dense", dense, "expected true or false")
+    return ModelWorkload(name, method, pattern, batch, tuple(sorted(options.items())),
+                         tuple(sorted(comp.items())), dense)
+
+
+def _parse_workload(w: Any, where: str) -> Workload:
+    if not isinstance(w, dict) or ("gemm" in w) == ("model" in w):
+        raise SpecError(where, w, "expected a mapping with one of gemm: [M, N, K] or "
+                        "model: NAME")
+    return _parse_gemm(w, where) if "gemm" in w else _parse_model(w, where)
+
+
+# --- the spec ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Point:
+    """One (config, workload) pair; ``overrides`` are the grid values that made the config."""
+
+    config: AcceleratorConfig
+    overrides: tuple[tuple[str, Any], ...]
+    workload: Workload
+
+    @property
+    def keys(self) -> tuple[str, str]:
+        return self.config.key(), self.workload.key()
+
+    @property
+    def label(self) -> str:
+        over = " ".join(f"{k}={v}" for k, v in self.overrides) or self.config.name
+        return f"{self.workload.label} | {over}"
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A checked sweep: base config, grid, workloads. Build with :func:`load_spec`."""
+
+    name: str
+    base: AcceleratorConfig
+    grid: tuple[tuple[str, tuple[Any, ...]], ...]
+    workloads: tuple[Workload, ...]
+    configs: tuple[tuple[tuple[tuple[str, Any], ...], AcceleratorConfig], ...] = field(
+        default=(), compare=False)
+
+    def points(self) -> list[Point]:
+        """Every (config, workload) pair, once (duplicates by key are dropped)."""
+        seen, out = set(), []
+        for over, cfg in self.configs:
+            for w in self.workloads:
+                p = Point(cfg, over, w)
+                if p.keys not in seen:
+                    seen.add(p.keys)
+                    out.append(p)
+        return out
+
+
+def _apply(base: AcceleratorConfig, over: tuple[tuple[str, Any], ...]) -> AcceleratorConfig:
+    top = {f.name for f in fields(AcceleratorConfig)}
+    changes = {}
+    for k, v in over:
+        if "." not in k and k not in top:
+            raise ConfigError(k, v, f"a field of AcceleratorConfig or SECTION.FIELD: "
+                              f"{sorted(top)}")
+        changes[k.replace(".", "__")] = v
+    return base.replace(**changes)
+
+
+def _base(value: Any, root: Path) -> AcceleratorConfig:
+    if isinstance(value, dict):
+        return AcceleratorConfig.from_dict(value)
+    if not isinstance(value, str) or not value:
+        raise SpecError("base", value, "expected a preset name, a config YAML path or a "
+                        "config mapping")
+    local = root / value
+    return load_config(local if not Path(value).is_absolute() and local.is_file() else value)
+
+
+def parse_spec(data: Any, *, name: str = "sweep", root: str | Path = ".") -> SweepSpec:
+    """Check a parsed spec and build its configs.
+
+    Parameters
+    ----------
+    data : mapping
+        The spec (module docstring).
+    name : str
+        Used when the spec has no ``name``.
+    root : str or Path
+        Directory that relative config paths in ``base`` are resolved against first.
+
+    Raises
+    ------
+    SpecError
+        A spec field (its path named) is missing or malformed.
+    hwsim.config.ConfigError
+        The base config or a grid point has a bad config field.
+    """
+    if not isinstance(data, dict):
+        raise SpecError("<root>", type(data).__name__, f"expected a mapping with keys "
+                        f"{', '.join(_SPEC_KEYS)}")
+    extra = sorted(set(data) - set(_SPEC_KEYS))
+    if extra:
+        raise SpecError(extra[0], data[extra[0]], f"expected one of {', '.join(_SPEC_KEYS)}")
+    name = data.get("name", name)
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        raise SpecError("name", name, "expected letters, digits, '_', '.' or '-'")
+    if "base" not in data:
+        raise SpecError("base", None, "expected a preset name, a config YAML path or a "
+                        "config mapping")
+    base = _base(data["base"], Path(root))
+    grid = data.get("grid") or {}
+    if not isinstance(grid, dict):
+        raise SpecError("grid", grid, "expected a mapping of config field to a list of values")
+    axes = []
+    for k, v in grid.items():
+        if not isinstance(k, str) or not _GRID_KEY.fullmatch(k):
+            raise SpecError(f"grid.{k}", v, "expected a key SECTION.FIELD (e.g. array.rows) "
+                            "or a top-level config field")
+        values = tuple(v) if isinstance(v, list) else (v,)
+        if not values:
+            raise SpecError(f"grid.{k}", v, "expected at least one value")
+        axes.append((k, values))
+    configs = []
+    for combo in itertools.product(*(vals for _, vals in axes)):
+        over = tuple((k, val) for (k, _), val in zip(axes, combo, strict=True))
+        configs.append((over, _apply(base, over)))
+    wl = data.get("workloads")
+    if not isinstance(wl, list) or not wl:
+        raise SpecError("workloads", wl, "expected a non-empty list of {gemm: [M, N, K], ...} "
+                        "or {model: NAME, ...}")
+    workloads = tuple(_parse_workload(w, f"workloads[{i}]") for i, w in enumerate(wl))
+    return SweepSpec(name, base, tuple(axes), workloads, tuple(configs))
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read and check a sweep spec YAML file (see :func:`parse_spec`).
+
+    Raises
+    ------
+    SpecError, hwsim.config.ConfigError
+    """
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise SpecError("spec", str(p), f"expected a readable YAML file ({e.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        first = str(e).splitlines()[0]
+        raise SpecError("spec", str(p), f"expected valid YAML ({first})") from None
+    return parse_spec(data, name=p.stem, root=p.parent)
+
+
+def default_db(spec: SweepSpec, runs: str | Path = "runs") -> Path:
+    """``runs/sweep-NAME/results.duckdb``."""
+    return Path(runs) / f"sweep-{spec.name}" / "results.duckdb"
+
+
+# --- rows ----------------------------------------------------------------------------------
+
+def _row(spec_name: str, p: Point, result: Mapping[str, Any]) -> dict[str, Any]:
+    ck, wk = p.keys
+    cfg = {c: v for c, (_, v) in config_columns(p.config).items()}
+    return {"config_key": ck, "workload_key": wk, "sweep": spec_name, **p.workload.columns(),
+            **cfg, **{c: result.get(c) for c in METRIC_COLUMNS},
+            "error": result.get("error"), "wall_s": result.get("wall_s"),
+            "finished_at": datetime.now()}
+
+
+def run_point(config: AcceleratorConfig, workload: Workload) -> dict[str, Any]:
+    """Run one point (a Dask task); an exception becomes the result's ``error``, not a raise."""
+    t0 = time.perf_counter()
+    try:
+        out: dict[str, Any] = dict(workload.run(config))
+        out["error"] = None
+    except Exception as e:
+        first = str(e).splitlines()[0] if str(e) else ""
+        out = {"error": f"{type(e).__name__}: {first}".rstrip(": ")}
+    out["wall_s"] = time.perf_counter() - t0
+    return out
+
+
+# --- running -------------------------------------------------------------------------------
+
+@dataclass
+class SweepResult:
+    """What :func:`run_sweep` did: point counts, the store, host seconds."""
+
+    db: Path
+    total: int
+    skipped: int
+    computed: int
+    failed: int
+    wall_s: float
+    where: str
+
+    @property
+    def remaining(self) -> int:
+        return self.total - self.skipped - self.computed
+
+
+def _run_local(points: list[Point]) -> Iterator[tuple[Point, dict]]:
+    for p in points:
+        yield p, run_point(p.config, p.workload)
+
+
+def _run_dask(client, points: list[Point]) -> Iterator[tuple[Point, dict]]:
+    from dask.distributed import as_completed
+
+    futures = {client.submit(run_point, p.config, p.workload, pure=False): p for p in points}
+    try:
+        for fut in as_completed(futures):
+            try:
+                res = fut.result()
+            except Exception as e:  # the worker died (KilledWorker), or was cancelled
+                first = str(e).splitlines()[0] if str(e) else ""
+                res = {"error": f"{type(e).__name__}: {first}".rstrip(": "), "wall_s": None}
+            yield futures[fut], res
+    finally:
+        client.cancel(list(futures))
+
+
+def default_workers() -> int:
+    """One worker process per core (the simulator is single-threaded), at most 8."""
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def _local_cluster(n: int, models: bool):
+    """A LocalCluster of ``n`` single-threaded worker processes.
+
+    Workers fork from a forkserver that has imported satmem (and, for model workloads, torch
+    and the parts of it the zoo's meta-device models load lazily) once, instead of each
+    spawned worker importing them again: on a 2-core machine that is most of a small sweep.
+    """
+    import multiprocessing
+
+    import dask
+    from dask.distributed import LocalCluster
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                            dashboard_address=None)
+    from distributed.utils import get_mp_context
+
+    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+        ctx = get_mp_context()  # Dask sets its own preload list once, on this first call
+        heavy = ["dataflow", "torch._dynamo"] if models else []
+        ctx.set_forkserver_preload(["distributed", "hwsim", *heavy, "reports.sweep"])
+        return LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                            dashboard_address=None)
+
+
+@contextmanager
+def _executor(todo: list[Point], scheduler: str | None, workers: int | None):
+    """Yield ``(run, where)``: ``run(points)`` yields ``(point, result)`` as points complete."""
+    if not todo:
+        yield _run_local, ""
+    elif scheduler is not None:
+        from dask.distributed import Client
+
+        try:
+            client = Client(scheduler, timeout="10s")
+        except OSError as e:
+            raise OSError(f"cannot reach Dask scheduler {scheduler}: {e}") from None
+        with client:
+            yield partial(_run_dask, client), f"on Dask scheduler {scheduler}"
+    elif workers == 0:
+        yield _run_local, "in this process"
+    else:
+        from dask.distributed import Client
+
+        n = min(workers or default_workers(), len(todo))
+        models = any(p.workload.kind == "model" for p in todo)
+        with _local_cluster(n, models) as cluster, Client(cluster) as client:
+            yield (partial(_run_dask, client),
+                   f"on a local Dask cluster ({n} worker{'s' * (n > 1)})")
+
+
+def run_sweep(spec: SweepSpec, db: str | Path | None = None, *, scheduler: str | None = None,
+              workers: int | None = None, max_points: int | None = None,
+              progress: Callable[[str], None] | None = None) -> SweepResult:
+    """Run a sweep's points not yet stored; each result is committed as it completes.
+
+    Parameters
+    ----------
+    spec : SweepSpec
+    db : str or Path, optional
+        The DuckDB store; default :func:`default_db`.
+    scheduler : str, optional
+        Address of an existing Dask scheduler; default: start a local cluster.
+    workers : int, optional
+        Local cluster worker processes (default :func:`default_workers`, never more than the
+        points to run); 0 runs the points in this process, without Dask.
+    max_points : int, optional
+        Stop after this many points complete (the rest stay for a rerun).
+    progress : callable, optional
+        Called with one line per completed point, and a first and a last line.
+
+    Raises
+    ------
+    OSError
+        The store cannot be opened, or the scheduler cannot be reached.
+    """
+    say = progress or (lambda line: None)
+    db = Path(db) if db is not None else default_db(spec)
+    points = spec.points()
+    t0 = time.perf_counter()
+    computed = failed = 0
+    with ResultStore(db) as store:
+        store.ensure_columns(schema(points[0].config))
+        done = store.done_keys()
+        pending = [p for p in points if p.keys not in done]
+        skipped = len(points) - len(pending)
+        # models first: the longest points start first, so the tail is short
+        pending.sort(key=lambda p: p.workload.kind != "model")
+        todo = pending if max_points is None else pending[:max_points]
+        with _executor(todo, scheduler, workers) as (run, where):
+            say(f"sweep {spec.name}: {len(points)} points, {skipped} stored, {len(todo)} to "
+                f"run {where}".rstrip() + f"; results in {db}")
+            try:
+                for p, res in run(todo):
+                    store.put(_row(spec.name, p, res))
+                    computed += 1
+                    failed += res.get("error") is not None
+                    say(f"[{skipped + computed}/{len(points)}] {p.label}: " + (
+                        f"FAILED {res['error']}" if res.get("error") else
+                        f"{res['cycles']:,} cycles, util {res['utilisation']:.1%}, "
+                        f"{res['wall_s']:.2f} s"))
+            except KeyboardInterrupt:
+                stored = len({p.keys for p in points} & store.done_keys(include_failed=True))
+                say(f"interrupted: {stored} of {len(points)} points stored in {db}; rerun to "
+                    "resume")
+                raise
+    res = SweepResult(db, len(points), skipped, computed, failed, time.perf_counter() - t0,
+                      where)
+    say(f"sweep {spec.name}: {computed} computed ({failed} failed), {skipped} stored before, "
+        f"{res.remaining} left, in {res.wall_s:.1f} s")
+    return res
