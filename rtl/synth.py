@@ -483,8 +483,11 @@ def _report(config, part, designs, results, acc_note, wall) -> tuple[str, dict]:
           "(`DESIGN/synth.ys`, run from `DESIGN/`):", "", "```",
           _yosys_script("TOP.v", "TOP", dev.family, results[0].options).rstrip(), "```", ""]
     dtype = _array_dtype(config.array.dtype)
+    group = max([pm for _, pm in config.array.nm_patterns], default=1)
+    mode = (f"dense and N:M sparse, {group}-operand activation groups" if group > 1
+            else "dense only")
     o += [f"> **Datatype.** Measured: the RTL's **{dtype}** PE inside `rtl/systolic_array.py` "
-          "(dense; the PE row is `SystolicArray(1, 1)`). " + (
+          f"({mode}; the PE row is `SystolicArray(1, 1)`). " + (
               f"Config `{config.name}` is **{config.array.dtype}**, which this RTL's "
               "`SystolicArray` cannot build: the array numbers below are the int8 array's, a "
               "lower bound; the budget per PE at the end says what the real PE may cost."
