@@ -75,7 +75,9 @@ def simulate_gemm(m: int, n: int, k: int, config: AcceleratorConfig | str, *,
         b = rng.integers(-128, 128, (k, n))
         inputs = {"A": a, "B": b} if nm is None else sparse_operands(
             a, b, *nm, ws_rows=cfg.array.rows if dataflow == "ws" else None)
-    stats = run(prog, cfg, mode, inputs=inputs, macs=m * n * k).stats
+    # MACs the array performs: a sparse GEMM multiplies only the kept weights
+    kept = k if nm is None else -(-k // nm[1]) * nm[0]
+    stats = run(prog, cfg, mode, inputs=inputs, macs=m * n * kept).stats
     if trace is not None:
         from .trace import write_trace
 

@@ -367,6 +367,15 @@ class AcceleratorConfig:
                     f"buffers.{name}", getattr(self.buffers, name),
                     f"room for at least {2 * self.array.rows} entries (two array tiles)",
                 )
+        for name, depth in (("act_kib", self.act_depth), ("wgt_kib", self.wgt_depth),
+                            ("acc_kib", self.acc_depth), ("idx_kib", self.idx_depth),
+                            ("vec_kib", self.vec_depth)):
+            if depth > 1 << 16:
+                raise ConfigError(
+                    f"buffers.{name}", getattr(self.buffers, name),
+                    f"at most {1 << 16} entries ({depth} here): the ISA's buffer addresses "
+                    "are 16 bits",
+                )
 
     # --- derived values -------------------------------------------------------------------
     @property
@@ -559,7 +568,17 @@ def _vcu1525() -> AcceleratorConfig:
       12 MiB of the 33.75 MiB URAM, leaving URAM and most of the 9.5 MiB BRAM for DMA FIFOs,
       SORE and the vector engine.
     - Four DDR4-2400 channels at 19.2 GB/s (the card's), 16 banks, 2 KiB rows, ~90 ns latency.
-    - SORE: 32 lanes (the paper's figure); vector engine: 32 fp32 lanes.
+    - SORE: 32 lanes (the paper's figure).
+    - Vector engine: 64 fp32 lanes, the most ``rtl.vector_unit`` builds (2,048-bit VEC entries).
+      Each lane is the UPDATE datapath's three fp32 multipliers and three adders, at most ~15
+      DSP48E2 with Xilinx's floating-point operators (3 per multiply, 2 per add), so ~960 DSPs:
+      with the array, ~3,500-4,000 of the 6,840. The 1 MiB VEC is then 4,096 entries x 2,048
+      bits, 29 URAM288 blocks side by side (as many as 32 lanes' 8,192 x 1,024 bits take).
+      Training CNNs with batch norm streams every activation through the vector engine several
+      times per step (statistics, normalise, their backward), about two thirds of the array's
+      work at 32 lanes (``reports/sat``); 64 lanes keep it mostly behind the GEMMs.
+    - DMA bus: 256 bytes (``dram.bus_bytes``), one VEC entry per beat, the width of four 512-bit
+      AXI ports of the DDR4 controllers; DMA timing follows the channels' bandwidth and banks.
     """
     return AcceleratorConfig(
         name="vcu1525",
@@ -568,9 +587,9 @@ def _vcu1525() -> AcceleratorConfig:
         buffers=BufferConfig(act_kib=4096, wgt_kib=4096, acc_kib=2048, idx_kib=1024,
                              vec_kib=1024),
         dram=DramConfig(model="banked", channels=4, bandwidth_gbps=19.2, latency_ns=90.0,
-                        bus_bytes=128, banks=16, row_bytes=2048, row_miss_ns=30.0),
+                        bus_bytes=256, banks=16, row_bytes=2048, row_miss_ns=30.0),
         sore=SoreConfig(lanes=32),
-        vector=VectorConfig(lanes=32),
+        vector=VectorConfig(lanes=64),
         lookup=LookupConfig(hash_lanes=16, gather_lanes=16, tiers=(
             MemoryTier("sram", 0.03, 1, 400.0, 5.0, 5.0, 1.0),
             MemoryTier("ddr", 64.0, 4, 19.2, 90.0, 90.0, 20.0),

@@ -99,6 +99,20 @@ def _hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def simulator_stamp() -> str:
+    """Hash of the simulator and compiler sources (``hwsim``, ``dataflow``): part of every
+    point's key, so results stored by an older simulator are recomputed, not reused."""
+    h = hashlib.sha256()
+    root = Path(__file__).resolve().parents[1]
+    for path in sorted([*(root / "hwsim").glob("*.py"), *(root / "dataflow").glob("**/*.py")]):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+_STAMP = simulator_stamp()
+
+
 # --- workloads: two siblings with one protocol (key, label, columns, run) ------------------
 
 @dataclass(frozen=True)
@@ -282,7 +296,7 @@ class Point:
 
     @property
     def keys(self) -> tuple[str, str]:
-        return self.config.key(), self.workload.key()
+        return self.config.key(), _hash([self.workload.key(), _STAMP])
 
     @property
     def label(self) -> str:

@@ -41,8 +41,13 @@ def test_key_changes_with_any_field():
 
 
 def test_yaml_with_base_preset_overrides_one_field():
-    cfg = AcceleratorConfig.from_yaml("base: vcu1525\narray: {rows: 16}\n")
-    assert cfg.array.rows == 16 and cfg.array.cols == 32 and cfg.dram.channels == 4
+    cfg = AcceleratorConfig.from_yaml("base: vcu1525\narray: {cols: 64}\n")
+    assert cfg.array.cols == 64 and cfg.array.rows == 32 and cfg.dram.channels == 4
+
+
+def test_buffer_deeper_than_the_isa_addresses_is_refused():
+    with pytest.raises(ConfigError, match="buffers.act_kib.*16 bits"):
+        AcceleratorConfig.from_yaml("base: vcu1525\narray: {rows: 16}\n")
 
 
 @pytest.mark.parametrize(("text", "message"), [

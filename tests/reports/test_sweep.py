@@ -52,7 +52,13 @@ def test_sweep_on_local_dask_cluster_stores_what_simulate_gemm_gives(capsys, tmp
                            dataflow=row["dataflow"], mode="timing")
         assert row["cycles"] == st.cycles
         assert row["utilisation"] == pytest.approx(st.utilisation, rel=1e-12)
-        assert row["macs"] == row["m"] * row["n"] * row["k"]
+        assert row["macs"] == st.macs  # MACs performed: kept weights only when sparse
+        if row["sparsity"] in (None, ""):
+            kept = row["k"]
+        else:
+            pn, pm = (int(x) for x in row["sparsity"].split(":"))
+            kept = -(-row["k"] // pm) * pn
+        assert row["macs"] == row["m"] * row["n"] * kept
         assert row["dram_read"] == st.bytes["dram_read"]
         assert row["dram_bytes"] == st.bytes["dram_read"] + st.bytes["dram_write"]
         assert row["energy_pj"] == pytest.approx(st.energy_total_pj, rel=1e-12)
