@@ -32,7 +32,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .systolic_array import _mac, _operands, _result, ws_stream_cycles
+from .systolic_array import (
+    _mac,
+    _operands,
+    _result,
+    _shift_deskew,
+    _shift_skew,
+    ws_stream_cycles,
+)
 
 __all__ = ["os_sparse_tile_per_cycle", "ws_sparse_tile_per_cycle"]
 
@@ -99,6 +106,8 @@ def _os_sparse_kernel(a_cols, b_vals, b_idx, n, m, rows, cols, fp):
     b_skew = np.full((cols, max(cols, 1)), -1, np.int64)
     a_edge = np.zeros(rows, np.int64)
     b_edge = np.zeros(cols, np.int64)
+    g_line = np.zeros(rows, np.int64)
+    s_line = np.zeros(cols, np.int64)
     cycle = 0
     last_use = -1
     while True:
@@ -124,14 +133,10 @@ def _os_sparse_kernel(a_cols, b_vals, b_idx, n, m, rows, cols, fp):
                 acc[i, j] = _mac(acc[i, j], av, bv, fp)
                 a_reg[i, j] = g
                 b_reg[i, j] = s
-        for i in range(1, rows):
-            for q in range(i - 1, 0, -1):
-                a_skew[i, q] = a_skew[i, q - 1]
-            a_skew[i, 0] = g_in
-        for j in range(1, cols):
-            for q in range(j - 1, 0, -1):
-                b_skew[j, q] = b_skew[j, q - 1]
-            b_skew[j, 0] = s_in
+        g_line[:] = g_in
+        s_line[:] = s_in
+        _shift_skew(a_skew, g_line)
+        _shift_skew(b_skew, s_line)
         cycle += 1
         if k > 0 and cycle > k and not _in_flight(a_reg, a_skew, rows, cols):
             break
@@ -246,10 +251,7 @@ def _ws_sparse_kernel(a_rows, w_vals, w_idx, c0, n, m, rows, cols, fp):
             for j in range(cols):
                 out[wr, j] = row[j]
             last_write = cycle
-        for j in range(cols - 1):
-            for q in range(cols - 2 - j, 0, -1):
-                o_skew[j, q] = o_skew[j, q - 1]
-            o_skew[j, 0] = acc[rows - 1, j]
+        _shift_deskew(o_skew, acc[rows - 1])
         for i in range(rows - 1, -1, -1):
             for j in range(cols - 1, -1, -1):
                 ta = a_edge[i] if j == 0 else a_reg[i, j - 1]
@@ -265,12 +267,6 @@ def _ws_sparse_kernel(a_rows, w_vals, w_idx, c0, n, m, rows, cols, fp):
                 a_reg[i, j] = ta
                 if load:
                     w_reg[i, j] = w_in if i == 0 else w_reg[i - 1, j]
-        for i in range(1, rows):
-            for q in range(i - 1, 0, -1):
-                a_skew[i, q] = a_skew[i, q - 1]
-            a_skew[i, 0] = a_in[i]
-        for j in range(1, cols):
-            for q in range(j - 1, 0, -1):
-                p_skew[j, q] = p_skew[j, q - 1]
-            p_skew[j, 0] = p_in[j]
+        _shift_skew(a_skew, a_in)
+        _shift_skew(p_skew, p_in)
     return out, (last_write if t_rows > 0 else done)

@@ -149,6 +149,25 @@ def _mac(acc, a, b, fp):
     return acc + a * b
 
 
+@njit(cache=True, inline="always")
+def _shift_skew(skew, newest):
+    """Advance the skew lines: line ``i`` is ``i`` registers, index 0 newest."""
+    for i in range(1, skew.shape[0]):
+        for s in range(i - 1, 0, -1):
+            skew[i, s] = skew[i, s - 1]
+        skew[i, 0] = newest[i]
+
+
+@njit(cache=True, inline="always")
+def _shift_deskew(o_skew, bottom):
+    """Advance the output de-skew: column ``j`` waits ``cols - 1 - j`` registers."""
+    cols = bottom.shape[0]
+    for j in range(cols - 1):
+        for s in range(cols - 2 - j, 0, -1):
+            o_skew[j, s] = o_skew[j, s - 1]
+        o_skew[j, 0] = bottom[j]
+
+
 @njit(cache=True)
 def _os_kernel(a_cols, b_rows, rows, cols, fp):
     k = a_cols.shape[0]
@@ -193,14 +212,10 @@ def _os_kernel(a_cols, b_rows, rows, cols, fp):
                 b_reg[i, j] = b
         for i in range(1, rows):
             for s in range(i - 1, 0, -1):
-                a_skew[i, s] = a_skew[i, s - 1]
                 a_skew_tag[i, s] = a_skew_tag[i, s - 1]
-            a_skew[i, 0] = a_in[i]
             a_skew_tag[i, 0] = valid
-        for j in range(1, cols):
-            for s in range(j - 1, 0, -1):
-                b_skew[j, s] = b_skew[j, s - 1]
-            b_skew[j, 0] = b_in[j]
+        _shift_skew(a_skew, a_in)
+        _shift_skew(b_skew, b_in)
         cycle += 1
         # done once every tagged operand has been consumed by the last PE
         if k > 0 and cycle > k and not _any_tag_in_flight(a_tag, a_skew_tag, rows, cols):
@@ -267,10 +282,7 @@ def _ws_kernel(a_rows, w_rows, c0, rows, cols, fp):
                 out[wr, j] = row[j]
             last_write = cycle
         # de-skew registers shift
-        for j in range(cols - 1):
-            for s in range(cols - 2 - j, 0, -1):
-                o_skew[j, s] = o_skew[j, s - 1]
-            o_skew[j, 0] = acc[rows - 1, j]
+        _shift_deskew(o_skew, acc[rows - 1])
         # PEs from old registers, bottom-right first
         for i in range(rows - 1, -1, -1):
             for j in range(cols - 1, -1, -1):
@@ -280,12 +292,6 @@ def _ws_kernel(a_rows, w_rows, c0, rows, cols, fp):
                 a_reg[i, j] = a
                 if load:
                     w_reg[i, j] = w_in[j] if i == 0 else w_reg[i - 1, j]
-        for i in range(1, rows):
-            for s in range(i - 1, 0, -1):
-                a_skew[i, s] = a_skew[i, s - 1]
-            a_skew[i, 0] = a_in[i]
-        for j in range(1, cols):
-            for s in range(j - 1, 0, -1):
-                p_skew[j, s] = p_skew[j, s - 1]
-            p_skew[j, 0] = p_in[j]
+        _shift_skew(a_skew, a_in)
+        _shift_skew(p_skew, p_in)
     return out, (last_write if m > 0 else done)
