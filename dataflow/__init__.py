@@ -1,8 +1,10 @@
 """dataflow: the compiler, PyTorch model -> workload -> mapping -> Program.
 
 ``extract`` (workload.py) turns a model into ops; ``search`` (mapping.py) maps each GEMM;
-``compile`` (compiler.py) emits the machine's commands with the paper's optimisations
-(optimizations.py) as switches; ``simulate_model`` (simulate.py) times a training step.
+``plan`` (plan.py) orders the ops into items with their true dependencies and fuses vector
+ops; ``compile`` (compiler.py) emits the machine's commands with the paper's optimisations
+(optimizations.py) as switches and the vector engine's kernels (vector_ops.py);
+``simulate_model`` (simulate.py) times a training step and splits its critical path.
 """
 
 from __future__ import annotations

@@ -10,41 +10,57 @@ Every GEMM op becomes LOAD/GEMM/STORE commands with the double-buffering semapho
 - output tile ``t`` accumulates in ACC half ``t % 2``: its first GEMM waits ``ACC_FREE`` (store
   of tile ``t - 2`` done), its last GEMM signals ``ACC_READY`` to its STORE.
 
-Across ops, semaphores 4-7 carry data dependencies (with ``offline_schedule``): 4 DMA-out ->
-DMA-in (a GEMM's output read by the next GEMM), 5 DMA-out -> vector, 6 vector -> DMA-in,
-7 SORE -> DMA-in (online pruning) or vector -> SORE (pre-generation after the update). An
-edge is only emitted where the in-order units do not already imply it, so the token queues
-stay first-in first-out. Without ``offline_schedule`` a SYNC separates consecutive items.
+Vector kernels (norms, activations, softmax, col2im, loss; :mod:`dataflow.vector_ops`) and
+optimizer updates are UPDATE commands on the vector engine, one per pass (an update is split
+into chunks whose operands fit half of VEC), and weight pruning is PRUNE on SORE. Programs that
+contain them, or sparse GEMMs, are timed by :func:`hwsim.fast_timing.simulate_table` (the
+scheduler of :func:`hwsim.run`); with ``CompileOptions(vector_ops=False)`` a dense workload
+compiles to commands ``hwsim.run`` accepts, and both give the same cycles. The DRAM traffic of
+vector kernels, updates and SORE is counted in :attr:`CompiledProgram.extra_bytes`; it does not
+occupy the DMA queues (a known simplification, :mod:`dataflow.vector_ops`).
 
-Vector ops (norms, activations, softmax, col2im, loss) and optimizer updates are UPDATE
-commands on the vector engine, and weight pruning is PRUNE on SORE; :func:`hwsim.run` does not
-execute those yet, so programs that contain them (and sparse GEMMs) are timed by
-:func:`hwsim.fast_timing.simulate_table`, which uses the same scheduler. With
-``CompileOptions(vector_ops=False)`` a dense workload compiles to commands ``hwsim.run``
-accepts, and both give the same cycles. The DRAM traffic of vector ops and of SORE's weight
-reads and compressed-copy writes is counted in :attr:`CompiledProgram.extra_bytes`; it does not
-occupy the DMA queues (a known simplification).
+Scheduling. Without ``offline_schedule`` the items of :func:`dataflow.plan.plan` are emitted in
+plan order with a SYNC between consecutive items (layer by layer; updates at the end). With it,
+semaphores 4-7 carry exactly the dependencies of the plan (4 DMA-out -> DMA-in, 5 DMA-out ->
+vector, 6 vector -> DMA-in, 7 SORE -> DMA-in for online pruning or vector -> SORE for
+pre-generation), and the program order of the units' commands is decided offline: the array's
+(one GEMM step, its loads and store, at a time), the vector engine's and SORE's command streams
+are merged by their estimated start times (the mapping's cost per step, the vector and SORE
+closed forms; nothing after a GEMM step in program order is assumed to start before it), so
+that the in-order controller accepts each command about when its unit can use it and no queue
+fills up ahead of its unit (a full queue stops the controller for every unit). Side vector work
+(updates, bias gradients) only fills the vector engine's gaps on the chain. A vector kernel that
+directly consumes a GEMM runs its first pass on that GEMM's output tiles as they are stored (one
+command per group of tiles, each waiting on its last tile's STORE). With ``interleave``, the
+blocks of a layer's backward-data GEMM (the chain) and weight-gradient GEMM alternate so that
+the chain's are done by half of the group's estimated time and the vector engine's backward
+work overlaps the rest. An edge is only emitted where the in-order units do not already imply
+it, so the token queues stay first-in first-out.
 
 DRAM layout: per GEMM op and repetition, A (column-major for OS, row-major for WS), B (dense,
 or compressed values then indices), C (accumulator type), 64-byte aligned, one after the other.
-Addresses wrap at 4 GiB (the LOAD field width) for workloads larger than that; timing does not
-depend on addresses (the fixed DRAM model), functional runs need programs below 4 GiB.
+Addresses wrap at 4 GiB (the LOAD field width) for workloads larger than that; the banked DRAM
+model's timing depends on them (row buffers), functional runs need programs below 4 GiB.
 """
 
 from __future__ import annotations
 
+import gc
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from hwsim import isa
 from hwsim.config import AcceleratorConfig
-from hwsim.fast_timing import COL, COLUMNS, FastStats, simulate_table
+from hwsim.fast_timing import COL, COLUMNS, FastStats, simulate_table, vector_cycles
 from hwsim.program import Program, TensorRef
+from hwsim.sore import prune_cycles
+from hwsim.vector_unit import SGD_MOMENTUM, update_flops
 
 from .mapping import Mapping, MappingCache, OpShape, search
-from .optimizations import CompileOptions, vector_profile
+from .optimizations import CompileOptions
+from .plan import Item, plan
+from .vector_ops import BINARY, LANE_OPS, OPTIMIZER_BYTES, kernel
 from .workload import Op, Workload
 
 __all__ = ["CompileError", "CompiledProgram", "Item", "compile", "simulate_program"]
@@ -60,34 +76,16 @@ _EDGE_SEM = {
 _NCOL = len(COLUMNS)
 _ADDR_MOD = 1 << 32
 _COUNT_MAX = (1 << 20) - 1
+_CHUNK_ELEMS = 1 << 14
+"""Elements a drain-fused vector command covers at least (fewer commands, short tail)."""
+_UNIT = {int(op): int(cls.UNIT) for op, cls in isa._REGISTRY.items()}
+_LOAD, _GEMM, _STORE = int(isa.Opcode.LOAD), int(isa.Opcode.GEMM), int(isa.Opcode.STORE)
+_UPDATE, _PRUNE, _SYNC = int(isa.Opcode.UPDATE), int(isa.Opcode.PRUNE), int(isa.Opcode.SYNC)
+_C = {name: COL[name] for name in COLUMNS}
 
 
 class CompileError(ValueError):
     """A workload that cannot be compiled for a config (names the op, pattern and config)."""
-
-
-@dataclass
-class Item:
-    """One schedulable unit of the program: a GEMM group, a vector op or a prune.
-
-    Attributes
-    ----------
-    kind : {"gemm", "vector", "prune"}
-    ops : list of Op
-        The workload ops (a GEMM group holds several when interleaved).
-    name, layer, pass_ : str
-    mapping : str
-        The mappings of its GEMM ops, for reports.
-    """
-
-    kind: str
-    ops: list
-    name: str
-    layer: str
-    pass_: str
-    mapping: str = ""
-    deps: list = field(default_factory=list)
-    prune: tuple | None = None  # (K, N, n, m) of a weight to prune
 
 
 class CompiledProgram(Program):
@@ -97,7 +95,8 @@ class CompiledProgram(Program):
     ``table`` (one row per command, columns :data:`hwsim.fast_timing.COLUMNS`), ``item_of``
     (the :class:`Item` index of each command), ``useful_macs`` (per command), ``items``,
     ``extra_bytes`` (DRAM bytes moved outside DMA commands: ``vector``, ``sore``),
-    ``sore_compares``, ``vector_flops``, ``mappings`` (op name -> :class:`Mapping`).
+    ``sore_compares``, ``vector_flops``, ``mappings`` (op name -> :class:`Mapping`),
+    ``last_store`` (GEMM op name -> row of its last STORE).
     """
 
     def __init__(self, table, item_of, useful_macs, items, *, dram_bytes, tensors, inputs,
@@ -143,6 +142,14 @@ _ALIAS = {"src_buf": "buf", "src_addr": "sram_addr", "dst_addr": "a_addr", "grou
           "out_addr": "idx_addr", "optimizer": "dataflow", "hp_base": "sparse"}
 
 
+_BUF, _SRAM, _DRAM, _ROWS, _ELEMS, _STRIDE = (_C[k] for k in (
+    "buf", "sram_addr", "dram_addr", "rows", "elems", "stride"))
+_A, _B, _CA, _IDX, _K, _M, _DF, _SP, _ACCU, _N, _LOG2M = (_C[k] for k in (
+    "a_addr", "b_addr", "c_addr", "idx_addr", "k", "m", "dataflow", "sparse", "accumulate", "n",
+    "log2m"))
+_COUNT, _VBYTES, _VFLOPS, _VPERIOD = (_C[k] for k in ("count", "vbytes", "vflops", "vperiod"))
+
+
 class _Emitter:
     """Appends command rows and keeps the buffer halves and semaphore protocol (module doc)."""
 
@@ -161,78 +168,77 @@ class _Emitter:
         self.last_gemm = -1
         self.tiles = 0
 
-    def _row(self, opcode: int, wait: int = 0, signal: int = 0, macs: int = 0, **f) -> int:
+    def _new(self, opcode: int, wait: int = 0, signal: int = 0, macs: int = 0) -> list[int]:
         r = [0] * _NCOL
         r[0], r[1], r[2] = opcode, wait, signal
-        for k, v in f.items():
-            r[COL[k]] = v
         self.rows.append(r)
         self.item.append(self.cur)
         self.macs.append(macs)
-        return len(self.rows) - 1
+        return r
 
     def step(self, loads, a_off, b_off, k, m, df, sparse, acc, nm, first_of_tile, last_of_tile,
-             macs) -> None:
-        """One GEMM and its load group. ``loads``: (buf, offset, dram, rows, elems, stride,
-        same_half)."""
+             macs) -> int:
+        """One GEMM and its load group; returns the row of its first LOAD (-1 if none).
+        ``loads``: (buf, offset, dram, rows, elems, stride, same_half)."""
+        first_load = -1
+        rh = self.read_half
         if loads:
             halves = {}
             for buf, _, _, _, _, _, same in loads:
                 if buf not in halves:
-                    halves[buf] = self.read_half[buf] if same else \
-                        (1 - self.read_half[buf] if self.depth == 2 else 0)
+                    halves[buf] = rh[buf] if same else (1 - rh[buf] if self.depth == 2 else 0)
             if self.groups >= 1 and self.last_gemm >= 0:
                 self.rows[self.last_gemm][2] |= 1 << SEM_IN_FREE
-            first = True
-            idx = []
+            first_load = len(self.rows)
+            w = 1 << SEM_IN_FREE if self.groups >= self.depth else 0
+            r = None
             for buf, off, dram, rows, elems, stride, _ in loads:
-                w = 1 << SEM_IN_FREE if first and self.groups >= self.depth else 0
-                idx.append(self._row(isa.Opcode.LOAD, wait=w, buf=buf,
-                                     sram_addr=halves[buf] * self.half[buf] + off,
-                                     dram_addr=dram % _ADDR_MOD, rows=rows, elems=elems,
-                                     stride=stride))
-                first = False
-            self.rows[idx[-1]][2] |= 1 << SEM_LOADED
-            self.read_half.update(halves)
+                r = self._new(_LOAD, w)
+                w = 0
+                r[_BUF], r[_SRAM], r[_DRAM] = buf, halves[buf] * self.half[buf] + off, \
+                    dram % _ADDR_MOD
+                r[_ROWS], r[_ELEMS], r[_STRIDE] = rows, elems, stride
+            r[2] |= 1 << SEM_LOADED
+            rh.update(halves)
             self.groups += 1
         wait = 1 << SEM_LOADED if loads else 0
         if first_of_tile and self.tiles >= self.depth:
             wait |= 1 << SEM_ACC_FREE
-        c_addr = (self.tiles % 2) * self.half[isa.Buffer.ACC] if self.depth == 2 else 0
-        rh = self.read_half
-        n_, log2m = (nm[0], int(math.log2(nm[1]))) if sparse else (0, 0)
-        self.last_gemm = self._row(
-            isa.Opcode.GEMM, wait=wait, signal=(1 << SEM_ACC_READY) if last_of_tile else 0,
-            macs=macs, a_addr=rh[isa.Buffer.ACT] * self.half[isa.Buffer.ACT] + a_off,
-            b_addr=rh[isa.Buffer.WGT] * self.half[isa.Buffer.WGT] + b_off, c_addr=c_addr,
-            idx_addr=(rh[isa.Buffer.IDX] * self.half[isa.Buffer.IDX] + b_off) if sparse else 0,
-            k=k, m=m, dataflow=df, sparse=int(sparse), accumulate=int(acc), n=n_, log2m=log2m)
+        half = self.half
+        self.last_gemm = len(self.rows)
+        r = self._new(_GEMM, wait, (1 << SEM_ACC_READY) if last_of_tile else 0, macs)
+        r[_A] = rh[isa.Buffer.ACT] * half[isa.Buffer.ACT] + a_off
+        r[_B] = rh[isa.Buffer.WGT] * half[isa.Buffer.WGT] + b_off
+        r[_CA] = (self.tiles % 2) * half[isa.Buffer.ACC] if self.depth == 2 else 0
+        r[_K], r[_M], r[_DF], r[_ACCU] = k, m, df, int(acc)
+        if sparse:
+            r[_IDX] = rh[isa.Buffer.IDX] * half[isa.Buffer.IDX] + b_off
+            r[_SP], r[_N], r[_LOG2M] = 1, nm[0], int(math.log2(nm[1]))
+        return first_load
 
     def store(self, rows: int, elems: int, dram: int, stride: int) -> int:
         c_addr = (self.tiles % 2) * self.half[isa.Buffer.ACC] if self.depth == 2 else 0
         self.tiles += 1
-        return self._row(isa.Opcode.STORE, wait=1 << SEM_ACC_READY, signal=1 << SEM_ACC_FREE,
-                         buf=isa.Buffer.ACC, sram_addr=c_addr, dram_addr=dram % _ADDR_MOD,
-                         rows=rows, elems=elems, stride=stride)
+        r = self._new(_STORE, 1 << SEM_ACC_READY, 1 << SEM_ACC_FREE)
+        r[_BUF], r[_SRAM], r[_DRAM] = isa.Buffer.ACC, c_addr, dram % _ADDR_MOD
+        r[_ROWS], r[_ELEMS], r[_STRIDE] = rows, elems, stride
+        return len(self.rows) - 1
 
-    def vector(self, op_type: str, elements: int, flops_scale: int = 1) -> tuple[int, int]:
-        vb, vf = vector_profile(op_type)
-        for start in range(0, elements, _COUNT_MAX):
-            cnt = min(_COUNT_MAX, elements - start)
-            self._row(isa.Opcode.UPDATE, count=cnt, vbytes=vb, vflops=vf * flops_scale,
-                      dataflow=1)
-        return elements * vb, elements * vf
+    def vector(self, count: int, period: int, vbytes: int, vflops: int, optimizer: int) -> int:
+        """One vector-engine row (an UPDATE: ``period`` 0 an optimizer step, else a pass)."""
+        r = self._new(_UPDATE)
+        r[_COUNT], r[_VPERIOD], r[_VBYTES], r[_VFLOPS], r[_DF] = (count, period, vbytes, vflops,
+                                                                  optimizer)
+        return len(self.rows) - 1
 
-    def prune(self, K: int, N: int, nn_: int, mm: int) -> int:
-        rows_total = K * -(-N // self.c.array.cols)
-        cap = ((1 << 16) - 1) // mm * mm
-        for start in range(0, rows_total, cap):
-            self._row(isa.Opcode.PRUNE, buf=isa.Buffer.WGT, rows=min(cap, rows_total - start),
-                      elems=1, n=nn_, log2m=int(math.log2(mm)), accumulate=1)
-        return rows_total * self.c.array.cols * nn_
+    def prune(self, rows: int, n: int, log2m: int) -> int:
+        r = self._new(_PRUNE)
+        r[_BUF], r[_ROWS], r[_ELEMS], r[_N], r[_LOG2M], r[_ACCU] = (isa.Buffer.WGT, rows, 1, n,
+                                                                    log2m, 1)
+        return len(self.rows) - 1
 
     def sync(self) -> None:
-        self._row(isa.Opcode.SYNC)
+        self._new(_SYNC)
 
 
 class _Alloc:
@@ -354,156 +360,363 @@ def _blocks(op: Op, mp: Mapping, config: AcceleratorConfig, alloc: _Alloc, tenso
         yield block
 
 
-def _emit_block(em: _Emitter, block, op: Op) -> int:
-    """Emit one tile block of ``op``; returns the index of its last STORE (or -1)."""
+def _emit_block(em: _Emitter, block, op: Op) -> tuple[int, list[int]]:
+    """Emit one tile block of ``op``: ``(first LOAD row or -1, its STORE rows)``."""
     sparse = op.sparsity is not None
     nm = op.sparsity or (0, 1)
-    last_store = -1
+    first_in = -1
+    stores = []
+    n_stride = op.n * 4
     for loads, a_off, b_off, k, m, df, first, last, macs, store in block:
-        em.step(loads, a_off, b_off, k, m, df, sparse, not first, nm, first, last, macs)
+        fl = em.step(loads, a_off, b_off, k, m, df, sparse, not first, nm, first, last, macs)
+        if first_in < 0:
+            first_in = fl
         if store is not None:
             rows, elems, dram = store
-            last_store = em.store(rows, elems, dram, op.n * 4)
-    return last_store
+            stores.append(em.store(rows, elems, dram, n_stride))
+    return first_in, stores
 
 
-def _plan(workload: Workload, options: CompileOptions) -> list[Item]:
-    """Order the ops into items and record their dependencies (see the module docstring)."""
-    offline = options.offline_schedule
-    main = [op for op in workload.ops if op.kind != "update"]
-    updates = [op for op in workload.ops if op.kind == "update"]
-    if not options.vector_ops or options.fuse_elementwise:
-        main = [op for op in main if op.kind == "gemm"]
-    if not options.vector_ops:
-        updates = []
-    bwd = ("bgrad", "wgrad")
-    # 1. groups: interleave pairs of independent backward GEMMs of a layer
-    groups: list[list[Op]] = []
-    i = 0
-    while i < len(main):
-        op = main[i]
-        if options.interleave and op.kind == "gemm" and op.pass_ in bwd:
-            j = i + 1
-            between = []
-            while j < len(main) and main[j].kind == "vector" and main[j].op == "col2im" \
-                    and main[j].layer == op.layer:
-                between.append(main[j])
-                j += 1
-            if j < len(main) and main[j].kind == "gemm" and main[j].layer == op.layer \
-                    and main[j].pass_ in bwd:
-                groups.append([op, main[j]])
-                groups.extend([v] for v in between)
-                i = j + 1
-                continue
-        groups.append([op])
-        i += 1
-    # 2. items with chain / side dependencies
-    items: list[Item] = []
-    last_chain = None
-    chain_dep: dict[int, int | None] = {}
-    first_bwd_dep: dict[str, int | None] = {}
-    for g in groups:
-        kind = "gemm" if g[0].kind == "gemm" else "vector"
-        name = g[0].name if len(g) == 1 else " + ".join(o.name for o in g)
-        passes = {o.pass_ for o in g}
-        it = Item(kind, g, name, g[0].layer, "/".join(sorted(passes)))
-        idx = len(items)
-        side = passes == {"wgrad"}
-        if side:
-            dep = first_bwd_dep.get(g[0].layer, chain_dep.get(last_chain) if last_chain
-                                    is not None else None)
-        else:
-            dep = last_chain
-            chain_dep[idx] = dep
-            if passes & set(bwd):
-                first_bwd_dep.setdefault(g[0].layer, dep)
-            last_chain = idx
-        if dep is not None:
-            it.deps.append(dep)
-        items.append(it)
-    # 3. pruning and updates
-    if not options.vector_ops:
-        return _resolve(items)
-    sparse_w = {}  # layer -> [(K, N, n, m) for the forward copy, for the backward copy]
-    for op in workload.gemms():
-        if op.sparsity is not None and op.pass_ in ("fwd", "bgrad"):
-            sparse_w.setdefault(op.layer, {})[op.pass_] = (op.k, op.n) + tuple(op.sparsity)
-    order: list[Item] = []
-    if not options.pregenerate:
-        # online: a PRUNE item right before (offline schedule: one GEMM item before) each
-        # GEMM item that reads a sparse weight
-        gemm_pos = [k for k, it in enumerate(items) if it.kind == "gemm"]
-        prunes_before: dict[int, list[Item]] = {}
-        for gi, k in enumerate(gemm_pos):
-            for op in items[k].ops:
-                if op.sparsity is not None:
-                    p = Item("prune", [], f"{op.name}.prune", op.layer, op.pass_,
-                             prune=(op.k, op.n) + tuple(op.sparsity))
-                    items[k].deps.append(p)
-                    at = gemm_pos[gi - 1] if offline and gi > 0 else k
-                    prunes_before.setdefault(at, []).append(p)
-        for k, it in enumerate(items):
-            order.extend(prunes_before.get(k, []))
-            order.append(it)
-    else:
-        order = list(items)
+def _gemm_steps(it: Item, mappings, config, alloc, tensors) -> list[tuple[Op, list, float]]:
+    """The tile blocks of a GEMM item in emission order, each with its estimated cost.
 
-    def update_items(op: Op, deps: list) -> list[Item]:
-        u = Item("vector", [op], op.name, op.layer, "update", deps=list(deps))
-        out = [u]
-        if options.pregenerate and op.name == f"{op.layer}.weight.update" \
-                and op.layer in sparse_w:
-            for pass_, shape in sorted(sparse_w[op.layer].items()):
-                out.append(Item("prune", [], f"{op.layer}.{pass_}.pregen", op.layer, "update",
-                                deps=[u], prune=shape))
-        return out
+    A group's first op is the chain's: its blocks alternate with the other op's in proportion
+    to estimated cost so that the chain op is done by half of the group's total (all of it
+    first when it is the larger), then the rest of the other op follows (module docstring).
+    """
+    streams = []
+    for op in it.ops:
+        mp = mappings[op.name]
+        blocks = [b for r in range(op.repeat) for b in _blocks(op, mp, config, alloc, tensors, r)]
+        steps = sum(len(b) for b in blocks)
+        cost = mp.cycles * op.repeat / max(1, steps)
+        # blocks are the units of the interleaved merge; the program is emitted step by step
+        streams.append([(op, b, cost * len(b)) for b in blocks])
+    if len(streams) == 1:
+        return streams[0]
+    chain, rest = streams[0], [s for ss in streams[1:] for s in ss]
+    b_total = sum(c for _, _, c in chain)
+    w_total = sum(c for _, _, c in rest)
+    during = max(0.0, min(w_total, (b_total + w_total) / 2 - b_total))
+    out = []
+    done_b = done_w = 0.0
+    j = 0
+    for step in chain:
+        while j < len(rest) and during > 0 and done_w / during < done_b / max(b_total, 1e-9):
+            out.append(rest[j])
+            done_w += rest[j][2]
+            j += 1
+        out.append(step)
+        done_b += step[2]
+    out.extend(rest[j:])
+    return out
 
-    if not offline:
-        for op in updates:
-            order.extend(update_items(op, []))
-        return _resolve(order)
-    # offline: each update goes in before the first chain GEMM item after its layer's wgrad
-    wgrad_items: dict[str, list[Item]] = {}
-    for it in order:
-        if it.kind != "prune" and any(o.pass_ == "wgrad" for o in it.ops):
-            wgrad_items.setdefault(it.layer, []).append(it)
-    pending: dict[int, list[Op]] = {}
-    tail: list[Op] = []
-    pos = {id(it): k for k, it in enumerate(order)}
-    for op in updates:
-        ws = wgrad_items.get(op.layer)
-        if not ws:
-            tail.append(op)
+
+def _split_steps(blocks: list[tuple[Op, list, float]]) -> list[tuple[Op, list, float]]:
+    """One entry per GEMM step (a tile and its loads, store), the block's cost shared."""
+    return [(op, [st], cost / len(block)) for op, block, cost in blocks for st in block]
+
+
+def _chunks(n: int, sizes: list[int]) -> list[tuple[int, int]]:
+    """Split ``n`` elements of a drain-fused pass over a GEMM's stores of ``sizes`` outputs:
+    ``(count, index of the last store it waits for)``; the last chunk waits for the last
+    store."""
+    total = sum(sizes) or 1
+    out = []
+    cum = 0.0
+    done = 0
+    last = len(sizes) - 1
+    for j, sz in enumerate(sizes):
+        cum += n * sz / total
+        target = n if j == last else min(n, round(cum))
+        if target - done >= _CHUNK_ELEMS or j == last:
+            if target > done:
+                out.append((target - done, j))
+                done = target
+            elif j == last and out:
+                out[-1] = (out[-1][0], j)
+    if not out:
+        out.append((n, last))
+    return out
+
+
+def _vector_steps(it: Item, config: AcceleratorConfig, stream: bool, stores: dict, order: dict):
+    """Rows of a vector item, ``(count, period, vbytes, vflops, optimizer, wait)`` with ``wait``
+    ``(op name, store index)`` for drain-fused chunks; plus its DRAM bytes and operations."""
+    op = it.ops[0]
+    lanes = config.vector.lanes
+    if it.pass_ == "update":
+        n = max(1, op.elements)
+        # operands w, g, v and the fp16 copy (3.5 entries per lanes words) in half of VEC
+        chunk = max(1, config.vec_depth // 7) * lanes
+        rows = [(min(chunk, n - s), 0, OPTIMIZER_BYTES, 6, SGD_MOMENTUM, None)
+                for s in range(0, n, chunk)]
+        return rows, n * OPTIMIZER_BYTES, update_flops(n, SGD_MOMENTUM)
+    k = kernel(op.op, op.pass_)
+    passes = [[p.reads, p.writes, p.flops] for p in k.passes]
+    dram = k.dram_bytes
+    for f in it.fused:
+        target = passes[0 if order[id(f)] < order[id(op)] else -1]
+        target[2] += kernel(f.op, f.pass_).flops
+        if f.op in BINARY:  # its second operand: one more read stream
+            target[0] += 1
+            dram += 2
+    n = max(1, op.elements)
+    gemm_in = 2 if it.stream_from is not None else 0  # the GEMM's fp32 output read
+    rw = sum(r + w for r, w, _ in passes) or 1
+    rows = []
+    flops = 0
+    for pi, (r, w, f) in enumerate(passes):
+        period = max(r, w, -(-f // LANE_OPS), 1)
+        vb = -(-dram * (r + w) // rw) + (gemm_in if pi == 0 else 0)
+        flops += n * f
+        if pi == 0 and stream:
+            producer = it.stream_from[1].name
+            for cnt, j in _chunks(n, stores[producer]):
+                for s in range(0, cnt, _COUNT_MAX):
+                    rows.append((min(_COUNT_MAX, cnt - s), period, vb, f, 1,
+                                 (producer, j) if s == 0 else None))
             continue
-        k = pos[id(ws[-1])] + 1
-        while k < len(order) and not (order[k].kind == "gemm" and order[k].pass_ != "wgrad"):
-            k += 1
-        pending.setdefault(k, []).append(op)
-    final: list[Item] = []
-    for k in range(len(order) + 1):
-        for op in pending.get(k, []):
-            final.extend(update_items(op, wgrad_items[op.layer]))
-        if k < len(order):
-            final.append(order[k])
-    for op in tail:
-        final.extend(update_items(op, []))
-    return _resolve(final)
+        for s in range(0, n, _COUNT_MAX):
+            rows.append((min(_COUNT_MAX, n - s), period, vb, f, 1, None))
+    return rows, n * (dram + gemm_in), flops
 
 
-def _resolve(order: list[Item]) -> list[Item]:
-    """Replace item-index dependencies by item objects (prunes and updates hold objects)."""
-    base = [it for it in order if it.kind != "prune" and it.pass_ != "update"]
-    for it in order:
-        it.deps = [base_index_item(base, d) if isinstance(d, int) else d for d in it.deps]
-    return order
+def _prune_steps(it: Item, config: AcceleratorConfig) -> tuple[list[tuple[int, int, int]], int]:
+    """PRUNE rows ``(rows, n, log2m)`` of a weight and SORE's comparisons."""
+    K, N, nn_, mm = it.prune
+    C = config.array.cols
+    rows_total = K * -(-N // C)
+    cap = ((1 << 16) - 1) // mm * mm
+    log2m = int(math.log2(mm))
+    rows = [(min(cap, rows_total - s), nn_, log2m) for s in range(0, rows_total, cap)]
+    return rows, rows_total * C * nn_
 
 
-def base_index_item(base: list[Item], d: int) -> Item:
-    return base[d]
+class _Linker:
+    """Adds cross-unit semaphore edges, keeping each token queue first-in first-out."""
+
+    def __init__(self, em: _Emitter):
+        self.em = em
+        self.last_consumed = dict.fromkeys(range(4, 8), -1)
+
+    def link(self, producers, consumer: int) -> None:
+        rows = self.em.rows
+        cu = _UNIT[rows[consumer][0]]
+        best: dict[int, int] = {}
+        for p in producers:
+            pu = _UNIT[rows[p][0]]
+            if pu == cu:
+                continue  # the unit runs its commands in order
+            sem = _EDGE_SEM.get((pu, cu))
+            if sem is None:
+                raise CompileError(f"internal: no semaphore for a {isa.Unit(pu).name} -> "
+                                   f"{isa.Unit(cu).name} dependency (command {consumer})")
+            best[sem] = max(best.get(sem, -1), p)
+        for sem, p in best.items():
+            if p <= self.last_consumed[sem]:
+                continue  # implied by an earlier wait of the in-order consumer unit
+            rows[p][2] |= 1 << sem
+            rows[consumer][1] |= 1 << sem
+            self.last_consumed[sem] = p
 
 
-_OUT_UNIT = {"gemm": isa.Unit.DMA_OUT, "vector": isa.Unit.VECTOR, "prune": isa.Unit.SORE}
-_IN_UNIT = {"gemm": isa.Unit.DMA_IN, "vector": isa.Unit.VECTOR, "prune": isa.Unit.SORE}
+class _Program:
+    """The items' steps and the bookkeeping of emitting them (rows, edges, estimated times)."""
+
+    def __init__(self, items, config, options, mappings, workload):
+        self.items, self.c, self.options = items, config, options
+        self.em = _Emitter(config)
+        self.link = _Linker(self.em)
+        self.alloc = _Alloc()
+        self.tensors: dict[str, TensorRef] = {}
+        self.extra = {"vector": 0, "sore": 0}
+        self.compares = self.flops = 0
+        offline = options.offline_schedule
+        eb = config.array.elem_bytes
+        self.steps: list[list] = []
+        self.dur: list[np.ndarray | None] = [None] * len(items)
+        self.deps: list[list] = []
+        stores: dict[str, list[int]] = {}
+        self.blocks_left: dict[str, int] = {}
+        for it in items:
+            if it.kind == "gemm":
+                it.mapping = "; ".join(f"{mappings[o.name].dataflow}/{mappings[o.name].order}"
+                                       for o in it.ops)
+                steps = _split_steps(_gemm_steps(it, mappings, config, self.alloc,
+                                                  self.tensors))
+                for op, block, _ in steps:
+                    sizes = stores.setdefault(op.name, [])
+                    sizes.extend(s[9][0] * s[9][1] for s in block if s[9] is not None)
+                    self.blocks_left[op.name] = self.blocks_left.get(op.name, 0) + 1
+            self.steps.append(steps if it.kind == "gemm" else [])
+        order = {id(op): i for i, op in enumerate(workload.ops)}
+        for k, it in enumerate(items):
+            deps = list(it.deps)
+            if it.kind == "vector":
+                stream = offline and it.stream_from is not None
+                rows, nbytes, fl = _vector_steps(it, config, stream, stores, order)
+                if stream:
+                    deps = [d for d in deps if d is not it.stream_from]
+                self.extra["vector"] += nbytes
+                self.flops += fl
+                self.steps[k] = rows
+                t = np.array([r[:5] for r in rows], np.int64).reshape(-1, 5)
+                self.dur[k] = vector_cycles(t[:, 0], t[:, 1], t[:, 2], t[:, 4], config)
+            elif it.kind == "prune":
+                rows, cmp_ = _prune_steps(it, config)
+                K, N, nn_, mm = it.prune
+                self.compares += cmp_
+                self.extra["sore"] += K * N * eb + K * N * nn_ // mm * (eb + 1)
+                self.steps[k] = rows
+                self.dur[k] = np.array([prune_cycles(r, config.array.cols, nn_, mm,
+                                                     config.sore.lanes) for r, _, _ in rows])
+            self.deps.append(deps)
+        self.op_last: dict[str, int] = {}
+        self.op_vt: dict[str, float] = {}
+        self.store_rows: dict[str, list[int]] = {}
+        self.store_vt: dict[str, list[float]] = {}
+        self.item_last: dict[int, int] = {}
+        self.item_vt: dict[int, float] = {}
+
+    # ---- emission of one step --------------------------------------------------------------
+    def emit(self, k: int, j: int, vt_end: float = 0.0) -> None:
+        """Emit step ``j`` of item ``k`` (edges only with the offline schedule)."""
+        it = self.items[k]
+        em = self.em
+        em.cur = k
+        step = self.steps[k][j]
+        link = self.options.offline_schedule
+        if it.kind == "gemm":
+            op, block, _ = step
+            first, stores = _emit_block(em, block, op)
+            if link and j == 0 and self.deps[k]:
+                if first < 0:
+                    raise CompileError(f"internal: GEMM item {it.name!r} starts without a LOAD")
+                self.link.link([self._producer(d) for d in self.deps[k]], first)
+            self.store_rows.setdefault(op.name, []).extend(stores)
+            self.store_vt.setdefault(op.name, []).extend([vt_end] * len(stores))
+            self.blocks_left[op.name] -= 1
+            if self.blocks_left[op.name] == 0:
+                self.op_last[op.name] = self.store_rows[op.name][-1]
+                self.op_vt[op.name] = vt_end
+            return
+        if it.kind == "vector":
+            count, period, vb, vf, opt, wait = step
+            row = em.vector(count, period, vb, vf, opt)
+        else:
+            rows, nn_, log2m = step
+            row = em.prune(rows, nn_, log2m)
+            wait = None
+        if link:
+            prods = [self._producer(d) for d in self.deps[k]] if j == 0 else []
+            if wait is not None:
+                prods.append(self.store_rows[wait[0]][wait[1]])
+            if prods:
+                self.link.link(prods, row)
+        if j == len(self.steps[k]) - 1:
+            self.item_last[id(it)] = row
+            self.item_vt[id(it)] = vt_end
+
+    def _producer(self, dep) -> int:
+        item, op = dep
+        return self.op_last[op.name] if item.kind == "gemm" else self.item_last[id(item)]
+
+    def _dep_vt(self, dep) -> float | None:
+        item, op = dep
+        if item.kind == "gemm":
+            return self.op_vt.get(op.name)
+        return self.item_vt.get(id(item))
+
+    def ready(self, k: int, j: int) -> float | None:
+        """Estimated time step ``j`` of item ``k`` may start (None: a producer not emitted)."""
+        t = 0.0
+        if j == 0:
+            for d in self.deps[k]:
+                v = self._dep_vt(d)
+                if v is None:
+                    return None
+                t = max(t, v)
+        if self.items[k].kind == "vector":
+            wait = self.steps[k][j][5]
+            if wait is not None:
+                vts = self.store_vt.get(wait[0], ())
+                if len(vts) <= wait[1]:
+                    return None
+                t = max(t, vts[wait[1]])
+        return t
+
+    def duration(self, k: int, j: int) -> float:
+        if self.items[k].kind == "gemm":
+            return self.steps[k][j][2]
+        return float(self.dur[k][j])
+
+    # ---- the two schedules -----------------------------------------------------------------
+    def in_order(self) -> None:
+        """Plan order with a SYNC between consecutive items."""
+        for k in range(len(self.items)):
+            if k:
+                self.em.cur = k
+                self.em.sync()
+            for j in range(len(self.steps[k])):
+                self.emit(k, j)
+
+    def merged(self) -> None:
+        """Merge the units' streams by estimated start time (module docstring)."""
+        items = self.items
+        streams = {
+            "g": [k for k, it in enumerate(items) if it.kind == "gemm"],
+            "v": [k for k, it in enumerate(items) if it.kind == "vector" and it.chain],
+            "s": [k for k, it in enumerate(items) if it.kind == "prune"],
+            "w": [k for k, it in enumerate(items) if it.kind == "vector" and not it.chain],
+        }
+        clock_of = {"g": "array", "v": "vector", "w": "vector", "s": "sore"}
+        pos = {s: [0, 0] for s in streams}  # item position in the stream, step in the item
+        for s, ks in streams.items():
+            while pos[s][0] < len(ks) and not self.steps[ks[pos[s][0]]]:
+                pos[s][0] += 1
+        clock = {"array": 0.0, "vector": 0.0, "sore": 0.0}
+        # the controller reaches a command only after accepting the array work before it in
+        # program order: no other unit's command can start before the last emitted tile block
+        anchor = 0.0
+
+        def head(s):
+            i, j = pos[s]
+            return (streams[s][i], j) if i < len(streams[s]) else None
+
+        while True:
+            cands = {}
+            for s in ("v", "s", "g", "w"):
+                h = head(s)
+                if h is None:
+                    continue
+                t = self.ready(*h)
+                if t is not None:
+                    cands[s] = max(clock[clock_of[s]], t, 0.0 if s == "g" else anchor)
+            if not cands:
+                if any(head(s) is not None for s in streams):
+                    raise CompileError("internal: the plan's dependencies form a cycle")
+                break
+            if "w" in cands and len(cands) > 1 and head("v") is not None:
+                # side vector work only where the chain leaves the vector engine idle: before
+                # the chain's next pass starts, or while that pass still waits for the array
+                end = cands["w"] + self.duration(*head("w"))
+                if end > cands["v"] if "v" in cands else cands["w"] >= clock["array"]:
+                    del cands["w"]
+            # (side work is paced by the anchor: one chunk per chunk-time of array progress)
+            s = min(cands, key=cands.get)
+            k, j = head(s)
+            start = cands[s]
+            end = start + self.duration(k, j)
+            clock[clock_of[s]] = end
+            if s == "g":
+                anchor = start
+            self.emit(k, j, end)
+            pos[s][1] += 1
+            if pos[s][1] == len(self.steps[k]):
+                pos[s] = [pos[s][0] + 1, 0]
+                while pos[s][0] < len(streams[s]) and not self.steps[streams[s][pos[s][0]]]:
+                    pos[s][0] += 1
 
 
 def compile(workload: Workload, config: AcceleratorConfig,
@@ -545,97 +758,32 @@ def compile(workload: Workload, config: AcceleratorConfig,
         mappings[op.name] = search(shape, config, options.objective,
                                    dataflows=options.dataflows, cache=cache)
     cache.save()
-    items = _plan(workload, options)
-    em = _Emitter(config)
-    alloc = _Alloc()
-    tensors: dict[str, TensorRef] = {}
-    extra = {"vector": 0, "sore": 0}
-    compares = flops = 0
-    first_in: dict[int, int] = {}
-    last_out: dict[int, int] = {}
-    last_consumed = dict.fromkeys(range(4, 8), -1)
-    eb = config.array.elem_bytes
-    index = {id(x): j for j, x in enumerate(items)}
-    for k, it in enumerate(items):
-        em.cur = k
-        if not options.offline_schedule and k:
-            em.sync()
-        start = len(em.rows)
-        if it.kind == "gemm":
-            it.mapping = "; ".join(f"{mappings[o.name].dataflow}/{mappings[o.name].order}"
-                                   for o in it.ops)
-            streams = []
-            for op in it.ops:
-                mp = mappings[op.name]
-                blocks = [b for r in range(op.repeat)
-                          for b in _blocks(op, mp, config, alloc, tensors, r)]
-                cost = mp.cycles * op.repeat / max(1, len(blocks))
-                streams.append((op, blocks, cost))
-            last = -1
-            if len(streams) == 1:
-                op, blocks, _ = streams[0]
-                for b in blocks:
-                    last = max(last, _emit_block(em, b, op))
-            else:
-                # proportional merge: the stream that is least far along goes next
-                pos = [0] * len(streams)
-                done = [0.0] * len(streams)
-                total = [max(1e-9, c * len(b)) for _, b, c in streams]
-                while any(p < len(s[1]) for p, s in zip(pos, streams, strict=True)):
-                    j = min((x for x in range(len(streams)) if pos[x] < len(streams[x][1])),
-                            key=lambda x: done[x] / total[x])
-                    op, blocks, cost = streams[j]
-                    last = max(last, _emit_block(em, blocks[pos[j]], op))
-                    pos[j] += 1
-                    done[j] += cost
-            last_out[k] = last
-        elif it.kind == "vector":
-            op = it.ops[0]
-            b, f = em.vector(op.op, max(1, op.elements))
-            extra["vector"] += b
-            flops += f
-            last_out[k] = len(em.rows) - 1
+    # the emitter allocates one small list per command and frees nothing: the cyclic garbage
+    # collector's passes over them (and over earlier programs still alive) are pure overhead
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        items = plan(workload, options)
+        prog = _Program(items, config, options, mappings, workload)
+        if options.offline_schedule:
+            prog.merged()
         else:
-            K, N, nn_, mm = it.prune
-            compares += em.prune(K, N, nn_, mm)
-            extra["sore"] += K * N * eb + K * N * nn_ // mm * (eb + 1)
-            last_out[k] = len(em.rows) - 1
-        unit_in = _IN_UNIT[it.kind]
-        for r in range(start, len(em.rows)):
-            if _unit(em.rows[r][0]) == unit_in:
-                first_in[k] = r
-                break
-        if options.offline_schedule and it.deps and k in first_in:
-            best: dict[int, int] = {}
-            for d in it.deps:
-                j = index[id(d)]
-                if j not in last_out or last_out[j] < 0:
-                    continue
-                pu, cu = _OUT_UNIT[items[j].kind], unit_in
-                if pu == cu:
-                    continue
-                sem = _EDGE_SEM[(pu, cu)]
-                best[sem] = max(best.get(sem, -1), last_out[j])
-            for sem, prod in best.items():
-                if prod <= last_consumed[sem]:
-                    continue  # implied by an earlier wait of the in-order consumer unit
-                em.rows[prod][2] |= 1 << sem
-                em.rows[first_in[k]][1] |= 1 << sem
-                last_consumed[sem] = prod
-    table = np.asarray(em.rows, np.int64).reshape(-1, _NCOL)
-    return CompiledProgram(
+            prog.in_order()
+        em = prog.em
+        table = np.asarray(em.rows, np.int64).reshape(-1, _NCOL)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    out = CompiledProgram(
         table, np.asarray(em.item, np.int64), np.asarray(em.macs, np.int64), items,
-        dram_bytes=alloc.top, tensors=tensors, inputs=(), outputs=(), extra_bytes=extra,
-        sore_compares=compares, vector_flops=flops, mappings=mappings, workload=workload,
-        config=config, options=options)
-
-
-def _unit(opcode: int) -> int:
-    return int(isa._REGISTRY[isa.Opcode(opcode)].UNIT)
+        dram_bytes=prog.alloc.top, tensors=prog.tensors, inputs=(), outputs=(),
+        extra_bytes=prog.extra, sore_compares=prog.compares, vector_flops=prog.flops,
+        mappings=mappings, workload=workload, config=config, options=options)
+    out.last_store = prog.op_last
+    return out
 
 
 def simulate_program(program: CompiledProgram, config: AcceleratorConfig | None = None
                      ) -> FastStats:
     """Time a compiled program with :func:`hwsim.fast_timing.simulate_table`."""
     return simulate_table(program.table, config or program.config)
-

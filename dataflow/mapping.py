@@ -36,16 +36,19 @@ wide; hwsim does not execute sparse WS tiles yet).
 
 Cost
 ----
-:func:`estimate` sums the unit cycles of every command the compiler would emit (exactly the
-closed forms of :mod:`hwsim.timing` / :mod:`hwsim.fast_timing`, counted per tile class rather
-than per tile) and overlaps the three units of the double-buffered pipeline::
+:func:`estimate` sums the unit cycles of every command the compiler would emit (GEMM tiles by
+the closed forms of :mod:`hwsim.fast_timing`; LOAD and STORE by :func:`hwsim.dram.dma_cycles`
+with the command's row size and stride, as :func:`hwsim.run` times them: the fixed closed
+forms, or the banked model from closed row buffers; counted per tile class rather than per
+tile) and overlaps the three units of the double-buffered pipeline::
 
     cycles ≈ max(DMA-in + last GEMM + last store,
                  first loads + array + last store,
                  first loads + first GEMM + DMA-out)
 
-a lower bound on what the schedule gives (it ignores stalls from handshakes);
-``tests/dataflow/test_mapping.py`` checks it against :func:`hwsim.run` on small ops.
+about what the schedule gives (it ignores stalls from handshakes and the row buffers one
+command leaves open for the next); ``tests/dataflow/test_mapping.py`` checks it against
+:func:`hwsim.run` on small ops, with the fixed and the banked DRAM model.
 Objective ``"cycles"``, ``"energy"`` (pJ: MACs, SRAM and DRAM bytes, static power) or
 ``"edp"`` (their product). Results are cached by (shape, pattern, config key, objective,
 allowed dataflows) in memory and, with ``cache_dir``, in one JSON file per config.
@@ -54,7 +57,6 @@ allowed dataflows) in memory and, with ``cache_dir``, in one JSON file per confi
 from __future__ import annotations
 
 import json
-import math
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -63,6 +65,7 @@ import numpy as np
 
 from hwsim import isa
 from hwsim.config import AcceleratorConfig
+from hwsim.dram import dma_cycles
 from hwsim.fast_timing import gemm_cycles
 
 __all__ = [
@@ -149,16 +152,28 @@ def _halves(config: AcceleratorConfig) -> tuple[int, int, int]:
     return config.act_depth // d, config.wgt_depth // d, config.acc_depth // d
 
 
-def _load_cycles(rows: int, nbytes: int, config: AcceleratorConfig) -> int:
-    if rows == 0:
-        return 2
-    slots = max(1, math.ceil(nbytes / config.dram_bytes_per_cycle - 1e-9))
-    return rows * slots + config.dram_latency_cycles + 1
+_DMA_MEMO: dict[tuple, int] = {}
+_KEY_MEMO: dict[int, tuple[AcceleratorConfig, str]] = {}
 
 
-def _store_cycles(rows: int, nbytes: int, config: AcceleratorConfig) -> int:
-    slots = max(1, math.ceil(nbytes / config.dram_bytes_per_cycle - 1e-9))
-    return rows * slots + 2
+def _config_key(config: AcceleratorConfig) -> str:
+    """``config.key()``, remembered per config object (it hashes the whole config)."""
+    hit = _KEY_MEMO.get(id(config))
+    if hit is None or hit[0] is not config:
+        hit = _KEY_MEMO[id(config)] = (config, config.key())
+    return hit[1]
+
+
+def _dma_cycles(config: AcceleratorConfig, cfg_key: str, store: bool, rows: int, nbytes: int,
+                stride: int) -> int:
+    """LOAD/STORE ``unit_cycles`` as :func:`hwsim.run` and the fast path time them
+    (:func:`hwsim.dram.dma_cycles`: the fixed closed forms, or the banked model with the row
+    buffers closed, at a 4 KiB-aligned address); memoised per config."""
+    key = (cfg_key, store, rows, nbytes, stride)
+    v = _DMA_MEMO.get(key)
+    if v is None:
+        v = _DMA_MEMO[key] = int(dma_cycles(store, 0, rows, nbytes, stride, config).cycles[0])
+    return v
 
 
 def _blocks(total: int, size: int) -> list[tuple[int, int]]:
@@ -173,15 +188,15 @@ def _blocks(total: int, size: int) -> list[tuple[int, int]]:
 class _Tally:
     """Sums of unit cycles and traffic over tile classes."""
 
-    def __init__(self, config: AcceleratorConfig):
-        self.c = config
+    def __init__(self, config: AcceleratorConfig, cfg_key: str):
+        self.c, self.key = config, cfg_key
         self.dma_in = self.array = self.dma_out = 0
         self.first_load = self.first_gemm = self.last_gemm = self.last_store = 0
         self.dram = self.sram = self.padded_macs = 0
 
-    def load(self, count: int, buf: int, rows: int, elems: int) -> int:
+    def load(self, count: int, buf: int, rows: int, elems: int, stride: int) -> int:
         eb = 1 if buf == isa.Buffer.IDX else self.c.array.elem_bytes
-        cyc = _load_cycles(rows, elems * eb, self.c)
+        cyc = _dma_cycles(self.c, self.key, False, rows, elems * eb, stride * eb)
         self.dma_in += count * cyc
         self.dram += count * rows * elems * eb
         self.sram += count * rows * elems * eb
@@ -198,8 +213,8 @@ class _Tally:
         self.padded_macs += count * (k * R * C if dataflow == "os" else m * k * C)
         return cyc
 
-    def store(self, count: int, rows: int, elems: int) -> int:
-        cyc = _store_cycles(rows, elems * 4, self.c)
+    def store(self, count: int, rows: int, elems: int, stride: int) -> int:
+        cyc = _dma_cycles(self.c, self.key, True, rows, elems * 4, stride * 4)
         self.dma_out += count * cyc
         self.dram += count * rows * elems * 4
         self.sram += count * rows * elems * 4
@@ -237,10 +252,13 @@ def _fits(op: OpShape, mp: Mapping, config: AcceleratorConfig) -> str | None:
     return None
 
 
-def estimate(op: OpShape, mp: Mapping, config: AcceleratorConfig) -> tuple[float, float]:
-    """``(cycles, energy_pj)`` of one repetition of ``op`` under ``mp`` (module docstring)."""
+def estimate(op: OpShape, mp: Mapping, config: AcceleratorConfig, *,
+             cfg_key: str | None = None) -> tuple[float, float]:
+    """``(cycles, energy_pj)`` of one repetition of ``op`` under ``mp`` (module docstring).
+    ``cfg_key``: ``config.key()`` when the caller has it."""
     R, C = config.array.rows, config.array.cols
-    t = _Tally(config)
+    t = _Tally(config, cfg_key or _config_key(config))
+    M, N, K = op.m, op.n, op.k
     sparse = op.sparsity is not None
     A, W, X = isa.Buffer.ACT, isa.Buffer.WGT, isa.Buffer.IDX
     first = True
@@ -252,14 +270,15 @@ def estimate(op: OpShape, mp: Mapping, config: AcceleratorConfig) -> tuple[float
         for mc_n, mr in mbs:
             if mp.order == "b":
                 if first:
-                    fl = sum(t.load(1, W, op.compressed(op.k), nc) * c for c, nc in nbs)
+                    kc_all = op.compressed(op.k)
+                    fl = sum(t.load(c, W, kc_all, nc, N) * c for c, nc in nbs)
                     if sparse:
-                        fl += sum(t.load(1, X, op.compressed(op.k), nc) * c for c, nc in nbs)
+                        fl += sum(t.load(c, X, kc_all, nc, N) * c for c, nc in nbs)
                     t.first_load = fl
-                t.load(mc_n, A, op.k, mr)
+                t.load(mc_n, A, op.k, mr, M)
                 for nc_n, nc in nbs:
                     g = t.gemm(mc_n * nc_n, op.compressed(op.k), 0, "os", op.k)
-                    s = t.store(mc_n * nc_n, mr, nc)
+                    s = t.store(mc_n * nc_n, mr, nc, N)
                     t.first_gemm = t.first_gemm or g
                     t.last_gemm, t.last_store = g, s
                 first = False
@@ -268,15 +287,15 @@ def estimate(op: OpShape, mp: Mapping, config: AcceleratorConfig) -> tuple[float
                 for kc_n, kc in kbs:
                     cnt = mc_n * nc_n * kc_n
                     a_cnt = (mc_n * kc_n if (nc_n, nc) == nbs[0] else 0) if resident else cnt
-                    la = t.load(a_cnt, A, kc, mr)
-                    lb = t.load(cnt, W, op.compressed(kc), nc)
+                    la = t.load(a_cnt, A, kc, mr, M)
+                    lb = t.load(cnt, W, op.compressed(kc), nc, N)
                     if sparse:
-                        lb += t.load(cnt, X, op.compressed(kc), nc)
+                        lb += t.load(cnt, X, op.compressed(kc), nc, N)
                     g = t.gemm(cnt, op.compressed(kc), 0, "os", kc)
                     if first:
                         t.first_load, t.first_gemm, first = la + lb, g, False
                     t.last_gemm = g
-                t.last_store = t.store(mc_n * nc_n, mr, nc)
+                t.last_store = t.store(mc_n * nc_n, mr, nc, N)
     else:
         mbs = _blocks(op.m, mp.mt)
         nbs = _blocks(op.n, C)
@@ -287,15 +306,16 @@ def estimate(op: OpShape, mp: Mapping, config: AcceleratorConfig) -> tuple[float
                     cnt = mc_n * nc_n * kc_n
                     epr = -(-kc // R)
                     a_cnt = cnt if mp.order == "s" else mc_n * kc_n if (nc_n, nc) == nbs[0] else 0
-                    la = t.load(a_cnt, A, mc * epr, min(kc, R))
-                    lw = t.load(cnt, W, op.compressed(kc), nc)
+                    # sparse: the tile-blocked layout (contiguous rows); dense: rows of K
+                    la = t.load(a_cnt, A, mc * epr, min(kc, R), R if sparse else K)
+                    lw = t.load(cnt, W, op.compressed(kc), nc, N)
                     if sparse:
-                        lw += t.load(cnt, X, op.compressed(kc), nc)
+                        lw += t.load(cnt, X, op.compressed(kc), nc, N)
                     g = t.gemm(cnt, op.compressed(kc), mc, "ws", mc * epr)
                     if first:
                         t.first_load, t.first_gemm, first = la + lw, g, False
                     t.last_gemm = g
-                t.last_store = t.store(mc_n * nc_n, mc, nc)
+                t.last_store = t.store(mc_n * nc_n, mc, nc, N)
     cycles = max(t.dma_in + t.last_gemm + t.last_store,
                  t.first_load + t.array + t.last_store,
                  t.first_load + t.first_gemm + t.dma_out)
@@ -432,7 +452,7 @@ def search(op: OpShape, config: AcceleratorConfig, objective: str = "cycles", *,
         raise ValueError(f"dataflows {allowed} are not a non-empty subset of config "
                          f"{config.name!r}'s {config.array.dataflows}")
     key = f"{op.key()}/{objective}/{','.join(allowed)}"
-    cfg_key = config.key()
+    cfg_key = _config_key(config)
     if cache is not None:
         hit = cache.get(key, cfg_key)
         if hit is not None:
@@ -443,7 +463,7 @@ def search(op: OpShape, config: AcceleratorConfig, objective: str = "cycles", *,
         if reason is not None:
             why.append(f"{cand.dataflow}/{cand.order} kt={cand.kt} mt={cand.mt}: {reason}")
             continue
-        cyc, en = estimate(op, cand, config)
+        cyc, en = estimate(op, cand, config, cfg_key=cfg_key)
         s = _score(objective, cyc, en)
         if s < best_score:
             best, best_score = Mapping(cand.dataflow, cand.order, cand.kt, cand.mt, cyc, en), s

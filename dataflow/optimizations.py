@@ -1,4 +1,4 @@
-"""Compile options: the paper's dataflow optimisations as switches, and their vector-op costs.
+"""Compile options: the paper's dataflow optimisations as switches.
 
 =====================  ======================================================================
 switch                 effect when on (off in brackets)
@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 
 from .mapping import OBJECTIVES
 
-__all__ = ["ABLATION", "CompileOptions", "vector_profile"]
+__all__ = ["ABLATION", "CompileOptions"]
 
 
 @dataclass(frozen=True)
@@ -84,18 +84,3 @@ ABLATION = (
     ("all", dict(interleave=True, pregenerate=True, offline_schedule=True)),
 )
 """``(label, switches)`` rows of the ablation table."""
-
-# DRAM bytes and fp32 operations per element of a vector-engine op (placeholder costs; see
-# hwsim.fast_timing.vector_cycles). fp16 activations in and out; the optimizer step reads the
-# fp32 master weight, fp32 gradient and momentum, writes weight and momentum and the fp16 copy.
-_PROFILES = {
-    "sgd_momentum": (22, 4),
-    "batch_norm": (6, 6), "layer_norm": (6, 6), "group_norm": (6, 6), "rms_norm": (6, 5),
-    "softmax": (4, 5), "loss": (4, 5), "col2im": (4, 1), "gelu": (4, 8), "silu": (4, 4),
-    "embedding": (4, 1),
-}
-
-
-def vector_profile(op_type: str) -> tuple[int, int]:
-    """``(dram bytes, flops)`` per element of a vector op type (default ``(4, 2)``)."""
-    return _PROFILES.get(op_type, (4, 2))

@@ -18,13 +18,110 @@ import pandas as pd
 
 from hwsim import isa
 from hwsim.config import AcceleratorConfig, load_config
+from hwsim.fast_timing import COL, FastStats
 
 from .compiler import CompiledProgram, compile, simulate_program
 from .optimizations import CompileOptions
 from .workload import Workload, default_skip, extract
 from .zoo import get_model
 
-__all__ = ["ModelResult", "simulate_model", "simulate_workload"]
+__all__ = ["PATH_PARTS", "ModelResult", "critical_path", "simulate_model", "simulate_workload"]
+
+PATH_PARTS = ("gemm_dense", "gemm_sparse", "vector", "update", "dma_in", "dma_out", "sore",
+              "control")
+"""Parts of a step's critical path (:func:`critical_path`)."""
+_UNIT_OF = np.zeros(max(int(o) for o in isa.Opcode) + 1, np.int64)
+for _op in isa.Opcode:
+    _UNIT_OF[int(_op)] = int(isa._REGISTRY[_op].UNIT)
+
+
+def critical_path(table: np.ndarray, st: FastStats, queue_depth: int,
+                  trace: list | None = None) -> dict[str, int]:
+    """The step's cycles split by what its critical path ran: a walk back from the last command
+    through whatever bound each start (the token it waited for, the previous command of its
+    unit, or the controller accepting it: each accept cycle is ``control``).
+
+    Returns the cycles per :data:`PATH_PARTS` entry (GEMMs dense and sparse, vector passes,
+    optimizer updates, DMA in and out, SORE, the controller); they sum to ``st.cycles``.
+    ``trace``, when given, receives the commands on the path (last first).
+    """
+    n = len(table)
+    out = dict.fromkeys(PATH_PARTS, 0)
+    if n == 0:
+        return out
+    op = table[:, 0]
+    unit = _UNIT_OF[op]
+    start, end, acc, tok = st.start, st.end, st.accept, st.token
+    prev_same = np.full(n, -1, np.int64)
+    qslot = np.full(n, -1, np.int64)
+    for u in np.unique(unit):
+        idx = np.nonzero(unit == u)[0]
+        prev_same[idx[1:]] = idx[:-1]
+        if len(idx) > queue_depth:
+            qslot[idx[queue_depth:]] = idx[:-queue_depth]
+    wait, signal = table[:, 1], table[:, 2]
+    prods = [np.nonzero((signal >> s) & 1)[0] for s in range(8)]
+    cons = [np.nonzero((wait >> s) & 1)[0] for s in range(8)]
+    prefix_last = np.maximum.accumulate(np.where(end == np.maximum.accumulate(end),
+                                                 np.arange(n), 0))
+    cat = np.where(op == isa.Opcode.GEMM,
+                   np.where(table[:, COL["sparse"]] != 0, 1, 0),
+                   np.select([op == isa.Opcode.UPDATE, op == isa.Opcode.LOAD,
+                              op == isa.Opcode.STORE, op == isa.Opcode.PRUNE],
+                             [np.where(table[:, COL["vperiod"]] == 0, 3, 2), 4, 5, 6], 7))
+    c = int(np.argmax(end))
+    t = int(end[c]) + 1
+    state = "end"
+    while True:
+        if state == "end":
+            out[PATH_PARTS[cat[c]]] += t - int(start[c])
+            if trace is not None:
+                trace.append(c)
+            t = int(start[c])
+            state = "start"
+            continue
+        if t <= 0:
+            break
+        if state == "start":
+            nxt = -1
+            if tok[c] == t:
+                w = int(wait[c])
+                for s in range(8):
+                    if (w >> s) & 1:
+                        k = int(np.searchsorted(cons[s], c))
+                        p = int(prods[s][k])
+                        if end[p] + 1 == t:
+                            nxt = p
+                            break
+            if nxt < 0 and prev_same[c] >= 0 and end[prev_same[c]] + 1 == t:
+                nxt = int(prev_same[c])
+            if nxt < 0 and unit[c] == isa.Unit.CONTROL and c > 0 \
+                    and end[prefix_last[c - 1]] + 1 == t:
+                nxt = int(prefix_last[c - 1])
+            if nxt >= 0:
+                c, state = nxt, "end"
+                continue
+            if acc[c] + 1 == t:
+                out["control"] += 1
+                t = int(acc[c])
+                state = "accept"
+                continue
+            out["control"] += t  # not explained by the rules above
+            break
+        # state == "accept": what held the controller until it accepted command c
+        q = int(qslot[c])
+        if q >= 0 and start[q] + 1 == t:
+            out["control"] += 1
+            c, t, state = q, int(start[q]), "start"
+        elif c > 0 and acc[c - 1] + 1 == t:
+            out["control"] += 1
+            c, t = c - 1, t - 1
+        elif c > 0 and unit[c - 1] == isa.Unit.CONTROL and end[c - 1] + 1 == t:
+            c, state = c - 1, "end"
+        else:
+            out["control"] += t
+            break
+    return out
 
 
 @dataclass
@@ -138,6 +235,9 @@ def simulate_workload(workload: Workload, config: AcceleratorConfig,
         **{f"energy_{k}_pj": v for k, v in energy.items()},
         **{f"busy_{k}": v for k, v in st.busy.items()},
         "commands": len(prog),
+        **{f"path_{k}": v for k, v in critical_path(prog.table, st, config.queue_depth).items()},
+        "busy_update": int(st.duration[(op == isa.Opcode.UPDATE)
+                                       & (prog.table[:, COL["vperiod"]] == 0)].sum()),
     }
     return prog, df, totals
 

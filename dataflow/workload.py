@@ -24,18 +24,23 @@ weight is always operand B and N:M groups run along K, the reduction axis.
 layer       fwd (M, N, K)           bgrad (M, N, K)          wgrad (M, N, K)
 ==========  ======================  =======================  =========================
 Linear      T, out, in              T, in, out               out, in, T
-Conv2d      P, C_out/g, C_in/g·kk   P, C_in/g·kk, C_out/g    C_out/g, C_in/g·kk, P
+Conv2d      P, C_out/g, C_in/g·kk   P, C_in/g·kk, C_out/g *  C_out/g, C_in/g·kk, P
 matmul      M, N, K                 dA: M, K, N              dB: K, N, M
 ==========  ======================  =======================  =========================
 
 ``T`` is the number of input rows (all leading dims), ``P = batch·H_out·W_out``,
 ``kk = kh·kw``, ``g = groups`` (``repeat = g``).
 
-- Convolutions are lowered by im2col. ``bgrad`` is the *column-gradient* GEMM
+- Convolutions are lowered by im2col. ``bgrad`` (*) is the *column-gradient* GEMM
   ``dcols = dY · W`` followed by a ``col2im`` scatter-add vector op (listed only when
-  patches overlap: dilated kernel extent > stride), not a transposed convolution: it has
-  the forward's MACs for any stride (no zero-inserted ``dY``), and its reduction axis is
-  C_out, the axis BDWP's backward mask groups. im2col itself is data movement, not listed.
+  patches overlap: dilated kernel extent > stride), not a zero-inserted transposed
+  convolution: it has the forward's MACs for any stride, and its reduction axis is C_out,
+  the axis BDWP's backward mask groups. A stride-1, undilated convolution whose output has
+  its input's size ("same" padding) is the exception: its ``bgrad`` is the transposed
+  convolution ``dX = im2col(dY) · Wᵀ`` (the kernel flipped), ``(P, C_in/g, C_out/g·kk)``,
+  with the forward's MACs too, no ``col2im``, and the reduction over ``(tap, C_out)``
+  with C_out innermost, so BDWP's groups along C_out are groups of K (the implicit-GEMM
+  data gradient of cuDNN-style libraries). im2col itself is data movement, not listed.
 - ``bgrad`` is listed for every layer, the first included, as
   :func:`algorithms.flops.training_macs` counts it. Biases are folded into the forward
   GEMM; their gradient is a ``bias_grad`` vector op in ``wgrad``.
@@ -299,6 +304,12 @@ def _pair(v) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else tuple(v)
 
 
+def _same_stride1(stride, dilation, x, y, c_in: int, c_out: int) -> bool:
+    """A stride-1, undilated convolution whose output has its input's pixels ("same")."""
+    return (tuple(_pair(stride)) == (1, 1) and tuple(_pair(dilation)) == (1, 1)
+            and x.numel() // c_in == y.numel() // c_out)
+
+
 class _Tracer(TorchFunctionMode):
     """Records ops while the model runs; see the module docstring."""
 
@@ -369,7 +380,7 @@ class _Tracer(TorchFunctionMode):
             if isinstance(mod, nn.Linear):
                 self._linear(base, path, mod, x, y)
             elif isinstance(mod, nn.Conv2d):
-                self._conv2d(base, path, mod, y)
+                self._conv2d(base, path, mod, x, y)
             elif isinstance(mod, nn.Embedding):
                 e = y.numel()
                 self._record([self._vector(base, path, "fwd", "embedding", e, "gather rows")],
@@ -393,7 +404,7 @@ class _Tracer(TorchFunctionMode):
                                     ".bias"))
         self._record(fwd, bwd)
 
-    def _conv2d(self, base, layer, mod, y) -> None:
+    def _conv2d(self, base, layer, mod, x, y) -> None:
         meth, nm = self.sparsity(layer, mod)
         g = mod.groups
         co, ci = mod.out_channels // g, mod.in_channels // g
@@ -401,13 +412,18 @@ class _Tracer(TorchFunctionMode):
         p = y.numel() // mod.out_channels
         fwd = [self._gemm(base, layer, "fwd", "conv2d", p, co, ci * kk, g,
                           nm if meth != "dense" else None, "Y = im2col(X)·Wᵀ")]
-        bwd = [self._gemm(base, layer, "bgrad", "conv2d", p, ci * kk, co, g,
-                          nm if meth in ("bdwp", "transposable") else None,
-                          "dcols = dY·W (then col2im)")]
-        span = [(k - 1) * d + 1 for k, d in zip(mod.kernel_size, mod.dilation, strict=True)]
-        if any(sp > st for sp, st in zip(span, mod.stride, strict=True)):  # patches overlap
-            bwd.append(self._vector(base, layer, "bgrad", "col2im", p * ci * kk * g,
-                                    "scatter-add dcols into dX", ".col2im"))
+        bnm = nm if meth in ("bdwp", "transposable") else None
+        if _same_stride1(mod.stride, mod.dilation, x, y, mod.in_channels, mod.out_channels):
+            bwd = [self._gemm(base, layer, "bgrad", "conv2d", p, ci, co * kk, g, bnm,
+                              "dX = im2col(dY)·flip(W) (transposed convolution, stride 1)")]
+        else:
+            bwd = [self._gemm(base, layer, "bgrad", "conv2d", p, ci * kk, co, g, bnm,
+                              "dcols = dY·W (then col2im)")]
+            span = [(k - 1) * d + 1 for k, d in zip(mod.kernel_size, mod.dilation,
+                                                    strict=True)]
+            if any(sp > st for sp, st in zip(span, mod.stride, strict=True)):  # overlap
+                bwd.append(self._vector(base, layer, "bgrad", "col2im", p * ci * kk * g,
+                                        "scatter-add dcols into dX", ".col2im"))
         bwd.append(self._gemm(base, layer, "wgrad", "conv2d", co, ci * kk, p, g,
                               desc="dW = dYᵀ·im2col(X)"))
         if mod.bias is not None:
@@ -496,13 +512,20 @@ class _Tracer(TorchFunctionMode):
     def _conv2d_fn(self, base, layer, args, kwargs, y) -> None:
         w = _arg(args, kwargs, 1, "weight")
         g = _arg(args, kwargs, 6, "groups", 1)
+        stride = _pair(_arg(args, kwargs, 3, "stride", 1))
+        dilation = _pair(_arg(args, kwargs, 5, "dilation", 1))
         co, ci, kk = w.shape[0] // g, w.shape[1], w.shape[2] * w.shape[3]
         p = y.numel() // w.shape[0]
+        if _same_stride1(stride, dilation, args[0], y, ci * g, co * g):
+            bgrad = self._gemm(base, layer, "bgrad", "functional_conv2d", p, ci, co * kk, g,
+                               desc="dX = im2col(dY)·flip(W) (transposed convolution, stride 1)")
+        else:
+            bgrad = self._gemm(base, layer, "bgrad", "functional_conv2d", p, ci * kk, co, g,
+                               desc="dcols = dY·W (then col2im)")
         self._record(
             [self._gemm(base, layer, "fwd", "functional_conv2d", p, co, ci * kk, g,
                         desc="Y = im2col(X)·Wᵀ")],
-            [self._gemm(base, layer, "bgrad", "functional_conv2d", p, ci * kk, co, g,
-                        desc="dcols = dY·W (then col2im)"),
+            [bgrad,
              self._gemm(base, layer, "wgrad", "functional_conv2d", co, ci * kk, p, g,
                         desc="dW = dYᵀ·im2col(X)")])
 

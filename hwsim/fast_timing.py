@@ -8,17 +8,19 @@ controller timing mode uses. For the commands :func:`hwsim.run` accepts (dense G
 STORE, SYNC, SETREG) the durations are those of :func:`hwsim.timing.unit_cycles` and the cycles
 equal ``run(...).stats.cycles`` exactly (``tests/dataflow/test_compiler.py`` checks it).
 
-Three command kinds ``hwsim.run`` rejects today get **estimated** durations here; each
-assumption lives in one function so it is easy to replace when hwsim models the command:
+Three command kinds ``hwsim.run`` rejects today get their durations here; each model lives in
+one function so it is easy to replace when hwsim executes the command:
 
 - sparse GEMM (:func:`gemm_cycles`): the dense closed form with ``k`` the compressed step count
   (the ISA's ``k`` of a sparse tile already counts compressed steps, ``ceil(K·N/M)``);
 - PRUNE (:func:`prune_unit_cycles`): :func:`hwsim.sore.prune_cycles`, SORE's documented
   schedule;
-- UPDATE (:func:`vector_cycles`): a placeholder for the vector engine,
-  ``ceil(count · flops / lanes)`` compute cycles or the DRAM streaming time of its operands,
-  whichever is larger, plus :data:`VECTOR_LATENCY`. The compiler also uses UPDATE for the
-  non-GEMM vector ops (norms, activations, softmax) with their own flops and bytes.
+- UPDATE (:func:`vector_cycles`): an optimizer step (``vperiod == 0``) costs exactly
+  :func:`hwsim.vector_unit.update_cycles`, the RTL-checked formula; the compiler also issues the
+  vector engine's elementwise passes (norms, activations, softmax, col2im, loss) as UPDATE rows
+  with ``vperiod`` the pass's cycles per entry, costed by the same pipeline formula
+  (:mod:`dataflow.vector_ops` states the kernel model). Either is bounded below by streaming its
+  DRAM bytes (``vbytes`` per element) at peak bandwidth.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from . import isa, timing
 from .config import AcceleratorConfig
 from .dram import dma_cycles
 from .schedule import schedule
+from .vector_unit import update_cycles
 
 __all__ = [
     "COLUMNS",
@@ -49,13 +52,16 @@ COLUMNS = (
     "a_addr", "b_addr", "c_addr", "idx_addr", "k", "m", "dataflow", "sparse", "accumulate",
     "n", "log2m",                                                  # GEMM (n, log2m: PRUNE too)
     "count", "vbytes", "vflops",                                   # UPDATE: words, bytes/flops
+    "vperiod",                                                     # UPDATE: 0 optimizer, else P
 )
-"""Columns of a command table; ``vbytes``/``vflops`` are per-element annotations of UPDATE
-commands used by :func:`vector_cycles` (not ISA fields)."""
+"""Columns of a command table; ``vbytes``, ``vflops`` and ``vperiod`` are per-element annotations
+of UPDATE commands used by :func:`vector_cycles` (not ISA fields); an UPDATE row's optimizer is
+in the ``dataflow`` column."""
 COL = {name: i for i, name in enumerate(COLUMNS)}
 
-VECTOR_LATENCY = 8
-"""Pipeline latency of the vector engine, cycles (placeholder)."""
+VECTOR_LATENCY = 10
+"""Fill and drain of one vector-engine pass, cycles: ``update_cycles = P * entries + 10 - P``
+(:mod:`hwsim.vector_unit`: eight stages, the read latency and the done cycle)."""
 
 _UNIT_OF = np.zeros(16, np.int64)
 for _op, _cls in isa._REGISTRY.items():
@@ -91,17 +97,33 @@ def prune_unit_cycles(rows, n, log2m, config: AcceleratorConfig):
     return np.where(rows == 0, 2, rows * passes + np.asarray(n, np.int64) + 3)
 
 
-def vector_cycles(count, vbytes, vflops, config: AcceleratorConfig):
-    """Placeholder ``unit_cycles`` of vector-engine commands (vectorised).
+def vector_cycles(count, vperiod, vbytes, optimizer, config: AcceleratorConfig):
+    """``unit_cycles`` of vector-engine (UPDATE) rows (vectorised).
 
-    ``max(ceil(count·vflops / lanes), ceil(count·vbytes / dram_bytes_per_cycle)) +
-    VECTOR_LATENCY``: the engine is either compute-bound on its fp32 lanes or bound by streaming
-    its operands from DRAM at peak bandwidth. Not a hwsim model yet (hwsim has no UPDATE timing).
+    ``vperiod == 0``: an optimizer step, :func:`hwsim.vector_unit.update_cycles` of ``count``
+    words (each distinct ``(count, optimizer)`` timed by that function). ``vperiod = P > 0``: an
+    elementwise pass issuing one ``lanes``-word entry every ``P`` cycles through the same
+    pipeline, ``P * ceil(count / lanes) + VECTOR_LATENCY - P`` (2 when ``count == 0``). Both
+    take at least ``ceil(count * vbytes / dram_bytes_per_cycle) + dram latency + 1``: streaming
+    their operands and results at the DRAM's peak bandwidth.
     """
-    count = np.asarray(count, np.int64)
-    comp = -(-count * np.asarray(vflops, np.int64) // config.vector.lanes)
-    mem = np.ceil(count * np.asarray(vbytes, np.float64) / config.dram_bytes_per_cycle - 1e-9)
-    return np.maximum(comp, mem.astype(np.int64)) + VECTOR_LATENCY
+    count = np.atleast_1d(np.asarray(count, np.int64))
+    period = np.broadcast_to(np.asarray(vperiod, np.int64), count.shape)
+    opt = np.broadcast_to(np.asarray(optimizer, np.int64), count.shape)
+    lanes = config.vector.lanes
+    entries = -(-count // lanes)
+    comp = np.where(count == 0, 2, period * entries + VECTOR_LATENCY - period)
+    upd = period == 0
+    if upd.any():
+        keys = np.stack([count[upd], opt[upd]], axis=1)
+        uniq, inv = np.unique(keys, axis=0, return_inverse=True)
+        vals = np.array([update_cycles(int(c), lanes, int(o)) for c, o in uniq.tolist()],
+                        np.int64)
+        comp[upd] = vals[inv.reshape(-1)]
+    nbytes = count * np.broadcast_to(np.asarray(vbytes, np.int64), count.shape)
+    mem = np.ceil(nbytes / config.dram_bytes_per_cycle - 1e-9).astype(np.int64)
+    mem = np.where(nbytes > 0, mem + config.dram_latency_cycles + 1, 0)
+    return np.maximum(comp, mem)
 
 
 def _elem_bytes(buf: np.ndarray, config: AcceleratorConfig) -> np.ndarray:
@@ -143,8 +165,8 @@ def unit_cycles_table(table: np.ndarray, config: AcceleratorConfig) -> np.ndarra
     u = op == isa.Opcode.UPDATE
     if u.any():
         t = table[u]
-        dur[u] = vector_cycles(t[:, COL["count"]], t[:, COL["vbytes"]], t[:, COL["vflops"]],
-                               config)
+        dur[u] = vector_cycles(t[:, COL["count"]], t[:, COL["vperiod"]], t[:, COL["vbytes"]],
+                               t[:, COL["dataflow"]], config)
     other = ~(dma | g | p | u | (op == isa.Opcode.SYNC) | (op == isa.Opcode.SETREG))
     if other.any():
         bad = int(np.argmax(other))
@@ -166,6 +188,10 @@ class FastStats:
         ``dram_read``, ``dram_write`` moved by LOAD/STORE.
     start, end, duration : numpy.ndarray
         Per command start and done cycle (inclusive) and ``unit_cycles``.
+    accept, token : numpy.ndarray
+        Per command the cycle the controller accepted it and the cycle the last semaphore
+        token it waited for became visible (-1: none), as :func:`hwsim.schedule.schedule`
+        returns them (for critical-path analyses).
     """
 
     cycles: int
@@ -174,6 +200,8 @@ class FastStats:
     start: np.ndarray | None = None
     end: np.ndarray | None = None
     duration: np.ndarray | None = None
+    accept: np.ndarray | None = None
+    token: np.ndarray | None = None
 
 
 def simulate_table(table: np.ndarray, config: AcceleratorConfig) -> FastStats:
@@ -189,8 +217,8 @@ def simulate_table(table: np.ndarray, config: AcceleratorConfig) -> FastStats:
     unit = _UNIT_OF[op]
     control = unit == int(isa.Unit.CONTROL)
     dur = unit_cycles_table(table, config)
-    _, _, start, end = schedule(unit, dur, table[:, COL["wait"]], table[:, COL["signal"]],
-                                control, config.queue_depth)
+    accept, token, start, end = schedule(unit, dur, table[:, COL["wait"]],
+                                         table[:, COL["signal"]], control, config.queue_depth)
     busy = {}
     for u in isa.Unit:
         if u != isa.Unit.CONTROL:
@@ -200,4 +228,4 @@ def simulate_table(table: np.ndarray, config: AcceleratorConfig) -> FastStats:
     nbytes = {"dram_read": int(moved[op == isa.Opcode.LOAD].sum()),
               "dram_write": int(moved[op == isa.Opcode.STORE].sum())}
     cycles = int(end.max()) + 1 if len(table) else 0
-    return FastStats(cycles, busy, nbytes, start, end, dur)
+    return FastStats(cycles, busy, nbytes, start, end, dur, accept, token)

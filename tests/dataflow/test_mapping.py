@@ -28,6 +28,19 @@ def test_estimate_tightly_bounds_hwsim_cycles_for_small_ops(shape, dataflow):
     assert est >= run * 0.8
 
 
+@pytest.mark.parametrize("shape", [(256, 128, 300), (1000, 64, 576), (4096, 256, 64)])
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+def test_estimate_follows_the_banked_dram_of_vcu1525(shape, dataflow):
+    # DMA costs come from hwsim.dram.dma_cycles, as hwsim.run times them
+    config = preset("vcu1525")
+    m, n, k = shape
+    opts = CompileOptions(vector_ops=False, dataflows=(dataflow,))
+    prog = compile(one_gemm(m, n, k), config, opts)
+    run = hwsim.run(prog, config, "timing").stats.cycles
+    est, _ = estimate(OpShape(m, n, k), prog.mappings["g.fwd"], config)
+    assert 0.85 * run <= est <= 1.02 * run
+
+
 def test_search_respects_buffer_halves_and_dataflows():
     config = preset("tiny")
     mp = search(OpShape(64, 64, 1000), config, dataflows=("os",))

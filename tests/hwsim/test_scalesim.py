@@ -161,7 +161,7 @@ def test_scale_cfg_on_a_vcu1525_base():
     assert cfg.dram.bandwidth_gbps == pytest.approx(6.4)
     assert cfg.dram_bytes_per_cycle == pytest.approx(128)
     assert cfg.array.patterns == base.array.patterns  # SparsitySupport true
-    assert (cfg.dram.bus_bytes, cfg.dram.model, cfg.clock_mhz) == (128, "banked", 200.0)
+    assert (cfg.dram.bus_bytes, cfg.dram.model, cfg.clock_mhz) == (256, "banked", 200.0)
 
 
 def test_input_stationary_is_a_config_error_naming_field_and_choices():

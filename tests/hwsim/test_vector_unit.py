@@ -231,7 +231,7 @@ def test_update_writes_fp16_copy_as_numerics_casts_it():
 
 
 def test_cycle_formula_and_costs_on_vcu1525():
-    cfg = preset("vcu1525")  # 32 lanes
+    cfg = preset("vcu1525").replace(vector__lanes=32, dram__bus_bytes=128)  # 32 lanes
     assert update_cycles(0, 32, 1) == 2
     assert update_cycles(1, 32, 1) == 10 and update_cycles(1, 32, 0) == 10
     assert update_cycles(32 * 1000, 32, 1) == 3 * 1000 + 7
