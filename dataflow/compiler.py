@@ -162,7 +162,7 @@ class _Emitter:
         self.depth = 2 if config.buffers.double_buffered else 1
         d = self.depth
         self.half = {isa.Buffer.ACT: config.act_depth // d, isa.Buffer.WGT: config.wgt_depth // d,
-                     isa.Buffer.IDX: config.wgt_depth // d, isa.Buffer.ACC: config.acc_depth // d}
+                     isa.Buffer.IDX: config.idx_depth // d, isa.Buffer.ACC: config.acc_depth // d}
         self.read_half = dict.fromkeys((isa.Buffer.ACT, isa.Buffer.WGT, isa.Buffer.IDX), d - 1)
         self.groups = 0
         self.last_gemm = -1

@@ -21,7 +21,7 @@ dataflow   order     loop nest (outer to inner) and what stays in the buffers
 Candidates are every dataflow of ``config.array.dataflows`` (optionally restricted), every
 order whose resident data fit, and for WS ``mt`` in ``{M}`` and the powers of two from ``R``
 up to the ACC half. Buffers are double-buffered: each load group must fit *half* of ACT, WGT
-(compressed values) and IDX (indices; assumed as deep as WGT), and a tile's outputs half of
+(compressed values) and IDX (as many index entries), and a tile's outputs half of
 ACC. ``kt`` is the largest reduction chunk that fits (a multiple of the pattern's M when
 sparse). ISA field widths are limits too (LOAD ``rows`` 16 bits, ``stride`` 24 bits).
 
@@ -147,9 +147,12 @@ class Mapping:
         return asdict(self)
 
 
-def _halves(config: AcceleratorConfig) -> tuple[int, int, int]:
+def _halves(config: AcceleratorConfig, sparse: bool = False) -> tuple[int, int, int]:
+    """Half of ACT, of WGT (and, for a sparse op, of IDX, which holds as many entries) and
+    of ACC."""
     d = 2 if config.buffers.double_buffered else 1
-    return config.act_depth // d, config.wgt_depth // d, config.acc_depth // d
+    wgt = min(config.wgt_depth, config.idx_depth) if sparse else config.wgt_depth
+    return config.act_depth // d, wgt // d, config.acc_depth // d
 
 
 _DMA_MEMO: dict[tuple, int] = {}
@@ -224,7 +227,7 @@ class _Tally:
 def _fits(op: OpShape, mp: Mapping, config: AcceleratorConfig) -> str | None:
     """Why ``mp`` cannot hold ``op`` (None when it fits)."""
     R, C = config.array.rows, config.array.cols
-    act, wgt, acc = _halves(config)
+    act, wgt, acc = _halves(config, op.sparsity is not None)
     eb = config.array.elem_bytes
     kc = op.compressed(min(mp.kt, op.k))
     if mp.dataflow == "os":
@@ -329,7 +332,7 @@ def estimate(op: OpShape, mp: Mapping, config: AcceleratorConfig, *,
 
 def _candidates(op: OpShape, config: AcceleratorConfig, dataflows) -> list[Mapping]:
     R = config.array.rows
-    act, wgt, acc = _halves(config)
+    act, wgt, acc = _halves(config, op.sparsity is not None)
     mult = op.sparsity[1] if op.sparsity else 1
     out = []
     if "os" in dataflows:

@@ -37,6 +37,18 @@ def test_dense_mlp_step_runs_in_hwsim_and_matches_fast_path(cfg):
     assert res.stats.cycles == simulate_program(prog, config).cycles
 
 
+@pytest.mark.parametrize("cfg", ["tiny", "small8", "vcu1525"])
+@pytest.mark.parametrize("method,pattern", [("bdwp", "2:8"), ("bdwp", "2:4"), ("srste", "1:8")])
+def test_sparse_mlp_step_runs_in_hwsim_and_matches_fast_path(cfg, method, pattern):
+    """N:M tiles are modelled exactly now: hwsim.run accepts the compiler's sparse programs
+    (buffer capacities, banked-ACT alignment, races) and times them as the fast path does."""
+    config = preset(cfg)
+    prog = compile(mlp_workload(method, pattern), config, GEMM_ONLY)
+    assert any(c.name == "GEMM" and c.sparse for c in prog.commands)
+    res = hwsim.run(prog, config, "timing")
+    assert res.stats.cycles == simulate_program(prog, config).cycles
+
+
 def test_dense_cnn_step_runs_in_hwsim_with_every_option_mix():
     config = preset("tiny")
     wl = extract(small_cnn(), torch.randn(1, 8, 8, 8))
