@@ -572,8 +572,9 @@ def _vcu1525() -> AcceleratorConfig:
     - Vector engine: 64 fp32 lanes, the most ``rtl.vector_unit`` builds (2,048-bit VEC entries).
       Each lane is the UPDATE datapath's three fp32 multipliers and three adders, at most ~15
       DSP48E2 with Xilinx's floating-point operators (3 per multiply, 2 per add), so ~960 DSPs:
-      with the array's 1,024 (``reports/synth``), about 2,000 of the 6,840. The 1 MiB VEC is then 4,096 entries x 2,048
-      bits, 29 URAM288 blocks side by side (as many as 32 lanes' 8,192 x 1,024 bits take).
+      with the array's 1,024 (``reports/synth``), about 2,000 of the 6,840. The 1 MiB VEC is
+      then 4,096 entries x 2,048 bits, 29 URAM288 blocks side by side (as many as 32 lanes'
+      8,192 x 1,024 bits take).
       Training CNNs with batch norm streams every activation through the vector engine several
       times per step (statistics, normalise, their backward): at 32 lanes its busy cycles are
       half the array's in a ResNet-50 BDWP 2:8 step and a fifth of that step's critical path
