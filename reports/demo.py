@@ -20,7 +20,10 @@ from .fidelity import gemm_cosim
 
 __all__ = ["run_demo"]
 
-FIDELITY_SHAPES = [(4, 4, 4), (7, 5, 9), (16, 16, 16), (9, 13, 70)]
+# (m, n, k, dataflow, N:M pattern of B or None)
+FIDELITY_SHAPES = [(4, 4, 4, "os", None), (7, 5, 9, "ws", None), (16, 16, 16, "os", None),
+                   (9, 13, 70, "os", None), (16, 16, 64, "os", (2, 8)),
+                   (9, 13, 70, "ws", (2, 4)), (8, 6, 40, "ws", (1, 8))]
 SWEEP_SHAPES = [(64, 64, 64), (256, 256, 256), (1024, 1024, 1024), (3136, 64, 576),
                 (196, 384, 1536), (2048, 512, 512)]
 
@@ -45,10 +48,12 @@ def run_demo(out_root: str | Path = "runs", *, sim: str = "verilator",
 
     tiny = preset("tiny")
     rows = []
-    for i, (m, n, k) in enumerate(FIDELITY_SHAPES):
-        _say(progress, f"[fidelity {i + 1}/{len(FIDELITY_SHAPES)}] GEMM {m}x{n}x{k} on RTL "
-             f"({sim}) and hwsim ...")
-        rows.append(gemm_cosim(tiny, m, n, k, sim=sim, seed=i, build_root=build))
+    for i, (m, n, k, df, nm) in enumerate(FIDELITY_SHAPES):
+        kind = "dense" if nm is None else f"{nm[0]}:{nm[1]}"
+        _say(progress, f"[fidelity {i + 1}/{len(FIDELITY_SHAPES)}] {kind} {df} GEMM {m}x{n}x{k} "
+             f"on RTL ({sim}) and hwsim ...")
+        rows.append(gemm_cosim(tiny, m, n, k, sim=sim, seed=i, build_root=build, dataflow=df,
+                               sparsity=nm))
     fid = pd.DataFrame(rows)
 
     vcu = preset("vcu1525")
@@ -87,7 +92,9 @@ def run_demo(out_root: str | Path = "runs", *, sim: str = "verilator",
         "",
         "Each GEMM is compiled to LOAD/GEMM/STORE commands, run by hwsim (functional: per-cycle",
         f"array model; timing: closed forms) and by the generated Verilog under {sim} (cocotb),",
-        "and compared with the exact int32 product. Cycles compare every command's retire cycle.",
+        "and compared with the exact int32 product. Cycles compare every command's accept and",
+        "retire cycle. N:M rows load B compressed (values and indices, the format of",
+        "`algorithms.nm.compress`) and run sparse tiles: each PE picks its activation by index.",
         "",
         fid.to_markdown(index=False),
         "",

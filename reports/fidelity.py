@@ -80,22 +80,27 @@ def cosim_programs(config: AcceleratorConfig, cases: list[tuple[Program, dict]],
 
 
 def gemm_cosim(config: AcceleratorConfig, m: int, n: int, k: int, *, sim: str = "verilator",
-               seed: int = 0, build_root: str | Path = "build") -> dict:
-    """One GEMM through numpy, hwsim (functional and timing) and the RTL; a row of results."""
+               seed: int = 0, build_root: str | Path = "build", dataflow: str = "os",
+               sparsity: tuple[int, int] | None = None) -> dict:
+    """One GEMM (dense, or N:M sparse B) through numpy, hwsim (functional and timing) and the
+    RTL; a row of results."""
     rng = np.random.default_rng(seed)
-    prog, values = gemm_program_case(config, m, n, k, rng)
+    prog, values = gemm_program_case(config, m, n, k, rng, dataflow, sparsity)
     t0 = time.perf_counter()
     got = cosim_programs(config, [(prog, values)], sim=sim, seed=seed, build_root=build_root,
                          tag=f"gemm-{m}x{n}x{k}-seed{seed}")[0]
     rtl_seconds = time.perf_counter() - t0
     model = run(prog, config, "functional", inputs=values)
     timing = run(prog, config, "timing")
-    ref = values["A"].astype(np.int64) @ values["B"].astype(np.int64)
+    a = values["A"] if sparsity is None else values["A_dense"]
+    ref = a.astype(np.int64) @ values["B"].astype(np.int64)
     ref = ((ref + 2**31) % 2**32 - 2**31).astype(np.int32)
     ends = command_end_cycles(prog, [tuple(r) for r in got["retires"]])
     rtl_c = prog.tensors["C"].read(np.frombuffer(bytes.fromhex(got["dram"]), np.uint8).copy())
     return {
-        "config": config.name, "sim": sim, "m": m, "n": n, "k": k, "seed": seed,
+        "config": config.name, "sim": sim, "m": m, "n": n, "k": k, "dataflow": dataflow,
+        "sparsity": "dense" if sparsity is None else f"{sparsity[0]}:{sparsity[1]}",
+        "seed": seed,
         "commands": len(prog.commands),
         "hwsim_cycles": model.stats.cycles, "timing_cycles": timing.stats.cycles,
         "rtl_cycles": max(ends) + 1,
