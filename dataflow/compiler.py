@@ -270,6 +270,8 @@ def _blocks(op: Op, mp: Mapping, config: AcceleratorConfig, alloc: _Alloc, tenso
     tensors[f"{op.name}{suffix}.A"] = a
     tensors[f"{op.name}{suffix}.B"] = b
     tensors[f"{op.name}{suffix}.C"] = c
+    if sparse:  # B holds the compressed values, Bi their in-group indices
+        tensors[f"{op.name}{suffix}.Bi"] = TensorRef(bidx, (Kc_all, N), "int8")
     ACT, WGT, IDX = isa.Buffer.ACT, isa.Buffer.WGT, isa.Buffer.IDX
     OS, WS = int(isa.Dataflow.OS), int(isa.Dataflow.WS)
 
