@@ -262,7 +262,16 @@ def _blocks(op: Op, mp: Mapping, config: AcceleratorConfig, alloc: _Alloc, tenso
     nm = op.sparsity or (1, 1)
     dt, at = ("int8", "int32") if config.array.dtype == "int8" else ("fp16", "fp32")
     Kc_all = shape.compressed(K)
-    a = TensorRef(alloc(M * K * eb), (M, K), dt, order="col" if mp.dataflow == "os" else "row")
+    if sparse and mp.dataflow == "ws":
+        # chunk-blocked A (hwsim.compile_gemm's WS sparse layout): row c*M + t holds
+        # A[t, c*E*R : (c+1)*E*R], E = M/N ACT entries per streamed row
+        e_row = nm[1] // nm[0]
+        span = e_row * R
+        nch = -(-K // span)
+        a = TensorRef(alloc(nch * M * span * eb), (nch * M, span), dt)
+    else:
+        a = TensorRef(alloc(M * K * eb), (M, K), dt,
+                      order="col" if mp.dataflow == "os" else "row")
     b = TensorRef(alloc(Kc_all * N * eb), (Kc_all, N), dt)
     bidx = alloc(Kc_all * N) if sparse else 0
     c = TensorRef(alloc(M * N * 4), (M, N), at)
@@ -329,13 +338,12 @@ def _blocks(op: Op, mp: Mapping, config: AcceleratorConfig, alloc: _Alloc, tenso
         kc = min(mp.kt, K - k0)
         kcc = shape.compressed(kc)
         kc0 = shape.compressed(k0)
-        epr = -(-kc // R)
         loads = [(WGT, 0, b.addr + (kc0 * N + n0) * eb, kcc, nc, N * eb, 0)]
         if sparse:
             loads.append((IDX, 0, bidx + kc0 * N + n0, kcc, nc, N, 0))
         if load_a:
-            if sparse:  # tile-blocked activation layout (see the mapping docstring)
-                loads.append((ACT, a_off, a.addr + (m0 * K + k0 * mc) * eb, mc * epr, R,
+            if sparse:  # chunk-blocked A: the chunk's rows m0.. are contiguous, E entries each
+                loads.append((ACT, a_off, a.addr + (ci * M + m0) * span * eb, mc * e_row, R,
                               R * eb, same))
             else:
                 loads.append((ACT, a_off, a.addr + (m0 * K + k0) * eb, mc, kc, K * eb, same))
@@ -357,7 +365,7 @@ def _blocks(op: Op, mp: Mapping, config: AcceleratorConfig, alloc: _Alloc, tenso
         for n0 in range(0, N, C):
             nc = min(C, N - n0)
             for ci, k0 in enumerate(kchunks):
-                off = ci * mc * -(-mp.kt // R)
+                off = ci * mc * (e_row if sparse else -(-mp.kt // R))
                 block.append(ws_step(m0, mc, n0, nc, ci, k0, n0 == 0, off, ci > 0))
         yield block
 

@@ -28,11 +28,12 @@ sparse). ISA field widths are limits too (LOAD ``rows`` 16 bits, ``stride`` 24 b
 Sparse tiles
 ------------
 A sparse tile holds ``kc·N/M`` compressed weight rows plus as many IDX rows, and costs the
-dense closed form with ``k`` compressed (:func:`hwsim.fast_timing.gemm_cycles`). Its
-activations are the full ``kc`` reduction operands: OS loads ``kc`` A entries; WS streams
-one row per cycle but each row spans ``ceil(kc / R)`` ACT entries (our assumption: in sparse
-WS the PE row selects from an M-wide activation group, so the ACT read port is M/N entries
-wide; hwsim does not execute sparse WS tiles yet).
+dense closed form with ``k`` compressed (:func:`hwsim.fast_timing.gemm_cycles`, exact:
+:mod:`hwsim.sparse_tile`). Its activations are the full ``kc`` reduction operands: OS loads
+``kc`` A entries (whole groups); WS (N dividing M and R) preloads R compressed rows and
+streams one activation row per cycle, each ``M/N`` ACT entries read at once, from A stored
+blocked by chunk (``hwsim.compile_gemm``'s layout: row ``c*M_rows + t`` holds
+``A[t, c*E*R : (c+1)*E*R]``, ``E = M/N``).
 
 Cost
 ----
@@ -224,6 +225,14 @@ class _Tally:
         return cyc
 
 
+def _entries_per_row(op: OpShape, kc: int, rows: int) -> int:
+    """ACT entries one streamed WS row spans: ``ceil(kc / R)`` dense (one), ``M / N`` sparse
+    (the hardware reads an activation row of M/N entries per step, ``hwsim.sparse_tile``)."""
+    if op.sparsity is None:
+        return -(-kc // rows)
+    return op.sparsity[1] // op.sparsity[0]
+
+
 def _fits(op: OpShape, mp: Mapping, config: AcceleratorConfig) -> str | None:
     """Why ``mp`` cannot hold ``op`` (None when it fits)."""
     R, C = config.array.rows, config.array.cols
@@ -242,7 +251,7 @@ def _fits(op: OpShape, mp: Mapping, config: AcceleratorConfig) -> str | None:
             if mp.kt < op.k or total > wgt or op.k > act:
                 return f"resident B of {total} entries does not fit half of WGT ({wgt})"
         return None
-    epr = -(-mp.kt // R)  # ACT entries per streamed row
+    epr = _entries_per_row(op, mp.kt, R)  # ACT entries per streamed row
     if kc > R:
         return f"{kc} compressed weight rows exceed the {R} array rows"
     a_entries = mp.mt * epr * (-(-op.k // mp.kt) if mp.order == "a" else 1)
@@ -307,10 +316,11 @@ def estimate(op: OpShape, mp: Mapping, config: AcceleratorConfig, *,
             for nc_n, nc in nbs:
                 for kc_n, kc in kbs:
                     cnt = mc_n * nc_n * kc_n
-                    epr = -(-kc // R)
+                    epr = _entries_per_row(op, kc, R)
                     a_cnt = cnt if mp.order == "s" else mc_n * kc_n if (nc_n, nc) == nbs[0] else 0
                     # sparse: the tile-blocked layout (contiguous rows); dense: rows of K
-                    la = t.load(a_cnt, A, mc * epr, min(kc, R), R if sparse else K)
+                    la = t.load(a_cnt, A, mc * epr, R if sparse else min(kc, R),
+                                R if sparse else K)
                     lw = t.load(cnt, W, op.compressed(kc), nc, N)
                     if sparse:
                         lw += t.load(cnt, X, op.compressed(kc), nc, N)
@@ -344,7 +354,9 @@ def _candidates(op: OpShape, config: AcceleratorConfig, dataflows) -> list[Mappi
         out.append(Mapping("os", "a", kt, R))
         if kt >= op.k:
             out.append(Mapping("os", "b", op.k, R))
-    if "ws" in dataflows:
+    ws_ok = op.sparsity is None or (op.sparsity[1] % op.sparsity[0] == 0
+                                     and R % op.sparsity[0] == 0)
+    if "ws" in dataflows and ws_ok:
         kt = R if op.sparsity is None else R * op.sparsity[1] // op.sparsity[0]
         kt = min(kt, op.k) if op.k > kt else op.k
         mts = {min(op.m, acc)}

@@ -49,16 +49,16 @@ def _config(name):
     return preset(name)
 
 
-def training_step_program(config, batch, d_in, hidden, d_out, method="dense", pattern=None):
+def training_step_program(config, batch, d_in, hidden, d_out, method="dense", pattern=None,
+                          dataflows=None):
     """``(program, ops, compiled)``: the compiled step as a :class:`Program` whose inputs are
     every op's A and B (and Bi, the indices of a sparse op's compressed B) and whose outputs
     are every op's C, the workload's GEMM ops, and the
-    :class:`dataflow.compiler.CompiledProgram` itself. Sparse steps are mapped
-    output-stationary (the compiler's weight-stationary sparse A layout is not described by a
-    tensor yet)."""
+    :class:`dataflow.compiler.CompiledProgram` itself. ``dataflows`` restricts the mapping
+    search."""
     model = nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, d_out))
     workload = extract(model, torch.zeros(batch, d_in), method=method, pattern=pattern)
-    opts = CompileOptions(vector_ops=False, dataflows=None if pattern is None else ("os",))
+    opts = CompileOptions(vector_ops=False, dataflows=dataflows)
     compiled = compile(workload, config, opts)
     ops = workload.gemms()
     names = [f"{op.name}.{t}" for op in ops for t in ("A", "B", "Bi")]
@@ -143,17 +143,22 @@ def test_two_layer_training_step_matches_hwsim_and_torch(sim, config_name):
     assert max(ends) + 1 == model.stats.cycles, where
 
 
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
-def test_bdwp_training_step_with_sparse_tiles_matches_hwsim_and_torch(sim):
+def test_bdwp_training_step_with_sparse_tiles_matches_hwsim_and_torch(sim, dataflow):
     """BDWP 2:4 on tiny: forward and backward-data GEMMs are N:M tiles (weights pruned along
-    their reduction axis, loaded compressed with their indices), weight gradients dense."""
+    their reduction axis, loaded compressed with their indices), weight gradients dense; every
+    op mapped output- or weight-stationary."""
     if sim not in available_simulators():
         pytest.fail(f"{sim} is not installed: `make test` installs it")
     config = preset("tiny")
     dims = STEPS["tiny"]
-    where = f"{sim}/tiny BDWP 2:4 training step {dims} (seed {SEED})"
-    prog, ops, compiled = training_step_program(config, *dims, method="bdwp", pattern="2:4")
+    where = f"{sim}/tiny BDWP 2:4 {dataflow} training step {dims} (seed {SEED})"
+    prog, ops, compiled = training_step_program(config, *dims, method="bdwp", pattern="2:4",
+                                                dataflows=(dataflow,))
     assert sum(op.sparsity is not None for op in ops) == 4, where
+    assert {c.dataflow for c in prog.commands if c.name == "GEMM"} == \
+        {0 if dataflow == "os" else 1}, where
     layers = step_tensors("int8", np.random.default_rng(SEED), *dims)
     values, dense_b = {}, {}
     for op in ops:
@@ -162,8 +167,11 @@ def test_bdwp_training_step_with_sparse_tiles_matches_hwsim_and_torch(sim):
             values[f"{op.name}.A"], values[f"{op.name}.B"] = a, b
             dense_b[op.name] = b
         else:
-            ops_nm = sparse_operands(a, b, *op.sparsity)
-            values[f"{op.name}.A"] = a
+            ref_a = prog.tensors[f"{op.name}.A"]
+            blocked = ref_a.shape != a.shape  # WS sparse: A blocked by reduction chunk
+            ops_nm = sparse_operands(a, b, *op.sparsity,
+                                     ws_rows=config.array.rows if blocked else None)
+            values[f"{op.name}.A"] = ops_nm["A"]
             values[f"{op.name}.B"], values[f"{op.name}.Bi"] = ops_nm["Bv"], ops_nm["Bi"]
             dense_b[op.name] = ops_nm["B"]
     model = run(prog, config, "functional", inputs=values)
@@ -177,8 +185,9 @@ def test_bdwp_training_step_with_sparse_tiles_matches_hwsim_and_torch(sim):
         rtl_c = prog.tensors[name].read(dram.copy())
         np.testing.assert_array_equal(rtl_c, model.outputs[name],
                                       err_msg=f"{where}: {name} RTL vs hwsim")
-        mm = torch.from_numpy(values[f"{op.name}.A"]).int() @ \
-            torch.from_numpy(dense_b[op.name]).int()
+        a = op_operands(op, layers)[0]
+        b = dense_b[op.name][:a.shape[1]]
+        mm = torch.from_numpy(a).int() @ torch.from_numpy(b).int()
         np.testing.assert_array_equal(model.outputs[name], mm.numpy(),
                                       err_msg=f"{where}: {name} hwsim vs torch (pruned B)")
     assert got["accept"] == model.stats.accept_cycles, f"{where}: accept cycles differ"
