@@ -497,9 +497,15 @@ def fp32_add_array(a, b) -> np.ndarray:
     uint32 ndarray
         Bit patterns of the sums.
     """
+    return fp32_elementwise(_add_loop, a, b)
+
+
+def fp32_elementwise(loop, a, b) -> np.ndarray:
+    """Run a compiled ``loop(a, b, out)`` over fp32 operands (values or bit patterns),
+    broadcast, into uint32 bit patterns."""
     a, b = np.broadcast_arrays(_fp32_operand(a, "a"), _fp32_operand(b, "b"))
     out = np.empty(a.shape, np.uint32)
-    _add_loop(np.ascontiguousarray(a).ravel(), np.ascontiguousarray(b).ravel(), out.ravel())
+    loop(np.ascontiguousarray(a).ravel(), np.ascontiguousarray(b).ravel(), out.ravel())
     return out
 
 

@@ -93,7 +93,7 @@ from numba.cpython.unsafe.numbers import leading_zeros
 
 from . import isa
 from .config import AcceleratorConfig
-from .numerics import CANONICAL_NAN_F32, _fp32_operand, fp32_add, fp32_to_fp16
+from .numerics import CANONICAL_NAN_F32, _fp32_operand, fp32_add, fp32_elementwise, fp32_to_fp16
 
 __all__ = [
     "ADAM",
@@ -248,10 +248,7 @@ def fp32_mul_array(a, b) -> np.ndarray:
     uint32 ndarray
         Bit patterns of the products.
     """
-    a, b = np.broadcast_arrays(_fp32_operand(a, "a"), _fp32_operand(b, "b"))
-    out = np.empty(a.shape, np.uint32)
-    _mul_loop(np.ascontiguousarray(a).ravel(), np.ascontiguousarray(b).ravel(), out.ravel())
-    return out
+    return fp32_elementwise(_mul_loop, a, b)
 
 
 # ---------------------------------------------------------------- closed forms
