@@ -138,22 +138,22 @@ def unit_cycles_table(table: np.ndarray, config: AcceleratorConfig) -> np.ndarra
     op = table[:, COL["opcode"]]
     dur = np.ones(len(table), np.int64)
     dma = (op == isa.Opcode.LOAD) | (op == isa.Opcode.STORE)
-    if dma.any():
+    if dma.any() and config.dram.model == "fixed":
         # each distinct (opcode, buffer, rows, elems) timed by hwsim.timing.unit_cycles
         keys = table[dma][:, [COL["opcode"], COL["buf"], COL["rows"], COL["elems"]]]
         uniq, inv = np.unique(keys, axis=0, return_inverse=True)
         vals = np.array([timing.unit_cycles(isa._REGISTRY[isa.Opcode(o)](b, 0, 0, r, e, 0),
                                             config) for o, b, r, e in uniq.tolist()], np.int64)
         dur[dma] = vals[inv.reshape(-1)]
-        if config.dram.model != "fixed":
-            # the banked DRAM model, as hwsim.run times it (row state in program order)
-            t = table[dma]
-            buf = t[:, COL["buf"]]
-            eb = np.where((buf == isa.Buffer.ACT) | (buf == isa.Buffer.WGT),
-                          config.array.elem_bytes, np.where(buf == isa.Buffer.IDX, 1, 4))
-            dur[dma] = dma_cycles(t[:, COL["opcode"]] == isa.Opcode.STORE, t[:, COL["dram_addr"]],
-                                  t[:, COL["rows"]], t[:, COL["elems"]] * eb, t[:, COL["stride"]],
-                                  config).cycles
+    elif dma.any():
+        # the banked DRAM model, as hwsim.run times it (row state in program order)
+        t = table[dma]
+        buf = t[:, COL["buf"]]
+        eb = np.where((buf == isa.Buffer.ACT) | (buf == isa.Buffer.WGT),
+                      config.array.elem_bytes, np.where(buf == isa.Buffer.IDX, 1, 4))
+        dur[dma] = dma_cycles(t[:, COL["opcode"]] == isa.Opcode.STORE, t[:, COL["dram_addr"]],
+                              t[:, COL["rows"]], t[:, COL["elems"]] * eb, t[:, COL["stride"]],
+                              config).cycles
     g = op == isa.Opcode.GEMM
     if g.any():
         t = table[g]
