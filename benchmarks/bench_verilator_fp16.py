@@ -1,17 +1,18 @@
 """Verilator on an 8x8 fp16 array: a 64x64x64 GEMM program, build included (target: < 60 s).
 
 Run: ``.venv/bin/python benchmarks/bench_verilator_fp16.py [--m 64 --n 64 --k 64]
-[--dataflow os|ws] [--warm] [--opt-fast -O0 --opt-slow -O0 --opt-global -Os]
-[--verilator-arg ARG ...] [--public-depth N] [--out build/bench-verilator-fp16]``.
+[--dataflow os|ws] [--warm] [--opt-fast -O0 --opt-slow -O0 --opt-global -O0]
+[--verilator-arg ARG ...] [--cocotb-visibility] [--out build/bench-verilator-fp16]``.
 
 The config is ``small8`` with ``array.dtype = "fp16"``. Timed stages: Verilog generation
-(Amaranth elaboration and Yosys' ``write_verilog``, which every cocotb launch of
-:func:`rtl.cosim.run_bench` redoes), the Verilator build (verilate, compile the C++), the
+(Amaranth elaboration and Yosys' ``write_verilog``; :func:`rtl.cosim.run_bench` redoes it
+only when the RTL sources or the config change), the Verilator build (verilate, compile the C++), the
 simulation (the cocotb bench :mod:`rtl.cosim.accel_bench` running the program of
 :func:`hwsim.compile_gemm`), and the check: C bit-equal to hwsim's functional mode and every
 command's accept and finish cycle equal to hwsim's. The stages mirror
 :func:`rtl.cosim.run_bench`, with its flags as defaults, so build flags can be tried here
-without touching it (``--public-depth`` also replaces one of cocotb's own Verilator flags).
+without touching it (``--cocotb-visibility`` puts back cocotb's ``--public-flat-rw``, which
+run_bench cancels).
 Each stage is reported in wall and CPU seconds: the machine is shared, and CPU seconds vary
 less. Unless ``--warm``, this benchmark's own build directory is wiped first, so the build is
 cold. Exits 1 when the RTL disagrees with hwsim.
@@ -41,37 +42,22 @@ from rtl.verilog import TOP_NAME, write_verilog
 
 __all__ = ["main"]
 
-# rtl.cosim.run_bench's Verilator warning flags; its make overrides are the --opt-* defaults
-# (keep both in step with it)
-WARNINGS = ["-Wno-fatal", "-Wno-WIDTH", "-Wno-UNOPTFLAT", "-Wno-CASEINCOMPLETE"]
-
-
-class _Verilator(Verilator):
-    """cocotb's Verilator runner, optionally with ``--public-depth N`` in place of its
-    ``--public-flat-rw`` (every signal of every module visible to VPI; the bench only touches
-    the top's ports). Overrides the runner's private ``_build_command``: measurement only."""
-
-    def __init__(self, public_depth: int | None):
-        super().__init__()
-        self.public_depth = public_depth
-
-    def _build_command(self):
-        cmds = super()._build_command()
-        if self.public_depth is not None:
-            verilate = cmds[0]
-            at = verilate.index("--public-flat-rw")
-            verilate[at:at + 1] = ["--public-depth", str(self.public_depth)]
-        return cmds
+def _make_flag(name: str) -> str:
+    """run_bench's make override ``name`` (e.g. ``OPT_FAST``)."""
+    return dict(f.split("=", 1) for f in cosim_runner.VERILATOR_MAKEFLAGS.split()
+                if "=" in f)[name]
 
 
 def _build(runner, vpath: Path, build: Path, args) -> None:
     saved = os.environ.get("MAKEFLAGS")
     os.environ["MAKEFLAGS"] = (f"CFG_CXXFLAGS_PCH_I=-include OPT_FAST={args.opt_fast} "
                                f"OPT_SLOW={args.opt_slow} OPT_GLOBAL={args.opt_global}")
+    flags = list(args.verilator_flags) if args.verilator_flags is not None else \
+        list(cosim_runner.VERILATOR_ARGS)
     try:
         runner.build(
             sources=[vpath], hdl_toplevel=TOP_NAME, build_dir=build / "sim",
-            build_args=WARNINGS + list(args.verilator_arg), timescale=("1ns", "1ps"),
+            build_args=flags + list(args.verilator_arg), timescale=("1ns", "1ps"),
             log_file=build / "build.log")
     finally:
         if saved is None:
@@ -121,14 +107,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--warm", action="store_true",
                     help="keep a previous build of this benchmark (default: build from scratch)")
-    ap.add_argument("--opt-fast", default="-O0", help="make OPT_FAST (run_bench: -O0)")
-    ap.add_argument("--opt-slow", default="-O0", help="make OPT_SLOW (run_bench: -O0)")
-    ap.add_argument("--opt-global", default="-Os",
-                    help="make OPT_GLOBAL, the Verilator runtime's files (run_bench: -Os)")
+    ap.add_argument("--opt-fast", default=_make_flag("OPT_FAST"), help="make OPT_FAST")
+    ap.add_argument("--opt-slow", default=_make_flag("OPT_SLOW"), help="make OPT_SLOW")
+    ap.add_argument("--opt-global", default=_make_flag("OPT_GLOBAL"),
+                    help="make OPT_GLOBAL, the Verilator runtime's files")
     ap.add_argument("--verilator-arg", action="append", default=[], metavar="ARG",
                     help="extra verilator argument (repeatable), e.g. --verilator-arg=-O3")
-    ap.add_argument("--public-depth", type=int, default=None, metavar="N",
-                    help="verilate with --public-depth N instead of cocotb's --public-flat-rw")
+    ap.add_argument("--cocotb-visibility", dest="verilator_flags", action="store_const",
+                    const=list(cosim_runner.VERILATOR_ARGS[:4]), default=None,
+                    help="keep cocotb's --public-flat-rw (every signal visible over VPI) instead "
+                         "of run_bench's --public-depth 1, for comparison")
     ap.add_argument("--out", type=Path, default=Path("build/bench-verilator-fp16"))
     args = ap.parse_args(argv)
 
@@ -149,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     times: dict[str, tuple[float, float]] = {}
     with _timed(times, "verilog generation"):
         vpath = write_verilog(config, build / "src")
-    runner = _Verilator(args.public_depth)
+    runner = Verilator()
     with _timed(times, "verilator build"):
         _build(runner, vpath, build, args)
     with _timed(times, "simulation"):
@@ -172,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{model.stats.cycles} cycles; {'warm' if args.warm else 'cold'} build, "
           f"OPT_FAST={args.opt_fast} OPT_SLOW={args.opt_slow} OPT_GLOBAL={args.opt_global}"
           + (f" verilator {' '.join(args.verilator_arg)}" if args.verilator_arg else "")
-          + (f" --public-depth {args.public_depth}" if args.public_depth is not None else ""))
+          + (" with cocotb's --public-flat-rw" if args.verilator_flags else ""))
     for name, ok in checks.items():
         print(f"  {name}: {'yes' if ok else 'NO'}")
     print(f"  {'stage':<20}{'wall s':>8}{'CPU s':>8}   (CPU: this process and its children)")

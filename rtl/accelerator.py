@@ -37,6 +37,15 @@ class Accelerator(wiring.Component):
     error : Out(1)
         Sticky: an unsupported command was seen.
 
+    Parameters
+    ----------
+    config : AcceleratorConfig
+        ``dram.model`` must be ``"fixed"`` (the port's timing is the fixed-latency model's).
+    pe_module : str, optional
+        Build the array's cells as instances of this separately written PE module
+        (:class:`~rtl.pe.PEInstance`; :func:`rtl.verilog.write_verilog` does). None: inline
+        PEs, as Amaranth's simulator needs.
+
     Notes
     -----
     This datapath runs dense GEMM tiles (int8 or fp16 by ``config.array.dtype``, output- or
@@ -53,9 +62,10 @@ class Accelerator(wiring.Component):
     Programs must not use one port from two units at once (hwsim rejects them).
     """
 
-    def __init__(self, config: AcceleratorConfig):
+    def __init__(self, config: AcceleratorConfig, *, pe_module: str | None = None):
         if not isinstance(config, AcceleratorConfig):
             raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
+        self.pe_module = pe_module
         if config.dram.model != "fixed":
             raise ValueError(f"the RTL memory port assumes dram.model='fixed'; config "
                              f"{config.name!r} has {config.dram.model!r}")
@@ -79,7 +89,7 @@ class Accelerator(wiring.Component):
         m.submodules.ctrl = ctrl = Controller(cfg.queue_depth, units, cfg.array.nm_patterns)
         m.submodules.dma_in = dma_in = DmaIn(cfg)
         m.submodules.dma_out = dma_out = DmaOut(cfg)
-        m.submodules.gemm = gemm = ArrayUnit(cfg)
+        m.submodules.gemm = gemm = ArrayUnit(cfg, pe_module=self.pe_module)
         eb = cfg.array.elem_bytes
         m.submodules.act = act = BufferMemory(R * 8 * eb, cfg.act_depth, banks=gemm.group)
         m.submodules.wgt = wgt = BufferMemory(C * 8 * eb, cfg.wgt_depth)

@@ -12,7 +12,12 @@ from .buffers import ReadPortSignature, WritePortSignature
 from .pe import fp32_add, operand_width
 from .systolic_array import SystolicArray
 
-__all__ = ["ArrayUnit"]
+__all__ = ["ArrayUnit", "array_group"]
+
+
+def array_group(config: AcceleratorConfig) -> int:
+    """G, the activations per ACT group read (the largest M the config supports; 1: dense)."""
+    return max([pm for _, pm in config.array.nm_patterns], default=1)
 
 
 class ArrayUnit(wiring.Component):
@@ -61,6 +66,8 @@ class ArrayUnit(wiring.Component):
     ----------
     config : AcceleratorConfig
         ``array.rows``, ``array.cols`` and ``array.dtype`` size the unit.
+    pe_module : str, optional
+        Passed to :class:`SystolicArray` (cells as instances of one PE module).
 
     Members
     -------
@@ -91,14 +98,15 @@ class ArrayUnit(wiring.Component):
     per-cycle kernels of :mod:`hwsim.systolic_array` reproduce them register by register.
     """
 
-    def __init__(self, config: AcceleratorConfig):
+    def __init__(self, config: AcceleratorConfig, *, pe_module: str | None = None):
         if not isinstance(config, AcceleratorConfig):
             raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
         self.config = config
+        self.pe_module = pe_module
         R, C = config.array.rows, config.array.cols
         self.rows, self.cols, self.dtype = R, C, config.array.dtype
         W = operand_width(self.dtype)
-        self.group = max([pm for _, pm in config.array.nm_patterns], default=1)
+        self.group = array_group(config)
         ports = {"act_row": In(self.group * R * W)} if self.group > 1 else {}
         super().__init__({
             **ports,
@@ -129,7 +137,8 @@ class ArrayUnit(wiring.Component):
         W = operand_width(self.dtype)
         G = self.group
         lb = G.bit_length() - 1
-        mod.submodules.array = array = SystolicArray(R, C, self.dtype, G)
+        mod.submodules.array = array = SystolicArray(R, C, self.dtype, G,
+                                                          pe_module=self.pe_module)
 
         a_addr, b_addr, c_addr = Signal(16), Signal(16), Signal(16)
         k, mm, acc_mode, ws = Signal(16), Signal(16), Signal(), Signal()

@@ -7,11 +7,22 @@ be read side by side and agree bit for bit (tests/rtl/test_pe.py).
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import (
+    Cat,
+    ClockSignal,
+    Const,
+    Instance,
+    Module,
+    Mux,
+    ResetSignal,
+    Signal,
+    signed,
+    unsigned,
+)
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import Flow, In, Out
 
-__all__ = ["DTYPES", "PE", "fp16_mul_exact", "fp32_add", "operand_width"]
+__all__ = ["DTYPES", "PE", "PEInstance", "fp16_mul_exact", "fp32_add", "operand_width"]
 
 DTYPES = ("int8", "fp16")
 
@@ -293,4 +304,35 @@ class PE(wiring.Component):
                 m.d.sync += self.b_out.eq(self.b_in)
                 if self.group > 1:
                     m.d.sync += self.sel_out.eq(self.sel_in)
+        return m
+
+
+class PEInstance(PE):
+    """A :class:`PE`'s ports, elaborated as an instance of a PE module written on its own.
+
+    ``Instance(module, i_clk=..., i_rst=..., i_a_in=..., o_acc=..., ...)``: the port names are
+    those Amaranth gives a :class:`PE` converted as a top (``amaranth.back.verilog.convert(PE(
+    dtype, group), name=module)``), which :func:`rtl.verilog.write_verilog` writes beside the
+    design. Every cell of an array then shares one module definition, where Amaranth alone
+    emits one uniquely named copy per cell: Verilator compiles the PE once instead of R x C
+    times. A black box to Amaranth's own simulator: use :class:`PE` there.
+
+    Parameters
+    ----------
+    dtype, group
+        As :class:`PE`.
+    module : str
+        The Verilog module name of the separately written PE.
+    """
+
+    def __init__(self, dtype: str, group: int, module: str):
+        super().__init__(dtype, group)
+        self.module = module
+
+    def elaborate(self, platform):
+        m = Module()
+        ports = {("i_" if member.flow == Flow.In else "o_") + name: getattr(self, name)
+                 for name, member in self.signature.members.items()}
+        m.submodules.cell = Instance(self.module, i_clk=ClockSignal(), i_rst=ResetSignal(),
+                                     **ports)
         return m

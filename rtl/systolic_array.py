@@ -6,7 +6,7 @@ from amaranth import Module, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .pe import PE, check_dtype, check_group, operand_width
+from .pe import PE, PEInstance, check_dtype, check_group, operand_width
 
 __all__ = ["SystolicArray"]
 
@@ -48,6 +48,10 @@ class SystolicArray(wiring.Component):
         Operands ``signed(8)`` and accumulators ``signed(32)`` (wrapping), or fp16 operand and
         fp32 accumulator bit patterns (``unsigned(16)``/``unsigned(32)``; arithmetic of
         :func:`hwsim.numerics.fp16_mac`, bit for bit).
+    pe_module : str, optional
+        Build the cells as :class:`~rtl.pe.PEInstance` of this Verilog module (written once,
+        beside the design, by :func:`rtl.verilog.write_verilog`) instead of inline
+        :class:`~rtl.pe.PE` logic. None (the default) for Amaranth's simulator and synthesis.
 
     Members
     -------
@@ -79,12 +83,14 @@ class SystolicArray(wiring.Component):
         If ``dtype`` is not ``"int8"`` or ``"fp16"``.
     """
 
-    def __init__(self, rows: int, cols: int, dtype: str = "int8", group: int = 1):
+    def __init__(self, rows: int, cols: int, dtype: str = "int8", group: int = 1, *,
+                 pe_module: str | None = None):
         _check_dim("rows", rows)
         _check_dim("cols", cols)
         check_dtype(dtype)
         check_group(group)
         self.rows, self.cols, self.dtype, self.group = rows, cols, dtype, group
+        self.pe_module = pe_module
         op = signed(8) if dtype == "int8" else unsigned(16)
         acc = signed(32) if dtype == "int8" else unsigned(32)
         a = op if group == 1 else unsigned(group * operand_width(dtype))
@@ -106,7 +112,12 @@ class SystolicArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         R, C = self.rows, self.cols
-        pes = [[PE(self.dtype, self.group) for _ in range(C)] for _ in range(R)]
+        def cell():
+            if self.pe_module is None:
+                return PE(self.dtype, self.group)
+            return PEInstance(self.dtype, self.group, self.pe_module)
+
+        pes = [[cell() for _ in range(C)] for _ in range(R)]
         for i in range(R):
             for j in range(C):
                 pe = pes[i][j]

@@ -11,10 +11,13 @@ from hwsim import isa
 from hwsim.config import AcceleratorConfig
 
 from .accelerator import Accelerator
+from .array_unit import array_group
+from .pe import PE
 
-__all__ = ["TOP_NAME", "write_verilog"]
+__all__ = ["PE_NAME", "TOP_NAME", "write_verilog"]
 
 TOP_NAME = "satmem_top"
+PE_NAME = f"{TOP_NAME}_pe"
 
 
 def write_verilog(config: AcceleratorConfig, out_dir: str | Path) -> Path:
@@ -24,6 +27,10 @@ def write_verilog(config: AcceleratorConfig, out_dir: str | Path) -> Path:
     per-command cycle expressions the RTL implements, so a board bring-up can check what it
     holds. Re-running with the same config rewrites identical files.
 
+    The array's R x C cells all instantiate one PE module, ``satmem_top_pe``, written once at
+    the end of the file (Amaranth alone would emit a renamed copy per cell): simulators and
+    synthesis compile it once, and the netlist keeps the array's regular structure.
+
     Returns
     -------
     Path
@@ -31,13 +38,16 @@ def write_verilog(config: AcceleratorConfig, out_dir: str | Path) -> Path:
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    top = Accelerator(config)
+    top = Accelerator(config, pe_module=PE_NAME)
     text = verilog.convert(top, name=TOP_NAME, emit_src=False)
+    pe = PE(config.array.dtype, array_group(config))
+    text += verilog.convert(pe, name=PE_NAME, emit_src=False)
     vpath = out / f"{TOP_NAME}.v"
     _write_if_changed(vpath, text)
     R, C = config.array.rows, config.array.cols
     manifest = {
         "top": TOP_NAME,
+        "pe_module": PE_NAME,
         "config_name": config.name,
         "config_key": config.key(),
         "config": config.to_dict(),
