@@ -86,6 +86,9 @@ def test_rtl_verilog_writes_design_and_manifest(capsys, tmp_path):
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["config_name"] == "tiny" and manifest["isa_word_bits"] == 128
     assert manifest["buffers"]["acc"] == [128, 128]
+    # the 4x4 array's cells share one PE module, defined once
+    assert text.count("module satmem_top_pe(") == 1
+    assert text.count("satmem_top_pe \\cell") == 16 and manifest["pe_module"] == "satmem_top_pe"
 
 
 def test_simulate_topology_with_sparse_layers(capsys):
