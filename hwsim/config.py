@@ -194,6 +194,9 @@ class DramConfig:
         Bytes moved per beat on the accelerator side of the DMA (power of two).
     banks, row_bytes, row_miss_ns : int, int, float
         Banked model: banks per channel, row-buffer size and the extra cost of a row miss.
+    request_ports : int
+        Banked model: requests the DMA front end issues per cycle (its address ports, e.g. one
+        AXI4 port per memory controller). 1 issues one request per cycle for the whole DRAM.
     """
 
     model: str = "fixed"
@@ -204,6 +207,7 @@ class DramConfig:
     banks: int = 16
     row_bytes: int = 2048
     row_miss_ns: float = 30.0
+    request_ports: int = 1
 
     def validate(self, path: str = "dram") -> None:
         if self.model not in DRAM_MODELS:
@@ -215,6 +219,7 @@ class DramConfig:
         _positive_int(f"{path}.banks", self.banks)
         _power_of_two(f"{path}.row_bytes", self.row_bytes)
         _nonneg_number(f"{path}.row_miss_ns", self.row_miss_ns)
+        _positive_int(f"{path}.request_ports", self.request_ports)
 
 
 @dataclass(frozen=True)
@@ -580,7 +585,9 @@ def _vcu1525() -> AcceleratorConfig:
       half the array's in a ResNet-50 BDWP 2:8 step and a fifth of that step's critical path
       (``reports/sat``, sensitivity table); at 64 lanes a twelfth.
     - DMA bus: 256 bytes (``dram.bus_bytes``), one VEC entry per beat, the width of four 512-bit
-      AXI ports of the DDR4 controllers; DMA timing follows the channels' bandwidth and banks.
+      AXI ports of the DDR4 controllers; DMA timing follows the channels' bandwidth and banks,
+      and the DMA issues up to four requests per cycle, one per AXI port
+      (``dram.request_ports``).
     """
     return AcceleratorConfig(
         name="vcu1525",
@@ -589,7 +596,8 @@ def _vcu1525() -> AcceleratorConfig:
         buffers=BufferConfig(act_kib=4096, wgt_kib=4096, acc_kib=2048, idx_kib=1024,
                              vec_kib=1024),
         dram=DramConfig(model="banked", channels=4, bandwidth_gbps=19.2, latency_ns=90.0,
-                        bus_bytes=256, banks=16, row_bytes=2048, row_miss_ns=30.0),
+                        bus_bytes=256, banks=16, row_bytes=2048, row_miss_ns=30.0,
+                        request_ports=4),
         sore=SoreConfig(lanes=32),
         vector=VectorConfig(lanes=64),
         lookup=LookupConfig(hash_lanes=16, gather_lanes=16, tiers=(

@@ -27,9 +27,11 @@ the cycle each request was issued and the cycle it completed, in accelerator clo
 
     so consecutive chunks rotate over the channels, a row of one bank holds ``row_bytes``
     of the stream and consecutive rows of a stream fall in consecutive banks. A request is
-    split at chunk boundaries into row-buffer accesses. The front end issues one request per
-    cycle in order, with at most :data:`MAX_OUTSTANDING` requests in flight (a request issues
-    no earlier than the cycle after request ``i - MAX_OUTSTANDING`` completed). Each access:
+    split at chunk boundaries into row-buffer accesses. The front end issues up to
+    ``dram.request_ports`` requests per cycle in order (its address ports: one AXI4 port per
+    memory controller, say; any request on any port), with at most ``MAX_OUTSTANDING`` per port
+    in flight (request ``i`` issues no earlier than the cycle after request ``i - P *
+    MAX_OUTSTANDING`` completed, ``P`` the ports). Each access:
 
     - row hit: its column access may start once the row is open;
     - row miss (another row open, or none): the bank precharges and activates after its last
@@ -43,7 +45,7 @@ the cycle each request was issued and the cycle it completed, in accelerator clo
     Reads and writes are timed alike (no bus turnaround, no refresh, no tFAW); the accelerator
     side of the DMA is not a bottleneck (requests may be larger than ``dram.bus_bytes``).
     Sequential streams of large requests keep every channel's bus busy and reach near peak;
-    small random requests are bound by the one-request-per-cycle issue and by row misses.
+    small random requests are bound by the request ports' issue rate and by row misses.
 
 DMA commands (:func:`dma_cycles`, what :func:`hwsim.run` uses)
     A LOAD or STORE becomes a request stream (contiguous rows merged into bursts of at most
@@ -78,7 +80,8 @@ INTERLEAVE_BYTES = 256
 """Channel interleaving granularity of the banked model, bytes (capped at ``dram.row_bytes``)."""
 
 MAX_OUTSTANDING = 64
-"""Requests the banked model's front end keeps in flight (our assumption: AXI-class DMA)."""
+"""Requests the banked model's front end keeps in flight per request port (our assumption:
+AXI-class DMA)."""
 
 STREAM_REQUEST_BYTES = 4096
 """Default request size of :func:`stream_cycles`: one AXI4 burst may not cross 4 KiB."""
@@ -148,7 +151,7 @@ def _service(addr, size, tf, channels, banks, gran_shift, line_shift, ch_bytes_p
 
 @njit(cache=True)
 def _banked_kernel(addrs, sizes, channels, banks, gran_shift, line_shift, ch_bytes_per_cycle,
-                   latency, miss_cycles, max_outstanding):  # pragma: no cover - compiled
+                   latency, miss_cycles, max_outstanding, ports):  # pragma: no cover - compiled
     n = addrs.shape[0]
     start = np.empty(n, np.int64)
     finish = np.empty(n, np.int64)
@@ -160,10 +163,14 @@ def _banked_kernel(addrs, sizes, channels, banks, gran_shift, line_shift, ch_byt
     hits = 0
     misses = 0
     t = -1
+    used = ports  # requests issued on cycle t
     for i in range(n):
-        ti = t + 1
+        ti = t + 1 if used == ports else t
         if i >= max_outstanding and finish[i - max_outstanding] + 1 > ti:
             ti = finish[i - max_outstanding] + 1
+        if ti != t:
+            used = 0
+        used += 1
         start[i] = ti
         t = ti
         done, h, m = _service(addrs[i], sizes[i], float(ti), channels, banks, gran_shift,
@@ -177,7 +184,7 @@ def _banked_kernel(addrs, sizes, channels, banks, gran_shift, line_shift, ch_byt
 
 @njit(cache=True)
 def _dma_kernel(addr, rows, nbytes, stride, channels, banks, gran_shift, line_shift,
-                ch_bytes_per_cycle, latency, miss_cycles, max_outstanding, burst,
+                ch_bytes_per_cycle, latency, miss_cycles, max_outstanding, burst, ports,
                 open_row):  # pragma: no cover - compiled
     """Transfer cycles, row hits and misses of DMA commands in order (see :func:`dma_cycles`);
     ``open_row`` (one entry per bank, -1 closed) is the row-buffer state, updated in place."""
@@ -204,6 +211,7 @@ def _dma_kernel(addr, rows, nbytes, stride, channels, banks, gran_shift, line_sh
         ranges = 1 if contiguous else rows[c]
         length = nbytes[c] * rows[c] if contiguous else nbytes[c]
         t = -1
+        used = ports  # requests issued on cycle t
         j = 0  # requests issued by this command
         slot = 0  # j % max_outstanding: the ring entry of request j - max_outstanding
         end_max = 0.0
@@ -214,9 +222,12 @@ def _dma_kernel(addr, rows, nbytes, stride, channels, banks, gran_shift, line_sh
             end = a + length
             while a < end:
                 bend = min(end, (a | (burst - 1)) + 1)  # burst is a power of two
-                ti = t + 1
+                ti = t + 1 if used == ports else t
                 if j >= max_outstanding and ring[slot] + 1 > ti:
                     ti = ring[slot] + 1
+                if ti != t:
+                    used = 0
+                used += 1
                 t = ti
                 done, dh, dm = _service(a, bend - a, float(ti), channels, banks, gran_shift,
                                         line_shift, ch_bytes_per_cycle, miss_cycles,
@@ -293,6 +304,8 @@ class DramModel:
         Peak bytes per cycle of one channel.
     interleave_bytes : int
         Channel interleaving granularity of the address map.
+    max_outstanding : int
+        Requests in flight at most: :data:`MAX_OUTSTANDING` per request port.
     """
 
     def __init__(self, config: AcceleratorConfig):
@@ -305,6 +318,7 @@ class DramModel:
         self.miss_cycles = math.ceil(d.row_miss_ns * config.clock_mhz / 1000.0 - 1e-9)
         self.channel_bytes_per_cycle = d.bandwidth_gbps * 1000.0 / config.clock_mhz
         self.interleave_bytes = min(INTERLEAVE_BYTES, d.row_bytes)
+        self.max_outstanding = MAX_OUTSTANDING * d.request_ports
         # chunk = addr >> gran_shift; line = chunk // channels >> line_shift (powers of two)
         self._shifts = (self.interleave_bytes.bit_length() - 1,
                         (d.row_bytes // self.interleave_bytes).bit_length() - 1)
@@ -376,7 +390,8 @@ class DramModel:
             d = cfg.dram
             start, finish, hits, misses = _banked_kernel(
                 a, s, d.channels, d.banks, *self._shifts, float(self.channel_bytes_per_cycle),
-                self.latency_cycles, float(self.miss_cycles), MAX_OUTSTANDING)
+                self.latency_cycles, float(self.miss_cycles), self.max_outstanding,
+                d.request_ports)
         cycles = int(finish.max()) + 1 if a.size else 0
         written = int(s[w].sum())
         read = int(s.sum()) - written
@@ -462,8 +477,9 @@ def dma_cycles(store, dram_addr, rows, nbytes, stride, config: AcceleratorConfig
     ``2 + dma_issue_cycles``, an empty command 2.
 
     ``model == "banked"``: the command's request stream goes through the banked model of
-    :class:`DramModel` (one request issued per cycle, at most :data:`MAX_OUTSTANDING` in
-    flight). Its rows are ``nbytes`` at ``dram_addr + r * stride``; the DMA merges rows that
+    :class:`DramModel` (``dram.request_ports`` requests issued per cycle, at most
+    :data:`MAX_OUTSTANDING` per port in flight). Its rows are ``nbytes`` at
+    ``dram_addr + r * stride``; the DMA merges rows that
     are contiguous (``stride == nbytes``) into one stream, and splits every stream into
     requests of at most :data:`DMA_BURST_BYTES` that do not cross a :data:`DMA_BURST_BYTES`
     boundary (AXI4 bursts); a strided row is a request of its own. With ``transfer`` the
@@ -524,7 +540,7 @@ def dma_cycles(store, dram_addr, rows, nbytes, stride, config: AcceleratorConfig
         transfer, hits, misses = _dma_kernel(
             addr, rows, nbytes, stride, d.channels, d.banks, *model._shifts,
             float(model.channel_bytes_per_cycle), lat, float(model.miss_cycles),
-            MAX_OUTSTANDING, DMA_BURST_BYTES, open_row)
+            model.max_outstanding, DMA_BURST_BYTES, d.request_ports, open_row)
     cycles = np.where(st != 0, 2, 1 + lat) + transfer
     cycles = np.where(rows == 0, 2, cycles)
     transfer = np.where(rows == 0, 0, transfer)

@@ -306,9 +306,9 @@ def test_strided_small_row_load_on_vcu1525_is_bound_by_the_dram_model():
                                                                       ref.row_misses)
     assert strided.dram["bandwidth_gbps"] == pytest.approx(
         ref.nbytes * cfg.clock_mhz / 1000 / (ref.cycles + 1))
-    assert strided.dram["bandwidth_gbps"] < 0.2 * strided.dram["peak_gbps"]
-    assert strided.cycles > 4 * seq.cycles
-    assert strided.stalls["dram_bandwidth"] > 0.8 * strided.busy["dma_in"]
+    assert strided.dram["bandwidth_gbps"] < 0.26 * strided.dram["peak_gbps"]  # one channel
+    assert strided.cycles > 3.5 * seq.cycles
+    assert strided.stalls["dram_bandwidth"] > 0.7 * strided.busy["dma_in"]  # 3/4 of peak lost
 
 
 def test_banked_run_times_dma_commands_in_program_order():
