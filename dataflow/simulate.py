@@ -22,7 +22,7 @@ from hwsim.fast_timing import COL, FastStats
 
 from .compiler import CompiledProgram, compile, simulate_program
 from .optimizations import CompileOptions
-from .workload import Workload, default_skip, extract
+from .workload import Workload, default_skip, extract, required_skip
 from .zoo import get_model
 
 __all__ = ["PATH_PARTS", "ModelResult", "critical_path", "simulate_model", "simulate_workload"]
@@ -144,6 +144,8 @@ class ModelResult:
         The same model with method ``dense`` (None when it was not run).
     ideal_speedup : float
         ``Workload.ideal_speedup()`` (dense over sparse GEMM MACs).
+    dense_layers : tuple of str
+        The ``skip`` entries the workload was extracted with (layers kept dense).
     """
 
     model: str
@@ -157,6 +159,7 @@ class ModelResult:
     totals: dict = field(default_factory=dict)
     dense_cycles: int | None = None
     ideal_speedup: float = 1.0
+    dense_layers: tuple[str, ...] = ()
 
     @property
     def speedup(self) -> float | None:
@@ -265,8 +268,10 @@ def simulate_model(model_name: str, method: str = "bdwp", pattern: str | None = 
         A config, preset name or YAML path.
     batch : int
     options : CompileOptions, optional
-    skip : "default" or tuple of str
-        Layers kept dense: ``"default"`` is :func:`dataflow.workload.default_skip`.
+    skip : "default", "required" or tuple of str
+        Layers kept dense: ``"default"`` is :func:`dataflow.workload.default_skip` (a conv
+        stem and the classifier), ``"required"`` :func:`dataflow.workload.required_skip` (only
+        the layers that cannot be N:M at ``pattern``).
     compare_dense : bool
         Also simulate method ``dense`` for the speedup.
     **model_kw
@@ -288,7 +293,12 @@ def simulate_model(model_name: str, method: str = "bdwp", pattern: str | None = 
             raise CompileError(f"pattern {pattern} is not supported by config {cfg.name!r} "
                                f"(supported: {cfg.array.patterns})")
     model, x = get_model(model_name, batch=batch, device="meta", **model_kw)
-    sk = default_skip(model) if skip == "default" else tuple(skip)
+    if skip == "default":
+        sk = default_skip(model)
+    elif skip == "required":
+        sk = required_skip(model, method, pattern) if method != "dense" else ()
+    else:
+        sk = tuple(skip)
     wl = extract(model, x, method=method, pattern=None if method == "dense" else pattern,
                  skip=sk, name=model_name)
     _, df, totals = simulate_workload(wl, cfg, options)
@@ -301,4 +311,4 @@ def simulate_model(model_name: str, method: str = "bdwp", pattern: str | None = 
             dense = simulate_workload(wd, cfg, options)[2]["cycles"]
     return ModelResult(model_name, method, None if method == "dense" else pattern, cfg.name,
                        batch, df, _group(df, "layer"), _group(df, "pass"), totals, dense,
-                       wl.ideal_speedup())
+                       wl.ideal_speedup(), sk)

@@ -69,7 +69,8 @@ forward op in reverse order, then the updates in ``named_parameters`` order.
 Sparsity per method (on ``nn.Linear``/``nn.Conv2d`` layers not skipped): ``dense``
 none, ``srste`` fwd, ``bdwp`` and ``transposable`` fwd and bgrad; wgrad is always dense.
 ``skip`` defaults to none, as in :func:`algorithms.sparsify` and ``training_macs``;
-:func:`default_skip` gives the usual stem conv and classifier.
+:func:`default_skip` gives the usual stem conv and classifier, :func:`required_skip` only the
+layers that cannot be N:M (an RGB stem).
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ __all__ = [
     "UnmappableOpError",
     "Workload",
     "default_skip",
+    "required_skip",
     "extract",
 ]
 
@@ -284,6 +286,34 @@ def default_skip(model: nn.Module) -> tuple[str, ...]:
     if isinstance(layers[0][1], nn.Conv2d) and len(layers) > 1:
         names.insert(0, layers[0][0])
     return tuple(names)
+
+
+def _nm_obstacle(mod: nn.Module, method: str, m: int) -> str | None:
+    """Why ``mod`` (a Linear or Conv2d) cannot be N:M sparse with groups of ``m`` under
+    ``method``, or None: the reduction axes of its sparse GEMMs must be multiples of ``m``."""
+    axes = [("in", 1)] + ([("out", 0)] if method in ("bdwp", "transposable") else [])
+    for label, axis in axes:
+        if mod.weight.shape[axis] % m:
+            return f"{label}-channel size {mod.weight.shape[axis]} is not divisible by m={m}"
+    if isinstance(mod, nn.Conv2d) and mod.groups != 1:
+        return f"grouped convolution (groups={mod.groups}) cannot be N:M sparse"
+    return None
+
+
+def required_skip(model: nn.Module, method: str, pattern: str) -> tuple[str, ...]:
+    """The layers that cannot be N:M sparse under ``method`` at ``pattern``, and nothing else.
+
+    A ``Linear``/``Conv2d`` whose sparse reduction axes (in-features; with BDWP and transposable
+    also out-features) are not multiples of M, or a grouped convolution: an RGB stem (3 input
+    channels) is the usual one. Every other layer, the classifier included, stays sparse, which
+    is what the 2.0x bound of BDWP at 2:8 assumes. Compare :func:`default_skip`.
+    """
+    check_method(method)
+    if method == "dense":
+        return ()
+    _, m = parse_pattern(pattern)
+    return tuple(name for name, mod in sparsifiable_layers(model)
+                 if _nm_obstacle(mod, method, m))
 
 
 def _tensors(obj) -> list[torch.Tensor]:
@@ -618,17 +648,10 @@ def extract(
             return "dense", None
         if method == "dense" or _skipped(path, skip):
             return "dense", None
-        _, m = nm
-        axes = [("in", 1)] + ([("out", 0)] if method in ("bdwp", "transposable") else [])
-        for label, axis in axes:
-            if mod.weight.shape[axis] % m:
-                raise ValueError(
-                    f"extract: layer {path!r}: {label}-channel size {mod.weight.shape[axis]} "
-                    f"is not divisible by m={m} (pattern {pattern}, method {method!r}); add "
-                    f"{path!r} to skip")
-        if isinstance(mod, nn.Conv2d) and mod.groups != 1:
-            raise ValueError(f"extract: layer {path!r}: grouped convolution (groups="
-                             f"{mod.groups}) cannot be N:M sparse; add {path!r} to skip")
+        why = _nm_obstacle(mod, method, nm[1])
+        if why:
+            raise ValueError(f"extract: layer {path!r}: {why} (pattern {pattern}, method "
+                             f"{method!r}); add {path!r} to skip")
         return method, nm
 
     names = {id(mod): path for path, mod in model.named_modules()}

@@ -112,8 +112,10 @@ def cmd_simulate_model(args) -> int:
     from dataflow import simulate_model
 
     kw = {"seq_len": args.seq_len} if args.seq_len else {}
+    skip = args.dense_layers if args.dense_layers in ("default", "required") else \
+        tuple(x.strip() for x in args.dense_layers.split(",") if x.strip())
     res = simulate_model(args.model, args.method, args.pattern, _config(args.config),
-                         args.batch, _compile_options(args), **kw)
+                         args.batch, _compile_options(args), skip=skip, **kw)
     if args.json:
         out = {"summary": res.summary(), "totals": res.totals, "speedup": res.speedup,
                "ideal_speedup": res.ideal_speedup,
@@ -301,6 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pattern", default="2:8")
     s.add_argument("--batch", type=_positive_int, default=1)
     s.add_argument("--seq-len", type=_positive_int, default=None, help="pythia70m sequence")
+    s.add_argument("--dense-layers", default="default", metavar="POLICY",
+                   help="layers kept dense: 'default' (a conv stem and the classifier), "
+                        "'required' (only layers that cannot be N:M, e.g. an RGB stem), or "
+                        "comma-separated layer names or globs ('' for none)")
     s.add_argument("--objective", choices=("cycles", "energy", "edp"), default="cycles")
     s.add_argument("--no-interleave", action="store_true")
     s.add_argument("--no-pregenerate", action="store_true")

@@ -10,7 +10,7 @@ from torch import nn
 
 from algorithms import sparsify, training_macs
 from algorithms.transformer import TransformerConfig, TransformerLM
-from dataflow.workload import Op, UnmappableOpError, Workload, default_skip, extract
+from dataflow.workload import Op, UnmappableOpError, Workload, default_skip, extract, required_skip
 from dataflow.zoo import get_model
 
 METHODS = ("dense", "srste", "bdwp", "transposable")
@@ -82,6 +82,32 @@ def test_resnet18_meta_macs_equal_training_macs_with_default_skip():
     w = extract(model, x, method="bdwp", pattern="2:8", skip=skip)
     assert gemm_macs_by_layer(w) == flops_by_layer(model, x, "bdwp", "2:8", skip)
     assert w.macs(dense=True)["fwd"] == 1_814_073_344  # ResNet-18's 1.81 GMACs at 224x224
+
+
+@pytest.mark.parametrize("name, method, pattern, expected", [
+    ("resnet18", "bdwp", "2:8", ("conv1",)),  # 3 input channels
+    ("vit_s16", "bdwp", "2:8", ("patch_embed.proj",)),
+    ("pythia70m", "bdwp", "2:8", ()),  # the 512 x 50,304 head included
+    ("resnet18", "dense", None, ()),
+])
+def test_required_skip_names_only_the_layers_that_cannot_be_nm(name, method, pattern, expected):
+    model, x = get_model(name, device="meta", **({"seq_len": 64} if name == "pythia70m" else {}))
+    skip = required_skip(model, method, pattern)
+    assert skip == expected
+    if skip:  # without skipping the stem, extraction refuses
+        with pytest.raises(ValueError, match="not divisible"):
+            extract(model, x, method=method, pattern=pattern)
+    if method != "dense":
+        w = extract(model, x, method=method, pattern=pattern, skip=skip)
+        assert gemm_macs_by_layer(w) == flops_by_layer(model, x, method, pattern, skip)
+
+
+def test_required_skip_catches_grouped_convolutions_and_small_out_features():
+    model = nn.Sequential(nn.Conv2d(16, 16, 3, groups=4), nn.Flatten(), nn.Linear(16, 12))
+    # bdwp also groups the out-features (12 % 8 != 0); srste only the in-features
+    assert required_skip(model, "bdwp", "2:8") == ("0", "2")
+    assert required_skip(model, "srste", "2:8") == ("0",)
+    assert required_skip(model, "srste", "2:4") == ("0",)
 
 
 def test_sparsified_model_as_is_matches_training_macs_as_is():

@@ -1,0 +1,50 @@
+"""The SAT report's tables: speedups from real simulations, rendered with their verdicts."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from algorithms.flops import ideal_speedup, training_macs
+from dataflow.simulate import simulate_model
+from dataflow.workload import required_skip
+from dataflow.zoo import get_model
+from reports.sat_report import TARGET, _markdown, policy_table, sat_table
+
+
+@pytest.fixture(scope="module")
+def resnet18_policy():
+    dense = simulate_model("resnet18", "dense", None, "vcu1525", 1)
+    table = policy_table("vcu1525", {"resnet18": dense.totals["cycles"]}, models=["resnet18"])
+    return dense, table
+
+
+def test_policy_table_keeps_only_the_stem_dense_and_matches_simulate_model(resnet18_policy):
+    dense, table = resnet18_policy
+    row = table.iloc[0]
+    assert row.dense_layers == "conv1"
+    r = simulate_model("resnet18", "bdwp", "2:8", "vcu1525", 1, skip=("conv1",),
+                       compare_dense=False)
+    assert row.speedup == pytest.approx(dense.totals["cycles"] / r.totals["cycles"])
+    # the bound is algorithms.flops' over the same layers
+    model, x = get_model("resnet18", device="meta")
+    macs = training_macs(model, x, "bdwp", "2:8", skip=required_skip(model, "bdwp", "2:8"))
+    assert row.ideal == pytest.approx(ideal_speedup(macs))
+    assert 1.0 < row.speedup < row.ideal < 2.0
+
+
+def test_markdown_states_both_layer_policies_and_their_verdicts(resnet18_policy):
+    _, policy = resnet18_policy
+    row = policy.iloc[0]
+    df = sat_table("vcu1525", models=["resnet18"], patterns=("2:8",), methods=("bdwp",))
+    main = df.iloc[0]
+    assert main.speedup < row.speedup  # the sparse classifier only adds
+    ceiling = pd.DataFrame([{"model": "resnet18", "gemm_speedup": 1.75, "ideal": 1.87}])
+    md = _markdown(df, ceiling, pd.DataFrame(), pd.DataFrame(), "t", "notes", "vcu1525", 1,
+                   policy)
+    verdict = "met" if main.speedup >= TARGET else "missed"
+    assert f"Mean {main.speedup:.3f}x against {TARGET}x: **{verdict}**." in md
+    assert "### Only the layers that cannot be N:M kept dense" in md
+    verdict = "met" if row.speedup >= TARGET else "missed"
+    assert f"Mean {row.speedup:.3f}x against {TARGET}x: **{verdict}** with this layer policy" in md
+    assert f"| resnet18 | {row.speedup:.3f}x | {row.ideal:.3f}x |" in md and "| conv1 |" in md
