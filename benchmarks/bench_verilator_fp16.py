@@ -6,8 +6,8 @@ Run: ``.venv/bin/python benchmarks/bench_verilator_fp16.py [--m 64 --n 64 --k 64
 
 The config is ``small8`` with ``array.dtype = "fp16"``. Timed stages: Verilog generation
 (Amaranth elaboration and Yosys' ``write_verilog``; :func:`rtl.cosim.run_bench` redoes it
-only when the RTL sources or the config change), the Verilator build (verilate, compile the C++), the
-simulation (the cocotb bench :mod:`rtl.cosim.accel_bench` running the program of
+only when the RTL sources or the config change), the Verilator build (verilate, compile the
+C++), the simulation (the cocotb bench :mod:`rtl.cosim.accel_bench` running the program of
 :func:`hwsim.compile_gemm`), and the check: C bit-equal to hwsim's functional mode and every
 command's accept and finish cycle equal to hwsim's. The stages mirror
 :func:`rtl.cosim.run_bench`, with its flags as defaults, so build flags can be tried here
