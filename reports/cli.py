@@ -204,8 +204,8 @@ def cmd_rtl_verilog(args) -> int:
     from rtl.verilog import write_verilog
 
     cfg = _config(args.config)
-    path = write_verilog(cfg, args.out)
-    print(f"wrote {path} and {path.parent / 'manifest.json'}")
+    path = write_verilog(cfg, args.out, port=args.port)
+    print(f"wrote {path} ({args.port} memory port) and {path.parent / 'manifest.json'}")
     return 0
 
 
@@ -354,6 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = rsub.add_parser("verilog", help="write the Verilog and a parameter manifest")
     s.add_argument("--config", default="tiny")
     s.add_argument("--out", required=True)
+    s.add_argument("--port", choices=("simple", "axi4"), default="simple",
+                   help="external memory port: rtl.dma's request/response channels (default) "
+                        "or an AXI4 master (m_axi_*)")
     s.set_defaults(func=cmd_rtl_verilog)
     s = rsub.add_parser("synth", help="FPGA synthesis (Yosys) of the PE, arrays and top, "
                         "with VU9P utilisation")

@@ -12,16 +12,24 @@ from hwsim.config import AcceleratorConfig
 
 from .accelerator import Accelerator
 from .array_unit import array_group
+from .axi import AxiAccelerator
 from .pe import PE
 
-__all__ = ["PE_NAME", "TOP_NAME", "write_verilog"]
+__all__ = ["PE_NAME", "PORTS", "TOP_NAME", "write_verilog"]
 
 TOP_NAME = "satmem_top"
 PE_NAME = f"{TOP_NAME}_pe"
+PORTS = ("simple", "axi4")  # memory port kinds: rtl.dma's simple port, or an AXI4 master
 
 
-def write_verilog(config: AcceleratorConfig, out_dir: str | Path) -> Path:
+def write_verilog(config: AcceleratorConfig, out_dir: str | Path, *,
+                  port: str = "simple") -> Path:
     """Write ``satmem_top.v`` and ``manifest.json`` for ``config`` into ``out_dir``.
+
+    ``port`` picks the memory port: ``"simple"`` writes :class:`~rtl.accelerator.Accelerator`
+    (the request/response port of :mod:`rtl.dma`), ``"axi4"`` writes
+    :class:`~rtl.axi.AxiAccelerator` (an AXI4 master, ports ``m_axi_*``). The top module is
+    ``satmem_top`` either way; the manifest records which (``"port"``).
 
     The manifest records the config (and its hash), the port list, the ISA word width and the
     per-command cycle expressions the RTL implements, so a board bring-up can check what it
@@ -35,10 +43,20 @@ def write_verilog(config: AcceleratorConfig, out_dir: str | Path) -> Path:
     -------
     Path
         The Verilog file.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``port``.
     """
+    if port not in PORTS:
+        raise ValueError(f"port must be one of {PORTS}, not {port!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    top = Accelerator(config, pe_module=PE_NAME)
+    if port == "axi4":
+        top = AxiAccelerator(config, pe_module=PE_NAME)
+    else:
+        top = Accelerator(config, pe_module=PE_NAME)
     text = verilog.convert(top, name=TOP_NAME, emit_src=False)
     pe = PE(config.array.dtype, array_group(config))
     text += verilog.convert(pe, name=PE_NAME, emit_src=False)
@@ -52,6 +70,7 @@ def write_verilog(config: AcceleratorConfig, out_dir: str | Path) -> Path:
         "config_key": config.key(),
         "config": config.to_dict(),
         "isa_word_bits": isa.WORD_BITS,
+        "port": port,
         "ports": {name: str(member) for name, member in top.signature.members.items()},
         "buffers": {"act": [R * 8, config.act_depth], "wgt": [C * 8, config.wgt_depth],
                     "acc": [C * 32, config.acc_depth]},
@@ -71,6 +90,21 @@ def write_verilog(config: AcceleratorConfig, out_dir: str | Path) -> Path:
                       "PRUNE(axis 1)" if config.array.patterns else "PRUNE: no patterns",
                       "UPDATE(SGD, SGD momentum)", "SETREG", "SYNC"],
     }
+    if port == "axi4":
+        bp = top.bridge_params
+        manifest["axi4"] = {
+            "prefix": "m_axi", "data_bits": config.dram.bus_bytes * 8, "addr_bits": 32,
+            "id_bits": bp["id_width"], "id": bp["axi_id"],
+            "max_outstanding_reads": bp["max_reads"],
+            "max_outstanding_writes": bp["max_writes"],
+            "bursts": "INCR, full width, 1 beat (2 when a request straddles a bus word; two "
+                      "1-beat bursts at a 4 KiB boundary)",
+            "cache": "0b0011", "latency": "+1 cycle request to AR/AW, +1 cycle last R beat to "
+                                          "the DMA",
+            "idle": "accelerator idle and every write's B response received",
+            "note": "unit_cycles and dram_latency_cycles describe hwsim's fixed-latency memory; "
+                    "over AXI, LOAD and STORE take what the memory takes",
+        }
     _write_if_changed(out / "manifest.json", json.dumps(manifest, indent=2))
     return vpath
 

@@ -30,7 +30,7 @@ from amaranth.lib import wiring
 from cocotb_tools.runner import Runner, get_results, get_runner
 
 from hwsim.config import AcceleratorConfig
-from rtl.verilog import TOP_NAME, write_verilog
+from rtl.verilog import PORTS, TOP_NAME, write_verilog
 
 __all__ = ["BLOCK_TOP", "SIMULATORS", "CosimError", "available_simulators", "block_ports",
            "VERILATOR_ARGS", "VERILATOR_MAKEFLAGS", "run_bench", "run_block",
@@ -98,23 +98,33 @@ def _check_sim(sim: str) -> None:
 
 
 def run_bench(sim: str, config: AcceleratorConfig, spec: dict, *, tag: str,
-              build_root: str | Path = "build", module: str = "accel_bench") -> list[dict]:
+              build_root: str | Path = "build", module: str = "accel_bench",
+              port: str = "simple") -> list[dict]:
     """Run the programs of ``spec`` (see :mod:`rtl.cosim.accel_bench`) on ``config``'s RTL.
 
     The Verilog and the simulator build are cached under ``build_root`` per simulator and
-    config hash. Returns, per program, what the bench observed.
+    config hash (and memory port). Returns, per program, what the bench observed.
+
+    ``port="axi4"`` builds the top with the AXI4 master port (``write_verilog(...,
+    port="axi4")``), for a bench such as :mod:`rtl.cosim.axi_bench`.
 
     Raises
     ------
     CosimError
         Build failure, or a failed cocotb test.
     ValueError
-        Unknown simulator.
+        Unknown simulator or port.
     """
     _check_sim(sim)
-    build = Path(build_root).resolve() / "cocotb" / f"{sim}-{config.name}-{config.key()}"
-    runner = _locked_build(sim, build, TOP_NAME, lambda src: write_verilog(config, src),
-                           _sources_stamp(config.key()))
+    if port not in PORTS:
+        raise ValueError(f"port must be one of {PORTS}, not {port!r}")
+    design, key = f"{sim}-{config.name}-{config.key()}", config.key()
+    if port != "simple":  # the simple port keeps its directory and stamp
+        design, key = f"{design}-{port}", f"{key}:{port}"
+    build = Path(build_root).resolve() / "cocotb" / design
+    runner = _locked_build(sim, build, TOP_NAME,
+                           lambda src: write_verilog(config, src, port=port),
+                           _sources_stamp(key))
     return _run_module(runner, sim, build, TOP_NAME, module, spec, tag)
 
 

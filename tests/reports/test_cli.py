@@ -91,6 +91,18 @@ def test_rtl_verilog_writes_design_and_manifest(capsys, tmp_path):
     assert text.count("satmem_top_pe \\cell") == 16 and manifest["pe_module"] == "satmem_top_pe"
 
 
+def test_rtl_verilog_axi4_port(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "rtl", "verilog", "--config", "tiny", "--out", str(tmp_path),
+                           "--port", "axi4")
+    assert code == 0 and "axi4 memory port" in out
+    text = (tmp_path / "satmem_top.v").read_text()
+    for sig in ("m_axi_araddr", "m_axi_rdata", "m_axi_awaddr", "m_axi_wstrb", "m_axi_bresp"):
+        assert sig in text
+    assert "mem_rd_req__payload" not in text.split("module satmem_top(")[1].split(";")[0]
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["port"] == "axi4" and manifest["axi4"]["data_bits"] == 128
+
+
 def test_simulate_topology_with_sparse_layers(capsys):
     from pathlib import Path
 
