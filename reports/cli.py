@@ -43,6 +43,11 @@ _positive_int = _int_at_least(1, "a positive integer")
 _nonneg_int = _int_at_least(0, "a non-negative integer")
 
 
+def _positive_ints(text: str) -> tuple[int, ...]:
+    """An argparse type: comma-separated positive integers ('' for none)."""
+    return tuple(_positive_int(x.strip()) for x in text.split(",") if x.strip())
+
+
 def _config(spec: str):
     from hwsim.config import load_config
 
@@ -213,11 +218,12 @@ def cmd_rtl_synth(args) -> int:
     from rtl.synth import synth_report
 
     cfg = _config(args.config)
-    sizes = tuple(int(x) for x in args.sizes.split(",")) if args.sizes else (1, 2, 4)
+    sizes = args.sizes or (1, 2, 4)
     print(f"synthesizing with Yosys (synth_xilinx -family xcup) into {args.out}; the first run "
           "on a machine compiles Yosys for a few minutes", file=sys.stderr, flush=True)
     path = synth_report(cfg, args.out, part=args.part, sizes=sizes,
-                        accelerator=not args.no_accelerator)
+                        accelerator=not args.no_accelerator, sore_lanes=args.sore_lanes,
+                        vector_lanes=args.vector_lanes)
     print(f"report: {path}")
     return 0
 
@@ -363,7 +369,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", default="vcu1525")
     s.add_argument("--part", default="xcvu9p")
     s.add_argument("--out", default="build/synth")
-    s.add_argument("--sizes", default=None, help="array sizes to sweep, e.g. 1,2,4")
+    s.add_argument("--sizes", type=_positive_ints, default=None,
+                   help="array sizes to sweep, e.g. 1,2,4")
+    s.add_argument("--sore-lanes", type=_positive_ints, default=None,
+                   help="SORE lane counts to synthesize (default 1,2,4 and the config's; '' "
+                        "for none)")
+    s.add_argument("--vector-lanes", type=_positive_ints, default=(1, 2, 4, 8),
+                   help="vector-unit lane counts to synthesize (default 1,2,4,8; '' for none)")
     s.add_argument("--no-accelerator", action="store_true", help="skip the accelerator top")
     s.set_defaults(func=cmd_rtl_synth)
     s = rsub.add_parser("cosim", help="run one GEMM on the RTL and compare with hwsim")
