@@ -26,6 +26,17 @@ from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 REQ_ADDR_BITS, REQ_NBYTES_BITS = 32, 8
 
 
+def sample_retire(d, cycle: int, retires: list) -> int:
+    """Read the top's ``retire`` pulses on ``cycle`` (after ReadOnly): log ``(cycle, mask)`` in
+    ``retires`` when any unit retired, and return how many commands did. X or Z on ``retire``
+    is a failure."""
+    if not d.retire.value.is_resolvable:
+        raise AssertionError(f"retire is {d.retire.value} on cycle {cycle}")
+    mask = int(d.retire.value)
+    if mask:
+        retires.append((cycle, mask))
+    return bin(mask).count("1")
+
 def _split_request(value, with_data: bool) -> tuple[int, int, int]:
     """``(addr, nbytes, wdata)`` of a request payload. Only a write's stored bytes must be
     defined (a read's payload has no data; Icarus shows never-written buffer entries as X)."""
@@ -131,12 +142,7 @@ class TB:
             if wr_ready:
                 addr, nbytes, wdata = _split_request(d.mem_wr_req__payload.value, True)
                 dram[addr:addr + nbytes] = wdata.to_bytes(self.bus_bytes, "little")[:nbytes]
-            if not d.retire.value.is_resolvable:
-                raise AssertionError(f"retire is {d.retire.value} on cycle {cycle}")
-            mask = int(d.retire.value)
-            if mask:
-                retires.append((cycle, mask))
-                retired += bin(mask).count("1")
+            retired += sample_retire(d, cycle, retires)
             if started:
                 cycle += 1
             if cycle > max_cycles:
