@@ -11,7 +11,9 @@ pattern) on one config and writes ``sat_report.md`` with
 - the GEMM-only ceiling (the same programs without vector, update and prune commands);
 - the speedup with another vector-engine width (sensitivity of the one preset knob that sizes
   the vector engine);
-- the ablation of the paper's three dataflow optimisations on one model;
+- the ablation of the paper's three dataflow optimisations on one model, and each one turned
+  off alone on every model;
+- BDWP 2:8 with only the layers that cannot be N:M kept dense;
 
 and ``sat_speedup.png`` (grouped bars, bound as markers) and ``sat_speedup.csv``.
 """
@@ -28,11 +30,13 @@ from dataflow.simulate import PATH_PARTS, simulate_model
 from dataflow.zoo import model_names
 from hwsim.config import load_config
 
-__all__ = ["ablation_table", "gemm_ceiling", "lane_sensitivity", "policy_table",
-           "sat_reproduction", "sat_table"]
+__all__ = ["SWITCHES", "ablation_table", "gemm_ceiling", "lane_sensitivity", "leave_one_out",
+           "policy_table", "sat_reproduction", "sat_table"]
 
 _MODEL_KW = {"pythia70m": {"seq_len": 512}}
 _BUSY = ("array", "vector", "update", "dma_in", "dma_out", "sore")
+SWITCHES = ("interleave", "pregenerate", "offline_schedule")
+"""The paper's dataflow optimisations (:class:`dataflow.CompileOptions` switches)."""
 TARGET = 1.75
 """The SAT paper's average BDWP 2:8 speedup over dense training (REFERENCES.md)."""
 
@@ -147,6 +151,37 @@ def ablation_table(config="vcu1525", model: str = "resnet50", *, pattern: str = 
     return pd.DataFrame(rows)
 
 
+def leave_one_out(config="vcu1525", base: pd.DataFrame | None = None, *, models=None,
+                  pattern: str = "2:8", batch: int = 1, options: CompileOptions | None = None,
+                  progress=None) -> pd.DataFrame:
+    """Each optimisation's contribution on every model: BDWP speedup (over dense compiled with
+    the same switches) with all switches on, and with each one turned off alone.
+
+    ``base`` (rows of :func:`sat_table`) supplies the all-on speedups; columns ``all`` and
+    ``no_<switch>`` per model.
+    """
+    options = options or CompileOptions()
+    rows = []
+    for name in models or model_names():
+        kw = _MODEL_KW.get(name, {})
+        row = {"model": name}
+        hit = None if base is None else base[(base.model == name) & (base.method == "bdwp")
+                                             & (base.pattern == pattern)]
+        if hit is not None and len(hit):
+            row["all"] = float(hit.speedup.iloc[0])
+        else:
+            row["all"] = simulate_model(name, "bdwp", pattern, config, batch, options,
+                                        **kw).speedup
+        for sw in SWITCHES:
+            r = simulate_model(name, "bdwp", pattern, config, batch,
+                               options.replace(**{sw: False}), **kw)
+            row[f"no_{sw}"] = r.speedup
+            if progress:
+                progress(f"{name} without {sw}: {r.speedup:.3f}x (all on {row['all']:.3f}x)")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def _m(x: float) -> str:
     return f"{x / 1e6:.2f}"
 
@@ -185,7 +220,8 @@ def _explain(main: pd.DataFrame) -> list[str]:
     ]
 
 
-def _markdown(df, ceiling, lanes, abl, title, notes, config, batch, policy=None) -> str:
+def _markdown(df, ceiling, lanes, abl, title, notes, config, batch, policy=None,
+              loo=None) -> str:
     lines = [f"# {title}", "", "| model | method | pattern | speedup | ideal bound | share of "
              "bound | utilisation |", "|---|---|---|---:|---:|---:|---:|"]
     for r in df.itertuples():
@@ -282,13 +318,26 @@ def _markdown(df, ceiling, lanes, abl, title, notes, config, batch, policy=None)
         for r in abl.itertuples():
             lines.append(f"| {r.switches} | {r.cycles:,} | {r.dense_cycles:,} | "
                          f"{r.speedup:.3f}x |")
+    if loo is not None and len(loo):
+        lines += ["", f"## Each optimisation on every model (BDWP 2:8, batch {batch}; leave one "
+                  "out)", "",
+                  "Speedup over dense (compiled with the same switches) with every switch on, "
+                  "and with one turned off; the change is what that switch contributes.", "",
+                  "| model | all on | " + " | ".join(f"without {sw}" for sw in SWITCHES)
+                  + " |", "|---|---:|" + "---:|" * len(SWITCHES)]
+        for r in loo.itertuples():
+            d = r._asdict()
+            cells = [f"{d['no_' + sw]:.3f}x ({(d['all'] / d['no_' + sw] - 1):+.1%})"
+                     for sw in SWITCHES]
+            lines.append(f"| {r.model} | {d['all']:.3f}x | " + " | ".join(cells) + " |")
     return "\n".join(lines + ["", notes, ""])
 
 
 def sat_reproduction(out_dir: str | Path = "reports/out", config: str = "vcu1525", *,
                      batch: int = 1, models=None, options: CompileOptions | None = None,
                      progress=None, sensitivity_lanes: int | None = 32,
-                     ablation_model: str | None = "resnet50") -> Path:
+                     ablation_model: str | None = "resnet50",
+                     leave_one_out_all: bool = True) -> Path:
     """Write ``sat_report.md``, ``sat_speedup.png`` and ``sat_speedup.csv`` under ``out_dir``.
 
     Parameters
@@ -297,6 +346,8 @@ def sat_reproduction(out_dir: str | Path = "reports/out", config: str = "vcu1525
         Also run BDWP 2:8 with this many vector lanes (None: skip).
     ablation_model : str or None
         Zoo model of the ablation table (None, or a model not in ``models``: skip).
+    leave_one_out_all : bool
+        Also turn each optimisation off alone on every model (:func:`leave_one_out`).
 
     Returns
     -------
@@ -327,6 +378,8 @@ def sat_reproduction(out_dir: str | Path = "reports/out", config: str = "vcu1525
     if ablation_model in models:
         abl = ablation_table(config, ablation_model, batch=batch, progress=progress)
         abl.attrs["model"] = ablation_model
+    loo = leave_one_out(config, df, models=models, batch=batch, options=options,
+                        progress=progress) if leave_one_out_all else pd.DataFrame()
     fig, ax = plt.subplots(figsize=(11, 4.5))
     keys = [(m, p) for m in ("bdwp", "srste") for p in ("2:4", "2:8", "1:8")]
     models_ = list(dict.fromkeys(df["model"]))
@@ -364,5 +417,5 @@ def sat_reproduction(out_dir: str | Path = "reports/out", config: str = "vcu1525
         "pythia70m runs at sequence 512.")
     md = out / "sat_report.md"
     title = f"SAT reproduction on {config}, training step at batch {batch}"
-    md.write_text(_markdown(df, ceiling, lanes, abl, title, notes, config, batch, policy))
+    md.write_text(_markdown(df, ceiling, lanes, abl, title, notes, config, batch, policy, loo))
     return md

@@ -48,3 +48,27 @@ def test_markdown_states_both_layer_policies_and_their_verdicts(resnet18_policy)
     verdict = "met" if row.speedup >= TARGET else "missed"
     assert f"Mean {row.speedup:.3f}x against {TARGET}x: **{verdict}** with this layer policy" in md
     assert f"| resnet18 | {row.speedup:.3f}x | {row.ideal:.3f}x |" in md and "| conv1 |" in md
+
+
+def test_leave_one_out_turns_each_switch_off_alone_and_renders(resnet18_policy):
+    from dataflow.optimizations import CompileOptions
+    from reports.sat_report import SWITCHES, leave_one_out
+
+    loo = leave_one_out("vcu1525", models=["resnet18"])
+    row = loo.iloc[0]
+    r = simulate_model("resnet18", "bdwp", "2:8", "vcu1525", 1,
+                       CompileOptions(offline_schedule=False))
+    assert row.no_offline_schedule == pytest.approx(r.speedup)
+    assert row["all"] == pytest.approx(simulate_model("resnet18", "bdwp", "2:8", "vcu1525",
+                                                       1).speedup)
+    # the offline schedule is the switch that matters most (the report's ablation)
+    assert row["all"] > row.no_offline_schedule
+    _, policy = resnet18_policy
+    df = sat_table("vcu1525", models=["resnet18"], patterns=("2:8",), methods=("bdwp",))
+    md = _markdown(df, pd.DataFrame(columns=["model", "gemm_speedup", "ideal"]), pd.DataFrame(),
+                   pd.DataFrame(), "t", "notes", "vcu1525", 1, policy, loo)
+    assert "## Each optimisation on every model" in md
+    for sw in SWITCHES:
+        assert f"without {sw}" in md
+    change = row["all"] / row.no_offline_schedule - 1
+    assert f"{row.no_offline_schedule:.3f}x ({change:+.1%})" in md
