@@ -322,7 +322,14 @@ def _markdown(df, ceiling, lanes, abl, title, notes, config, batch, policy=None,
         lines += ["", f"## Each optimisation on every model (BDWP 2:8, batch {batch}; leave one "
                   "out)", "",
                   "Speedup over dense (compiled with the same switches) with every switch on, "
-                  "and with one turned off; the change is what that switch contributes.", "",
+                  "and with one turned off; the change is what that switch contributes. "
+                  "Pre-generation and online pruning give SORE the same work (each sparse "
+                  "weight pruned twice per step: W for the forward pass, Wᵀ for the backward); "
+                  "with the offline schedule both stay off the critical path (online pruning "
+                  "runs one GEMM ahead, pre-generation beside the backward pass), without it "
+                  "both are serialized, so they tie. What would separate them, writing and "
+                  "re-reading the sparse copies against reading the dense weight, is SORE "
+                  "DRAM traffic, which does not occupy the DMA queues in this model.", "",
                   "| model | all on | " + " | ".join(f"without {sw}" for sw in SWITCHES)
                   + " |", "|---|---:|" + "---:|" * len(SWITCHES)]
         for r in loo.itertuples():
