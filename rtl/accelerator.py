@@ -16,7 +16,18 @@ from .dma import DmaIn, DmaOut, mem_rd_req_layout, mem_wr_req_layout
 from .sore import Sore
 from .vector_unit import VectorUnit
 
-__all__ = ["Accelerator"]
+__all__ = ["URAM_ENTRIES", "Accelerator", "buffer_ram_style"]
+
+URAM_ENTRIES = 4096
+"""Depth of one UltraScale+ URAM288 block (72 x 4096)."""
+
+
+def buffer_ram_style(depth: int) -> str | None:
+    """``"ultra"`` (URAM288) for a buffer of at least one URAM288's depth, else no attribute:
+    Yosys and Vivado then put deep buffers in UltraRAM (rtl.synth.buffer_mapping_check: without
+    the attribute Yosys maps them to BRAM36, which vcu1525's 10 MiB would overfill) and leave
+    small ones (the test configs') to their own choice."""
+    return "ultra" if depth >= URAM_ENTRIES else None
 
 
 class Accelerator(wiring.Component):
@@ -91,11 +102,16 @@ class Accelerator(wiring.Component):
         m.submodules.dma_out = dma_out = DmaOut(cfg)
         m.submodules.gemm = gemm = ArrayUnit(cfg, pe_module=self.pe_module)
         eb = cfg.array.elem_bytes
-        m.submodules.act = act = BufferMemory(R * 8 * eb, cfg.act_depth, banks=gemm.group)
-        m.submodules.wgt = wgt = BufferMemory(C * 8 * eb, cfg.wgt_depth)
-        m.submodules.acc = acc = BufferMemory(C * 32, cfg.acc_depth, read_ports=2)
-        m.submodules.idx = idx = BufferMemory(C * 8, cfg.idx_depth)
-        m.submodules.vec = vec = BufferMemory(32 * cfg.vector.lanes, cfg.vec_depth)
+        m.submodules.act = act = BufferMemory(R * 8 * eb, cfg.act_depth, banks=gemm.group,
+                                              ram_style=buffer_ram_style(cfg.act_depth))
+        m.submodules.wgt = wgt = BufferMemory(C * 8 * eb, cfg.wgt_depth,
+                                              ram_style=buffer_ram_style(cfg.wgt_depth))
+        m.submodules.acc = acc = BufferMemory(C * 32, cfg.acc_depth, read_ports=2,
+                                              ram_style=buffer_ram_style(cfg.acc_depth))
+        m.submodules.idx = idx = BufferMemory(C * 8, cfg.idx_depth,
+                                              ram_style=buffer_ram_style(cfg.idx_depth))
+        m.submodules.vec = vec = BufferMemory(32 * cfg.vector.lanes, cfg.vec_depth,
+                                              ram_style=buffer_ram_style(cfg.vec_depth))
         m.submodules.vector = vu = VectorUnit(cfg)
         u = command_view(isa.Update, ctrl.head_vector)
         m.d.comb += [

@@ -1066,7 +1066,7 @@ def _report_buffer_check(config, check: dict) -> str:
     said = []
     for style in styles:
         sel = [r for r in rows if r["ram_style"] == style]
-        name = f'`ram_style="{style}"`' if style else "No `ram_style` (the RTL as built today)"
+        name = f'`ram_style="{style}"`' if style else "No `ram_style`"
         uram = [r["buffer"] for r in sel if r["URAM"] > 0]
         bram = [r["buffer"] for r in sel if r["BRAM36"] > 0]
         where = ("URAM288 only, no BRAM36" if uram and not bram else
@@ -1117,11 +1117,12 @@ def _verdict_caveat(rows: list[tuple], mem: str, check: dict | None) -> str:
     if mem != "URAM" or not style:
         return ""
     text = (f" The buffers in URAM need `ram_style=\"{style}\"` on each `BufferMemory`, "
-            "which `rtl/accelerator.py` does not pass yet")
+            "which `rtl/accelerator.py` sets on buffers of 4,096 entries or more "
+            "(`buffer_ram_style`)")
     bram_style, bram_rows = _checked_mapping(check, "BRAM36")
     if bram_rows is not None and bram_style is None:
         _, bram, _, bram_t = rows[3]
-        text += (f": as built today they map to BRAM36, {_fmt(round(bram, 1))} "
+        text += (f"; without it they map to BRAM36, {_fmt(round(bram, 1))} "
                  f"({bram / bram_t:.1%} of the part), which "
                  + ("fits." if bram / bram_t < FIT_LIMIT else "does not fit."))
     else:

@@ -413,12 +413,13 @@ def test_report_with_the_buffer_check_counts_synthesized_buffers_and_says_what_t
            "60 | 0 | 480 |" in text
     assert '`ram_style="ultra"`: Yosys maps act, wgt, acc, idx, vec to URAM288 only, no ' \
            "BRAM36. At full depth that is 423 URAM288 against the analytical 377" in text
-    assert "No `ram_style` (the RTL as built today): Yosys maps act, wgt, acc, idx, vec to " \
+    assert "No `ram_style`: Yosys maps act, wgt, acc, idx, vec to " \
            "BRAM36 only, no URAM288." in text
     assert "acc 120 (analytical 60: one copy per read port, 2 x 15 per 4,096 rows" in text
     assert "**Verdict: fits** under 85% of DSP48E2, LUT and BRAM/URAM (buffers in URAM)" in text
     assert 'The buffers in URAM need `ram_style="ultra"` on each `BufferMemory`, which ' \
-           "`rtl/accelerator.py` does not pass yet: as built today they map to BRAM36, 3,196 " \
+           "`rtl/accelerator.py` sets on buffers of 4,096 entries or more (`buffer_ram_style`); " \
+           "without it they map to BRAM36, 3,196 " \
            "(148.0% of the part), which does not fit." in text
 
 
