@@ -101,6 +101,17 @@ def torch_step(layers):
     return out
 
 
+def run_everywhere(config, prog, compiled, values, sim, tag, where):
+    """Run ``prog`` in hwsim's functional mode (its cycles equal to the compiler's fast path)
+    and on the RTL: hwsim's result, the bench's and the RTL's final DRAM bytes."""
+    model = run(prog, config, "functional", inputs=values)
+    assert simulate_program(compiled).cycles == model.stats.cycles, where
+    got = cosim_programs(config, [(prog, values)], sim=sim, seed=SEED, build_root=BUILD,
+                         tag=f"{tag}-seed{SEED}")[0]
+    assert got["error"] == 0, where
+    return model, got, np.frombuffer(bytes.fromhex(got["dram"]), np.uint8)
+
+
 @pytest.mark.parametrize("config_name", CONFIGS)
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
 def test_two_layer_training_step_matches_hwsim_and_torch(sim, config_name):
@@ -114,12 +125,8 @@ def test_two_layer_training_step_matches_hwsim_and_torch(sim, config_name):
     values = {}
     for op in ops:
         values[f"{op.name}.A"], values[f"{op.name}.B"] = op_operands(op, layers)
-    model = run(prog, config, "functional", inputs=values)
-    assert simulate_program(compiled).cycles == model.stats.cycles, where
-    got = cosim_programs(config, [(prog, values)], sim=sim, seed=SEED, build_root=BUILD,
-                         tag=f"training-step-seed{SEED}")[0]
-    assert got["error"] == 0, where
-    dram = np.frombuffer(bytes.fromhex(got["dram"]), np.uint8)
+    model, got, dram = run_everywhere(config, prog, compiled, values, sim, "training-step",
+                                      where)
     ref = torch_step(layers)
     for op in ops:
         name = f"{op.name}.C"
@@ -174,12 +181,7 @@ def test_bdwp_training_step_with_sparse_tiles_matches_hwsim_and_torch(sim, dataf
             values[f"{op.name}.A"] = ops_nm["A"]
             values[f"{op.name}.B"], values[f"{op.name}.Bi"] = ops_nm["Bv"], ops_nm["Bi"]
             dense_b[op.name] = ops_nm["B"]
-    model = run(prog, config, "functional", inputs=values)
-    assert simulate_program(compiled).cycles == model.stats.cycles, where
-    got = cosim_programs(config, [(prog, values)], sim=sim, seed=SEED, build_root=BUILD,
-                         tag=f"bdwp-step-seed{SEED}")[0]
-    assert got["error"] == 0, where
-    dram = np.frombuffer(bytes.fromhex(got["dram"]), np.uint8)
+    model, got, dram = run_everywhere(config, prog, compiled, values, sim, "bdwp-step", where)
     for op in ops:
         name = f"{op.name}.C"
         rtl_c = prog.tensors[name].read(dram.copy())
