@@ -13,11 +13,12 @@ Every GEMM op becomes LOAD/GEMM/STORE commands with the double-buffering semapho
 Vector kernels (norms, activations, softmax, col2im, loss; :mod:`dataflow.vector_ops`) and
 optimizer updates are UPDATE commands on the vector engine, one per pass (an update is split
 into chunks whose operands fit half of VEC), and weight pruning is PRUNE on SORE. Programs that
-contain them, or sparse GEMMs, are timed by :func:`hwsim.fast_timing.simulate_table` (the
-scheduler of :func:`hwsim.run`); with ``CompileOptions(vector_ops=False)`` a dense workload
-compiles to commands ``hwsim.run`` accepts, and both give the same cycles. The DRAM traffic of
-vector kernels, updates and SORE is counted in :attr:`CompiledProgram.extra_bytes`; it does not
-occupy the DMA queues (a known simplification, :mod:`dataflow.vector_ops`).
+contain vector passes are timed by :func:`hwsim.run` with ``check=False`` (the passes are
+compiler annotations of UPDATE rows, :mod:`hwsim.program`); with
+``CompileOptions(vector_ops=False)`` a workload compiles to commands ``hwsim.run`` checks and
+accepts, with the same cycles. The DRAM traffic of vector kernels, updates and SORE is carried
+by the rows (``vbytes``, ``xbytes``) and counted as ``dram_other``; it does not occupy the DMA
+queues (a known simplification, :mod:`dataflow.vector_ops`).
 
 Scheduling. Without ``offline_schedule`` the items of :func:`dataflow.plan.plan` are emitted in
 plan order with a SYNC between consecutive items (layer by layer; updates at the end). With it,
@@ -52,10 +53,10 @@ import numpy as np
 
 from hwsim import isa
 from hwsim.config import AcceleratorConfig
-from hwsim.fast_timing import COL, COLUMNS, FastStats, simulate_table, vector_cycles
-from hwsim.program import Program, TensorRef
-from hwsim.sore import prune_cycles
-from hwsim.vector_unit import SGD_MOMENTUM, update_flops
+from hwsim.engine import Stats, run
+from hwsim.program import COL, COLUMNS, Program, TensorRef
+from hwsim.units.sore import prune_cycles
+from hwsim.units.vector import SGD_MOMENTUM, pass_cycles
 
 from .mapping import Mapping, MappingCache, OpShape, search
 from .optimizations import CompileOptions
@@ -78,7 +79,7 @@ _ADDR_MOD = 1 << 32
 _COUNT_MAX = (1 << 20) - 1
 _CHUNK_ELEMS = 1 << 14
 """Elements a drain-fused vector command covers at least (fewer commands, short tail)."""
-_UNIT = {int(op): int(cls.UNIT) for op, cls in isa._REGISTRY.items()}
+_UNIT = {int(op): int(isa.command_class(op).UNIT) for op in isa.Opcode}
 _LOAD, _GEMM, _STORE = int(isa.Opcode.LOAD), int(isa.Opcode.GEMM), int(isa.Opcode.STORE)
 _UPDATE, _PRUNE, _SYNC = int(isa.Opcode.UPDATE), int(isa.Opcode.PRUNE), int(isa.Opcode.SYNC)
 _C = {name: COL[name] for name in COLUMNS}
@@ -89,57 +90,20 @@ class CompileError(ValueError):
 
 
 class CompiledProgram(Program):
-    """A :class:`hwsim.Program` whose commands are held as an integer table.
+    """A :class:`hwsim.Program` built from a command table, with what the compiler knows.
 
-    ``commands`` (ISA objects) is built from :attr:`table` on first access. Extra attributes:
-    ``table`` (one row per command, columns :data:`hwsim.fast_timing.COLUMNS`), ``item_of``
-    (the :class:`Item` index of each command), ``useful_macs`` (per command), ``items``,
-    ``extra_bytes`` (DRAM bytes moved outside DMA commands: ``vector``, ``sore``),
-    ``sore_compares``, ``vector_flops``, ``mappings`` (op name -> :class:`Mapping`),
-    ``last_store`` (GEMM op name -> row of its last STORE).
+    Extra attributes: ``item_of`` (the :class:`Item` index of each command), ``useful_macs``
+    (per command), ``items``, ``mappings`` (op name -> :class:`Mapping`), ``last_store`` (GEMM
+    op name -> row of its last STORE), ``workload``, ``config``, ``options``.
     """
 
-    def __init__(self, table, item_of, useful_macs, items, *, dram_bytes, tensors, inputs,
-                 outputs, extra_bytes, sore_compares, vector_flops, mappings, workload, config,
-                 options):
-        self._commands = None
-        self.table, self.item_of, self.useful_macs, self.items = table, item_of, useful_macs, items
-        self.extra_bytes, self.sore_compares, self.vector_flops = (extra_bytes, sore_compares,
-                                                                   vector_flops)
+    def __init__(self, table, item_of, useful_macs, items, *, dram_bytes, tensors, mappings,
+                 workload, config, options):
+        self.last_store: dict[str, int] = {}
+        super().__init__(dram_bytes=dram_bytes, tensors=tensors, table=table)
+        self.item_of, self.useful_macs, self.items = item_of, useful_macs, items
         self.mappings, self.workload, self.config, self.options = (mappings, workload, config,
                                                                    options)
-        super().__init__(None, dram_bytes, tensors, inputs, outputs)
-
-    @property
-    def commands(self) -> list[isa.Command]:
-        if self._commands is None:
-            self._commands = table_to_commands(self.table)
-        return self._commands
-
-    @commands.setter
-    def commands(self, value) -> None:
-        self._commands = value
-
-    def __len__(self) -> int:
-        return len(self.table)
-
-
-def table_to_commands(table: np.ndarray) -> list[isa.Command]:
-    """ISA command objects of a command table."""
-    out = []
-    names = {int(op): isa._REGISTRY[op] for op in isa.Opcode}
-    for row in table.tolist():
-        cls = names[row[0]]
-        kw = {"wait": row[1], "signal": row[2]}
-        for fname, _ in cls.FIELDS:
-            kw[fname] = row[COL[fname]] if fname in COL else row[COL[_ALIAS[fname]]]
-        out.append(cls(**kw))
-    return out
-
-
-_ALIAS = {"src_buf": "buf", "src_addr": "sram_addr", "dst_addr": "a_addr", "groups": "elems",
-          "axis": "accumulate", "w_addr": "a_addr", "g_addr": "b_addr", "v_addr": "c_addr",
-          "out_addr": "idx_addr", "optimizer": "dataflow", "hp_base": "sparse"}
 
 
 _BUF, _SRAM, _DRAM, _ROWS, _ELEMS, _STRIDE = (_C[k] for k in (
@@ -147,6 +111,8 @@ _BUF, _SRAM, _DRAM, _ROWS, _ELEMS, _STRIDE = (_C[k] for k in (
 _A, _B, _CA, _IDX, _K, _M, _DF, _SP, _ACCU, _N, _LOG2M = (_C[k] for k in (
     "a_addr", "b_addr", "c_addr", "idx_addr", "k", "m", "dataflow", "sparse", "accumulate", "n",
     "log2m"))
+_SRC_BUF, _GROUPS, _AXIS, _OPT, _XBYTES = (_C[k] for k in (
+    "src_buf", "groups", "axis", "optimizer", "xbytes"))
 _COUNT, _VBYTES, _VFLOPS, _VPERIOD = (_C[k] for k in ("count", "vbytes", "vflops", "vperiod"))
 
 
@@ -227,14 +193,15 @@ class _Emitter:
     def vector(self, count: int, period: int, vbytes: int, vflops: int, optimizer: int) -> int:
         """One vector-engine row (an UPDATE: ``period`` 0 an optimizer step, else a pass)."""
         r = self._new(_UPDATE)
-        r[_COUNT], r[_VPERIOD], r[_VBYTES], r[_VFLOPS], r[_DF] = (count, period, vbytes, vflops,
+        r[_COUNT], r[_VPERIOD], r[_VBYTES], r[_VFLOPS], r[_OPT] = (count, period, vbytes, vflops,
                                                                   optimizer)
         return len(self.rows) - 1
 
-    def prune(self, rows: int, n: int, log2m: int) -> int:
+    def prune(self, rows: int, n: int, log2m: int, xbytes: int) -> int:
+        """One PRUNE row; ``xbytes``: DRAM bytes it streams outside the DMA queues."""
         r = self._new(_PRUNE)
-        r[_BUF], r[_ROWS], r[_ELEMS], r[_N], r[_LOG2M], r[_ACCU] = (isa.Buffer.WGT, rows, 1, n,
-                                                                    log2m, 1)
+        r[_SRC_BUF], r[_ROWS], r[_GROUPS], r[_N], r[_LOG2M], r[_AXIS], r[_XBYTES] = (
+            isa.Buffer.WGT, rows, 1, n, log2m, 1, xbytes)
         return len(self.rows) - 1
 
     def sync(self) -> None:
@@ -452,7 +419,7 @@ def _chunks(n: int, sizes: list[int]) -> list[tuple[int, int]]:
 
 def _vector_steps(it: Item, config: AcceleratorConfig, stream: bool, stores: dict, order: dict):
     """Rows of a vector item, ``(count, period, vbytes, vflops, optimizer, wait)`` with ``wait``
-    ``(op name, store index)`` for drain-fused chunks; plus its DRAM bytes and operations."""
+    ``(op name, store index)`` for drain-fused chunks."""
     op = it.ops[0]
     lanes = config.vector.lanes
     if it.pass_ == "update":
@@ -461,7 +428,7 @@ def _vector_steps(it: Item, config: AcceleratorConfig, stream: bool, stores: dic
         chunk = max(1, config.vec_depth // 7) * lanes
         rows = [(min(chunk, n - s), 0, OPTIMIZER_BYTES, 6, SGD_MOMENTUM, None)
                 for s in range(0, n, chunk)]
-        return rows, n * OPTIMIZER_BYTES, update_flops(n, SGD_MOMENTUM)
+        return rows
     k = kernel(op.op, op.pass_)
     passes = [[p.reads, p.writes, p.flops] for p in k.passes]
     dram = k.dram_bytes
@@ -475,11 +442,9 @@ def _vector_steps(it: Item, config: AcceleratorConfig, stream: bool, stores: dic
     gemm_in = 2 if it.stream_from is not None else 0  # the GEMM's fp32 output read
     rw = sum(r + w for r, w, _ in passes) or 1
     rows = []
-    flops = 0
     for pi, (r, w, f) in enumerate(passes):
         period = max(r, w, -(-f // LANE_OPS), 1)
         vb = -(-dram * (r + w) // rw) + (gemm_in if pi == 0 else 0)
-        flops += n * f
         if pi == 0 and stream:
             producer = it.stream_from[1].name
             for cnt, j in _chunks(n, stores[producer]):
@@ -489,18 +454,25 @@ def _vector_steps(it: Item, config: AcceleratorConfig, stream: bool, stores: dic
             continue
         for s in range(0, n, _COUNT_MAX):
             rows.append((min(_COUNT_MAX, n - s), period, vb, f, 1, None))
-    return rows, n * (dram + gemm_in), flops
+    return rows
 
 
-def _prune_steps(it: Item, config: AcceleratorConfig) -> tuple[list[tuple[int, int, int]], int]:
-    """PRUNE rows ``(rows, n, log2m)`` of a weight and SORE's comparisons."""
+def _prune_steps(it: Item, config: AcceleratorConfig) -> list[tuple[int, int, int, int]]:
+    """PRUNE rows ``(rows, n, log2m, xbytes)`` of a weight: ``xbytes`` is each row's share of
+    the weight read from DRAM and its compressed copy written back (values and indices), the
+    traffic SORE streams outside the DMA queues."""
     K, N, nn_, mm = it.prune
     C = config.array.cols
+    eb = config.array.elem_bytes
     rows_total = K * -(-N // C)
+    total = K * N * eb + K * N * nn_ // mm * (eb + 1)
     cap = ((1 << 16) - 1) // mm * mm
     log2m = int(math.log2(mm))
-    rows = [(min(cap, rows_total - s), nn_, log2m) for s in range(0, rows_total, cap)]
-    return rows, rows_total * C * nn_
+    out = []
+    for s in range(0, rows_total, cap):
+        r = min(cap, rows_total - s)
+        out.append((r, nn_, log2m, total * (s + r) // rows_total - total * s // rows_total))
+    return out
 
 
 class _Linker:
@@ -540,10 +512,7 @@ class _Program:
         self.link = _Linker(self.em)
         self.alloc = _Alloc()
         self.tensors: dict[str, TensorRef] = {}
-        self.extra = {"vector": 0, "sore": 0}
-        self.compares = self.flops = 0
         offline = options.offline_schedule
-        eb = config.array.elem_bytes
         self.steps: list[list] = []
         self.dur: list[np.ndarray | None] = [None] * len(items)
         self.deps: list[list] = []
@@ -565,22 +534,18 @@ class _Program:
             deps = list(it.deps)
             if it.kind == "vector":
                 stream = offline and it.stream_from is not None
-                rows, nbytes, fl = _vector_steps(it, config, stream, stores, order)
+                rows = _vector_steps(it, config, stream, stores, order)
                 if stream:
                     deps = [d for d in deps if d is not it.stream_from]
-                self.extra["vector"] += nbytes
-                self.flops += fl
                 self.steps[k] = rows
                 t = np.array([r[:5] for r in rows], np.int64).reshape(-1, 5)
-                self.dur[k] = vector_cycles(t[:, 0], t[:, 1], t[:, 2], t[:, 4], config)
+                self.dur[k] = pass_cycles(t[:, 0], t[:, 1], t[:, 2], t[:, 4], config)
             elif it.kind == "prune":
-                rows, cmp_ = _prune_steps(it, config)
-                K, N, nn_, mm = it.prune
-                self.compares += cmp_
-                self.extra["sore"] += K * N * eb + K * N * nn_ // mm * (eb + 1)
+                rows = _prune_steps(it, config)
+                _, _, nn_, mm = it.prune
                 self.steps[k] = rows
                 self.dur[k] = np.array([prune_cycles(r, config.array.cols, nn_, mm,
-                                                     config.sore.lanes) for r, _, _ in rows])
+                                                     config.sore.lanes) for r, _, _, _ in rows])
             self.deps.append(deps)
         self.op_last: dict[str, int] = {}
         self.op_vt: dict[str, float] = {}
@@ -615,8 +580,8 @@ class _Program:
             count, period, vb, vf, opt, wait = step
             row = em.vector(count, period, vb, vf, opt)
         else:
-            rows, nn_, log2m = step
-            row = em.prune(rows, nn_, log2m)
+            rows, nn_, log2m, xbytes = step
+            row = em.prune(rows, nn_, log2m, xbytes)
             wait = None
         if link:
             prods = [self._producer(d) for d in self.deps[k]] if j == 0 else []
@@ -786,14 +751,14 @@ def compile(workload: Workload, config: AcceleratorConfig,
             gc.enable()
     out = CompiledProgram(
         table, np.asarray(em.item, np.int64), np.asarray(em.macs, np.int64), items,
-        dram_bytes=prog.alloc.top, tensors=prog.tensors, inputs=(), outputs=(),
-        extra_bytes=prog.extra, sore_compares=prog.compares, vector_flops=prog.flops,
-        mappings=mappings, workload=workload, config=config, options=options)
+        dram_bytes=prog.alloc.top, tensors=prog.tensors, mappings=mappings, workload=workload,
+        config=config, options=options)
     out.last_store = prog.op_last
     return out
 
 
 def simulate_program(program: CompiledProgram, config: AcceleratorConfig | None = None
-                     ) -> FastStats:
-    """Time a compiled program with :func:`hwsim.fast_timing.simulate_table`."""
-    return simulate_table(program.table, config or program.config)
+                     ) -> Stats:
+    """Time a compiled program with :func:`hwsim.run` on its command table (``check=False``:
+    its vector passes are compiler annotations; :mod:`hwsim.engine`)."""
+    return run(program, config or program.config, check=False).stats

@@ -28,7 +28,7 @@ sparse). ISA field widths are limits too (LOAD ``rows`` 16 bits, ``stride`` 24 b
 Sparse tiles
 ------------
 A sparse tile holds ``kc·N/M`` compressed weight rows plus as many IDX rows, and costs the
-dense closed form with ``k`` compressed (:func:`hwsim.fast_timing.gemm_cycles`, exact:
+dense closed form with ``k`` compressed (:func:`hwsim.units.array.gemm_cycles`, exact:
 :mod:`hwsim.sparse_tile`). Its activations are the full ``kc`` reduction operands: OS loads
 ``kc`` A entries (whole groups); WS (N dividing M and R) preloads R compressed rows and
 streams one activation row per cycle, each ``M/N`` ACT entries read at once, from A stored
@@ -38,10 +38,10 @@ blocked by chunk (``hwsim.compile_gemm``'s layout: row ``c*M_rows + t`` holds
 Cost
 ----
 :func:`estimate` sums the unit cycles of every command the compiler would emit (GEMM tiles by
-the closed forms of :mod:`hwsim.fast_timing`; LOAD and STORE by :func:`hwsim.dram.dma_cycles`
-with the command's row size and stride, as :func:`hwsim.run` times them: the fixed closed
-forms, or the banked model from closed row buffers; counted per tile class rather than per
-tile) and overlaps the three units of the double-buffered pipeline::
+the array's closed forms, :mod:`hwsim.units.array`; LOAD and STORE by
+:func:`hwsim.dram.dma_cycles` with the command's row size and stride, as :func:`hwsim.run`
+times them: the fixed closed forms, or the banked model from closed row buffers; counted per
+tile class rather than per tile) and overlaps the three units of the double-buffered pipeline::
 
     cycles ≈ max(DMA-in + last GEMM + last store,
                  first loads + array + last store,
@@ -67,7 +67,7 @@ import numpy as np
 from hwsim import isa
 from hwsim.config import AcceleratorConfig
 from hwsim.dram import dma_cycles
-from hwsim.fast_timing import gemm_cycles
+from hwsim.units.array import gemm_cycles
 
 __all__ = [
     "OBJECTIVES",

@@ -1,12 +1,12 @@
 """``simulate_model``: one training step of a zoo model on a config, against dense.
 
-Cycles come from scheduling the compiled program with the decoupled controller
-(:func:`hwsim.fast_timing.simulate_table`, the scheduler of :func:`hwsim.run`). Which numbers
-are closed forms of hwsim and which are estimates is stated in :mod:`hwsim.fast_timing`:
-sparse GEMM tiles, PRUNE and the vector engine are estimated; LOAD, STORE and dense GEMM are
-hwsim's. Per-op cycles are attributed by completion: an op is charged the cycles between the
-latest completion of the ops before it (in program order) and its own last completion, so the
-per-op cycles sum to the step's cycles.
+Cycles, traffic and energy come from :func:`hwsim.run` on the compiled program's command table
+(the unit models' closed forms and the decoupled controller; energy from :mod:`hwsim.energy`).
+The vector engine's elementwise passes are compiler estimates (:mod:`dataflow.vector_ops`);
+every other command is timed by the closed forms the RTL is checked against. Per-op cycles
+are attributed by completion: an op is charged the cycles between the latest completion of the
+ops before it (in program order) and its own last completion, so the per-op cycles sum to the
+step's cycles.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ import numpy as np
 import pandas as pd
 
 from hwsim import isa
+from hwsim.buffers import elem_bytes_of
 from hwsim.config import AcceleratorConfig, load_config
-from hwsim.fast_timing import COL, FastStats
+from hwsim.engine import Stats
+from hwsim.program import COL
 
 from .compiler import CompiledProgram, compile, simulate_program
 from .optimizations import CompileOptions
@@ -32,10 +34,10 @@ PATH_PARTS = ("gemm_dense", "gemm_sparse", "vector", "update", "dma_in", "dma_ou
 """Parts of a step's critical path (:func:`critical_path`)."""
 _UNIT_OF = np.zeros(max(int(o) for o in isa.Opcode) + 1, np.int64)
 for _op in isa.Opcode:
-    _UNIT_OF[int(_op)] = int(isa._REGISTRY[_op].UNIT)
+    _UNIT_OF[int(_op)] = int(isa.command_class(_op).UNIT)
 
 
-def critical_path(table: np.ndarray, st: FastStats, queue_depth: int,
+def critical_path(table: np.ndarray, st: Stats, queue_depth: int,
                   trace: list | None = None) -> dict[str, int]:
     """The step's cycles split by what its critical path ran: a walk back from the last command
     through whatever bound each start (the token it waited for, the previous command of its
@@ -51,7 +53,8 @@ def critical_path(table: np.ndarray, st: FastStats, queue_depth: int,
         return out
     op = table[:, 0]
     unit = _UNIT_OF[op]
-    start, end, acc, tok = st.start, st.end, st.accept, st.token
+    sch = st.schedule
+    start, end, acc, tok = sch.start, sch.end, sch.accept, sch.token
     prev_same = np.full(n, -1, np.int64)
     qslot = np.full(n, -1, np.int64)
     for u in np.unique(unit):
@@ -190,7 +193,7 @@ def simulate_workload(workload: Workload, config: AcceleratorConfig,
     it = prog.item_of
     valid = it >= 0
     finish = np.full(n_items, -1, np.int64)
-    np.maximum.at(finish, it[valid], st.end[valid])
+    np.maximum.at(finish, it[valid], st.schedule.end[valid])
     charged = np.zeros(n_items, np.int64)
     running = -1
     for k in range(n_items):
@@ -198,12 +201,11 @@ def simulate_workload(workload: Workload, config: AcceleratorConfig,
             charged[k] = finish[k] - running
             running = finish[k]
     array = op == isa.Opcode.GEMM
-    busy = np.bincount(it[array & valid], st.duration[array & valid], n_items)
+    busy = np.bincount(it[array & valid], st.schedule.duration[array & valid], n_items)
     macs = np.bincount(it[valid], prog.useful_macs[valid], n_items)
     ncmd = np.bincount(it[valid], minlength=n_items)
-    eb = config.array.elem_bytes
-    nbytes = prog.table[:, 6] * prog.table[:, 7]  # rows * elems
-    ebuf = np.where(prog.table[:, 3] <= 1, eb, np.where(prog.table[:, 3] == 3, 1, 4))
+    nbytes = prog.table[:, COL["rows"]] * prog.table[:, COL["elems"]]
+    ebuf = elem_bytes_of(prog.table[:, COL["buf"]], config)
     dma = (op == isa.Opcode.LOAD) | (op == isa.Opcode.STORE)
     traffic = np.bincount(it[dma & valid], (nbytes * ebuf)[dma & valid], n_items)
     pes = config.array.pes
@@ -215,31 +217,20 @@ def simulate_workload(workload: Workload, config: AcceleratorConfig,
     df = pd.DataFrame(rows, columns=["name", "layer", "pass", "kind", "mapping", "commands",
                                      "cycles", "array_busy", "macs", "utilisation",
                                      "dram_bytes"])
-    e = config.energy
-    mac_pj = e.mac_int8 if config.array.dtype == "int8" else e.mac_fp16
     seconds = st.cycles / (config.clock_mhz * 1e6)
-    other = sum(prog.extra_bytes.values())
+    other = st.bytes["dram_other"]
     dram_total = st.bytes["dram_read"] + st.bytes["dram_write"] + other
-    energy = {
-        "array": float(prog.useful_macs.sum()) * mac_pj,
-        "sram": 2 * (st.bytes["dram_read"] + st.bytes["dram_write"]) *
-        (e.sram_read_byte + e.sram_write_byte) / 2,
-        "dram": dram_total * e.dram_byte,
-        "sore": prog.sore_compares * e.sore_compare,
-        "vector": prog.vector_flops * e.vector_flop,
-        "static": e.static_mw * 1e-3 * seconds * 1e12,
-    }
     totals = {
         "cycles": st.cycles, "seconds": seconds, "macs": int(prog.useful_macs.sum()),
         "utilisation": float(prog.useful_macs.sum()) / (st.cycles * pes) if st.cycles else 0.0,
         "dram_read": st.bytes["dram_read"], "dram_write": st.bytes["dram_write"],
         "dram_other": other, "dram_total": dram_total,
-        "energy_pj": float(sum(energy.values())),
-        **{f"energy_{k}_pj": v for k, v in energy.items()},
+        "energy_pj": st.energy_total_pj,
+        **{f"energy_{k}_pj": v for k, v in st.energy_pj.items()},
         **{f"busy_{k}": v for k, v in st.busy.items()},
         "commands": len(prog),
         **{f"path_{k}": v for k, v in critical_path(prog.table, st, config.queue_depth).items()},
-        "busy_update": int(st.duration[(op == isa.Opcode.UPDATE)
+        "busy_update": int(st.schedule.duration[(op == isa.Opcode.UPDATE)
                                        & (prog.table[:, COL["vperiod"]] == 0)].sum()),
     }
     return prog, df, totals

@@ -1,6 +1,6 @@
 """Vector-engine kernels: what norms, activations, softmax, col2im, pooling and the loss cost.
 
-The vector engine (:mod:`hwsim.vector_unit`) has ``L = config.vector.lanes`` fp32 lanes and a
+The vector engine (:mod:`hwsim.units.vector`) has ``L = config.vector.lanes`` fp32 lanes and a
 VEC scratch memory with one read port and one write port, each moving one ``L``-word entry per
 cycle. Each lane is a pipeline of fp32 operators: the UPDATE datapath has three multipliers and
 three adders, so a lane does up to :data:`LANE_OPS` = 6 operations per element per entry slot.
@@ -14,10 +14,10 @@ operators, whichever binds) and costs, start to done, ::
 
     P * ceil(count / L) + 10 - P
 
-which is :func:`hwsim.vector_unit.update_cycles`'s pipeline (issue one entry every ``P`` cycles,
+which is :func:`hwsim.units.vector.update_cycles`'s pipeline (issue one entry every ``P`` cycles,
 eight stages, one read-latency and one done cycle) with ``P`` the pass's period. The optimizer
 step *is* that formula (``P = 3`` for SGD with momentum: reads ``w, g, v``, writes ``v, w`` and
-the fp16 copy) and is costed by :func:`hwsim.vector_unit.update_cycles` itself. Passes of one
+the fp16 copy) and is costed by :func:`hwsim.units.vector.update_cycles` itself. Passes of one
 kernel run back to back (a reduction must finish before the pass that uses it).
 
 Operands and results live in DRAM (activations fp16, 2 bytes) and stream through VEC;
@@ -25,7 +25,7 @@ Operands and results live in DRAM (activations fp16, 2 bytes) and stream through
 set is a row that fits VEC, as softmax's, does not re-read it); a kernel that directly consumes
 a GEMM's output reads it as the STORE wrote it, fp32: the compiler adds 2 bytes. A pass takes
 no less than streaming its share of those bytes at the DRAM's peak bandwidth
-(:func:`hwsim.fast_timing.vector_cycles`). That traffic is not placed on the DMA queues (the
+(:func:`hwsim.units.vector.pass_cycles`). That traffic is not placed on the DMA queues (the
 ISA's eight semaphores are all used by the GEMM pipeline and the cross-unit edges), so the GEMMs
 do not see it as contention; the SAT report states how much bandwidth it takes.
 
@@ -66,7 +66,7 @@ __all__ = [
 
 LANE_OPS = 6
 """fp32 operations per lane per entry slot: the UPDATE datapath's three multipliers and three
-adders (:mod:`hwsim.vector_unit`)."""
+adders (:mod:`hwsim.units.vector`)."""
 
 OPTIMIZER_BYTES = 22
 """DRAM bytes per word of an SGD-with-momentum update: fp32 ``w``, ``g``, ``v`` in, ``w``,

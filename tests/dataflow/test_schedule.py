@@ -11,8 +11,8 @@ from dataflow.simulate import PATH_PARTS, critical_path
 from dataflow.vector_ops import kernel, pass_period
 from hwsim import isa
 from hwsim.config import preset
-from hwsim.fast_timing import COL
-from hwsim.vector_unit import update_cycles
+from hwsim.program import COL
+from hwsim.units.vector import update_cycles
 
 
 class Block(nn.Module):
@@ -60,7 +60,7 @@ def workloads():
 def _producer_end(prog, st, dep, last_row):
     item, op = dep
     row = prog.last_store[op.name] if item.kind == "gemm" else last_row[id(item)]
-    return st.end[row]
+    return st.schedule.end[row]
 
 
 @pytest.mark.parametrize("interleave", [False, True])
@@ -83,10 +83,10 @@ def test_offline_schedule_honours_every_plan_dependency(interleave, pregenerate)
                 end = _producer_end(prog, st, dep, last_row)
                 if it.stream_from is not None and dep is it.stream_from:
                     # drain-fused: its last pass runs after the GEMM's last tile is stored
-                    assert st.start[last_row[id(it)]] > end, it.name
+                    assert st.schedule.start[last_row[id(it)]] > end, it.name
                     continue
                 row = first_load[id(it)] if it.kind == "gemm" else first[id(it)]
-                assert st.start[row] > end, (it.name, dep[0].name)
+                assert st.schedule.start[row] > end, (it.name, dep[0].name)
 
 
 def test_weight_gradient_gemm_overlaps_the_backward_vector_chain():
@@ -99,7 +99,8 @@ def test_weight_gradient_gemm_overlaps_the_backward_vector_chain():
              and items[prog.item_of[r]].pass_ == "wgrad"]
     chain = [r for r in range(len(prog.table)) if prog.table[r, 0] == isa.Opcode.UPDATE
              and items[prog.item_of[r]].chain and items[prog.item_of[r]].pass_ != "fwd"]
-    overlap = sum(max(0, min(st.end[a], st.end[b]) - max(st.start[a], st.start[b]) + 1)
+    start, end = st.schedule.start, st.schedule.end
+    overlap = sum(max(0, min(end[a], end[b]) - max(start[a], start[b]) + 1)
                   for a in wgrad for b in chain)
     assert overlap > 0
 
@@ -114,8 +115,8 @@ def test_vector_op_after_a_gemm_runs_on_its_stored_tiles():
     assert relu.stream_from is not None
     rows = np.nonzero(prog.item_of == k)[0]
     assert len(rows) > 1 and all(prog.table[r, 1] for r in rows)  # each waits on a STORE
-    producer_end = st.end[prog.last_store[relu.stream_from[1].name]]
-    assert st.start[rows[0]] < producer_end < st.start[rows[-1]]
+    producer_end = st.schedule.end[prog.last_store[relu.stream_from[1].name]]
+    assert st.schedule.start[rows[0]] < producer_end < st.schedule.start[rows[-1]]
     assert prog.table[rows, COL["count"]].sum() == 2048 * 64
 
 
@@ -132,7 +133,7 @@ def test_optimizer_update_costs_the_vector_units_update_cycles():
         # or streaming w, g, v in and w, v, the fp16 copy out at the DRAM's peak
         stream = -(-count * 22 // int(config.dram_bytes_per_cycle)) + \
             config.dram_latency_cycles + 1
-        assert st.duration[r] == max(formula, stream)
+        assert st.schedule.duration[r] == max(formula, stream)
     n = sum(op.elements for op in wl.ops if op.kind == "update")
     assert prog.table[upd, COL["count"]].sum() == n
 

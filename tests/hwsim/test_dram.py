@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 from hwsim import isa
+from hwsim.buffers import elem_bytes
 from hwsim.config import preset
 from hwsim.dram import DMA_BURST_BYTES, MAX_OUTSTANDING, DramModel, dma_cycles, stream_cycles
-from hwsim.timing import dram_request_cycles, elem_bytes, unit_cycles
+from hwsim.units import unit_cycles
+from hwsim.units.dma import dram_request_cycles
 
 MIB = 1 << 20
 

@@ -8,9 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hwsim import ProgramError, compile_gemm, isa, preset, run, simulate_gemm, sparse_operands
+from hwsim.buffers import elem_bytes
 from hwsim.dram import DramModel, dma_cycles
 from hwsim.program import Program, TensorRef
-from hwsim.timing import elem_bytes, unit_cycles
+from hwsim.units import unit_cycles
 
 MIB = 1 << 20
 CONFIGS = {
@@ -223,7 +224,7 @@ def test_prune_program_equals_algorithms_compress():
     ref_v, ref_i = compress(torch.from_numpy(w.astype(np.float32)), 2, 8, dim=0)
     np.testing.assert_array_equal(res.outputs["V"], ref_v.numpy().astype(np.int8))
     np.testing.assert_array_equal(res.outputs["I"], ref_i.numpy().astype(np.int8))
-    from hwsim.sore import prune_cycles
+    from hwsim.units.sore import prune_cycles
 
     assert res.stats.busy["sore"] == prune_cycles(k, c, 2, 8, cfg.sore.lanes)
     assert res.stats.energy_pj["sore"] > 0
@@ -264,7 +265,7 @@ def test_update_program_equals_separately_rounded_torch_ops():
     np.testing.assert_array_equal(res.outputs["w"][0].view(np.uint32), w2.numpy().view(np.uint32))
     np.testing.assert_array_equal(res.outputs["v"][0].view(np.uint32), v2.numpy().view(np.uint32))
     np.testing.assert_array_equal(res.outputs["o"][0], w2.numpy().astype(np.float16))
-    from hwsim.vector_unit import update_cycles
+    from hwsim.units.vector import update_cycles
 
     assert res.stats.busy["vector"] == update_cycles(n, lanes, 1)
     assert res.stats.energy_pj["vector"] > 0

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from algorithms.nm import compress, decompress, nm_mask
 from hwsim import isa
 from hwsim.config import ArrayConfig, SoreConfig, preset
-from hwsim.sore import (
+from hwsim.units.sore import (
     check_prune,
     magnitude_keys,
     prune,

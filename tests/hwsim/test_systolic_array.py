@@ -17,7 +17,7 @@ from hwsim.systolic_array import (
     ws_stream_cycles,
     ws_tile_per_cycle,
 )
-from hwsim.timing import unit_cycles
+from hwsim.units import unit_cycles
 
 # +-0, subnormals, 1, max, inf, NaN (quiet and signalling), a tie-maker
 F16_CORNERS = np.array([0x0000, 0x8000, 0x0001, 0x83FF, 0x3C00, 0xBC00, 0x7BFF, 0xFBFF,

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hwsim import isa
 from hwsim.config import preset
 from hwsim.numerics import U, cast_fp32_to_fp16, gamma
-from hwsim.vector_unit import (
+from hwsim.units.vector import (
     check_update,
     fp32_mul,
     fp32_mul_array,

@@ -22,8 +22,8 @@ from algorithms.nm import compress
 from hwsim import isa
 from hwsim.config import ArrayConfig, SoreConfig, preset
 from hwsim.numerics import fp16_mac, fp16_mul_exact, fp32_add
-from hwsim.sore import prune, prune_cycles
-from hwsim.vector_unit import update, update_cycles
+from hwsim.units.sore import prune, prune_cycles
+from hwsim.units.vector import update, update_cycles
 from rtl.cosim import available_simulators
 from rtl.cosim.runner import run_block
 from rtl.pe import PE

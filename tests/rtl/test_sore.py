@@ -10,7 +10,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from hwsim.config import ArrayConfig, SoreConfig, preset
-from hwsim.sore import prune, prune_cycles
+from hwsim.units.sore import prune, prune_cycles
 from rtl.sore import Sore
 
 PATTERNS = ("1:4", "2:4", "2:8", "1:8", "4:8")

@@ -13,7 +13,7 @@ from hwsim import isa
 from hwsim.config import preset
 from hwsim.numerics import fp32_add_array
 from hwsim.systolic_array import os_feed_cycles, os_tile_per_cycle, ws_tile_per_cycle
-from hwsim.timing import unit_cycles
+from hwsim.units import unit_cycles
 from rtl.array_unit import ArrayUnit
 from rtl.systolic_array import SystolicArray
 

@@ -10,7 +10,7 @@ from amaranth.sim import Simulator
 from hwsim import isa
 from hwsim.config import preset
 from hwsim.numerics import cast_fp32_to_fp16
-from hwsim.vector_unit import fp32_mul_array, update, update_cycles
+from hwsim.units.vector import fp32_mul_array, update, update_cycles
 from rtl.fp32 import Fp32Multiplier, fp32_to_fp16
 from rtl.vector_unit import VectorUnit
 from tests.rtl.comb_bench import run_comb

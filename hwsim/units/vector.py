@@ -91,14 +91,19 @@ import numpy as np
 from numba import njit
 from numba.cpython.unsafe.numbers import leading_zeros
 
-from . import isa
-from .config import AcceleratorConfig
-from .numerics import CANONICAL_NAN_F32, _fp32_operand, fp32_add, fp32_elementwise, fp32_to_fp16
+from .. import isa
+from ..config import AcceleratorConfig
+from ..numerics import CANONICAL_NAN_F32, _fp32_operand, fp32_add, fp32_elementwise, fp32_to_fp16
+from ..program import COL
+from . import Access, UnitModel, UnitTiming
 
 __all__ = [
     "ADAM",
     "OPTIMIZERS",
+    "LATENCY",
     "PIPELINE_STAGES",
+    "VectorModel",
+    "pass_cycles",
     "SGD",
     "SGD_MOMENTUM",
     "SGD_MOMENTUM_FIRST",
@@ -129,6 +134,10 @@ OPTIMIZERS = {SGD: "SGD", SGD_MOMENTUM: "SGD with momentum", ADAM: "Adam",
               SGD_MOMENTUM_FIRST: "SGD with momentum, first step"}
 PIPELINE_STAGES = 8
 """Stage of an entry at its out write (stage 0 issues its first read)."""
+LATENCY = PIPELINE_STAGES + 2
+"""Fill and drain of one pass through the pipeline, cycles: a pass issuing one entry every
+``P`` cycles takes ``P * entries + LATENCY - P`` (the eight stages, the read latency and the
+done cycle)."""
 
 _SIGN32 = 0x80000000
 _MANT32 = 0x007FFFFF
@@ -289,7 +298,7 @@ def update_cycles(count: int, lanes: int, optimizer: int) -> int:
     """
     period = update_period(optimizer)
     entries = update_entries(count, lanes)
-    return 2 if entries == 0 else period * entries + 10 - period
+    return 2 if entries == 0 else period * entries + LATENCY - period
 
 
 def update_flops(count: int, optimizer: int) -> int:
@@ -650,3 +659,71 @@ def update_cost(cmd: isa.Update, config: AcceleratorConfig) -> UpdateCost:
         sram_read_bytes=entries * operands * lanes * 4,
         sram_write_bytes=(entries * (operands - 1) + out) * lanes * 4,
     )
+
+
+def pass_cycles(count, period, vbytes, optimizer, config: AcceleratorConfig) -> np.ndarray:
+    """``unit_cycles`` of vector-engine rows (vectorised).
+
+    ``period == 0``: an optimizer step, :func:`update_cycles` of ``count`` words (the RTL's
+    formula). ``period = P > 0``: an elementwise pass (a compiler annotation, see
+    :mod:`hwsim.program`) issuing one ``lanes``-word entry every ``P`` cycles through the same
+    pipeline, ``P * ceil(count / lanes) + LATENCY - P`` (2 when ``count == 0``). Both take at
+    least ``ceil(count * vbytes / dram_bytes_per_cycle) + dram latency + 1``: streaming their
+    operands and results at the DRAM's peak bandwidth.
+    """
+    count = np.atleast_1d(np.asarray(count, np.int64))
+    period = np.broadcast_to(np.asarray(period, np.int64), count.shape)
+    opt = np.broadcast_to(np.asarray(optimizer, np.int64), count.shape)
+    entries = -(-count // config.vector.lanes)
+    step = np.where(period == 0, np.where(opt == SGD, 2, 3), period)
+    comp = np.where(entries == 0, 2, step * entries + LATENCY - step)
+    nbytes = count * np.broadcast_to(np.asarray(vbytes, np.int64), count.shape)
+    mem = np.ceil(nbytes / config.dram_bytes_per_cycle - 1e-9).astype(np.int64)
+    mem = np.where(nbytes > 0, mem + config.dram_latency_cycles + 1, 0)
+    return np.maximum(comp, mem)
+
+
+class VectorModel(UnitModel):
+    """UPDATE: optimizer steps, and the compiler's elementwise passes (module docstring)."""
+
+    name = "vector"
+    opcodes = (isa.Opcode.UPDATE,)
+
+    def check(self, cmd, config):
+        return check_update(cmd, config, config.vec_depth)
+
+    def execute(self, cmd, machine, config):
+        update(machine.buffers[isa.Buffer.VEC], cmd, machine.regs)
+
+    def cycles(self, rows, config):
+        return UnitTiming(pass_cycles(rows[:, COL["count"]], rows[:, COL["vperiod"]],
+                                      rows[:, COL["vbytes"]], rows[:, COL["optimizer"]], config))
+
+    def footprint(self, cmd, config):
+        lanes = config.vector.lanes
+        e = update_entries(cmd.count, lanes)
+        regions = [(cmd.w_addr, True), (cmd.g_addr, False)]
+        if cmd.optimizer != SGD:
+            regions.append((cmd.v_addr, True))
+        out = [Access(isa.Buffer.VEC, "w" if w else "r", a, a + e, w) for a, w in regions]
+        o = -(-cmd.count // (2 * lanes))
+        out.append(Access(isa.Buffer.VEC, "w", cmd.out_addr, cmd.out_addr + o, True))
+        return out
+
+    def account(self, rows, timing, config, acc):
+        lanes = config.vector.lanes
+        count, period = rows[:, COL["count"]], rows[:, COL["vperiod"]]
+        opt = rows[:, COL["optimizer"]]
+        step = period == 0
+        # optimizer steps: 6 operations a word with momentum, else 4 (update_flops)
+        flops = np.where(step, count * np.where(opt == SGD_MOMENTUM, 6, 4),
+                         count * rows[:, COL["vflops"]])
+        acc.add("vector", "vector_flop", int(flops.sum()))
+        entries = -(-count[step] // lanes)
+        operands = np.where(opt[step] == SGD, 2, 3)
+        out = -(-count[step] // (2 * lanes))
+        acc.sram(int((entries * operands).sum()) * lanes * 4,
+                 int((entries * (operands - 1) + out).sum()) * lanes * 4)
+        other = int((count * rows[:, COL["vbytes"]]).sum())
+        acc.bytes["dram_other"] += other
+        acc.add("dram", "dram_byte", other)

@@ -57,11 +57,14 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from . import isa
-from .config import AcceleratorConfig
+from .. import isa
+from ..config import AcceleratorConfig
+from ..program import COL
+from . import Access, UnitModel, UnitTiming
 
 __all__ = [
     "PruneCost",
+    "SoreModel",
     "PruneResult",
     "check_prune",
     "magnitude_keys",
@@ -382,3 +385,51 @@ def prune_cost(cmd: isa.Prune, config: AcceleratorConfig) -> PruneCost:
         sram_read_bytes=cmd.rows * prune_passes(C, L) * C * eb,
         sram_write_bytes=out * C * (eb + 1),
     )
+
+
+class SoreModel(UnitModel):
+    """PRUNE (module docstring). A compiler's PRUNE row may carry ``xbytes``: DRAM bytes the
+    SORE streams outside the DMA queues (the weights read and the sparse copies written when
+    pruning runs off DRAM), counted as ``dram_other`` traffic."""
+
+    name = "sore"
+    opcodes = (isa.Opcode.PRUNE,)
+
+    def check(self, cmd, config):
+        bad = check_prune(cmd, config)
+        if bad is not None:
+            return bad
+        out = cmd.rows * cmd.n >> cmd.log2m
+        if cmd.idx_addr + out > config.idx_depth:
+            return "idx_addr", (f"index entries {cmd.idx_addr}..{cmd.idx_addr + out - 1} "
+                                f"overflow the IDX buffer of {config.idx_depth} entries")
+        return None
+
+    def execute(self, cmd, machine, config):
+        src = machine.buffers[isa.Buffer(cmd.src_buf)][cmd.src_addr:cmd.src_addr + cmd.rows]
+        res = prune(src.copy(), cmd.n, 1 << cmd.log2m, lanes=config.sore.lanes)
+        out = res.values.shape[0]
+        machine.buffers[isa.Buffer.WGT][cmd.dst_addr:cmd.dst_addr + out] = res.values
+        machine.buffers[isa.Buffer.IDX][cmd.idx_addr:cmd.idx_addr + out] = res.indices
+
+    def cycles(self, rows, config):
+        passes = -(-config.array.cols // config.sore.lanes)
+        n_rows = rows[:, COL["rows"]]
+        return UnitTiming(np.where(n_rows == 0, 2, n_rows * passes + rows[:, COL["n"]] + 3))
+
+    def footprint(self, cmd, config):
+        out = cmd.rows * cmd.n >> cmd.log2m
+        return [Access(cmd.src_buf, "r", cmd.src_addr, cmd.src_addr + cmd.rows, False),
+                Access(isa.Buffer.WGT, "w", cmd.dst_addr, cmd.dst_addr + out, True),
+                Access(isa.Buffer.IDX, "w", cmd.idx_addr, cmd.idx_addr + out, True)]
+
+    def account(self, rows, timing, config, acc):
+        C, L = config.array.cols, config.sore.lanes
+        n_rows, n = rows[:, COL["rows"]], rows[:, COL["n"]]
+        out = (n_rows * n) >> rows[:, COL["log2m"]]
+        eb = config.array.elem_bytes
+        acc.add("sore", "sore_compare", int((n_rows * C * n).sum()))
+        acc.sram(int(n_rows.sum()) * prune_passes(C, L) * C * eb, int(out.sum()) * C * (eb + 1))
+        other = int(rows[:, COL["xbytes"]].sum())
+        acc.bytes["dram_other"] += other
+        acc.add("dram", "dram_byte", other)

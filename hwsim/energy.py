@@ -1,0 +1,59 @@
+"""The energy model, one for every output: energy = sum of actions x the config's energy table.
+
+Units count *actions* (:meth:`hwsim.units.UnitModel.account`): MACs, SRAM and DRAM bytes, SORE
+comparisons, vector operations, each filed under the component that spends it. This module
+prices them with :class:`hwsim.config.EnergyTable` (picojoules per action) and adds static
+power over the run's time. Every CLI output, report and sweep reads ``Stats.energy_pj``, which
+comes from here.
+
+Components: ``array`` (MACs, ``mac_int8``/``mac_fp16``), ``sore`` (``sore_compare``),
+``vector`` (``vector_flop``), ``sram`` (``sram_read_byte``, ``sram_write_byte``), ``dram``
+(``dram_byte``: DMA traffic and the traffic units stream outside the DMA queues) and
+``static`` (``static_mw`` over the run's cycles at ``clock_mhz``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+from .config import AcceleratorConfig
+
+__all__ = ["COMPONENTS", "energy_pj", "price"]
+
+COMPONENTS = ("array", "sore", "vector", "sram", "dram", "static")
+"""Components in the order reports list them (every one is present in a result)."""
+
+
+def price(action: str, config: AcceleratorConfig) -> float:
+    """Picojoules of one ``action`` (an :class:`hwsim.config.EnergyTable` field name).
+
+    Raises
+    ------
+    KeyError
+        An action the energy table does not price.
+    """
+    table = config.energy
+    if action not in {f.name for f in fields(table)} or action == "static_mw":
+        raise KeyError(f"no energy price for action {action!r}")
+    return float(getattr(table, action))
+
+
+def energy_pj(actions: dict[str, dict[str, float]], cycles: int,
+              config: AcceleratorConfig) -> dict[str, float]:
+    """Energy per component, picojoules.
+
+    Parameters
+    ----------
+    actions : dict
+        ``actions[component][action]`` counts (:class:`hwsim.units.Accounting`).
+    cycles : int
+        The run's cycles (static energy).
+    config : AcceleratorConfig
+    """
+    out = dict.fromkeys(COMPONENTS, 0.0)
+    for component, counts in actions.items():
+        out[component] = out.get(component, 0.0) + sum(
+            n * price(a, config) for a, n in counts.items())
+    seconds = cycles / (config.clock_mhz * 1e6)
+    out["static"] = config.energy.static_mw * 1e-3 * seconds * 1e12
+    return out

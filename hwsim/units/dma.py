@@ -1,0 +1,121 @@
+"""The DMA unit: LOAD (DRAM -> buffer, queue DMA_IN) and STORE (buffer -> DRAM, queue DMA_OUT).
+
+Semantics (:class:`hwsim.isa.Load`, :class:`hwsim.isa.Store`): entry ``r`` of the command
+moves ``elems`` elements between DRAM byte address ``dram_addr + r * stride`` and buffer entry
+``sram_addr + r``; a LOAD zero-fills the rest of the entry (how partial tiles are padded).
+
+Cycles (start to done, inclusive), ``fixed`` DRAM model (the RTL testbench's)::
+
+    LOAD   1 + dma_issue_cycles(rows, bytes) + dram_latency_cycles
+    STORE  2 + dma_issue_cycles(rows, bytes)
+    empty  2
+
+with ``dma_issue_cycles = ceil(rows / channels) * dram_request_cycles(bytes)``. With the
+``banked`` model a command's duration depends on its addresses and on the row buffers earlier
+commands left open: :func:`hwsim.dram.dma_cycles` times the program's DMA commands in program
+order (its docstring states the ordering rule); it returns these closed forms for ``fixed``.
+RTL: ``rtl/dma.py``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import buffers, isa
+from ..config import AcceleratorConfig
+from ..dram import dma_cycles
+from ..program import COL
+from . import Access, Accounting, UnitModel, UnitTiming
+
+__all__ = ["DmaModel", "dma_issue_cycles", "dram_request_cycles"]
+
+
+def dram_request_cycles(nbytes: int, config: AcceleratorConfig) -> int:
+    """Issue slots one DMA request of ``nbytes`` occupies on one DRAM channel: one per cycle
+    while a request fits a cycle's worth of the channel's bandwidth, proportionally more
+    otherwise."""
+    per_channel = config.dram_bytes_per_cycle / config.dram.channels
+    return max(1, math.ceil(nbytes / per_channel - 1e-9))
+
+
+def dma_issue_cycles(rows: int, nbytes: int, config: AcceleratorConfig) -> int:
+    """Cycles a DMA command spends issuing ``rows`` requests of ``nbytes``: the rows are striped
+    over the ``dram.channels`` channels, each taking one request per slot. With one channel (the
+    RTL's memory port) this is ``rows * dram_request_cycles``."""
+    return -(-rows // config.dram.channels) * dram_request_cycles(nbytes, config)
+
+
+def _fields(rows: np.ndarray, config: AcceleratorConfig):
+    store = rows[:, COL["opcode"]] == isa.Opcode.STORE
+    nbytes = rows[:, COL["elems"]] * buffers.elem_bytes_of(rows[:, COL["buf"]], config)
+    return store, rows[:, COL["dram_addr"]], rows[:, COL["rows"]], nbytes, rows[:, COL["stride"]]
+
+
+class DmaModel(UnitModel):
+    """LOAD and STORE (module docstring)."""
+
+    name = "dma"
+    opcodes = (isa.Opcode.LOAD, isa.Opcode.STORE)
+
+    def check(self, cmd, config):
+        if cmd.buf not in isa.Buffer._value2member_map_:
+            return "buf", f"buffer {cmd.buf} is not one of {[b.name for b in isa.Buffer]}"
+        b = isa.Buffer(cmd.buf)
+        depth, width = buffers.depth(b, config), buffers.width(b, config)
+        if cmd.sram_addr + cmd.rows > depth:
+            last = cmd.sram_addr + cmd.rows - 1
+            return "rows", (f"entries {cmd.sram_addr}..{last} overflow the {b.name} buffer of "
+                            f"{depth} entries")
+        if cmd.elems > width:
+            return "elems", f"{cmd.elems} elements exceed the {b.name} entry of {width}"
+        return None
+
+    def execute(self, cmd, machine, config):
+        buf = machine.buffers[isa.Buffer(cmd.buf)]
+        esz = buf.dtype.itemsize
+        n = cmd.elems * esz
+        if cmd.OPCODE == isa.Opcode.LOAD:
+            for r in range(cmd.rows):
+                a = cmd.dram_addr + r * cmd.stride
+                raw = np.zeros(buf.shape[1] * esz, np.uint8)
+                chunk = machine.dram[a:a + n]
+                raw[:len(chunk)] = chunk
+                buf[cmd.sram_addr + r] = raw.view(buf.dtype)
+        else:
+            for r in range(cmd.rows):
+                a = cmd.dram_addr + r * cmd.stride
+                machine.dram[a:a + n] = buf[cmd.sram_addr + r].view(np.uint8)[:n]
+
+    def cycles(self, rows, config):
+        timing = dma_cycles(*_fields(rows, config), config)
+        return UnitTiming(timing.cycles, timing)
+
+    def command_cycles(self, cmd, config):
+        if cmd.rows == 0:
+            return 2
+        issue = dma_issue_cycles(cmd.rows, cmd.elems * buffers.elem_bytes(cmd.buf, config),
+                                 config)
+        return issue + (config.dram_latency_cycles + 1 if cmd.OPCODE == isa.Opcode.LOAD else 2)
+
+    def footprint(self, cmd, config):
+        lo, hi = cmd.sram_addr, cmd.sram_addr + cmd.rows
+        if cmd.OPCODE == isa.Opcode.LOAD:
+            return [Access(cmd.buf, "w", lo, hi, True)]
+        # the ACC buffer has a read port of its own for stores (the array drains through another)
+        return [Access(cmd.buf, "r_store" if cmd.buf == isa.Buffer.ACC else "r", lo, hi, False)]
+
+    def account(self, rows, timing, config, acc: Accounting):
+        store, _, n, nbytes, _ = _fields(rows, config)
+        moved = n * nbytes
+        read, written = int(moved[~store].sum()), int(moved[store].sum())
+        acc.bytes["dram_read"] += read
+        acc.bytes["dram_write"] += written
+        acc.sram(written, read)
+        acc.add("dram", "dram_byte", read + written)
+        t = timing.detail
+        acc.stall("dram_latency", int(((~store) & (n > 0)).sum()) * config.dram_latency_cycles)
+        acc.stall("dram_bandwidth", int((t.transfer - t.ideal).sum()))
+        acc.dram["row_hits"] += int(t.row_hits.sum())
+        acc.dram["row_misses"] += int(t.row_misses.sum())
