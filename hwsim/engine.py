@@ -19,8 +19,9 @@ passes are compiler annotations the per-command checks do not accept (:mod:`hwsi
 
 from __future__ import annotations
 
+import copy
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -94,11 +95,11 @@ class Stats:
         MACs the array performed.
     utilisation : float
         ``macs / (cycles * PEs)``.
-    accept_cycles, start_cycles, retire_cycles : list of int
-        Per command: the cycle the controller accepted it, its unit started it, and its unit
-        finished it (cycle 0: first command accepted).
     schedule : Schedule
-        The same per-command cycles as arrays, with token times and durations (not serialised).
+        Per command, arrays: accept, token, start and done cycles and durations.
+    accept_cycles, start_cycles, retire_cycles : list of int
+        Per command (properties, from :attr:`schedule`): the cycle the controller accepted it,
+        its unit started it, and its unit finished it (cycle 0: first command accepted).
     """
 
     cycles: int = 0
@@ -109,26 +110,34 @@ class Stats:
     energy_pj: dict[str, float] = field(default_factory=dict)
     macs: int = 0
     utilisation: float = 0.0
-    accept_cycles: list[int] = field(default_factory=list)
-    start_cycles: list[int] = field(default_factory=list)
-    retire_cycles: list[int] = field(default_factory=list)
     schedule: Schedule | None = field(default=None, repr=False, compare=False)
+
+    def _per_command(self, name: str) -> list[int]:
+        return [] if self.schedule is None else getattr(self.schedule, name).tolist()
+
+    @property
+    def accept_cycles(self) -> list[int]:
+        return self._per_command("accept")
+
+    @property
+    def start_cycles(self) -> list[int]:
+        return self._per_command("start")
+
+    @property
+    def retire_cycles(self) -> list[int]:
+        return self._per_command("end")
 
     @property
     def energy_total_pj(self) -> float:
         return float(sum(self.energy_pj.values()))
 
     def to_dict(self, *, per_command: bool = False) -> dict:
-        sched, self.schedule = self.schedule, None
-        try:
-            d = asdict(self)
-        finally:
-            self.schedule = sched
-        d.pop("schedule")
+        d = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)
+             if f.name != "schedule"}
         d["energy_total_pj"] = self.energy_total_pj
-        if not per_command:
-            for k in ("accept_cycles", "start_cycles", "retire_cycles"):
-                d.pop(k)
+        if per_command:
+            d.update(accept_cycles=self.accept_cycles, start_cycles=self.start_cycles,
+                     retire_cycles=self.retire_cycles)
         return d
 
     def to_json(self, **kw) -> str:
@@ -298,8 +307,6 @@ def run(program: Program, config: AcceleratorConfig, mode: str = "timing", *,
     stats = Stats()
     stats.cycles = int(end.max()) + 1 if n else 0
     stats.schedule = Schedule(accept, token, start, end, dur)
-    stats.accept_cycles, stats.start_cycles = accept.tolist(), start.tolist()
-    stats.retire_cycles = end.tolist()
     stats.busy = {u.name.lower(): int(dur[(unit == int(u)) & ~control].sum()) for u in isa.Unit}
     stats.stalls = acc.stalls
     stats.bytes = acc.bytes
