@@ -23,6 +23,8 @@ import yaml
 __all__ = [
     "DATAFLOWS",
     "DATATYPES",
+    "LOOKUP_ELEMENTS",
+    "TIER_KINDS",
     "AcceleratorConfig",
     "ArrayConfig",
     "BufferConfig",
@@ -41,6 +43,8 @@ __all__ = [
 DATAFLOWS = ("os", "ws")
 DATATYPES = ("int8", "fp16")
 DRAM_MODELS = ("fixed", "banked")
+TIER_KINDS = ("sram", "hbm", "ddr", "cxl", "pmem")
+LOOKUP_ELEMENTS = ("fp16", "int8")
 
 
 class ConfigError(ValueError):
@@ -224,25 +228,112 @@ class DramConfig:
 
 @dataclass(frozen=True)
 class MemoryTier:
-    """One level of the lookup engine's table memory (SRAM, HBM, DDR, CXL, PMEM)."""
+    """One level of the lookup engine's table memory: on-chip SRAM, HBM, DDR, CXL or PMEM.
+
+    A tier is ``channels`` independent channels, each with ``banks`` banks of one open
+    ``row_bytes`` row buffer, timed by :class:`hwsim.tiers.TierModel` (the banked model of
+    :mod:`hwsim.dram`). :func:`hwsim.tiers.tier_preset` has sourced numbers for each kind; the
+    defaults here are one DDR4-3200 channel.
+
+    Parameters
+    ----------
+    name : str
+        Unique within :attr:`LookupConfig.tiers`; :attr:`LookupConfig.placement` refers to it.
+    kind : str
+        One of :data:`TIER_KINDS`: ``"sram"``, ``"hbm"``, ``"ddr"``, ``"cxl"``, ``"pmem"``.
+    capacity_gib : float
+        Capacity over all channels, GiB (2^30 bytes); tables are placed by it.
+    channels : int
+        Independent channels (HBM: pseudo-channels; DDR5: 32-bit sub-channels).
+    banks : int
+        Banks per channel, each with its own row buffer.
+    row_bytes : int
+        Row-buffer (page) size per bank over the channel's width, a power of two. For SRAM a
+        nominal value: ``row_miss_ns`` must be 0 there.
+    interleave_bytes : int
+        Channel interleaving granularity, a power of two from ``access_bytes`` to ``row_bytes``:
+        consecutive chunks of this size rotate over the channels, so a table row of at most this
+        size, aligned, is served by one channel from one DRAM row.
+    access_bytes : int
+        Access granularity, a power of two: every request moves whole aligned accesses (64 for
+        DDR, HBM, CXL and SRAM lines, 256 for Optane-class persistent memory), so a 64-byte
+        read from a 256-byte-granular tier moves 256 bytes.
+    bandwidth_gbps : float
+        Peak read bandwidth per channel, GB/s (10^9 bytes per second).
+    write_bandwidth_gbps : float
+        Peak write bandwidth per channel (persistent memory writes far slower than it reads).
+    read_latency_ns, write_latency_ns : float
+        From a request's last data leaving the channel's bus to its completion (a row hit's
+        latency; a row miss adds ``row_miss_ns`` before the transfer).
+    row_miss_ns : float
+        Precharge and activate of a row miss (0 for SRAM).
+    outstanding : int
+        Requests in flight per channel (the controller's queue; Little's law: a channel needs
+        ``bandwidth x latency`` bytes in flight to reach its peak).
+    read_pj_per_byte, write_pj_per_byte : float
+        Energy per byte moved, picojoules (the tier's device and interface; a byte read or
+        written through the access granularity counts).
+    """
 
     name: str = "ddr"
-    capacity_gib: float = 16.0
+    kind: str = "ddr"
+    capacity_gib: float = 32.0
     channels: int = 1
+    banks: int = 16
+    row_bytes: int = 8192
+    interleave_bytes: int = 4096
+    access_bytes: int = 64
     bandwidth_gbps: float = 25.6
-    read_latency_ns: float = 90.0
-    write_latency_ns: float = 90.0
-    pj_per_byte: float = 20.0
+    write_bandwidth_gbps: float = 25.6
+    read_latency_ns: float = 65.0
+    write_latency_ns: float = 65.0
+    row_miss_ns: float = 27.5
+    outstanding: int = 64
+    read_pj_per_byte: float = 160.0
+    write_pj_per_byte: float = 160.0
 
     def validate(self, path: str = "tier") -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ConfigError(f"{path}.name", self.name, "a non-empty string")
+        if self.kind not in TIER_KINDS:
+            raise ConfigError(f"{path}.kind", self.kind, f"one of {TIER_KINDS}")
         _positive_number(f"{path}.capacity_gib", self.capacity_gib)
         _positive_int(f"{path}.channels", self.channels)
+        _positive_int(f"{path}.banks", self.banks)
+        _power_of_two(f"{path}.row_bytes", self.row_bytes)
+        _power_of_two(f"{path}.access_bytes", self.access_bytes)
+        _power_of_two(f"{path}.interleave_bytes", self.interleave_bytes)
+        if not self.access_bytes <= self.interleave_bytes <= self.row_bytes:
+            raise ConfigError(
+                f"{path}.interleave_bytes", self.interleave_bytes,
+                f"a power of two from access_bytes ({self.access_bytes}) to row_bytes "
+                f"({self.row_bytes})")
         _positive_number(f"{path}.bandwidth_gbps", self.bandwidth_gbps)
+        _positive_number(f"{path}.write_bandwidth_gbps", self.write_bandwidth_gbps)
         _nonneg_number(f"{path}.read_latency_ns", self.read_latency_ns)
         _nonneg_number(f"{path}.write_latency_ns", self.write_latency_ns)
-        _nonneg_number(f"{path}.pj_per_byte", self.pj_per_byte)
+        _nonneg_number(f"{path}.row_miss_ns", self.row_miss_ns)
+        if self.kind == "sram" and self.row_miss_ns != 0:
+            raise ConfigError(f"{path}.row_miss_ns", self.row_miss_ns,
+                              "0 for an sram tier (its row misses are free)")
+        _positive_int(f"{path}.outstanding", self.outstanding)
+        _nonneg_number(f"{path}.read_pj_per_byte", self.read_pj_per_byte)
+        _nonneg_number(f"{path}.write_pj_per_byte", self.write_pj_per_byte)
+
+    @property
+    def capacity_bytes(self) -> int:
+        """Capacity in bytes (``capacity_gib * 2^30``, rounded down)."""
+        return int(self.capacity_gib * (1 << 30))
+
+    @property
+    def peak_gbps(self) -> float:
+        """Peak read bandwidth over all channels, GB/s."""
+        return self.channels * self.bandwidth_gbps
+
+    @property
+    def peak_write_gbps(self) -> float:
+        """Peak write bandwidth over all channels, GB/s."""
+        return self.channels * self.write_bandwidth_gbps
 
 
 @dataclass(frozen=True)
@@ -267,21 +358,101 @@ class VectorConfig:
 
 @dataclass(frozen=True)
 class LookupConfig:
-    """Big-memory lookup engine (MemoryFormer hashing, gathers; AttMEMO map fetches)."""
+    """Big-memory lookup engine (MemoryFormer hashing, gathers; AttMEMO map fetches).
+
+    Parameters
+    ----------
+    hash_lanes : int
+        Chunk elements ``z_j`` the hash unit takes per cycle (sign bit, ``sigmoid(2|z_j|/t)``
+        of :func:`hwsim.numerics.hw_sigmoid`, one product step each). A token needs ``d`` of
+        them against ``K x h`` gathered elements, so a few lanes keep up with the gathers.
+    gather_lanes : int
+        fp32 accumulate lanes: table-row elements weighted and accumulated per cycle. Sized so
+        that ``gather_lanes x element bytes x clock`` exceeds the tiers' bandwidth, the engine
+        stays memory-bound (rows of 0.5-2 KB, DESIGN.md).
+    tiers : tuple of MemoryTier
+        The table memories, names unique.
+    placement : tuple of str
+        Tier names in the order tables fill them by capacity
+        (:func:`hwsim.tiers.place_tables`); ``()`` means every tier in the order of ``tiers``
+        (kept empty rather than filled in so that replacing ``tiers`` keeps the default).
+    hot_rows : int
+        Rows of an on-chip hot-row SRAM cache in front of the tiers (0: none). Row requests that
+        hit it never reach a tier.
+    element : str
+        Table row element, ``"fp16"`` or ``"int8"`` (bytes per element: 2 or 1); a row of ``h``
+        elements is ``h x element bytes``.
+    request_ports : int
+        Row requests the gather unit issues per cycle over all tiers (its address ports): with
+        small rows this, not bandwidth, can bound the gathers.
+    inflight_kib : int
+        On-chip buffer for rows requested and not yet accumulated, KiB. Rows in flight are at
+        most ``inflight_kib * 1024 // row bytes`` (:meth:`rows_in_flight`), and Little's law
+        needs ``bandwidth x latency`` bytes in flight to reach a tier's peak.
+    """
 
     hash_lanes: int = 4
     gather_lanes: int = 4
     tiers: tuple[MemoryTier, ...] = (MemoryTier(),)
+    placement: tuple[str, ...] = ()
+    hot_rows: int = 0
+    element: str = "fp16"
+    request_ports: int = 1
+    inflight_kib: int = 16
 
     def validate(self, path: str = "lookup") -> None:
         _positive_int(f"{path}.hash_lanes", self.hash_lanes)
         _positive_int(f"{path}.gather_lanes", self.gather_lanes)
-        if not self.tiers:
+        if not isinstance(self.tiers, tuple) or not self.tiers:
             raise ConfigError(f"{path}.tiers", self.tiers, "at least one memory tier")
         for i, t in enumerate(self.tiers):
             if not isinstance(t, MemoryTier):
                 raise ConfigError(f"{path}.tiers[{i}]", t, "a memory tier mapping")
             t.validate(f"{path}.tiers[{i}]")
+        names = [t.name for t in self.tiers]
+        for i, n in enumerate(names):
+            if n in names[:i]:
+                raise ConfigError(f"{path}.tiers[{i}].name", n,
+                                  f"a name no other tier has (tiers: {names})")
+        if not isinstance(self.placement, tuple) or any(
+                p not in names for p in self.placement) or len(set(self.placement)) != len(
+                self.placement):
+            raise ConfigError(f"{path}.placement", self.placement,
+                              f"distinct tier names from {tuple(names)}, or () for all in order")
+        if isinstance(self.hot_rows, bool) or not isinstance(self.hot_rows, int) \
+                or self.hot_rows < 0:
+            raise ConfigError(f"{path}.hot_rows", self.hot_rows, "a non-negative integer")
+        if self.element not in LOOKUP_ELEMENTS:
+            raise ConfigError(f"{path}.element", self.element, f"one of {LOOKUP_ELEMENTS}")
+        _positive_int(f"{path}.request_ports", self.request_ports)
+        _positive_int(f"{path}.inflight_kib", self.inflight_kib)
+
+    @property
+    def placement_order(self) -> tuple[str, ...]:
+        """Tier names in placement order (``placement``, or every tier when it is empty)."""
+        return self.placement or tuple(t.name for t in self.tiers)
+
+    @property
+    def element_bytes(self) -> int:
+        """Bytes of one table element."""
+        return 2 if self.element == "fp16" else 1
+
+    def tier(self, name: str) -> MemoryTier:
+        """The tier called ``name``.
+
+        Raises
+        ------
+        KeyError
+            If no tier has that name.
+        """
+        for t in self.tiers:
+            if t.name == name:
+                return t
+        raise KeyError(f"no memory tier {name!r}; tiers: {[t.name for t in self.tiers]}")
+
+    def rows_in_flight(self, row_bytes: int) -> int:
+        """Row requests the in-flight buffer holds for rows of ``row_bytes`` (at least 1)."""
+        return max(1, self.inflight_kib * 1024 // row_bytes)
 
 
 @dataclass(frozen=True)
@@ -537,7 +708,8 @@ def _build(cls: type, data: Any, path: str) -> Any:
         elif cls is LookupConfig and name == "tiers":
             if not isinstance(value, list | tuple):
                 raise ConfigError(p, value, "a list of memory tiers")
-            kwargs[name] = tuple(_build(MemoryTier, t, f"{p}[{i}]") for i, t in enumerate(value))
+            kwargs[name] = tuple(t if isinstance(t, MemoryTier) else
+                                 _build(MemoryTier, t, f"{p}[{i}]") for i, t in enumerate(value))
         elif isinstance(value, list):
             kwargs[name] = tuple(value)
         else:
@@ -588,6 +760,17 @@ def _vcu1525() -> AcceleratorConfig:
       AXI ports of the DDR4 controllers; DMA timing follows the channels' bandwidth and banks,
       and the DMA issues up to four requests per cycle, one per AXI port
       (``dram.request_ports``).
+    - Lookup engine (MemoryFormer, AttMEMO): tables in 16 MiB of the URAM left beside the
+      buffers (``uram``: 16 channels of 64-byte lines, one line per channel per 200 MHz cycle,
+      12.8 GB/s each; row misses free; 1.6 pJ/bit, the top of the SRAM range, for FPGA
+      routing), then the card's four 16 GiB DDR4-2400 DIMMs (``ddr``: the ``dram`` section's
+      channels, banks, rows and latencies, 2 KiB channel interleave so a table row of up to
+      2 KiB stays in one DRAM row; 20 pJ/bit, the low end of DDR's 20-40). 256 fp32 gather
+      lanes: 512 bytes of fp16 rows per cycle, 102 GB/s at 200 MHz, above the DDR's 76.8 GB/s,
+      so gathers stay memory-bound; about 1,300 DSP48E2 at ~5 per lane (a multiply and an
+      add). 16 hash lanes (a token hashes ``d`` elements but gathers ``d x h / tau``). Four
+      request ports, one per DDR4 controller, and 64 KiB for rows in flight (Little's law:
+      76.8 GB/s x ~150 ns ~ 12 KB, with room for the URAM tier's rate).
     """
     return AcceleratorConfig(
         name="vcu1525",
@@ -600,10 +783,20 @@ def _vcu1525() -> AcceleratorConfig:
                         request_ports=4),
         sore=SoreConfig(lanes=32),
         vector=VectorConfig(lanes=64),
-        lookup=LookupConfig(hash_lanes=16, gather_lanes=16, tiers=(
-            MemoryTier("sram", 0.03, 1, 400.0, 5.0, 5.0, 1.0),
-            MemoryTier("ddr", 64.0, 4, 19.2, 90.0, 90.0, 20.0),
-        )),
+        lookup=LookupConfig(
+            hash_lanes=16, gather_lanes=256, element="fp16", request_ports=4, inflight_kib=64,
+            tiers=(
+                MemoryTier(name="uram", kind="sram", capacity_gib=16 / 1024, channels=16, banks=1,
+                           row_bytes=64, interleave_bytes=64, access_bytes=64,
+                           bandwidth_gbps=12.8, write_bandwidth_gbps=12.8, read_latency_ns=10.0,
+                           write_latency_ns=10.0, row_miss_ns=0.0, outstanding=8,
+                           read_pj_per_byte=12.8, write_pj_per_byte=12.8),
+                MemoryTier(name="ddr", kind="ddr", capacity_gib=64.0, channels=4, banks=16,
+                           row_bytes=2048, interleave_bytes=2048, access_bytes=64,
+                           bandwidth_gbps=19.2, write_bandwidth_gbps=19.2, read_latency_ns=90.0,
+                           write_latency_ns=90.0, row_miss_ns=30.0, outstanding=64,
+                           read_pj_per_byte=160.0, write_pj_per_byte=160.0),
+            )),
         energy=EnergyTable(),
     )
 

@@ -52,6 +52,9 @@ DMA commands (:func:`dma_cycles`, what :func:`hwsim.run` uses)
     :data:`DMA_BURST_BYTES`, a strided row one request) and its duration follows from the
     stream's timing in the configured model; the banked model carries its row buffers across
     commands in program order (the ordering rule is in :func:`dma_cycles`).
+
+The lookup engine's memory tiers (:mod:`hwsim.tiers`) run on the same banked kernels, with a
+per-channel request-queue front end and separate read and write latencies and bandwidths.
 """
 
 from __future__ import annotations
@@ -150,8 +153,20 @@ def _service(addr, size, tf, channels, banks, gran_shift, line_shift, ch_bytes_p
 
 
 @njit(cache=True)
-def _banked_kernel(addrs, sizes, channels, banks, gran_shift, line_shift, ch_bytes_per_cycle,
-                   latency, miss_cycles, max_outstanding, ports):  # pragma: no cover - compiled
+def _banked_kernel(addrs, sizes, writes, channels, banks, gran_shift, line_shift,
+                   rd_bytes_per_cycle, wr_bytes_per_cycle, rd_latency, wr_latency, miss_cycles,
+                   max_outstanding, ch_outstanding, ports):  # pragma: no cover - compiled
+    """Issue and completion cycles, row hits and misses of requests in the given order.
+
+    Two front ends. ``ch_outstanding == 0`` (:class:`DramModel`): up to ``ports`` requests
+    issue per cycle, in order. ``ch_outstanding > 0`` (:mod:`hwsim.tiers`): request ``i``
+    arrives on cycle ``i // ports`` and enters the queue of every channel it touches, each
+    channel issuing in order with at most ``ch_outstanding`` in flight (a request waits for the
+    ``ch_outstanding``-th previous request of each of its channels to complete), so a full
+    channel does not hold up the others. Either way, ``max_outstanding > 0`` makes request
+    ``i`` wait for request ``i - max_outstanding`` to complete. Write requests (``writes[i]``)
+    move data at ``wr_bytes_per_cycle`` and complete ``wr_latency`` after it.
+    """
     n = addrs.shape[0]
     start = np.empty(n, np.int64)
     finish = np.empty(n, np.int64)
@@ -160,25 +175,47 @@ def _banked_kernel(addrs, sizes, channels, banks, gran_shift, line_shift, ch_byt
     open_row = np.full(nb, -1, np.int64)
     row_ready = np.zeros(nb, np.float64)
     last_data = np.zeros(nb, np.float64)
+    # per channel: finish cycles of its last ch_outstanding requests, its last issue cycle
+    ring = np.zeros((channels, max(ch_outstanding, 1)), np.int64)
+    count = np.zeros(channels, np.int64)
+    last_issue = np.zeros(channels, np.int64)
     hits = 0
     misses = 0
     t = -1
     used = ports  # requests issued on cycle t
     for i in range(n):
-        ti = t + 1 if used == ports else t
-        if i >= max_outstanding and finish[i - max_outstanding] + 1 > ti:
+        first = 0
+        touched = 0
+        if ch_outstanding > 0:
+            ti = i // ports
+            first = addrs[i] >> gran_shift
+            touched = min(((addrs[i] + sizes[i] - 1) >> gran_shift) - first + 1, channels)
+            for k in range(touched):
+                c = (first + k) % channels
+                ti = max(ti, last_issue[c])
+                if count[c] >= ch_outstanding:
+                    ti = max(ti, ring[c, count[c] % ch_outstanding] + 1)
+        else:
+            ti = t + 1 if used == ports else t
+        if max_outstanding > 0 and i >= max_outstanding and finish[i - max_outstanding] + 1 > ti:
             ti = finish[i - max_outstanding] + 1
         if ti != t:
             used = 0
         used += 1
         start[i] = ti
         t = ti
+        w = writes[i]
         done, h, m = _service(addrs[i], sizes[i], float(ti), channels, banks, gran_shift,
-                              line_shift, ch_bytes_per_cycle, miss_cycles, bus_free, open_row,
-                              row_ready, last_data)
+                              line_shift, wr_bytes_per_cycle if w else rd_bytes_per_cycle,
+                              miss_cycles, bus_free, open_row, row_ready, last_data)
         hits += h
         misses += m
-        finish[i] = math.ceil(done - 1e-9) - 1 + latency
+        finish[i] = math.ceil(done - 1e-9) - 1 + (wr_latency if w else rd_latency)
+        for k in range(touched):
+            c = (first + k) % channels
+            ring[c, count[c] % ch_outstanding] = finish[i]
+            count[c] += 1
+            last_issue[c] = ti
     return start, finish, hits, misses
 
 
@@ -374,7 +411,7 @@ class DramModel:
             raise ValueError(f"sizes has shape {s.shape}, addrs {a.shape}: they must match")
         s = np.array(np.broadcast_to(s, a.shape))
         w = (np.zeros(a.shape, dtype=bool) if writes is None
-             else np.asarray(writes, dtype=bool))
+             else np.array(writes, dtype=bool))
         if w.shape != a.shape:
             raise ValueError(f"writes has shape {w.shape}, addrs {a.shape}: they must match")
         if a.size and a.min() < 0:
@@ -388,9 +425,10 @@ class DramModel:
             hits = misses = 0
         else:
             d = cfg.dram
+            bpc = float(self.channel_bytes_per_cycle)
             start, finish, hits, misses = _banked_kernel(
-                a, s, d.channels, d.banks, *self._shifts, float(self.channel_bytes_per_cycle),
-                self.latency_cycles, float(self.miss_cycles), self.max_outstanding,
+                a, s, w, d.channels, d.banks, *self._shifts, bpc, bpc, self.latency_cycles,
+                self.latency_cycles, float(self.miss_cycles), self.max_outstanding, 0,
                 d.request_ports)
         cycles = int(finish.max()) + 1 if a.size else 0
         written = int(s[w].sum())

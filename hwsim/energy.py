@@ -6,9 +6,10 @@ prices them with :class:`hwsim.config.EnergyTable` (picojoules per action) and a
 power over the run's time. Every CLI output, report and sweep reads ``Stats.energy_pj``, which
 comes from here.
 
-Components: ``array`` (MACs, ``mac_int8``/``mac_fp16``), ``sore`` (``sore_compare``),
-``vector`` (``vector_flop``), ``sram`` (``sram_read_byte``, ``sram_write_byte``), ``dram``
-(``dram_byte``: DMA traffic and the traffic units stream outside the DMA queues) and
+Components: ``array`` (MACs, ``mac_int8``/``mac_fp16``), ``sore`` (``sore_compare``), ``vector`` and
+``lookup`` (``vector_flop``: the same fp32 operations), ``tier_NAME`` (bytes of the lookup engine's
+memory tier ``NAME`` at its energy per byte), ``sram`` (``sram_read_byte``, ``sram_write_byte``),
+``dram`` (``dram_byte``: DMA traffic and the traffic units stream outside the DMA queues) and
 ``static`` (``static_mw`` over the run's cycles at ``clock_mhz``).
 """
 
@@ -20,18 +21,25 @@ from .config import AcceleratorConfig
 
 __all__ = ["COMPONENTS", "energy_pj", "price"]
 
-COMPONENTS = ("array", "sore", "vector", "sram", "dram", "static")
-"""Components in the order reports list them (every one is present in a result)."""
+COMPONENTS = ("array", "sore", "vector", "lookup", "sram", "dram", "static")
+"""Components in the order reports list them (every one is present in a result); a run that
+uses the lookup engine's memory tiers adds one ``tier_NAME`` component per tier."""
 
 
 def price(action: str, config: AcceleratorConfig) -> float:
-    """Picojoules of one ``action`` (an :class:`hwsim.config.EnergyTable` field name).
+    """Picojoules of one ``action``: an :class:`hwsim.config.EnergyTable` field name, or
+    ``tier_read:NAME`` / ``tier_write:NAME``, a byte read from or written to the lookup
+    engine's memory tier ``NAME`` (its ``read_pj_per_byte`` / ``write_pj_per_byte``).
 
     Raises
     ------
     KeyError
-        An action the energy table does not price.
+        An action nothing prices.
     """
+    if action.startswith(("tier_read:", "tier_write:")):
+        kind, name = action.split(":", 1)
+        tier = config.lookup.tier(name)
+        return float(tier.read_pj_per_byte if kind == "tier_read" else tier.write_pj_per_byte)
     table = config.energy
     if action not in {f.name for f in fields(table)} or action == "static_mw":
         raise KeyError(f"no energy price for action {action!r}")

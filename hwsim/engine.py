@@ -285,6 +285,15 @@ def run(program: Program, config: AcceleratorConfig, mode: str = "timing", *,
     control = unit == int(isa.Unit.CONTROL)
     wait, signal = table[:, COL["wait"]], table[:, COL["signal"]]
     dur, parts = table_cycles(table, config)
+    machine = None
+    if mode == "functional":
+        # values first, in program order (what a race-free program computes on the concurrent
+        # machine); units whose cycles depend on values (lookup rows) report them here
+        machine = Machine(config, program.dram_image(inputs or {}))
+        for i, cmd in enumerate(cmds):
+            d = REGISTRY[cmd.OPCODE].execute(cmd, machine, config)
+            if d is not None:
+                dur[i] = d
     try:
         accept, token, start, end = schedule(unit, dur, wait, signal, control,
                                              config.queue_depth)
@@ -302,6 +311,7 @@ def run(program: Program, config: AcceleratorConfig, mode: str = "timing", *,
     acc.stalls = {**_idle_stalls(unit, control, wait, signal, token, start, end),
                   "dram_latency": 0, "dram_bandwidth": 0, "pipeline": 0}
     for name, (idx, timing) in parts.items():
+        timing = timing._replace(cycles=dur[idx])  # functional mode's value-dependent cycles
         next(m for m in REGISTRY.values() if m.name == name).account(table[idx], timing,
                                                                       config, acc)
     stats = Stats()
@@ -323,10 +333,7 @@ def run(program: Program, config: AcceleratorConfig, mode: str = "timing", *,
     stats.utilisation = stats.macs / (stats.cycles * R * C) if stats.cycles else 0.0
     stats.energy_pj = energy_pj(acc.actions, stats.cycles, config)
     result = RunResult(stats)
-    if mode == "functional":
-        machine = Machine(config, program.dram_image(inputs or {}))
-        for cmd in cmds:
-            REGISTRY[cmd.OPCODE].execute(cmd, machine, config)
+    if machine is not None:
         result.outputs = program.read_outputs(machine.dram)
         result.dram = machine.dram
     return result

@@ -272,13 +272,16 @@ class Update(Command):
 
 _LOOKUP_FIELDS = (
     ("in_addr", 16), ("p_addr", 16), ("out_addr", 16), ("table", 4), ("tokens", 16),
-    ("chunks", 12), ("width", 12), ("tier", 3),
+    ("chunks", 12), ("width", 12), ("tier", 3), ("mode", 2),
 )
 
 
 @dataclass(frozen=True)
 class _Lookup(Command):
-    """Fields shared by the lookup engine's commands."""
+    """Fields shared by the lookup engine's commands. Operands live in the VEC buffer as fp32
+    (or uint32) words, word ``w`` of an operand at ``addr`` being word ``w % L`` of entry
+    ``addr + w // L`` (``L = vector.lanes``); tables live in memory tier ``tier`` at the byte
+    address held in controller register ``table`` (:mod:`hwsim.units.lookup`)."""
 
     in_addr: int
     p_addr: int
@@ -288,6 +291,7 @@ class _Lookup(Command):
     chunks: int
     width: int
     tier: int = 0
+    mode: int = 0
     wait: int = 0
     signal: int = 0
 
@@ -296,23 +300,31 @@ class _Lookup(Command):
 @dataclass(frozen=True)
 class Hash(_Lookup):
     """Lookup engine hash: for each of ``tokens`` inputs at ``in_addr`` and each of ``chunks``
-    chunks of ``width`` (tau) elements, the sign bits give a row index (written to ``out_addr``)
-    and the chunk weight p(z) (written to ``p_addr``). ``table``/``tier`` unused."""
+    chunks of ``width`` (tau) elements, the sign bits give the flat row index
+    ``chunk * 2**tau + code`` (written to ``out_addr``) and the chunk weight p(z) (to
+    ``p_addr``); register ``table`` holds the fp32 scale ``2/t``. ``mode``: 0 the paper's
+    weight, 1 the official code's ``||z||_1 * p(z)``; 2 and 3 the backward of 0 and 1 (dz to
+    ``out_addr`` from dL/dp at ``p_addr``). ``tier`` unused."""
 
 
 @_command(Opcode.GATHER, Unit.LOOKUP, _LOOKUP_FIELDS)
 @dataclass(frozen=True)
 class Gather(_Lookup):
-    """Lookup engine gather: for each token, sum over chunks of p · T_chunk[row] (rows of
-    ``width`` = h elements) from table register ``table`` in memory tier ``tier``; row indices
-    at ``in_addr``, weights at ``p_addr``, output at ``out_addr``."""
+    """Lookup engine gather: row indices at ``in_addr`` select rows of ``width`` (h) elements
+    of the table at register ``table`` in tier ``tier``. ``mode`` 0: for each token, the sum
+    over chunks of p · T[row] (weights at ``p_addr``) to ``out_addr``; mode 1: for each token
+    and chunk, the dot product dY · T[row] (dY at ``p_addr``) to ``out_addr``."""
 
 
 @_command(Opcode.SCATTER, Unit.LOOKUP, _LOOKUP_FIELDS)
 @dataclass(frozen=True)
 class Scatter(_Lookup):
-    """Lookup engine backward: scatter-add p · dY (at ``out_addr``) into the hashed rows of the
-    table (read-modify-write in tier ``tier``)."""
+    """Lookup engine backward and update. ``mode`` 0: scatter-add p · dY (weights at
+    ``p_addr``, dY at ``out_addr``) into the hashed rows (``in_addr``) of the fp32 gradient
+    table at register ``table`` in tier ``tier`` (read-modify-write). ``mode`` 1: the sparse
+    optimizer step of the ``tokens`` rows listed at ``in_addr`` (SGD with momentum; table
+    registers ``table .. table+3``: fp16 table, fp32 master, gradient, momentum;
+    hyper-parameters from register ``p_addr``)."""
 
 
 @_command(Opcode.SETREG, Unit.CONTROL, (("reg", 4), ("value", 32)))

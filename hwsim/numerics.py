@@ -736,3 +736,391 @@ def matmul_error_bound(a, b, acc=None) -> np.ndarray:
     if acc is not None:
         mag = mag + np.abs(np.asarray(acc, dtype=np.float32).astype(np.float64))
     return error_bound(a64.shape[1], mag)
+
+
+# ---------------------------------------------------------------- hash unit: sigmoid, chunk weight
+# MemoryFormer's chunk weight p(z) = prod_j sigmoid(2|z_j|/t), or ||z||_1 * p(z) (the official
+# code, t = 1), as the lookup engine's hash unit computes it: a table-driven sigmoid and fp32
+# multiplies and adds, each rounded to nearest even (the datapath of rtl.fp32).
+
+__all__ += [
+    "CHUNK_WEIGHT_MAX_ABS_ERROR",
+    "CHUNK_WEIGHT_MAX_REL_ERROR",
+    "SIGMOID_C0",
+    "SIGMOID_C1",
+    "SIGMOID_MAX_ABS_ERROR",
+    "SIGMOID_MAX_REL_ERROR",
+    "SIGMOID_SEGMENTS",
+    "SIGMOID_X_MAX",
+    "chunk_weight",
+    "chunk_weight_bits",
+    "chunk_weight_grad",
+    "fp32_mul",
+    "hw_sigmoid",
+    "hw_sigmoid_array",
+]
+
+
+@njit(cache=True, inline="always")
+def fp32_mul(a, b):
+    """IEEE binary32 multiplication, round to nearest even, gradual underflow, canonical NaN.
+
+    Bit for bit the datapath of :func:`hwsim.units.vector.fp32_mul` (and ``rtl.fp32.fp32_mul``),
+    which a test checks; defined here so that the hash unit's arithmetic below depends only on
+    this module (``hwsim.units.vector`` imports ``hwsim.numerics``, not the other way round).
+
+    Parameters
+    ----------
+    a, b : uint32
+        binary32 bit patterns.
+
+    Returns
+    -------
+    uint32
+        binary32 bit pattern of ``a * b``.
+    """
+    # 1. unpack
+    x = np.int64(a) & 0xFFFFFFFF
+    y = np.int64(b) & 0xFFFFFFFF
+    sign = (x ^ y) & _SIGN32
+    ex = (x >> 23) & 0xFF
+    ey = (y >> 23) & 0xFF
+    x_special = ex == 0xFF
+    y_special = ey == 0xFF
+    x_zero = (x & 0x7FFFFFFF) == 0
+    y_zero = (y & 0x7FFFFFFF) == 0
+    nan = (x_special & ((x & _MANT32) != 0)) | (y_special & ((y & _MANT32) != 0))
+    nan |= (x_special & y_zero) | (y_special & x_zero)
+    mx = (x & _MANT32) | (_HIDDEN32 if ex != 0 else 0)
+    my = (y & _MANT32) | (_HIDDEN32 if ey != 0 else 0)
+    ex = max(ex, 1)
+    ey = max(ey, 1)
+    # 2. exact 48-bit product, value p * 2^(ex + ey - 300)
+    p = mx * my
+    # 3. normalised biased exponent
+    n = _msb(p | 1)
+    big_e = n + ex + ey - 173
+    # 4. shift into 24 bits (hidden bit at 23), or into a subnormal
+    e = max(big_e, 1)
+    rs = n - 23 + (e - big_e)
+    rsc = min(max(rs, 1), 49)
+    right = p >> rsc
+    rnd = (p >> (rsc - 1)) & 1
+    sticky = (p & ((np.int64(1) << (rsc - 1)) - 1)) != 0
+    left = (p << min(max(-rs, 0), 23)) & 0xFFFFFF
+    keep = right if rs >= 1 else left
+    rnd = rnd if rs >= 1 else 0
+    sticky = sticky if rs >= 1 else False
+    # 5. round to nearest, ties to even
+    keep += 1 if (rnd != 0) & (sticky | ((keep & 1) != 0)) else 0
+    carry = keep >> 24
+    keep >>= carry
+    e += carry
+    # 6. pack and select
+    r = sign | ((e if keep >= _HIDDEN32 else 0) << 23) | (keep & _MANT32)
+    r = (sign | _INF32) if e >= 0xFF else r
+    r = sign if (x_zero | y_zero) else r
+    r = (sign | _INF32) if (x_special | y_special) else r
+    r = CANONICAL_NAN_F32 if nan else r
+    return np.uint32(r)
+
+
+SIGMOID_SEGMENTS = 512
+"""Segments of the hardware sigmoid's table: 512 x 64 bits (two fp32 coefficients), the shape
+of one BRAM36 (512 x 72)."""
+SIGMOID_X_MAX = 16.0
+"""The table covers ``[0, 16)`` in segments of ``1/32``; from 16 on the sigmoid is 1.0
+(``1 - sigmoid(16) = 1.1e-7``, below the error of the segments)."""
+_SIG_LOG2_RATE = 5  # log2(SIGMOID_SEGMENTS / SIGMOID_X_MAX): segments per unit of x
+_SIG_SHIFT = 150 - _SIG_LOG2_RATE  # x * 32 = significand * 2^(e - 145)
+_SIG_X_MAX_BITS = 0x41800000  # 16.0
+_ONE32 = 0x3F800000
+
+
+def _sigmoid_table() -> tuple[np.ndarray, np.ndarray]:
+    """The segments' fp32 intercepts and slopes, from 50-digit decimal arithmetic.
+
+    On segment ``i``, ``[a, b) = [i/32, (i+1)/32)``, the sigmoid is concave (``x >= 0``), so its
+    best uniform straight line is the chord moved up by half its largest gap ``d``, which lies
+    where the sigmoid's slope equals the chord's ``m``: ``sigmoid(c) = (1 + sqrt(1 - 4m)) / 2``.
+    The line is ``c0 + c1 x`` with ``c1 = m`` and ``c0 = sigmoid(a) - m a + d / 2``, each rounded
+    to fp32 (through float64: ``decimal`` is the same on every platform, so are the bits).
+    """
+    import decimal
+
+    ctx = decimal.Context(prec=50)
+    one = decimal.Decimal(1)
+
+    def sig(x):
+        return ctx.divide(one, ctx.add(one, ctx.exp(ctx.minus(x))))
+
+    width = ctx.divide(decimal.Decimal(SIGMOID_X_MAX), SIGMOID_SEGMENTS)
+    c0 = np.empty(SIGMOID_SEGMENTS, np.float32)
+    c1 = np.empty(SIGMOID_SEGMENTS, np.float32)
+    for i in range(SIGMOID_SEGMENTS):
+        a = ctx.multiply(width, i)
+        fa, fb = sig(a), sig(ctx.add(a, width))
+        m = ctx.divide(ctx.subtract(fb, fa), width)
+        sc = ctx.divide(ctx.add(one, ctx.sqrt(ctx.subtract(one, ctx.multiply(4, m)))), 2)
+        c = ctx.ln(ctx.divide(sc, ctx.subtract(one, sc)))
+        d = ctx.subtract(sc, ctx.add(fa, ctx.multiply(m, ctx.subtract(c, a))))
+        c1[i] = np.float32(float(m))
+        c0[i] = np.float32(float(ctx.add(ctx.subtract(fa, ctx.multiply(m, a)), ctx.divide(d, 2))))
+    return c0.view(np.uint32), c1.view(np.uint32)
+
+
+SIGMOID_C0, SIGMOID_C1 = _sigmoid_table()
+"""uint32 fp32 bit patterns: intercept and slope of each segment (the ROM's two words)."""
+SIGMOID_C0.flags.writeable = False
+SIGMOID_C1.flags.writeable = False
+
+SIGMOID_MAX_ABS_ERROR = 6.0e-6
+"""Bound on ``|hw_sigmoid(x) - sigmoid(x)|`` for every fp32 ``x`` against exact (float64) math.
+Measured over every fp32 in ``[0, 16]`` (a slow test): 5.93e-6, at ``x = 1.3125`` (a segment
+end, where the curvature is largest); ``1 - sigmoid(16) = 1.1e-7`` beyond; negative ``x`` have
+the same absolute errors (``1 - s`` is exact)."""
+
+SIGMOID_MAX_REL_ERROR = 7.8e-6
+"""Bound on ``|hw_sigmoid(x) - sigmoid(x)| / sigmoid(x)`` for ``x >= 0`` (measured 7.71e-6,
+near ``x = 1.1``); the hash unit's arguments ``2|z_j|/t`` are never negative."""
+
+CHUNK_WEIGHT_MAX_REL_ERROR = {8: 6.5e-5, 10: 8.1e-5}
+"""Bound on the relative error of :func:`chunk_weight` (either form, any ``t``, no overflow)
+against exact math, chunks of ``tau = 8`` and ``10``: ``tau x SIGMOID_MAX_REL_ERROR`` for the
+sigmoids plus ``4 tau u`` for the fp32 roundings (the products, the ``||z||_1`` sum and its
+multiply, ``|z_j| x fl(2/t)``), rounded up. Chunks whose every ``2|z_j|`` sits where the table
+errs most (``1.08`` or ``1.13``, all errors of one sign) reach 6.16e-5 and 7.70e-5; random
+normal chunks about 5e-5 and 6e-5. The same bound holds for the backward
+(:func:`chunk_weight_grad`): its error is at most this times ``(2/t) p(z)`` (paper form) or
+``(2/t) p(z) (1 + ||z||_1)`` (official form)."""
+
+CHUNK_WEIGHT_MAX_ABS_ERROR = {8: 5.0e-5, 10: 6.2e-5}
+"""Bound on the absolute error of the paper-form :func:`chunk_weight` (``p <= 1``):
+``tau x (SIGMOID_MAX_ABS_ERROR + 2u)`` (each factor's error times the others, all at most 1,
+plus the roundings), rounded up. Measured worst: 1.7e-5 (tau 8) and 1.8e-5 (tau 10), chunks of
+equal elements with ``2|z_j|`` about 2.3-2.5."""
+
+
+# Out-of-line steps for the chunk kernels below: inlining the fp32 datapaths at each of their
+# call sites multiplies Numba's compile time (a minute) for no measurable speed.
+@njit(cache=True)
+def _fmul(a, b):
+    return fp32_mul(a, b)
+
+
+@njit(cache=True)
+def _fadd(a, b):
+    return fp32_add(a, b)
+
+
+@njit(cache=True)
+def hw_sigmoid(x):
+    """The hash unit's sigmoid of an fp32 bit pattern, bit for bit.
+
+    Parameters
+    ----------
+    x : uint32
+        binary32 bit pattern.
+
+    Returns
+    -------
+    uint32
+        binary32 bit pattern of ``s``:
+
+        * ``0 <= |x| < 16``: segment ``i = floor(|x| * 32)`` (the significand shifted by the
+          exponent; subnormals take segment 0), ``s = fp32_add(C0[i], fp32_mul(C1[i], |x|))``
+          with :data:`SIGMOID_C0`, :data:`SIGMOID_C1`: one table read, one multiply, one add;
+        * ``|x| >= 16``, infinities included: ``s = 1.0``;
+        * ``x < 0`` (sign bit set, ``x != -0``): ``1 - s`` of ``|x|``, one more fp32 add, exact
+          (Sterbenz: ``s`` lies in ``[0.5, 1]``), so ``hw_sigmoid(-inf) = +0``;
+        * NaN: :data:`CANONICAL_NAN_F32`.
+
+    ``-0.0`` gives the same bits as ``+0.0``. Within :data:`SIGMOID_MAX_ABS_ERROR` of the
+    exact sigmoid; for ``x >= 0`` always in ``[0.5, 1]``. Not monotonic at every segment
+    boundary (neighbouring lines are fitted separately; the steps are below the error bound).
+    """
+    u = np.int64(x) & 0xFFFFFFFF
+    mag = u & 0x7FFFFFFF
+    e = mag >> 23
+    m = (mag & _MANT32) | (_HIDDEN32 if e != 0 else 0)
+    # floor(|x| * 32) = m >> (145 - e); |x| < 16 means e <= 130, a shift of 15 or more
+    seg = (m >> min(max(_SIG_SHIFT - max(e, 1), 0), 63)) & (SIGMOID_SEGMENTS - 1)
+    s = np.int64(_fadd(SIGMOID_C0[seg], _fmul(SIGMOID_C1[seg], mag)))
+    s = _ONE32 if mag >= _SIG_X_MAX_BITS else s
+    s = np.int64(_fadd(_ONE32, s ^ _SIGN32)) if ((u != mag) & (mag != 0)) else s
+    s = CANONICAL_NAN_F32 if mag > _INF32 else s
+    return np.uint32(s)
+
+
+@njit(cache=True)
+def _two_over_t_abs(zj, c):
+    """``x_j = fp32_mul(|z_j|, c)`` with ``c = fl(2/t)`` (exact for ``t = 1``: ``c = 2``)."""
+    return _fmul(np.int64(zj) & 0x7FFFFFFF, c)
+
+
+@njit(cache=True)
+def chunk_weight_bits(z, c, official):
+    """Weight of one chunk as the hash unit computes it (see :func:`chunk_weight`).
+
+    Parameters
+    ----------
+    z : 1-D uint32 array
+        fp32 bit patterns of the chunk, element 0 first.
+    c : uint32
+        fp32 bit pattern of ``2 / t``.
+    official : bool
+        Multiply by ``||z||_1``.
+
+    Returns
+    -------
+    uint32
+    """
+    p = np.int64(_ONE32)
+    l1 = np.int64(0)
+    for j in range(z.shape[0]):
+        s = hw_sigmoid(_two_over_t_abs(z[j], c))
+        p = np.int64(s) if j == 0 else np.int64(_fmul(p, s))
+        l1 = np.int64(_fadd(l1, np.int64(z[j]) & 0x7FFFFFFF))
+    return np.uint32(_fmul(l1, p)) if official else np.uint32(p)
+
+
+@njit(cache=True)
+def _chunk_weight_kernel(z, c, official, out):
+    for i in range(z.shape[0]):
+        out[i] = chunk_weight_bits(z[i], c, official)
+
+
+@njit(cache=True)
+def _chunk_grad_kernel(z, c, official, out):
+    n, tau = z.shape
+    s = np.empty(tau, np.int64)
+    for i in range(n):
+        p = np.int64(_ONE32)
+        l1 = np.int64(0)
+        for j in range(tau):
+            s[j] = hw_sigmoid(_two_over_t_abs(z[i, j], c))
+            p = s[j] if j == 0 else np.int64(_fmul(p, s[j]))
+            l1 = np.int64(_fadd(l1, np.int64(z[i, j]) & 0x7FFFFFFF))
+        for j in range(tau):
+            # (p * (1 - s_j)) * (2/t); 1 - s_j is exact
+            g = np.int64(_fmul(_fmul(p, _fadd(_ONE32, s[j] ^ _SIGN32)), c))
+            v = np.int64(_fadd(p, _fmul(l1, g))) if official else g
+            zj = np.int64(z[i, j]) & 0xFFFFFFFF
+            nan = ((v & 0x7FFFFFFF) > _INF32) | ((zj & 0x7FFFFFFF) > _INF32)
+            r = v ^ (zj & _SIGN32)  # sign(z_j) * v
+            r = 0 if (zj & 0x7FFFFFFF) == 0 else r  # sign(0) = 0, as autograd's abs
+            out[i, j] = np.uint32(CANONICAL_NAN_F32 if nan else r)
+
+
+def hw_sigmoid_array(x) -> np.ndarray:
+    """Elementwise :func:`hw_sigmoid`.
+
+    Parameters
+    ----------
+    x : array_like of float32 or uint32
+        Values or bit patterns.
+
+    Returns
+    -------
+    float32 ndarray
+    """
+    bits = _fp32_operand(x, "x")
+    out = np.empty(bits.shape, np.uint32)
+    _sigmoid_loop(bits.ravel(), out.ravel())
+    return out.view(np.float32)
+
+
+@njit(cache=True)
+def _sigmoid_loop(a, out):
+    for i in range(a.size):
+        out[i] = hw_sigmoid(a[i])
+
+
+def _chunk_operands(z, t: float) -> tuple[np.ndarray, np.uint32]:
+    bits = _fp32_operand(z, "z")
+    if np.ndim(z) < 1 or bits.shape[-1] < 1:
+        raise ValueError(f"z must have a last axis of at least one element (the chunk), not "
+                         f"shape {bits.shape}")
+    if isinstance(t, bool) or not isinstance(t, int | float | np.floating) or not 0 < t < np.inf:
+        raise ValueError(f"t must be a positive finite number, not {t!r}")
+    with np.errstate(over="ignore"):
+        c = np.float32(2.0 / float(t))
+    if not np.isfinite(c) or c == 0:
+        raise ValueError(f"t = {t!r} makes 2/t {c} in fp32: expected a finite nonzero value")
+    return np.ascontiguousarray(bits.reshape(-1, bits.shape[-1])), c.view(np.uint32)
+
+
+def chunk_weight(z, t: float = 1.0, official: bool = False) -> np.ndarray:
+    """MemoryFormer's chunk weight as the hash unit computes it, bit for bit.
+
+    For a chunk ``z_0 .. z_{tau-1}`` (element 0 first), with ``(x)``, ``(+)`` the fp32
+    round-to-nearest-even multiply and add and ``c = fl(2/t)`` (float64 ``2/t`` rounded to
+    fp32; exactly 2 for ``t = 1``)::
+
+        s_j = hw_sigmoid(|z_j| (x) c)
+        p   = (((s_0 (x) s_1) (x) s_2) ... ) (x) s_{tau-1}
+        L   = ((|z_0| (+) |z_1|) (+) ...) (+) |z_{tau-1}|        (from +0)
+        weight = p                  (paper form)
+        weight = L (x) p            (official form: ||z||_1 p(z); the official code has t = 1)
+
+    Parameters
+    ----------
+    z : array_like of float32 or uint32, shape (..., tau)
+        Chunks, values or bit patterns.
+    t : float
+        Temperature (positive).
+    official : bool
+        The official code's ``||z||_1 * p(z)``.
+
+    Returns
+    -------
+    float32 ndarray, shape (...)
+        NaN in a chunk gives :data:`CANONICAL_NAN_F32`; ``+-inf`` elements have ``s = 1`` (the
+        official weight is then ``inf``). Within :data:`CHUNK_WEIGHT_MAX_REL_ERROR` of exact
+        math (and :data:`CHUNK_WEIGHT_MAX_ABS_ERROR` for the paper form).
+
+    Raises
+    ------
+    ValueError
+        If ``z`` has no last axis or ``t`` is not a positive finite number.
+    TypeError
+        If ``z`` is neither float32 nor uint32.
+    """
+    bits, c = _chunk_operands(z, t)
+    out = np.empty(bits.shape[0], np.uint32)
+    _chunk_weight_kernel(bits, c, bool(official), out)
+    return out.view(np.float32).reshape(np.shape(z)[:-1])
+
+
+def chunk_weight_grad(z, t: float = 1.0, official: bool = False) -> np.ndarray:
+    """``d weight / d z_j`` of :func:`chunk_weight`, as the hash unit's backward computes it.
+
+    With ``s_j``, ``p``, ``L`` and ``c`` as in :func:`chunk_weight` and ``sign(0) = 0`` (as
+    autograd's ``abs``)::
+
+        g_j = (p (x) (1 (+) -s_j)) (x) c             1 - s_j is exact (s_j in [0.5, 1])
+        paper:     dp/dz_j     = sign(z_j) g_j        p (1 - s_j) 2/t sign(z_j)
+        official:  d(L p)/dz_j = sign(z_j) (p (+) (L (x) g_j))   product rule, d L/dz_j = sign
+
+    The sign is applied by flipping the sign bit (exact); ``z_j = +-0`` gives ``+0``; NaN
+    anywhere in the chunk gives :data:`CANONICAL_NAN_F32`.
+
+    Parameters
+    ----------
+    z : array_like of float32 or uint32, shape (..., tau)
+    t : float
+    official : bool
+
+    Returns
+    -------
+    float32 ndarray, shape of ``z``
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`chunk_weight`.
+    """
+    bits, c = _chunk_operands(z, t)
+    out = np.empty(bits.shape, np.uint32)
+    _chunk_grad_kernel(bits, c, bool(official), out)
+    return out.view(np.float32).reshape(np.shape(z))

@@ -39,12 +39,14 @@ def _field_columns() -> tuple[str, ...]:
     return tuple(names)
 
 
-ANNOTATIONS = ("vperiod", "vbytes", "vflops", "xbytes")
+ANNOTATIONS = ("vperiod", "vbytes", "vflops", "xbytes", "trows")
 """Compiler annotations of a row (not ISA fields): ``vperiod`` (an UPDATE row that is an
 elementwise vector pass issues one entry every ``vperiod`` cycles; 0 for an optimizer step),
-``vbytes`` and ``vflops`` (DRAM bytes and operations per element of a vector row) and
-``xbytes`` (DRAM bytes a PRUNE streams outside the DMA queues). :mod:`hwsim.units.vector` and
-:mod:`hwsim.units.sore` state how each is used."""
+``vbytes`` and ``vflops`` (DRAM bytes and operations per element of a vector row),
+``xbytes`` (DRAM bytes a PRUNE streams outside the DMA queues) and ``trows`` (rows of each
+chunk's table, ``2**tau``, from which timing mode draws a lookup command's rows).
+:mod:`hwsim.units.vector`, :mod:`hwsim.units.sore` and :mod:`hwsim.units.lookup` state how each
+is used."""
 
 COLUMNS: tuple[str, ...] = _field_columns() + ANNOTATIONS
 """Columns of a command table (module docstring)."""

@@ -13,6 +13,7 @@ dma         LOAD (DMA_IN), STORE (DMA_OUT)  :mod:`hwsim.units.dma`              
 array       GEMM (ARRAY)                    :mod:`hwsim.units.array`             rtl/array
 sore        PRUNE (SORE)                    :mod:`hwsim.units.sore`              rtl/sore.py
 vector      UPDATE (VECTOR)                 :mod:`hwsim.units.vector`            rtl/vector
+lookup      HASH, GATHER, SCATTER (LOOKUP)  :mod:`hwsim.units.lookup`            (next)
 control     SETREG, SYNC (the controller)   :mod:`hwsim.units.control`           controller
 ==========  ==============================  ===================================  ===========
 
@@ -115,8 +116,11 @@ class UnitModel:
         """Why ``config``'s machine cannot run ``cmd``, as ``(field, reason)``; None if it can."""
         return None
 
-    def execute(self, cmd: isa.Command, machine, config: AcceleratorConfig) -> None:
-        """Functional mode: run ``cmd`` on ``machine`` (:class:`hwsim.engine.Machine`)."""
+    def execute(self, cmd: isa.Command, machine, config: AcceleratorConfig) -> int | None:
+        """Functional mode: run ``cmd`` on ``machine`` (:class:`hwsim.engine.Machine`).
+
+        Returns None, or the command's ``unit_cycles`` when they depend on the values (the
+        lookup engine's row addresses); the engine then schedules with that duration."""
 
     def cycles(self, rows: np.ndarray, config: AcceleratorConfig) -> UnitTiming:
         """Closed-form ``unit_cycles`` of this unit's rows of a command table, in program
@@ -140,10 +144,11 @@ def _models() -> tuple[UnitModel, ...]:
     from .array import ArrayModel
     from .control import ControlModel
     from .dma import DmaModel
+    from .lookup import LookupModel
     from .sore import SoreModel
     from .vector import VectorModel
 
-    return (DmaModel(), ArrayModel(), SoreModel(), VectorModel(), ControlModel())
+    return (DmaModel(), ArrayModel(), SoreModel(), VectorModel(), LookupModel(), ControlModel())
 
 
 MODELS: tuple[UnitModel, ...] = _models()

@@ -89,11 +89,10 @@ from typing import NamedTuple
 
 import numpy as np
 from numba import njit
-from numba.cpython.unsafe.numbers import leading_zeros
 
 from .. import isa
 from ..config import AcceleratorConfig
-from ..numerics import CANONICAL_NAN_F32, _fp32_operand, fp32_add, fp32_elementwise, fp32_to_fp16
+from ..numerics import _fp32_operand, fp32_add, fp32_elementwise, fp32_mul, fp32_to_fp16
 from ..program import COL
 from . import Access, UnitModel, UnitTiming
 
@@ -140,90 +139,6 @@ LATENCY = PIPELINE_STAGES + 2
 done cycle)."""
 
 _SIGN32 = 0x80000000
-_MANT32 = 0x007FFFFF
-_HIDDEN32 = 0x00800000
-_INF32 = 0x7F800000
-
-
-# ---------------------------------------------------------------- fp32 multiply
-
-
-@njit(cache=True, inline="always")
-def _msb(x):
-    return 63 - leading_zeros(np.int64(x))
-
-
-@njit(cache=True, inline="always")
-def fp32_mul(a, b):
-    """IEEE binary32 multiplication, round to nearest even, gradual underflow, canonical NaN.
-
-    Parameters
-    ----------
-    a, b : uint32
-        binary32 bit patterns.
-
-    Returns
-    -------
-    uint32
-        binary32 bit pattern of ``a * b``.
-
-    Notes
-    -----
-    The datapath, multiplexers in place of branches (``rtl.fp32.fp32_mul`` follows it step
-    by step): (1) unpack; 24-bit significands, a subnormal taking exponent field 1 and no
-    hidden bit; (2) 24 x 24 -> 48-bit product ``p``, value ``p * 2**(ex + ey - 300)``;
-    (3) ``n`` = leading-one position of ``p``; the normalised biased exponent is
-    ``E = n + ex + ey - 173``; (4) the result exponent is ``e = max(E, 1)`` and the product
-    is shifted right by ``rs = n - 23 + (e - E)`` (clamped to 49: everything below half the
-    smallest subnormal rounds to zero) with round and sticky bits, or left by ``-rs`` (exact;
-    only when an input is subnormal); (5) round to nearest even, renormalising on carry;
-    (6) pack (exponent field 0 when the hidden bit is clear), overflow to infinity, select
-    zero, infinity and NaN (``0 * inf``, NaN in).
-    """
-    # 1. unpack
-    x = np.int64(a) & 0xFFFFFFFF
-    y = np.int64(b) & 0xFFFFFFFF
-    sign = (x ^ y) & _SIGN32
-    ex = (x >> 23) & 0xFF
-    ey = (y >> 23) & 0xFF
-    x_special = ex == 0xFF
-    y_special = ey == 0xFF
-    x_zero = (x & 0x7FFFFFFF) == 0
-    y_zero = (y & 0x7FFFFFFF) == 0
-    nan = (x_special & ((x & _MANT32) != 0)) | (y_special & ((y & _MANT32) != 0))
-    nan |= (x_special & y_zero) | (y_special & x_zero)
-    mx = (x & _MANT32) | (_HIDDEN32 if ex != 0 else 0)
-    my = (y & _MANT32) | (_HIDDEN32 if ey != 0 else 0)
-    ex = max(ex, 1)
-    ey = max(ey, 1)
-    # 2. exact product
-    p = mx * my
-    # 3. normalised exponent
-    n = _msb(p | 1)
-    big_e = n + ex + ey - 173
-    # 4. shift into 24 bits (hidden bit at 23), or into a subnormal
-    e = max(big_e, 1)
-    rs = n - 23 + (e - big_e)
-    rsc = min(max(rs, 1), 49)
-    right = p >> rsc
-    rnd = (p >> (rsc - 1)) & 1
-    sticky = (p & ((np.int64(1) << (rsc - 1)) - 1)) != 0
-    left = (p << min(max(-rs, 0), 23)) & 0xFFFFFF
-    keep = right if rs >= 1 else left
-    rnd = rnd if rs >= 1 else 0
-    sticky = sticky if rs >= 1 else False
-    # 5. round to nearest, ties to even
-    keep += 1 if (rnd != 0) & (sticky | ((keep & 1) != 0)) else 0
-    carry = keep >> 24
-    keep >>= carry
-    e += carry
-    # 6. pack and select
-    r = sign | ((e if keep >= _HIDDEN32 else 0) << 23) | (keep & _MANT32)
-    r = (sign | _INF32) if e >= 0xFF else r
-    r = sign if (x_zero | y_zero) else r
-    r = (sign | _INF32) if (x_special | y_special) else r
-    r = CANONICAL_NAN_F32 if nan else r
-    return np.uint32(r)
 
 
 # Out-of-line copies for the kernels below: inlining the datapath at each of their call sites

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from hwsim.config import AcceleratorConfig, ConfigError, load_config, preset, preset_names
@@ -95,3 +97,85 @@ def test_load_config_errors(tmp_path):
 def test_config_is_frozen():
     with pytest.raises(AttributeError):
         preset("tiny").array.rows = 9  # type: ignore[misc]
+
+
+# --- the lookup engine's section ---------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("lookup: {tiers: [{name: x, kind: dram}]}",
+     "config field 'lookup.tiers[0].kind' = 'dram' is not allowed: expected one of ('sram', "
+     "'hbm', 'ddr', 'cxl', 'pmem')"),
+    ("lookup: {tiers: [{name: x, interleave_bytes: 16384}]}",
+     "config field 'lookup.tiers[0].interleave_bytes' = 16384 is not allowed: expected a power "
+     "of two from access_bytes (64) to row_bytes (8192)"),
+    ("lookup: {tiers: [{name: x, access_bytes: 48}]}",
+     "config field 'lookup.tiers[0].access_bytes' = 48 is not allowed: expected a power of two"),
+    ("lookup: {tiers: [{name: s, kind: sram, row_miss_ns: 5}]}",
+     "config field 'lookup.tiers[0].row_miss_ns' = 5 is not allowed: expected 0 for an sram tier"),
+    ("lookup: {tiers: [{name: a}, {name: a}]}",
+     "config field 'lookup.tiers[1].name' = 'a' is not allowed: expected a name no other tier "
+     "has (tiers: ['a', 'a'])"),
+    ("lookup: {tiers: [{name: x, outstanding: 0}]}",
+     "config field 'lookup.tiers[0].outstanding' = 0 is not allowed: expected a positive integer"),
+    ("lookup: {tiers: [{name: x, write_bandwidth_gbps: 0}]}",
+     "config field 'lookup.tiers[0].write_bandwidth_gbps' = 0 is not allowed: expected a "
+     "positive number"),
+    ("lookup: {tiers: [{name: x, pj_per_byte: 3}]}", "config field 'lookup.tiers[0].pj_per_byte'"),
+    ("lookup: {placement: [hbm]}",
+     "config field 'lookup.placement' = ('hbm',) is not allowed: expected distinct tier names "
+     "from ('ddr',), or () for all in order"),
+    ("lookup: {placement: [ddr, ddr]}", "config field 'lookup.placement' = ('ddr', 'ddr')"),
+    ("lookup: {element: fp32}",
+     "config field 'lookup.element' = 'fp32' is not allowed: expected one of ('fp16', 'int8')"),
+    ("lookup: {hot_rows: -1}",
+     "config field 'lookup.hot_rows' = -1 is not allowed: expected a non-negative integer"),
+    ("lookup: {tiers: []}", "config field 'lookup.tiers' = () is not allowed: expected at least "
+                            "one memory tier"),
+])
+def test_bad_lookup_fields_name_field_and_allowed_values(text, message):
+    with pytest.raises(ConfigError) as err:
+        AcceleratorConfig.from_yaml(text)
+    assert message in str(err.value)
+
+
+def test_lookup_section_with_every_tier_preset_round_trips_through_yaml():
+    from hwsim.config import LookupConfig
+    from hwsim.tiers import TIER_PRESETS, tier_preset
+
+    lookup = LookupConfig(hash_lanes=8, gather_lanes=64, tiers=tuple(
+        tier_preset(n) for n in TIER_PRESETS), placement=("sram", "hbm2e", "pmem"), hot_rows=4096,
+        element="int8", request_ports=2, inflight_kib=32)
+    cfg = dataclasses.replace(preset("tiny"), lookup=lookup)
+    cfg.__post_init__()  # validates
+    again = AcceleratorConfig.from_yaml(cfg.to_yaml())
+    assert again == cfg and again.key() == cfg.key()
+    assert again.lookup.tiers[5].access_bytes == 256 and again.lookup.element_bytes == 1
+    slower = cfg.replace(lookup__tiers=tuple(dataclasses.replace(t, read_latency_ns=1.0)
+                                             for t in lookup.tiers))
+    assert slower.key() != cfg.key() and slower.lookup.placement == lookup.placement
+
+
+def test_lookup_presets_documented_values():
+    tiny, vcu = preset("tiny").lookup, preset("vcu1525")
+    assert (tiny.hash_lanes, tiny.gather_lanes, len(tiny.tiers), tiny.hot_rows) == (4, 4, 1, 0)
+    assert tiny.placement_order == ("ddr",)
+    uram, ddr = vcu.lookup.tiers
+    assert (uram.kind, uram.capacity_gib * 1024, uram.row_miss_ns) == ("sram", 16, 0.0)
+    # the card's four DDR4-2400 channels, as the SAT's dram section has them
+    assert (ddr.kind, ddr.channels, ddr.bandwidth_gbps) == ("ddr", 4, vcu.dram.bandwidth_gbps)
+    assert (ddr.banks, ddr.row_bytes, ddr.read_latency_ns, ddr.row_miss_ns) == (
+        vcu.dram.banks, vcu.dram.row_bytes, vcu.dram.latency_ns, vcu.dram.row_miss_ns)
+    assert vcu.lookup.placement_order == ("uram", "ddr")
+    # gathers stay memory-bound: the lanes consume fp16 rows faster than the DDR delivers them
+    lanes_gbps = vcu.lookup.gather_lanes * vcu.lookup.element_bytes * vcu.clock_mhz / 1000
+    assert lanes_gbps > ddr.peak_gbps == pytest.approx(76.8)
+    assert vcu.lookup.rows_in_flight(1024) == 64
+    with pytest.raises(KeyError, match="no memory tier 'hbm'"):
+        vcu.lookup.tier("hbm")
+
+
+def test_replacing_tiers_keeps_the_default_placement():
+    from hwsim.tiers import tier_preset
+
+    cfg = preset("vcu1525").replace(lookup__tiers=(tier_preset("hbm2e"), tier_preset("ddr4")))
+    assert cfg.lookup.placement == () and cfg.lookup.placement_order == ("hbm2e", "ddr4")

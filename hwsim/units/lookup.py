@@ -1,0 +1,413 @@
+"""The lookup engine: HASH, GATHER and SCATTER (MemoryFormer's hashed tables over memory tiers).
+
+Operands live in the VEC buffer as 32-bit words (``L = vector.lanes`` words an entry; word
+``w`` of an operand at entry ``addr`` is word ``w % L`` of entry ``addr + w // L``): inputs
+``z``, weights ``p`` and gradients fp32, row indices unsigned. Tables live in memory tier
+``tier`` (``config.lookup.tiers``) at the byte address in controller register ``table``: one
+contiguous table per memory layer, row ``r`` at ``base + r * row_bytes`` (MemoryFormer's
+layout: the flat row of chunk ``k`` with code ``c`` is ``k * 2**tau + c``). The machine has one
+physical address space: the tier says which memory serves a request (its timing and energy),
+the functional model keeps every byte in the one DRAM image.
+
+HASH (``tokens * chunks`` chunks of ``width = tau`` elements of ``z`` at ``in_addr``)
+    mode 0 / 1: row index ``k * 2**tau + code`` to ``out_addr``, element 0 of the chunk the
+    most significant bit, bit ``j`` set when ``z_j >= 0`` (so ``-0`` sets it, NaN does not);
+    the chunk weight to ``p_addr``: :func:`hwsim.numerics.chunk_weight` with the fp32 scale
+    ``2/t`` held in register ``table`` (mode 1: times ``||z||_1``, the official code's form).
+    mode 2 / 3: the backward of mode 0 / 1: ``dz_j = g (x) dp/dz_j`` to ``out_addr``
+    (:func:`hwsim.numerics.chunk_weight_grad`), ``g = dL/dp`` per chunk at ``p_addr``.
+    Cycles: ``1 + ceil(chunks_total / hash_lanes) * tau + HASH_LATENCY``: each lane takes one
+    element a cycle through the scale multiply, the sigmoid (a table read, a multiply, an add)
+    and the running product.
+GATHER (rows of ``width = h`` elements, ``config.lookup.element``: fp16 or int8)
+    mode 0: ``y[t] = sum_k p[t,k] (x) T[row[t,k]]`` in fp32, ``k`` in order, from the first
+    product (no ``+0`` start), to ``out_addr`` (``tokens * h`` words).
+    mode 1: ``g[t,k] = dY[t] . T[row[t,k]]`` (dY at ``p_addr``): ``G = gather_lanes`` lanes,
+    lane ``l`` summing elements ``l, l+G, ...`` in order, then the lane sums added in lane
+    order; to ``out_addr`` (``tokens * chunks`` words). MemoryFormer's input gradient is this
+    followed by HASH mode 2 or 3.
+SCATTER
+    mode 0: for each token ``t`` and chunk ``k`` in order, ``G[row] = G[row] (+) p (x) dY[t]``
+    on the fp32 gradient table at register ``table`` (dY at ``out_addr``): a read-modify-write;
+    rows repeated within a command sum in order.
+    mode 1: the sparse optimizer step of the rows listed at ``in_addr`` (``tokens * chunks``
+    indices, the scatter's own list: a row listed again is skipped, the engine keeps the set
+    of rows it has updated in the command): SGD with momentum
+    (:func:`hwsim.units.vector.sgd_update`, bit for bit the vector engine's) on the fp32 master,
+    gradient and momentum tables at registers ``table+1 .. table+3``, the fp16 copy written to the
+    table at register ``table`` and the gradient row zeroed; hyper-parameters (lr, momentum, weight
+    decay) in registers ``p_addr .. p_addr+2``.
+
+Cycles of GATHER and SCATTER come from the row pipeline of
+:mod:`hwsim.units.lookup_timing` (request issue, the tier's banked model, the accumulate
+lanes, read-after-write forwarding for SCATTER): in functional mode with the rows the program
+computed (stepped per cycle), in timing mode with rows drawn uniformly from each chunk's
+``2**tau`` rows (annotation ``trows``, default 256; a fixed seed per command), event by event.
+RTL: ``rtl/lookup`` (next).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .. import isa
+from ..config import AcceleratorConfig
+from ..numerics import (
+    _chunk_grad_kernel,
+    _chunk_weight_kernel,
+    fp16_to_fp32,
+    fp32_add,
+    fp32_mul,
+)
+from ..program import COL
+from . import Access, UnitModel, UnitTiming
+from .lookup_timing import TierParams, events, per_cycle
+from .vector import SGD_MOMENTUM, sgd_update
+
+__all__ = ["HASH_LATENCY", "LookupModel", "hash_cycles", "hash_rows"]
+
+HASH_LATENCY = 4
+"""Pipeline cycles of a hash lane after its last element: the scale multiply, the sigmoid's
+table read and multiply-add, the product multiply and the write are overlapped but for these."""
+DEFAULT_TROWS = 256
+_FWD, _OFFICIAL, _BWD = 0, 1, 2
+
+
+def hash_cycles(chunks_total, tau, lanes):
+    """``unit_cycles`` of HASH commands (vectorised)."""
+    chunks_total, tau = np.asarray(chunks_total, np.int64), np.asarray(tau, np.int64)
+    return 1 + -(-chunks_total // lanes) * tau + HASH_LATENCY
+
+
+def hash_rows(z: np.ndarray, tau: int) -> np.ndarray:
+    """Flat row indices of ``z`` (float32, shape ``(..., chunks * tau)``):
+    ``k * 2**tau + code``, element 0 the most significant bit, bit set when ``z >= 0``."""
+    z = np.asarray(z, np.float32)
+    chunks = z.shape[-1] // tau
+    bits = (z.reshape(*z.shape[:-1], chunks, tau) >= 0).astype(np.int64)
+    code = (bits << np.arange(tau - 1, -1, -1)).sum(-1)
+    return code + np.arange(chunks) * (1 << tau)
+
+
+# --- values ------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _row_fp32(mem, addr, j, eb):  # pragma: no cover - compiled
+    if eb == 2:
+        return fp16_to_fp32(np.uint16(mem[addr + 2 * j]) | (np.uint16(mem[addr + 2 * j + 1]) << 8))
+    v = np.int64(mem[addr + j])
+    v = v - 256 if v >= 128 else v
+    return np.float32(v).view(np.uint32)  # an int8 element is exact in fp32
+
+
+@njit(cache=True)
+def _gather(mem, base, row_bytes, eb, rows, p, tokens, chunks, h, out):  # pragma: no cover
+    for t in range(tokens):
+        for k in range(chunks):
+            r = rows[t * chunks + k]
+            w = p[t * chunks + k]
+            for j in range(h):
+                prod = fp32_mul(w, _row_fp32(mem, base + r * row_bytes, j, eb))
+                out[t * h + j] = prod if k == 0 else fp32_add(out[t * h + j], prod)
+
+
+@njit(cache=True)
+def _dot(mem, base, row_bytes, eb, rows, dy, tokens, chunks, h, lanes, out):  # pragma: no cover
+    part = np.zeros(lanes, np.uint32)
+    for t in range(tokens):
+        for k in range(chunks):
+            r = rows[t * chunks + k]
+            for j in range(h):
+                prod = fp32_mul(dy[t * h + j], _row_fp32(mem, base + r * row_bytes, j, eb))
+                part[j % lanes] = prod if j < lanes else fp32_add(part[j % lanes], prod)
+            acc = part[0]
+            for lane in range(1, min(lanes, h)):
+                acc = fp32_add(acc, part[lane])
+            out[t * chunks + k] = acc
+
+
+@njit(cache=True)
+def _scatter(grad, base_word, h, rows, p, dy, tokens, chunks):  # pragma: no cover - compiled
+    for t in range(tokens):
+        for k in range(chunks):
+            a = base_word + rows[t * chunks + k] * h
+            w = p[t * chunks + k]
+            for j in range(h):
+                grad[a + j] = fp32_add(grad[a + j], fp32_mul(w, dy[t * h + j]))
+
+
+def _words(machine, addr: int, n: int, config: AcceleratorConfig) -> np.ndarray:
+    """``n`` 32-bit words of VEC from entry ``addr`` (a view)."""
+    vec = machine.buffers[isa.Buffer.VEC].view(np.uint32).reshape(-1)
+    w0 = addr * config.vector.lanes
+    return vec[w0:w0 + n]
+
+
+def _dram_words(machine, addr: int, nbytes: int) -> np.ndarray:
+    if addr % 4:
+        raise ValueError(f"fp32 table address {addr:#x} is not 4-byte aligned")
+    return machine.dram[addr:addr + nbytes].view(np.uint32)
+
+
+# --- the unit ----------------------------------------------------------------------------------
+
+
+def _row_bytes(cmd, config: AcceleratorConfig) -> int:
+    if cmd.OPCODE == isa.Opcode.GATHER:
+        return cmd.width * config.lookup.element_bytes
+    return cmd.width * 4  # fp32 gradient, master and momentum rows
+
+
+class LookupModel(UnitModel):
+    """HASH, GATHER and SCATTER (module docstring)."""
+
+    name = "lookup"
+    opcodes = (isa.Opcode.HASH, isa.Opcode.GATHER, isa.Opcode.SCATTER)
+
+    # ---- checks -------------------------------------------------------------------------
+    def _operands(self, cmd, config) -> list[tuple[str, int, int, bool]]:
+        """(field, entry address, words, written) of each VEC operand."""
+        n = cmd.tokens * cmd.chunks
+        if cmd.OPCODE == isa.Opcode.HASH:
+            if cmd.mode < _BWD:
+                return [("in_addr", cmd.in_addr, n * cmd.width, False),
+                        ("out_addr", cmd.out_addr, n, True), ("p_addr", cmd.p_addr, n, True)]
+            return [("in_addr", cmd.in_addr, n * cmd.width, False),
+                    ("p_addr", cmd.p_addr, n, False),
+                    ("out_addr", cmd.out_addr, n * cmd.width, True)]
+        if cmd.OPCODE == isa.Opcode.GATHER:
+            if cmd.mode == 0:
+                return [("in_addr", cmd.in_addr, n, False), ("p_addr", cmd.p_addr, n, False),
+                        ("out_addr", cmd.out_addr, cmd.tokens * cmd.width, True)]
+            return [("in_addr", cmd.in_addr, n, False),
+                    ("p_addr", cmd.p_addr, cmd.tokens * cmd.width, False),
+                    ("out_addr", cmd.out_addr, n, True)]
+        if cmd.mode == 0:
+            return [("in_addr", cmd.in_addr, n, False), ("p_addr", cmd.p_addr, n, False),
+                    ("out_addr", cmd.out_addr, cmd.tokens * cmd.width, False)]
+        return [("in_addr", cmd.in_addr, n, False)]
+
+    def check(self, cmd, config):
+        lk = config.lookup
+        modes = 4 if cmd.OPCODE == isa.Opcode.HASH else 2
+        if cmd.mode >= modes:
+            return "mode", f"{cmd.mode} is not a {cmd.name} mode (0..{modes - 1})"
+        if cmd.OPCODE != isa.Opcode.HASH and cmd.tier >= len(lk.tiers):
+            return "tier", (f"tier {cmd.tier} does not exist: config {config.name!r} has "
+                            f"{[t.name for t in lk.tiers]}")
+        if cmd.width == 0 and cmd.tokens * cmd.chunks:
+            return "width", "0 elements per chunk or row"
+        if cmd.OPCODE == isa.Opcode.HASH and cmd.width > 31:
+            return "width", f"{cmd.width}-bit codes do not fit the 32-bit row index words"
+        if cmd.OPCODE == isa.Opcode.SCATTER and cmd.mode == 1 and (cmd.table > 12
+                                                                   or cmd.p_addr > 13):
+            return ("table" if cmd.table > 12 else "p_addr"), (
+                "the row update's registers (table..table+3, p_addr..p_addr+2) exceed the "
+                "16 controller registers")
+        lanes = config.vector.lanes
+        for fname, addr, words, _ in self._operands(cmd, config):
+            entries = -(-words // lanes)
+            if addr + entries > config.vec_depth:
+                return fname, (f"entries {addr}..{addr + entries - 1} overflow the VEC buffer "
+                               f"of {config.vec_depth} entries")
+        return None
+
+    # ---- values -------------------------------------------------------------------------
+    def execute(self, cmd, machine, config):
+        n = cmd.tokens * cmd.chunks
+        if n == 0:
+            return None
+        if cmd.OPCODE == isa.Opcode.HASH:
+            return self._hash(cmd, machine, config, n)
+        rows = _words(machine, cmd.in_addr, n, config).astype(np.int64)
+        base = int(machine.regs[cmd.table])
+        if cmd.OPCODE == isa.Opcode.GATHER:
+            eb = config.lookup.element_bytes
+            if cmd.mode == 0:
+                p = _words(machine, cmd.p_addr, n, config).copy()
+                out = np.empty(cmd.tokens * cmd.width, np.uint32)
+                _gather(machine.dram, base, cmd.width * eb, eb, rows, p, cmd.tokens, cmd.chunks,
+                        cmd.width, out)
+            else:
+                dy = _words(machine, cmd.p_addr, cmd.tokens * cmd.width, config).copy()
+                out = np.empty(n, np.uint32)
+                _dot(machine.dram, base, cmd.width * eb, eb, rows, dy, cmd.tokens, cmd.chunks,
+                     cmd.width, config.lookup.gather_lanes, out)
+            _words(machine, cmd.out_addr, len(out), config)[:] = out
+        elif cmd.mode == 0:
+            grad = machine.dram.view(np.uint8)
+            if base % 4:
+                raise ValueError(f"fp32 gradient table at {base:#x} is not 4-byte aligned")
+            words = grad[:len(grad) // 4 * 4].view(np.uint32)
+            p = _words(machine, cmd.p_addr, n, config).copy()
+            dy = _words(machine, cmd.out_addr, cmd.tokens * cmd.width, config).copy()
+            _scatter(words, base // 4, cmd.width, rows, p, dy, cmd.tokens, cmd.chunks)
+        else:
+            self._update_rows(cmd, machine, rows)
+        return int(self._pipeline(cmd, config, rows, machine.regs, per_cycle))
+
+    def _hash(self, cmd, machine, config, n):
+        z = _words(machine, cmd.in_addr, n * cmd.width, config).reshape(n, cmd.width).copy()
+        c = np.uint32(machine.regs[cmd.table])
+        official = bool(cmd.mode & 1)
+        if cmd.mode < _BWD:
+            rows = hash_rows(z.view(np.float32).reshape(cmd.tokens, -1), cmd.width)
+            p = np.empty(n, np.uint32)
+            _chunk_weight_kernel(z, c, official, p)
+            _words(machine, cmd.out_addr, n, config)[:] = rows.reshape(-1).astype(np.uint32)
+            _words(machine, cmd.p_addr, n, config)[:] = p
+        else:
+            grad = np.empty(z.shape, np.uint32)
+            _chunk_grad_kernel(z, c, official, grad)
+            g = _words(machine, cmd.p_addr, n, config).copy()
+            from ..numerics import fp32_elementwise
+
+            dz = fp32_elementwise(_mul_loop, np.repeat(g, cmd.width), grad.reshape(-1))
+            _words(machine, cmd.out_addr, n * cmd.width, config)[:] = dz
+        return None
+
+    def _update_rows(self, cmd, machine, rows):
+        h = cmd.width
+        rows = _first_occurrences(rows)
+        regs = machine.regs
+        lr, mu, wd = (np.uint32(regs[cmd.p_addr + i]) for i in range(3))
+        w16_base, w_base, g_base, v_base = (int(regs[cmd.table + i]) for i in range(4))
+        for r in rows.tolist():
+            w = _dram_words(machine, w_base + r * 4 * h, 4 * h)
+            g = _dram_words(machine, g_base + r * 4 * h, 4 * h)
+            v = _dram_words(machine, v_base + r * 4 * h, 4 * h)
+            w_new, v_new, w16 = sgd_update(w, g, v, lr, mu, wd, SGD_MOMENTUM)
+            w[:], v[:] = w_new.view(np.uint32), v_new.view(np.uint32)
+            g[:] = 0
+            machine.dram[w16_base + r * 2 * h:w16_base + (r + 1) * 2 * h] = w16.view(np.uint8)
+
+    # ---- time ---------------------------------------------------------------------------
+    def _pipeline(self, cmd, config, rows, regs, kernel) -> int:
+        """Cycles of a GATHER or SCATTER whose row indices are ``rows`` (module docstring)."""
+        lk = config.lookup
+        tier = lk.tiers[cmd.tier]
+        G = lk.gather_lanes
+        h = cmd.width
+        n = len(rows)
+        compute = np.full(n, h / G, np.float64)
+        dep = np.full(n, -1, np.int64)
+        if cmd.OPCODE == isa.Opcode.GATHER:
+            rb = h * lk.element_bytes
+            base = int(regs[cmd.table])
+            rd_addr = base + rows * rb
+            rd_size = np.full(n, rb, np.int64)
+            rd_ptr = np.arange(n + 1, dtype=np.int64)
+            wr_addr = wr_size = np.zeros(0, np.int64)
+            wr_ptr = np.zeros(n + 1, np.int64)
+            window = lk.rows_in_flight(rb)
+            fwd = np.zeros(n, np.bool_)
+        elif cmd.mode == 0:
+            rb = 4 * h
+            base = int(regs[cmd.table])
+            window = lk.rows_in_flight(rb)
+            last: dict[int, int] = {}
+            for i, r in enumerate(rows.tolist()):
+                dep[i] = last.get(r, -1)
+                last[r] = i
+            fwd = (dep >= 0) & (np.arange(n) - dep <= window)
+            reads = ~fwd
+            rd_addr = base + rows[reads] * rb
+            rd_size = np.full(len(rd_addr), rb, np.int64)
+            rd_ptr = np.concatenate(([0], np.cumsum(reads))).astype(np.int64)
+            wr_addr = base + rows * rb
+            wr_size = np.full(n, rb, np.int64)
+            wr_ptr = np.arange(n + 1, dtype=np.int64)
+        else:
+            rows = _first_occurrences(rows)
+            n = len(rows)
+            compute = compute[:n]
+            dep = dep[:n]
+            rb = 4 * h
+            w16, w, g, v = (int(regs[cmd.table + i]) for i in range(4))
+            window = max(3, lk.rows_in_flight(3 * rb))
+            rd_addr = np.stack([w + rows * rb, g + rows * rb, v + rows * rb], 1).reshape(-1)
+            rd_size = np.full(3 * n, rb, np.int64)
+            rd_ptr = np.arange(0, 3 * n + 1, 3, dtype=np.int64)
+            wr_addr = np.stack([w + rows * rb, v + rows * rb, w16 + rows * 2 * h,
+                                g + rows * rb], 1).reshape(-1)
+            wr_size = np.tile(np.array([rb, rb, 2 * h, rb], np.int64), n)
+            wr_ptr = np.arange(0, 4 * n + 1, 4, dtype=np.int64)
+            fwd = np.zeros(n, np.bool_)
+        p = TierParams(tier, config.clock_mhz).args()
+        cycles, *_ = kernel(rd_addr.astype(np.int64), rd_size, rd_ptr, wr_addr.astype(np.int64),
+                            wr_size, wr_ptr, compute, dep, fwd, lk.request_ports,
+                            max(window, 4), p)
+        return int(cycles)
+
+    def cycles(self, rows, config):
+        op = rows[:, COL["opcode"]]
+        n = rows[:, COL["tokens"]] * rows[:, COL["chunks"]]
+        out = np.where(op == isa.Opcode.HASH,
+                       hash_cycles(n, rows[:, COL["width"]], config.lookup.hash_lanes), 0)
+        for i in np.flatnonzero(op != isa.Opcode.HASH).tolist():
+            cmd = isa.command_class(int(op[i]))(**{
+                f: int(rows[i, COL[f]]) for f, _ in isa.Gather.FIELDS})
+            out[i] = 2 if n[i] == 0 else self._pipeline(
+                cmd, config, _synthetic_rows(rows[i], cmd), np.zeros(16, np.int64), events)
+        return UnitTiming(np.asarray(out, np.int64))
+
+    def footprint(self, cmd, config):
+        lanes = config.vector.lanes
+        return [Access(isa.Buffer.VEC, "w" if wr else "r", a, a + -(-w // lanes), wr)
+                for _, a, w, wr in self._operands(cmd, config)]
+
+    def account(self, rows, timing, config, acc):
+        # arithmetic: the hash lanes' per-element operations, the accumulate lanes' MACs
+        op = rows[:, COL["opcode"]]
+        n = rows[:, COL["tokens"]] * rows[:, COL["chunks"]]
+        width = rows[:, COL["width"]]
+        flops = np.where(op == isa.Opcode.HASH, n * width * 5, 2 * n * width)
+        acc.add("lookup", "vector_flop", int(flops.sum()))
+        for i in range(len(rows)):
+            cmd = isa.command_class(int(op[i]))(**{
+                f: int(rows[i, COL[f]]) for f, _ in isa.Gather.FIELDS})
+            ops = self._operands(cmd, config)
+            acc.sram(4 * sum(w for *_, w, wr in ops if not wr),
+                     4 * sum(w for *_, w, wr in ops if wr))
+            if cmd.OPCODE == isa.Opcode.HASH or n[i] == 0:
+                continue
+            tier = config.lookup.tiers[cmd.tier]
+            rb = _row_bytes(cmd, config)
+            gran = tier.access_bytes
+            moved = -(-rb // gran) * gran
+            if cmd.OPCODE == isa.Opcode.GATHER:
+                rd, wr = n[i] * moved, 0
+            elif cmd.mode == 0:
+                rd, wr = n[i] * moved, n[i] * moved
+            else:
+                rd = 3 * n[i] * moved
+                wr = 3 * n[i] * moved + n[i] * (-(-(rb // 2) // gran) * gran)
+            key = f"tier_{tier.name}"
+            acc.bytes[f"{key}_read"] = acc.bytes.get(f"{key}_read", 0) + int(rd)
+            acc.bytes[f"{key}_write"] = acc.bytes.get(f"{key}_write", 0) + int(wr)
+            acc.add(key, f"tier_read:{tier.name}", int(rd))
+            acc.add(key, f"tier_write:{tier.name}", int(wr))
+
+
+@njit(cache=True)
+def _mul_loop(a, b, out):  # pragma: no cover - compiled
+    for i in range(a.size):
+        out[i] = fp32_mul(a[i], b[i])
+
+
+def _synthetic_rows(row: np.ndarray, cmd) -> np.ndarray:
+    """Timing mode's row indices: uniform within each chunk's ``trows`` rows, a fixed seed per
+    command (its fields), so a program times the same on every run."""
+    trows = int(row[COL["trows"]]) or DEFAULT_TROWS
+    n = cmd.tokens * cmd.chunks
+    rng = np.random.default_rng(abs(hash(tuple(int(x) for x in row.tolist()))) % (1 << 32))
+    chunk = np.tile(np.arange(cmd.chunks, dtype=np.int64), cmd.tokens)
+    return chunk * trows + rng.integers(0, trows, n, dtype=np.int64)
+
+
+def _first_occurrences(rows: np.ndarray) -> np.ndarray:
+    """``rows`` without repeats, in the order they first appear."""
+    _, first = np.unique(rows, return_index=True)
+    return rows[np.sort(first)]

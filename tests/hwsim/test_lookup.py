@@ -1,0 +1,291 @@
+"""The lookup unit: HASH, GATHER, SCATTER against MemoryFormer's reference, fp32 replicas and the
+row pipeline's two schedules."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from algorithms.memoryformer import MemoryLayer
+from hwsim import Program, ProgramError, TensorRef, isa, preset, run
+from hwsim.config import LookupConfig
+from hwsim.numerics import CHUNK_WEIGHT_MAX_REL_ERROR
+from hwsim.tiers import TIER_PRESETS, tier_preset
+from hwsim.units.lookup import LookupModel, hash_cycles, hash_rows
+from hwsim.units.lookup_timing import events, per_cycle
+
+F32 = np.float32
+
+
+def _config(tier="ddr4", **lookup):
+    base = preset("tiny")
+    return dataclasses.replace(base, lookup=LookupConfig(tiers=(tier_preset(tier),), **lookup))
+
+
+class Layer:
+    """A memory layer program on ``tiny``: X in DRAM, the fp16 table and the fp32 gradient,
+    master and momentum tables in the tier, operands in VEC."""
+
+    def __init__(self, T=4, d=16, h=8, tau=4, weight="paper", seed=0, table=None):
+        torch.manual_seed(seed)
+        self.T, self.d, self.h, self.tau, self.K = T, d, h, tau, d // tau
+        self.layer = MemoryLayer(d, h, tau=tau, weight=weight, bias=False)
+        if table is not None:
+            with torch.no_grad():
+                self.layer.tables.copy_(torch.as_tensor(table).reshape(self.layer.tables.shape))
+        self.mode = 1 if weight == "official" else 0
+        self.x = torch.randn(T, d)
+        self.table = self.layer.tables.detach().reshape(-1, h).numpy().astype(np.float16)
+        rows = self.K << tau
+        a = 0
+        self.t = {}
+        for name, shape, dt in (("X", (T, d), "fp32"), ("dY", (T, h), "fp32"),
+                                ("T", (rows, h), "fp16"), ("W", (rows, h), "fp32"),
+                                ("G", (rows, h), "fp32"), ("V", (rows, h), "fp32"),
+                                ("Y", (T, h), "fp32"), ("dX", (T, d), "fp32"),
+                                ("R", (T, self.K), "int32"), ("P", (T, self.K), "fp32")):
+            self.t[name] = TensorRef(a, shape, dt)
+            a += (self.t[name].nbytes + 63) // 64 * 64
+        self.dram_bytes = a
+        L = 4
+        self.z, self.rows, self.p = 0, T * d // L, T * d // L + T * self.K // L
+        self.y = self.p + T * self.K // L
+        self.dy = self.y + T * h // L
+        self.g = self.dy + T * h // L
+
+    def regs(self):
+        t = self.t
+        return [isa.SetReg(0, int(F32(2.0).view(np.uint32))), isa.SetReg(1, t["T"].addr),
+                isa.SetReg(2, t["W"].addr), isa.SetReg(3, t["G"].addr),
+                isa.SetReg(4, t["V"].addr), isa.SetReg(8, int(F32(0.1).view(np.uint32))),
+                isa.SetReg(9, int(F32(0.9).view(np.uint32))), isa.SetReg(10, 0)]
+
+    def load(self, name, entry, signal=0):
+        ref = self.t[name]
+        return isa.Load(isa.Buffer.VEC, entry, ref.addr, ref.nbytes // 16, 4, 16, signal=signal)
+
+    def store(self, name, entry, wait=0):
+        ref = self.t[name]
+        return isa.Store(isa.Buffer.VEC, entry, ref.addr, ref.nbytes // 16, 4, 16, wait=wait)
+
+    def forward(self, done=2):
+        T, K, h, tau = self.T, self.K, self.h, self.tau
+        return [*self.regs(), self.load("X", self.z, 1),
+                isa.Hash(self.z, self.p, self.rows, 0, T, K, tau, 0, self.mode, wait=1),
+                isa.Gather(self.rows, self.p, self.y, 1, T, K, h, 0, 0, signal=done)]
+
+    def forward_program(self):
+        T, K = self.T, self.K
+        return [*self.forward(),
+                isa.Store(isa.Buffer.VEC, self.rows, self.t["R"].addr, T * K // 4, 4, 16,
+                          wait=2),
+                self.store("Y", self.y)]
+
+    def backward(self, update=True):
+        T, K, h, tau = self.T, self.K, self.h, self.tau
+        cmds = [*self.regs(), self.load("X", self.z), self.load("dY", self.dy, 1),
+                isa.Hash(self.z, self.p, self.rows, 0, T, K, tau, 0, self.mode, wait=1),
+                isa.Gather(self.rows, self.p, self.y, 1, T, K, h, 0, 0),
+                isa.Gather(self.rows, self.dy, self.g, 1, T, K, h, 0, 1),
+                isa.Hash(self.z, self.g, self.z, 0, T, K, tau, 0, 2 + self.mode),
+                isa.Scatter(self.rows, self.p, self.dy, 3, T, K, h, 0, 0, signal=0 if update
+                            else 2)]
+        if update:
+            cmds.append(isa.Scatter(self.rows, 8, 0, 1, T, K, h, 0, 1, signal=2))
+        return [*cmds, self.store("dX", self.z, wait=2)]
+
+    def run(self, cmds, outputs, mode="functional", config=None, **values):
+        prog = Program(cmds, self.dram_bytes, self.t, inputs=("X", "dY", "T", "W", "G", "V"),
+                       outputs=outputs)
+        w = self.table.astype(np.float32)
+        ins = {"X": self.x.numpy(), "dY": values.get("dy", np.zeros((self.T, self.h))),
+               "T": self.table, "W": w, "G": np.zeros_like(w), "V": np.zeros_like(w)}
+        return run(prog, config or preset("tiny"), mode, inputs=ins)
+
+
+# --- HASH ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("weight", ["paper", "official"])
+def test_hash_rows_exact_and_weights_within_bound_of_memoryformer(weight):
+    lay = Layer(T=4, d=16, tau=4, weight=weight)
+    res = lay.run(lay.forward_program(), ("Y", "R"))
+    idx, w = lay.layer.hash(lay.x)
+    flat = idx.numpy() + np.arange(lay.K) * (1 << lay.tau)
+    assert np.array_equal(res.outputs["R"], flat)  # sign bits MSB first, chunk offsets
+    # p read back through GATHER is not directly visible: recompute from VEC via hash_rows
+    assert np.array_equal(hash_rows(lay.x.numpy(), lay.tau), flat)
+
+
+def test_hash_rows_bit_order_zero_and_negative_zero():
+    z = np.array([[1.0, -1.0, 0.0, -0.0, -2.0, 3.0, -0.5, np.nan]], np.float32)
+    # chunk 0: 1,-1,0,-0 -> bits 1,0,1,1 = 0b1011; chunk 1: -2,3,-.5,nan -> 0,1,0,0 = 0b0100
+    assert hash_rows(z, 4).tolist() == [[0b1011, 16 + 0b0100]]
+
+
+# --- GATHER forward ----------------------------------------------------------------------------
+
+def _replica_gather(p, rows, table16):
+    """Sequential fp32 of numpy (IEEE binary32 round-to-nearest-even), from the first product."""
+    T, K = p.shape
+    out = np.empty((T, table16.shape[1]), F32)
+    for t in range(T):
+        acc = None
+        for k in range(K):
+            prod = F32(p[t, k]) * table16[rows[t, k]].astype(F32)
+            acc = prod if acc is None else (acc + prod).astype(F32)
+        out[t] = acc
+    return out
+
+
+@pytest.mark.parametrize("weight", ["paper", "official"])
+def test_gather_bit_exact_fp32_and_within_bound_of_memoryformer(weight):
+    lay = Layer(T=4, d=16, h=8, tau=4, weight=weight, seed=3)
+    res = lay.run(lay.forward_program(), ("Y", "R"))
+    rows = res.outputs["R"]
+    _, w_ref = lay.layer.hash(lay.x)
+    # the hardware weights, recovered exactly: p = chunk_weight (tested in test_numerics_*)
+    from hwsim.numerics import chunk_weight
+
+    z = lay.x.numpy().reshape(lay.T, lay.K, lay.tau)
+    p = chunk_weight(z, 1.0, weight == "official")
+    assert np.allclose(p, w_ref.detach().numpy(), rtol=CHUNK_WEIGHT_MAX_REL_ERROR[8], atol=0)
+    assert np.array_equal(res.outputs["Y"].view(np.uint32),
+                          _replica_gather(p, rows, lay.table).view(np.uint32))
+    ref = lay.layer(lay.x).detach().numpy()
+    # against the float32 reference: fp16 table rounding plus the weights' bound
+    bound = (np.abs(w_ref.detach().numpy())[..., None] *
+             np.abs(lay.layer.tables.detach().reshape(-1, lay.h).numpy()[rows])).sum(1)
+    assert np.all(np.abs(res.outputs["Y"] - ref) <= bound * (2.0 ** -11 + 1e-4) + 1e-7)
+
+
+# --- backward: input gradient, scatter, sparse update -----------------------------------------
+
+def test_backward_input_gradient_table_gradient_and_update_match_autograd():
+    lay = Layer(T=4, d=16, h=8, tau=4, seed=5)
+    dy = np.random.default_rng(5).standard_normal((lay.T, lay.h)).astype(F32)
+    res = lay.run(lay.backward(), ("dX", "G", "W", "V", "T"), dy=dy)
+    x = lay.x.clone().requires_grad_(True)
+    layer = lay.layer
+    with torch.no_grad():
+        layer.tables.copy_(torch.from_numpy(lay.table.astype(F32)).reshape(layer.tables.shape))
+    y = layer(x)
+    y.backward(torch.from_numpy(dy))
+    g_ref = layer.tables.grad.reshape(-1, lay.h).numpy()
+    # the gradient table was zeroed by the update of its rows: rebuild it from the update
+    w_new = res.outputs["W"]
+    v_new = res.outputs["V"]
+    touched = np.unique(res.outputs["G"].nonzero()[0])
+    assert touched.size == 0  # every scattered row was updated and its gradient zeroed
+    # SGD with momentum, first step from v = 0: v = g, w = w - lr * g (fp32)
+    w0 = lay.table.astype(F32)
+    # the hardware's chunk weights are within CHUNK_WEIGHT_MAX_REL_ERROR of torch's
+    assert np.allclose(v_new, g_ref, rtol=2e-4, atol=1e-6)
+    assert np.allclose(w_new, w0 - F32(0.1) * g_ref, rtol=2e-4, atol=1e-6)
+    assert np.array_equal(res.outputs["T"], w_new.astype(np.float16))
+    assert np.allclose(res.outputs["dX"], x.grad.numpy(), rtol=2e-3, atol=2e-4)
+
+
+def test_scatter_sums_repeated_rows_in_order():
+    # every token hashes to the same rows: four contributions to each row must add up
+    lay = Layer(T=4, d=8, h=8, tau=4, seed=1)
+    lay.x = torch.ones(lay.T, lay.d)
+    dy = np.arange(lay.T * lay.h, dtype=F32).reshape(lay.T, lay.h) / 7
+    res = lay.run(lay.backward(update=False), ("G",), dy=dy)
+    from hwsim.numerics import chunk_weight
+
+    p = chunk_weight(np.ones((lay.K, lay.tau), F32), 1.0)
+    g = res.outputs["G"]
+    for k in range(lay.K):
+        acc = np.zeros(lay.h, F32)
+        for t in range(lay.T):
+            acc = (acc + F32(p[k]) * dy[t]).astype(F32)
+        assert np.array_equal(g[(k << lay.tau) + 15].view(np.uint32), acc.view(np.uint32))
+    assert np.count_nonzero(np.abs(g).sum(1)) == lay.K
+
+
+# --- the row pipeline ---------------------------------------------------------------------------
+
+def test_row_pipeline_event_schedule_equals_per_cycle_schedule():
+    rng = np.random.default_rng(7)
+    m = LookupModel()
+    for _ in range(150):
+        tier = tier_preset(str(rng.choice(TIER_PRESETS)),
+                           outstanding=int(rng.choice([1, 2, 8, 64])))
+        cfg = _config(gather_lanes=int(rng.choice([1, 4, 64])),
+                      request_ports=int(rng.integers(1, 4)),
+                      inflight_kib=int(rng.choice([1, 4, 16])))
+        cfg = dataclasses.replace(cfg, lookup=dataclasses.replace(cfg.lookup, tiers=(tier,)))
+        op = rng.choice([isa.Opcode.GATHER, isa.Opcode.SCATTER])
+        T, K, h = int(rng.integers(1, 16)), int(rng.integers(1, 5)), int(rng.choice([8, 256, 512]))
+        cmd = isa.command_class(op)(0, 0, 0, 1, T, K, h, 0, int(rng.integers(0, 2)))
+        trows = int(rng.choice([2, 16, 256]))
+        rows = np.tile(np.arange(K), T) * trows + rng.integers(0, trows, T * K)
+        regs = np.array([0, 1 << 20, 1 << 24, 1 << 26, 1 << 28] + [0] * 11, np.int64)
+        assert m._pipeline(cmd, cfg, rows, regs, events) == \
+            m._pipeline(cmd, cfg, rows, regs, per_cycle), (tier.name, cmd)
+
+
+def test_functional_and_timing_cycles_agree_when_rows_are_the_synthetic_ones():
+    lay = Layer(T=8, d=16, h=8, tau=4, seed=2)
+    cmds = lay.forward_program()
+    f = lay.run(cmds, ("Y",))
+    t = lay.run(cmds, ("Y",), mode="timing")
+    # HASH, loads, stores are closed forms: equal; GATHER differs only through its rows
+    hash_i = [i for i, c in enumerate(cmds) if isinstance(c, isa.Hash)][0]
+    s_f, s_t = f.stats.schedule, t.stats.schedule
+    assert s_f.duration[hash_i] == s_t.duration[hash_i] == hash_cycles(8 * 4, 4, 4)
+
+
+@pytest.mark.parametrize("name", TIER_PRESETS)
+def test_gather_reaches_90_percent_of_each_tiers_peak_or_its_latency_bound(name):
+    """1 KiB rows, random over a 64 MiB table: with enough requests in flight (256 per
+    channel), request ports and accumulate lanes the stream runs at >= 90% of the tier's peak
+    read bandwidth; with one request in flight per channel it is latency-bound (independent
+    formulas each; the remaining gap is the random rows' channel and bank imbalance)."""
+    m = LookupModel()
+    n, h = 32768, 512  # 1 KiB fp16 rows
+    rows = np.random.default_rng(0).integers(0, 1 << 16, n)
+    regs = np.zeros(16, np.int64)
+    tier = tier_preset(name, outstanding=256)
+    clock = preset("tiny").clock_mhz
+    per_cycle_peak = tier.peak_gbps * 1000 / clock  # bytes per cycle
+    ports = int(np.ceil(per_cycle_peak / 1024)) + 1
+    lanes = 1 << int(np.ceil(np.log2(per_cycle_peak)))  # > the peak's fp16 elements a cycle
+    cmd = isa.Gather(0, 0, 0, 0, n, 1, h)
+    deep = _config(name, gather_lanes=lanes, inflight_kib=1 << 16, request_ports=ports)
+    deep = dataclasses.replace(deep, lookup=dataclasses.replace(deep.lookup, tiers=(tier,)))
+    cycles = m._pipeline(cmd, deep, rows, regs, events)
+    peak_cycles = n * 1024 / per_cycle_peak
+    assert peak_cycles <= cycles <= peak_cycles / 0.9, (name, peak_cycles / cycles)
+    one = dataclasses.replace(deep, lookup=dataclasses.replace(
+        deep.lookup, tiers=(tier_preset(name, outstanding=1),)))
+    cycles1 = m._pipeline(cmd, one, rows[:2048], regs, events)
+    latency = tier.read_latency_ns * clock / 1000  # at least this per request per channel
+    assert cycles1 >= 2048 / tier.channels * latency
+
+
+# --- checks ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cmd, field", [
+    (isa.Gather(0, 0, 0, 1, 1, 1, 8, tier=5), "tier"),
+    (isa.Gather(0, 0, 0, 1, 1, 1, 8, mode=2), "mode"),
+    (isa.Hash(0, 0, 0, 0, 64, 4, 8), "in_addr"),
+    (isa.Hash(0, 0, 0, 0, 1, 1, 32), "width"),
+    (isa.Scatter(0, 14, 0, 1, 1, 1, 8, mode=1), "p_addr"),
+])
+def test_bad_lookup_commands_name_their_field(cmd, field):
+    with pytest.raises(ProgramError, match=f"field '{field}'"):
+        run(Program([cmd], 64), preset("tiny"))
+
+
+def test_tier_traffic_and_energy_follow_the_access_granularity():
+    cfg = _config("pmem")
+    cmd = isa.Gather(0, 0, 0, 1, 2, 2, 40)  # four 80-byte fp16 rows
+    s = run(Program([cmd], 64), cfg).stats
+    tier = cfg.lookup.tiers[0]
+    moved = 4 * 256  # each row one whole 256-byte access of persistent memory
+    assert s.bytes["tier_pmem_read"] == moved and s.bytes["tier_pmem_write"] == 0
+    assert s.energy_pj["tier_pmem"] == pytest.approx(moved * tier.read_pj_per_byte)
