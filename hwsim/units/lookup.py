@@ -30,9 +30,10 @@ SCATTER
     mode 0: for each token ``t`` and chunk ``k`` in order, ``G[row] = G[row] (+) p (x) dY[t]``
     on the fp32 gradient table at register ``table`` (dY at ``out_addr``): a read-modify-write;
     rows repeated within a command sum in order.
-    mode 1: the sparse optimizer step of the rows listed at ``in_addr`` (``tokens * chunks``
-    indices, the scatter's own list: a row listed again is skipped, the engine keeps the set
-    of rows it has updated in the command): SGD with momentum
+    mode 1: the lazy sparse optimizer step of the rows listed at ``in_addr`` (``tokens *
+    chunks`` indices, the scatter's own list): a row is updated when its gradient row is not
+    all zero (it was scattered into since its last update; repeats in the list, or in later
+    commands, find it zeroed and are skipped after reading it), by SGD with momentum
     (:func:`hwsim.units.vector.sgd_update`, bit for bit the vector engine's) on the fp32 master,
     gradient and momentum tables at registers ``table+1 .. table+3``, the fp16 copy written to the
     table at register ``table`` and the gradient row zeroed; hyper-parameters (lr, momentum, weight
@@ -245,7 +246,8 @@ class LookupModel(UnitModel):
             dy = _words(machine, cmd.out_addr, cmd.tokens * cmd.width, config).copy()
             _scatter(words, base // 4, cmd.width, rows, p, dy, cmd.tokens, cmd.chunks)
         else:
-            self._update_rows(cmd, machine, rows)
+            dirty = self._update_rows(cmd, machine, rows)
+            return int(self._pipeline(cmd, config, rows, machine.regs, per_cycle, dirty))
         return int(self._pipeline(cmd, config, rows, machine.regs, per_cycle))
 
     def _hash(self, cmd, machine, config, n):
@@ -268,24 +270,30 @@ class LookupModel(UnitModel):
             _words(machine, cmd.out_addr, n * cmd.width, config)[:] = dz
         return None
 
-    def _update_rows(self, cmd, machine, rows):
+    def _update_rows(self, cmd, machine, rows) -> np.ndarray:
+        """Update the dirty rows of ``rows``; returns which entries were dirty."""
         h = cmd.width
-        rows = _first_occurrences(rows)
         regs = machine.regs
         lr, mu, wd = (np.uint32(regs[cmd.p_addr + i]) for i in range(3))
         w16_base, w_base, g_base, v_base = (int(regs[cmd.table + i]) for i in range(4))
-        for r in rows.tolist():
-            w = _dram_words(machine, w_base + r * 4 * h, 4 * h)
+        dirty = np.zeros(len(rows), np.bool_)
+        for i, r in enumerate(rows.tolist()):
             g = _dram_words(machine, g_base + r * 4 * h, 4 * h)
+            if not (g & 0x7FFFFFFF).any():
+                continue
+            dirty[i] = True
+            w = _dram_words(machine, w_base + r * 4 * h, 4 * h)
             v = _dram_words(machine, v_base + r * 4 * h, 4 * h)
             w_new, v_new, w16 = sgd_update(w, g, v, lr, mu, wd, SGD_MOMENTUM)
             w[:], v[:] = w_new.view(np.uint32), v_new.view(np.uint32)
             g[:] = 0
             machine.dram[w16_base + r * 2 * h:w16_base + (r + 1) * 2 * h] = w16.view(np.uint8)
+        return dirty
 
     # ---- time ---------------------------------------------------------------------------
-    def _pipeline(self, cmd, config, rows, regs, kernel) -> int:
-        """Cycles of a GATHER or SCATTER whose row indices are ``rows`` (module docstring)."""
+    def _pipeline(self, cmd, config, rows, regs, kernel, dirty=None) -> int:
+        """Cycles of a GATHER or SCATTER whose row indices are ``rows`` (module docstring);
+        ``dirty``: which rows a row update finds dirty (default all)."""
         lk = config.lookup
         tier = lk.tiers[cmd.tier]
         G = lk.gather_lanes
@@ -320,20 +328,26 @@ class LookupModel(UnitModel):
             wr_size = np.full(n, rb, np.int64)
             wr_ptr = np.arange(n + 1, dtype=np.int64)
         else:
-            rows = _first_occurrences(rows)
-            n = len(rows)
-            compute = compute[:n]
-            dep = dep[:n]
+            # per row: read the gradient; if dirty, read the master and the momentum, compute,
+            # write master, momentum, the fp16 copy and the zeroed gradient
+            dirty = np.ones(n, np.bool_) if dirty is None else dirty
             rb = 4 * h
             w16, w, g, v = (int(regs[cmd.table + i]) for i in range(4))
             window = max(3, lk.rows_in_flight(3 * rb))
-            rd_addr = np.stack([w + rows * rb, g + rows * rb, v + rows * rb], 1).reshape(-1)
-            rd_size = np.full(3 * n, rb, np.int64)
-            rd_ptr = np.arange(0, 3 * n + 1, 3, dtype=np.int64)
-            wr_addr = np.stack([w + rows * rb, v + rows * rb, w16 + rows * 2 * h,
-                                g + rows * rb], 1).reshape(-1)
-            wr_size = np.tile(np.array([rb, rb, 2 * h, rb], np.int64), n)
-            wr_ptr = np.arange(0, 4 * n + 1, 4, dtype=np.int64)
+            nr = np.where(dirty, 3, 1)
+            rd_ptr = np.concatenate(([0], np.cumsum(nr))).astype(np.int64)
+            rd_addr = np.empty(rd_ptr[-1], np.int64)
+            rd_addr[rd_ptr[:-1]] = g + rows * rb
+            d = np.flatnonzero(dirty)
+            rd_addr[rd_ptr[d] + 1] = w + rows[d] * rb
+            rd_addr[rd_ptr[d] + 2] = v + rows[d] * rb
+            rd_size = np.full(len(rd_addr), rb, np.int64)
+            nw = np.where(dirty, 4, 0)
+            wr_ptr = np.concatenate(([0], np.cumsum(nw))).astype(np.int64)
+            wr_addr = np.stack([w + rows[d] * rb, v + rows[d] * rb, w16 + rows[d] * 2 * h,
+                                g + rows[d] * rb], 1).reshape(-1)
+            wr_size = np.tile(np.array([rb, rb, 2 * h, rb], np.int64), len(d))
+            compute = np.where(dirty, compute, 1.0 / G)
             fwd = np.zeros(n, np.bool_)
         p = TierParams(tier, config.clock_mhz).args()
         cycles, *_ = kernel(rd_addr.astype(np.int64), rd_size, rd_ptr, wr_addr.astype(np.int64),
@@ -405,9 +419,3 @@ def _synthetic_rows(row: np.ndarray, cmd) -> np.ndarray:
     rng = np.random.default_rng(abs(hash(tuple(int(x) for x in row.tolist()))) % (1 << 32))
     chunk = np.tile(np.arange(cmd.chunks, dtype=np.int64), cmd.tokens)
     return chunk * trows + rng.integers(0, trows, n, dtype=np.int64)
-
-
-def _first_occurrences(rows: np.ndarray) -> np.ndarray:
-    """``rows`` without repeats, in the order they first appear."""
-    _, first = np.unique(rows, return_index=True)
-    return rows[np.sort(first)]
