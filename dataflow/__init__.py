@@ -1,19 +1,21 @@
-"""dataflow: the compiler, PyTorch model -> workload -> mapping -> Program.
+"""dataflow: the compiler, PyTorch model -> workload -> mapping -> lowering -> Program.
 
 ``extract`` (workload.py) turns a model into ops; ``search`` (mapping.py) maps each GEMM;
 ``plan`` (plan.py) orders the ops into items with their true dependencies and fuses vector
 ops; ``compile`` (compiler.py) emits the machine's commands with the paper's optimisations
-(optimizations.py) as switches and the vector engine's kernels (vector_ops.py);
-``simulate_model`` (simulate.py) times a training step and splits its critical path.
+(optimizations.py) as switches, through the lowerings of ``lower/`` (one module per kind of op:
+``lower/gemm.py``, also behind ``compile_gemm`` and ``simulate_gemm`` for one GEMM;
+``lower/vector.py`` with the vector engine's kernels of vector_ops.py; ``lower/sore.py``);
+``simulate_model`` (simulate.py) times a training step and splits its critical path;
+scalesim.py reads SCALE-Sim topologies and ``.cfg`` files.
+
+Names are imported on first use, so that one GEMM (``simulate_gemm``, the SCALE-Sim readers)
+does not load PyTorch, which model extraction needs.
 """
 
 from __future__ import annotations
 
-from .compiler import CompiledProgram, CompileError, Item, compile, simulate_program
-from .mapping import OBJECTIVES, Mapping, MappingCache, MappingError, OpShape, estimate, search
-from .optimizations import ABLATION, CompileOptions
-from .simulate import ModelResult, simulate_model, simulate_workload
-from .workload import Op, UnmappableOpError, Workload, default_skip, extract
+import importlib
 
 __all__ = [
     "ABLATION",
@@ -31,11 +33,39 @@ __all__ = [
     "UnmappableOpError",
     "Workload",
     "compile",
+    "compile_gemm",
     "default_skip",
     "estimate",
     "extract",
+    "gemm_tiling",
     "search",
+    "simulate_gemm",
     "simulate_model",
     "simulate_program",
     "simulate_workload",
+    "sparse_operands",
 ]
+
+_HOME = {
+    "compiler": ("CompiledProgram", "CompileError", "Item", "compile", "simulate_program"),
+    "lower.gemm": ("compile_gemm", "gemm_tiling", "simulate_gemm", "sparse_operands"),
+    "mapping": ("OBJECTIVES", "Mapping", "MappingCache", "MappingError", "OpShape", "estimate",
+                "search"),
+    "optimizations": ("ABLATION", "CompileOptions"),
+    "simulate": ("ModelResult", "simulate_model", "simulate_workload"),
+    "workload": ("Op", "UnmappableOpError", "Workload", "default_skip", "extract"),
+}
+_MODULE_OF = {name: module for module, names in _HOME.items() for name in names}
+
+
+def __getattr__(name: str):
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

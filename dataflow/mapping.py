@@ -9,11 +9,11 @@ sparse) on an ``R x C`` array, a :class:`Mapping` is one of:
 dataflow   order     loop nest (outer to inner) and what stays in the buffers
 =========  ========  =========================================================================
 ``os``     ``a``     m-block (R rows), n-block (C cols), k-chunk (``kt``): A chunk resident
-                     across the n loop when ``kt == K`` (``hwsim.gemm``'s lowering)
+                     across the n loop when ``kt >= K`` (``gemm_tiling``'s OS mapping)
 ``os``     ``b``     all of B (every n-block, whole K) loaded once and resident; m-block: load
                      A, then n-block: one tile per n-block with no further weight traffic
 ``ws``     ``s``     n-block, m-chunk (``mt`` rows), k-chunk: weight tile and A chunk loaded
-                     per tile (``hwsim.gemm``'s WS lowering)
+                     per tile (``gemm_tiling``'s WS mapping)
 ``ws``     ``a``     m-chunk, n-block, k-chunk: the A chunk (all of K) resident across the
                      n loop; only weight tiles stream
 =========  ========  =========================================================================
@@ -32,7 +32,7 @@ dense closed form with ``k`` compressed (:func:`hwsim.units.array.gemm_cycles`, 
 :mod:`hwsim.sparse_tile`). Its activations are the full ``kc`` reduction operands: OS loads
 ``kc`` A entries (whole groups); WS (N dividing M and R) preloads R compressed rows and
 streams one activation row per cycle, each ``M/N`` ACT entries read at once, from A stored
-blocked by chunk (``hwsim.compile_gemm``'s layout: row ``c*M_rows + t`` holds
+blocked by chunk (``dataflow.lower.gemm``'s layout: row ``c*M_rows + t`` holds
 ``A[t, c*E*R : (c+1)*E*R]``, ``E = M/N``).
 
 Cost

@@ -63,6 +63,46 @@ matmul      M, N, K                 dA: M, K, N              dB: K, N, M
 - Each parameter tensor that requires grad gets one ``update`` op (``elements = numel``);
   the backward pass is listed in full even when some parameters are frozen.
 
+Lookups (MemoryFormer's :class:`algorithms.memoryformer.MemoryLayer`) are ``lookup`` ops,
+with the fields ``tokens`` (T, input rows), ``chunks`` (K), ``tau`` (bits, and elements,
+per chunk), ``width`` (h, elements per table row), ``table_rows`` (K·2^tau: one contiguous
+table), ``rows`` (table rows the op reads or writes), ``table`` (the table's parameter
+path), ``weight`` (``"paper"`` or ``"official"``) and ``hash_op`` (the hash whose rows
+it uses). ``elements`` is ``rows·h`` for row ops and ``T·K·tau`` for the hash ops.
+
+============  ======  =====================================================  ================
+op            pass    per token                                              rows
+============  ======  =====================================================  ================
+hash          fwd     K chunks of tau: sign bits, row = k·2^tau + code,      0
+                      weight p(z) (or ||z||₁·p(z), ``weight="official"``)
+gather        fwd     y = Σ_k p_k·T[row_k] (+ b): K rows of h, fp32 sum      T·K
+lookup_grad   bgrad   dp_k = <dY, T[row_k]>: the same K rows read again      T·K
+hash_grad     bgrad   dX = (Σ dp over the hash's lookups)·dp/dz, K·tau       0
+scatter       wgrad   T[row_k] += p_k·dY: read-modify-write of K rows        T·K
+table_update  update  optimizer step of the distinct touched rows only       E[distinct]
+============  ======  =====================================================  ================
+
+- The paper's input gradient ``dY·T[row_k]ᵀ·dp/dz`` is ``lookup_grad`` then ``hash_grad``:
+  with a shared hash the three ``dp`` are summed and multiplied by ``dp/dz`` once.
+- A memory layer's bias is folded into the gather; its gradient is a ``bias_grad`` vector
+  op in ``wgrad`` and its update an ordinary ``update`` op, as for ``Linear``.
+- Shared hashes: ``MemoryFormerBlock`` calls ``q.hash`` once and ``q``/``k``/``v.lookup``
+  with its result, around the module call that hooks see, so :func:`extract` wraps each
+  memory layer's ``hash`` and ``lookup`` methods for the duration of the trace (instance
+  attributes, removed afterwards). Each hash call is one ``hash`` op; a lookup whose
+  indices are the very tensor (identity) a hash returned names that op in ``hash_op``
+  (``""`` if the indices came from elsewhere). Q, K and V thus share one hash and one
+  ``hash_grad``.
+- Rows touched by ``table_update``: on ``meta`` the hashes are unknown, so the count is the
+  expectation for uniformly random hashes, ``R·(1 - (1 - 1/R)^n)`` rows of each of the K
+  chunk tables, ``R = 2^tau`` rows and ``n`` the tokens looked up (:func:`expected_rows`;
+  at most ``min(n·K, K·R)``). Real sign hashes are skewed, so this is an upper estimate:
+  at training batch sizes (n = 2048, R = 256) it is the whole table.
+- Inference is ``training=False`` (hash and gather only). A decode step with a KV cache is
+  a model whose ``S`` new tokens attend to ``context`` cached positions (the
+  ``memoryformer_*`` zoo entries take ``seq_len=1, context=C``): its attention GEMMs are
+  ``S x (C+S)``, its lookups those of the ``S`` new tokens.
+
 Order: forward ops in execution order, then the loss, then the backward ops of each
 forward op in reverse order, then the updates in ``named_parameters`` order.
 
@@ -87,22 +127,27 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from algorithms.bdwp import SparseConv2d, SparseLinear, check_method
+from algorithms.memoryformer import WEIGHTS, MemoryLayer
 from algorithms.nm import parse_pattern
 from algorithms.sparsify_model import sparsifiable_layers
 
 __all__ = [
     "KINDS",
+    "LOOKUP_OPS",
     "PASSES",
     "Op",
     "UnmappableOpError",
     "Workload",
     "default_skip",
-    "required_skip",
+    "expected_rows",
     "extract",
+    "required_skip",
 ]
 
 PASSES = ("fwd", "bgrad", "wgrad", "update")
-KINDS = ("gemm", "vector", "update")
+KINDS = ("gemm", "vector", "update", "lookup")
+LOOKUP_OPS = ("hash", "gather", "lookup_grad", "hash_grad", "scatter", "table_update")
+_HASH_OPS = ("hash", "hash_grad")
 
 _NORMS = (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.modules.batchnorm._BatchNorm)
 _HANDLED = (nn.Linear, nn.Conv2d, nn.Embedding) + _NORMS
@@ -145,16 +190,17 @@ class Op:
         Unique in its workload, e.g. ``"layer1.0.conv1.bgrad"``.
     layer : str
         Module path (``named_modules`` name; ``""`` for the root, ``"(loss)"``).
-    kind : {"gemm", "vector", "update"}
+    kind : {"gemm", "vector", "update", "lookup"}
     pass_ : {"fwd", "bgrad", "wgrad", "update"}
         The pass (``pass`` is a Python keyword; the DataFrame column is ``"pass"``).
     op : str
         Op type: ``"linear"``, ``"conv2d"``, ``"matmul"``, ``"attn_qk"``, ``"relu"``,
-        ``"col2im"``, ``"sgd_momentum"`` ...
+        ``"col2im"``, ``"sgd_momentum"`` ...; for lookups one of :data:`LOOKUP_OPS`.
     m, n, k : int
         GEMM shape ``C[M, N] = A[M, K] · B[K, N]``; 0 for other kinds.
     elements : int
-        Elements a vector or update op processes; 0 for GEMMs.
+        Elements a vector or update op processes; 0 for GEMMs. Lookups: ``rows·width``
+        table elements moved, or ``tokens·chunks·tau`` input elements for the hash ops.
     repeat : int
         Independent repetitions (conv groups, batch x heads).
     sparsity : tuple of int or None
@@ -162,6 +208,29 @@ class Op:
     sparse_operand : {"B"} or None
         The sparse operand (the weight); None when dense.
     description : str
+    tokens : int
+        Lookups: input rows ``T`` hashed or looked up (``table_update``: all the tokens
+        scattered into the table in the step); 0 for other kinds.
+    chunks : int
+        Lookups: ``K``, chunks per token, one ``2^tau``-row slice of the table each.
+    tau : int
+        Lookups: bits per chunk, which is also the elements per chunk of the hash input.
+    width : int
+        Lookups: ``h``, elements per table row; 0 for the hash ops.
+    table_rows : int
+        Lookups: ``K·2^tau``, the rows of the one contiguous table (the hash's index range).
+    rows : int
+        Lookups: table rows read or written, each access counted (``T·K``);
+        ``table_update``: the distinct rows touched (an expectation, see the module
+        docstring); 0 for the hash ops.
+    table : str
+        Lookups: the table's parameter path, e.g. ``"blocks.0.q.tables"``; ``""`` for the
+        hash ops.
+    weight : {"paper", "official"} or ""
+        Lookups: the chunk weight, ``p(z)`` or ``||z||₁·p(z)``.
+    hash_op : str
+        ``gather``/``lookup_grad``/``scatter``: the name of the ``hash`` op whose rows and
+        weights they use; ``""`` otherwise.
     """
 
     name: str
@@ -177,6 +246,15 @@ class Op:
     sparsity: tuple[int, int] | None = None
     sparse_operand: str | None = None
     description: str = ""
+    tokens: int = 0
+    chunks: int = 0
+    tau: int = 0
+    width: int = 0
+    table_rows: int = 0
+    rows: int = 0
+    table: str = ""
+    weight: str = ""
+    hash_op: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -188,6 +266,27 @@ class Op:
                              f"M={self.m} N={self.n} K={self.k} repeat={self.repeat}")
         if (self.sparsity is None) != (self.sparse_operand is None):
             raise ValueError(f"Op {self.name!r}: sparsity and sparse_operand go together")
+        if self.kind == "lookup":
+            self._check_lookup()
+
+    def _check_lookup(self) -> None:
+        def bad(what):
+            return ValueError(f"Op {self.name!r}: {what}")
+
+        if self.op not in LOOKUP_OPS:
+            raise bad(f"lookup op must be one of {LOOKUP_OPS}, not {self.op!r}")
+        if self.chunks < 1 or self.tau < 1 or min(self.tokens, self.rows) < 0:
+            raise bad(f"lookup needs chunks and tau >= 1 and tokens, rows >= 0, not "
+                      f"chunks={self.chunks} tau={self.tau} tokens={self.tokens} "
+                      f"rows={self.rows}")
+        if self.table_rows != self.chunks << self.tau:
+            raise bad(f"table_rows must be chunks·2^tau = {self.chunks << self.tau}, "
+                      f"not {self.table_rows}")
+        if self.op not in _HASH_OPS and (self.width < 1 or not self.table):
+            raise bad(f"{self.op} needs a positive width and a table, not width={self.width} "
+                      f"table={self.table!r}")
+        if self.weight not in WEIGHTS:
+            raise bad(f"weight must be 'paper' or 'official', not {self.weight!r}")
 
     @property
     def dense_macs(self) -> int:
@@ -258,15 +357,94 @@ class Workload:
         """Dense GEMM MACs over sparse GEMM MACs of the whole workload."""
         return sum(self.macs(dense=True).values()) / sum(self.macs().values())
 
+    def lookups(self) -> tuple[Op, ...]:
+        """The lookup ops, in order."""
+        return tuple(op for op in self.ops if op.kind == "lookup")
+
+    def lookup_tables(self, element_bytes: int = 2, level: int | None = None) -> pd.DataFrame:
+        """The lookup tables and what one pass reads from them.
+
+        Parameters
+        ----------
+        element_bytes : int, default 2
+            Bytes per table element (fp16).
+        level : int or None
+            None: one row per table. ``n``: tables grouped by the first ``n`` dotted parts
+            of their path and summed (``2`` gives MemoryFormer's blocks ``blocks.<i>``:
+            Q, K, V and the memory block's two layers).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by ``table`` (or ``group``): ``tables``, ``entries`` (``K·2^tau·h``),
+            ``bytes``, ``gathered_bytes`` (by the forward gathers of the pass),
+            ``gathered_bytes_per_token`` (what one token gathers: ``K·h·element_bytes`` per
+            gather call on the table) and ``rows_touched`` (:func:`expected_rows` of the
+            tokens looked up); per table also ``chunks``, ``tau``, ``width``,
+            ``table_rows``.
+        """
+        shape, gathered, per_token, tokens = {}, Counter(), Counter(), Counter()
+        for op in self.lookups():
+            if not op.table:
+                continue
+            shape.setdefault(op.table, (op.chunks, op.tau, op.width, op.table_rows))
+            if op.op == "gather":
+                gathered[op.table] += op.rows * op.width * element_bytes
+                per_token[op.table] += op.chunks * op.width * element_bytes
+                tokens[op.table] += op.tokens
+        rows = []
+        for table, (chunks, tau, width, table_rows) in shape.items():
+            entries = table_rows * width
+            rows.append({"table": table, "tables": 1, "chunks": chunks, "tau": tau,
+                         "width": width, "table_rows": table_rows, "entries": entries,
+                         "bytes": entries * element_bytes, "gathered_bytes": gathered[table],
+                         "gathered_bytes_per_token": per_token[table],
+                         "rows_touched": expected_rows(tokens[table], chunks, tau)})
+        cols = ["table", "tables", "chunks", "tau", "width", "table_rows", "entries", "bytes",
+                "gathered_bytes", "gathered_bytes_per_token", "rows_touched"]
+        df = pd.DataFrame(rows, columns=cols)
+        if level is None:
+            return df.set_index("table")
+        df["group"] = [".".join(t.split(".")[:level]) for t in df["table"]]
+        sums = ["tables", "entries", "bytes", "gathered_bytes", "gathered_bytes_per_token",
+                "rows_touched"]
+        return df.groupby("group", sort=False)[sums].sum()
+
+    def lookup_totals(self, element_bytes: int = 2) -> dict[str, int]:
+        """Whole-model sums of :meth:`lookup_tables`: ``tables``, ``entries``, ``bytes``,
+        ``gathered_bytes``, ``gathered_bytes_per_token``, ``rows_touched``."""
+        df = self.lookup_tables(element_bytes)
+        keys = ("tables", "entries", "bytes", "gathered_bytes", "gathered_bytes_per_token",
+                "rows_touched")
+        return {key: int(df[key].sum()) for key in keys}
+
     def to_dataframe(self) -> pd.DataFrame:
         """One row per op: name, layer, kind, pass, op, m, n, k, repeat, elements, pattern,
-        sparse_operand, dense_macs, macs, description."""
+        sparse_operand, dense_macs, macs, description, then the lookup fields tokens,
+        chunks, tau, width, table_rows, rows, table, weight, hash_op."""
         cols = ["name", "layer", "kind", "pass", "op", "m", "n", "k", "repeat", "elements",
-                "pattern", "sparse_operand", "dense_macs", "macs", "description"]
+                "pattern", "sparse_operand", "dense_macs", "macs", "description", "tokens",
+                "chunks", "tau", "width", "table_rows", "rows", "table", "weight", "hash_op"]
         rows = [(o.name, o.layer, o.kind, o.pass_, o.op, o.m, o.n, o.k, o.repeat, o.elements,
-                 o.pattern, o.sparse_operand or "", o.dense_macs, o.macs, o.description)
+                 o.pattern, o.sparse_operand or "", o.dense_macs, o.macs, o.description,
+                 o.tokens, o.chunks, o.tau, o.width, o.table_rows, o.rows, o.table, o.weight,
+                 o.hash_op)
                 for o in self.ops]
         return pd.DataFrame(rows, columns=cols)
+
+
+def expected_rows(tokens: int, chunks: int, tau: int) -> int:
+    """Expected distinct rows ``tokens`` uniformly random hashes touch in a lookup table.
+
+    ``chunks · R·(1 - (1 - 1/R)^tokens)`` with ``R = 2^tau`` rows per chunk table, rounded;
+    at most ``min(tokens·chunks, chunks·R)``. The rows a ``table_update`` touches when the
+    hashes are unknown (on ``meta``); real sign hashes are skewed and touch fewer.
+    """
+    if tokens <= 0:
+        return 0
+    r = 2**tau
+    per_chunk = r * -math.expm1(tokens * math.log1p(-1 / r))
+    return min(tokens * chunks, round(chunks * per_chunk))
 
 
 def _skipped(name: str, skip: Iterable[str]) -> bool:
@@ -352,9 +530,12 @@ class _Tracer(TorchFunctionMode):
         self.fwd: list[Op] = []
         self.bwd: list[list[Op]] = []
         self.bases: Counter[str] = Counter()
-        self.calls: Counter[int] = Counter()
+        self.calls: Counter = Counter()  # id(module), or (what, id(memory layer)): calls
         self.layout: Counter[str] = Counter()
         self.constant: Counter[str] = Counter()
+        # id(indices) -> (hash op name, its MemoryLayer, the indices kept alive for the id)
+        self.hashes: dict[int, tuple[str, MemoryLayer, torch.Tensor]] = {}
+        self.table_tokens: Counter[int] = Counter()  # id(tables) -> tokens looked up
 
     # ---- naming and emission -------------------------------------------------------------
     def _base(self, stem: str) -> str:
@@ -387,6 +568,8 @@ class _Tracer(TorchFunctionMode):
                 self.opaque += 1
             elif isinstance(mod, self.trace_through):
                 pass
+            elif isinstance(mod, MemoryLayer):
+                handled = False  # lowered by its wrapped hash and lookup methods
             elif handled is None and next(mod.parameters(False), None) is not None:
                 kind = type(mod).__name__
                 hint = ("only Conv2d convolutions are lowered" if "Conv" in kind else
@@ -469,6 +652,84 @@ class _Tracer(TorchFunctionMode):
         if any(p.requires_grad for p in mod.parameters(False)):
             bwd.append(self._vector(base, layer, "wgrad", name, e, "dγ, dβ reductions"))
         self._record([self._vector(base, layer, "fwd", name, e)], bwd)
+
+    # ---- memory layers (see "Shared hashes" in the module docstring) ----------------------
+    def wrap(self, path: str, mod: MemoryLayer) -> None:
+        """Route ``mod.hash`` and ``mod.lookup`` through the tracer until :meth:`unwrap`."""
+        hash_, lookup = mod.hash, mod.lookup
+        mod.hash = lambda x: self._hash(path, mod, hash_, x)
+        mod.lookup = lambda indices, weights: self._lookup(path, mod, lookup, indices, weights)
+
+    @staticmethod
+    def unwrap(mod: MemoryLayer) -> None:
+        for attr in ("hash", "lookup"):
+            vars(mod).pop(attr, None)
+
+    def _call_base(self, key, path: str) -> str:
+        self.calls[key] += 1
+        stem = path or "<root>"
+        return stem if self.calls[key] == 1 else f"{stem}#{self.calls[key]}"
+
+    def _lookup_op(self, base, layer, pass_, op, mod, tokens, desc, part="", rows=0, width=0,
+                   table="", weight=None, hash_op=""):
+        elements = rows * width if width else tokens * mod.in_features
+        return Op(f"{base}.{pass_}{part}", layer, "lookup", pass_, op, elements=int(elements),
+                  description=desc, tokens=int(tokens), chunks=mod.num_tables, tau=mod.tau,
+                  width=width, table_rows=mod.num_tables << mod.tau, rows=int(rows),
+                  table=table, weight=weight or mod.weight_kind, hash_op=hash_op)
+
+    def _hash(self, path, mod, hash_, x):
+        if self.opaque:
+            return hash_(x)
+        self.opaque += 1  # the hash's torch calls, and ours on its tensors, are not ops
+        try:
+            indices, weights = hash_(x)
+            self._emit_hash(path, mod, x, indices)
+        finally:
+            self.opaque -= 1
+        return indices, weights
+
+    def _emit_hash(self, path, mod, x, indices) -> None:
+        base = self._call_base(("hash", id(mod)), path)
+        t = x.numel() // mod.in_features
+        fwd = self._lookup_op(base, path, "fwd", "hash", mod, t, "sign bits, rows and p(z) of "
+                              "K chunks of tau", ".hash")
+        self.hashes[id(indices)] = (fwd.name, mod, indices)
+        bwd = [self._lookup_op(base, path, "bgrad", "hash_grad", mod, t, "dX = (Σ dp)·dp/dz",
+                               ".hash")] if x.requires_grad else []
+        self._record([fwd], bwd)
+
+    def _lookup(self, path, mod, lookup, indices, weights):
+        if self.opaque:
+            return lookup(indices, weights)
+        self.opaque += 1
+        try:
+            y = lookup(indices, weights)
+            self._emit_lookup(path, mod, indices, weights)
+        finally:
+            self.opaque -= 1
+        return y
+
+    def _emit_lookup(self, path, mod, indices, weights) -> None:
+        hash_op, source, _ = self.hashes.get(id(indices), ("", mod, None))
+        if (source.num_tables, source.tau) != (mod.num_tables, mod.tau):
+            raise UnmappableOpError(
+                f"memory layer {path!r} looks up rows hashed by {source.extra_repr()!r}: "
+                f"{mod.num_tables} chunks of tau={mod.tau} expected")
+        base = self._call_base(("lookup", id(mod)), path)
+        t, h = indices.numel() // mod.num_tables, mod.out_features
+        row = dict(rows=t * mod.num_tables, width=h, table=f"{path}.tables" if path else "tables",
+                   weight=source.weight_kind, hash_op=hash_op)
+        fwd = [self._lookup_op(base, path, "fwd", "gather", mod, t,
+                               "Y = Σ_k p_k·T[row_k] (+ b), fp32 accumulation", **row)]
+        bwd = [self._lookup_op(base, path, "bgrad", "lookup_grad", mod, t,
+                               "dp_k = <dY, T[row_k]>", **row)] if weights.requires_grad else []
+        bwd.append(self._lookup_op(base, path, "wgrad", "scatter", mod, t,
+                                   "T[row_k] += p_k·dY (read-modify-write)", **row))
+        if mod.bias is not None:
+            bwd.append(self._vector(base, path, "wgrad", "bias_grad", t * h, "db = Σ dY", ".bias"))
+        self.table_tokens[id(mod.tables)] += t
+        self._record(fwd, bwd)
 
     # ---- torch functions -----------------------------------------------------------------
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -580,6 +841,16 @@ class _Tracer(TorchFunctionMode):
         self._record(fwd, bwd)
 
 
+def _table_update(pname: str, mod: MemoryLayer, tokens: int) -> Op:
+    rows = expected_rows(tokens, mod.num_tables, mod.tau)
+    return Op(f"{pname}.update", pname.rpartition(".")[0], "lookup", "update", "table_update",
+              elements=rows * mod.out_features, tokens=tokens, chunks=mod.num_tables,
+              tau=mod.tau, width=mod.out_features, table_rows=mod.num_tables << mod.tau,
+              rows=rows, table=pname, weight=mod.weight_kind,
+              description="sparse step of the touched rows only (FP32 master rows, fp16 copy); "
+                          "rows: expected distinct rows for uniform hashes")
+
+
 def extract(
     model: nn.Module,
     example_input,
@@ -600,7 +871,9 @@ def extract(
     example_input : torch.Tensor or tuple of torch.Tensor
         One batch (``model(*example_input)`` if a tuple).
     training : bool, default True
-        False: forward ops only (model in eval mode), no loss, backward or updates.
+        False: forward ops only (model in eval mode), no loss, backward or updates: an
+        inference pass (a decode step is a model with a KV cache, e.g.
+        ``get_model("memoryformer_tiny", seq_len=1, context=C)``).
     method : {"dense", "srste", "bdwp", "transposable"} or None, default "dense"
         Applied to every ``nn.Linear``/``nn.Conv2d`` not in ``skip``. None: each layer as
         it is (``SparseLinear``/``SparseConv2d`` with their own method and pattern).
@@ -617,6 +890,8 @@ def extract(
     Returns
     -------
     Workload
+        MemoryFormer memory layers give ``lookup`` ops (see the module docstring); ``method``
+        and ``pattern`` do not apply to them.
 
     Raises
     ------
@@ -657,9 +932,13 @@ def extract(
     names = {id(mod): path for path, mod in model.named_modules()}
     tracer = _Tracer(names, training, sparsity, trace_through)
     handles = []
-    for mod in {id(m): m for m in model.modules()}.values():
+    modules = {id(m): m for m in model.modules()}.values()
+    memory = [m for m in modules if isinstance(m, MemoryLayer)]
+    for mod in modules:
         handles.append(mod.register_forward_pre_hook(tracer.pre_hook, with_kwargs=True))
         handles.append(mod.register_forward_hook(tracer.post_hook, with_kwargs=True))
+    for mod in memory:
+        tracer.wrap(names[id(mod)], mod)
     args = example_input if isinstance(example_input, tuple) else (example_input,)
     # float inputs and every parameter require grad while tracing, so that everything
     # computed from the batch or the weights is live (frozen parameters included)
@@ -679,6 +958,8 @@ def extract(
             p.requires_grad_(flag)
         for h in handles:
             h.remove()
+        for mod in memory:
+            tracer.unwrap(mod)
 
     ops = list(tracer.fwd)
     if training:
@@ -688,8 +969,11 @@ def extract(
         ops.append(Op("loss.bgrad", "(loss)", "vector", "bgrad", "loss", elements=e,
                       description="dLoss/dOutput"))
         ops.extend(op for group in reversed(tracer.bwd) for op in group)
+        tables = {id(mod.tables): mod for mod in memory}
         for pname, p, flag in trainable:
-            if flag:
+            if flag and id(p) in tables:
+                ops.append(_table_update(pname, tables[id(p)], tracer.table_tokens[id(p)]))
+            elif flag:
                 ops.append(Op(f"{pname}.update", pname.rpartition(".")[0], "update", "update",
                               "sgd_momentum", elements=p.numel(),
                               description="FP32 master-weight step and fp16 copy"))

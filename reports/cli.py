@@ -83,7 +83,7 @@ def _derived(cfg) -> dict:
 
 
 def cmd_simulate_gemm(args) -> int:
-    from hwsim import simulate_gemm
+    from dataflow import simulate_gemm
 
     cfg = _config(args.config)
     stats = simulate_gemm(args.m, args.n, args.k, cfg, dataflow=args.dataflow, mode=args.mode,
@@ -146,7 +146,7 @@ def cmd_simulate(args) -> int:
 
     cfg = _config(args.config)
     if args.scalesim_cfg:
-        from hwsim.scalesim import read_scalesim_cfg
+        from dataflow.scalesim import read_scalesim_cfg
 
         cfg = read_scalesim_cfg(args.scalesim_cfg, base=cfg)
     table = simulate_topology(args.topology, cfg, dataflow=args.dataflow)
@@ -409,10 +409,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from dataflow.scalesim import TopologyError
     from hwsim.config import ConfigError
     from hwsim.engine import ProgramError
     from hwsim.isa import IsaError
-    from hwsim.scalesim import TopologyError
 
     # CompileError and UnmappableOpError are ValueErrors
     return (UsageError, ConfigError, ProgramError, IsaError, TopologyError, ValueError, OSError,

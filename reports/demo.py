@@ -14,7 +14,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from hwsim import preset, simulate_gemm
+from dataflow import simulate_gemm
+from hwsim import preset
 
 from .fidelity import gemm_cosim
 

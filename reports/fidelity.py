@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from dataflow import compile_gemm, sparse_operands
 from hwsim import isa
 from hwsim.config import AcceleratorConfig
 from hwsim.engine import run
-from hwsim.gemm import compile_gemm, sparse_operands
 from hwsim.program import Program
 
 __all__ = ["command_end_cycles", "cosim_programs", "gemm_cosim", "gemm_program_case"]
@@ -42,7 +42,7 @@ def gemm_program_case(config: AcceleratorConfig, m: int, n: int, k: int,
     """A GEMM program with random operands of the config's datatype (int8 or fp16).
 
     With ``sparsity=(N, M)`` B is pruned to N:M along K and the values are those of
-    :func:`hwsim.sparse_operands` (``B`` is then the pruned dense B, the reference operand).
+    :func:`dataflow.sparse_operands` (``B`` is then the pruned dense B, the reference operand).
     """
     if config.array.dtype == "int8":
         a = rng.integers(-128, 128, (m, k), dtype=np.int64).astype(np.int8)

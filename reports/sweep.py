@@ -16,7 +16,7 @@ A sweep spec is a YAML file::
          compile: {interleave: false},           # dataflow.CompileOptions fields
          compare_dense: false}                   # also run method dense: speedup column
 
-Every (config, workload) pair is a point. GEMMs run :func:`hwsim.simulate_gemm` in timing mode;
+Every (config, workload) pair is a point. GEMMs run :func:`dataflow.simulate_gemm` in timing mode;
 models run :func:`dataflow.simulate_model` (what ``satmem simulate --model`` runs). Points run
 as Dask tasks on a local cluster (single-threaded worker processes, one per core) or on an
 existing cluster (``scheduler="tcp://host:8786"``; its workers need satmem installed), or in
@@ -141,7 +141,7 @@ class GemmWorkload:
                 "k": self.k, "sparsity": self.sparsity, "dataflow": self.dataflow}
 
     def run(self, config: AcceleratorConfig) -> dict[str, Any]:
-        from hwsim import simulate_gemm
+        from dataflow import simulate_gemm
 
         st = simulate_gemm(self.m, self.n, self.k, config, sparsity=self.sparsity,
                            dataflow=self.dataflow, mode="timing")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from hwsim import simulate_gemm
+from dataflow import simulate_gemm
+from dataflow.scalesim import read_topology
 from hwsim.config import AcceleratorConfig
-from hwsim.scalesim import read_topology
 
 __all__ = ["simulate_topology"]
 

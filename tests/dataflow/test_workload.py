@@ -321,3 +321,58 @@ def test_resnet50_meta_extraction_is_fast():
     assert time.perf_counter() - t0 < 10
     assert w.macs(dense=True)["fwd"] == 4_089_184_256  # the usual 4.1 GMACs
     assert len([op for op in w.gemms() if op.op == "conv2d" and op.pass_ == "fwd"]) == 53
+
+
+# sha256 prefixes of the op fields that existed before lookups, recorded before adding them
+UNCHANGED = [
+    ("resnet18", {}, dict(method="bdwp", pattern="2:8"), "default", 246, "3a7c487b1342fe03"),
+    ("resnet50", {}, dict(method="dense"), None, 623, "d57177d0f90672f1"),
+    ("vgg16", {"image_size": 64}, dict(method="srste", pattern="2:4"), "default", 144,
+     "44bf568e6fbfa49e"),
+    ("vit_s16", {}, dict(method="bdwp", pattern="2:8"), "required", 599, "feb5e496a2ca664f"),
+    ("pythia70m", {"seq_len": 64}, dict(method="transposable", pattern="1:8"), None, 422,
+     "2c6e880e86db4eaf"),
+    ("pythia70m", {"seq_len": 64}, dict(method="dense", training=False), None, 135,
+     "a92d76dffc97e9bc"),
+]
+
+
+@pytest.mark.parametrize("name, kw, options, skip, count, digest", UNCHANGED)
+def test_sat_zoo_workloads_are_unchanged_by_the_lookup_ops(name, kw, options, skip, count,
+                                                            digest):
+    import hashlib
+
+    model, x = get_model(name, batch=2, device="meta", **kw)
+    options = dict(options)
+    if skip == "default":
+        options["skip"] = default_skip(model)
+    elif skip == "required":
+        options["skip"] = required_skip(model, options["method"], options["pattern"])
+    w = extract(model, x, **options)
+    fields = ("name", "layer", "kind", "pass_", "op", "m", "n", "k", "elements", "repeat",
+              "sparsity", "sparse_operand", "description")
+    h = hashlib.sha256()
+    for op in w.ops:
+        h.update(repr(tuple(getattr(op, f) for f in fields)).encode())
+    h.update(repr((w.layout_calls, w.constant_calls, w.training, w.method, w.pattern,
+                   w.skip)).encode())
+    assert (len(w), h.hexdigest()[:16]) == (count, digest)
+    assert not w.lookups() and w.lookup_totals()["entries"] == 0
+    assert all(op.tokens == op.chunks == op.rows == 0 and op.table == op.hash_op == ""
+               for op in w)
+
+
+def test_dataframe_carries_the_lookup_fields():
+    from algorithms.memoryformer import MemoryFormerConfig, MemoryFormerLM
+
+    config = MemoryFormerConfig(vocab_size=32, d_model=16, n_layers=1, n_heads=2,
+                                max_seq_len=8, tau=4)
+    w = extract(MemoryFormerLM(config), torch.randint(0, 32, (1, 8)))
+    df = w.to_dataframe()
+    lookups = df[df["kind"] == "lookup"]
+    assert len(lookups) == len(w.lookups()) == 3 * 2 + 5 * 4  # hashes: fwd, bgrad
+    gather = lookups[(lookups["op"] == "gather") & (lookups["layer"] == "blocks.0.v")].iloc[0]
+    assert (gather.tokens, gather.chunks, gather.tau, gather.width, gather.table_rows,
+            gather.rows, gather.table, gather.weight, gather.hash_op) == (
+        8, 4, 4, 16, 64, 32, "blocks.0.v.tables", "paper", "blocks.0.q.fwd.hash")
+    assert df[df["kind"] != "lookup"]["table"].eq("").all()

@@ -73,3 +73,72 @@ def test_bad_requests_name_the_problem():
         get_model("vit_s16", image_size=100, device="meta")
     with pytest.raises(ValueError, match="n_heads must divide d_model"):
         GPTConfig(n_heads=7)
+
+
+def memoryformer_parameters(layers: int, d: int, vocab: int = 50_304, seq: int = 2048) -> int:
+    """Tables K·2^tau·h, biases, LayerNorms, embeddings and the dense classifier, tau 8."""
+    k, hidden = d // 8, 10 * d // 8
+    tables = 3 * k * 256 * d + k * 256 * hidden + k * 1024 * d
+    biases = 3 * d + hidden + d
+    norms = 2 * d + 2 * d + 2 * hidden
+    return (layers * (tables + biases + norms) + vocab * d + seq * d + 2 * d
+            + d * vocab + vocab)
+
+
+def test_lookup_family_lists_the_memoryformer_models():
+    lookup = ("memoryformer_tiny", "memoryformer_small", "memoryformer_base")
+    assert model_names("lookup") == lookup
+    assert model_names("all") == tuple(PUBLISHED) + lookup
+    with pytest.raises(ValueError, match="family must be 'sat', 'lookup' or 'all', not 'gpu'"):
+        model_names("gpu")
+
+
+@pytest.mark.parametrize("name, layers, d, heads", [
+    ("memoryformer_tiny", 6, 512, 8),
+    ("memoryformer_small", 12, 768, 12),
+    ("memoryformer_base", 24, 1024, 16),
+])
+def test_memoryformer_pythia_shapes_on_meta(name, layers, d, heads):
+    model, x = get_model(name, batch=2, device="meta", seq_len=64)
+    config = model.config
+    assert (config.n_layers, config.d_model, config.n_heads, config.tau) == (layers, d, heads, 8)
+    assert config.num_tables == d // 8 and config.vocab_size == 50_304
+    assert sum(p.numel() for p in model.parameters()) == memoryformer_parameters(layers, d)
+    assert all(p.is_meta for p in model.parameters())
+    assert tuple(x.shape) == (2, 64) and model.training
+    assert tuple(model(x).shape) == (2, 64, 50_304)
+    assert isinstance(model.head, torch.nn.Linear)  # the classifier stays dense
+
+
+def test_memoryformer_decode_model_keeps_the_parameters_and_checks_the_context():
+    full, _ = get_model("memoryformer_tiny", device="meta")
+    model, x = get_model("memoryformer_tiny", batch=3, device="meta", seq_len=1, context=2047)
+    assert tuple(x.shape) == (3, 1) and tuple(model(x).shape) == (3, 1, 50_304)
+    assert [(n, p.shape) for n, p in model.named_parameters()] == [
+        (n, p.shape) for n, p in full.named_parameters()]
+    with pytest.raises(ValueError, match="context \\+ seq_len must be at most max_seq_len=2048"):
+        get_model("memoryformer_tiny", device="meta", seq_len=2, context=2047)
+    with pytest.raises(ValueError, match="context must be a non-negative integer, not -1"):
+        get_model("memoryformer_tiny", device="meta", context=-1)
+    with pytest.raises(ValueError, match="model 'memoryformer_base' takes no option 'image_size'"):
+        get_model("memoryformer_base", image_size=4)
+
+
+def test_small_memoryformer_decode_matches_the_full_sequence_on_cpu():
+    torch.manual_seed(0)
+    kw = dict(vocab_size=50, d_model=32, n_layers=2, n_heads=4, max_seq_len=16, tau=4)
+    full, x = get_model("memoryformer_tiny", batch=1, seq_len=6, **kw)
+    step, _ = get_model("memoryformer_tiny", batch=1, seq_len=1, context=5, **kw)
+    step.load_state_dict(full.state_dict())
+    full.eval()
+    step.eval()
+    # the cache of position < 5 is the K and V the full model computes there
+    cache, h = [], full.embed(x) + full.pos(torch.arange(6))
+    for block in full.blocks:
+        idx, w = block.q.hash(block.norm(h))
+        k, v = (layer.lookup(idx, w).view(1, 6, 4, -1).transpose(1, 2)[:, :, :5]
+                for layer in (block.k, block.v))
+        cache.append((k, v))
+        h = block(h)
+    with torch.no_grad():
+        assert torch.allclose(step(x[:, 5:], cache), full(x)[:, 5:], atol=1e-5)

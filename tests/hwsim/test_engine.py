@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hwsim import ProgramError, compile_gemm, isa, preset, run, simulate_gemm, sparse_operands
+from dataflow import compile_gemm, simulate_gemm, sparse_operands
+from hwsim import ProgramError, isa, preset, run
 from hwsim.buffers import elem_bytes
 from hwsim.dram import DramModel, dma_cycles
 from hwsim.program import Program, TensorRef
@@ -145,7 +146,8 @@ def test_vcu1525_fp16_timing_runs():
     (isa.Update(0, 0, 0, 0, 4), "g_addr", "overlap w_addr entries 0..0"),
     (isa.Update(0, 1, 2, 3, 4, optimizer=2), "optimizer", "Adam (optimizer 2) is not "
      "implemented"),
-    (isa.Hash(0, 0, 0, 0, 1, 1, 8), "opcode", "HASH is not modelled yet"),
+    (isa.Gather(0, 0, 0, 0, 1, 1, 8, mode=2), "mode", "2 is not a GATHER mode"),
+    (isa.Gather(0, 0, 0, 0, 1, 1, 8, tier=1), "tier", "tier 1 does not exist"),
 ])
 def test_bad_commands_name_index_and_field(cmd, field, why):
     prog = Program([isa.Sync(), cmd], dram_bytes=64)
@@ -193,12 +195,6 @@ def test_bad_mode_and_missing_inputs():
         run(prog, cfg, "fast")
     with pytest.raises(ValueError, match=r"program inputs \['B'\] were not given"):
         run(prog, cfg, "functional", inputs={"A": np.zeros((2, 2))})
-
-
-@pytest.mark.parametrize("bad", [0, -3, 2.5])
-def test_bad_gemm_shape(bad):
-    with pytest.raises(ValueError, match="GEMM dimension M must be a positive integer"):
-        compile_gemm(bad, 4, 4, preset("tiny"))
 
 
 def test_prune_program_equals_algorithms_compress():

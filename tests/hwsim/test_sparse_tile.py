@@ -6,8 +6,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from algorithms.nm import compress
-from hwsim import compile_gemm, preset, run, simulate_gemm, sparse_operands
+from dataflow import compile_gemm, simulate_gemm, sparse_operands
+from hwsim import preset, run
 from hwsim.numerics import fp16_matmul
 from hwsim.sparse_tile import os_sparse_tile_per_cycle, ws_sparse_tile_per_cycle
 from hwsim.systolic_array import os_feed_cycles, os_tile_per_cycle, ws_stream_cycles
@@ -85,15 +85,6 @@ def test_fp16_tile_sums_in_step_order_like_a_dense_tile_of_the_selected_operands
         np.testing.assert_array_equal(acc[:, j].view(np.uint32), ref[:, 0].view(np.uint32))
 
 
-def test_sparse_operands_match_algorithms_compress():
-    rng = np.random.default_rng(0)
-    b = rng.standard_normal((64, 10)).astype(np.float32)  # no ties
-    ops = sparse_operands(np.zeros((3, 64), np.float32), b, 2, 8)
-    vals, idx = compress(torch.from_numpy(b), 2, 8, dim=0)
-    np.testing.assert_array_equal(ops["Bv"], vals.numpy())
-    np.testing.assert_array_equal(ops["Bi"], idx.numpy())
-
-
 @pytest.mark.parametrize("dataflow", ["os", "ws"])
 @pytest.mark.parametrize("config_name", ["tiny", "small8"])
 @pytest.mark.parametrize("pattern", [(2, 4), (2, 8), (1, 8)])
@@ -138,13 +129,13 @@ def test_sparse_gemm_is_faster_than_dense_and_moves_fewer_weight_bytes():
 
 
 def test_misaligned_sparse_tile_is_refused_naming_the_field():
-    from hwsim import ProgramError
+    from hwsim import Program, ProgramError
 
     cfg = preset("tiny")
     prog = compile_gemm(4, 4, 16, cfg, dataflow="os", sparsity=(2, 8))
     from dataclasses import replace
 
     cmds = [replace(c, a_addr=4) if c.name == "GEMM" else c for c in prog.commands]
-    prog.commands[:] = cmds
+    prog = Program(cmds, prog.dram_bytes, prog.tensors)
     with pytest.raises(ProgramError, match="a_addr.*not a multiple of 8"):
         run(prog, cfg, "timing")

@@ -20,7 +20,7 @@ def test_simulate_gemm_json_has_cycles_and_utilisation(capsys):
                              "--json")
     assert code == 0 and err == ""
     data = json.loads(out)
-    from hwsim import simulate_gemm
+    from dataflow import simulate_gemm
 
     ref = simulate_gemm(64, 64, 64, "tiny", dataflow="ws")
     assert data["cycles"] == ref.cycles
@@ -106,7 +106,7 @@ def test_rtl_verilog_axi4_port(capsys, tmp_path):
 def test_simulate_topology_with_sparse_layers(capsys):
     from pathlib import Path
 
-    topo = Path(__file__).resolve().parents[1] / "hwsim" / "data" / "gemm_sparse.csv"
+    topo = Path(__file__).resolve().parents[1] / "dataflow" / "data" / "gemm_sparse.csv"
     code, out, err = run_cli(capsys, "simulate", "--topology", str(topo), "--config", "tiny",
                              "--json")
     assert code == 0, err

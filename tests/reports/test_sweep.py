@@ -7,7 +7,8 @@ import re
 import pytest
 import yaml
 
-from hwsim import load_config, simulate_gemm
+from dataflow import simulate_gemm
+from hwsim import load_config
 from reports.cli import main
 from reports.store import ResultStore, read_results
 from reports.sweep import load_spec

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dataflow import compile_gemm, sparse_operands
 from hwsim import isa
 from hwsim.config import preset
 from hwsim.engine import run
-from hwsim.gemm import compile_gemm, sparse_operands
 from hwsim.program import Program, TensorRef
 from rtl.cosim import available_simulators, run_bench
 

@@ -19,12 +19,12 @@ import pytest
 import torch
 from torch import nn
 
+from dataflow import sparse_operands
 from dataflow.compiler import compile, simulate_program
 from dataflow.optimizations import CompileOptions
 from dataflow.workload import extract
 from hwsim.config import preset
 from hwsim.engine import run
-from hwsim.gemm import sparse_operands
 from hwsim.numerics import matmul_error_bound
 from hwsim.program import Program
 from reports.fidelity import command_end_cycles, cosim_programs

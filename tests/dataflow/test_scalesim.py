@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from dataflow.scalesim import Layer, TopologyError, read_scalesim_cfg, read_topology
 from hwsim.config import ConfigError, preset
-from hwsim.scalesim import Layer, TopologyError, read_scalesim_cfg, read_topology
 
 DATA = Path(__file__).parent / "data"
 

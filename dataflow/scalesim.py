@@ -40,7 +40,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import AcceleratorConfig, ConfigError, parse_nm, preset
+from hwsim.config import AcceleratorConfig, ConfigError, parse_nm, preset
 
 __all__ = [
     "CONV_COLUMNS",

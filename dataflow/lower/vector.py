@@ -1,0 +1,110 @@
+"""Lowering vector-engine work: kernels' passes and optimizer updates as UPDATE rows.
+
+A vector item of the plan (:mod:`dataflow.plan`) becomes UPDATE rows on the vector engine
+(:mod:`hwsim.units.vector`): an optimizer update is split into chunks whose operands fit half of
+VEC (``vperiod`` 0); a kernel (:mod:`dataflow.vector_ops`, with the ops fused into it) is one
+row per pass and per :data:`COUNT_MAX` elements, its ``vperiod``, ``vbytes`` and ``vflops``
+annotations saying how the pass is timed. A pass that drains a GEMM's output as it is stored
+(offline schedule) is cut into chunks over the GEMM's STOREs (:func:`drain_chunks`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hwsim import isa
+from hwsim.config import AcceleratorConfig
+from hwsim.program import COL
+from hwsim.units.vector import SGD_MOMENTUM
+
+from ..vector_ops import BINARY, LANE_OPS, OPTIMIZER_BYTES, kernel
+from .emitter import Emitter
+
+if TYPE_CHECKING:
+    from ..plan import Item
+
+__all__ = ["CHUNK_ELEMS", "COUNT_MAX", "drain_chunks", "emit_vector", "vector_steps"]
+
+COUNT_MAX = (1 << 20) - 1
+"""Elements of one UPDATE row (its ``count`` field)."""
+CHUNK_ELEMS = 1 << 14
+"""Elements a drain-fused vector command covers at least (fewer commands, short tail)."""
+_UPDATE = int(isa.Opcode.UPDATE)
+_COUNT, _VPERIOD, _VBYTES, _VFLOPS, _OPT = (COL[k] for k in (
+    "count", "vperiod", "vbytes", "vflops", "optimizer"))
+
+
+def drain_chunks(n: int, sizes: list[int]) -> list[tuple[int, int]]:
+    """Split ``n`` elements of a drain-fused pass over a GEMM's stores of ``sizes`` outputs:
+    ``(count, index of the last store it waits for)``; the last chunk waits for the last
+    store."""
+    total = sum(sizes) or 1
+    out = []
+    cum = 0.0
+    done = 0
+    last = len(sizes) - 1
+    for j, sz in enumerate(sizes):
+        cum += n * sz / total
+        target = n if j == last else min(n, round(cum))
+        if target - done >= CHUNK_ELEMS or j == last:
+            if target > done:
+                out.append((target - done, j))
+                done = target
+            elif j == last and out:
+                out[-1] = (out[-1][0], j)
+    if not out:
+        out.append((n, last))
+    return out
+
+
+def vector_steps(it: Item, config: AcceleratorConfig, stream: bool, stores: dict,
+                 order: dict) -> list[tuple]:
+    """Rows of a vector item, ``(count, period, vbytes, vflops, optimizer, wait)`` with ``wait``
+    ``(op name, store index)`` for drain-fused chunks (``stream``; ``stores``: the output sizes
+    of each GEMM op's STOREs) and None otherwise. ``order``: op id -> position in the workload
+    (a fused op before the kernel joins its first pass, after it its last)."""
+    op = it.ops[0]
+    lanes = config.vector.lanes
+    if it.pass_ == "update":
+        n = max(1, op.elements)
+        # operands w, g, v and the fp16 copy (3.5 entries per lanes words) in half of VEC
+        chunk = max(1, config.vec_depth // 7) * lanes
+        rows = [(min(chunk, n - s), 0, OPTIMIZER_BYTES, 6, SGD_MOMENTUM, None)
+                for s in range(0, n, chunk)]
+        return rows
+    k = kernel(op.op, op.pass_)
+    passes = [[p.reads, p.writes, p.flops] for p in k.passes]
+    dram = k.dram_bytes
+    for f in it.fused:
+        target = passes[0 if order[id(f)] < order[id(op)] else -1]
+        target[2] += kernel(f.op, f.pass_).flops
+        if f.op in BINARY:  # its second operand: one more read stream
+            target[0] += 1
+            dram += 2
+    n = max(1, op.elements)
+    gemm_in = 2 if it.stream_from is not None else 0  # the GEMM's fp32 output read
+    rw = sum(r + w for r, w, _ in passes) or 1
+    rows = []
+    for pi, (r, w, f) in enumerate(passes):
+        period = max(r, w, -(-f // LANE_OPS), 1)
+        vb = -(-dram * (r + w) // rw) + (gemm_in if pi == 0 else 0)
+        if pi == 0 and stream:
+            producer = it.stream_from[1].name
+            for cnt, j in drain_chunks(n, stores[producer]):
+                for s in range(0, cnt, COUNT_MAX):
+                    rows.append((min(COUNT_MAX, cnt - s), period, vb, f, 1,
+                                 (producer, j) if s == 0 else None))
+            continue
+        for s in range(0, n, COUNT_MAX):
+            rows.append((min(COUNT_MAX, n - s), period, vb, f, 1, None))
+    return rows
+
+
+def emit_vector(em: Emitter, count: int, period: int, vbytes: int, vflops: int,
+                optimizer: int) -> int:
+    """One vector-engine row (an UPDATE: ``period`` 0 an optimizer step, else a pass);
+    returns its row."""
+    r = em.new(_UPDATE)
+    r[_COUNT], r[_VPERIOD], r[_VBYTES], r[_VFLOPS], r[_OPT] = (count, period, vbytes, vflops,
+                                                              optimizer)
+    return len(em.rows) - 1
