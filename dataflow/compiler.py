@@ -40,6 +40,7 @@ depends on them (row buffers), functional runs need programs below 4 GiB.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 
 import numpy as np
@@ -53,6 +54,7 @@ from hwsim.units.vector import pass_cycles
 
 from .lower.emitter import Alloc, Emitter
 from .lower.gemm import GemmProtocol, emit_block, gemm_blocks, gemm_tensors
+from .lower.lookup import ModelLookups, Tokens
 from .lower.sore import emit_prune, prune_steps
 from .lower.vector import emit_vector, vector_steps
 from .mapping import Mapping, MappingCache, OpShape, search
@@ -229,6 +231,15 @@ class _Program:
         self.store_vt: dict[str, list[float]] = {}
         self.item_last: dict[int, int] = {}
         self.item_vt: dict[int, float] = {}
+        lookup_ops = [it.ops[0] for it in items if it.kind == "lookup"]
+        self.lookups = None
+        if lookup_ops:
+            training = any(op.pass_ != "fwd" for op in workload.ops)
+            self.lookups = ModelLookups(lookup_ops, config, self.alloc, training)
+            self.lookup_tokens = Tokens()
+            for k, it in enumerate(items):
+                if it.kind == "lookup":
+                    self.steps[k] = [it.ops[0]]
 
     # ---- emission of one step --------------------------------------------------------------
     def emit(self, k: int, j: int, vt_end: float = 0.0) -> None:
@@ -251,6 +262,11 @@ class _Program:
             if self.blocks_left[op.name] == 0:
                 self.op_last[op.name] = self.store_rows[op.name][-1]
                 self.op_vt[op.name] = vt_end
+            return
+        if it.kind == "lookup":
+            self.lookups.emit(em, step, self.lookup_tokens)
+            self.item_last[id(it)] = len(em.rows) - 1
+            self.item_vt[id(it)] = vt_end
             return
         if it.kind == "vector":
             count, period, vb, vf, opt, wait = step
@@ -394,6 +410,10 @@ def compile(workload: Workload, config: AcceleratorConfig,
         An op that fits no mapping (names the module and op).
     """
     options = options or CompileOptions()
+    if options.offline_schedule and workload.lookups():
+        # lookup items run in plan order between SYNCs: their blocks overlap through
+        # semaphores 4-7, which the offline schedule's cross-unit edges use
+        options = dataclasses.replace(options, offline_schedule=False)
     pats = {op.pattern for op in workload.ops if op.sparsity is not None}
     if workload.pattern:
         pats.add(workload.pattern)

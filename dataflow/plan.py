@@ -2,7 +2,8 @@
 
 An :class:`Item` is one schedulable unit: a GEMM op (or, with ``interleave``, two independent
 backward GEMMs of a layer whose tiles alternate), a vector-engine kernel (one op, plus the unary
-pointwise ops fused into it), an optimizer update, or a SORE prune. Items are in a topological
+pointwise ops fused into it), an optimizer update, a SORE prune, or a lookup-engine op (a hash,
+gather, their gradients, a scatter or a table's row update: never fused). Items are in a topological
 order (**plan order**); each lists what it waits for as ``(item, op)`` pairs, ``op`` the GEMM op
 whose last output is needed (a group's members finish at different times) or None for a whole
 vector or prune item.
@@ -51,7 +52,7 @@ class Item:
 
     Attributes
     ----------
-    kind : {"gemm", "vector", "prune"}
+    kind : {"gemm", "vector", "prune", "lookup"}
     ops : list of Op
         GEMM ops (two when interleaved; the first is the chain's); for a vector item the op
         whose kernel runs, then the pointwise ops fused into it.
@@ -182,7 +183,7 @@ def plan(workload: Workload, options: CompileOptions) -> list[Item]:
     main = [op for op in workload.ops if op.kind != "update"]
     updates = [op for op in workload.ops if op.kind == "update"]
     if not options.vector_ops or options.fuse_elementwise:
-        main = [op for op in main if op.kind == "gemm"]
+        main = [op for op in main if op.kind in ("gemm", "lookup")]
     if not options.vector_ops:
         updates = []
     main = _reorder_norm_reductions(main)
@@ -193,7 +194,7 @@ def plan(workload: Workload, options: CompileOptions) -> list[Item]:
     wgrad_deps: dict[str, list] = {}
     for g in groups:
         op0 = g[0]
-        kind = "gemm" if op0.kind == "gemm" else "vector"
+        kind = op0.kind if op0.kind in ("gemm", "lookup") else "vector"
         passes = {o.pass_ for o in g}
         name = op0.name if len(g) == 1 else " + ".join(o.name for o in g)
         it = Item(kind, list(g), name, op0.layer, "/".join(sorted(passes)))

@@ -35,8 +35,21 @@ from hwsim.tiers import place_tables
 
 from .emitter import Alloc, Emitter
 
-__all__ = ["PHASES", "SEMAPHORES", "LayerShape", "compile_memory_layer", "emit_memory_layer",
-           "token_block"]
+__all__ = [
+    "MODEL_SEMAPHORES",
+    "PHASES",
+    "SEMAPHORES",
+    "LayerShape",
+    "ModelLookups",
+    "Step",
+    "Stream",
+    "Tokens",
+    "block_tokens",
+    "compile_memory_layer",
+    "emit_blocks",
+    "emit_memory_layer",
+    "token_block",
+]
 
 PHASES = ("forward", "backward", "update", "train")
 SEMAPHORES = {"loaded": 0, "stored": 1, "free": 2, "drained": 3}
@@ -90,37 +103,6 @@ def _regions(words: dict[str, int], lanes: int) -> dict[str, int]:
     return out
 
 
-def _block_words(s: LayerShape, tb: int, phase: str) -> dict[str, int]:
-    K = s.chunks
-    if phase == "forward":
-        return {"z": tb * s.d, "rows": tb * K, "p": tb * K, "y": tb * s.h}
-    if phase == "backward":
-        # dX gets a region of its own: the next block's loads overwrite z and dy while this
-        # block's stores may still read dX
-        return {"z": tb * s.d, "dy": tb * s.h, "rows": tb * K, "p": tb * K, "g": tb * K,
-                "dx": tb * s.d}
-    return {"rows": tb * K}
-
-
-def token_block(s: LayerShape, config: AcceleratorConfig, phase: str) -> int:
-    """Tokens per block: the most whose operands fit VEC (and the ISA's 16-bit token field).
-
-    Raises
-    ------
-    ValueError
-        When one token's operands do not fit.
-    """
-    lanes, depth = config.vector.lanes, config.vec_depth
-    per = sum(_block_words(s, 1, phase).values())
-    tb = min(s.tokens, depth * lanes // per, (1 << 16) - 1)
-    while tb > 0 and _regions(_block_words(s, tb, phase), lanes)["_end"] > depth:
-        tb -= 1
-    if tb < 1:
-        raise ValueError(f"one token of a memory layer (d {s.d}, h {s.h}, tau {s.tau}) needs "
-                         f"{per} VEC words; config {config.name!r} has {depth * lanes}")
-    return tb
-
-
 def _transfer(em: Emitter, opcode: int, entry: int, dram: int, words: int, lanes: int,
               wait: int = 0, signal: int = 0) -> None:
     """Move ``words`` consecutive 32-bit words between VEC (from ``entry``) and DRAM: whole
@@ -136,7 +118,7 @@ def _transfer(em: Emitter, opcode: int, entry: int, dram: int, words: int, lanes
 
 
 def _lookup(em: Emitter, opcode: isa.Opcode, s: LayerShape, tb: int, *, in_addr: int,
-            p_addr: int, out_addr: int, table: int, width: int, mode: int, tier: int = 0,
+            p_addr: int, out_addr: int, table: int, width: int, mode: int = 0, tier: int = 0,
             wait: int = 0, signal: int = 0) -> None:
     r = em.new(int(opcode), wait, signal)
     for name, v in (("in_addr", in_addr), ("p_addr", p_addr), ("out_addr", out_addr),
@@ -157,16 +139,162 @@ class Tokens:
     def __init__(self):
         self.free = self.drained = 0
 
-    def take(self, name: str) -> int:
+    def take(self, name: str, sems: dict[str, int] = SEMAPHORES) -> int:
+        """The wait bit for one of ``name``'s tokens, if one is pending (0 otherwise)."""
         if getattr(self, name) == 0:
             return 0
         setattr(self, name, getattr(self, name) - 1)
-        return 1 << SEMAPHORES[name]
+        return 1 << sems[name]
+
+
+@dataclass(frozen=True)
+class Stream:
+    """An operand of a lookup block: ``words`` 32-bit words per token in VEC region ``name``,
+    moved from or to DRAM byte address ``dram`` (token-major)."""
+
+    name: str
+    words: int
+    dram: int = -1
+
+
+@dataclass(frozen=True)
+class Step:
+    """One lookup command of a block: its opcode and fields (``in_addr``, ``p_addr`` and
+    ``out_addr`` given as VEC region names, or a register number for ``p_addr`` when an
+    int)."""
+
+    opcode: isa.Opcode
+    fields: dict
+
+
+def _words_per_token(regions: list[Stream]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in regions:
+        out[r.name] = max(out.get(r.name, 0), r.words)
+    return out
+
+
+def block_tokens(words: dict[str, int], tokens: int, config: AcceleratorConfig,
+                 what: str = "a lookup op") -> int:
+    """Tokens per block: the most whose VEC regions (``words`` per token each) fit VEC, and
+    the ISA's 16-bit token field.
+
+    Raises
+    ------
+    ValueError
+        When one token's operands do not fit.
+    """
+    lanes, depth = config.vector.lanes, config.vec_depth
+    per = sum(words.values())
+    tb = min(tokens, depth * lanes // max(per, 1), (1 << 16) - 1)
+    while tb > 0 and _regions({k: v * tb for k, v in words.items()}, lanes)["_end"] > depth:
+        tb -= 1
+    if tb < 1:
+        raise ValueError(f"one token of {what} needs {per} VEC words; config "
+                         f"{config.name!r} has {depth * lanes}")
+    return tb
+
+
+def emit_blocks(em: Emitter, config: AcceleratorConfig, s: LayerShape, loads: list[Stream],
+                steps: list[Step], stores: list[Stream], *, scratch: tuple[Stream, ...] = (),
+                sems: dict[str, int] = SEMAPHORES, tokens: Tokens | None = None,
+                fence: bool = False, what: str = "a lookup op") -> int:
+    """Append the blocks of one lookup op: per block of tokens, the ``loads`` into VEC, the
+    lookup ``steps``, the ``stores`` out of VEC; returns the number of blocks.
+
+    Blocks overlap through ``sems`` (names of :data:`SEMAPHORES` to semaphore numbers): a
+    block's loads wait until the previous block's lookups are done with VEC (``free``), its
+    first lookup until its loads are in (``loaded``) and the previous block's stores have
+    drained VEC (``drained``); its stores wait for its last lookup (``stored``). With
+    ``fence`` SYNCs order everything instead.
+    """
+    tokens = Tokens() if tokens is None else tokens
+    lanes = config.vector.lanes
+    words = _words_per_token([*loads, *stores, *scratch])
+    tb = block_tokens(words, s.tokens, config, what)
+    bit = {k: 1 << v for k, v in sems.items()}
+    load, store = int(isa.Opcode.LOAD), int(isa.Opcode.STORE)
+    reg = _regions({k: v * tb for k, v in words.items()}, lanes)  # one layout for every block
+    blocks = 0
+    for b0 in range(0, s.tokens, tb):
+        n = min(tb, s.tokens - b0)
+        w_free = 0 if fence else tokens.take("free", sems)
+        w_drained = 0 if fence else tokens.take("drained", sems)
+        loaded = 0 if fence else bit["loaded"]
+        for i, st in enumerate(loads):
+            last = i == len(loads) - 1
+            _transfer(em, load, reg[st.name], st.dram + b0 * st.words * 4, n * st.words, lanes,
+                      w_free if i == 0 else 0, loaded if last else 0)
+        if fence:
+            em.sync()
+        done = 0 if fence else bit["free"] | (bit["stored"] if stores else 0)
+        for i, step in enumerate(steps):
+            f = dict(step.fields)
+            for k in ("in_addr", "p_addr", "out_addr"):
+                if isinstance(f.get(k), str):
+                    f[k] = reg[f[k]]
+            first = (loaded | w_drained) if i == 0 else 0
+            _lookup(em, step.opcode, s, n, wait=first,
+                    signal=done if i == len(steps) - 1 else 0, **f)
+        if not fence:
+            tokens.free += 1
+        if fence:
+            em.sync()
+        for i, st in enumerate(stores):
+            last = i == len(stores) - 1
+            _transfer(em, store, reg[st.name], st.dram + b0 * st.words * 4, n * st.words, lanes,
+                      0 if fence or i else bit["stored"],
+                      bit["drained"] if last and not fence else 0)
+        if stores and not fence:
+            tokens.drained += 1
+        blocks += 1
+    if fence:
+        em.sync()
+    return blocks
+
+
+def _layer_phase(s: LayerShape, phase: str, dram: dict[str, int], tiers: dict[str, int]):
+    """The loads, steps and stores of one phase of a memory layer."""
+    K, mode = s.chunks, 1 if s.weight == "official" else 0
+    t_gather, t_grad, t_update = (tiers.get(n, 0) for n in ("T", "G", "W"))
+    hash_ = Step(isa.Opcode.HASH, dict(in_addr="z", p_addr="p", out_addr="rows",
+                                       table=REG_SCALE, width=s.tau, mode=mode))
+    if phase == "forward":
+        return ([Stream("z", s.d, dram["X"])],
+                [hash_, Step(isa.Opcode.GATHER, dict(in_addr="rows", p_addr="p", out_addr="y",
+                                                     table=REG_T, width=s.h, tier=t_gather))],
+                [Stream("y", s.h, dram["Y"])], (Stream("rows", K), Stream("p", K)))
+    if phase == "backward":
+        # dX gets a region of its own: the next block's loads overwrite z and dy while this
+        # block's stores may still read dX
+        return ([Stream("z", s.d, dram["X"]), Stream("dy", s.h, dram["dY"])],
+                [hash_,
+                 Step(isa.Opcode.GATHER, dict(in_addr="rows", p_addr="dy", out_addr="g",
+                                              table=REG_T, width=s.h, mode=1, tier=t_gather)),
+                 Step(isa.Opcode.HASH, dict(in_addr="z", p_addr="g", out_addr="dx",
+                                            table=REG_SCALE, width=s.tau, mode=2 + mode)),
+                 Step(isa.Opcode.SCATTER, dict(in_addr="rows", p_addr="p", out_addr="dy",
+                                               table=REG_T + 2, width=s.h, tier=t_grad))],
+                [Stream("dx", s.d, dram["dX"]), Stream("rows", K, dram["R"])],
+                (Stream("p", K), Stream("g", K)))
+    return ([Stream("rows", K, dram["R"])],
+            [Step(isa.Opcode.SCATTER, dict(in_addr="rows", p_addr=REG_HP, out_addr=0,
+                                           table=REG_T, width=s.h, mode=1, tier=t_update))],
+            [], ())
+
+
+def token_block(s: LayerShape, config: AcceleratorConfig, phase: str) -> int:
+    """Tokens per block of one phase of a memory layer (:func:`block_tokens`)."""
+    dram = dict.fromkeys(("X", "Y", "dY", "dX", "R"), 0)
+    loads, _, stores, scratch = _layer_phase(s, phase, dram, {})
+    what = f"a memory layer (d {s.d}, h {s.h}, tau {s.tau})"
+    return block_tokens(_words_per_token([*loads, *stores, *scratch]), s.tokens, config, what)
 
 
 def emit_memory_layer(em: Emitter, s: LayerShape, config: AcceleratorConfig, phase: str,
                       dram: dict[str, int], *, tiers: dict[str, int] | None = None,
-                      fence: bool = False, tokens: Tokens | None = None) -> int:
+                      fence: bool = False, tokens: Tokens | None = None,
+                      sems: dict[str, int] = SEMAPHORES) -> int:
     """Append one phase of a memory layer to ``em``; returns the number of token blocks.
 
     Parameters
@@ -183,81 +311,13 @@ def emit_memory_layer(em: Emitter, s: LayerShape, config: AcceleratorConfig, pha
     tiers : dict, optional
         ``config.lookup.tiers`` index of the tier holding each table (``T``, ``G``, ``W``;
         default 0): GATHER reads T's, SCATTER updates G's, the row update W's.
-    fence : bool
-        Order blocks with SYNC instead of semaphores.
-    tokens : Tokens, optional
-        The semaphore tokens earlier blocks of the program left (one program, one object).
+    fence, tokens, sems
+        As :func:`emit_blocks`.
     """
-    tiers = tiers or {}
-    tokens = Tokens() if tokens is None else tokens
-    lanes = config.vector.lanes
-    K = s.chunks
-    tb = token_block(s, config, phase)
-    reg = _regions(_block_words(s, tb, phase), lanes)
-    sem = {k: 1 << v for k, v in SEMAPHORES.items()}
-    load, store = int(isa.Opcode.LOAD), int(isa.Opcode.STORE)
-    mode = 1 if s.weight == "official" else 0
-    t_gather, t_grad, t_update = (tiers.get(n, 0) for n in ("T", "G", "W"))
-    blocks = 0
-    for b0 in range(0, s.tokens, tb):
-        n = min(tb, s.tokens - b0)
-        # VEC is free once the previous block's lookups are done, and drained of its results
-        # once its stores are (its operands are overwritten, its ports shared)
-        w_free = 0 if fence else tokens.take("free")
-        w_drained = 0 if fence else tokens.take("drained")
-        loaded = 0 if fence else sem["loaded"]
-        if phase == "forward":
-            _transfer(em, load, reg["z"], dram["X"] + b0 * s.d * 4, n * s.d, lanes, w_free,
-                      loaded)
-        elif phase == "backward":
-            _transfer(em, load, reg["z"], dram["X"] + b0 * s.d * 4, n * s.d, lanes, w_free)
-            _transfer(em, load, reg["dy"], dram["dY"] + b0 * s.h * 4, n * s.h, lanes, 0, loaded)
-        else:
-            _transfer(em, load, reg["rows"], dram["R"] + b0 * K * 4, n * K, lanes, w_free,
-                      loaded)
-        if fence:
-            em.sync()
-        stores = phase != "update"
-        done = 0 if fence else sem["free"] | (sem["stored"] if stores else 0)
-        first = loaded | w_drained
-        if phase in ("forward", "backward"):
-            _lookup(em, isa.Opcode.HASH, s, n, in_addr=reg["z"], p_addr=reg["p"],
-                    out_addr=reg["rows"], table=REG_SCALE, width=s.tau, mode=mode,
-                    wait=first)
-        if phase == "forward":
-            _lookup(em, isa.Opcode.GATHER, s, n, in_addr=reg["rows"], p_addr=reg["p"],
-                    out_addr=reg["y"], table=REG_T, width=s.h, mode=0, tier=t_gather,
-                    signal=done)
-        elif phase == "backward":
-            _lookup(em, isa.Opcode.GATHER, s, n, in_addr=reg["rows"], p_addr=reg["dy"],
-                    out_addr=reg["g"], table=REG_T, width=s.h, mode=1, tier=t_gather)
-            _lookup(em, isa.Opcode.HASH, s, n, in_addr=reg["z"], p_addr=reg["g"],
-                    out_addr=reg["dx"], table=REG_SCALE, width=s.tau, mode=2 + mode)
-            _lookup(em, isa.Opcode.SCATTER, s, n, in_addr=reg["rows"], p_addr=reg["p"],
-                    out_addr=reg["dy"], table=REG_T + 2, width=s.h, mode=0, tier=t_grad,
-                    signal=done)
-        else:
-            _lookup(em, isa.Opcode.SCATTER, s, n, in_addr=reg["rows"], p_addr=REG_HP,
-                    out_addr=0, table=REG_T, width=s.h, mode=1, tier=t_update, wait=first,
-                    signal=done)
-        if not fence:
-            tokens.free += 1
-        if fence:
-            em.sync()
-        w_out = 0 if fence else sem["stored"]
-        drained = 0 if fence else sem["drained"]
-        if phase == "forward":
-            _transfer(em, store, reg["y"], dram["Y"] + b0 * s.h * 4, n * s.h, lanes, w_out,
-                      drained)
-        elif phase == "backward":
-            _transfer(em, store, reg["dx"], dram["dX"] + b0 * s.d * 4, n * s.d, lanes, w_out)
-            _transfer(em, store, reg["rows"], dram["R"] + b0 * K * 4, n * K, lanes, 0, drained)
-        if stores and not fence:
-            tokens.drained += 1
-        blocks += 1
-    if fence and phase != "update":
-        em.sync()
-    return blocks
+    loads, steps, stores, scratch = _layer_phase(s, phase, dram, tiers or {})
+    return emit_blocks(em, config, s, loads, steps, stores, scratch=scratch, sems=sems,
+                       tokens=tokens, fence=fence,
+                       what=f"a memory layer (d {s.d}, h {s.h}, tau {s.tau})")
 
 
 def table_registers(em: Emitter, s: LayerShape, tables: dict[str, int], *, lr: float = 0.01,
@@ -328,3 +388,116 @@ def compile_memory_layer(s: LayerShape, config: AcceleratorConfig, *, phase: str
     return Program(table=em.table(), dram_bytes=alloc.top, tensors=t, inputs=inputs,
                    outputs=outputs)
 
+
+
+# --- whole models: one lookup op of a workload at a time ----------------------------------------
+
+MODEL_SEMAPHORES = {"loaded": 4, "stored": 5, "free": 6, "drained": 7}
+"""The lookup blocks' semaphores inside a whole-model program, whose GEMM protocol holds 0-3
+(the compiler emits lookup items in plan order with SYNCs between items, so 4-7 are free)."""
+
+
+class ModelLookups:
+    """The tables and activations of a workload's lookup ops, and their emission.
+
+    Tables (one per memory layer, ``table_rows x width``): the fp16 table ``T`` and, when the
+    workload trains, the fp32 master ``W``, gradient ``G`` and momentum ``V``, placed in the
+    lookup config's tiers by :func:`hwsim.tiers.place_tables` (registers hold tier-local
+    offsets, modulo 2**32). Activations get DRAM space from ``alloc`` per op: a hash op's
+    rows ``R`` and weights ``P`` (read by its gathers, gradients and scatters), each op's own
+    input and output. The hash scale is ``2/t`` with ``t = 1`` (the official code's).
+
+    Raises
+    ------
+    hwsim.tiers.PlacementError
+        A table that fits in no tier (names the tiers and their free space).
+    """
+
+    def __init__(self, ops, config: AcceleratorConfig, alloc: Alloc, training: bool):
+        self.config = config
+        self.ops = {op.name: op for op in ops}
+        tables: dict[str, tuple[int, int]] = {}
+        self.hash_of_table: dict[str, str] = {}
+        for op in ops:
+            if op.table and op.op != "table_update":
+                tables[op.table] = (op.table_rows, op.width)
+                if op.hash_op:
+                    self.hash_of_table.setdefault(op.table, op.hash_op)
+        kinds = ("T", "W", "G", "V") if training else ("T",)
+        entries = [(t, k) for t in tables for k in kinds]
+        sizes = [tables[t][0] * tables[t][1] * (2 if k == "T" else 4) for t, k in entries]
+        placement = place_tables(sizes, config.lookup)
+        index = [tier.name for tier in config.lookup.tiers]
+        self.tier = {e: index.index(placement.tiers[i]) for i, e in enumerate(entries)}
+        self.base = {e: placement.offsets[i] for i, e in enumerate(entries)}
+        self.placement = placement
+        self.dram: dict[str, dict[str, int]] = {}
+        for op in ops:
+            s = self._shape(op)
+            words = {"hash": {"X": s.d, "R": s.chunks, "P": s.chunks},
+                     "gather": {"Y": s.h}, "lookup_grad": {"dY": s.h, "G": s.chunks},
+                     "hash_grad": {"X": s.d, "G": s.chunks, "dX": s.d},
+                     "scatter": {"dY": s.h}, "table_update": {}}[op.op]
+            self.dram[op.name] = {k: alloc(4 * w * s.tokens) for k, w in words.items()}
+        self.hp_set = False
+
+    @staticmethod
+    def _shape(op) -> LayerShape:
+        return LayerShape(tokens=op.tokens, d=op.chunks * op.tau, h=max(op.width, 1),
+                          tau=op.tau, weight=op.weight or "paper")
+
+    def _registers(self, em: Emitter, op) -> None:
+        if not self.hp_set:
+            for i, v in enumerate((0.01, 0.9, 0.0)):  # lr, momentum, weight decay
+                _setreg(em, REG_HP + i, int(np.float32(v).view(np.uint32)))
+            _setreg(em, REG_SCALE, int(np.float32(2.0).view(np.uint32)))
+            self.hp_set = True
+        if op.table:
+            for i, k in enumerate(("T", "W", "G", "V")):
+                if (op.table, k) in self.base:
+                    _setreg(em, REG_T + i, self.base[(op.table, k)])
+
+    def emit(self, em: Emitter, op, tokens: Tokens) -> None:
+        """Append the blocks of lookup op ``op`` (a :data:`dataflow.workload.LOOKUP_OPS`)."""
+        s = self._shape(op)
+        K, mode = s.chunks, 1 if s.weight == "official" else 0
+        mine = self.dram[op.name]
+        src = op.hash_op or self.hash_of_table.get(op.table, "")
+        hashed = self.dram.get(src, {})
+        tier = {k: self.tier.get((op.table, k), 0) for k in ("T", "G", "W")}
+        R, P = Stream("rows", K, hashed.get("R", 0)), Stream("p", K, hashed.get("P", 0))
+        if op.op == "hash":
+            loads = [Stream("z", s.d, mine["X"])]
+            steps = [Step(isa.Opcode.HASH, dict(in_addr="z", p_addr="p", out_addr="rows",
+                                                table=REG_SCALE, width=s.tau, mode=mode))]
+            stores = [Stream("rows", K, mine["R"]), Stream("p", K, mine["P"])]
+        elif op.op == "gather":
+            loads = [R, P]
+            steps = [Step(isa.Opcode.GATHER, dict(in_addr="rows", p_addr="p", out_addr="y",
+                                                  table=REG_T, width=s.h, tier=tier["T"]))]
+            stores = [Stream("y", s.h, mine["Y"])]
+        elif op.op == "lookup_grad":
+            loads = [R, Stream("dy", s.h, mine["dY"])]
+            steps = [Step(isa.Opcode.GATHER, dict(in_addr="rows", p_addr="dy", out_addr="g",
+                                                  table=REG_T, width=s.h, mode=1,
+                                                  tier=tier["T"]))]
+            stores = [Stream("g", K, mine["G"])]
+        elif op.op == "hash_grad":
+            loads = [Stream("z", s.d, mine["X"]), Stream("g", K, mine["G"])]
+            steps = [Step(isa.Opcode.HASH, dict(in_addr="z", p_addr="g", out_addr="dx",
+                                                table=REG_SCALE, width=s.tau, mode=2 + mode))]
+            stores = [Stream("dx", s.d, mine["dX"])]
+        elif op.op == "scatter":
+            loads = [R, P, Stream("dy", s.h, mine["dY"])]
+            steps = [Step(isa.Opcode.SCATTER, dict(in_addr="rows", p_addr="p", out_addr="dy",
+                                                   table=REG_T + 2, width=s.h, tier=tier["G"]))]
+            stores = []
+        else:  # table_update: every token's rows, each dirty row once
+            loads = [R]
+            steps = [Step(isa.Opcode.SCATTER, dict(in_addr="rows", p_addr=REG_HP, out_addr=0,
+                                                   table=REG_T, width=s.h, mode=1,
+                                                   tier=tier["W"]))]
+            stores = []
+        self._registers(em, op)
+        emit_blocks(em, self.config, s, loads, steps, stores, sems=MODEL_SEMAPHORES,
+                    tokens=tokens, what=f"lookup op {op.name!r}")

@@ -43,7 +43,8 @@ Cycles of GATHER and SCATTER come from the row pipeline of
 :mod:`hwsim.units.lookup_timing` (request issue, the tier's banked model, the accumulate
 lanes, read-after-write forwarding for SCATTER): in functional mode with the rows the program
 computed (stepped per cycle), in timing mode with rows drawn uniformly from each chunk's
-``2**tau`` rows (annotation ``trows``, default 256; a fixed seed per command), event by event.
+``2**tau`` rows (annotation ``trows``, default 256), event by event, from a seed that is the
+command's shape, so that commands of one shape take the same cycles and are timed once.
 RTL: ``rtl/lookup`` (next).
 """
 
@@ -315,10 +316,10 @@ class LookupModel(UnitModel):
             rb = 4 * h
             base = int(regs[cmd.table])
             window = lk.rows_in_flight(rb)
-            last: dict[int, int] = {}
-            for i, r in enumerate(rows.tolist()):
-                dep[i] = last.get(r, -1)
-                last[r] = i
+            # the previous access to the same row: neighbours in a stable sort by row
+            order = np.argsort(rows, kind="stable")
+            same = rows[order][1:] == rows[order][:-1]
+            dep[order[1:][same]] = order[:-1][same]
             fwd = (dep >= 0) & (np.arange(n) - dep <= window)
             reads = ~fwd
             rd_addr = base + rows[reads] * rb
@@ -360,11 +361,22 @@ class LookupModel(UnitModel):
         n = rows[:, COL["tokens"]] * rows[:, COL["chunks"]]
         out = np.where(op == isa.Opcode.HASH,
                        hash_cycles(n, rows[:, COL["width"]], config.lookup.hash_lanes), 0)
-        for i in np.flatnonzero(op != isa.Opcode.HASH).tolist():
-            cmd = isa.command_class(int(op[i]))(**{
-                f: int(rows[i, COL[f]]) for f, _ in isa.Gather.FIELDS})
-            out[i] = 2 if n[i] == 0 else self._pipeline(
-                cmd, config, _synthetic_rows(rows[i], cmd), np.zeros(16, np.int64), events)
+        # timing mode draws each command's rows from its shape alone, so commands of one shape
+        # take the same cycles: each shape is timed once
+        keys = [f for f in ("opcode", "tokens", "chunks", "width", "tier", "mode", "trows")]
+        shape = rows[:, [COL[k] for k in keys]]
+        memory = op != isa.Opcode.HASH
+        if memory.any():
+            uniq, inv = np.unique(shape[memory], axis=0, return_inverse=True)
+            timed = np.empty(len(uniq), np.int64)
+            for u, key in enumerate(uniq.tolist()):
+                f = dict(zip(keys, key, strict=True))
+                cmd = isa.command_class(f.pop("opcode"))(0, 0, 0, 0, **{
+                    k: v for k, v in f.items() if k != "trows"})
+                timed[u] = 2 if cmd.tokens * cmd.chunks == 0 else self._pipeline(
+                    cmd, config, _synthetic_rows(key, cmd, f["trows"]), np.zeros(16, np.int64),
+                    events)
+            out[memory] = timed[inv.reshape(-1)]
         return UnitTiming(np.asarray(out, np.int64))
 
     def footprint(self, cmd, config):
@@ -411,11 +423,14 @@ def _mul_loop(a, b, out):  # pragma: no cover - compiled
         out[i] = fp32_mul(a[i], b[i])
 
 
-def _synthetic_rows(row: np.ndarray, cmd) -> np.ndarray:
-    """Timing mode's row indices: uniform within each chunk's ``trows`` rows, a fixed seed per
-    command (its fields), so a program times the same on every run."""
-    trows = int(row[COL["trows"]]) or DEFAULT_TROWS
+def _synthetic_rows(key, cmd, trows: int) -> np.ndarray:
+    """Timing mode's row indices: uniform within each chunk's ``trows`` rows (default
+    :data:`DEFAULT_TROWS`), from a seed that is the command's shape ``key``, so a program times
+    the same on every run and commands of one shape alike."""
+    trows = trows or DEFAULT_TROWS
     n = cmd.tokens * cmd.chunks
-    rng = np.random.default_rng(abs(hash(tuple(int(x) for x in row.tolist()))) % (1 << 32))
+    seed = int(np.frombuffer(np.asarray(key, np.int64).tobytes(), np.uint8).astype(np.uint64)
+               .dot(np.arange(1, 8 * len(key) + 1, dtype=np.uint64)) % (1 << 32))
+    rng = np.random.default_rng(seed)
     chunk = np.tile(np.arange(cmd.chunks, dtype=np.int64), cmd.tokens)
     return chunk * trows + rng.integers(0, trows, n, dtype=np.int64)

@@ -1,0 +1,61 @@
+"""MemoryFormer compiled onto the machine: lookup ops become lookup-engine commands whose tier
+traffic equals MemoryFormer's own count, next to the attention GEMMs on the array."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from dataflow import CompileOptions, compile, extract, simulate_program
+from dataflow.zoo import get_model
+from hwsim import isa
+from hwsim.config import LookupConfig, preset
+from hwsim.tiers import PlacementError, tier_preset
+
+SEQ = 64
+
+
+def _workload(training: bool):
+    model, x = get_model("memoryformer_tiny", device="meta", seq_len=SEQ)
+    return extract(model, x, method="dense", name="memoryformer_tiny", training=training)
+
+
+def test_inference_gathers_336_kib_per_token_per_block_from_the_tiers():
+    cfg = preset("vcu1525")
+    prog = compile(_workload(False), cfg, CompileOptions())
+    st = simulate_program(prog)
+    # per block: Q, K, V gather 64 rows of 512 fp16 (64 KiB each), the FFN's first layer 64
+    # rows of 640 (80 KiB), its second 64 rows of 512 (64 KiB): 336 KiB a token (REFERENCES)
+    per_token_block = 3 * 64 * 512 * 2 + 64 * 640 * 2 + 64 * 512 * 2
+    assert per_token_block == 344_064
+    read = sum(v for k, v in st.bytes.items() if k.startswith("tier_") and k.endswith("_read"))
+    assert read == SEQ * 6 * per_token_block
+    assert not any(v for k, v in st.bytes.items() if k.startswith("tier_") and
+                   k.endswith("_write"))
+    cmds = prog.commands
+    gathers = [c for c in cmds if isinstance(c, isa.Gather)]
+    assert sum(c.tokens * c.chunks for c in gathers) == SEQ * 6 * 5 * 64
+    assert any(isinstance(c, isa.Gemm) for c in cmds)  # attention and the classifier
+    assert st.busy["lookup"] > 0 and st.energy_pj["lookup"] > 0
+
+
+def test_training_step_scatters_and_updates_rows_in_the_tiers():
+    cfg = preset("vcu1525")
+    prog = compile(_workload(True), cfg, CompileOptions())
+    st = simulate_program(prog)
+    cmds = prog.commands
+    scatters = [c for c in cmds if isinstance(c, isa.Scatter) and c.mode == 0]
+    updates = [c for c in cmds if isinstance(c, isa.Scatter) and c.mode == 1]
+    assert sum(c.tokens * c.chunks for c in scatters) == SEQ * 6 * 5 * 64
+    assert len({c.width for c in updates}) == 2  # 512- and 640-wide tables
+    writes = sum(v for k, v in st.bytes.items() if k.startswith("tier_") and
+                 k.endswith("_write"))
+    assert writes > 0 and st.cycles > 0
+
+
+def test_tables_that_fit_no_tier_are_refused_naming_the_tiers():
+    small = dataclasses.replace(preset("vcu1525"), lookup=LookupConfig(
+        tiers=(tier_preset("hbm2e", capacity_gib=0.5),)))
+    with pytest.raises(PlacementError, match="hbm"):
+        compile(_workload(False), small, CompileOptions())
