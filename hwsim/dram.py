@@ -4,7 +4,7 @@ Both models take a list of requests in issue order (byte address, size, read or 
 the cycle each request was issued and the cycle it completed, in accelerator clock cycles
 (``config.clock_mhz``), with cycle 0 the first cycle a request may issue.
 
-``model == "fixed"`` (what :mod:`hwsim.timing` and the RTL DMA assume)
+``model == "fixed"`` (what :mod:`hwsim.units.dma` and the RTL DMA assume)
     A request occupies ``dram_request_cycles(size)`` issue slots (one while it fits a cycle's
     worth of peak bandwidth, proportionally more otherwise), requests issue back to back, and
     each completes ``config.dram_latency_cycles`` after its last issue slot::
@@ -13,7 +13,7 @@ the cycle each request was issued and the cycle it completed, in accelerator clo
         finish[i] = start[i] + slots[i] - 1 + latency
 
     A LOAD of ``rows`` equal requests therefore takes ``cycles + 1`` unit cycles in
-    :func:`hwsim.timing.unit_cycles` (the extra cycle is the DMA's start cycle).
+    :func:`hwsim.units.unit_cycles` (the extra cycle is the DMA's start cycle).
 
 ``model == "banked"``
     Channels, banks per channel and an open-page row buffer per bank. Addresses are mapped
@@ -75,7 +75,9 @@ __all__ = [
     "DmaTiming",
     "DramModel",
     "DramResult",
+    "address_map",
     "dma_cycles",
+    "requests",
     "stream_cycles",
 ]
 
@@ -100,7 +102,7 @@ def _fixed_kernel(sizes, bytes_per_cycle, latency):  # pragma: no cover - compil
     finish = np.empty(n, np.int64)
     t = 0
     for i in range(n):
-        # the same expression as hwsim.timing.dram_request_cycles
+        # the same expression as hwsim.units.dma.dram_request_cycles
         slots = max(1, math.ceil(sizes[i] / bytes_per_cycle - 1e-9))
         start[i] = t
         finish[i] = t + slots - 1 + latency
@@ -322,6 +324,43 @@ class DramResult:
         return self.bytes_read + self.bytes_written
 
 
+def requests(addrs, sizes, writes=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A request stream as fresh writeable arrays (read-only views would compile a second
+    kernel signature): addresses, sizes (a scalar applies to all) and write flags.
+
+    Raises
+    ------
+    ValueError
+        If the arrays are not one-dimensional and of one length, an address is negative or a
+        size is not positive.
+    """
+    a = np.array(addrs, dtype=np.int64)
+    if a.ndim != 1:
+        raise ValueError(f"addrs must be one-dimensional, not of shape {a.shape}")
+    s = np.asarray(sizes, dtype=np.int64)
+    if s.ndim and s.shape != a.shape:
+        raise ValueError(f"sizes has shape {s.shape}, addrs {a.shape}: they must match")
+    s = np.array(np.broadcast_to(s, a.shape))
+    w = np.zeros(a.shape, dtype=bool) if writes is None else np.array(writes, dtype=bool)
+    if w.shape != a.shape:
+        raise ValueError(f"writes has shape {w.shape}, addrs {a.shape}: they must match")
+    if a.size and a.min() < 0:
+        raise ValueError(f"addresses must be non-negative, got {a.min()}")
+    if s.size and s.min() < 1:
+        raise ValueError(f"request sizes must be positive, got {s.min()}")
+    return a, s, w
+
+
+def address_map(addrs, channels: int, banks: int, row_bytes: int, interleave: int):
+    """Channel, bank, row and byte column (in the row) of byte addresses under the banked
+    address map ``row : bank : column_hi : channel : column_lo`` (module docstring)."""
+    a = np.asarray(addrs, dtype=np.int64)
+    chunk = a // interleave
+    line = chunk // channels // (row_bytes // interleave)
+    column = (chunk // channels % (row_bytes // interleave)) * interleave + a % interleave
+    return chunk % channels, line % banks, line // banks, column
+
+
 class DramModel:
     """DRAM timing model of ``config.dram`` at ``config.clock_mhz`` (see the module docstring).
 
@@ -373,12 +412,8 @@ class DramModel:
         channel, bank, row, column : numpy.ndarray of int64
             ``column`` is the byte offset inside the row.
         """
-        a = np.asarray(addrs, dtype=np.int64)
-        d, g = self.config.dram, self.interleave_bytes
-        chunk = a // g
-        line = chunk // d.channels // (d.row_bytes // g)
-        column = (chunk // d.channels % (d.row_bytes // g)) * g + a % g
-        return chunk % d.channels, line % d.banks, line // d.banks, column
+        d = self.config.dram
+        return address_map(addrs, d.channels, d.banks, d.row_bytes, self.interleave_bytes)
 
     def access(self, addrs, sizes, writes=None) -> DramResult:
         """Time requests issued in the given order.
@@ -402,22 +437,7 @@ class DramModel:
             If the arrays are not one-dimensional and of one length, an address is negative or
             a size is not positive.
         """
-        # fresh writeable copies: read-only views would compile a second kernel signature
-        a = np.array(addrs, dtype=np.int64)
-        if a.ndim != 1:
-            raise ValueError(f"addrs must be one-dimensional, not of shape {a.shape}")
-        s = np.asarray(sizes, dtype=np.int64)
-        if s.ndim and s.shape != a.shape:
-            raise ValueError(f"sizes has shape {s.shape}, addrs {a.shape}: they must match")
-        s = np.array(np.broadcast_to(s, a.shape))
-        w = (np.zeros(a.shape, dtype=bool) if writes is None
-             else np.array(writes, dtype=bool))
-        if w.shape != a.shape:
-            raise ValueError(f"writes has shape {w.shape}, addrs {a.shape}: they must match")
-        if a.size and a.min() < 0:
-            raise ValueError(f"addresses must be non-negative, got {a.min()}")
-        if s.size and s.min() < 1:
-            raise ValueError(f"request sizes must be positive, got {s.min()}")
+        a, s, w = requests(addrs, sizes, writes)
         cfg = self.config
         if self.model == "fixed":
             start, finish = _fixed_kernel(s, float(cfg.dram_bytes_per_cycle),
@@ -487,7 +507,7 @@ class DmaTiming:
         inclusive (what :func:`hwsim.schedule.schedule` takes as ``duration``).
     transfer : numpy.ndarray of int64
         Cycles from the first request's issue to the last data leaving the DRAM bus (the fixed
-        model: the issue slots of :func:`hwsim.timing.dma_issue_cycles`).
+        model: the issue slots of :func:`hwsim.units.dma.dma_issue_cycles`).
     ideal : numpy.ndarray of int64
         ``ceil(bytes / config.dram_bytes_per_cycle)``: the transfer at peak bandwidth.
     row_hits, row_misses : numpy.ndarray of int64
@@ -506,11 +526,10 @@ def dma_cycles(store, dram_addr, rows, nbytes, stride, config: AcceleratorConfig
 
     Vectorised: one entry per command, arrays or scalars (broadcast). Commands are timed in the
     order given, which must be program order: the banked model carries its row buffers from
-    each command to the next, so :func:`hwsim.run` and a caller holding the program as a table
-    (:mod:`hwsim.fast_timing`) get the same cycles by passing the same DMA commands in the same
-    order.
+    each command to the next, so every caller gets the same cycles by passing the same DMA
+    commands in the same order.
 
-    ``model == "fixed"``: the closed forms of :func:`hwsim.timing.unit_cycles` (what the RTL
+    ``model == "fixed"``: the closed forms of :func:`hwsim.units.unit_cycles` (what the RTL
     implements): a LOAD takes ``1 + dma_issue_cycles + latency``, a STORE
     ``2 + dma_issue_cycles``, an empty command 2.
 
@@ -541,7 +560,7 @@ def dma_cycles(store, dram_addr, rows, nbytes, stride, config: AcceleratorConfig
         True for STORE (DMA out), False for LOAD (DMA in).
     dram_addr, rows, nbytes, stride : array_like of int
         The command's fields, ``nbytes = elems * element bytes of its buffer``
-        (:func:`hwsim.timing.elem_bytes`).
+        (:func:`hwsim.buffers.elem_bytes`).
     config : AcceleratorConfig
 
     Returns
@@ -566,7 +585,7 @@ def dma_cycles(store, dram_addr, rows, nbytes, stride, config: AcceleratorConfig
     ideal = np.ceil(moved / config.dram_bytes_per_cycle - 1e-9).astype(np.int64)
     lat = config.dram_latency_cycles
     if d.model == "fixed":
-        # hwsim.timing.dma_issue_cycles, vectorised
+        # hwsim.units.dma.dma_issue_cycles, vectorised
         per_channel = config.dram_bytes_per_cycle / d.channels
         slots = np.maximum(1, np.ceil(nbytes / per_channel - 1e-9).astype(np.int64))
         transfer = -(-rows // d.channels) * slots

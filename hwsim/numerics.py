@@ -485,19 +485,17 @@ def _fp32_operand(x, name: str) -> np.ndarray:
 
 
 def fp32_add_array(a, b) -> np.ndarray:
-    """Elementwise :func:`fp32_add` with broadcasting.
-
-    Parameters
-    ----------
-    a, b : array_like of float32 or uint32
-        Values or bit patterns.
-
-    Returns
-    -------
-    uint32 ndarray
-        Bit patterns of the sums.
-    """
+    """Elementwise :func:`fp32_add` of float32 values or uint32 bit patterns, broadcast; the
+    sums' bit patterns (uint32)."""
     return fp32_elementwise(_add_loop, a, b)
+
+
+def _fp32_map(loop, x, out_dtype) -> np.ndarray:
+    """``loop(bits, out)`` over the fp32 bit patterns of ``x`` into a new ``out_dtype`` array."""
+    bits = _fp32_operand(x, "x")
+    out = np.empty(bits.shape, out_dtype)
+    loop(bits.ravel(), out.ravel())
+    return out
 
 
 def fp32_elementwise(loop, a, b) -> np.ndarray:
@@ -535,10 +533,7 @@ def cast_fp32_to_fp16(x) -> np.ndarray:
     -------
     float16 ndarray
     """
-    x = _fp32_operand(x, "x")
-    out = np.empty(x.shape, np.uint16)
-    _to16_loop(x.ravel(), out.ravel())
-    return out.view(np.float16)
+    return _fp32_map(_to16_loop, x, np.uint16).view(np.float16)
 
 
 def cast_fp16_to_fp32(x) -> np.ndarray:
@@ -756,6 +751,7 @@ __all__ += [
     "chunk_weight_bits",
     "chunk_weight_grad",
     "fp32_mul",
+    "fp32_mul_array",
     "hw_sigmoid",
     "hw_sigmoid_array",
 ]
@@ -1024,10 +1020,7 @@ def hw_sigmoid_array(x) -> np.ndarray:
     -------
     float32 ndarray
     """
-    bits = _fp32_operand(x, "x")
-    out = np.empty(bits.shape, np.uint32)
-    _sigmoid_loop(bits.ravel(), out.ravel())
-    return out.view(np.float32)
+    return _fp32_map(_sigmoid_loop, x, np.uint32).view(np.float32)
 
 
 @njit(cache=True)
@@ -1124,3 +1117,15 @@ def chunk_weight_grad(z, t: float = 1.0, official: bool = False) -> np.ndarray:
     out = np.empty(bits.shape, np.uint32)
     _chunk_grad_kernel(bits, c, bool(official), out)
     return out.view(np.float32).reshape(np.shape(z))
+
+
+@njit(cache=True)
+def _fp32_mul_loop(a, b, out):
+    for i in range(a.size):
+        out[i] = fp32_mul(a[i], b[i])
+
+
+def fp32_mul_array(a, b) -> np.ndarray:
+    """Elementwise :func:`fp32_mul` of float32 values or uint32 bit patterns, broadcast; the
+    products' bit patterns (uint32)."""
+    return fp32_elementwise(_fp32_mul_loop, a, b)

@@ -58,7 +58,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import ConfigError, LookupConfig, MemoryTier
-from .dram import _banked_kernel
+from .dram import _banked_kernel, address_map, requests
 
 __all__ = [
     "TIER_PRESETS",
@@ -302,24 +302,12 @@ class TierModel:
 
     def map(self, addrs) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Channel, bank, row and byte column (in the row) of byte addresses."""
-        a = np.asarray(addrs, dtype=np.int64)
-        t, g = self.tier, self.tier.interleave_bytes
-        chunk = a // g
-        line = chunk // t.channels // (t.row_bytes // g)
-        column = (chunk // t.channels % (t.row_bytes // g)) * g + a % g
-        return chunk % t.channels, line % t.banks, line // t.banks, column
+        t = self.tier
+        return address_map(addrs, t.channels, t.banks, t.row_bytes, t.interleave_bytes)
 
     def access(self, addrs, sizes, writes=None) -> TierResult:
-        """Time requests arriving in the given order.
-
-        Parameters
-        ----------
-        addrs : array_like of int
-            Byte address of each request (non-negative).
-        sizes : array_like of int or int
-            Bytes of each request (positive); a scalar applies to all.
-        writes : array_like of bool, optional
-            True for writes; all reads when omitted.
+        """Time requests arriving in the given order (``addrs``, ``sizes``, ``writes`` as
+        :meth:`hwsim.dram.DramModel.access`).
 
         Returns
         -------
@@ -331,20 +319,7 @@ class TierModel:
             On arrays of different shapes or not one-dimensional, a negative address or a
             non-positive size.
         """
-        a = np.array(addrs, dtype=np.int64)
-        if a.ndim != 1:
-            raise ValueError(f"addrs must be one-dimensional, not of shape {a.shape}")
-        s = np.asarray(sizes, dtype=np.int64)
-        if s.ndim and s.shape != a.shape:
-            raise ValueError(f"sizes has shape {s.shape}, addrs {a.shape}: they must match")
-        s = np.array(np.broadcast_to(s, a.shape))
-        w = np.zeros(a.shape, bool) if writes is None else np.array(writes, dtype=bool)
-        if w.shape != a.shape:
-            raise ValueError(f"writes has shape {w.shape}, addrs {a.shape}: they must match")
-        if a.size and a.min() < 0:
-            raise ValueError(f"addresses must be non-negative, got {a.min()}")
-        if s.size and s.min() < 1:
-            raise ValueError(f"request sizes must be positive, got {s.min()}")
+        a, s, w = requests(addrs, sizes, writes)
         t = self.tier
         # whole aligned access blocks
         gran = t.access_bytes

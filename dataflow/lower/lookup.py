@@ -35,21 +35,9 @@ from hwsim.tiers import place_tables
 
 from .emitter import Alloc, Emitter
 
-__all__ = [
-    "MODEL_SEMAPHORES",
-    "PHASES",
-    "SEMAPHORES",
-    "LayerShape",
-    "ModelLookups",
-    "Step",
-    "Stream",
-    "Tokens",
-    "block_tokens",
-    "compile_memory_layer",
-    "emit_blocks",
-    "emit_memory_layer",
-    "token_block",
-]
+__all__ = ["MODEL_SEMAPHORES", "PHASES", "SEMAPHORES", "LayerShape", "ModelLookups", "Step",
+           "Stream", "Tokens", "block_tokens", "compile_memory_layer", "emit_blocks",
+           "emit_memory_layer", "token_block"]
 
 PHASES = ("forward", "backward", "update", "train")
 SEMAPHORES = {"loaded": 0, "stored": 1, "free": 2, "drained": 3}

@@ -61,6 +61,7 @@ from ..numerics import (
     fp16_to_fp32,
     fp32_add,
     fp32_mul,
+    fp32_mul_array,
 )
 from ..program import COL
 from . import Access, UnitModel, UnitTiming
@@ -265,9 +266,7 @@ class LookupModel(UnitModel):
             grad = np.empty(z.shape, np.uint32)
             _chunk_grad_kernel(z, c, official, grad)
             g = _words(machine, cmd.p_addr, n, config).copy()
-            from ..numerics import fp32_elementwise
-
-            dz = fp32_elementwise(_mul_loop, np.repeat(g, cmd.width), grad.reshape(-1))
+            dz = fp32_mul_array(np.repeat(g, cmd.width), grad.reshape(-1))
             _words(machine, cmd.out_addr, n * cmd.width, config)[:] = dz
         return None
 
@@ -415,12 +414,6 @@ class LookupModel(UnitModel):
             acc.bytes[f"{key}_write"] = acc.bytes.get(f"{key}_write", 0) + int(wr)
             acc.add(key, f"tier_read:{tier.name}", int(rd))
             acc.add(key, f"tier_write:{tier.name}", int(wr))
-
-
-@njit(cache=True)
-def _mul_loop(a, b, out):  # pragma: no cover - compiled
-    for i in range(a.size):
-        out[i] = fp32_mul(a[i], b[i])
 
 
 def _synthetic_rows(key, cmd, trows: int) -> np.ndarray:

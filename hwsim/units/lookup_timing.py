@@ -110,6 +110,18 @@ def _record(addr, size, fin, p, ring, cnt):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
+def _issue(addr, size, write, t, p, state, ring, cnt, totals):  # pragma: no cover
+    """Serve a request issued on cycle ``t``, record it against its channels' outstanding
+    limit and add its row hits, misses and bytes to ``totals``: (completion, last data)."""
+    fin, data, h, m, moved = _serve(addr, size, write, t, p, state)
+    _record(addr, size, fin, p, ring, cnt)
+    totals[0] += h
+    totals[1] += m
+    totals[3 if write else 2] += moved
+    return fin, data
+
+
+@njit(cache=True)
 def _state(p):  # pragma: no cover - compiled
     nb = p[0] * p[1]
     return (np.zeros(p[0], np.float64), np.full(nb, -1, np.int64), np.zeros(nb, np.float64),
@@ -137,8 +149,7 @@ def events(rd_addr, rd_size, rd_ptr, wr_addr, wr_size, wr_ptr, compute, dep, fwd
     data_ready = 0  # the latest completion of access i's reads so far
     wi, wk = 0, 0  # the next write: access wi, its request wk
     last = 0
-    hits = misses = 0
-    bread = bwritten = 0
+    totals = np.zeros(4, np.int64)  # row hits, misses, bytes read, bytes written
     acc_free = 0.0  # when the accumulate lanes can take the next access (fractional cycles)
     while i < n or wi < n:
         while wi < i and wr_ptr[wi] + wk >= wr_ptr[wi + 1]:
@@ -178,14 +189,8 @@ def events(rd_addr, rd_size, rd_ptr, wr_addr, wr_size, wr_ptr, compute, dep, fwd
             continue
         if tw >= 0 and (tr < 0 or tw <= tr):
             j = wr_ptr[wi] + wk
-            if tw != slot_t:
-                slot_t, slot_used = tw, 0
-            slot_used += 1
-            fin, data, h, m, moved = _serve(wr_addr[j], wr_size[j], True, tw, p, state)
-            _record(wr_addr[j], wr_size[j], fin, p, ring, cnt)
-            hits += h
-            misses += m
-            bwritten += moved
+            slot_t, slot_used = (tw, 1) if tw != slot_t else (slot_t, slot_used + 1)
+            fin, data = _issue(wr_addr[j], wr_size[j], True, tw, p, state, ring, cnt, totals)
             last = max(last, data)
             wk += 1
             if wr_ptr[wi] + wk == wr_ptr[wi + 1]:
@@ -194,17 +199,11 @@ def events(rd_addr, rd_size, rd_ptr, wr_addr, wr_size, wr_ptr, compute, dep, fwd
                 wk = 0
             continue
         r = rd_ptr[i] + k
-        if tr != slot_t:
-            slot_t, slot_used = tr, 0
-        slot_used += 1
-        fin, data, h, m, moved = _serve(rd_addr[r], rd_size[r], False, tr, p, state)
-        _record(rd_addr[r], rd_size[r], fin, p, ring, cnt)
-        hits += h
-        misses += m
-        bread += moved
+        slot_t, slot_used = (tr, 1) if tr != slot_t else (slot_t, slot_used + 1)
+        fin, _ = _issue(rd_addr[r], rd_size[r], False, tr, p, state, ring, cnt, totals)
         data_ready = max(data_ready, fin)
         k += 1
-    return last + 2, bread, bwritten, hits, misses
+    return last + 2, totals[2], totals[3], totals[0], totals[1]
 
 
 @njit(cache=True)
@@ -229,8 +228,7 @@ def per_cycle(rd_addr, rd_size, rd_ptr, wr_addr, wr_size, wr_ptr, compute, dep, 
     wi, wk = 0, 0  # the next write
     nc = 0  # the next access to compute
     last = 0
-    hits = misses = 0
-    bread = bwritten = 0
+    totals = np.zeros(4, np.int64)  # row hits, misses, bytes read, bytes written
     acc_free = 0.0
     t = 0
     while True:
@@ -267,11 +265,8 @@ def per_cycle(rd_addr, rd_size, rd_ptr, wr_addr, wr_size, wr_ptr, compute, dep, 
             if wi < nc and comp_end[wi] < t:
                 j = wr_ptr[wi] + wk
                 if _after(wr_addr[j], wr_size[j], p, ring, cnt) <= t:
-                    fin, data, h, m, moved = _serve(wr_addr[j], wr_size[j], True, t, p, state)
-                    _record(wr_addr[j], wr_size[j], fin, p, ring, cnt)
-                    hits += h
-                    misses += m
-                    bwritten += moved
+                    fin, data = _issue(wr_addr[j], wr_size[j], True, t, p, state, ring, cnt,
+                                       totals)
                     last = max(last, data)
                     wk += 1
                     if wr_ptr[wi] + wk == wr_ptr[wi + 1]:
@@ -292,11 +287,7 @@ def per_cycle(rd_addr, rd_size, rd_ptr, wr_addr, wr_size, wr_ptr, compute, dep, 
                 break
             if r >= window and (consumed[r - window] < 0 or consumed[r - window] >= t):
                 break
-            fin, data, h, m, moved = _serve(rd_addr[r], rd_size[r], False, t, p, state)
-            _record(rd_addr[r], rd_size[r], fin, p, ring, cnt)
-            hits += h
-            misses += m
-            bread += moved
+            fin, _ = _issue(rd_addr[r], rd_size[r], False, t, p, state, ring, cnt, totals)
             rd_done[r] = fin
             rk += 1
             if rd_ptr[ri] + rk == rd_ptr[ri + 1]:
@@ -306,4 +297,4 @@ def per_cycle(rd_addr, rd_size, rd_ptr, wr_addr, wr_size, wr_ptr, compute, dep, 
                     ri += 1
             issued += 1
         t += 1
-    return last + 2, bread, bwritten, hits, misses
+    return last + 2, totals[2], totals[3], totals[0], totals[1]

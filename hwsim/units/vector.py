@@ -42,7 +42,7 @@ equals torch bit for bit only against the separately rounded op sequence above; 
 ``|w'_hw - w'_torch| <= (gamma_5 + gamma_3) * (|w| + |lr| (|mu v| + |g| + |wd w|))`` and
 ``|v'_hw - v'_torch| <= (gamma_3 + gamma_2) * (|mu v| + |g| + |wd w|)``, with
 ``gamma_k = k u / (1 - k u)`` (the rounding counts along each term's path).
-``tests/hwsim/test_vector_unit.py`` checks both.
+``tests/hwsim/test_vector.py`` checks both.
 
 Microarchitecture and cycles
 ----------------------------
@@ -79,7 +79,7 @@ The ranges of ``w``, ``g``, ``v`` (optimizers 1 and 3) and out must be pairwise 
 (:func:`check_update`); under that rule no read ever sees a write of the same command.
 Operations counted for energy (``config.energy.vector_flop`` each): per word below ``count``,
 4 (optimizers 0 and 3) or 6 (optimizer 1) multiplies and adds; the fp16 cast is not counted.
-``rtl.vector_unit.VectorUnit`` implements this schedule; ``tests/rtl/test_vector_unit.py``
+``rtl.vector.VectorUnit`` implements this schedule; ``tests/rtl/test_vector.py``
 checks values and cycles against :func:`update_per_cycle`.
 """
 
@@ -92,7 +92,9 @@ from numba import njit
 
 from .. import isa
 from ..config import AcceleratorConfig
-from ..numerics import _fp32_operand, fp32_add, fp32_elementwise, fp32_mul, fp32_to_fp16
+from ..numerics import _fadd as _add
+from ..numerics import _fmul as _mul
+from ..numerics import _fp32_operand, fp32_mul, fp32_mul_array, fp32_to_fp16
 from ..program import COL
 from . import Access, UnitModel, UnitTiming
 
@@ -139,40 +141,6 @@ LATENCY = PIPELINE_STAGES + 2
 done cycle)."""
 
 _SIGN32 = 0x80000000
-
-
-# Out-of-line copies for the kernels below: inlining the datapath at each of their call sites
-# multiplies Numba's compile time (tens of seconds) for no measurable speed.
-@njit(cache=True)
-def _mul(a, b):
-    return fp32_mul(a, b)
-
-
-@njit(cache=True)
-def _add(a, b):
-    return fp32_add(a, b)
-
-
-@njit(cache=True)
-def _mul_loop(a, b, out):
-    for i in range(a.size):
-        out[i] = fp32_mul(a[i], b[i])
-
-
-def fp32_mul_array(a, b) -> np.ndarray:
-    """Elementwise :func:`fp32_mul` with broadcasting.
-
-    Parameters
-    ----------
-    a, b : array_like of float32 or uint32
-        Values or bit patterns.
-
-    Returns
-    -------
-    uint32 ndarray
-        Bit patterns of the products.
-    """
-    return fp32_elementwise(_mul_loop, a, b)
 
 
 # ---------------------------------------------------------------- closed forms

@@ -1,5 +1,5 @@
 """The offline schedule: true dependencies only, overlap where the data allows, the vector
-engine's costs (dataflow.vector_ops, hwsim.vector_unit.update_cycles), the critical path."""
+engine's costs (dataflow.vector_ops, hwsim.units.vector.update_cycles), the critical path."""
 
 import numpy as np
 import pytest
