@@ -154,44 +154,25 @@ def test_parse_pattern_rejects_bad_input(bad):
         parse_pattern(bad)
 
 
-def test_nm_mask_errors_name_shape_and_pattern():
-    with pytest.raises(
-        ValueError,
-        match=re.escape(
-            "nm_mask: size 10 of dim 1 in shape (3, 10) is not divisible by m=4 (pattern 2:4)"
-        ),
-    ):
-        nm_mask(torch.randn(3, 10), 2, 4)
-    with pytest.raises(
-        ValueError, match=re.escape("nm_mask: pattern 5:4 needs integers 1 <= n <= m")
-    ):
-        nm_mask(torch.randn(3, 8), 5, 4)
-    with pytest.raises(
-        ValueError, match=re.escape("nm_mask: pattern 0:4 needs integers 1 <= n <= m")
-    ):
-        nm_mask(torch.randn(3, 8), 0, 4)
-    with pytest.raises(
-        ValueError, match=re.escape("nm_mask: w must be a floating-point tensor, not torch.int64")
-    ):
-        nm_mask(torch.ones(3, 8, dtype=torch.long), 2, 4)
-
-
-def test_transposable_and_compress_errors():
-    with pytest.raises(
-        ValueError,
-        match=re.escape(
-            "transposable_mask: size 6 of dim 0 in shape (6, 8) is not divisible by m=4"
-        ),
-    ):
-        transposable_mask(torch.randn(6, 8), 2, 4)
-    with pytest.raises(
-        ValueError, match=re.escape("transposable_mask: w of shape (8,) needs at least 2 dims")
-    ):
-        transposable_mask(torch.randn(8), 2, 4)
-    with pytest.raises(ValueError, match=re.escape("decompress: indices must lie in [0, 4)")):
-        decompress(torch.ones(1, 2), torch.tensor([[0, 4]]), 4, n=2)
-    with pytest.raises(ValueError, match=re.escape("decompress: values shape (1, 2) differs")):
-        decompress(torch.ones(1, 2), torch.tensor([[0]]), 4, n=2)
+@pytest.mark.parametrize("call, message", [
+    (lambda: nm_mask(torch.randn(3, 10), 2, 4),
+     "nm_mask: size 10 of dim 1 in shape (3, 10) is not divisible by m=4 (pattern 2:4)"),
+    (lambda: nm_mask(torch.randn(3, 8), 5, 4), "nm_mask: pattern 5:4 needs integers 1 <= n <= m"),
+    (lambda: nm_mask(torch.randn(3, 8), 0, 4), "nm_mask: pattern 0:4 needs integers 1 <= n <= m"),
+    (lambda: nm_mask(torch.ones(3, 8, dtype=torch.long), 2, 4),
+     "nm_mask: w must be a floating-point tensor, not torch.int64"),
+    (lambda: transposable_mask(torch.randn(6, 8), 2, 4),
+     "transposable_mask: size 6 of dim 0 in shape (6, 8) is not divisible by m=4"),
+    (lambda: transposable_mask(torch.randn(8), 2, 4),
+     "transposable_mask: w of shape (8,) needs at least 2 dims"),
+    (lambda: decompress(torch.ones(1, 2), torch.tensor([[0, 4]]), 4, n=2),
+     "decompress: indices must lie in [0, 4)"),
+    (lambda: decompress(torch.ones(1, 2), torch.tensor([[0]]), 4, n=2),
+     "decompress: values shape (1, 2) differs"),
+])
+def test_mask_and_compress_errors_name_shape_and_pattern(call, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        call()
 
 
 def test_masks_follow_input_device_and_do_not_track_grad():
