@@ -579,25 +579,15 @@ class AcceleratorConfig:
         """One vector-scratch entry: an fp32 word per vector lane."""
         return 4 * self.vector.lanes
 
-    @property
-    def vec_depth(self) -> int:
-        return self.buffers.vec_kib * 1024 // self.vec_entry_bytes
+    def _depth(self, name: str) -> int:
+        """Entries of buffer ``name``: its KiB over its entry's bytes."""
+        return getattr(self.buffers, f"{name}_kib") * 1024 // getattr(self, f"{name}_entry_bytes")
 
-    @property
-    def idx_depth(self) -> int:
-        return self.buffers.idx_kib * 1024 // self.idx_entry_bytes
-
-    @property
-    def act_depth(self) -> int:
-        return self.buffers.act_kib * 1024 // self.act_entry_bytes
-
-    @property
-    def wgt_depth(self) -> int:
-        return self.buffers.wgt_kib * 1024 // self.wgt_entry_bytes
-
-    @property
-    def acc_depth(self) -> int:
-        return self.buffers.acc_kib * 1024 // self.acc_entry_bytes
+    act_depth = property(lambda self: self._depth("act"), doc="Entries of the ACT buffer.")
+    wgt_depth = property(lambda self: self._depth("wgt"), doc="Entries of the WGT buffer.")
+    acc_depth = property(lambda self: self._depth("acc"), doc="Entries of the ACC buffer.")
+    idx_depth = property(lambda self: self._depth("idx"), doc="Entries of the IDX buffer.")
+    vec_depth = property(lambda self: self._depth("vec"), doc="Entries of the VEC buffer.")
 
     @property
     def dram_latency_cycles(self) -> int:

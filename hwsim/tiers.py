@@ -58,7 +58,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import ConfigError, LookupConfig, MemoryTier
-from .dram import _banked_kernel, address_map, requests
+from .dram import DramResult, _banked_kernel, address_map, requests
 
 __all__ = [
     "TIER_PRESETS",
@@ -201,43 +201,22 @@ def tier_preset(name: str, /, **changes) -> MemoryTier:
 
 
 @dataclass(frozen=True)
-class TierResult:
-    """Timing of one request stream on a tier (:meth:`TierModel.access`).
+class TierResult(DramResult):
+    """Timing of one request stream on a tier (:meth:`TierModel.access`): the fields of
+    :class:`hwsim.dram.DramResult` (per-request ``start`` and ``finish`` cycles from the first
+    request's arrival, ``cycles``, bytes moved in whole ``access_bytes`` blocks, row hits and
+    misses, ``bandwidth_gbps`` over ``cycles``), and:
 
     Attributes
     ----------
-    start, finish : numpy.ndarray of int64
-        Cycle each request issued to its channel(s), cycle it completed (cycle 0: the first
-        request's arrival).
-    cycles : int
-        ``max(finish) + 1`` (0 for no requests).
-    bytes_read, bytes_written : int
-        Bytes moved, whole ``access_bytes`` blocks.
     requested_bytes : int
         Bytes the requests asked for.
-    row_hits, row_misses : int
-        Row-buffer accesses (one per interleave chunk a request touches).
-    bandwidth_gbps : float
-        Bytes moved per second over ``cycles``, GB/s.
     energy_pj : float
         ``bytes_read x read_pj_per_byte + bytes_written x write_pj_per_byte``.
     """
 
-    start: np.ndarray
-    finish: np.ndarray
-    cycles: int
-    bytes_read: int
-    bytes_written: int
-    requested_bytes: int
-    row_hits: int
-    row_misses: int
-    bandwidth_gbps: float
-    energy_pj: float
-
-    @property
-    def nbytes(self) -> int:
-        """All bytes moved."""
-        return self.bytes_read + self.bytes_written
+    requested_bytes: int = 0
+    energy_pj: float = 0.0
 
     @property
     def useful_gbps(self) -> float:
@@ -335,8 +314,8 @@ class TierModel:
         read = int(moved.sum()) - written
         bw = (read + written) * self.clock_mhz / cycles / 1000.0 if cycles else 0.0
         energy = read * t.read_pj_per_byte + written * t.write_pj_per_byte
-        return TierResult(start, finish, cycles, read, written, int(s.sum()), int(hits),
-                          int(misses), bw, energy)
+        return TierResult(start, finish, cycles, read, written, int(hits), int(misses), bw,
+                          requested_bytes=int(s.sum()), energy_pj=energy)
 
 
 # --- closed form -------------------------------------------------------------------------------

@@ -122,6 +122,16 @@ def _issue(addr, size, write, t, p, state, ring, cnt, totals):  # pragma: no cov
 
 
 @njit(cache=True)
+def _wrote(fin, wi, wk, wr_ptr, wr_done):  # pragma: no cover - compiled
+    """Advance past a write just issued: (next access with writes, its next write)."""
+    wk += 1
+    if wr_ptr[wi] + wk == wr_ptr[wi + 1]:
+        wr_done[wi] = fin
+        return wi + 1, 0
+    return wi, wk
+
+
+@njit(cache=True)
 def _state(p):  # pragma: no cover - compiled
     nb = p[0] * p[1]
     return (np.zeros(p[0], np.float64), np.full(nb, -1, np.int64), np.zeros(nb, np.float64),
@@ -192,11 +202,7 @@ def events(rd_addr, rd_size, rd_ptr, wr_addr, wr_size, wr_ptr, compute, dep, fwd
             slot_t, slot_used = (tw, 1) if tw != slot_t else (slot_t, slot_used + 1)
             fin, data = _issue(wr_addr[j], wr_size[j], True, tw, p, state, ring, cnt, totals)
             last = max(last, data)
-            wk += 1
-            if wr_ptr[wi] + wk == wr_ptr[wi + 1]:
-                wr_done[wi] = fin
-                wi += 1
-                wk = 0
+            wi, wk = _wrote(fin, wi, wk, wr_ptr, wr_done)
             continue
         r = rd_ptr[i] + k
         slot_t, slot_used = (tr, 1) if tr != slot_t else (slot_t, slot_used + 1)
@@ -268,13 +274,9 @@ def per_cycle(rd_addr, rd_size, rd_ptr, wr_addr, wr_size, wr_ptr, compute, dep, 
                     fin, data = _issue(wr_addr[j], wr_size[j], True, t, p, state, ring, cnt,
                                        totals)
                     last = max(last, data)
-                    wk += 1
-                    if wr_ptr[wi] + wk == wr_ptr[wi + 1]:
-                        wr_done[wi] = fin
+                    wi, wk = _wrote(fin, wi, wk, wr_ptr, wr_done)
+                    while wi < nc and wr_ptr[wi] + wk == wr_ptr[wi + 1]:
                         wi += 1
-                        wk = 0
-                        while wi < nc and wr_ptr[wi] + wk == wr_ptr[wi + 1]:
-                            wi += 1
                     issued += 1
                     continue
             if ri >= n:

@@ -28,6 +28,10 @@ def _wrap32(x: np.ndarray) -> np.ndarray:
     return ((x.astype(np.int64) + 2**31) % 2**32 - 2**31).astype(np.int32)
 
 
+def _int8(rng, shape):
+    return rng.integers(-128, 128, shape).astype(np.int8)
+
+
 def _fp16(rng, shape, corners=0.2):
     """Random finite fp16 of moderate range, with a fraction of corner patterns mixed in."""
     x = (rng.standard_normal(shape) * 4).astype(np.float16).view(np.uint16)
@@ -45,8 +49,7 @@ def _bits(x):
        seed=st.integers(0, 2**32 - 1))
 def test_os_tile_values_and_cycles(k, rows, cols, seed):
     rng = np.random.default_rng(seed)
-    a = rng.integers(-128, 128, (k, rows)).astype(np.int8)
-    b = rng.integers(-128, 128, (k, cols)).astype(np.int8)
+    a, b = _int8(rng, (k, rows)), _int8(rng, (k, cols))
     acc, cycles = os_tile_per_cycle(a, b, rows, cols)
     np.testing.assert_array_equal(acc, _wrap32(a.T.astype(np.int64) @ b.astype(np.int64)))
     assert cycles == os_feed_cycles(k, rows, cols)
@@ -58,8 +61,7 @@ def test_os_tile_values_and_cycles(k, rows, cols, seed):
 def test_ws_tile_values_and_cycles(m, rows, cols, k, seed):
     k = min(k, rows)
     rng = np.random.default_rng(seed)
-    a = rng.integers(-128, 128, (m, rows)).astype(np.int8)
-    w = rng.integers(-128, 128, (k, cols)).astype(np.int8)
+    a, w = _int8(rng, (m, rows)), _int8(rng, (k, cols))
     c0 = rng.integers(-2**31, 2**31, (m, cols)).astype(np.int32)
     out, cycles = ws_tile_per_cycle(a, w, rows, cols)
     np.testing.assert_array_equal(out, _wrap32(a[:, :k].astype(np.int64) @ w.astype(np.int64)))
