@@ -6,7 +6,8 @@ ops; ``compile`` (compiler.py) emits the machine's commands with the paper's opt
 (optimizations.py) as switches, through the lowerings of ``lower/`` (one module per kind of op:
 ``lower/gemm.py``, also behind ``compile_gemm`` and ``simulate_gemm`` for one GEMM;
 ``lower/vector.py`` with the vector engine's kernels of vector_ops.py; ``lower/sore.py``);
-``simulate_model`` (simulate.py) times a training step and splits its critical path;
+``simulate_model`` (simulate.py) times a training step, prefill or decode step (``PHASES``) and
+splits its critical path;
 scalesim.py reads SCALE-Sim topologies and ``.cfg`` files.
 
 Names are imported on first use, so that one GEMM (``simulate_gemm``, the SCALE-Sim readers)
@@ -20,6 +21,8 @@ import importlib
 __all__ = [
     "ABLATION",
     "OBJECTIVES",
+    "PATH_PARTS",
+    "PHASES",
     "CompileError",
     "CompileOptions",
     "CompiledProgram",
@@ -34,10 +37,12 @@ __all__ = [
     "Workload",
     "compile",
     "compile_gemm",
+    "critical_path",
     "default_skip",
     "estimate",
     "extract",
     "gemm_tiling",
+    "model_phases",
     "search",
     "simulate_gemm",
     "simulate_model",
@@ -52,7 +57,8 @@ _HOME = {
     "mapping": ("OBJECTIVES", "Mapping", "MappingCache", "MappingError", "OpShape", "estimate",
                 "search"),
     "optimizations": ("ABLATION", "CompileOptions"),
-    "simulate": ("ModelResult", "simulate_model", "simulate_workload"),
+    "simulate": ("PATH_PARTS", "PHASES", "ModelResult", "critical_path", "model_phases",
+                 "simulate_model", "simulate_workload"),
     "workload": ("Op", "UnmappableOpError", "Workload", "default_skip", "extract"),
 }
 _MODULE_OF = {name: module for module, names in _HOME.items() for name in names}

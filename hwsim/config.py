@@ -736,7 +736,7 @@ def _vcu1525() -> AcceleratorConfig:
       SORE and the vector engine.
     - Four DDR4-2400 channels at 19.2 GB/s (the card's), 16 banks, 2 KiB rows, ~90 ns latency.
     - SORE: 32 lanes (the paper's figure).
-    - Vector engine: 64 fp32 lanes, the most ``rtl.vector_unit`` builds (2,048-bit VEC entries).
+    - Vector engine: 64 fp32 lanes, the most ``rtl.vector`` builds (2,048-bit VEC entries).
       Each lane is the UPDATE datapath's three fp32 multipliers and three adders, at most ~15
       DSP48E2 with Xilinx's floating-point operators (3 per multiply, 2 per add), so ~960 DSPs:
       with the array's 1,024 (``reports/synth``), about 2,000 of the 6,840. The 1 MiB VEC is

@@ -5,7 +5,7 @@ B is N:M sparse along the reduction and held compressed: WGT entry ``s`` is comp
 that value (the format of ``algorithms.nm.compress``). A stays dense: ACT entry ``t`` is
 column ``t`` of the A tile, as in a dense tile.
 
-The hardware (``rtl.array_unit.ArrayUnit`` with a banked ACT buffer, ``rtl.pe.PE``'s group
+The hardware (``rtl.array.ArrayUnit`` with a banked ACT buffer, ``rtl.array.pe.PE``'s group
 select) streams one compressed step per cycle. Step ``s`` belongs to group ``g = s // N``;
 its ACT read returns the ``M`` entries ``a_addr + g*M .. a_addr + g*M + M - 1`` at once (the
 ACT buffer is banked ``G`` ways, ``G`` the largest ``M`` of the config, and ``a_addr`` is a

@@ -1,7 +1,7 @@
 """Per-cycle model of the PE array: register-level Numba kernels and their closed forms.
 
-The kernels step the same registers as ``rtl.systolic_array.SystolicArray`` (PEs of
-``rtl.pe.PE``) and the feeder of ``rtl.array_unit.ArrayUnit``, one clock at a time, and return
+The kernels step the same registers as ``rtl.array.SystolicArray`` (PEs of
+``rtl.array.pe.PE``) and the feeder of ``rtl.array.ArrayUnit``, one clock at a time, and return
 both the results and a cycle count taken from the run (OS: until the last operand has left the
 array; WS: the cycle of the last ACC write of the unit's schedule, whose values are only right
 if the schedule matches the pipeline). :func:`os_feed_cycles` and :func:`ws_stream_cycles` are

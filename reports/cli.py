@@ -113,22 +113,62 @@ def _compile_options(args):
                           offline_schedule=not args.no_offline_schedule)
 
 
+def _check_phase(args) -> None:
+    """One line naming the option for a phase, sequence or context the model does not take."""
+    from dataflow.simulate import model_phases
+
+    phases = model_phases(args.model)  # an unknown model: ValueError, one line
+    if args.phase not in phases:
+        raise UsageError(f"--phase {args.phase} is for the language models (pythia70m, "
+                         f"memoryformer_*); {args.model} has only --phase train")
+    if args.seq_len is not None and len(phases) == 1:
+        raise UsageError(f"--seq-len is for the language models (pythia70m, memoryformer_*), "
+                         f"not {args.model}")
+    if args.context is not None and args.phase != "decode":
+        raise UsageError(f"--context is the KV cache of --phase decode, not --phase "
+                         f"{args.phase}")
+
+
+def _model_lines(res) -> list[str]:
+    """Energy by component, bytes by memory level and tier, critical path: one line each."""
+    t = res.totals
+    energy = {k[len("energy_"):-len("_pj")].replace("tier_", "tier "): v for k, v in t.items()
+              if k.startswith("energy_") and k != "energy_pj"}
+    levels = [("DRAM", "dram_"), ("SRAM", "sram_")] + [
+        (f"tier {k[5:-5]}", k[:-4]) for k in t if k.startswith("tier_") and k.endswith("_read")]
+    path = {k[5:]: v for k, v in t.items() if k.startswith("path_")}
+    return [
+        f"  energy  {t['energy_pj'] / 1e6:,.3f} uJ: "
+        + ", ".join(f"{k} {v / 1e6:,.3f}" for k, v in energy.items()),
+        "  bytes   " + "; ".join(
+            f"{name} read {t[pre + 'read']:,} write {t[pre + 'write']:,}"
+            + (f" other {t['dram_other']:,}" if name == "DRAM" else "") for name, pre in levels),
+        "  critical path  " + ", ".join(f"{k} {v / t['cycles']:.1%}" for k, v in path.items()
+                                        if v),
+    ]
+
+
 def cmd_simulate_model(args) -> int:
     from dataflow import simulate_model
 
+    _check_phase(args)
     kw = {"seq_len": args.seq_len} if args.seq_len else {}
     skip = args.dense_layers if args.dense_layers in ("default", "required") else \
         tuple(x.strip() for x in args.dense_layers.split(",") if x.strip())
     res = simulate_model(args.model, args.method, args.pattern, _config(args.config),
-                         args.batch, _compile_options(args), skip=skip, **kw)
+                         args.batch, _compile_options(args), skip=skip, phase=args.phase,
+                         context=args.context, **kw)
     if args.json:
-        out = {"summary": res.summary(), "totals": res.totals, "speedup": res.speedup,
-               "ideal_speedup": res.ideal_speedup,
+        out = {"summary": res.summary(), "model": res.model, "method": res.method,
+               "pattern": res.pattern, "phase": res.phase, "seq_len": res.seq_len,
+               "context": res.context, "config": res.config, "totals": res.totals,
+               "speedup": res.speedup, "ideal_speedup": res.ideal_speedup,
                "per_pass": res.per_pass.to_dict(orient="records"),
                "per_layer": res.per_layer.to_dict(orient="records")}
         print(json.dumps(out, indent=2, default=float))
         return 0
     print(res.summary())
+    print("\n".join(_model_lines(res)))
     print()
     print(res.per_pass.to_string(index=False))
     print()
@@ -166,6 +206,21 @@ def cmd_report_sat(args) -> int:
     models = args.models.split(",") if args.models else None
     path = sat_reproduction(args.out, args.config, batch=args.batch, models=models,
                             progress=lambda line: print(line, file=sys.stderr, flush=True))
+    print(f"report: {path}")
+    return 0
+
+
+def cmd_report_memoryformer(args) -> int:
+    from reports.memoryformer_report import memoryformer_report
+
+    tiers = tuple(x.strip() for x in args.tiers.split(",") if x.strip()) \
+        if args.tiers is not None else None
+    kw = {} if tiers is None else {"tiers": tiers}
+    path = memoryformer_report(args.out, args.config, seq_len=args.seq_len,
+                               sweep_seq_len=args.sweep_seq_len, gather_rows=args.gather_rows,
+                               progress=None if args.quiet else (
+                                   lambda line: print(line, file=sys.stderr, flush=True)),
+                               **kw)
     print(f"report: {path}")
     return 0
 
@@ -300,15 +355,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_simulate_gemm)
 
-    s = sub.add_parser("simulate", help="a model's training step (--model) or a SCALE-Sim "
-                       "topology (--topology), per layer")
+    s = sub.add_parser("simulate", help="a model's training step, prefill or decode step "
+                       "(--model) or a SCALE-Sim topology (--topology), per layer")
     s.add_argument("--model", default=None, help="zoo model: resnet18, resnet50, vgg16, "
-                   "vit_s16, pythia70m")
-    s.add_argument("--method", default="bdwp", choices=("dense", "srste", "bdwp",
-                                                        "transposable"))
+                   "vit_s16, pythia70m, memoryformer_tiny, memoryformer_small, "
+                   "memoryformer_base")
+    s.add_argument("--method", default=None, choices=("dense", "srste", "bdwp",
+                                                      "transposable"),
+                   help="default bdwp (dense for memoryformer_*)")
     s.add_argument("--pattern", default="2:8")
     s.add_argument("--batch", type=_positive_int, default=1)
-    s.add_argument("--seq-len", type=_positive_int, default=None, help="pythia70m sequence")
+    s.add_argument("--phase", default="train", choices=("train", "prefill", "decode"),
+                   help="train: one training step (forward, backward, weight and table "
+                        "updates); prefill: inference over the sequence; decode: one token "
+                        "after a KV cache of --context tokens (language models only)")
+    s.add_argument("--seq-len", type=_positive_int, default=None,
+                   help="sequence of pythia70m and memoryformer_* (default 2048)")
+    s.add_argument("--context", type=_nonneg_int, default=None,
+                   help="--phase decode: cached tokens (default --seq-len)")
     s.add_argument("--dense-layers", default="default", metavar="POLICY",
                    help="layers kept dense: 'default' (a conv stem and the classifier), "
                         "'required' (only layers that cannot be N:M, e.g. an RGB stem), or "
@@ -344,7 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress lines")
     s.set_defaults(func=cmd_sweep)
 
-    rep = sub.add_parser("report", help="reports: the SAT reproduction")
+    rep = sub.add_parser("report", help="reports: the SAT reproduction, MemoryFormer on the "
+                         "lookup engine")
     rsub2 = rep.add_subparsers(dest="report_command", metavar="REPORT", parser_class=_Parser)
     rsub2.required = True
     s = rsub2.add_parser("sat", help="training-step speedup over dense for the zoo")
@@ -353,6 +418,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch", type=_positive_int, default=1)
     s.add_argument("--models", default=None, help="comma-separated zoo models (default all)")
     s.set_defaults(func=cmd_report_sat)
+    s = rsub2.add_parser("memoryformer", help="MemoryFormer-tiny against Pythia-70M dense and "
+                         "BDWP 2:8, a memory-tier sweep and gather bandwidth per tier")
+    s.add_argument("--out", default="reports/memoryformer")
+    s.add_argument("--config", default="vcu1525")
+    s.add_argument("--seq-len", type=_positive_int, default=2048,
+                   help="sequence of the training step and prefill, KV cache of the decode step "
+                        "(default 2048)")
+    s.add_argument("--sweep-seq-len", type=_positive_int, default=None,
+                   help="sequence of the tier sweep (default --seq-len)")
+    s.add_argument("--tiers", default=None, help="comma-separated tier presets of the sweep "
+                   "(default sram,hbm2e,ddr4,ddr5,cxl,pmem; '' for none)")
+    s.add_argument("--gather-rows", type=_positive_int, default=16384,
+                   help="random rows per point of the gather-bandwidth curves (default 16384)")
+    s.add_argument("--quiet", action="store_true", help="no progress lines")
+    s.set_defaults(func=cmd_report_memoryformer)
 
     rtl = sub.add_parser("rtl", help="RTL: Verilog generation, co-simulation")
     rsub = rtl.add_subparsers(dest="rtl_command", metavar="RTL_COMMAND", parser_class=_Parser)

@@ -1,6 +1,9 @@
-"""The accelerator top: controller, DMA engines, GEMM unit and buffers behind external ports."""
+"""The accelerator top: the controller, the units of :data:`UNITS` and the buffers behind
+external ports, wired from that list."""
 
 from __future__ import annotations
+
+from collections import defaultdict
 
 from amaranth import Module, Mux
 from amaranth.lib import stream, wiring
@@ -9,17 +12,48 @@ from amaranth.lib.wiring import In, Out, connect
 from hwsim import isa
 from hwsim.config import AcceleratorConfig
 
-from .array_unit import ArrayUnit
+from .array import ArrayUnit, array_group
 from .buffers import BufferMemory
-from .controller import Controller, command_view
+from .controller import RETIRE_BITS, Controller
+from .decode import unit_view
 from .dma import DmaIn, DmaOut, mem_rd_req_layout, mem_wr_req_layout
 from .sore import Sore
-from .vector_unit import VectorUnit
+from .units import UnitSlot, reads, row, selected, selected_busy, while_busy, writes
+from .vector import VectorUnit
 
-__all__ = ["URAM_ENTRIES", "Accelerator", "buffer_ram_style"]
+__all__ = ["MEMORY_CHANNELS", "UNITS", "URAM_ENTRIES", "Accelerator", "buffer_ram_style",
+           "buffer_shapes"]
+
+ACT, WGT, ACC, IDX, VEC = (isa.Buffer.ACT, isa.Buffer.WGT, isa.Buffer.ACC, isa.Buffer.IDX,
+                           isa.Buffer.VEC)
+
+UNITS: tuple[UnitSlot, ...] = (
+    UnitSlot(isa.Unit.SORE, Sore, (reads("src", WGT, when=while_busy),
+                                   writes("dst", WGT, when=while_busy),
+                                   writes("idx", IDX, when=while_busy)), present=Sore.present),
+    UnitSlot(isa.Unit.VECTOR, VectorUnit, (reads("rd", VEC, when=while_busy),
+                                           writes("wr", VEC, when=while_busy))),
+    UnitSlot(isa.Unit.DMA_OUT, DmaOut, (reads("rd", ACT, WGT, IDX, VEC, ACC, when=selected_busy,
+                                              read_port=-1),)),
+    UnitSlot(isa.Unit.ARRAY, ArrayUnit, (reads("act", ACT), row("act_row", ACT),
+                                         reads("wgt", WGT), reads("idx", IDX),
+                                         reads("acc_rd", ACC),
+                                         writes("acc_wr", ACC, when=while_busy)),
+             options=("pe_module",)),
+    UnitSlot(isa.Unit.DMA_IN, DmaIn, (writes("wr", ACT, WGT, ACC, IDX, VEC, when=selected),)),
+)
+"""The units of the machine, one entry per ``isa.Unit`` queue. The order is the priority on a
+shared buffer port (:class:`~rtl.units.BufferPort`): the SORE and the vector unit own theirs
+while they run, DMA-out reads the buffer it stores while it runs, the array reads ACT, WGT and
+IDX otherwise (and owns ACC's write port while it runs), DMA-in writes the buffer it loads
+otherwise. DMA-out reads each buffer through its last read port: ACC has a second one, so a
+tile is stored while the next one computes."""
 
 URAM_ENTRIES = 4096
 """Depth of one UltraScale+ URAM288 block (72 x 4096)."""
+
+MEMORY_CHANNELS = ("mem_rd_req", "mem_rd_rsp", "mem_wr_req")
+"""The top's external memory channels; the unit with a member of that name drives each."""
 
 
 def buffer_ram_style(depth: int) -> str | None:
@@ -30,18 +64,36 @@ def buffer_ram_style(depth: int) -> str | None:
     return "ultra" if depth >= URAM_ENTRIES else None
 
 
+def buffer_shapes(config: AcceleratorConfig) -> dict[isa.Buffer, dict]:
+    """The on-chip buffers of ``config``'s machine, by ``isa.Buffer``, as
+    :class:`~rtl.buffers.BufferMemory` arguments: ACT (R operands an entry, banked by the
+    array's activation group), WGT (C operands), ACC (C int32/fp32, two read ports), IDX (C
+    index bytes), VEC (``vector.lanes`` fp32 words); deep ones in UltraRAM
+    (:func:`buffer_ram_style`)."""
+    R, C, eb = config.array.rows, config.array.cols, config.array.elem_bytes
+    shapes = {
+        ACT: {"width": R * 8 * eb, "depth": config.act_depth, "banks": array_group(config)},
+        WGT: {"width": C * 8 * eb, "depth": config.wgt_depth},
+        ACC: {"width": C * 32, "depth": config.acc_depth, "read_ports": 2},
+        IDX: {"width": C * 8, "depth": config.idx_depth},
+        VEC: {"width": 32 * config.vector.lanes, "depth": config.vec_depth},
+    }
+    return {code: {**shape, "ram_style": buffer_ram_style(shape["depth"])}
+            for code, shape in shapes.items()}
+
+
 class Accelerator(wiring.Component):
     """The SAT accelerator built from an :class:`~hwsim.config.AcceleratorConfig`.
 
     Members
     -------
-    cmd : In(stream.Signature(128))
+    cmd : In(stream.Signature(isa.WORD_BITS))
         Binary ``hwsim.isa`` commands.
     mem_rd_req : Out(stream.Signature(mem_rd_req_layout()))
     mem_rd_rsp : In(stream.Signature(bus_bytes * 8))
     mem_wr_req : Out(stream.Signature(mem_wr_req_layout(bus_bytes)))
         External memory read and write channels (protocol in :mod:`rtl.dma`).
-    retire : Out(8)
+    retire : Out(RETIRE_BITS)
         Per-unit completion pulses (bit ``isa.Unit.X``; bit 0 for SYNC/SETREG).
     idle : Out(1)
         Nothing queued, running or offered.
@@ -54,23 +106,23 @@ class Accelerator(wiring.Component):
         ``dram.model`` must be ``"fixed"`` (the port's timing is the fixed-latency model's).
     pe_module : str, optional
         Build the array's cells as instances of this separately written PE module
-        (:class:`~rtl.pe.PEInstance`; :func:`rtl.verilog.write_verilog` does). None: inline
+        (:class:`~rtl.array.PEInstance`; :func:`rtl.verilog.write_verilog` does). None: inline
         PEs, as Amaranth's simulator needs.
 
     Notes
     -----
-    This datapath runs dense GEMM tiles (int8 or fp16 by ``config.array.dtype``, output- or
-    weight-stationary per command) and N:M sparse tiles (output-stationary, compressed weights
-    in WGT with their indices in IDX, the ACT buffer banked by the largest M so one read
-    returns a group of activations), UPDATE on the vector unit (SGD, SGD with momentum; fp32
-    words in the VEC buffer, hyper-parameters from SETREG registers), PRUNE on the SORE (N:M along
-    K, from WGT to WGT + IDX), LOAD and STORE of ACT, WGT, ACC and IDX, SETREG and SYNC, with
-    DMA-in, DMA-out, the array and the SORE running concurrently under the semaphores of
-    :mod:`hwsim.schedule`. Buffer ports: ACT and WGT are written by DMA-in (WGT also by the SORE)
-    and read by the array (or DMA-out, or the SORE); IDX is read by the array (or DMA-out);
-    ACC is written by the array (or DMA-in) and has a second read port for DMA-out, so a tile
-    is stored while the next one computes.
-    Programs must not use one port from two units at once (hwsim rejects them).
+    The top instantiates the :class:`~rtl.controller.Controller` with one queue per unit of
+    :data:`UNITS` that the config has (the SORE only with N:M patterns), each unit's component
+    (submodule named after its queue: ``dma_in``, ``array``, ...) and the buffers of
+    :func:`buffer_shapes`; it feeds each unit the fields of its queue's head
+    (:func:`rtl.decode.unit_view`) and its register inputs, multiplexes every buffer port
+    between the units that use it (:data:`UNITS`) and connects the DMA engines to the memory
+    channels. The units run concurrently under the semaphores of :mod:`hwsim.schedule`:
+    LOAD and STORE of every buffer, dense and N:M GEMM tiles (int8 or fp16 by
+    ``config.array.dtype``, output- or weight-stationary per command), PRUNE (N:M along K,
+    from WGT to WGT + IDX), UPDATE (SGD, SGD with momentum; fp32 words in VEC), and SETREG and
+    SYNC in the controller. Programs must not use one port from two units at once (hwsim
+    rejects them).
     """
 
     def __init__(self, config: AcceleratorConfig, *, pe_module: str | None = None):
@@ -87,143 +139,104 @@ class Accelerator(wiring.Component):
             "mem_rd_req": Out(stream.Signature(mem_rd_req_layout())),
             "mem_rd_rsp": In(stream.Signature(bus * 8)),
             "mem_wr_req": Out(stream.Signature(mem_wr_req_layout(bus))),
-            "retire": Out(8), "idle": Out(1), "error": Out(1),
+            "retire": Out(RETIRE_BITS), "idle": Out(1), "error": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
-        R, C = cfg.array.rows, cfg.array.cols
-        has_sore = bool(cfg.array.patterns)
-        units = (isa.Unit.DMA_IN, isa.Unit.DMA_OUT, isa.Unit.ARRAY, isa.Unit.VECTOR) + \
-            ((isa.Unit.SORE,) if has_sore else ())
-        m.submodules.ctrl = ctrl = Controller(cfg.queue_depth, units, cfg.array.nm_patterns)
-        m.submodules.dma_in = dma_in = DmaIn(cfg)
-        m.submodules.dma_out = dma_out = DmaOut(cfg)
-        m.submodules.gemm = gemm = ArrayUnit(cfg, pe_module=self.pe_module)
-        eb = cfg.array.elem_bytes
-        m.submodules.act = act = BufferMemory(R * 8 * eb, cfg.act_depth, banks=gemm.group,
-                                              ram_style=buffer_ram_style(cfg.act_depth))
-        m.submodules.wgt = wgt = BufferMemory(C * 8 * eb, cfg.wgt_depth,
-                                              ram_style=buffer_ram_style(cfg.wgt_depth))
-        m.submodules.acc = acc = BufferMemory(C * 32, cfg.acc_depth, read_ports=2,
-                                              ram_style=buffer_ram_style(cfg.acc_depth))
-        m.submodules.idx = idx = BufferMemory(C * 8, cfg.idx_depth,
-                                              ram_style=buffer_ram_style(cfg.idx_depth))
-        m.submodules.vec = vec = BufferMemory(32 * cfg.vector.lanes, cfg.vec_depth,
-                                              ram_style=buffer_ram_style(cfg.vec_depth))
-        m.submodules.vector = vu = VectorUnit(cfg)
-        u = command_view(isa.Update, ctrl.head_vector)
-        m.d.comb += [
-            vu.start.eq(ctrl.start_vector), vu.w_addr.eq(u.w_addr), vu.g_addr.eq(u.g_addr),
-            vu.v_addr.eq(u.v_addr), vu.out_addr.eq(u.out_addr), vu.count.eq(u.count),
-            vu.optimizer.eq(u.optimizer),
-            vu.lr.eq(ctrl.regs[u.hp_base]), vu.momentum.eq(ctrl.regs[u.hp_base + 1]),
-            vu.weight_decay.eq(ctrl.regs[u.hp_base + 2]),
-            ctrl.busy_vector.eq(vu.busy), ctrl.done_vector.eq(vu.done),
-            # VEC: the vector unit while it runs, otherwise DMA-in writes and DMA-out reads
-            vec.rd.addr.eq(Mux(vu.busy, vu.rd.addr, dma_out.rd.addr)),
-            vec.rd.en.eq(Mux(vu.busy, vu.rd.en,
-                             dma_out.rd.en & (dma_out.sel == isa.Buffer.VEC))),
-            vu.rd.data.eq(vec.rd.data),
-            vec.wr.addr.eq(Mux(vu.busy, vu.wr.addr, dma_in.wr.addr)),
-            vec.wr.data.eq(Mux(vu.busy, vu.wr.data, dma_in.wr.data[:vec.width])),
-            vec.wr.en.eq(Mux(vu.busy, vu.wr.en, dma_in.wr.en & (dma_in.sel == isa.Buffer.VEC))),
-        ]
-        if has_sore:
-            m.submodules.sore = sore = Sore(cfg)
-            p = command_view(isa.Prune, ctrl.head_sore)
-            m.d.comb += [
-                sore.start.eq(ctrl.start_sore), sore.src_addr.eq(p.src_addr),
-                sore.dst_addr.eq(p.dst_addr), sore.idx_addr.eq(p.idx_addr),
-                sore.rows.eq(p.rows), sore.n.eq(p.n), sore.log2m.eq(p.log2m),
-                ctrl.busy_sore.eq(sore.busy), ctrl.done_sore.eq(sore.done),
-            ]
-            sore_busy = sore.busy
-        else:
-            sore_busy = 0
+        options = {"pe_module": self.pe_module}
+        units = {slot: slot.component(cfg, **{o: options[o] for o in slot.options})
+                 for slot in UNITS if slot.present(cfg)}
+        m.submodules.ctrl = ctrl = Controller(
+            [slot.unit for slot in units], queue_depth=cfg.queue_depth,
+            accepts={slot.unit: unit.accepts for slot, unit in units.items()})
+        buffers = {code: BufferMemory(**shape) for code, shape in buffer_shapes(cfg).items()}
+        for code, buf in buffers.items():
+            m.submodules[code.name.lower()] = buf
+
+        for slot, unit in units.items():
+            m.submodules[slot.name] = unit
+            head = ctrl.port(slot.unit, "head")
+            fields = unit_view(slot.unit, head)
+            m.d.comb += [unit.start.eq(ctrl.port(slot.unit, "start")),
+                         ctrl.port(slot.unit, "busy").eq(unit.busy),
+                         ctrl.port(slot.unit, "done").eq(unit.done)]
+            m.d.comb += [getattr(unit, name).eq(fields[name]) for name in unit.fields]
+            m.d.comb += [getattr(unit, name).eq(value)
+                         for name, value in unit.register_inputs(head, ctrl.regs).items()]
+        _connect_buffers(m, units, buffers)
 
         connect(m, wiring.flipped(self.cmd), ctrl.cmd)
-        connect(m, dma_in.mem_rd_req, wiring.flipped(self.mem_rd_req))
-        connect(m, wiring.flipped(self.mem_rd_rsp), dma_in.mem_rd_rsp)
-        connect(m, dma_out.mem_wr_req, wiring.flipped(self.mem_wr_req))
+        for channel in MEMORY_CHANNELS:
+            drivers = [u for u in units.values() if channel in u.signature.members]
+            if len(drivers) != 1:
+                raise ValueError(f"memory channel {channel} needs one unit, not "
+                                 f"{[type(u).__name__ for u in drivers]} (several need an "
+                                 f"arbiter)")
+            connect(m, getattr(drivers[0], channel), wiring.flipped(getattr(self, channel)))
         m.d.comb += [self.retire.eq(ctrl.retire), self.idle.eq(ctrl.idle),
                      self.error.eq(ctrl.error)]
-
-        for dma, unit in ((dma_in, isa.Unit.DMA_IN), (dma_out, isa.Unit.DMA_OUT)):
-            name = unit.name.lower()
-            f = command_view(isa.Load, getattr(ctrl, f"head_{name}"))
-            m.d.comb += [
-                dma.start.eq(getattr(ctrl, f"start_{name}")),
-                dma.buf.eq(f.buf), dma.sram_addr.eq(f.sram_addr), dma.dram_addr.eq(f.dram_addr),
-                dma.rows.eq(f.rows), dma.elems.eq(f.elems), dma.stride.eq(f.stride),
-                getattr(ctrl, f"busy_{name}").eq(dma.busy),
-                getattr(ctrl, f"done_{name}").eq(dma.done),
-            ]
-        g = command_view(isa.Gemm, ctrl.head_array)
-        m.d.comb += [
-            gemm.start.eq(ctrl.start_array), gemm.a_addr.eq(g.a_addr), gemm.b_addr.eq(g.b_addr),
-            gemm.c_addr.eq(g.c_addr), gemm.k.eq(g.k), gemm.accumulate.eq(g.accumulate),
-            gemm.dataflow.eq(g.dataflow), gemm.m.eq(g.m), gemm.sparse.eq(g.sparse),
-            gemm.n.eq(g.n), gemm.log2m.eq(g.log2m), gemm.idx_addr.eq(g.idx_addr),
-            ctrl.busy_array.eq(gemm.busy), ctrl.done_array.eq(gemm.done),
-        ]
-
-        # ACT and WGT: DMA-in writes; the array reads, unless DMA-out is storing that buffer.
-        # The SORE reads and writes WGT while it prunes.
-        for code, buf, user in ((isa.Buffer.ACT, act, gemm.act), (isa.Buffer.WGT, wgt, gemm.wgt)):
-            out_reads = dma_out.busy & (dma_out.sel == code)
-            w = buf.width
-            rd_addr = Mux(out_reads, dma_out.rd.addr, user.addr)
-            rd_en = Mux(out_reads, dma_out.rd.en, user.en)
-            wr_addr, wr_data = dma_in.wr.addr, dma_in.wr.data[:w]
-            wr_en = dma_in.wr.en & (dma_in.sel == code)
-            if code == isa.Buffer.WGT and has_sore:
-                rd_addr = Mux(sore_busy, sore.src.addr, rd_addr)
-                rd_en = Mux(sore_busy, sore.src.en, rd_en)
-                wr_addr = Mux(sore_busy, sore.dst.addr, wr_addr)
-                wr_data = Mux(sore_busy, sore.dst.data, wr_data)
-                wr_en = Mux(sore_busy, sore.dst.en, wr_en)
-                m.d.comb += sore.src.data.eq(buf.rd.data)
-            m.d.comb += [
-                buf.rd.addr.eq(rd_addr), buf.rd.en.eq(rd_en), user.data.eq(buf.rd.data),
-                buf.wr.addr.eq(wr_addr), buf.wr.data.eq(wr_data), buf.wr.en.eq(wr_en),
-            ]
-        # IDX: written by the SORE (or DMA-in, for pre-generated indices), read by DMA-out.
-        idx_dma = dma_in.wr.en & (dma_in.sel == isa.Buffer.IDX)
-        if has_sore:
-            m.d.comb += [
-                idx.wr.addr.eq(Mux(sore_busy, sore.idx.addr, dma_in.wr.addr)),
-                idx.wr.data.eq(Mux(sore_busy, sore.idx.data, dma_in.wr.data[:idx.width])),
-                idx.wr.en.eq(Mux(sore_busy, sore.idx.en, idx_dma)),
-            ]
-        else:
-            m.d.comb += [idx.wr.addr.eq(dma_in.wr.addr), idx.wr.data.eq(dma_in.wr.data[:idx.width]),
-                         idx.wr.en.eq(idx_dma)]
-        # IDX reads: the array (sparse tiles), unless DMA-out is storing IDX.
-        idx_out = dma_out.busy & (dma_out.sel == isa.Buffer.IDX)
-        m.d.comb += [idx.rd.addr.eq(Mux(idx_out, dma_out.rd.addr, gemm.idx.addr)),
-                     idx.rd.en.eq(Mux(idx_out, dma_out.rd.en, gemm.idx.en)),
-                     gemm.idx.data.eq(idx.rd.data)]
-        if gemm.group > 1:
-            m.d.comb += gemm.act_row.eq(act.row)
-        # ACC: the array writes (DMA-in may preload it); port 0 for the array's
-        # read-modify-write, port 1 for DMA-out.
-        m.d.comb += [
-            acc.wr.addr.eq(Mux(gemm.busy, gemm.acc_wr.addr, dma_in.wr.addr)),
-            acc.wr.data.eq(Mux(gemm.busy, gemm.acc_wr.data, dma_in.wr.data[:acc.width])),
-            acc.wr.en.eq(Mux(gemm.busy, gemm.acc_wr.en,
-                             dma_in.wr.en & (dma_in.sel == isa.Buffer.ACC))),
-            acc.rd.addr.eq(gemm.acc_rd.addr), acc.rd.en.eq(gemm.acc_rd.en),
-            gemm.acc_rd.data.eq(acc.rd.data),
-            acc.rd1.addr.eq(dma_out.rd.addr), acc.rd1.en.eq(dma_out.rd.en & (dma_out.sel ==
-                                                                              isa.Buffer.ACC)),
-        ]
-        with m.Switch(dma_out.sel):
-            for code, buf in ((isa.Buffer.ACT, act), (isa.Buffer.WGT, wgt), (isa.Buffer.IDX, idx),
-                              (isa.Buffer.VEC, vec)):
-                with m.Case(code):
-                    m.d.comb += dma_out.rd.data.eq(buf.rd.data)
-            with m.Default():
-                m.d.comb += dma_out.rd.data.eq(acc.rd1.data)
         return m
+
+
+def _connect_buffers(m: Module, units: dict, buffers: dict) -> None:
+    """Drive every buffer port from the units that use it (priority: :class:`BufferPort`) and
+    return each read to its readers; a reader of several buffers gets the one its ``sel``
+    addresses, the last of them for any other ``sel``."""
+    users = defaultdict(list)  # (buffer, kind, read port) -> [(unit, BufferPort)], UNITS order
+    many = []  # (read port member, its sel, {buffer: read data}): readers of several buffers
+    for slot, unit in units.items():
+        for port in slot.ports:
+            if port.kind == "row" and port.member not in unit.signature.members:
+                continue  # the unit reads no groups (a dense-only array)
+            sources = {}
+            for code in port.buffers:
+                buf = buffers[code]
+                index = range(buf.read_ports)[port.read_port] if port.kind == "read" else 0
+                users[code, port.kind, index].append((unit, port))
+                sources[code] = buf.rd_port(index).data if port.kind == "read" else None
+            if port.kind == "read" and len(port.buffers) > 1:
+                many.append((getattr(unit, port.member), unit.sel, sources))
+
+    for (code, kind, index), clients in users.items():
+        buf = buffers[code]
+        if kind == "row":
+            m.d.comb += [getattr(unit, port.member).eq(buf.row) for unit, port in clients]
+            continue
+        target = buf.rd_port(index) if kind == "read" else buf.wr
+        owners = [c for c in clients if c[1].when is not None]
+        default = [c for c in clients if c[1].when is None]
+        if len(default) > 1:
+            raise ValueError(f"{code.name} {kind} port {index}: more than one unit without a "
+                             f"condition ({[type(u).__name__ for u, _ in default]})")
+        *higher, (unit, port) = owners + default
+        value = _port_signals(unit, port, kind, buf.width)
+        if port.when is not None:
+            value["en"] = value["en"] & port.when(unit, code)
+        for unit, port in reversed(higher):
+            cond = port.when(unit, code)
+            theirs = _port_signals(unit, port, kind, buf.width)
+            value = {name: Mux(cond, theirs[name], v) for name, v in value.items()}
+        m.d.comb += [getattr(target, name).eq(v) for name, v in value.items()]
+        if kind == "read":
+            m.d.comb += [getattr(unit, port.member).data.eq(target.data)
+                         for unit, port in clients if len(port.buffers) == 1]
+
+    for bus, sel, sources in many:
+        *cases, (_, last) = sources.items()
+        with m.Switch(sel):
+            for code, data in cases:
+                with m.Case(code):
+                    m.d.comb += bus.data.eq(data)
+            with m.Default():
+                m.d.comb += bus.data.eq(last)
+
+
+def _port_signals(unit, port, kind: str, width: int) -> dict:
+    """What the unit drives on a buffer port: ``addr``, ``en`` and, writing, ``data`` (cut to
+    the buffer's ``width``)."""
+    bus = getattr(unit, port.member)
+    if kind == "write":
+        return {"addr": bus.addr, "en": bus.en, "data": bus.data[:width]}
+    return {"addr": bus.addr, "en": bus.en}

@@ -35,6 +35,7 @@ from hwsim import isa
 from hwsim.config import AcceleratorConfig
 
 from .accelerator import Accelerator
+from .controller import RETIRE_BITS
 from .dma import mem_rd_req_layout, mem_wr_req_layout
 
 __all__ = ["AXI_ADDR_BITS", "AXI_BURST_INCR", "AXI_CACHE", "AXI_PREFIX", "AxiAccelerator",
@@ -313,9 +314,9 @@ class AxiAccelerator(wiring.Component):
 
     Members
     -------
-    cmd : In(stream.Signature(128))
+    cmd : In(stream.Signature(isa.WORD_BITS))
         Binary ``hwsim.isa`` commands.
-    retire : Out(8)
+    retire : Out(RETIRE_BITS)
         Per-unit completion pulses, as :class:`~rtl.accelerator.Accelerator`'s. A STORE retires
         when the bridge accepted its last write, possibly before the data is in memory.
     idle : Out(1)
@@ -355,7 +356,7 @@ class AxiAccelerator(wiring.Component):
                               "id_width": id_width, "axi_id": axi_id}
         super().__init__({
             "cmd": In(stream.Signature(isa.WORD_BITS)),
-            "retire": Out(8), "idle": Out(1), "error": Out(1), "axi_error": Out(1),
+            "retire": Out(RETIRE_BITS), "idle": Out(1), "error": Out(1), "axi_error": Out(1),
             **axi4_master_members(bus, id_width),
         })
 

@@ -7,7 +7,12 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["BufferMemory", "ReadPortSignature", "WritePortSignature"]
+from hwsim import isa
+
+__all__ = ["ADDR_BITS", "BufferMemory", "ReadPortSignature", "WritePortSignature"]
+
+ADDR_BITS = dict(isa.Load.FIELDS)["sram_addr"]
+"""Entry address bits of every buffer port: the ISA's buffer addresses (``sram_addr``)."""
 
 
 class ReadPortSignature(wiring.Signature):
@@ -44,11 +49,11 @@ class BufferMemory(wiring.Component):
 
     Members
     -------
-    rd : In(ReadPortSignature(16, width))
+    rd : In(ReadPortSignature(ADDR_BITS, width))
         Synchronous read, latency 1 (:attr:`latency`); not transparent to a same-cycle write.
-    rd1, ... : In(ReadPortSignature(16, width))
+    rd1, ... : In(ReadPortSignature(ADDR_BITS, width))
         Further read ports when ``read_ports > 1``.
-    wr : In(WritePortSignature(16, width))
+    wr : In(WritePortSignature(ADDR_BITS, width))
     row : Out(banks * width)
         With ``banks > 1``: the row of the last read on ``rd`` (latency 1, held like ``data``).
 
@@ -77,11 +82,17 @@ class BufferMemory(wiring.Component):
             raise TypeError(f"ram_style must be None or a non-empty string, not {ram_style!r}")
         self.width, self.depth, self.read_ports, self.banks = width, depth, read_ports, banks
         self.ram_style = ram_style
-        ports = {"rd": In(ReadPortSignature(16, width))}
-        ports.update({f"rd{i}": In(ReadPortSignature(16, width)) for i in range(1, read_ports)})
+        ports = {"rd": In(ReadPortSignature(ADDR_BITS, width))}
+        ports.update({f"rd{i}": In(ReadPortSignature(ADDR_BITS, width))
+                      for i in range(1, read_ports)})
         if banks > 1:
             ports["row"] = Out(banks * width)
-        super().__init__({**ports, "wr": In(WritePortSignature(16, width))})
+        super().__init__({**ports, "wr": In(WritePortSignature(ADDR_BITS, width))})
+
+    def rd_port(self, index: int):
+        """Read port ``index``: ``rd``, ``rd1``, ...; negative indices count from the last."""
+        index = range(self.read_ports)[index]
+        return getattr(self, f"rd{index}" if index else "rd")
 
     def elaborate(self, platform):
         if self.banks > 1:
@@ -94,7 +105,7 @@ class BufferMemory(wiring.Component):
         m.d.comb += [wr.addr.eq(self.wr.addr[:abits]), wr.en.eq(self.wr.en),
                      wr.data.eq(self.wr.data)]
         for i in range(self.read_ports):
-            user = getattr(self, "rd" if i == 0 else f"rd{i}")
+            user = self.rd_port(i)
             rd = mem.read_port()
             m.d.comb += [rd.addr.eq(user.addr[:abits]), rd.en.eq(user.en), user.data.eq(rd.data)]
         return m

@@ -1,4 +1,7 @@
-"""DMA engines: strided transfers between the external memory channels and the buffers.
+"""The DMA unit: strided transfers between the external memory channels and the buffers.
+
+Two engines, one queue each: :class:`DmaIn` runs LOAD, :class:`DmaOut` STORE (the model is
+:mod:`hwsim.units.dma`).
 
 The external memory has separate read and write channels (as AXI4 does), so loads and stores
 run concurrently without arbitration. Protocol, little-endian:
@@ -10,19 +13,21 @@ run concurrently without arbitration. Protocol, little-endian:
   ``nbytes`` bytes of ``wdata`` at ``addr``; there is no response.
 
 A memory that needs ``s`` cycles for a request (its size over its bandwidth) holds ``ready`` low
-for the first ``s - 1`` cycles the request is offered (``hwsim.timing.dram_request_cycles``).
+for the first ``s - 1`` cycles the request is offered
+(``hwsim.units.dma.dram_request_cycles``).
 """
 
 from __future__ import annotations
 
 from amaranth import Module, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
+from hwsim import isa
 from hwsim.config import AcceleratorConfig
-from hwsim.isa import Buffer
 
-from .buffers import ReadPortSignature, WritePortSignature
+from .buffers import ADDR_BITS, ReadPortSignature, WritePortSignature
+from .units import UnitComponent, check_config
 
 __all__ = ["DmaIn", "DmaOut", "mem_rd_req_layout", "mem_wr_req_layout"]
 
@@ -37,47 +42,62 @@ def mem_wr_req_layout(bus_bytes: int) -> data.StructLayout:
     return data.StructLayout({"addr": 32, "nbytes": 8, "wdata": bus_bytes * 8})
 
 
-def _command_members() -> dict:
-    return {"start": In(1), "buf": In(3), "sram_addr": In(16), "dram_addr": In(32),
-            "rows": In(16), "elems": In(12), "stride": In(24),
-            "done": Out(1), "busy": Out(1), "sel": Out(3)}
+_NBYTES_BITS = mem_rd_req_layout()["nbytes"].width
+_SEL_BITS = dict(isa.Load.FIELDS)["buf"]
 
 
-def _latch(m: Module, dma, config: AcceleratorConfig):
-    """Registers holding the fields of the command in flight, loaded on ``start``."""
-    sel, sram, addr = Signal(3), Signal(16), Signal(32)
-    rows, stride, nbytes = Signal(16), Signal(24), Signal(8)
-    esize = Signal(3)  # bytes per element of the addressed buffer
-    with m.Switch(dma.buf):
-        with m.Case(Buffer.ACT, Buffer.WGT):
-            m.d.comb += esize.eq(config.array.elem_bytes)
-        with m.Case(Buffer.IDX):
-            m.d.comb += esize.eq(1)
-        with m.Default():
-            m.d.comb += esize.eq(4)
-    with m.If(dma.start):
-        m.d.sync += [sel.eq(dma.buf), sram.eq(dma.sram_addr), addr.eq(dma.dram_addr),
-                     rows.eq(dma.rows), stride.eq(dma.stride), nbytes.eq(dma.elems * esize)]
-    m.d.comb += dma.sel.eq(sel)
-    return sel, sram, addr, rows, stride, nbytes
+class _DmaEngine(UnitComponent):
+    """What :class:`DmaIn` and :class:`DmaOut` share: the transfer fields (``isa.Load`` and
+    ``isa.Store`` have the same), ``sel``, and the registers of the command in flight."""
+
+    def __init__(self, config: AcceleratorConfig, members: dict):
+        super().__init__(config, {"sel": Out(_SEL_BITS), **members})
+
+    def _latch(self, m: Module):
+        """Registers holding the fields of the command in flight, loaded on ``start``:
+        ``(sram, addr, rows, stride, nbytes)``; ``sel`` shows the buffer."""
+        sel = Signal.like(self.buf)
+        sram = Signal.like(self.sram_addr)
+        addr = Signal.like(self.dram_addr)
+        rows = Signal.like(self.rows)
+        stride = Signal.like(self.stride)
+        nbytes = Signal(_NBYTES_BITS)
+        esize = Signal(3)  # bytes per element of the addressed buffer
+        with m.Switch(self.buf):
+            with m.Case(isa.Buffer.ACT, isa.Buffer.WGT):
+                m.d.comb += esize.eq(self.config.array.elem_bytes)
+            with m.Case(isa.Buffer.IDX):
+                m.d.comb += esize.eq(1)
+            with m.Default():
+                m.d.comb += esize.eq(4)
+        with m.If(self.start):
+            m.d.sync += [sel.eq(self.buf), sram.eq(self.sram_addr), addr.eq(self.dram_addr),
+                         rows.eq(self.rows), stride.eq(self.stride),
+                         nbytes.eq(self.elems * esize)]
+        m.d.comb += self.sel.eq(sel)
+        return sram, addr, rows, stride, nbytes
 
 
-class DmaIn(wiring.Component):
-    """Executes LOAD commands: DRAM -> buffer ``buf``.
+class DmaIn(_DmaEngine):
+    """Executes LOAD commands (``isa.Unit.DMA_IN``): DRAM -> buffer ``buf``.
 
     Issues one read request per entry (address ``dram_addr + r * stride``) as fast as the read
     channel accepts them and writes each response to entry ``sram_addr + r``; done on the cycle
     the last response is written.
 
+    Parameters
+    ----------
+    config : AcceleratorConfig
+        ``dram.bus_bytes`` sizes the data paths; ``array.dtype`` the elements of ACT and WGT.
+
     Members
     -------
-    start : In(1); buf : In(3); sram_addr : In(16); dram_addr : In(32); rows : In(16);
-    elems : In(12); stride : In(24)
+    start, done, busy : :class:`~rtl.units.UnitComponent`'s
+    buf, sram_addr, dram_addr, rows, elems, stride : In(width of the ``isa.Load`` field)
         The command's fields, sampled on ``start``.
-    done, busy : Out(1)
-    sel : Out(3)
+    sel : Out(width of ``buf``)
         The buffer ``wr`` addresses (the top routes it).
-    wr : Out(WritePortSignature(16, bus_bytes * 8))
+    wr : Out(WritePortSignature(ADDR_BITS, bus_bytes * 8))
     mem_rd_req : Out(stream.Signature(mem_rd_req_layout()))
     mem_rd_rsp : In(stream.Signature(bus_bytes * 8))
 
@@ -87,12 +107,12 @@ class DmaIn(wiring.Component):
     it, start-to-done is ``rows * s + L + 1`` cycles (2 when ``rows == 0``): :meth:`cycles`.
     """
 
+    UNIT = isa.Unit.DMA_IN
+
     def __init__(self, config: AcceleratorConfig):
-        self.config = config
-        bus = config.dram.bus_bytes
-        super().__init__({
-            **_command_members(),
-            "wr": Out(WritePortSignature(16, bus * 8)),
+        bus = check_config(config).dram.bus_bytes
+        super().__init__(config, {
+            "wr": Out(WritePortSignature(ADDR_BITS, bus * 8)),
             "mem_rd_req": Out(stream.Signature(mem_rd_req_layout())),
             "mem_rd_rsp": In(stream.Signature(bus * 8)),
         })
@@ -103,8 +123,8 @@ class DmaIn(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        _, sram, addr, rows, stride, nbytes = _latch(m, self, self.config)
-        issued, received = Signal(16), Signal(16)
+        sram, addr, rows, stride, nbytes = self._latch(m)
+        issued, received = Signal.like(rows), Signal.like(rows)
         m.d.comb += [
             self.mem_rd_rsp.ready.eq(1),
             self.mem_rd_req.p.addr.eq(addr),
@@ -129,16 +149,23 @@ class DmaIn(wiring.Component):
         return m
 
 
-class DmaOut(wiring.Component):
-    """Executes STORE commands: buffer ``buf`` -> DRAM.
+class DmaOut(_DmaEngine):
+    """Executes STORE commands (``isa.Unit.DMA_OUT``): buffer ``buf`` -> DRAM.
 
     Reads entry ``sram_addr + r`` (one cycle of read latency) and offers it as a write request;
     done on the cycle the last write is accepted.
 
+    Parameters
+    ----------
+    config : AcceleratorConfig
+        As :class:`DmaIn`'s.
+
     Members
     -------
-    (command fields as :class:`DmaIn`)
-    rd : Out(ReadPortSignature(16, bus_bytes * 8))
+    start, done, busy, sel, command fields
+        As :class:`DmaIn`'s (``isa.Store`` has ``isa.Load``'s fields).
+    rd : Out(ReadPortSignature(ADDR_BITS, bus_bytes * 8))
+        Reads the buffer ``sel`` addresses (only while ``busy``).
     mem_wr_req : Out(stream.Signature(mem_wr_req_layout(bus_bytes)))
 
     Latency
@@ -146,12 +173,12 @@ class DmaOut(wiring.Component):
     ``rows * s + 2`` cycles start-to-done (2 when ``rows == 0``): :meth:`cycles`.
     """
 
+    UNIT = isa.Unit.DMA_OUT
+
     def __init__(self, config: AcceleratorConfig):
-        self.config = config
-        bus = config.dram.bus_bytes
-        super().__init__({
-            **_command_members(),
-            "rd": Out(ReadPortSignature(16, bus * 8)),
+        bus = check_config(config).dram.bus_bytes
+        super().__init__(config, {
+            "rd": Out(ReadPortSignature(ADDR_BITS, bus * 8)),
             "mem_wr_req": Out(stream.Signature(mem_wr_req_layout(bus))),
         })
 
@@ -161,8 +188,8 @@ class DmaOut(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        _, sram, addr, rows, stride, nbytes = _latch(m, self, self.config)
-        issued = Signal(16)
+        sram, addr, rows, stride, nbytes = self._latch(m)
+        issued = Signal.like(rows)
         m.d.comb += [
             self.mem_wr_req.p.addr.eq(addr),
             self.mem_wr_req.p.nbytes.eq(nbytes),

@@ -1,12 +1,14 @@
-"""fp32 arithmetic of the vector engine as combinational Amaranth logic, bit-exact with hwsim.
+"""Floating-point arithmetic as combinational Amaranth logic, bit-exact with hwsim.
 
-:func:`fp32_mul` follows :func:`hwsim.vector_unit.fp32_mul` and :func:`fp32_to_fp16` follows
-:func:`hwsim.numerics.fp32_to_fp16` step by step; the adder is :func:`rtl.pe.fp32_add`
-(:func:`hwsim.numerics.fp32_add`). All round to nearest even, keep subnormals (no flush to
-zero) and produce the canonical NaN (``0x7FC00000``, fp16 ``0x7E00``). The functions add
-logic to a module and return the result signal, like ``rtl.pe``'s, so a pipeline can put a
-register after each; :class:`Fp32Multiplier` wraps the multiplier as a component for
-synthesis and unit tests.
+The PE's :func:`fp16_mul_exact` and the adder :func:`fp32_add` (PE accumulation, vector
+engine) follow :func:`hwsim.numerics.fp16_mul_exact` and :func:`hwsim.numerics.fp32_add`; the
+vector engine's :func:`fp32_mul` follows :func:`hwsim.numerics.fp32_mul` and
+:func:`fp32_to_fp16` :func:`hwsim.numerics.fp32_to_fp16`, step by step, so each can be read
+beside its model (``tests/rtl/test_array_pe.py``, ``tests/rtl/test_vector.py``). All round to
+nearest even, keep subnormals (no flush to zero) and produce the canonical NaN
+(``0x7FC00000``, fp16 ``0x7E00``). The functions add logic to a module and return the result
+signal, so a pipeline can put a register after each; :class:`Fp32Multiplier` wraps the
+multiplier as a component for synthesis and unit tests.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["Fp32Multiplier", "fp32_mul", "fp32_to_fp16"]
+__all__ = ["Fp32Multiplier", "fp16_mul_exact", "fp32_add", "fp32_mul", "fp32_to_fp16"]
 
 _CANONICAL_NAN_F32 = 0x7FC00000
 _CANONICAL_NAN_F16 = 0x7E00
@@ -23,8 +25,171 @@ _INF32 = 0x7F800000
 _INF16 = 0x7C00
 
 
+def _msb(m: Module, value, name: str) -> Signal:
+    """Index of the most significant set bit of ``value`` (0 when ``value`` is 0): a priority
+    encoder, :func:`hwsim.numerics._msb` of ``value | 1``."""
+    out = Signal(range(max(len(value), 2)), name=name)
+    for i in range(1, len(value)):  # later assignments win: the highest set bit
+        with m.If(value[i]):
+            m.d.comb += out.eq(i)
+    return out
+
+
+def _multiply_significands(m: Module, a, b, frac: int, exp: int, name: str):
+    """The common front of the multipliers of IEEE binary floats with ``frac`` fraction and
+    ``exp`` exponent bits. Returns the product's sign; whether it is NaN (a NaN operand, or
+    infinity times zero); whether each operand is infinite or NaN; the exact product ``p`` of
+    the significands (hidden bit included; a subnormal takes exponent field 1 and no hidden
+    bit), the index ``n`` of its leading one, and the two exponents so adjusted."""
+    def sig(shape, suffix):
+        return Signal(shape, name=f"{name}_{suffix}")
+
+    top = frac + exp
+    special = (1 << exp) - 1
+    sign, nan = sig(1, "sign"), sig(1, "nan")
+    ex, ey = sig(exp, "ex"), sig(exp, "ey")
+    m.d.comb += [sign.eq(a[top] ^ b[top]), ex.eq(a[frac:top]), ey.eq(b[frac:top])]
+    x_special, y_special = ex == special, ey == special
+    x_zero, y_zero = a[:top] == 0, b[:top] == 0
+    m.d.comb += nan.eq((x_special & (a[:frac] != 0)) | (y_special & (b[:frac] != 0))
+                       | (x_special & y_zero) | (y_special & x_zero))
+    mx, my = sig(frac + 1, "mx"), sig(frac + 1, "my")
+    exa, eya = sig(exp, "exa"), sig(exp, "eya")
+    m.d.comb += [mx.eq(Cat(a[:frac], ex != 0)), my.eq(Cat(b[:frac], ey != 0)),
+                 exa.eq(Mux(ex == 0, 1, ex)), eya.eq(Mux(ey == 0, 1, ey))]
+    p = sig(2 * (frac + 1), "p")
+    m.d.comb += p.eq(mx * my)
+    n = _msb(m, p, f"{name}_n")
+    return sign, nan, x_special, y_special, p, n, exa, eya
+
+
+def fp16_mul_exact(m: Module, a, b, name: str = "mul") -> Signal:
+    """Combinational exact fp16 x fp16 -> fp32 product, :func:`hwsim.numerics.fp16_mul_exact`.
+
+    Parameters
+    ----------
+    m : Module
+        The module that receives the logic.
+    a, b : Value, 16 bits
+        binary16 bit patterns.
+
+    Returns
+    -------
+    Signal(32)
+        binary32 bit pattern of the exact product (normal or signed zero); canonical NaN.
+    """
+    def sig(shape, suffix):
+        return Signal(shape, name=f"{name}_{suffix}")
+
+    # 11-bit significands, a 22-bit product
+    sign, nan, x_special, y_special, p, n, exa, eya = _multiply_significands(m, a, b, 10, 5,
+                                                                             name)
+    e = sig(8, "e")  # n + ex + ey + 77 lies in [79, 158]
+    m.d.comb += e.eq(n + exa + eya + 77)
+    frac, amount = sig(23, "frac"), sig(5, "amount")
+    m.d.comb += [amount.eq(23 - n), frac.eq((p << amount)[:23])]
+    r = sig(32, "r")
+    with m.If(nan):
+        m.d.comb += r.eq(_CANONICAL_NAN_F32)
+    with m.Elif(x_special | y_special):
+        m.d.comb += r.eq(Cat(Const(_INF32, 31), sign))
+    with m.Elif(p == 0):
+        m.d.comb += r.eq(Cat(Const(0, 31), sign))
+    with m.Else():
+        m.d.comb += r.eq(Cat(frac, e, sign))
+    return r
+
+
+def fp32_add(m: Module, a, b, name: str = "add") -> Signal:
+    """Combinational IEEE binary32 adder, :func:`hwsim.numerics.fp32_add` step by step.
+
+    Round to nearest even, gradual underflow (subnormals in and out), overflow to infinity,
+    canonical NaN ``0x7FC00000``. One cycle of logic: swap, align (27-bit barrel shift with
+    sticky), 28-bit add/subtract, 27-bit leading-zero count and left shift, 24-bit rounding
+    increment, pack and special-value multiplexers.
+
+    Parameters
+    ----------
+    m : Module
+    a, b : Value, 32 bits
+        binary32 bit patterns.
+
+    Returns
+    -------
+    Signal(32)
+        binary32 bit pattern of ``a + b``.
+    """
+    def sig(shape, suffix):
+        return Signal(shape, name=f"{name}_{suffix}")
+
+    # 1. magnitude order: non-negative floats order like their bit patterns
+    swap = sig(1, "swap")
+    x, y = sig(32, "x"), sig(32, "y")
+    m.d.comb += [swap.eq(a[:31] < b[:31]), x.eq(Mux(swap, b, a)), y.eq(Mux(swap, a, b))]
+    # 2. unpack
+    ex, ey = sig(8, "ex"), sig(8, "ey")
+    m.d.comb += [ex.eq(x[23:31]), ey.eq(y[23:31])]
+    x_special, y_special = ex == 0xFF, ey == 0xFF
+    subtract = sig(1, "subtract")
+    nan = sig(1, "nan")
+    m.d.comb += [
+        subtract.eq(x[31] ^ y[31]),
+        nan.eq((x_special & (x[:23] != 0)) | (y_special & (y[:23] != 0))
+               | (x_special & y_special & subtract)),
+    ]
+    # 3. 24-bit significands extended by guard, round and sticky bits
+    mx, my = sig(27, "mx"), sig(27, "my")
+    exa, eya = sig(8, "exa"), sig(8, "eya")
+    m.d.comb += [mx.eq(Cat(Const(0, 3), x[:23], ex != 0)), my.eq(Cat(Const(0, 3), y[:23], ey != 0)),
+                 exa.eq(Mux(ex == 0, 1, ex)), eya.eq(Mux(ey == 0, 1, ey))]
+    # 4. align y by d = min(ex - ey, 27); the bits shifted out OR into the sticky bit
+    diff = sig(8, "diff")
+    d = sig(range(28), "d")
+    m.d.comb += [diff.eq(exa - eya), d.eq(Mux(diff > 27, 27, diff))]
+    wide = sig(54, "wide")
+    m.d.comb += wide.eq(Cat(Const(0, 27), my) >> d)
+    my_al = sig(27, "my_al")
+    m.d.comb += my_al.eq(wide[27:] | (wide[:27] != 0))
+    # 5. add or subtract; one right shift on carry out, keeping the sticky bit
+    s = sig(28, "sum")
+    m.d.comb += s.eq(Mux(subtract, mx - my_al, mx + my_al))
+    carry = s[27]
+    m1 = sig(27, "m1")
+    e1 = sig(10, "e1")
+    m.d.comb += [m1.eq(Mux(carry, s[1:28] | s[0], s[:27])), e1.eq(exa + carry)]
+    # 6. normalise after cancellation, stopping at exponent 1 (gradual underflow)
+    lead = _msb(m, m1, f"{name}_lead")
+    lz, room = sig(5, "lz"), sig(10, "room")
+    shift = sig(10, "shift")
+    m.d.comb += [lz.eq(26 - lead), room.eq(e1 - 1), shift.eq(Mux(lz < room, lz, room))]
+    m2, e2 = sig(27, "m2"), sig(10, "e2")
+    # shift <= lz <= 26: a 5-bit shift amount keeps the shifter 27 bits wide
+    m.d.comb += [m2.eq((m1 << shift[:5])[:27]), e2.eq(e1 - shift)]
+    sign = sig(1, "sign")
+    m.d.comb += sign.eq(Mux((m2 == 0) & subtract, 0, x[31]))  # exact cancellation is +0
+    # 7. round to nearest, ties to even
+    grs = m2[:3]
+    kept = m2[3:]
+    up = (grs > 4) | ((grs == 4) & kept[0])
+    m3 = sig(25, "m3")
+    m.d.comb += m3.eq(kept + up)
+    m4, e3 = sig(24, "m4"), sig(10, "e3")
+    m.d.comb += [m4.eq(Mux(m3[24], m3[1:], m3[:24])), e3.eq(e2 + m3[24])]
+    # 8. pack (exponent field 0 when the hidden bit is clear) and select the specials
+    r = sig(32, "r")
+    with m.If(nan):
+        m.d.comb += r.eq(_CANONICAL_NAN_F32)
+    with m.Elif(x_special):
+        m.d.comb += r.eq(x)  # inf + finite, or inf + inf of one sign
+    with m.Elif(e3 >= 0xFF):
+        m.d.comb += r.eq(Cat(Const(_INF32, 31), sign))
+    with m.Else():
+        m.d.comb += r.eq(Cat(m4[:23], Mux(m4[23], e3[:8], 0), sign))
+    return r
+
+
 def fp32_mul(m: Module, a, b, name: str = "fmul") -> Signal:
-    """Combinational IEEE binary32 multiplier, :func:`hwsim.vector_unit.fp32_mul` step by step.
+    """Combinational IEEE binary32 multiplier, :func:`hwsim.numerics.fp32_mul` step by step.
 
     Logic: 24 x 24 -> 48-bit significand product, 48-bit leading-one detector, a 97-bit
     right shifter (normalise or denormalise, with round and sticky) beside a 24-bit left
@@ -47,25 +212,10 @@ def fp32_mul(m: Module, a, b, name: str = "fmul") -> Signal:
     def sig(shape, suffix):
         return Signal(shape, name=f"{name}_{suffix}")
 
-    # 1. unpack; a subnormal takes exponent field 1 and no hidden bit
-    ex, ey = sig(8, "ex"), sig(8, "ey")
-    m.d.comb += [ex.eq(a[23:31]), ey.eq(b[23:31])]
-    x_special, y_special = ex == 0xFF, ey == 0xFF
-    x_zero, y_zero = a[:31] == 0, b[:31] == 0
-    nan = sig(1, "nan")
-    m.d.comb += nan.eq((x_special & (a[:23] != 0)) | (y_special & (b[:23] != 0))
-                       | (x_special & y_zero) | (y_special & x_zero))
-    sign = sig(1, "sign")
-    m.d.comb += sign.eq(a[31] ^ b[31])
-    mx, my = sig(24, "mx"), sig(24, "my")
-    exa, eya = sig(8, "exa"), sig(8, "eya")
-    m.d.comb += [mx.eq(Cat(a[:23], ex != 0)), my.eq(Cat(b[:23], ey != 0)),
-                 exa.eq(Mux(ex == 0, 1, ex)), eya.eq(Mux(ey == 0, 1, ey))]
-    # 2. exact product, value p * 2**(ex + ey - 300)
-    p = sig(48, "p")
-    m.d.comb += p.eq(mx * my)
-    # 3. leading one and normalised biased exponent E = n + ex + ey - 173, in [-171, 382]
-    n = _msb(m, p, f"{name}_n")
+    # 1. unpack; 2. exact product, value p * 2**(ex + ey - 300), and its leading one n
+    sign, nan, x_special, y_special, p, n, exa, eya = _multiply_significands(m, a, b, 23, 8,
+                                                                             name)
+    # 3. normalised biased exponent E = n + ex + ey - 173, in [-171, 382]
     big_e = sig(signed(11), "big_e")
     m.d.comb += big_e.eq(n + exa + eya - 173)
     # 4. result exponent max(E, 1); shift right by rs (clamped to 1..49) or left by -rs
@@ -92,7 +242,7 @@ def fp32_mul(m: Module, a, b, name: str = "fmul") -> Signal:
         m.d.comb += r.eq(_CANONICAL_NAN_F32)
     with m.Elif(x_special | y_special):
         m.d.comb += r.eq(Cat(Const(_INF32, 31), sign))
-    with m.Elif(x_zero | y_zero):
+    with m.Elif((a[:31] == 0) | (b[:31] == 0)):
         m.d.comb += r.eq(Cat(Const(0, 31), sign))
     with m.Elif(e2 >= 0xFF):
         m.d.comb += r.eq(Cat(Const(_INF32, 31), sign))
@@ -149,16 +299,6 @@ def fp32_to_fp16(m: Module, a, name: str = "to16") -> Signal:
     with m.Else():
         m.d.comb += r.eq(Cat(h[:15], a[31]))
     return r
-
-
-def _msb(m: Module, value, name: str) -> Signal:
-    """Index of the most significant set bit of ``value`` (0 when ``value`` is 0): a priority
-    encoder, like ``rtl.pe``'s."""
-    out = Signal(range(max(len(value), 2)), name=name)
-    for i in range(1, len(value)):  # later assignments win: the highest set bit
-        with m.If(value[i]):
-            m.d.comb += out.eq(i)
-    return out
 
 
 class Fp32Multiplier(wiring.Component):

@@ -1,14 +1,17 @@
-"""SORE, the sparse online reduction engine: PRUNE (dense -> N:M compressed across entries)."""
+"""The SORE unit, the sparse online reduction engine: PRUNE (dense -> N:M compressed across
+entries). The model is :mod:`hwsim.units.sore`."""
 
 from __future__ import annotations
 
 from amaranth import Cat, Const, Module, Mux, Signal
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import Out
 
+from hwsim import isa
 from hwsim.config import AcceleratorConfig
 
-from .buffers import ReadPortSignature, WritePortSignature
+from .buffers import ADDR_BITS, ReadPortSignature, WritePortSignature
+from .decode import command_view
+from .units import UnitComponent, check_config
 
 __all__ = ["Sore"]
 
@@ -18,10 +21,11 @@ def _bits(n: int) -> int:
     return max(1, (n - 1).bit_length())
 
 
-class Sore(wiring.Component):
-    """``lanes`` streaming top-N-of-M selectors executing PRUNE with ``axis=1``.
+class Sore(UnitComponent):
+    """``lanes`` streaming top-N-of-M selectors executing PRUNE with ``axis=1``
+    (``isa.Unit.SORE``).
 
-    The specification is :mod:`hwsim.sore` (semantics, the fp16 magnitude rule, the schedule);
+    The specification is :mod:`hwsim.units.sore` (semantics, the fp16 magnitude rule, the schedule);
     this component is that schedule in gates. In short: each group of ``M = 2**log2m`` source
     entries is read ``P = ceil(C / lanes)`` times, one entry per cycle, lane ``l`` of pass
     ``p`` inserting column ``p*lanes + l`` into an insertion list of ``N`` slots (largest
@@ -43,29 +47,33 @@ class Sore(wiring.Component):
     -------
     start : In(1)
         Begin the command on the field inputs (ignored while ``busy``).
-    src_addr, dst_addr, idx_addr : In(16)
+    src_addr, dst_addr, idx_addr : In
         First source entry, first value entry (WGT), first index entry (IDX).
-    rows : In(16)
+    rows : In
         Source entries, a multiple of ``2**log2m``; a remainder is ignored.
-    n : In(4), log2m : In(3)
-        The pattern; it must be one of ``array.patterns`` (the controller rejects others; the
-        unit's behaviour on them is undefined).
+    n, log2m : In
+        The pattern; it must be one of ``array.patterns`` (:meth:`accepts`; the unit's
+        behaviour on others is undefined).
+        (Each field as wide as in ``isa.Prune``.)
     done : Out(1)
         High for one cycle: the cycle of the last write (or the cycle after ``start`` when
         ``rows < 2**log2m``).
     busy : Out(1)
         From the cycle after ``start`` to ``done``, inclusive.
-    src : Out(ReadPortSignature(16, C * e))
+    src : Out(ReadPortSignature(ADDR_BITS, C * e))
         Source buffer read port, synchronous, latency 1; ``e`` = 8 (int8) or 16 (fp16).
-    dst : Out(WritePortSignature(16, C * e))
+    dst : Out(WritePortSignature(ADDR_BITS, C * e))
         Value entries (WGT write port).
-    idx : Out(WritePortSignature(16, C * 8))
+    idx : Out(WritePortSignature(ADDR_BITS, C * 8))
         Index entries, one byte per column (IDX write port).
+
+    Commands it rejects (:meth:`accepts`, as ``hwsim.units.sore.check_prune``): a pattern the
+    config lacks, ``axis`` 0, ``rows`` not a multiple of M, a source other than WGT.
 
     Latency
     -------
     :meth:`cycles`: start to done inclusive, ``rows * ceil(C / lanes) + n + 3`` (2 when
-    ``rows == 0``), the same as ``hwsim.sore.prune_cycles``.
+    ``rows == 0``), the same as ``hwsim.units.sore.prune_cycles``.
 
     Raises
     ------
@@ -75,16 +83,15 @@ class Sore(wiring.Component):
         If the config has no N:M pattern.
     """
 
+    UNIT = isa.Unit.SORE
+
     def __init__(self, config: AcceleratorConfig, *, lanes: int | None = None):
-        if not isinstance(config, AcceleratorConfig):
-            raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
-        lanes = config.sore.lanes if lanes is None else lanes
+        lanes = check_config(config).sore.lanes if lanes is None else lanes
         if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1:
             raise TypeError(f"lanes must be a positive integer, not {lanes!r}")
         if not config.array.patterns:
             raise ValueError(f"config {config.name!r} has no N:M pattern (array.patterns is "
                              f"empty), so the SORE has nothing to prune")
-        self.config = config
         self.cols = config.array.cols
         self.lanes = lanes
         self.passes = -(-self.cols // lanes)
@@ -92,15 +99,24 @@ class Sore(wiring.Component):
         self.is_fp = config.array.dtype == "fp16"
         self.max_n = max(n for n, _ in config.array.nm_patterns)
         self.max_m = max(m for _, m in config.array.nm_patterns)
-        super().__init__({
-            "start": In(1),
-            "src_addr": In(16), "dst_addr": In(16), "idx_addr": In(16), "rows": In(16),
-            "n": In(4), "log2m": In(3),
-            "done": Out(1), "busy": Out(1),
-            "src": Out(ReadPortSignature(16, self.cols * self.elem_bits)),
-            "dst": Out(WritePortSignature(16, self.cols * self.elem_bits)),
-            "idx": Out(WritePortSignature(16, self.cols * 8)),
-        })
+        super().__init__(config, {
+            "src": Out(ReadPortSignature(ADDR_BITS, self.cols * self.elem_bits)),
+            "dst": Out(WritePortSignature(ADDR_BITS, self.cols * self.elem_bits)),
+            "idx": Out(WritePortSignature(ADDR_BITS, self.cols * 8)),
+        }, fields=("src_addr", "dst_addr", "idx_addr", "rows", "n", "log2m"))
+
+    @staticmethod
+    def present(config: AcceleratorConfig) -> bool:
+        """Whether ``config``'s machine has a SORE: it has N:M patterns."""
+        return bool(config.array.patterns)
+
+    def accepts(self, word):
+        """PRUNEs of the config's patterns along axis 1, of whole groups, from WGT."""
+        p = command_view(isa.Prune, word)
+        pattern_ok = sum((p.n == pn) & (p.log2m == pm.bit_length() - 1)
+                         for pn, pm in self.config.array.nm_patterns) != 0
+        return (pattern_ok & p.axis & (p.src_buf == isa.Buffer.WGT)
+                & ((p.rows & ((1 << p.log2m) - 1)) == 0))
 
     @staticmethod
     def cycles(rows: int, width: int, n: int, m: int, lanes: int) -> int:
@@ -115,14 +131,14 @@ class Sore(wiring.Component):
         KB = 15 if self.is_fp else 8
 
         # command registers
-        nlast = Signal(4)
+        nlast = Signal.like(self.n, name="nlast")
         mlast = Signal(IB)
-        g_left = Signal(16)
+        g_left = Signal.like(self.rows, name="g_left")
         # read stage: entry gbase + i of pass p
         rd_on = Signal()
         i = Signal(IB)
         p = Signal(_bits(P))
-        gbase = Signal(16)
+        gbase = Signal(ADDR_BITS)
         # tags of the data on the read port this cycle
         d_ok, d_first, d_last, d_final = Signal(), Signal(), Signal(), Signal()
         d_pass = Signal(_bits(P))
@@ -132,7 +148,7 @@ class Sore(wiring.Component):
         cap_pass = Signal(_bits(P))
         w_on, w_final = Signal(), Signal()
         w_j = Signal(_bits(NS))
-        w_dst, w_idx = Signal(16), Signal(16)
+        w_dst, w_idx = Signal(ADDR_BITS, name="w_dst"), Signal(ADDR_BITS, name="w_idx")
 
         m.d.comb += [self.src.addr.eq(gbase + i), self.src.en.eq(rd_on)]
         m.d.sync += [d_ok.eq(rd_on), cap.eq(d_ok & d_last), cap_pass.eq(d_pass),
@@ -185,26 +201,12 @@ class Sore(wiring.Component):
             m.d.sync += [w_on.eq(1), w_j.eq(0), w_final.eq(cap_final)]
         finished = w_on & w_final & (w_j == nlast)
 
-        with m.FSM():
-            with m.State("IDLE"), m.If(self.start):
-                groups = self.rows >> self.log2m
-                m.d.sync += [
-                    nlast.eq(self.n - 1), mlast.eq((Const(1, 8) << self.log2m) - 1),
-                    g_left.eq(groups), rd_on.eq(groups != 0), i.eq(0), p.eq(0),
-                    gbase.eq(self.src_addr), w_dst.eq(self.dst_addr),
-                    w_idx.eq(self.idx_addr),
-                ]
-                with m.If(groups == 0):
-                    m.next = "EMPTY"
-                with m.Else():
-                    m.next = "RUN"
-            with m.State("RUN"):
-                m.d.comb += [self.busy.eq(1), self.done.eq(finished)]
-                with m.If(finished):
-                    m.next = "IDLE"
-            with m.State("EMPTY"):
-                m.d.comb += [self.busy.eq(1), self.done.eq(1)]
-                m.next = "IDLE"
+        groups = self.rows >> self.log2m
+        self.run_fsm(m, [
+            nlast.eq(self.n - 1), mlast.eq((Const(1, 8) << self.log2m) - 1),
+            g_left.eq(groups), rd_on.eq(groups != 0), i.eq(0), p.eq(0),
+            gbase.eq(self.src_addr), w_dst.eq(self.dst_addr), w_idx.eq(self.idx_addr),
+        ], empty=groups == 0, finished=finished)
         return m
 
     def _lane(self, m, lane, d_ok, d_first, d_pass, d_i, nlast, KB, IB):

@@ -10,10 +10,10 @@ from amaranth.back import verilog
 from hwsim import isa
 from hwsim.config import AcceleratorConfig
 
-from .accelerator import Accelerator
-from .array_unit import array_group
-from .axi import AxiAccelerator
-from .pe import PE
+from .accelerator import UNITS, Accelerator, buffer_shapes
+from .array import PE, array_group
+from .axi import AXI_ADDR_BITS, AXI_CACHE, AXI_PREFIX, AxiAccelerator
+from .decode import unit_opcodes
 
 __all__ = ["PE_NAME", "PORTS", "TOP_NAME", "write_verilog"]
 
@@ -31,9 +31,13 @@ def write_verilog(config: AcceleratorConfig, out_dir: str | Path, *,
     :class:`~rtl.axi.AxiAccelerator` (an AXI4 master, ports ``m_axi_*``). The top module is
     ``satmem_top`` either way; the manifest records which (``"port"``).
 
-    The manifest records the config (and its hash), the port list, the ISA word width and the
-    per-command cycle expressions the RTL implements, so a board bring-up can check what it
-    holds. Re-running with the same config rewrites identical files.
+    The manifest records the config (and its hash), the memory port and the top's port list,
+    the ISA word width, the buffers (``[width in bits, entries]`` by ``isa.Buffer``), the
+    controller's queue depth and semaphores, the unit queues and their opcodes
+    (:data:`rtl.accelerator.UNITS`), the commands it supports and their cycle expressions
+    and, for ``"axi4"``, the AXI4 master's parameters, so a board bring-up can check what it
+    holds.
+    Re-running with the same config leaves identical files untouched.
 
     The array's R x C cells all instantiate one PE module, ``satmem_top_pe``, written once at
     the end of the file (Amaranth alone would emit a renamed copy per cell): simulators and
@@ -63,6 +67,7 @@ def write_verilog(config: AcceleratorConfig, out_dir: str | Path, *,
     vpath = out / f"{TOP_NAME}.v"
     _write_if_changed(vpath, text)
     R, C = config.array.rows, config.array.cols
+    patterns = ", ".join(config.array.patterns)
     manifest = {
         "top": TOP_NAME,
         "pe_module": PE_NAME,
@@ -72,10 +77,12 @@ def write_verilog(config: AcceleratorConfig, out_dir: str | Path, *,
         "isa_word_bits": isa.WORD_BITS,
         "port": port,
         "ports": {name: str(member) for name, member in top.signature.members.items()},
-        "buffers": {"act": [R * 8, config.act_depth], "wgt": [C * 8, config.wgt_depth],
-                    "acc": [C * 32, config.acc_depth]},
+        "buffers": {code.name.lower(): [shape["width"], shape["depth"]]
+                    for code, shape in buffer_shapes(config).items()},
         "controller": {"queue_depth": config.queue_depth, "semaphores": isa.NUM_SEMAPHORES,
                        "model": "hwsim.schedule (decoupled units, point-to-point semaphores)"},
+        "units": {slot.name: [op.name for op in unit_opcodes(slot.unit)]
+                  for slot in UNITS if slot.present(config)},
         "unit_cycles": {
             "gemm_os": f"k + {2 * R + C + 1}",
             "gemm_ws": f"k + m + {R + C + 1}",
@@ -87,20 +94,22 @@ def write_verilog(config: AcceleratorConfig, out_dir: str | Path, *,
         },
         "dram_latency_cycles": config.dram_latency_cycles,
         "supported": ["LOAD", "STORE", f"GEMM(dense, os|ws, {config.array.dtype})",
+                      f"GEMM(N:M {patterns}, os|ws)" if patterns else "GEMM: no N:M patterns",
                       "PRUNE(axis 1)" if config.array.patterns else "PRUNE: no patterns",
                       "UPDATE(SGD, SGD momentum)", "SETREG", "SYNC"],
     }
     if port == "axi4":
         bp = top.bridge_params
         manifest["axi4"] = {
-            "prefix": "m_axi", "data_bits": config.dram.bus_bytes * 8, "addr_bits": 32,
+            "prefix": AXI_PREFIX, "data_bits": config.dram.bus_bytes * 8,
+            "addr_bits": AXI_ADDR_BITS,
             "id_bits": bp["id_width"], "id": bp["axi_id"],
             "max_outstanding_reads": bp["max_reads"],
             "max_outstanding_writes": bp["max_writes"],
             "bursts": "INCR, full width, 1 beat (2 when a request straddles a bus word; two "
                       "1-beat bursts at a 4 KiB boundary)",
-            "cache": "0b0011", "latency": "+1 cycle request to AR/AW, +1 cycle last R beat to "
-                                          "the DMA",
+            "cache": f"{AXI_CACHE:#06b}",
+            "latency": "+1 cycle request to AR/AW, +1 cycle last R beat to the DMA",
             "idle": "accelerator idle and every write's B response received",
             "note": "unit_cycles and dram_latency_cycles describe hwsim's fixed-latency memory; "
                     "over AXI, LOAD and STORE take what the memory takes",

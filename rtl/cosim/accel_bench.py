@@ -56,7 +56,7 @@ def _split_request(value, with_data: bool) -> tuple[int, int, int]:
 
 class _Channel:
     """Pacing of one memory channel: a request of n bytes is accepted on the last of the
-    ceil(n / bytes_per_cycle) cycles it is offered (hwsim.timing.dram_request_cycles)."""
+    ceil(n / bytes_per_cycle) cycles it is offered (hwsim.units.dma.dram_request_cycles)."""
 
     def __init__(self, bytes_per_cycle: float):
         self.bytes_per_cycle = bytes_per_cycle

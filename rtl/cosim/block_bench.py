@@ -8,14 +8,14 @@ raw bit patterns (unsigned integers), the pytest side gives them meaning.
 
 ``spec["kind"]`` picks the bench:
 
-``"steps"`` (cycle by cycle, e.g. :class:`rtl.pe.PE`)
+``"steps"`` (cycle by cycle, e.g. :class:`rtl.array.PE`)
     Spec ``{"inputs": [port, ...], "outputs": [port, ...], "steps": [[value per input], ...]}``.
     Step ``t``'s inputs are driven through cycle ``t``; result row ``t`` holds the outputs in
     cycle ``t + 1``, i.e. the registers after the rising edge that sampled step ``t``.
     Result ``{"outputs": [[value per output], ...]}``.
 
 ``"jobs"`` (start/done units with buffer ports, e.g. :class:`rtl.sore.Sore`,
-:class:`rtl.vector_unit.VectorUnit`)
+:class:`rtl.vector.VectorUnit`)
     Spec ``{"reads": {port: memory}, "writes": {port: memory}, "memories": {memory: {addr:
     value}}, "fill": value, "max_cycles": n, "jobs": [{"fields": {port: value}, "load":
     {memory: {addr: value}}, "idle": cycles}, ...]}``. Memories persist from job to job; a

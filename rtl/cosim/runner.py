@@ -245,9 +245,9 @@ def _run_module(runner: Runner, sim: str, build: Path, top: str, module: str, sp
 def _sources_stamp(key: str) -> str:
     """Hash of what generated Verilog depends on: ``key`` (the design) and the RTL's sources."""
     h = hashlib.sha256(key.encode())
-    for path in sorted((ROOT / "rtl").glob("*.py")) + [ROOT / "hwsim" / "isa.py",
-                                                        ROOT / "hwsim" / "config.py"]:
-        h.update(path.name.encode())
+    for path in sorted((ROOT / "rtl").rglob("*.py")) + [ROOT / "hwsim" / "isa.py",
+                                                         ROOT / "hwsim" / "config.py"]:
+        h.update(path.relative_to(ROOT).as_posix().encode())
         h.update(path.read_bytes())
     return h.hexdigest()
 

@@ -114,3 +114,67 @@ def test_simulate_topology_with_sparse_layers(capsys):
     assert rows and all(r["cycles"] > 0 for r in rows)
     sparse = [r for r in rows if r["sparsity"] != "dense"]
     assert sparse and all(r["cycles"] > 0 for r in sparse)
+
+
+MF_TOKEN_BYTES = 6 * 336 * 1024  # memoryformer_tiny: rows gathered per decoded token, fp16
+
+
+def test_simulate_memoryformer_train_prefill_decode(capsys):
+    runs = {}
+    for phase in ("train", "prefill", "decode"):
+        code, out, err = run_cli(capsys, "simulate", "--model", "memoryformer_tiny", "--phase",
+                                 phase, "--seq-len", "64", "--json")
+        assert code == 0 and err == "", err
+        runs[phase] = json.loads(out)
+    tr, pf, dc = (runs[p]["totals"] for p in ("train", "prefill", "decode"))
+    assert runs["train"]["method"] == "dense" and runs["decode"]["context"] == 64
+    assert tr["cycles"] > pf["cycles"] > dc["cycles"] > 0
+    assert {r["pass"] for r in runs["train"]["per_pass"]} >= {"fwd", "bgrad", "wgrad", "update"}
+    assert [r["pass"] for r in runs["decode"]["per_pass"]] == ["fwd"]
+    reads = sum(v for k, v in dc.items() if k.startswith("tier_") and k.endswith("_read"))
+    assert reads == MF_TOKEN_BYTES
+    assert tr["tier_ddr_write"] > 0 and pf["tier_ddr_write"] == dc["tier_ddr_write"] == 0
+    for t in (tr, pf, dc):
+        assert t["path_lookup"] > 0 and t["energy_tier_ddr_pj"] > 0
+        assert sum(t[f"path_{k}"] for k in ("gemm_dense", "gemm_sparse", "vector", "update",
+                                             "dma_in", "dma_out", "sore", "lookup",
+                                             "control")) == t["cycles"]
+
+
+def test_simulate_memoryformer_decode_text_names_tiers_and_layers(capsys):
+    code, out, err = run_cli(capsys, "simulate", "--model", "memoryformer_tiny", "--phase",
+                             "decode", "--seq-len", "64", "--context", "32")
+    assert code == 0 and err == "", err
+    lines = out.splitlines()
+    assert "decode of one token after 32 cached on vcu1525" in lines[0]
+    assert lines[1].startswith("  energy") and "tier ddr" in lines[1] and "tier uram" in lines[1]
+    assert lines[2].startswith("  bytes") and "tier uram read 65,536" in lines[2]
+    assert "lookup" in lines[3] and "gemm_dense" in lines[3]
+    assert any(line.split()[:1] == ["blocks.5.ffn.down"] for line in lines)
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["--model", "memoryformer_tiny", "--phase", "generate"],
+     "argument --phase: invalid choice: 'generate'"),
+    (["--model", "memoryformer_huge"], "unknown model 'memoryformer_huge'"),
+    (["--model", "resnet18", "--phase", "decode"], "--phase decode is for the language models"),
+    (["--model", "vgg16", "--seq-len", "64"], "--seq-len is for the language models"),
+    (["--model", "memoryformer_tiny", "--context", "8"], "--context is the KV cache of --phase "
+                                                         "decode"),
+    (["--model", "memoryformer_tiny", "--phase", "decode", "--context", "-1"],
+     "expected a non-negative integer, got '-1'"),
+])
+def test_simulate_bad_phase_or_model_is_one_line_and_exit_2(capsys, argv, needle):
+    code, out, err = run_cli(capsys, "simulate", *argv)
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("satmem: error: ")
+    assert needle in lines[0]
+
+
+def test_report_memoryformer_unknown_tier_is_one_line(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "report", "memoryformer", "--out", str(tmp_path),
+                             "--tiers", "hbm2e,flash")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "'tier' = 'flash'" in err
+    assert not list(tmp_path.iterdir())  # checked before any simulation or file

@@ -2,10 +2,10 @@
 and run by :mod:`rtl.cosim.block_bench` under cocotb on Icarus and Verilator.
 
 Vectors are random plus corner cases (fp: +-0, subnormals, ties, overflow, inf - inf, NaN in);
-results are compared bit for bit with ``hwsim`` (``numerics``, ``sore.prune``,
-``vector_unit.update``) and with the ``algorithms``/torch references (``nm.compress``,
+results are compared bit for bit with ``hwsim`` (``numerics``, ``units.sore.prune``,
+``units.vector.update``) and with the ``algorithms``/torch references (``nm.compress``,
 ``torch.optim.SGD``). The fast tier of the same blocks runs in Amaranth's simulator
-(``test_pe.py``, ``test_sore.py``, ``test_vector_unit.py``). Every failure message names the
+(``test_array_pe.py``, ``test_sore.py``, ``test_vector.py``). Every failure message names the
 seed and the simulator; the seed alone reproduces the vectors.
 """
 
@@ -24,11 +24,11 @@ from hwsim.config import ArrayConfig, SoreConfig, preset
 from hwsim.numerics import fp16_mac, fp16_mul_exact, fp32_add
 from hwsim.units.sore import prune, prune_cycles
 from hwsim.units.vector import update, update_cycles
+from rtl.array import PE
 from rtl.cosim import available_simulators
 from rtl.cosim.runner import run_block
-from rtl.pe import PE
 from rtl.sore import Sore
-from rtl.vector_unit import VectorUnit
+from rtl.vector import VectorUnit
 from tests.rtl.fp_corners import F16_CORNERS, F32_CORNERS
 
 pytestmark = pytest.mark.cocotb
@@ -287,7 +287,7 @@ def test_pe_sparse_select_both_dataflows_match_numerics_bit_for_bit(sim, dtype):
 
 
 # ---------------------------------------------------------------------------------------------
-# SORE: PRUNE commands against hwsim.sore.prune and algorithms.nm.compress
+# SORE: PRUNE commands against hwsim.units.sore.prune and algorithms.nm.compress
 
 # the presets' patterns (lanes sized for 2 of 8; 4:8 and 1:4 are in the fast tier) and lanes
 # that take several passes per group: 2 (the last partly idle) for int8, 4 for fp16
@@ -347,7 +347,7 @@ def test_sore_prune_matches_hwsim_and_nm_compress(sim, dtype):
     """Sore on a 4-column array with the presets' patterns, PRUNE commands back to back (one
     in place, idle cycles between them): int8 on 3 lanes (two passes per group, the second
     partly idle), fp16 on one lane (four passes). Values,
-    indices, write addresses and cycles equal hwsim.sore.prune; values and indices equal
+    indices, write addresses and cycles equal hwsim.units.sore.prune; values and indices equal
     algorithms.nm.compress(w, n, m, dim=0) (NaN sources aside: the hardware ranks NaNs by
     payload, algorithms.nm ties them)."""
     _require(sim)
@@ -402,7 +402,7 @@ def test_sore_prune_matches_hwsim_and_nm_compress(sim, dtype):
 
 
 # ---------------------------------------------------------------------------------------------
-# Vector unit: UPDATE commands against hwsim.vector_unit.update and torch.optim.SGD
+# Vector unit: UPDATE commands against hwsim.units.vector.update and torch.optim.SGD
 
 VU_LANES, VU_DEPTH = 3, 150
 # regions (entries): w, g, v, fp16 out
@@ -491,7 +491,7 @@ def test_vector_unit_sgd_momentum_step_matches_hwsim_and_torch(sim):
     """VectorUnit with 3 lanes (fp16 halves straddle words): UPDATE commands of every
     optimizer on random and corner state and hyper-parameters, back to back on one VEC
     buffer. Every VEC entry after every command and each command's cycles equal
-    hwsim.vector_unit.update bit for bit; on the random finite commands w' and v' equal
+    hwsim.units.vector.update bit for bit; on the random finite commands w' and v' equal
     torch.optim.SGD within its fused-multiply-add rounding and the fp16 copy is torch's
     rounding of the RTL's w'."""
     _require(sim)

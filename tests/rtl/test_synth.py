@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from rtl.array import SystolicArray
 from rtl.synth import (
     DEVICES,
     SynthError,
@@ -14,7 +15,6 @@ from rtl.synth import (
     resources_from_cells,
     synthesize,
 )
-from rtl.systolic_array import SystolicArray
 
 DATA = Path(__file__).parent / "data"
 
@@ -166,7 +166,7 @@ def test_engine_designs_name_lane_points_and_build_the_units():
     from hwsim.config import preset
     from rtl.sore import Sore
     from rtl.synth import _engine_designs
-    from rtl.vector_unit import VectorUnit
+    from rtl.vector import VectorUnit
 
     designs, note = _engine_designs(preset("vcu1525"), (1, 32), (1, 2))
     assert note == ""
@@ -296,7 +296,7 @@ def test_synthesize_one_sore_lane_real_yosys(tmp_path):
 def test_synthesize_one_vector_lane_maps_its_fp32_multipliers_to_dsps(tmp_path):
     from hwsim.config import preset
     from rtl.synth import _vector_config
-    from rtl.vector_unit import VectorUnit
+    from rtl.vector import VectorUnit
 
     r = synthesize(VectorUnit(_vector_config(preset("vcu1525"), 1)), top="vector_1lane",
                    out_dir=tmp_path)

@@ -1,15 +1,19 @@
-"""The GEMM unit: feeds the systolic array from the buffers and drains results to ACC."""
+"""The array unit: runs GEMM tiles, feeding the systolic array from the buffers and draining
+results to ACC (the model is :mod:`hwsim.units.array`)."""
 
 from __future__ import annotations
 
 from amaranth import Cat, Const, Module, Mux, Signal, Value, unsigned
-from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from hwsim import isa
 from hwsim.config import AcceleratorConfig
 
-from .buffers import ReadPortSignature, WritePortSignature
-from .pe import fp32_add, operand_width
+from ..buffers import ADDR_BITS, ReadPortSignature, WritePortSignature
+from ..decode import command_view
+from ..fp32 import fp32_add
+from ..units import UnitComponent, check_config
+from .pe import operand_width
 from .systolic_array import SystolicArray
 
 __all__ = ["ArrayUnit", "array_group"]
@@ -20,8 +24,9 @@ def array_group(config: AcceleratorConfig) -> int:
     return max([pm for _, pm in config.array.nm_patterns], default=1)
 
 
-class ArrayUnit(wiring.Component):
-    """Executes GEMM tile commands (``hwsim.isa.Gemm``) on a :class:`SystolicArray`.
+class ArrayUnit(UnitComponent):
+    """Executes GEMM tile commands (``hwsim.isa.Gemm``, ``isa.Unit.ARRAY``) on a
+    :class:`SystolicArray`.
 
     Cycle 0 is the start cycle: the unit latches the command fields and clears the array.
 
@@ -59,7 +64,7 @@ class ArrayUnit(wiring.Component):
     WS tile.
 
     OS ``accumulate``: the drain writes ``old + new`` (read-modify-write; int8: wrapping int32
-    add; fp16: one fp32 round-to-nearest-even addition :func:`rtl.pe.fp32_add` per lane, so the
+    add; fp16: one fp32 round-to-nearest-even addition :func:`rtl.fp32.fp32_add` per lane, so the
     tile's sum is rounded first and then added to the old value); otherwise ``new``.
 
     Parameters
@@ -71,58 +76,67 @@ class ArrayUnit(wiring.Component):
 
     Members
     -------
-    start : In(1)
-        Begin the command held on the field inputs.
-    a_addr, b_addr, c_addr, idx_addr : In(16)
-    k : In(16)
-        Reduction steps (OS), preloaded weight rows (WS).
-    m : In(16)
-        Streamed activation rows (WS).
-    accumulate, dataflow, sparse : In(1)
-    n : In(4), log2m : In(3)
-        The N:M pattern of a sparse tile.
+    start, busy : :class:`~rtl.units.UnitComponent`'s
+    a_addr, b_addr, c_addr, idx_addr, k, m, dataflow, sparse, accumulate, n, log2m : In
+        The ``isa.Gemm`` fields, as wide as there. ``k``: reduction steps (OS), preloaded
+        weight rows (WS); ``m``: streamed activation rows (WS); ``n``, ``log2m``: the N:M
+        pattern of a sparse tile.
     done : Out(1)
         High for one cycle, the cycle of the last ACC write.
-    busy : Out(1)
-    act : Out(ReadPortSignature(16, R * W)), wgt : Out(ReadPortSignature(16, C * W))
+    act : Out(ReadPortSignature(ADDR_BITS, R * W)), wgt : Out(ReadPortSignature(ADDR_BITS, C * W))
         ``W`` = 8 (int8) or 16 (fp16).
-    idx : Out(ReadPortSignature(16, C * 8))
+    idx : Out(ReadPortSignature(ADDR_BITS, C * 8))
     act_row : In(G * R * W)
         The ACT row of the read on ``act`` (only when the config has N:M patterns).
-    acc_rd : Out(ReadPortSignature(16, C * 32)), acc_wr : Out(WritePortSignature(16, C * 32))
+    acc_rd : Out(ReadPortSignature(ADDR_BITS, C * 32))
+    acc_wr : Out(WritePortSignature(ADDR_BITS, C * 32))
+
+    Commands it rejects (:meth:`accepts`, as ``hwsim.units.array`` checks): N:M tiles of a
+    pattern the config lacks, of a partial group (``k`` not a multiple of N), or with
+    ``a_addr`` not a multiple of M (OS) or of M/N (WS; N must divide M).
 
     Latency
     -------
     :meth:`cycles` gives start-to-done cycles, inclusive: OS ``k + 2R + C + 1``, WS
-    ``k + m + R + C + 1``. ``hwsim.timing.unit_cycles`` uses the same expressions and the
+    ``k + m + R + C + 1``. ``hwsim.units.array`` uses the same expressions and the
     per-cycle kernels of :mod:`hwsim.systolic_array` reproduce them register by register.
     """
 
+    UNIT = isa.Unit.ARRAY
+
     def __init__(self, config: AcceleratorConfig, *, pe_module: str | None = None):
-        if not isinstance(config, AcceleratorConfig):
-            raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
-        self.config = config
         self.pe_module = pe_module
-        R, C = config.array.rows, config.array.cols
+        R, C = check_config(config).array.rows, config.array.cols
         self.rows, self.cols, self.dtype = R, C, config.array.dtype
         W = operand_width(self.dtype)
         self.group = array_group(config)
         ports = {"act_row": In(self.group * R * W)} if self.group > 1 else {}
-        super().__init__({
+        super().__init__(config, {
             **ports,
-            "start": In(1),
-            "a_addr": In(16), "b_addr": In(16), "c_addr": In(16), "idx_addr": In(16),
-            "k": In(16), "m": In(16),
-            "accumulate": In(1), "dataflow": In(1), "sparse": In(1),
-            "n": In(4), "log2m": In(3),
-            "done": Out(1),
-            "busy": Out(1),
-            "act": Out(ReadPortSignature(16, R * W)),
-            "wgt": Out(ReadPortSignature(16, C * W)),
-            "idx": Out(ReadPortSignature(16, C * 8)),
-            "acc_rd": Out(ReadPortSignature(16, C * 32)),
-            "acc_wr": Out(WritePortSignature(16, C * 32)),
+            "act": Out(ReadPortSignature(ADDR_BITS, R * W)),
+            "wgt": Out(ReadPortSignature(ADDR_BITS, C * W)),
+            "idx": Out(ReadPortSignature(ADDR_BITS, C * 8)),
+            "acc_rd": Out(ReadPortSignature(ADDR_BITS, C * 32)),
+            "acc_wr": Out(WritePortSignature(ADDR_BITS, C * 32)),
         })
+
+    def accepts(self, word):
+        """Dense tiles in either dataflow; N:M tiles of the config's patterns, whole groups,
+        ``a_addr`` aligned for the banked ACT read (class docstring)."""
+        g = command_view(isa.Gemm, word)
+        os_ = g.dataflow == isa.Dataflow.OS
+        patterns = []
+        for pn, pm in self.config.array.nm_patterns:
+            lm = pm.bit_length() - 1
+            ok = (g.n == pn) & (g.log2m == lm)
+            if pn > 1:
+                ok = ok & (g.k % pn == 0)
+            le = (pm // pn).bit_length() - 1
+            ws_ok = Const(0) if pm % pn else g.a_addr[:le] == 0 if le else Const(1)
+            os_ok = g.a_addr[:lm] == 0 if lm else Const(1)
+            patterns.append(ok & Mux(os_, os_ok, ws_ok))
+        sparse_ok = sum(patterns) != 0 if patterns else Const(0)
+        return ~g.sparse | sparse_ok
 
     @staticmethod
     def cycles(k: int, rows: int, cols: int, *, dataflow: int = 0, m: int = 0) -> int:
@@ -138,18 +152,22 @@ class ArrayUnit(wiring.Component):
         G = self.group
         lb = G.bit_length() - 1
         mod.submodules.array = array = SystolicArray(R, C, self.dtype, G,
-                                                          pe_module=self.pe_module)
+                                                     pe_module=self.pe_module)
 
-        a_addr, b_addr, c_addr = Signal(16), Signal(16), Signal(16)
-        k, mm, acc_mode, ws = Signal(16), Signal(16), Signal(), Signal()
+        a_addr, b_addr, c_addr = (Signal.like(f, name=f.name) for f in
+                                  (self.a_addr, self.b_addr, self.c_addr))
+        k, mm = Signal.like(self.k, name="k"), Signal.like(self.m, name="mm")
+        acc_mode, ws = Signal(), Signal()
         t = Signal(18)  # OS feed step; WS cycles since start
         d = Signal(range(R + 2))  # OS drain step
         valid = Signal()  # the ACT/WGT data on the read ports this cycle are a tile's operands
         load = Signal()  # WS: the WGT data on the read port this cycle are a weight row
         lane_on = Signal(R)  # WS: activation lanes i < k; OS: all lanes
         # N:M sparse OS: slot within the group, the group's first ACT entry, the pattern
-        sparse, n_q, log2m_q = Signal(), Signal(4), Signal(3)
-        idx_addr, slot, grp = Signal(16), Signal(4), Signal(16)
+        sparse, n_q = Signal(), Signal.like(self.n, name="n_q")
+        log2m_q = Signal.like(self.log2m, name="log2m_q")
+        idx_addr, grp = Signal.like(self.idx_addr, name="idx_addr"), Signal(ADDR_BITS)
+        slot = Signal.like(self.n, name="slot")
         base_q = Signal(max(lb, 1))  # the read's offset in its ACT row, aligned with data
         esh = Signal(3)  # WS sparse: log2(M / N), ACT entries per activation row
 
@@ -161,9 +179,9 @@ class ArrayUnit(wiring.Component):
             act_step.eq(t - k - 1),
             wr_row.eq(t - (k + R + C + 1)),
             self.act.addr.eq(Mux(sparse & ~ws, grp,
-                                 a_addr + Mux(ws, (act_step << esh)[:16], t[:16]))),
-            self.wgt.addr.eq(b_addr + Mux(ws, (k - t)[:16], t[:16])),
-            self.idx.addr.eq(idx_addr + Mux(ws, (k - t)[:16], t[:16])),
+                                 a_addr + Mux(ws, (act_step << esh)[:ADDR_BITS], t[:ADDR_BITS]))),
+            self.wgt.addr.eq(b_addr + Mux(ws, (k - t)[:ADDR_BITS], t[:ADDR_BITS])),
+            self.idx.addr.eq(idx_addr + Mux(ws, (k - t)[:ADDR_BITS], t[:ADDR_BITS])),
             self.act.en.eq(1),
             self.wgt.en.eq(1),
             self.idx.en.eq(sparse),
@@ -292,8 +310,8 @@ class ArrayUnit(wiring.Component):
             with mod.State("WS"):
                 reading = (t > k) & (act_step < mm)
                 mod.d.comb += [self.busy.eq(1),
-                               self.acc_rd.addr.eq(c_addr + act_step[:16]),
-                               self.acc_wr.addr.eq(c_addr + wr_row[:16])]
+                               self.acc_rd.addr.eq(c_addr + act_step[:ADDR_BITS]),
+                               self.acc_wr.addr.eq(c_addr + wr_row[:ADDR_BITS])]
                 mod.d.sync += [t.eq(t + 1), load.eq(t <= k), valid.eq(reading)]
                 with mod.If(reading & acc_mode):
                     mod.d.comb += self.acc_rd.en.eq(1)

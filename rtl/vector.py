@@ -1,27 +1,34 @@
-"""The weight-update vector engine: UPDATE (fp32 SGD / SGD with momentum, fp16 copy)."""
+"""The vector unit, the weight-update engine: UPDATE (fp32 SGD / SGD with momentum, fp16
+copy). The model is :mod:`hwsim.units.vector`."""
 
 from __future__ import annotations
 
 from amaranth import Cat, Const, Module, Mux, Signal
-from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from hwsim import isa
 from hwsim.config import AcceleratorConfig
+from hwsim.units.vector import ADAM
 
-from .buffers import ReadPortSignature, WritePortSignature
-from .fp32 import fp32_mul, fp32_to_fp16
-from .pe import fp32_add
+from .buffers import ADDR_BITS, ReadPortSignature, WritePortSignature
+from .decode import REGISTERS, command_view
+from .fp32 import fp32_add, fp32_mul, fp32_to_fp16
+from .units import UnitComponent, check_config
 
-__all__ = ["VectorUnit"]
+__all__ = ["HYPER_PARAMETERS", "VectorUnit"]
 
 _SIGN32 = 0x80000000
+_REG_BITS = dict(isa.SetReg.FIELDS)["value"]
+
+HYPER_PARAMETERS = ("lr", "momentum", "weight_decay")
+"""The members fed from controller registers ``hp_base``, ``hp_base + 1``, ``hp_base + 2``."""
 
 
-class VectorUnit(wiring.Component):
-    """``lanes`` fp32 lanes executing UPDATE with optimizer 0 (SGD), 1 (SGD with momentum) or
-    3 (its first step, ``v = g'``).
+class VectorUnit(UnitComponent):
+    """``lanes`` fp32 lanes executing UPDATE (``isa.Unit.VECTOR``) with optimizer 0 (SGD),
+    1 (SGD with momentum) or 3 (its first step, ``v = g'``).
 
-    The specification is :mod:`hwsim.vector_unit` (the operations and their order, the VEC
+    The specification is :mod:`hwsim.units.vector` (the operations and their order, the VEC
     layout, the schedule); this component is that schedule in gates. In short: a new entry
     starts every ``P`` cycles (3 with momentum, 2 without) by reading its ``w``, ``g`` and
     ``v`` entries on consecutive cycles through the one read port; each lane is an 8-stage
@@ -41,30 +48,33 @@ class VectorUnit(wiring.Component):
     start : In(1)
         Begin the command on the field inputs (ignored while ``busy``); all inputs, the
         hyper-parameters included, are latched on this cycle.
-    w_addr, g_addr, v_addr, out_addr : In(16)
+    w_addr, g_addr, v_addr, out_addr : In
         First VEC entry of the weights, gradients, momentum state and fp16 copy.
-    count : In(20)
+    count : In
         fp32 words to update.
-    optimizer : In(2)
-        0, 1 or 3. The controller rejects 2 (Adam) like ``hwsim.vector_unit.check_update``;
-        the unit's behaviour on it is undefined.
+    optimizer : In
+        0, 1 or 3 (:meth:`accepts` rejects 2, Adam, like ``hwsim.units.vector.check_update``;
+        the unit's behaviour on it is undefined).
+        (Each field as wide as in ``isa.Update``.)
     lr, momentum, weight_decay : In(32)
-        fp32 bit patterns (controller registers ``hp_base``, ``hp_base + 1``, ``hp_base + 2``).
+        fp32 bit patterns (:data:`HYPER_PARAMETERS`: controller registers ``hp_base``,
+        ``hp_base + 1``, ``hp_base + 2``, :meth:`register_inputs`; UPDATEs whose three
+        registers do not all exist are rejected).
     done : Out(1)
         High for one cycle: the cycle of the last write (the cycle after ``start`` when
         ``count == 0``).
     busy : Out(1)
         From the cycle after ``start`` to ``done``, inclusive.
-    rd : Out(ReadPortSignature(16, 32 * L))
+    rd : Out(ReadPortSignature(ADDR_BITS, 32 * L))
         VEC read port, synchronous, latency 1 (``rtl.buffers.BufferMemory``'s ``rd``).
-    wr : Out(WritePortSignature(16, 32 * L))
+    wr : Out(WritePortSignature(ADDR_BITS, 32 * L))
         VEC write port (whole entries; word ``k`` in bits ``[32k, 32k + 32)``).
 
     Latency
     -------
     :attr:`stages` = 8: an entry issued (its ``w`` read) on cycle ``s`` has its out write on
     cycle ``s + 8``. :meth:`cycles`: start to done inclusive, ``P * ceil(count / L) + 10 - P``
-    (2 when ``count == 0``), the same as ``hwsim.vector_unit.update_cycles``. The logic
+    (2 when ``count == 0``), the same as ``hwsim.units.vector.update_cycles``. The logic
     between registers is one fp32 multiplier or adder (no timing closure claimed).
 
     Raises
@@ -75,26 +85,30 @@ class VectorUnit(wiring.Component):
         If ``vector.lanes`` makes an entry wider than 2048 bits (64 lanes).
     """
 
+    UNIT = isa.Unit.VECTOR
     stages = 8
 
     def __init__(self, config: AcceleratorConfig):
-        if not isinstance(config, AcceleratorConfig):
-            raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
-        lanes = config.vector.lanes
+        lanes = check_config(config).vector.lanes
         if lanes > 64:
             raise ValueError(f"vector.lanes must be at most 64 (2048-bit VEC entries), not "
                              f"{lanes}")
-        self.config = config
         self.lanes = lanes
-        super().__init__({
-            "start": In(1),
-            "w_addr": In(16), "g_addr": In(16), "v_addr": In(16), "out_addr": In(16),
-            "count": In(20), "optimizer": In(2),
-            "lr": In(32), "momentum": In(32), "weight_decay": In(32),
-            "done": Out(1), "busy": Out(1),
-            "rd": Out(ReadPortSignature(16, 32 * lanes)),
-            "wr": Out(WritePortSignature(16, 32 * lanes)),
-        })
+        super().__init__(config, {
+            **{name: In(_REG_BITS) for name in HYPER_PARAMETERS},
+            "rd": Out(ReadPortSignature(ADDR_BITS, 32 * lanes)),
+            "wr": Out(WritePortSignature(ADDR_BITS, 32 * lanes)),
+        }, fields=("w_addr", "g_addr", "v_addr", "out_addr", "count", "optimizer"))
+
+    def accepts(self, word):
+        """UPDATEs other than Adam whose hyper-parameter registers all exist."""
+        u = command_view(isa.Update, word)
+        return (u.optimizer != ADAM) & (u.hp_base <= REGISTERS - len(HYPER_PARAMETERS))
+
+    def register_inputs(self, word, regs):
+        """The hyper-parameters of the UPDATE ``word``: registers ``hp_base`` on."""
+        u = command_view(isa.Update, word)
+        return {name: regs[u.hp_base + i] for i, name in enumerate(HYPER_PARAMETERS)}
 
     @staticmethod
     def cycles(count: int, lanes: int, optimizer: int) -> int:
@@ -109,21 +123,21 @@ class VectorUnit(wiring.Component):
         S = self.stages
 
         # command registers
-        w_addr, g_addr, v_addr, out_addr = (Signal(16, name=n) for n in
+        w_addr, g_addr, v_addr, out_addr = (Signal(ADDR_BITS, name=n) for n in
                                              ("c_w_addr", "c_g_addr", "c_v_addr", "c_out_addr"))
-        opt = Signal(2)
+        opt = Signal.like(self.optimizer, name="opt")
         lr, mu, wd = Signal(32), Signal(32), Signal(32)
         momentum = opt != 0  # reads v and writes it
         # issue stage: next entry, words left, cycles since the last issue
         iss_on = Signal()
-        e_next = Signal(16)
-        rem = Signal(20)
+        e_next = Signal(ADDR_BITS)
+        rem = Signal.like(self.count, name="rem")
         phase = Signal(2)
         period_last = Mux(opt == 0, 1, 2)
 
         # pipeline tags, index k = the stage that reads them (1..S)
         ok = [Signal(name=f"ok{k}") for k in range(S + 1)]
-        ent = [Signal(16, name=f"ent{k}") for k in range(S + 1)]
+        ent = [Signal(ADDR_BITS, name=f"ent{k}") for k in range(S + 1)]
         last = [Signal(name=f"last{k}") for k in range(S + 1)]
         nv = [Signal(range(L + 1), name=f"nv{k}") for k in range(S + 1)]
         for k in range(2, S + 1):
@@ -201,23 +215,10 @@ class VectorUnit(wiring.Component):
                          self.wr.en.eq(1)]
         finished = ok[S] & last[S]
 
-        with m.FSM():
-            with m.State("IDLE"), m.If(self.start):
-                m.d.sync += [
-                    w_addr.eq(self.w_addr), g_addr.eq(self.g_addr), v_addr.eq(self.v_addr),
-                    out_addr.eq(self.out_addr), opt.eq(self.optimizer), lr.eq(self.lr),
-                    mu.eq(self.momentum), wd.eq(self.weight_decay),
-                    iss_on.eq(self.count != 0), e_next.eq(0), rem.eq(self.count), phase.eq(0),
-                ]
-                with m.If(self.count == 0):
-                    m.next = "EMPTY"
-                with m.Else():
-                    m.next = "RUN"
-            with m.State("RUN"):
-                m.d.comb += [self.busy.eq(1), self.done.eq(finished)]
-                with m.If(finished):
-                    m.next = "IDLE"
-            with m.State("EMPTY"):
-                m.d.comb += [self.busy.eq(1), self.done.eq(1)]
-                m.next = "IDLE"
+        self.run_fsm(m, [
+            w_addr.eq(self.w_addr), g_addr.eq(self.g_addr), v_addr.eq(self.v_addr),
+            out_addr.eq(self.out_addr), opt.eq(self.optimizer), lr.eq(self.lr),
+            mu.eq(self.momentum), wd.eq(self.weight_decay),
+            iss_on.eq(self.count != 0), e_next.eq(0), rem.eq(self.count), phase.eq(0),
+        ], empty=self.count == 0, finished=finished)
         return m

@@ -14,8 +14,7 @@ from hwsim.config import preset
 from hwsim.numerics import fp32_add_array
 from hwsim.systolic_array import os_feed_cycles, os_tile_per_cycle, ws_tile_per_cycle
 from hwsim.units import unit_cycles
-from rtl.array_unit import ArrayUnit
-from rtl.systolic_array import SystolicArray
+from rtl.array import ArrayUnit, SystolicArray
 
 F16_CORNERS = np.array([0x0000, 0x8000, 0x0001, 0x83FF, 0x3C00, 0xBC00, 0x7BFF, 0x7C00,
                         0xFC00, 0x7E00, 0x7C01, 0x1400], np.uint16)

@@ -12,7 +12,7 @@ from hwsim.config import preset
 from hwsim.numerics import cast_fp32_to_fp16
 from hwsim.units.vector import fp32_mul_array, update, update_cycles
 from rtl.fp32 import Fp32Multiplier, fp32_to_fp16
-from rtl.vector_unit import VectorUnit
+from rtl.vector import VectorUnit
 from tests.rtl.comb_bench import run_comb
 
 # +-0, subnormals, smallest normal, 1, max finite, inf, NaNs, 2**-75 (products underflow)

@@ -1,4 +1,5 @@
-"""The PE array: R x C :class:`~rtl.pe.PE` cells, output- or weight-stationary per command."""
+"""The PE array: R x C :class:`~rtl.array.pe.PE` cells, output- or weight-stationary per
+command."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ class SystolicArray(wiring.Component):
     N:M sparse tiles (``group`` = G > 1): each row's ``a`` operand is a group of G
     activations, and ``sel_in[j]`` enters the top of column ``j`` with ``b_in[j]`` and moves
     down with it, so that PE ``(i, j)`` multiplies ``b`` by lane ``sel`` of the group in its
-    row (:class:`~rtl.pe.PE`). Dense tiles use lane 0 and ``sel`` 0.
+    row (:class:`~rtl.array.pe.PE`). Dense tiles use lane 0 and ``sel`` 0.
 
     Parameters
     ----------
@@ -49,9 +50,10 @@ class SystolicArray(wiring.Component):
         fp32 accumulator bit patterns (``unsigned(16)``/``unsigned(32)``; arithmetic of
         :func:`hwsim.numerics.fp16_mac`, bit for bit).
     pe_module : str, optional
-        Build the cells as :class:`~rtl.pe.PEInstance` of this Verilog module (written once,
-        beside the design, by :func:`rtl.verilog.write_verilog`) instead of inline
-        :class:`~rtl.pe.PE` logic. None (the default) for Amaranth's simulator and synthesis.
+        Build the cells as :class:`~rtl.array.pe.PEInstance` of this Verilog module (written
+        once, beside the design, by :func:`rtl.verilog.write_verilog`) instead of inline
+        :class:`~rtl.array.pe.PE` logic. None (the default) for Amaranth's simulator and
+        synthesis.
 
     Members
     -------

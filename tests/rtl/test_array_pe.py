@@ -7,9 +7,9 @@ import pytest
 from amaranth.sim import Simulator
 
 from hwsim.numerics import fp16_mac, fp16_mul_exact, fp32_add
-from rtl.pe import PE
-from rtl.pe import fp16_mul_exact as rtl_mul
-from rtl.pe import fp32_add as rtl_add
+from rtl.array import PE
+from rtl.fp32 import fp16_mul_exact as rtl_mul
+from rtl.fp32 import fp32_add as rtl_add
 from tests.rtl.comb_bench import run_comb
 from tests.rtl.fp_corners import F16_CORNERS, F32_CORNERS
 

