@@ -63,11 +63,9 @@ def plot(results: list[dict], path: Path) -> None:
         peak = pts[0]["peak_gbps"]
         ax.axhline(peak, color="k", ls="--", lw=1, label=f"peak {peak:.1f} GB/s")
         ax.axhline(0.9 * peak, color="grey", ls=":", lw=1, label="90% of peak")
+        ax.set(xscale="log", title=name, xlabel="requests outstanding per channel",
+               ylabel="achieved GB/s", ylim=(0, 1.05 * peak))
         ax.set_xscale("log", base=2)
-        ax.set_title(name)
-        ax.set_xlabel("requests outstanding per channel")
-        ax.set_ylabel("achieved GB/s")
-        ax.set_ylim(0, 1.05 * peak)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")

@@ -1009,17 +1009,7 @@ def _chunk_grad_kernel(z, c, official, out):
 
 
 def hw_sigmoid_array(x) -> np.ndarray:
-    """Elementwise :func:`hw_sigmoid`.
-
-    Parameters
-    ----------
-    x : array_like of float32 or uint32
-        Values or bit patterns.
-
-    Returns
-    -------
-    float32 ndarray
-    """
+    """Elementwise :func:`hw_sigmoid` of float32 values or uint32 bit patterns (float32 out)."""
     return _fp32_map(_sigmoid_loop, x, np.uint32).view(np.float32)
 
 

@@ -76,8 +76,7 @@ def test_ws_tile_values_and_cycles(m, rows, cols, k, seed):
        seed=st.integers(0, 2**32 - 1))
 def test_fp16_os_tile_is_bit_exact_with_numerics_sequential_matmul(k, rows, cols, seed):
     rng = np.random.default_rng(seed)
-    a = _fp16(rng, (k, rows))
-    b = _fp16(rng, (k, cols))
+    a, b = _fp16(rng, (k, rows)), _fp16(rng, (k, cols))
     acc, cycles = os_tile_per_cycle(a, b, rows, cols)
     assert acc.dtype == np.float32
     np.testing.assert_array_equal(_bits(acc), _bits(fp16_matmul(a.T.copy(), b)))
@@ -90,8 +89,7 @@ def test_fp16_os_tile_is_bit_exact_with_numerics_sequential_matmul(k, rows, cols
 def test_fp16_ws_tile_is_bit_exact_with_numerics_from_old_accumulators(m, rows, cols, k, seed):
     k = min(k, rows)
     rng = np.random.default_rng(seed)
-    a = _fp16(rng, (m, rows))
-    w = _fp16(rng, (k, cols))
+    a, w = _fp16(rng, (m, rows)), _fp16(rng, (k, cols))
     c0 = (rng.standard_normal((m, cols)) * 100).astype(np.float32)
     out, cycles = ws_tile_per_cycle(a, w, rows, cols, acc=c0)
     np.testing.assert_array_equal(_bits(out), _bits(fp16_matmul(a[:, :k].copy(), w, acc=c0)))

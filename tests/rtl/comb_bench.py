@@ -1,11 +1,12 @@
-"""Shared by the block tests: drive combinational Amaranth logic with operand pairs."""
+"""Shared by the block tests: drive combinational Amaranth logic with operand pairs, or run a
+clocked testbench."""
 
 from __future__ import annotations
 
 from amaranth import Module, Signal
 from amaranth.sim import Simulator
 
-__all__ = ["run_comb"]
+__all__ = ["run_clocked", "run_comb"]
 
 
 def run_comb(build, vectors, width: int = 32) -> list[int]:
@@ -26,3 +27,11 @@ def run_comb(build, vectors, width: int = 32) -> list[int]:
     sim.add_testbench(bench)
     sim.run()
     return got
+
+
+def run_clocked(dut, bench) -> None:
+    """Run the async testbench ``bench`` on ``dut`` with a 100 MHz clock."""
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()

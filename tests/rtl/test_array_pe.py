@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from hwsim.numerics import fp16_mac, fp16_mul_exact, fp32_add
 from rtl.array import PE
 from rtl.fp32 import fp16_mul_exact as rtl_mul
 from rtl.fp32 import fp32_add as rtl_add
-from tests.rtl.comb_bench import run_comb
+from tests.rtl.comb_bench import run_clocked, run_comb
 from tests.rtl.fp_corners import F16_CORNERS, F32_CORNERS
 
 
@@ -78,10 +77,7 @@ def _run_pe(dtype, steps, *, ws=False, weight=0):
             await ctx.tick()
             got.append((ctx.get(dut.acc), ctx.get(dut.a_out), ctx.get(dut.b_out)))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    run_clocked(dut, bench)
     return got
 
 

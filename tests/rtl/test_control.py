@@ -17,6 +17,7 @@ from rtl.accelerator import UNITS
 from rtl.controller import Controller
 from rtl.decode import command_view, field_members, unit_commands, unit_opcodes
 from rtl.units import UnitComponent
+from tests.rtl.comb_bench import run_clocked
 
 QUEUES = (isa.Unit.DMA_IN, isa.Unit.DMA_OUT, isa.Unit.ARRAY, isa.Unit.SORE, isa.Unit.VECTOR)
 
@@ -111,10 +112,7 @@ def _issue(commands):
                 await ctx.tick()
         seen.append(ctx.get(dut.regs[5]))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    run_clocked(dut, bench)
     return seen
 
 
