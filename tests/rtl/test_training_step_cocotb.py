@@ -181,7 +181,9 @@ def test_bdwp_training_step_with_sparse_tiles_matches_hwsim_and_torch(sim, dataf
             values[f"{op.name}.A"] = ops_nm["A"]
             values[f"{op.name}.B"], values[f"{op.name}.Bi"] = ops_nm["Bv"], ops_nm["Bi"]
             dense_b[op.name] = ops_nm["B"]
-    model, got, dram = run_everywhere(config, prog, compiled, values, sim, "bdwp-step", where)
+    # one run directory per dataflow: xdist runs the two variants at the same time
+    model, got, dram = run_everywhere(config, prog, compiled, values, sim,
+                                      f"bdwp-step-{dataflow}", where)
     for op in ops:
         name = f"{op.name}.C"
         rtl_c = prog.tensors[name].read(dram.copy())
