@@ -235,7 +235,8 @@ class _Program:
         self.lookups = None
         if lookup_ops:
             training = any(op.pass_ != "fwd" for op in workload.ops)
-            self.lookups = ModelLookups(lookup_ops, config, self.alloc, training)
+            self.lookups = ModelLookups(lookup_ops, config, self.alloc, training,
+                                        options.table_optimizer)
             self.lookup_tokens = Tokens()
             for k, it in enumerate(items):
                 if it.kind == "lookup":

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from .lower.lookup import TABLE_OPTIMIZERS
 from .mapping import OBJECTIVES
 
 __all__ = ["ABLATION", "CompileOptions"]
@@ -49,6 +50,10 @@ class CompileOptions:
         Restrict the mapping search (default: the config's).
     cache_dir : str or None
         Directory of the on-disk mapping cache; None: in memory only.
+    table_optimizer : {"sgd_momentum", "adam"}
+        The optimizer of MemoryFormer's table rows (``table_update`` ops): SGD with momentum
+        (the lookup engine's SCATTER mode 1) or Adam (mode 2, SparseAdam's step, with one more
+        fp32 table per memory layer); :mod:`dataflow.lower.lookup`.
     """
 
     objective: str = "cycles"
@@ -59,10 +64,14 @@ class CompileOptions:
     fuse_elementwise: bool = False
     dataflows: tuple[str, ...] | None = None
     cache_dir: str | None = None
+    table_optimizer: str = "sgd_momentum"
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, not {self.objective!r}")
+        if self.table_optimizer not in TABLE_OPTIMIZERS:
+            raise ValueError(f"table_optimizer must be one of {TABLE_OPTIMIZERS}, not "
+                             f"{self.table_optimizer!r}")
         for name in ("interleave", "pregenerate", "offline_schedule", "vector_ops",
                      "fuse_elementwise"):
             if not isinstance(getattr(self, name), bool):

@@ -324,7 +324,9 @@ class Scatter(_Lookup):
     table at register ``table`` in tier ``tier`` (read-modify-write). ``mode`` 1: the sparse
     optimizer step of the ``tokens`` rows listed at ``in_addr`` (SGD with momentum; table
     registers ``table .. table+3``: fp16 table, fp32 master, gradient, momentum;
-    hyper-parameters from register ``p_addr``)."""
+    hyper-parameters from register ``p_addr``). ``mode`` 2: the same by Adam (table registers
+    ``table .. table+4``: fp16 table, fp32 master, gradient, first and second moments;
+    hyper-parameters ``p_addr .. p_addr+4``: lr_t, 1-beta1, 1-beta2, eps, weight decay)."""
 
 
 @_command(Opcode.SETREG, Unit.CONTROL, (("reg", 4), ("value", 32)))

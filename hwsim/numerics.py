@@ -62,9 +62,12 @@ Error bound against exact arithmetic
 
 Bit-pattern kernels (``@njit``, scalars, callable from other Numba kernels):
 :func:`fp16_mul_exact`, :func:`fp32_add`, :func:`fp16_mac_bitlevel`, :func:`fp16_mac`,
-:func:`fp16_to_fp32`, :func:`fp32_to_fp16`. Array functions (Python): :func:`fp32_add_array`,
+:func:`fp16_to_fp32`, :func:`fp32_to_fp16`, :func:`fp32_mul`, :func:`fp32_div` and
+:func:`fp32_sqrt` (correctly rounded, integer datapaths; the lookup engine's Adam row update).
+Array functions (Python): :func:`fp32_add_array`,
 :func:`fp16_mul_exact_array`, :func:`fp16_mac_sequence`, :func:`fp16_matmul`,
-:func:`int8_matmul`, :func:`cast_fp32_to_fp16`, :func:`cast_fp16_to_fp32`.
+:func:`int8_matmul`, :func:`cast_fp32_to_fp16`, :func:`cast_fp16_to_fp32`,
+:func:`fp32_div_array`, :func:`fp32_sqrt_array`.
 """
 
 from __future__ import annotations
@@ -1119,3 +1122,156 @@ def fp32_mul_array(a, b) -> np.ndarray:
     """Elementwise :func:`fp32_mul` of float32 values or uint32 bit patterns, broadcast; the
     products' bit patterns (uint32)."""
     return fp32_elementwise(_fp32_mul_loop, a, b)
+
+
+# ---------------------------------------------------------------- fp32 division and square root
+# The lookup engine's Adam row update (hwsim.units.vector.adam_update) divides and takes square
+# roots. Both are IEEE-754 correctly rounded (round to nearest even, gradual underflow,
+# canonical NaN), computed like a digit-recurrence divider and square rooter: an exact integer
+# quotient or root with a remainder (the sticky bit), then one rounding. No host floating point,
+# so the FPU's flush-to-zero mode cannot change a result.
+
+__all__ += ["fp32_div", "fp32_div_array", "fp32_sqrt", "fp32_sqrt_array"]
+
+
+@njit(cache=True, inline="always")
+def _unpack_normalised(x):
+    """Significand and exponent of finite nonzero binary32 ``x`` (int64 bits, sign cleared):
+    ``x = m * 2**e`` with ``2**23 <= m < 2**24`` (subnormals shifted up)."""
+    ex = (x >> 23) & 0xFF
+    m = (x & _MANT32) | (_HIDDEN32 if ex != 0 else 0)
+    shift = 23 - _msb(m)
+    return m << shift, max(ex, 1) - 150 - shift
+
+
+@njit(cache=True, inline="always")
+def _round_pack(sign, p, k):
+    """The binary32 pattern of ``sign * p * 2**k`` (``0 < p < 2**62``) rounded to nearest even,
+    gradual underflow, overflow to infinity. Exact for ``p`` with at most 24 significant bits in
+    range; callers fold a sticky bit into ``p``'s least significant bit and keep at least two
+    bits below the rounding position."""
+    n = _msb(p)
+    big_e = n + k + 127  # biased exponent of the leading bit
+    rs = n - 23 if big_e >= 1 else -149 - k  # bits to drop: to 24 bits, or to the 2**-149 grid
+    if rs > 62:
+        return np.uint32(sign)  # below half the smallest subnormal
+    if rs <= 0:
+        keep = p << -rs
+    else:
+        keep = p >> rs
+        rnd = (p >> (rs - 1)) & 1
+        sticky = (p & ((np.int64(1) << (rs - 1)) - 1)) != 0
+        keep += 1 if (rnd != 0) & (sticky | ((keep & 1) != 0)) else 0
+    e = max(big_e, 1)
+    carry = keep >> 24
+    keep >>= carry
+    e += carry
+    if e >= 0xFF:
+        return np.uint32(sign | _INF32)
+    return np.uint32(sign | ((e if keep >= _HIDDEN32 else 0) << 23) | (keep & _MANT32))
+
+
+@njit(cache=True)
+def fp32_div(a, b):
+    """IEEE binary32 division ``a / b``, round to nearest even, gradual underflow, canonical NaN.
+
+    The quotient of the normalised significands to 39 bits by integer division, its remainder
+    the sticky bit, then one rounding (:func:`fp32_mul`'s rounding). ``0/0``, ``inf/inf`` and NaN
+    in give :data:`CANONICAL_NAN_F32`; ``x/0`` (``x != 0``) and ``inf/x`` give a signed infinity,
+    ``0/x`` and ``x/inf`` a signed zero (sign: exclusive or of the signs).
+
+    Parameters
+    ----------
+    a, b : uint32
+        binary32 bit patterns.
+
+    Returns
+    -------
+    uint32
+        binary32 bit pattern of ``a / b``.
+    """
+    x = np.int64(a) & 0xFFFFFFFF
+    y = np.int64(b) & 0xFFFFFFFF
+    sign = (x ^ y) & _SIGN32
+    x &= 0x7FFFFFFF
+    y &= 0x7FFFFFFF
+    if x > _INF32 or y > _INF32 or (x == _INF32 and y == _INF32) or (x == 0 and y == 0):
+        return np.uint32(CANONICAL_NAN_F32)
+    if x == _INF32 or y == 0:
+        return np.uint32(sign | _INF32)
+    if x == 0 or y == _INF32:
+        return np.uint32(sign)
+    mx, ex = _unpack_normalised(x)
+    my, ey = _unpack_normalised(y)
+    num = mx << 38
+    q = num // my  # 2**37 < q < 2**39
+    sticky = 1 if num - q * my != 0 else 0
+    return _round_pack(sign, (q << 1) | sticky, ex - ey - 39)
+
+
+@njit(cache=True)
+def fp32_sqrt(a):
+    """IEEE binary32 square root, round to nearest even, canonical NaN.
+
+    The integer square root of the normalised significand (scaled to an even exponent) by the
+    restoring digit recurrence, one bit a step, its remainder the sticky bit, then one rounding.
+    ``sqrt(+-0) = +-0``, ``sqrt(+inf) = +inf``; a negative operand (``-inf`` included) or NaN
+    gives :data:`CANONICAL_NAN_F32`. Results are never subnormal.
+
+    Parameters
+    ----------
+    a : uint32
+        binary32 bit pattern.
+
+    Returns
+    -------
+    uint32
+        binary32 bit pattern of ``sqrt(a)``.
+    """
+    x = np.int64(a) & 0xFFFFFFFF
+    if (x & 0x7FFFFFFF) == 0 or x == _INF32:
+        return np.uint32(x)
+    if x > _INF32:  # NaN, or a negative nonzero operand
+        return np.uint32(CANONICAL_NAN_F32)
+    m, e = _unpack_normalised(x)
+    if e & 1:
+        m <<= 1
+        e -= 1
+    rad = m << 36  # < 2**61; sqrt(x) = sqrt(rad) * 2**((e - 36) / 2)
+    root = np.int64(0)
+    bit = np.int64(1) << 60
+    while bit > rad:
+        bit >>= 2
+    while bit != 0:
+        if rad >= root + bit:
+            rad -= root + bit
+            root = (root >> 1) + bit
+        else:
+            root >>= 1
+        bit >>= 2
+    sticky = 1 if rad != 0 else 0  # rad is now the remainder
+    return _round_pack(0, (root << 1) | sticky, (e - 36) // 2 - 1)
+
+
+@njit(cache=True)
+def _fp32_div_loop(a, b, out):
+    for i in range(a.size):
+        out[i] = fp32_div(a[i], b[i])
+
+
+@njit(cache=True)
+def _fp32_sqrt_loop(a, out):
+    for i in range(a.size):
+        out[i] = fp32_sqrt(a[i])
+
+
+def fp32_div_array(a, b) -> np.ndarray:
+    """Elementwise :func:`fp32_div` of float32 values or uint32 bit patterns, broadcast; the
+    quotients' bit patterns (uint32)."""
+    return fp32_elementwise(_fp32_div_loop, a, b)
+
+
+def fp32_sqrt_array(a) -> np.ndarray:
+    """Elementwise :func:`fp32_sqrt` of float32 values or uint32 bit patterns; the roots' bit
+    patterns (uint32), in ``a``'s shape."""
+    return _fp32_map(_fp32_sqrt_loop, a, np.uint32)

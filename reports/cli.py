@@ -110,7 +110,8 @@ def _compile_options(args):
     return CompileOptions(objective=args.objective,
                           interleave=not args.no_interleave,
                           pregenerate=not args.no_pregenerate,
-                          offline_schedule=not args.no_offline_schedule)
+                          offline_schedule=not args.no_offline_schedule,
+                          table_optimizer=args.table_optimizer)
 
 
 def _check_phase(args) -> None:
@@ -381,6 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-interleave", action="store_true")
     s.add_argument("--no-pregenerate", action="store_true")
     s.add_argument("--no-offline-schedule", action="store_true")
+    s.add_argument("--table-optimizer", choices=("sgd_momentum", "adam"), default="sgd_momentum",
+                   help="optimizer of MemoryFormer's table rows in --phase train (default "
+                        "sgd_momentum)")
     s.add_argument("--max-rows", type=_positive_int, default=60)
     s.add_argument("--topology", default=None, help="SCALE-Sim topology CSV (conv or GEMM)")
     s.add_argument("--scalesim-cfg", default=None, help="SCALE-Sim .cfg architecture file "

@@ -8,13 +8,19 @@ what each command computes):
 - backward: LOAD X, dY -> HASH (rows, p, recomputed rather than stored) -> GATHER mode 1
   (dL/dp = dY . T[row]) -> HASH mode 2/3 (dX = dL/dp * dp/dz) -> SCATTER (G[row] += p * dY)
   -> STORE dX and the rows R;
-- update: per block of rows, LOAD R -> SCATTER mode 1 (the lazy SGD-with-momentum step of the
-  rows whose gradient is non-zero: each touched row once, however often it was hit).
+- update: per block of rows, LOAD R -> SCATTER mode 1 or 2 (the lazy optimizer step of the
+  rows whose gradient is non-zero: each touched row once, however often it was hit), by the
+  table optimizer (:data:`TABLE_OPTIMIZERS`): ``"sgd_momentum"`` (mode 1, the default) or
+  ``"adam"`` (mode 2, SparseAdam's step).
 
 Tables live in the lookup config's tiers (:func:`hwsim.tiers.place_tables`): the fp16 table
-``T`` that GATHER reads, and for training the fp32 master ``W``, gradient ``G`` and momentum
-``V``, one contiguous ``[K * 2**tau, h]`` table each. Registers: 0 the hash scale ``fl(2/t)``,
-1..4 the bases of T, W, G, V, 8..10 lr, momentum and weight decay.
+``T`` that GATHER reads, and for training the fp32 master ``W``, gradient ``G`` and the
+optimizer's state, one contiguous ``[K * 2**tau, h]`` table each: the momentum ``V``
+(``sgd_momentum``), or the first and second moments ``M`` and ``V`` (``adam``: one fp32 table
+more per memory layer). Registers: 0 the hash scale ``fl(2/t)``; 1..4 the bases of T, W, G, V
+and 8..10 lr, momentum and weight decay (``sgd_momentum``); 1..5 the bases of T, W, G, M, V
+and 8..12 ``lr_t``, ``1 - beta1``, ``1 - beta2``, eps and weight decay (``adam``, as
+:func:`hwsim.units.vector.adam_registers` computes them for the step).
 
 Blocks overlap through four semaphores (:data:`SEMAPHORES`): the loads of block ``b + 1`` run
 while block ``b``'s stores drain, never while the lookup engine uses VEC (VEC has one read
@@ -32,18 +38,27 @@ from hwsim import isa
 from hwsim.config import AcceleratorConfig
 from hwsim.program import COL, Program, TensorRef
 from hwsim.tiers import place_tables
+from hwsim.units.vector import adam_registers
 
 from .emitter import Alloc, Emitter
 
-__all__ = ["MODEL_SEMAPHORES", "PHASES", "SEMAPHORES", "LayerShape", "ModelLookups", "Step",
-           "Stream", "Tokens", "block_tokens", "compile_memory_layer", "emit_blocks",
-           "emit_memory_layer", "token_block"]
+__all__ = ["ADAM_DEFAULTS", "MODEL_SEMAPHORES", "PHASES", "SEMAPHORES", "TABLE_OPTIMIZERS",
+           "LayerShape", "ModelLookups", "Step", "Stream", "Tokens", "block_tokens",
+           "check_table_optimizer", "compile_memory_layer", "emit_blocks", "emit_memory_layer",
+           "table_kinds", "token_block"]
 
 PHASES = ("forward", "backward", "update", "train")
 SEMAPHORES = {"loaded": 0, "stored": 1, "free": 2, "drained": 3}
 """DMA-in -> lookup (operands loaded), lookup -> DMA-out (results ready), lookup -> DMA-in
 (VEC free for the next block's loads), DMA-out -> lookup (results drained)."""
 REG_SCALE, REG_T, REG_HP = 0, 1, 8
+TABLE_OPTIMIZERS = ("sgd_momentum", "adam")
+"""The memory tables' optimizers: SCATTER mode 1 (SGD with momentum) and mode 2 (Adam)."""
+_UPDATE_MODE = {"sgd_momentum": 1, "adam": 2}
+ADAM_DEFAULTS = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0,
+                 "step": 1}
+"""The Adam hyper-parameters of a whole-model program (``torch.optim.SparseAdam``'s defaults, its
+first step)."""
 _VEC = int(isa.Buffer.VEC)
 _F = {name: COL[name] for name in ("buf", "sram_addr", "dram_addr", "rows", "elems", "stride",
                                    "in_addr", "p_addr", "out_addr", "table", "tokens",
@@ -79,6 +94,21 @@ class LayerShape:
     @property
     def table_rows(self) -> int:
         return self.chunks << self.tau
+
+
+def check_table_optimizer(optimizer: str) -> None:
+    """Raise ``ValueError`` unless ``optimizer`` is one of :data:`TABLE_OPTIMIZERS`."""
+    if optimizer not in TABLE_OPTIMIZERS:
+        raise ValueError(f"table optimizer must be one of {TABLE_OPTIMIZERS}, not {optimizer!r}")
+
+
+def table_kinds(optimizer: str = "sgd_momentum", training: bool = True) -> tuple[str, ...]:
+    """The tables of a memory layer, in register order from ``REG_T``: ``T`` alone for
+    inference; ``T, W, G, V`` (``sgd_momentum``) or ``T, W, G, M, V`` (``adam``) for training."""
+    check_table_optimizer(optimizer)
+    if not training:
+        return ("T",)
+    return ("T", "W", "G", "M", "V") if optimizer == "adam" else ("T", "W", "G", "V")
 
 
 def _regions(words: dict[str, int], lanes: int) -> dict[str, int]:
@@ -241,7 +271,8 @@ def emit_blocks(em: Emitter, config: AcceleratorConfig, s: LayerShape, loads: li
     return blocks
 
 
-def _layer_phase(s: LayerShape, phase: str, dram: dict[str, int], tiers: dict[str, int]):
+def _layer_phase(s: LayerShape, phase: str, dram: dict[str, int], tiers: dict[str, int],
+                 optimizer: str = "sgd_momentum"):
     """The loads, steps and stores of one phase of a memory layer."""
     K, mode = s.chunks, 1 if s.weight == "official" else 0
     t_gather, t_grad, t_update = (tiers.get(n, 0) for n in ("T", "G", "W"))
@@ -267,7 +298,8 @@ def _layer_phase(s: LayerShape, phase: str, dram: dict[str, int], tiers: dict[st
                 (Stream("p", K), Stream("g", K)))
     return ([Stream("rows", K, dram["R"])],
             [Step(isa.Opcode.SCATTER, dict(in_addr="rows", p_addr=REG_HP, out_addr=0,
-                                           table=REG_T, width=s.h, mode=1, tier=t_update))],
+                                           table=REG_T, width=s.h, mode=_UPDATE_MODE[optimizer],
+                                           tier=t_update))],
             [], ())
 
 
@@ -282,7 +314,7 @@ def token_block(s: LayerShape, config: AcceleratorConfig, phase: str) -> int:
 def emit_memory_layer(em: Emitter, s: LayerShape, config: AcceleratorConfig, phase: str,
                       dram: dict[str, int], *, tiers: dict[str, int] | None = None,
                       fence: bool = False, tokens: Tokens | None = None,
-                      sems: dict[str, int] = SEMAPHORES) -> int:
+                      sems: dict[str, int] = SEMAPHORES, optimizer: str = "sgd_momentum") -> int:
     """Append one phase of a memory layer to ``em``; returns the number of token blocks.
 
     Parameters
@@ -301,44 +333,73 @@ def emit_memory_layer(em: Emitter, s: LayerShape, config: AcceleratorConfig, pha
         default 0): GATHER reads T's, SCATTER updates G's, the row update W's.
     fence, tokens, sems
         As :func:`emit_blocks`.
+    optimizer : {"sgd_momentum", "adam"}
+        The row update's optimizer (SCATTER mode 1 or 2): its table and hyper-parameter
+        registers must hold what :func:`table_registers` sets for it.
     """
-    loads, steps, stores, scratch = _layer_phase(s, phase, dram, tiers or {})
+    check_table_optimizer(optimizer)
+    loads, steps, stores, scratch = _layer_phase(s, phase, dram, tiers or {}, optimizer)
     return emit_blocks(em, config, s, loads, steps, stores, scratch=scratch, sems=sems,
                        tokens=tokens, fence=fence,
                        what=f"a memory layer (d {s.d}, h {s.h}, tau {s.tau})")
 
 
+def _hyper_parameters(optimizer: str, lr: float, momentum: float, weight_decay: float,
+                      betas: tuple[float, float], eps: float, step: int) -> tuple[int, ...]:
+    """The fp32 bit patterns of the row update's hyper-parameter registers from ``REG_HP``."""
+    if optimizer == "adam":
+        return adam_registers(lr, betas, eps, weight_decay, step)
+    return tuple(int(np.float32(v).view(np.uint32)) for v in (lr, momentum, weight_decay))
+
+
 def table_registers(em: Emitter, s: LayerShape, tables: dict[str, int], *, lr: float = 0.01,
-                    momentum: float = 0.9, weight_decay: float = 0.0) -> None:
-    """SETREG the hash scale, the table bases (``T``, ``W``, ``G``, ``V``) and the optimizer's
-    hyper-parameters (fp32 bit patterns)."""
+                    momentum: float = 0.9, weight_decay: float = 0.0,
+                    optimizer: str = "sgd_momentum", betas: tuple[float, float] = (0.9, 0.999),
+                    eps: float = 1e-8, step: int = 1) -> None:
+    """SETREG the hash scale, the table bases (:func:`table_kinds` order: ``T``, ``W``, ``G``,
+    then ``V``, or ``M`` and ``V`` for Adam) and the optimizer's hyper-parameters (fp32 bit
+    patterns: lr, momentum, weight decay; or Adam's ``lr_t`` of ``step``, ``1 - beta1``,
+    ``1 - beta2``, eps, weight decay)."""
     _setreg(em, REG_SCALE, int(np.float32(2.0 / s.t).view(np.uint32)))
-    for i, name in enumerate(("T", "W", "G", "V")):
+    for i, name in enumerate(table_kinds(optimizer)):
         if name in tables:
             _setreg(em, REG_T + i, tables[name])
-    for i, v in enumerate((lr, momentum, weight_decay)):
-        _setreg(em, REG_HP + i, int(np.float32(v).view(np.uint32)))
+    for i, v in enumerate(_hyper_parameters(optimizer, lr, momentum, weight_decay, betas, eps,
+                                            step)):
+        _setreg(em, REG_HP + i, v)
 
 
 def compile_memory_layer(s: LayerShape, config: AcceleratorConfig, *, phase: str = "forward",
                          lr: float = 0.01, momentum: float = 0.9,
-                         weight_decay: float = 0.0) -> Program:
+                         weight_decay: float = 0.0, optimizer: str = "sgd_momentum",
+                         betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                         step: int = 1) -> Program:
     """A program running one memory layer on ``config``'s lookup engine.
 
     Tensors (DRAM image; the tables' tier is where :func:`hwsim.tiers.place_tables` puts them):
     ``X`` (tokens x d fp32), ``T`` (rows x h fp16), and per phase ``Y`` (forward output);
-    ``dY`` in, ``dX`` and ``R`` (the rows, int32) out, ``W``, ``G``, ``V`` (fp32 tables)
-    (``backward``); ``train`` runs forward, backward and update, the tables updated in place.
+    ``dY`` in, ``dX`` and ``R`` (the rows, int32) out, ``W``, ``G``, ``V`` (fp32 tables; Adam
+    also ``M``) (``backward``); ``train`` runs forward, backward and update, the tables updated
+    in place.
+
+    Parameters
+    ----------
+    optimizer : {"sgd_momentum", "adam"}
+        The table update's optimizer. ``sgd_momentum`` uses ``lr``, ``momentum`` and
+        ``weight_decay``; ``adam`` uses ``lr``, ``betas``, ``eps``, ``weight_decay`` (L2, added
+        to the gradient) and ``step`` (which step of the run this is, for the bias correction
+        folded into the step size; :func:`hwsim.units.vector.adam_registers`).
 
     Raises
     ------
     ValueError
-        A bad shape or phase, or operands that do not fit VEC.
+        A bad shape, phase or optimizer, or operands that do not fit VEC.
     hwsim.tiers.PlacementError
         Tables that fit no tier.
     """
     if phase not in PHASES:
         raise ValueError(f"phase must be one of {PHASES}, not {phase!r}")
+    check_table_optimizer(optimizer)
     train = phase in ("backward", "update", "train")
     alloc, t = Alloc(), {}
 
@@ -352,7 +413,7 @@ def compile_memory_layer(s: LayerShape, config: AcceleratorConfig, *, phase: str
         tensor("dY", (s.tokens, s.h), "fp32")
         tensor("dX", (s.tokens, s.d), "fp32")
         tensor("R", (s.tokens, s.chunks), "int32")
-    names = ("T", "W", "G", "V") if train else ("T",)
+    names = table_kinds(optimizer, train)
     sizes = [s.table_rows * s.h * (2 if n == "T" else 4) for n in names]
     placement = place_tables(sizes, config.lookup)
     index = [tt.name for tt in config.lookup.tiers]
@@ -361,7 +422,8 @@ def compile_memory_layer(s: LayerShape, config: AcceleratorConfig, *, phase: str
         tensor(n, (s.table_rows, s.h), "fp16" if n == "T" else "fp32")
     em = Emitter()
     table_registers(em, s, {n: t[n].addr for n in names}, lr=lr, momentum=momentum,
-                    weight_decay=weight_decay)
+                    weight_decay=weight_decay, optimizer=optimizer, betas=betas, eps=eps,
+                    step=step)
     addr = {n: r.addr for n, r in t.items()}
     phases = {"forward": ("forward",), "backward": ("backward",), "update": ("update",),
               "train": ("forward", "backward", "update")}[phase]
@@ -369,10 +431,12 @@ def compile_memory_layer(s: LayerShape, config: AcceleratorConfig, *, phase: str
     for ph in phases:
         if ph == "update" and len(phases) > 1:
             em.sync()  # the rows R the backward stored must be in DRAM before they are loaded
-        emit_memory_layer(em, s, config, ph, addr, tiers=tiers, tokens=tokens)
-    inputs = ("X", "T", *(("dY", "W", "G", "V") if train else ()))
-    outputs = {"forward": ("Y",), "backward": ("dX", "R", "G"), "update": ("W", "V", "T", "G"),
-               "train": ("Y", "dX", "W", "V", "T")}[phase]
+        emit_memory_layer(em, s, config, ph, addr, tiers=tiers, tokens=tokens,
+                          optimizer=optimizer)
+    inputs = ("X", "T", *(("dY", *names[1:]) if train else ()))
+    state = tuple(n for n in names if n in ("M", "V"))
+    outputs = {"forward": ("Y",), "backward": ("dX", "R", "G"),
+               "update": ("W", *state, "T", "G"), "train": ("Y", "dX", "W", *state, "T")}[phase]
     return Program(table=em.table(), dram_bytes=alloc.top, tensors=t, inputs=inputs,
                    outputs=outputs)
 
@@ -389,11 +453,14 @@ class ModelLookups:
     """The tables and activations of a workload's lookup ops, and their emission.
 
     Tables (one per memory layer, ``table_rows x width``): the fp16 table ``T`` and, when the
-    workload trains, the fp32 master ``W``, gradient ``G`` and momentum ``V``, placed in the
-    lookup config's tiers by :func:`hwsim.tiers.place_tables` (registers hold tier-local
-    offsets, modulo 2**32). Activations get DRAM space from ``alloc`` per op: a hash op's
-    rows ``R`` and weights ``P`` (read by its gathers, gradients and scatters), each op's own
-    input and output. The hash scale is ``2/t`` with ``t = 1`` (the official code's).
+    workload trains, the fp32 master ``W``, gradient ``G`` and the optimizer's state (momentum
+    ``V``, or Adam's moments ``M`` and ``V``: :func:`table_kinds`), placed in the lookup
+    config's tiers by :func:`hwsim.tiers.place_tables` (registers hold tier-local offsets,
+    modulo 2**32). Activations get DRAM space from ``alloc`` per op: a hash op's rows ``R`` and
+    weights ``P`` (read by its gathers, gradients and scatters), each op's own input and output.
+    The hash scale is ``2/t`` with ``t = 1`` (the official code's). ``optimizer`` is the
+    ``table_update`` ops' (:data:`TABLE_OPTIMIZERS`): SGD with momentum with lr 0.01, momentum
+    0.9, or Adam with :data:`ADAM_DEFAULTS`; no weight decay.
 
     Raises
     ------
@@ -401,8 +468,10 @@ class ModelLookups:
         A table that fits in no tier (names the tiers and their free space).
     """
 
-    def __init__(self, ops, config: AcceleratorConfig, alloc: Alloc, training: bool):
+    def __init__(self, ops, config: AcceleratorConfig, alloc: Alloc, training: bool,
+                 optimizer: str = "sgd_momentum"):
         self.config = config
+        self.optimizer = optimizer
         self.ops = {op.name: op for op in ops}
         tables: dict[str, tuple[int, int]] = {}
         self.hash_of_table: dict[str, str] = {}
@@ -411,7 +480,7 @@ class ModelLookups:
                 tables[op.table] = (op.table_rows, op.width)
                 if op.hash_op:
                     self.hash_of_table.setdefault(op.table, op.hash_op)
-        kinds = ("T", "W", "G", "V") if training else ("T",)
+        self.kinds = kinds = table_kinds(optimizer, training)
         entries = [(t, k) for t in tables for k in kinds]
         sizes = [tables[t][0] * tables[t][1] * (2 if k == "T" else 4) for t, k in entries]
         placement = place_tables(sizes, config.lookup)
@@ -436,12 +505,17 @@ class ModelLookups:
 
     def _registers(self, em: Emitter, op) -> None:
         if not self.hp_set:
-            for i, v in enumerate((0.01, 0.9, 0.0)):  # lr, momentum, weight decay
-                _setreg(em, REG_HP + i, int(np.float32(v).view(np.uint32)))
+            a = ADAM_DEFAULTS
+            if self.optimizer == "adam":
+                hp = adam_registers(a["lr"], a["betas"], a["eps"], a["weight_decay"], a["step"])
+            else:  # lr, momentum, weight decay
+                hp = tuple(int(np.float32(v).view(np.uint32)) for v in (0.01, 0.9, 0.0))
+            for i, v in enumerate(hp):
+                _setreg(em, REG_HP + i, v)
             _setreg(em, REG_SCALE, int(np.float32(2.0).view(np.uint32)))
             self.hp_set = True
         if op.table:
-            for i, k in enumerate(("T", "W", "G", "V")):
+            for i, k in enumerate(self.kinds):
                 if (op.table, k) in self.base:
                     _setreg(em, REG_T + i, self.base[(op.table, k)])
 
@@ -483,7 +557,8 @@ class ModelLookups:
         else:  # table_update: every token's rows, each dirty row once
             loads = [R]
             steps = [Step(isa.Opcode.SCATTER, dict(in_addr="rows", p_addr=REG_HP, out_addr=0,
-                                                   table=REG_T, width=s.h, mode=1,
+                                                   table=REG_T, width=s.h,
+                                                   mode=_UPDATE_MODE[self.optimizer],
                                                    tier=tier["W"]))]
             stores = []
         self._registers(em, op)

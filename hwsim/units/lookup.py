@@ -38,6 +38,27 @@ SCATTER
     gradient and momentum tables at registers ``table+1 .. table+3``, the fp16 copy written to the
     table at register ``table`` and the gradient row zeroed; hyper-parameters (lr, momentum, weight
     decay) in registers ``p_addr .. p_addr+2``.
+    mode 2: the same lazy row update (the same list, the same dirty-row rule) by Adam
+    (:func:`hwsim.units.vector.adam_update`, which states the operation order: SparseAdam's, in
+    separately rounded fp32 with a correctly rounded square root and division) on the tables at
+    registers ``table .. table+4``: the fp16 copy ``T16``, the fp32 master ``W``, gradient ``G``,
+    first moment ``M`` and second moment ``V``; writes ``W``, ``M``, ``V``, ``T16`` (round to
+    nearest even) and the zeroed ``G`` row. Hyper-parameters, fp32 bit patterns, in registers
+    ``p_addr .. p_addr+4``: ``lr_t = lr * sqrt(1 - beta2**t) / (1 - beta1**t)`` (the host's
+    bias-corrected step size of step ``t``), ``1 - beta1``, ``1 - beta2``, ``eps`` (added to
+    ``sqrt(V)`` as SparseAdam adds it) and the L2 weight decay (added to the gradient; 0 for
+    none); :func:`hwsim.units.vector.adam_registers` computes them as torch does. A listed row
+    whose gradient is exactly zero is skipped, where SparseAdam, given the row, would decay its
+    moments and move it.
+    Row updates through the row pipeline: per listed row a read of ``G``; a dirty row then reads
+    ``W`` and its state (``V``; Adam ``M`` and ``V``), spends a row's compute time in the lanes
+    (a GATHER row's, the same for both modes: one element a lane a cycle, the Adam datapath being
+    as pipelined as SGD's; a clean row ``1 / gather_lanes`` cycles, the zero test) and writes
+    ``W``, the state, the fp16 row and the zeroed ``G``, with up to
+    ``max(r, rows_in_flight(r * 4h))`` rows in flight for
+    ``r`` = 3 (mode 1) or 4 (mode 2) reads a row. Tier traffic (``account``, every listed row
+    charged as dirty) per listed row: mode 1 three fp32 rows read, three written and the fp16
+    row written; mode 2 four read, four written and the fp16 row.
 
 Cycles of GATHER and SCATTER come from the row pipeline of
 :mod:`hwsim.units.lookup_timing` (request issue, the tier's banked model, the accumulate
@@ -66,9 +87,9 @@ from ..numerics import (
 from ..program import COL
 from . import Access, UnitModel, UnitTiming
 from .lookup_timing import TierParams, events, per_cycle
-from .vector import SGD_MOMENTUM, sgd_update
+from .vector import ADAM_FLOPS, SGD_MOMENTUM, adam_update, sgd_update
 
-__all__ = ["HASH_LATENCY", "LookupModel", "hash_cycles", "hash_rows"]
+__all__ = ["HASH_LATENCY", "LookupModel", "hash_cycles", "hash_rows", "row_compute_cycles"]
 
 HASH_LATENCY = 4
 """Pipeline cycles of a hash lane after its last element: the scale multiply, the sigmoid's
@@ -81,6 +102,13 @@ def hash_cycles(chunks_total, tau, lanes):
     """``unit_cycles`` of HASH commands (vectorised)."""
     chunks_total, tau = np.asarray(chunks_total, np.int64), np.asarray(tau, np.int64)
     return 1 + -(-chunks_total // lanes) * tau + HASH_LATENCY
+
+
+def row_compute_cycles(h: int, lanes: int) -> float:
+    """Cycles the accumulate lanes spend on one row of ``h`` elements: ``ceil(h / lanes)``, a
+    row at a time, or ``h / lanes`` when ``lanes`` is a multiple of ``h`` (that many rows a
+    cycle, side by side)."""
+    return h / lanes if lanes % h == 0 else float(-(-h // lanes))
 
 
 def hash_rows(z: np.ndarray, tau: int) -> np.ndarray:
@@ -194,7 +222,7 @@ class LookupModel(UnitModel):
 
     def check(self, cmd, config):
         lk = config.lookup
-        modes = 4 if cmd.OPCODE == isa.Opcode.HASH else 2
+        modes = {isa.Opcode.HASH: 4, isa.Opcode.SCATTER: 3}.get(cmd.OPCODE, 2)
         if cmd.mode >= modes:
             return "mode", f"{cmd.mode} is not a {cmd.name} mode (0..{modes - 1})"
         if cmd.OPCODE != isa.Opcode.HASH and cmd.tier >= len(lk.tiers):
@@ -209,6 +237,12 @@ class LookupModel(UnitModel):
             return ("table" if cmd.table > 12 else "p_addr"), (
                 "the row update's registers (table..table+3, p_addr..p_addr+2) exceed the "
                 "16 controller registers")
+        if cmd.OPCODE == isa.Opcode.SCATTER and cmd.mode == 2 and (cmd.table > 11
+                                                                   or cmd.p_addr > 11):
+            return ("table" if cmd.table > 11 else "p_addr"), (
+                "the Adam row update's registers (table..table+4: T16, W, G, M, V; "
+                "p_addr..p_addr+4: lr_t, 1-beta1, 1-beta2, eps, weight decay) exceed the 16 "
+                "controller registers: table and p_addr must be at most 11")
         lanes = config.vector.lanes
         for fname, addr, words, _ in self._operands(cmd, config):
             entries = -(-words // lanes)
@@ -274,8 +308,10 @@ class LookupModel(UnitModel):
         """Update the dirty rows of ``rows``; returns which entries were dirty."""
         h = cmd.width
         regs = machine.regs
-        lr, mu, wd = (np.uint32(regs[cmd.p_addr + i]) for i in range(3))
-        w16_base, w_base, g_base, v_base = (int(regs[cmd.table + i]) for i in range(4))
+        adam = cmd.mode == 2
+        hp = [np.uint32(regs[cmd.p_addr + i]) for i in range(5 if adam else 3)]
+        w16_base, w_base, g_base, *state = (int(regs[cmd.table + i])
+                                            for i in range(5 if adam else 4))
         dirty = np.zeros(len(rows), np.bool_)
         for i, r in enumerate(rows.tolist()):
             g = _dram_words(machine, g_base + r * 4 * h, 4 * h)
@@ -283,9 +319,13 @@ class LookupModel(UnitModel):
                 continue
             dirty[i] = True
             w = _dram_words(machine, w_base + r * 4 * h, 4 * h)
-            v = _dram_words(machine, v_base + r * 4 * h, 4 * h)
-            w_new, v_new, w16 = sgd_update(w, g, v, lr, mu, wd, SGD_MOMENTUM)
-            w[:], v[:] = w_new.view(np.uint32), v_new.view(np.uint32)
+            s = [_dram_words(machine, b + r * 4 * h, 4 * h) for b in state]  # V; or M, V
+            if adam:
+                w_new, m_new, v_new, w16 = adam_update(w, g, s[0], s[1], *hp)
+                s[0][:] = m_new.view(np.uint32)
+            else:
+                w_new, v_new, w16 = sgd_update(w, g, s[0], *hp, SGD_MOMENTUM)
+            w[:], s[-1][:] = w_new.view(np.uint32), v_new.view(np.uint32)
             g[:] = 0
             machine.dram[w16_base + r * 2 * h:w16_base + (r + 1) * 2 * h] = w16.view(np.uint8)
         return dirty
@@ -299,7 +339,7 @@ class LookupModel(UnitModel):
         G = lk.gather_lanes
         h = cmd.width
         n = len(rows)
-        compute = np.full(n, h / G, np.float64)
+        compute = np.full(n, row_compute_cycles(h, G), np.float64)
         dep = np.full(n, -1, np.int64)
         if cmd.OPCODE == isa.Opcode.GATHER:
             rb = h * lk.element_bytes
@@ -328,25 +368,28 @@ class LookupModel(UnitModel):
             wr_size = np.full(n, rb, np.int64)
             wr_ptr = np.arange(n + 1, dtype=np.int64)
         else:
-            # per row: read the gradient; if dirty, read the master and the momentum, compute,
-            # write master, momentum, the fp16 copy and the zeroed gradient
+            # per row: read the gradient; if dirty, read the master and the state (mode 1 the
+            # momentum V, mode 2 the moments M and V), compute, write the master, the state, the
+            # fp16 copy and the zeroed gradient
             dirty = np.ones(n, np.bool_) if dirty is None else dirty
             rb = 4 * h
-            w16, w, g, v = (int(regs[cmd.table + i]) for i in range(4))
-            window = max(3, lk.rows_in_flight(3 * rb))
-            nr = np.where(dirty, 3, 1)
+            w16, w, g, *state = (int(regs[cmd.table + i])
+                                 for i in range(5 if cmd.mode == 2 else 4))
+            reads = 2 + len(state)  # G, W, the state
+            window = max(reads, lk.rows_in_flight(reads * rb))
+            nr = np.where(dirty, reads, 1)
             rd_ptr = np.concatenate(([0], np.cumsum(nr))).astype(np.int64)
             rd_addr = np.empty(rd_ptr[-1], np.int64)
             rd_addr[rd_ptr[:-1]] = g + rows * rb
             d = np.flatnonzero(dirty)
-            rd_addr[rd_ptr[d] + 1] = w + rows[d] * rb
-            rd_addr[rd_ptr[d] + 2] = v + rows[d] * rb
+            for i, base in enumerate((w, *state)):
+                rd_addr[rd_ptr[d] + 1 + i] = base + rows[d] * rb
             rd_size = np.full(len(rd_addr), rb, np.int64)
-            nw = np.where(dirty, 4, 0)
+            nw = np.where(dirty, reads + 1, 0)
             wr_ptr = np.concatenate(([0], np.cumsum(nw))).astype(np.int64)
-            wr_addr = np.stack([w + rows[d] * rb, v + rows[d] * rb, w16 + rows[d] * 2 * h,
-                                g + rows[d] * rb], 1).reshape(-1)
-            wr_size = np.tile(np.array([rb, rb, 2 * h, rb], np.int64), len(d))
+            wr_addr = np.stack([*(b + rows[d] * rb for b in (w, *state)),
+                                w16 + rows[d] * 2 * h, g + rows[d] * rb], 1).reshape(-1)
+            wr_size = np.tile(np.array([rb] * (1 + len(state)) + [2 * h, rb], np.int64), len(d))
             compute = np.where(dirty, compute, 1.0 / G)
             fwd = np.zeros(n, np.bool_)
         p = TierParams(tier, config.clock_mhz).args()
@@ -389,6 +432,9 @@ class LookupModel(UnitModel):
         n = rows[:, COL["tokens"]] * rows[:, COL["chunks"]]
         width = rows[:, COL["width"]]
         flops = np.where(op == isa.Opcode.HASH, n * width * 5, 2 * n * width)
+        # the Adam row update: ADAM_FLOPS a word of every listed row (all charged as dirty)
+        adam = (op == isa.Opcode.SCATTER) & (rows[:, COL["mode"]] == 2)
+        flops = np.where(adam, ADAM_FLOPS * n * width, flops)
         acc.add("lookup", "vector_flop", int(flops.sum()))
         for i in range(len(rows)):
             cmd = isa.command_class(int(op[i]))(**{
@@ -406,9 +452,10 @@ class LookupModel(UnitModel):
                 rd, wr = n[i] * moved, 0
             elif cmd.mode == 0:
                 rd, wr = n[i] * moved, n[i] * moved
-            else:
-                rd = 3 * n[i] * moved
-                wr = 3 * n[i] * moved + n[i] * (-(-(rb // 2) // gran) * gran)
+            else:  # row update: G, W and the state (mode 1 V, mode 2 M and V); the fp16 row
+                rows_fp32 = 4 if cmd.mode == 2 else 3
+                rd = rows_fp32 * n[i] * moved
+                wr = rows_fp32 * n[i] * moved + n[i] * (-(-(rb // 2) // gran) * gran)
             key = f"tier_{tier.name}"
             acc.bytes[f"{key}_read"] = acc.bytes.get(f"{key}_read", 0) + int(rd)
             acc.bytes[f"{key}_write"] = acc.bytes.get(f"{key}_write", 0) + int(wr)

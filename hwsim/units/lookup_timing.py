@@ -7,17 +7,22 @@ then a few write requests. The pipeline, from the command's start cycle 0:
 - **requests** issue in program order, at most ``ports`` per cycle, from cycle 1; a request
   waits until every channel its access blocks touch has fewer than ``tier.outstanding``
   requests in flight (in-order issue: a full channel holds up the requests behind it) and,
-  for a read, until fewer than ``window`` reads are in flight (the engine's row buffer, rows whose
-  data has not been consumed). A pending write issues before a read that could go on the
-  same cycle;
+  for a read, until fewer than ``window`` reads are in flight (the engine's row buffer of
+  ``window`` slots: a slot is free again once the computation that consumed its row has
+  ended). A pending write issues before a read that could go on the same cycle;
 - each request is served by the tier's banked model (:func:`hwsim.dram._service`: row hits
   and misses, the channel's bus at its read or write bandwidth), after whole
   ``access_bytes`` blocks; a read completes ``read latency`` after its last data, a write is
   posted (the engine is done with it when its data has left the bus);
+- read data returns through ``ports`` **response ports** (one per request port), a row each
+  a cycle: a read completed on cycle ``c`` is answered on the first cycle from ``c`` with a
+  port no earlier read's response has taken (reads that complete together, from different
+  channels or short transfers, queue there);
 - the accumulate lanes take accesses in order: access ``i`` computes from
-  ``max(last data of its reads + 1, end of access i - 1)`` for ``compute[i]`` cycles, a
-  fraction when the lanes are wider than a row (``h / lanes``: several rows a cycle); it ends
-  on cycle ``ceil(start + compute) - 1`` and its writes become ready the cycle after;
+  ``max(its last response + 1, the end of the previous access)`` for ``compute[i]`` cycles
+  (:func:`hwsim.units.lookup.row_compute_cycles`: ``ceil(h / lanes)`` a row at a time, or a
+  fraction when the lanes take several whole rows a cycle); it ends on cycle
+  ``ceil(start + compute) - 1`` and its writes become ready the cycle after;
 - a **read-after-write hazard**: an access whose row an earlier access ``dep[i]`` updates is
   *forwarded* when ``fwd[i]`` (the earlier access is still in the engine: the row comes from
   the accumulator, no read is issued); otherwise its reads wait until ``dep[i]``'s writes
@@ -121,6 +126,29 @@ def _issue(addr, size, write, t, p, state, ring, cnt, totals):  # pragma: no cov
     return fin, data
 
 
+_RESPONSE_SPAN = 1 << 18
+"""Cycles ahead of a read's issue its response may be booked on (a ring of that many slots)."""
+
+
+@njit(cache=True)
+def _respond(fin, t, taken, ports):  # pragma: no cover - compiled
+    """Book the response of a read issued on cycle ``t`` and completed on ``fin``: the first
+    cycle from ``fin`` on which one of the ``ports`` response ports is free. ``taken``: per
+    slot of the ring, the cycle it holds and the responses booked on it."""
+    c = fin
+    while True:
+        s = c & (_RESPONSE_SPAN - 1)
+        if taken[s, 0] != c:
+            taken[s, 0], taken[s, 1] = c, 0
+        if taken[s, 1] < ports:
+            break
+        c += 1
+    if c - t >= _RESPONSE_SPAN:
+        raise ValueError("a read's response is booked too far ahead of its issue")
+    taken[s, 1] += 1
+    return c
+
+
 @njit(cache=True)
 def _wrote(fin, wi, wk, wr_ptr, wr_done):  # pragma: no cover - compiled
     """Advance past a write just issued: (next access with writes, its next write)."""
@@ -151,7 +179,8 @@ def events(rd_addr, rd_size, rd_ptr, wr_addr, wr_size, wr_ptr, compute, dep, fwd
     channels, outstanding = p[0], p[10]
     ring = np.full((channels, outstanding), -1, np.int64)  # completions per channel
     cnt = np.zeros(channels, np.int64)
-    consumed = np.zeros(max(rd_addr.shape[0], 1), np.int64)  # compute start of each read
+    consumed = np.zeros(max(rd_addr.shape[0], 1), np.int64)  # compute end of each read
+    taken = np.full((_RESPONSE_SPAN, 2), -1, np.int64)  # response ports' cycles taken
     comp_end = np.full(n, -1, np.int64)
     wr_done = np.full(n, -1, np.int64)  # completion of an access's last write
     slot_t, slot_used = 0, ports  # issue slots: the cycle, requests used on it
@@ -191,7 +220,7 @@ def events(rd_addr, rd_size, rd_ptr, wr_addr, wr_size, wr_ptr, compute, dep, fwd
             acc_free = start + compute[i]
             comp_end[i] = math.ceil(acc_free - 1e-9) - 1
             for r in range(rd_ptr[i], rd_ptr[i + 1]):
-                consumed[r] = math.floor(start)
+                consumed[r] = comp_end[i]
             last = max(last, comp_end[i])
             i += 1
             k = 0
@@ -207,7 +236,7 @@ def events(rd_addr, rd_size, rd_ptr, wr_addr, wr_size, wr_ptr, compute, dep, fwd
         r = rd_ptr[i] + k
         slot_t, slot_used = (tr, 1) if tr != slot_t else (slot_t, slot_used + 1)
         fin, _ = _issue(rd_addr[r], rd_size[r], False, tr, p, state, ring, cnt, totals)
-        data_ready = max(data_ready, fin)
+        data_ready = max(data_ready, _respond(fin, tr, taken, ports))
         k += 1
     return last + 2, totals[2], totals[3], totals[0], totals[1]
 
@@ -227,7 +256,8 @@ def per_cycle(rd_addr, rd_size, rd_ptr, wr_addr, wr_size, wr_ptr, compute, dep, 
     ring = np.full((channels, outstanding), -1, np.int64)
     cnt = np.zeros(channels, np.int64)
     rd_done = np.full(max(rd_addr.shape[0], 1), -1, np.int64)  # completion of each read
-    consumed = np.full(max(rd_addr.shape[0], 1), -1, np.int64)  # compute start of each read
+    consumed = np.full(max(rd_addr.shape[0], 1), -1, np.int64)  # compute end of each read
+    taken = np.full((_RESPONSE_SPAN, 2), -1, np.int64)  # response ports' cycles taken
     comp_end = np.full(n, -1, np.int64)
     wr_done = np.full(n, -1, np.int64)
     ri, rk = 0, 0  # the next read to issue: access, request
@@ -256,7 +286,7 @@ def per_cycle(rd_addr, rd_size, rd_ptr, wr_addr, wr_size, wr_ptr, compute, dep, 
             comp_end[nc] = math.ceil(acc_free - 1e-9) - 1
             last = max(last, comp_end[nc])
             for r in range(rd_ptr[nc], rd_ptr[nc + 1]):
-                consumed[r] = t
+                consumed[r] = comp_end[nc]
             nc += 1
             while ri < n and rd_ptr[ri] + rk == rd_ptr[ri + 1]:
                 ri += 1
@@ -290,7 +320,7 @@ def per_cycle(rd_addr, rd_size, rd_ptr, wr_addr, wr_size, wr_ptr, compute, dep, 
             if r >= window and (consumed[r - window] < 0 or consumed[r - window] >= t):
                 break
             fin, _ = _issue(rd_addr[r], rd_size[r], False, t, p, state, ring, cnt, totals)
-            rd_done[r] = fin
+            rd_done[r] = _respond(fin, t, taken, ports)
             rk += 1
             if rd_ptr[ri] + rk == rd_ptr[ri + 1]:
                 ri += 1

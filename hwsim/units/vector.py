@@ -85,6 +85,7 @@ checks values and cycles against :func:`update_per_cycle`.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -94,12 +95,20 @@ from .. import isa
 from ..config import AcceleratorConfig
 from ..numerics import _fadd as _add
 from ..numerics import _fmul as _mul
-from ..numerics import _fp32_operand, fp32_mul, fp32_mul_array, fp32_to_fp16
+from ..numerics import (
+    _fp32_operand,
+    fp32_div,
+    fp32_mul,
+    fp32_mul_array,
+    fp32_sqrt,
+    fp32_to_fp16,
+)
 from ..program import COL
 from . import Access, UnitModel, UnitTiming
 
 __all__ = [
     "ADAM",
+    "ADAM_FLOPS",
     "OPTIMIZERS",
     "LATENCY",
     "PIPELINE_STAGES",
@@ -110,6 +119,8 @@ __all__ = [
     "SGD_MOMENTUM_FIRST",
     "UpdateCost",
     "UpdateResult",
+    "adam_registers",
+    "adam_update",
     "check_update",
     "fp32_mul",
     "fp32_mul_array",
@@ -128,7 +139,11 @@ SGD = 0
 SGD_MOMENTUM = 1
 """Optimizer field: SGD with momentum (PyTorch, dampening 0, not Nesterov)."""
 ADAM = 2
-"""Optimizer field: Adam (not implemented; :func:`check_update` rejects it)."""
+"""Optimizer field: Adam. UPDATE does not implement it (:func:`check_update` rejects it); the
+lookup engine's sparse row update does (SCATTER mode 2, :func:`adam_update`)."""
+ADAM_FLOPS = 14
+"""fp32 operations of one :func:`adam_update` word: 12 multiplies and adds, a square root and a
+division (each counted as one operation)."""
 SGD_MOMENTUM_FIRST = 3
 """Optimizer field: the first SGD-with-momentum step, ``v = g'`` (PyTorch's ``clone``)."""
 OPTIMIZERS = {SGD: "SGD", SGD_MOMENTUM: "SGD with momentum", ADAM: "Adam",
@@ -238,6 +253,111 @@ def sgd_update(w, g, v, lr, momentum, weight_decay, optimizer: int = SGD_MOMENTU
     _sgd_loop(w.ravel(), g.ravel(), v.ravel(), hp[0], hp[1], hp[2], int(optimizer),
               w_out.ravel(), v_out.ravel(), h_out.ravel())
     return w_out.view(np.float32), v_out.view(np.float32), h_out.view(np.float16)
+
+
+@njit(cache=True)
+def _adam_loop(w, g, m, v, lr, c1, c2, eps, wd, w_out, m_out, v_out, h_out):
+    neg = np.uint32(_SIGN32)
+    for i in range(w.size):
+        gp = _add(g[i], _mul(wd, w[i]))
+        mn = _add(m[i], _mul(_add(gp, m[i] ^ neg), c1))
+        vn = _add(v[i], _mul(_add(_mul(gp, gp), v[i] ^ neg), c2))
+        q = fp32_div(mn, _add(fp32_sqrt(vn), eps))
+        wn = _add(w[i], _mul(lr, q) ^ neg)
+        w_out[i] = wn
+        m_out[i] = mn
+        v_out[i] = vn
+        h_out[i] = fp32_to_fp16(wn)
+
+
+def adam_update(w, g, m, v, lr_t, one_minus_beta1, one_minus_beta2, eps, weight_decay=0.0):
+    """One Adam step, elementwise: the lookup engine's row update (SCATTER mode 2) bit for bit.
+
+    Every operation is a separately rounded IEEE binary32 operation of :mod:`hwsim.numerics`
+    (round to nearest even, gradual underflow, canonical NaN; no fused multiply-add):
+    ``(+)`` :func:`~hwsim.numerics.fp32_add`, ``(x)`` :func:`~hwsim.numerics.fp32_mul`,
+    ``(/)`` :func:`~hwsim.numerics.fp32_div`, ``sqrt`` :func:`~hwsim.numerics.fp32_sqrt`;
+    ``-x`` flips the sign bit (exact), so ``a (+) -b`` is IEEE's ``a - b``. In this order::
+
+        g' = g (+) (wd (x) w)                L2 weight decay, always computed (wd = 0 included)
+        m' = m (+) ((g' (+) -m) (x) c1)      c1 = 1 - beta1
+        v' = v (+) (((g' (x) g') (+) -v) (x) c2)      c2 = 1 - beta2
+        q  = m' (/) (sqrt(v') (+) eps)
+        w' = w (+) -(lr_t (x) q)
+        h  = fp32_to_fp16(w')                round to nearest even
+
+    This is ``torch.optim.SparseAdam``'s order (``torch.optim._functional.sparse_adam``):
+    ``old += (1 - b) * (new - old)`` for both moments, ``denom = sqrt(v') + eps`` and
+    ``param += -step_size * (m' / denom)`` with the bias corrections folded into the step size
+    ``lr_t = lr * sqrt(1 - beta2**t) / (1 - beta1**t)`` (Kingma and Ba's "epsilon hat" form:
+    ``eps`` is added to ``sqrt(v')`` as given, not to a bias-corrected ``sqrt(v'/(1 -
+    beta2**t))``). The host computes ``lr_t``, ``1 - beta1`` and ``1 - beta2`` in float64 and
+    rounds them to fp32, as torch's CPU kernels round their Python-float scalars
+    (:func:`adam_registers`). With ``wd = 0`` the weight-decay term changes nothing but
+    ``g = -0`` (to ``+0``, which gives the same ``m'`` and ``v'``) and an infinite or NaN ``w``
+    (a NaN ``g'``); SparseAdam has no weight decay, ``torch.optim.Adam`` adds ``wd * w`` to the
+    gradient in one fused rounding.
+
+    Parameters
+    ----------
+    w, g, m, v : array_like of float32 or uint32
+        Master weights, gradients, first and second moments (one shape).
+    lr_t, one_minus_beta1, one_minus_beta2, eps, weight_decay : float or uint32 bit pattern
+        Hyper-parameters; Python floats are rounded to float32 first, integers are fp32 bit
+        patterns (the controller registers).
+
+    Returns
+    -------
+    w_new, m_new, v_new : float32 ndarray
+    w16 : float16 ndarray
+        ``fp32_to_fp16(w_new)``.
+
+    Raises
+    ------
+    ValueError
+        Mismatched shapes.
+    TypeError
+        Operands that are neither float32 nor uint32.
+    """
+    w, g = _fp32_operand(w, "w"), _fp32_operand(g, "g")
+    m, v = _fp32_operand(m, "m"), _fp32_operand(v, "v")
+    if not w.shape == g.shape == m.shape == v.shape:
+        raise ValueError(f"w, g, m and v must have one shape, not {w.shape}, {g.shape}, "
+                         f"{m.shape}, {v.shape}")
+    hp = [np.uint32(_hp_bits(x)) for x in (lr_t, one_minus_beta1, one_minus_beta2, eps,
+                                            weight_decay)]
+    w_out = np.empty(w.shape, np.uint32)
+    m_out = np.empty(w.shape, np.uint32)
+    v_out = np.empty(w.shape, np.uint32)
+    h_out = np.empty(w.shape, np.uint16)
+    _adam_loop(w.ravel(), g.ravel(), m.ravel(), v.ravel(), *hp, w_out.ravel(), m_out.ravel(),
+               v_out.ravel(), h_out.ravel())
+    return (w_out.view(np.float32), m_out.view(np.float32), v_out.view(np.float32),
+            h_out.view(np.float16))
+
+
+def adam_registers(lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                   weight_decay: float = 0.0, step: int = 1) -> tuple[int, ...]:
+    """The five fp32 bit patterns of an Adam row update's hyper-parameter registers.
+
+    ``(lr_t, 1 - beta1, 1 - beta2, eps, weight_decay)``, each computed in float64 and rounded
+    to fp32 (round to nearest even), with ``lr_t = lr * sqrt(1 - beta2**step) / (1 -
+    beta1**step)`` evaluated left to right as ``torch.optim.SparseAdam`` does, so the registers
+    hold the fp32 scalars torch's CPU kernels use.
+
+    Raises
+    ------
+    ValueError
+        ``step < 1`` or a beta outside ``[0, 1)``.
+    """
+    b1, b2 = betas
+    if not isinstance(step, int | np.integer) or isinstance(step, bool) or step < 1:
+        raise ValueError(f"step must be a positive integer (the step being taken), not {step!r}")
+    if not (0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0):
+        raise ValueError(f"betas must lie in [0, 1), not {betas!r}")
+    lr_t = lr * math.sqrt(1 - b2**step) / (1 - b1**step)
+    return tuple(int(np.float32(x).view(np.uint32)) for x in (lr_t, 1 - b1, 1 - b2, eps,
+                                                              weight_decay))
 
 
 def _hp_bits(x) -> int:

@@ -92,3 +92,89 @@ def test_bad_shapes_are_refused_with_the_reason():
         LayerShape(tokens=4, d=18, h=8, tau=4)
     with pytest.raises(ValueError, match="VEC words"):
         token_block(LayerShape(tokens=4, d=4096, h=8, tau=8), preset("tiny"), "forward")
+
+
+def test_adam_training_step_matches_sparse_adam_on_autograds_gradient():
+    s = LayerShape(tokens=10, d=16, h=8, tau=4)
+    cfg = preset("tiny")
+    layer, x = _layer(s, seed=2)
+    dy = np.random.default_rng(2).standard_normal((s.tokens, s.h)).astype(F32)
+    table = layer.tables.detach().reshape(-1, s.h).numpy().copy()
+    prog = compile_memory_layer(s, cfg, phase="train", optimizer="adam", lr=0.05,
+                                betas=(0.8, 0.99), eps=1e-6)
+    updates = [c for c in prog.commands if isinstance(c, isa.Scatter) and c.mode == 2]
+    assert updates and not [c for c in prog.commands if isinstance(c, isa.Scatter)
+                            and c.mode == 1]
+    zeros = np.zeros_like(table)
+    res = run(prog, cfg, "functional", inputs={
+        "X": x.numpy(), "T": table, "dY": dy, "W": table, "G": zeros, "M": zeros, "V": zeros})
+    y = layer(x)
+    y.backward(torch.from_numpy(dy))
+    g = layer.tables.grad.reshape(-1, s.h)
+    touched = np.flatnonzero(g.abs().sum(1).numpy() > 0)
+    param = torch.nn.Parameter(torch.from_numpy(table.copy()))
+    opt = torch.optim.SparseAdam([param], lr=0.05, betas=(0.8, 0.99), eps=1e-6)
+    param.grad = torch.sparse_coo_tensor(torch.from_numpy(touched[None]), g[touched],
+                                         param.shape, check_invariants=True)
+    opt.step()
+    st = opt.state[param]
+    # the gradient carries the chunk weights' error (CHUNK_WEIGHT_MAX_REL_ERROR): M = (1-b1) g
+    # to that, V = (1-b2) g^2 to twice that; the step lr_t m/(sqrt(v) + eps) ~ lr sign(g) is
+    # insensitive to it
+    rel = CHUNK_WEIGHT_MAX_REL_ERROR[8]
+    _normwise(res.outputs["M"], st["exp_avg"].numpy(), 2 * rel)
+    _normwise(res.outputs["V"], st["exp_avg_sq"].numpy(), 4 * rel)
+    _normwise(res.outputs["W"] - table, param.detach().numpy() - table, 2 * rel)
+    rest = np.setdiff1d(np.arange(len(table)), touched)
+    assert np.array_equal(res.outputs["W"][rest], table[rest])
+    assert not res.outputs["M"][rest].any() and not res.outputs["V"][rest].any()
+    assert np.array_equal(res.outputs["T"], res.outputs["W"].astype(np.float16))
+
+
+@pytest.mark.parametrize("phase", ["update", "train"])
+def test_memoryformer_tiny_layer_adam_step_moves_the_formulas_table_bytes(phase):
+    """A memory layer of memoryformer_tiny's shape (d = h = 512, tau 8: 64 chunk tables of 256
+    rows), 64 tokens, on vcu1525 (URAM and DDR4 tiers) in timing mode. The row update charges
+    every listed row (tokens x chunks of them): 4 fp32 rows read (G, W, M, V) and 4 written plus
+    the fp16 row, each access rounded up to the tier's access granularity."""
+    s = LayerShape(tokens=64, d=512, h=512, tau=8)
+    cfg = preset("vcu1525")
+    prog = compile_memory_layer(s, cfg, phase=phase, optimizer="adam")
+    sgd = compile_memory_layer(s, cfg, phase=phase)
+    # one more fp32 table (M) in the footprint
+    assert prog.tensors["M"].shape == (64 * 256, 512) and "M" not in sgd.tensors
+    assert prog.dram_bytes - sgd.dram_bytes >= 64 * 256 * 512 * 4
+    st = run(prog, cfg).stats
+    n = s.tokens * s.chunks
+
+    def moved(nbytes, tier):
+        gran = cfg.lookup.tiers[tier].access_bytes
+        return -(-nbytes // gran) * gran
+
+    def tier_bytes(tier, kind):
+        return st.bytes.get(f"tier_{cfg.lookup.tiers[tier].name}_{kind}", 0)
+
+    upd = next(c for c in prog.commands if isinstance(c, isa.Scatter) and c.mode == 2)
+    expect = {}  # (tier, read/write): bytes
+
+    def charge(tier, kind, nbytes):
+        expect[tier, kind] = expect.get((tier, kind), 0) + nbytes
+
+    charge(upd.tier, "read", n * 4 * moved(512 * 4, upd.tier))
+    charge(upd.tier, "write", n * (4 * moved(512 * 4, upd.tier) + moved(512 * 2, upd.tier)))
+    if phase == "train":  # two fp16 gathers (forward, dL/dp), one fp32 scatter-add
+        gt = next(c for c in prog.commands if isinstance(c, isa.Gather)).tier
+        sc = next(c for c in prog.commands if isinstance(c, isa.Scatter) and c.mode == 0).tier
+        charge(gt, "read", 2 * n * moved(512 * 2, gt))
+        charge(sc, "read", n * moved(512 * 4, sc))
+        charge(sc, "write", n * moved(512 * 4, sc))
+    for t in range(len(cfg.lookup.tiers)):
+        for kind in ("read", "write"):
+            assert tier_bytes(t, kind) == expect.get((t, kind), 0), (t, kind)
+    assert st.cycles > 0 and st.energy_pj["lookup"] > 0
+
+
+def test_unknown_table_optimizer_is_refused():
+    with pytest.raises(ValueError, match="table optimizer must be one of"):
+        compile_memory_layer(LayerShape(tokens=4, d=16, h=8, tau=4), preset("tiny"),
+                             phase="train", optimizer="adagrad")

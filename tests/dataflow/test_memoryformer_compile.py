@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 from dataflow import CompileOptions, compile, extract, simulate_program
@@ -59,3 +60,36 @@ def test_tables_that_fit_no_tier_are_refused_naming_the_tiers():
         tiers=(tier_preset("hbm2e", capacity_gib=0.5),)))
     with pytest.raises(PlacementError, match="hbm"):
         compile(_workload(False), small, CompileOptions())
+
+
+def test_adam_table_optimizer_adds_one_fp32_row_each_way_per_listed_row():
+    """``CompileOptions(table_optimizer="adam")``: the table updates become SCATTER mode 2 with
+    the moment tables' bases and Adam's registers set, one more fp32 table per memory layer is
+    placed, and the tier traffic grows by exactly one fp32 row read and one written (M) per
+    listed row, rounded to the access granularity of the tier the row update runs in."""
+    cfg = preset("vcu1525")
+    wl = _workload(True)
+    sgd = compile(wl, cfg, CompileOptions())
+    adam = compile(wl, cfg, CompileOptions(table_optimizer="adam"))
+    upd = [c for c in adam.commands if isinstance(c, isa.Scatter) and c.mode != 0]
+    assert upd and {c.mode for c in upd} == {2}
+    assert {c.table for c in upd} == {1} and {c.p_addr for c in upd} == {8}
+    regs = {c.reg: c.value for c in adam.commands if isinstance(c, isa.SetReg)}
+    lr_t = 1e-3 * (1 - 0.999) ** 0.5 / (1 - 0.9)  # step 1
+    assert [regs[r] for r in range(8, 13)] == [
+        int(np.float32(x).view(np.uint32)) for x in (lr_t, 1 - 0.9, 1 - 0.999, 1e-8, 0.0)]
+    assert {c.reg for c in adam.commands if isinstance(c, isa.SetReg)} >= set(range(1, 6))
+    st_sgd, st_adam = simulate_program(sgd), simulate_program(adam)
+    extra = {}
+    for c in upd:
+        tier = cfg.lookup.tiers[c.tier]
+        row = -(-4 * c.width // tier.access_bytes) * tier.access_bytes
+        extra[tier.name] = extra.get(tier.name, 0) + c.tokens * c.chunks * row
+    for tier in cfg.lookup.tiers:
+        for kind in ("read", "write"):
+            key = f"tier_{tier.name}_{kind}"
+            assert st_adam.bytes.get(key, 0) - st_sgd.bytes.get(key, 0) == extra.get(
+                tier.name, 0), key
+    assert st_adam.energy_pj["lookup"] > st_sgd.energy_pj["lookup"]
+    with pytest.raises(ValueError, match="table_optimizer must be one of"):
+        CompileOptions(table_optimizer="adagrad")

@@ -4,6 +4,7 @@ row pipeline's two schedules."""
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -12,10 +13,11 @@ import torch
 from algorithms.memoryformer import MemoryLayer
 from hwsim import Program, ProgramError, TensorRef, isa, preset, run
 from hwsim.config import LookupConfig
-from hwsim.numerics import CHUNK_WEIGHT_MAX_REL_ERROR
+from hwsim.numerics import CANONICAL_NAN_F32, CHUNK_WEIGHT_MAX_REL_ERROR
 from hwsim.tiers import TIER_PRESETS, tier_preset
 from hwsim.units.lookup import LookupModel, hash_cycles, hash_rows
 from hwsim.units.lookup_timing import events, per_cycle
+from hwsim.units.vector import adam_update
 
 F32 = np.float32
 
@@ -304,3 +306,213 @@ def test_tier_traffic_and_energy_follow_the_access_granularity():
     moved = 4 * 256  # each row one whole 256-byte access of persistent memory
     assert s.bytes["tier_pmem_read"] == moved and s.bytes["tier_pmem_write"] == 0
     assert s.energy_pj["tier_pmem"] == pytest.approx(moved * tier.read_pj_per_byte)
+
+
+# --- SCATTER mode 2: the lazy sparse Adam row update --------------------------------------------
+
+ADAM = dict(lr=1e-2, betas=(0.9, 0.999), eps=1e-8)
+
+
+def _adam_replica(w, g, m, v, lr_t, c1, c2, eps, wd=None):
+    """adam_update's documented order in numpy float32 (each operation IEEE round to nearest
+    even; numpy's float32 sqrt and division are correctly rounded), written from the formula."""
+    g = g + (F32(0) if wd is None else wd) * w
+    m = m + (g - m) * c1
+    v = v + (g * g - v) * c2
+    step = lr_t * (m / (np.sqrt(v) + eps))
+    return w - step, m, v, step
+
+
+def _lr_t(t, lr=ADAM["lr"], betas=ADAM["betas"]):
+    """The host's bias-corrected step size of step ``t``, as SparseAdam computes it (float64),
+    rounded to the fp32 register."""
+    b1, b2 = betas
+    return F32(lr * math.sqrt(1 - b2**t) / (1 - b1**t))
+
+
+class AdamTables:
+    """The five tables of a mode-2 row update (T16, W, G, M, V at registers 1..5) and a row list
+    of ``n`` indices in DRAM, loaded to VEC entry 0; hyper-parameters at registers 8..12."""
+
+    def __init__(self, rows, h, n):
+        self.rows, self.h, self.n = rows, h, n
+        self.t, a = {}, 0
+        for name, shape, dt in (("T", (rows, h), "fp16"), ("W", (rows, h), "fp32"),
+                                ("G", (rows, h), "fp32"), ("M", (rows, h), "fp32"),
+                                ("V", (rows, h), "fp32"), ("L", (n // 4, 4), "int32")):
+            self.t[name] = TensorRef(a, shape, dt)
+            a += (self.t[name].nbytes + 63) // 64 * 64
+        self.dram_bytes = a
+
+    def program(self, hp, tokens, chunks, table=1, p_addr=8):
+        assert tokens * chunks == self.n and self.n % 4 == 0
+        regs = [isa.SetReg(table + i, self.t[k].addr) for i, k in enumerate("TWGMV")]
+        regs += [isa.SetReg(p_addr + i, int(F32(x).view(np.uint32))) for i, x in enumerate(hp)]
+        cmds = [*regs, isa.Load(isa.Buffer.VEC, 0, self.t["L"].addr, self.n // 4, 4, 16,
+                                signal=1),
+                isa.Scatter(0, p_addr, 0, table, tokens, chunks, self.h, 0, 2, wait=1)]
+        return Program(cmds, self.dram_bytes, self.t, inputs=tuple("TWGMVL"),
+                       outputs=tuple("TWGMV"))
+
+
+def test_adam_row_update_matches_sparse_adam_and_its_fp32_replica_over_three_steps():
+    """Three steps of SCATTER mode 2 through hwsim.run against torch.optim.SparseAdam on the
+    same rows. M and V are bit-exact (the same operations in the same order, each correctly
+    rounded in both). W is not: torch's CPU float32 sqrt (MKL's vectorised one) is faithful but
+    not correctly rounded (1 ulp off in about a sixth of the elements), and the difference
+    reaches W through the division. Bound per step, from that ulp: the denominators differ by
+    at most 4u, the quotients 6u, the steps ``lr_t (x) q`` 8u relative (9u with the second order
+    terms), then each W rounds by half an ulp: ``|dW'| <= |dW| + 9u |step| + (ulp(W'_hw) +
+    ulp(W'_torch)) / 2``. The replica with torch's sqrt substituted equals torch bit for bit,
+    which shows that the sqrt is the only difference."""
+    rng = np.random.default_rng(11)
+    R, h, tokens, chunks = 24, 8, 4, 3
+    tab = AdamTables(R, h, tokens * chunks)
+    w0 = rng.standard_normal((R, h)).astype(F32)
+    param = torch.nn.Parameter(torch.from_numpy(w0.copy()))
+    opt = torch.optim.SparseAdam([param], lr=ADAM["lr"], betas=ADAM["betas"], eps=ADAM["eps"])
+    b1, b2 = ADAM["betas"]
+    c1, c2, eps = F32(1 - b1), F32(1 - b2), F32(ADAM["eps"])  # torch's fp32 scalars
+    state = {"T": w0.astype(np.float16), "W": w0, "M": np.zeros_like(w0), "V": np.zeros_like(w0)}
+    rep = {k: state[k].copy() for k in "WMV"}
+    rep_torch_sqrt = {k: state[k].copy() for k in "WMV"}
+    u = 2.0**-24
+    bound = np.zeros_like(w0, np.float64)
+    cfg = preset("tiny")
+    for t in (1, 2, 3):
+        # 7 distinct rows, listed 12 times (repeats), gradients over eight orders of magnitude
+        touched = rng.choice(R, 7, replace=False)
+        listed = np.concatenate([touched, rng.choice(touched, tokens * chunks - 7)])
+        rng.shuffle(listed)
+        g = np.zeros((R, h), F32)
+        g[touched] = rng.standard_normal((7, h)) * 10.0 ** rng.integers(-6, 3, (7, 1))
+        lr_t = _lr_t(t)
+        res = run(tab.program((lr_t, c1, c2, eps, 0.0), tokens, chunks), cfg, "functional",
+                  inputs={**state, "G": g, "L": listed.astype(np.int32).reshape(-1, 4)})
+        out = res.outputs
+        param.grad = torch.sparse_coo_tensor(torch.from_numpy(np.sort(touched)[None]),
+                                             torch.from_numpy(g[np.sort(touched)]), (R, h),
+                                             check_invariants=True)
+        opt.step()
+        st = opt.state[param]
+        w_t, m_t, v_t = (x.detach().numpy() for x in (param, st["exp_avg"], st["exp_avg_sq"]))
+        # the replica, row by row (only the touched rows move: the lazy update)
+        r = touched
+        w_r, m_r, v_r, step = _adam_replica(rep["W"][r], g[r], rep["M"][r], rep["V"][r], lr_t,
+                                            c1, c2, eps)
+        rep["W"][r], rep["M"][r], rep["V"][r] = w_r, m_r, v_r
+        for k in "WMV":
+            assert np.array_equal(out[k].view(np.uint32), rep[k].view(np.uint32)), (t, k)
+        assert np.array_equal(out["T"].view(np.uint16), rep["W"].astype(np.float16).view(
+            np.uint16))
+        assert not out["G"].any()  # every listed row's gradient zeroed
+        untouched = np.setdiff1d(np.arange(R), touched)
+        assert np.array_equal(out["W"][untouched], state["W"][untouched])
+        # against torch
+        assert np.array_equal(out["M"].view(np.uint32), m_t.view(np.uint32)), t
+        assert np.array_equal(out["V"].view(np.uint32), v_t.view(np.uint32)), t
+        w_hw = out["W"].astype(np.float64)
+        bound[r] += 9 * u * np.abs(step.astype(np.float64)) + (
+            np.spacing(np.abs(out["W"][r])) + np.spacing(np.abs(w_t[r]))) / 2
+        assert np.all(np.abs(w_hw - w_t) <= bound), (t, np.abs(w_hw - w_t).max())
+        # the replica with torch's sqrt is torch
+        m_q = rep_torch_sqrt["M"][r] + (g[r] - rep_torch_sqrt["M"][r]) * c1
+        v_q = rep_torch_sqrt["V"][r] + (g[r] * g[r] - rep_torch_sqrt["V"][r]) * c2
+        den = torch.from_numpy(v_q).sqrt().numpy() + eps
+        rep_torch_sqrt["W"][r] = rep_torch_sqrt["W"][r] - lr_t * (m_q / den)
+        rep_torch_sqrt["M"][r], rep_torch_sqrt["V"][r] = m_q, v_q
+        assert np.array_equal(rep_torch_sqrt["W"].view(np.uint32), w_t.view(np.uint32)), t
+        # the cycles: the row pipeline with the first listing of each row dirty, repeats clean
+        first = np.zeros(len(listed), bool)
+        first[np.unique(listed, return_index=True)[1]] = True
+        cmd = next(c for c in tab.program((0,) * 5, tokens, chunks).commands
+                   if isinstance(c, isa.Scatter))
+        regs = np.zeros(16, np.int64)
+        regs[1:6] = [tab.t[k].addr for k in "TWGMV"]
+        scatter = len(res.stats.schedule.duration) - 1
+        assert res.stats.schedule.duration[scatter] == LookupModel()._pipeline(
+            cmd, cfg, listed.astype(np.int64), regs, per_cycle, first)
+        state = {k: out[k] for k in "TWMV"}
+
+
+def test_adam_update_with_weight_decay_and_extreme_values_is_its_replica():
+    """adam_update (the row update's arithmetic) against the numpy replica: weight decay,
+    gradients and moments from 1e-30 (subnormal products and squares) to 1e15, zero moments and
+    eps 0 (0/0: the canonical NaN), signed zeros."""
+    rng = np.random.default_rng(3)
+    n = 200_000
+
+    def mag():
+        return 10.0 ** rng.uniform(-30, 15, n)
+
+    w = (rng.standard_normal(n) * mag()).astype(F32)
+    g = (rng.standard_normal(n) * mag()).astype(F32)
+    m = (rng.standard_normal(n) * mag()).astype(F32)
+    v = np.abs(rng.standard_normal(n) * mag()).astype(F32)
+    g[:100], m[:50], v[:100], w[:10] = -0.0, 0.0, 0.0, -0.0
+    for lr_t, c1, c2, eps, wd in ((_lr_t(2), F32(0.1), F32(0.001), F32(1e-8), F32(0.01)),
+                                  (F32(1e-3), F32(0.5), F32(0.25), F32(0.0), F32(0.0))):
+        w1, m1, v1, h = adam_update(w, g, m, v, lr_t, c1, c2, eps, wd)
+        with np.errstate(all="ignore"):
+            wr, mr, vr, _ = _adam_replica(w, g, m, v, lr_t, c1, c2, eps, wd)
+        for got, ref in ((w1, wr), (m1, mr), (v1, vr)):
+            nan = np.isnan(ref)
+            assert np.array_equal(np.isnan(got), nan)
+            assert np.all(got.view(np.uint32)[nan] == CANONICAL_NAN_F32)
+            assert np.array_equal(got.view(np.uint32)[~nan], ref.view(np.uint32)[~nan])
+        with np.errstate(over="ignore"):  # beyond fp16: infinities, as fp32_to_fp16 gives
+            h_ref = wr[~np.isnan(wr)].astype(np.float16)
+        assert np.array_equal(h[~np.isnan(wr)].view(np.uint16), h_ref.view(np.uint16))
+    assert np.isnan(w1[:50]).all()  # eps 0, g = m = v = 0: 0 / 0
+
+
+def test_adam_row_pipeline_event_schedule_equals_per_cycle_schedule():
+    """Mode 2's row pipeline (4 reads and 5 writes a dirty row): timing mode's event schedule
+    equals the per-cycle one that functional mode steps, over random configs and shapes."""
+    rng = np.random.default_rng(17)
+    m = LookupModel()
+    for _ in range(80):
+        tier = tier_preset(str(rng.choice(TIER_PRESETS)),
+                           outstanding=int(rng.choice([1, 2, 8, 64])))
+        cfg = _config(gather_lanes=int(rng.choice([1, 4, 64])),
+                      request_ports=int(rng.integers(1, 4)),
+                      inflight_kib=int(rng.choice([1, 4, 16])))
+        cfg = dataclasses.replace(cfg, lookup=dataclasses.replace(cfg.lookup, tiers=(tier,)))
+        T, K, h = int(rng.integers(1, 16)), int(rng.integers(1, 5)), int(rng.choice([8, 256, 512]))
+        cmd = isa.Scatter(0, 8, 0, 1, T, K, h, 0, 2)
+        trows = int(rng.choice([2, 16, 256]))
+        rows = np.tile(np.arange(K), T) * trows + rng.integers(0, trows, T * K)
+        regs = np.array([0, 1 << 20, 1 << 24, 1 << 26, 1 << 27, 1 << 28] + [0] * 10, np.int64)
+        dirty = rng.random(len(rows)) < 0.7
+        ev = m._pipeline(cmd, cfg, rows, regs, events, dirty)
+        assert ev == m._pipeline(cmd, cfg, rows, regs, per_cycle, dirty), (tier.name, cmd)
+        # an Adam row moves one fp32 row more each way than an SGD-with-momentum row
+        sgd = m._pipeline(dataclasses.replace(cmd, mode=1), cfg, rows, regs, events, dirty)
+        assert ev >= sgd
+
+
+@pytest.mark.parametrize("cmd, field, words", [
+    (isa.Scatter(0, 8, 0, 12, 1, 1, 8, mode=2), "table", "table and p_addr must be at most 11"),
+    (isa.Scatter(0, 12, 0, 1, 1, 1, 8, mode=2), "p_addr", "table and p_addr must be at most 11"),
+    (isa.Scatter(0, 8, 0, 1, 1, 1, 8, mode=3), "mode", r"3 is not a SCATTER mode \(0..2\)"),
+])
+def test_bad_adam_row_updates_name_their_field(cmd, field, words):
+    with pytest.raises(ProgramError, match=f"field '{field}'.*{words}"):
+        run(Program([cmd], 64), preset("tiny"))
+    ok = dataclasses.replace(cmd, table=min(cmd.table, 11), p_addr=min(cmd.p_addr, 11), mode=2)
+    assert LookupModel().check(ok, preset("tiny")) is None
+
+
+def test_adam_row_update_traffic_and_energy_follow_the_access_granularity():
+    cfg = _config("pmem")
+    tokens, chunks, h = 3, 2, 40  # six listed 160-byte fp32 rows, 80-byte fp16 rows
+    cmd = isa.Scatter(0, 8, 0, 1, tokens, chunks, h, 0, 2)
+    s = run(Program([cmd], 64), cfg).stats
+    tier = cfg.lookup.tiers[0]
+    n = tokens * chunks
+    read = n * 4 * 256  # G, W, M, V: each row one whole 256-byte access
+    write = n * 4 * 256 + n * 256  # W, M, V, G and the fp16 row
+    assert s.bytes["tier_pmem_read"] == read and s.bytes["tier_pmem_write"] == write
+    assert s.energy_pj["tier_pmem"] == pytest.approx(
+        read * tier.read_pj_per_byte + write * tier.write_pj_per_byte)
+    assert s.energy_pj["lookup"] == pytest.approx(14 * n * h * cfg.energy.vector_flop)

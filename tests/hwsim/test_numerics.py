@@ -31,6 +31,8 @@ from hwsim.numerics import (
     fp16_to_fp32,
     fp32_add,
     fp32_add_array,
+    fp32_div_array,
+    fp32_sqrt_array,
     fp32_to_fp16,
     gamma,
     int8_matmul,
@@ -695,3 +697,62 @@ def test_error_bound_holds_on_adversarial_inputs(case):
     ours = fp16_matmul(a, b, acc=acc)
     assert exact_check(a, b, ours, acc) <= 1.0
     assert np.array_equal(ours.view(np.uint32), ref_matmul(a, b, acc))
+
+
+# ---------------------------------------------------------------- division and square root
+# numpy's float32 division and sqrt are IEEE correctly rounded (SSE divss / sqrtss, default
+# rounding, no flush to zero): the reference for every non-NaN result.
+
+
+def _canonical(ref):
+    bits = ref.view(np.uint32).copy()
+    bits[np.isnan(ref)] = CANONICAL_NAN_F32
+    return bits
+
+
+def _patterns(rng, n):
+    """Random fp32 patterns: a quarter subnormal, a quarter near 1, the rest any pattern."""
+    x = rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)
+    q = n // 4
+    x[:q] = rng.integers(0, 2**23, q, dtype=np.uint32)
+    x[q:2 * q] = rng.integers(0x3E000000, 0x41000000, q, dtype=np.uint32)
+    x[:2 * q] |= rng.integers(0, 2, 2 * q, dtype=np.uint32) << 31
+    return rng.permutation(x)
+
+
+def test_fp32_div_matches_numpy_on_special_and_random_operands():
+    sp = np.array(SPECIAL_F32, np.uint32)
+    a, b = (x.ravel() for x in np.meshgrid(sp, sp))
+    rng = np.random.default_rng(21)
+    a = np.concatenate([a, _patterns(rng, 1_000_000)])
+    b = np.concatenate([b, _patterns(rng, 1_000_000)])
+    # quotients in the subnormal range (rounded on the 2**-149 grid) and near overflow
+    c = rng.integers(1, 2**26, 200_000, dtype=np.uint32)
+    d = rng.integers(0x3F000000, 0x4D000000, 200_000, dtype=np.uint32)
+    e = rng.integers(0x7E000000, 0x7F800000, 200_000, dtype=np.uint32)
+    a = np.concatenate([a, c, e])
+    b = np.concatenate([b, d, rng.integers(0x3E800000, 0x3F800000, 200_000, dtype=np.uint32)])
+    with np.errstate(all="ignore"):
+        ref = a.view(np.float32) / b.view(np.float32)
+    got = fp32_div_array(a, b)
+    assert np.array_equal(got, _canonical(ref))
+    assert np.count_nonzero((got & 0x7F800000) == 0) > 100_000  # subnormal results were tried
+
+
+def test_fp32_sqrt_matches_numpy_on_special_and_random_operands():
+    rng = np.random.default_rng(22)
+    a = np.concatenate([np.array(SPECIAL_F32, np.uint32), _patterns(rng, 2_000_000)])
+    with np.errstate(invalid="ignore"):
+        ref = np.sqrt(a.view(np.float32))
+    got = fp32_sqrt_array(a)
+    assert np.array_equal(got, _canonical(ref))
+    assert fp32_sqrt_array(np.array([0x80000000], np.uint32))[0] == 0x80000000  # sqrt(-0) = -0
+
+
+@pytest.mark.slow
+def test_fp32_sqrt_all_positive_patterns_match_numpy():
+    for lo in range(0, 2**31, 2**26):  # every non-negative pattern, NaNs included (minutes)
+        a = np.arange(lo, lo + 2**26, dtype=np.uint32)
+        with np.errstate(invalid="ignore"):  # signalling NaNs
+            ref = np.sqrt(a.view(np.float32))
+        assert np.array_equal(fp32_sqrt_array(a), _canonical(ref)), lo

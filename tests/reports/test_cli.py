@@ -141,6 +141,21 @@ def test_simulate_memoryformer_train_prefill_decode(capsys):
                                              "control")) == t["cycles"]
 
 
+def test_simulate_memoryformer_train_with_adam_table_optimizer(capsys):
+    """--table-optimizer adam reaches the lowering: the table updates move one more fp32 table
+    (the first moment) than SGD with momentum's, so more tier bytes, the same GEMM work."""
+    totals = {}
+    for opt in ("sgd_momentum", "adam"):
+        code, out, err = run_cli(capsys, "simulate", "--model", "memoryformer_tiny", "--seq-len",
+                                 "64", "--table-optimizer", opt, "--json")
+        assert code == 0 and err == "", err
+        totals[opt] = json.loads(out)["totals"]
+    sgd, adam = totals["sgd_momentum"], totals["adam"]
+    tier = [k for k in sgd if k.startswith("tier_") and k.endswith(("_read", "_write"))]
+    assert sum(adam[k] for k in tier) > sum(sgd[k] for k in tier)
+    assert adam["macs"] == sgd["macs"]
+
+
 def test_simulate_memoryformer_decode_text_names_tiers_and_layers(capsys):
     code, out, err = run_cli(capsys, "simulate", "--model", "memoryformer_tiny", "--phase",
                              "decode", "--seq-len", "64", "--context", "32")
@@ -163,6 +178,8 @@ def test_simulate_memoryformer_decode_text_names_tiers_and_layers(capsys):
                                                          "decode"),
     (["--model", "memoryformer_tiny", "--phase", "decode", "--context", "-1"],
      "expected a non-negative integer, got '-1'"),
+    (["--model", "memoryformer_tiny", "--table-optimizer", "adagrad"],
+     "argument --table-optimizer: invalid choice: 'adagrad'"),
 ])
 def test_simulate_bad_phase_or_model_is_one_line_and_exit_2(capsys, argv, needle):
     code, out, err = run_cli(capsys, "simulate", *argv)
