@@ -356,6 +356,10 @@ class VectorConfig:
         _positive_int(f"{path}.lanes", self.lanes)
 
 
+MAX_HOT_ROWS = 1 << 20
+"""The largest ``lookup.hot_rows`` a config may ask for."""
+
+
 @dataclass(frozen=True)
 class LookupConfig:
     """Big-memory lookup engine (MemoryFormer hashing, gathers; AttMEMO map fetches).
@@ -377,8 +381,10 @@ class LookupConfig:
         (:func:`hwsim.tiers.place_tables`); ``()`` means every tier in the order of ``tiers``
         (kept empty rather than filled in so that replacing ``tiers`` keeps the default).
     hot_rows : int
-        Rows of an on-chip hot-row SRAM cache in front of the tiers (0: none). Row requests that
-        hit it never reach a tier.
+        Rows of an on-chip hot-row SRAM cache in front of the tiers (0: none), at most
+        :data:`MAX_HOT_ROWS`. Row requests that hit it never reach a tier: fully associative,
+        LRU, cold at each GATHER or SCATTER mode 0 (the row update bypasses it), write-through;
+        :mod:`hwsim.units.lookup` states the model.
     element : str
         Table row element, ``"fp16"`` or ``"int8"`` (bytes per element: 2 or 1); a row of ``h``
         elements is ``h x element bytes``.
@@ -422,6 +428,10 @@ class LookupConfig:
         if isinstance(self.hot_rows, bool) or not isinstance(self.hot_rows, int) \
                 or self.hot_rows < 0:
             raise ConfigError(f"{path}.hot_rows", self.hot_rows, "a non-negative integer")
+        if self.hot_rows > MAX_HOT_ROWS:
+            raise ConfigError(f"{path}.hot_rows", self.hot_rows,
+                              f"at most {MAX_HOT_ROWS:,} rows (2**20: a fully associative "
+                              "cache of 1 KiB rows would already be a 1 GiB SRAM)")
         if self.element not in LOOKUP_ELEMENTS:
             raise ConfigError(f"{path}.element", self.element, f"one of {LOOKUP_ELEMENTS}")
         _positive_int(f"{path}.request_ports", self.request_ports)

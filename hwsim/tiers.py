@@ -462,7 +462,8 @@ def place_tables(sizes: Sequence[int], lookup: LookupConfig) -> Placement:
     Each table goes into the first tier (in placement order) with room for it, at the next
     multiple of that tier's ``row_bytes`` (so a table row of a power-of-two size up to
     ``row_bytes`` never straddles two DRAM rows). The hot-row cache (``lookup.hot_rows``) is
-    not a tier and holds no table.
+    not a tier and holds no table: it keeps copies of rows a command reads, from whichever tier
+    holds them, and takes no capacity here (:mod:`hwsim.units.lookup`).
 
     Parameters
     ----------

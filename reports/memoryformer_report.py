@@ -12,12 +12,16 @@ its tables in each memory tier.
 - the time per block (:func:`block_table`);
 - the tier sweep (:func:`tier_sweep`): MemoryFormer-tiny with all its tables in one tier preset
   (:func:`hwsim.tiers.tier_preset`), the rest of the machine unchanged;
+- the hot-row cache sweep (:func:`hot_row_sweep`): ``lookup.hot_rows`` of 0, 1k, 4k and 16k rows on
+  one tier, the hit rate measured on a MemoryFormer-tiny layer's hash codes of real text and the
+  training step as timing mode draws its rows;
 - achieved gather bandwidth against row size and requests outstanding per tier
   (:func:`gather_curves`: :class:`hwsim.tiers.TierModel` and :func:`hwsim.tiers.gather_time`,
   the model ``benchmarks/bench_gather.py`` measures);
 
 with the figures ``memoryformer_compare.png``, ``memoryformer_layers.png``,
-``memoryformer_tiers.png``, ``memoryformer_gather.png`` and one CSV per table.
+``memoryformer_tiers.png``, ``memoryformer_gather.png`` and one CSV per table
+(``memoryformer_hot_rows.csv``: the hot-row cache sweep).
 """
 
 from __future__ import annotations
@@ -35,11 +39,15 @@ import pandas as pd
 from dataflow.simulate import PATH_PARTS, ModelResult, simulate_model
 from dataflow.workload import extract
 from dataflow.zoo import get_model
+from hwsim import isa
 from hwsim.config import AcceleratorConfig, load_config
 from hwsim.tiers import TIER_PRESETS, TierModel, gather_time, tier_preset
+from hwsim.units.lookup import LookupModel
+from hwsim.units.lookup_timing import events
 
 __all__ = ["MODELS", "SENSITIVITY", "block_table", "compare_table", "engine_sensitivity",
-           "gather_curves", "memoryformer_report", "sweep_config", "tier_sweep", "update_traffic"]
+           "gather_curves", "hot_row_sweep", "measured_rows", "memoryformer_report",
+           "sweep_config", "tier_sweep", "update_traffic"]
 
 MODELS = (("MemoryFormer-tiny", "memoryformer_tiny", "dense", None),
           ("Pythia-70M dense", "pythia70m", "dense", None),
@@ -48,6 +56,8 @@ MODELS = (("MemoryFormer-tiny", "memoryformer_tiny", "dense", None),
 COMPUTE = ("array", "sore", "vector", "lookup")
 """Energy components counted as compute."""
 ROW_BYTES = (256, 512, 1024, 2048, 4096)
+HOT_ROWS = (0, 1024, 4096, 16384)
+"""``lookup.hot_rows`` of the hot-row cache sweep (:func:`hot_row_sweep`)."""
 OUTSTANDING = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 GIB = 1 << 30
 
@@ -220,6 +230,111 @@ def tier_sweep(config: AcceleratorConfig | str = "vcu1525", seq_len: int = 2048,
         row["train_peak_share"] = at_peak * c.clock_mhz / 1e3 / max(row["train_path_lookup"], 1)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def measured_rows(seq_len: int, d: int = 512, tau: int = 8, seed: int = 0
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices a MemoryFormer memory layer of MemoryFormer-tiny's Q shape (``d`` inputs,
+    ``tau``-bit chunks) hashes ``seq_len`` tokens of real text to.
+
+    The text: the first ``seq_len`` bytes of :func:`algorithms.experiments._common.byte_corpus`
+    (the Python standard library's sources), each byte a token, through an initialised embedding
+    (``torch.manual_seed(seed)``) and a LayerNorm, as a first block's input. The codes of an
+    initialised layer depend on the token only, so their skew is the text's byte frequencies:
+    a proxy for a trained model's concentrated codes, not a trained model's.
+
+    Returns
+    -------
+    rows : numpy.ndarray
+        ``(seq_len * K,)`` flat rows ``k * 2**tau + code``, token by token (a GATHER's order).
+    counts : numpy.ndarray
+        :meth:`algorithms.memoryformer.MemoryLayer.bucket_counts`, ``(K, 2**tau)``.
+    """
+    import torch
+
+    from algorithms.experiments._common import byte_corpus
+    from algorithms.memoryformer import MemoryLayer
+
+    torch.manual_seed(seed)
+    layer = MemoryLayer(d, 8, tau=tau, bias=False)  # the hash needs no table width
+    emb = torch.nn.Embedding(256, d)
+    tokens = byte_corpus(seq_len)[:seq_len]
+    with torch.no_grad():
+        x = torch.nn.functional.layer_norm(emb(tokens), (d,))
+        idx, _ = layer.hash(x)
+        counts = layer.bucket_counts(x)
+    rows = idx + torch.arange(layer.num_tables) * 2**tau
+    return rows.reshape(-1).numpy().astype(np.int64), counts.numpy()
+
+
+def hot_row_sweep(config: AcceleratorConfig | str = "vcu1525", seq_len: int = 256,
+                  tier: str = "cxl", sizes: Sequence[int] = HOT_ROWS, *,
+                  progress: Progress = None) -> pd.DataFrame:
+    """MemoryFormer-tiny with a hot-row cache of each of ``sizes`` rows (``lookup.hot_rows``) in
+    front of one tier (:func:`sweep_config`).
+
+    Two measurements per size:
+
+    - **measured rows**: the Q layer's forward GATHERs (fp16 rows of 512, ``K = 64`` chunks of
+      ``tau = 8``) over the rows :func:`measured_rows` hashes ``seq_len`` tokens of text to, in
+      commands of the compiler's token block (:func:`dataflow.lower.lookup.token_block`), each
+      through the lookup unit's row pipeline (:class:`hwsim.units.lookup.LookupModel`, the
+      cache cold per command) beside the same commands with rows drawn uniformly (timing mode's
+      assumption); and the share of references the ``N`` most popular rows take
+      (``bucket_counts``: what a cache holding them for good, warm across commands, would hit);
+    - **training step**: the whole step in timing mode (uniform rows, ``dataflow.simulate_model``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per size: ``hot_rows, tier, hit_rate`` (measured rows, LRU, cold per command),
+        ``uniform_hit_rate``, ``top_share``, ``gather_cycles, gather_read`` (the measured Q
+        GATHERs: cycles summed, tier bytes), ``uniform_gather_cycles``, ``train_cycles,
+        train_path_lookup, train_read, train_write, train_energy_tier_pj, train_energy_pj``.
+    """
+    from dataflow.lower.lookup import LayerShape, token_block
+
+    cfg = load_config(config)
+    entries, tables = _table_bytes(seq_len)
+    need = entries * (2 + 3 * 4) + 4 * tables * 8192
+    base, _ = sweep_config(cfg, tier, need)
+    d, tau, h = 512, 8, 512
+    k = d // tau
+    rows, counts = measured_rows(seq_len, d, tau)
+    uniform = np.tile(np.arange(k), seq_len) * (1 << tau) + np.random.default_rng(0).integers(
+        0, 1 << tau, seq_len * k)
+    tb = token_block(LayerShape(seq_len, d, h, tau), base, "forward")
+    ranked = np.sort(counts.reshape(-1))[::-1]
+    t = base.lookup.tiers[0]
+    moved = -(-h * base.lookup.element_bytes // t.access_bytes) * t.access_bytes
+    model, regs = LookupModel(), np.zeros(16, np.int64)
+    out = []
+    for size in sizes:
+        c = dataclasses.replace(base, lookup=dataclasses.replace(base.lookup, hot_rows=size))
+        row = {"hot_rows": size, "tier": tier, "top_share": ranked[:size].sum() / len(rows)}
+        for name, stream in (("", rows), ("uniform_", uniform)):
+            cycles = hits = 0
+            for a in range(0, seq_len, tb):
+                part = stream[a * k:min(a + tb, seq_len) * k]
+                cmd = isa.Gather(0, 0, 0, 0, len(part) // k, k, h, 0, 0)
+                cy, hi, _ = model._run_pipeline(cmd, c, part, regs, events)
+                cycles, hits = cycles + cy, hits + hi
+            row[f"{name}hit_rate"] = hits / len(stream)
+            row[f"{name}gather_cycles"] = cycles
+            row[f"{name}gather_read"] = (len(stream) - hits) * moved
+        t0 = time.perf_counter()
+        r = simulate_model("memoryformer_tiny", "dense", None, c, 1, compare_dense=False,
+                           phase="train", seq_len=seq_len)
+        tt = r.totals
+        row.update({"train_cycles": tt["cycles"], "train_path_lookup": tt["path_lookup"],
+                    "train_read": tt.get(f"tier_{tier}_read", 0),
+                    "train_write": tt.get(f"tier_{tier}_write", 0),
+                    "train_energy_tier_pj": tt.get(f"energy_tier_{tier}_pj", 0.0),
+                    "train_energy_pj": tt["energy_pj"]})
+        out.append(row)
+        _say(progress, f"[hot rows] {size} on {tier}: measured hit rate {row['hit_rate']:.1%}, "
+                       f"train {tt['cycles']:,} cycles ({time.perf_counter() - t0:.1f} s)")
+    return pd.DataFrame(out)
 
 
 SENSITIVITY = (("as configured", {}), ("8x rows in flight", {"inflight_kib": 8}),
@@ -642,6 +757,34 @@ def _markdown(d: dict) -> str:
             lines.append(f"| {name} | " + " | ".join(
                 f"{e.loc[k, 'lookup_gbps']:,.1f} ({e.loc[k, 'cycles'] / 1e6:,.1f} M cycles)"
                 for k in knobs) + " |")
+    hot = d.get("hot", pd.DataFrame())
+    if len(hot):
+        h0 = hot.iloc[0]
+        lines += ["", f"## Hot-row cache (`lookup.hot_rows`): MemoryFormer-tiny on "
+                  f"{h0.tier} (sequence {d['hot_seq']})", "",
+                  "| hot rows | measured hit rate | uniform hit rate | top-N share | "
+                  "Q GATHER cycles (measured) | Q GATHER tier MB | Q GATHER cycles (uniform) | "
+                  "train cycles | train tier MB read / written | train energy mJ |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in hot.itertuples():
+            lines.append(
+                f"| {r.hot_rows:,} | {r.hit_rate:.1%} | {r.uniform_hit_rate:.1%} | "
+                f"{r.top_share:.1%} | {r.gather_cycles:,} | {_mb(r.gather_read)} | "
+                f"{r.uniform_gather_cycles:,} | {r.train_cycles:,} | {_mb(r.train_read)} / "
+                f"{_mb(r.train_write)} | {r.train_energy_pj / 1e9:,.2f} |")
+        lines += ["", "A fully associative LRU cache of whole rows, cold at each GATHER and "
+                  "SCATTER (`hwsim.units.lookup`: hits take no tier request and arrive after "
+                  "the `sram` preset's 2 ns; SCATTER writes through; the row update bypasses "
+                  "it). Measured: the Q layer's forward GATHERs over the codes an initialised "
+                  "layer hashes the first tokens of real text (Python sources, a byte a token) "
+                  "to, in the compiler's token blocks, through the row pipeline; uniform: the "
+                  "same commands with rows drawn as timing mode draws them. Top-N share: the "
+                  "references the N most popular rows take (`MemoryLayer.bucket_counts`), what "
+                  "a cache holding them for good would hit. The training step is timing mode "
+                  "(uniform rows), so it shows only what repeats within a command save. Decode "
+                  "gains nothing: one token is one row per chunk, no repeat within a command. "
+                  "Cache bytes are priced at the `sram` preset's 12.8 pJ/byte (`hot_row_byte`); "
+                  "every miss fills the cache, so a low hit rate costs energy."]
     # gather curves
     if len(curves):
         lines += ["", "## Gather bandwidth per tier", "",
@@ -726,7 +869,8 @@ def memoryformer_report(out_dir: str | Path = "reports/memoryformer",
                         phases: Sequence[str] = ("train", "prefill", "decode"),
                         sensitivity_tiers: Sequence[str] = ("hbm2e", "ddr4", "ddr5"),
                         sensitivity_seq_len: int = 256, gather_rows: int = 16384,
-                        progress: Progress = None) -> Path:
+                        hot_tier: str | None = "cxl", hot_rows: Sequence[int] = HOT_ROWS,
+                        hot_seq_len: int = 256, progress: Progress = None) -> Path:
     """Write ``memoryformer_report.md``, its PNG figures and CSVs under ``out_dir``.
 
     Parameters
@@ -747,6 +891,12 @@ def memoryformer_report(out_dir: str | Path = "reports/memoryformer",
         Its sequence (at most ``seq_len``).
     gather_rows : int
         Random rows per point of the gather curves.
+    hot_tier : str or None
+        Tier of the hot-row cache sweep (:func:`hot_row_sweep`); None: no sweep.
+    hot_rows : sequence of int
+        Its cache sizes, rows.
+    hot_seq_len : int
+        Its sequence (at most ``seq_len``).
     progress : callable, optional
         Receives one line per finished simulation.
 
@@ -762,7 +912,7 @@ def memoryformer_report(out_dir: str | Path = "reports/memoryformer",
     """
     t_start = time.perf_counter()
     cfg = load_config(config)
-    for name in (*tiers, *sensitivity_tiers):
+    for name in (*tiers, *sensitivity_tiers, *([hot_tier] if hot_tier else [])):
         tier_preset(name)  # an unknown name fails before any simulation
     if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
         raise ValueError(f"seq_len must be a positive integer, not {seq_len!r}")
@@ -779,6 +929,10 @@ def memoryformer_report(out_dir: str | Path = "reports/memoryformer",
     engine = engine_sensitivity(cfg, engine_seq, sensitivity_tiers, progress=progress) \
         if sensitivity_tiers else pd.DataFrame()
     engine.to_csv(out / "memoryformer_engine.csv", index=False)
+    hot_seq = min(hot_seq_len, seq_len)
+    hot = hot_row_sweep(cfg, hot_seq, hot_tier, hot_rows, progress=progress) \
+        if hot_tier and len(hot_rows) else pd.DataFrame()
+    hot.to_csv(out / "memoryformer_hot_rows.csv", index=False)
     _say(progress, f"gather curves: {len(tiers)} tiers x {len(ROW_BYTES)} row sizes x "
                    f"{len(OUTSTANDING)} outstanding, {gather_rows} rows each")
     curves = gather_curves(tiers, rows=gather_rows) if tiers else pd.DataFrame()
@@ -799,6 +953,7 @@ def memoryformer_report(out_dir: str | Path = "reports/memoryformer",
     md.write_text(_markdown({
         "df": df, "blocks": blocks, "sweep": sweep, "curves": curves, "engine": engine,
         "per_pass": per_pass, "update": update, "cfg": cfg, "seq_len": seq_len,
+        "hot": hot, "hot_seq": hot_seq,
         "sweep_seq": sweep_seq, "engine_seq": engine_seq, "gather_rows": gather_rows,
         "table_bytes": entries * cfg.lookup.element_bytes,
         "runtime": time.perf_counter() - t_start}))

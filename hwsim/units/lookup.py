@@ -66,7 +66,46 @@ lanes, read-after-write forwarding for SCATTER): in functional mode with the row
 computed (stepped per cycle), in timing mode with rows drawn uniformly from each chunk's
 ``2**tau`` rows (annotation ``trows``, default 256), event by event, from a seed that is the
 command's shape, so that commands of one shape take the same cycles and are timed once.
-RTL: ``rtl/lookup`` (next).
+RTL: ``rtl/lookup`` runs HASH modes 0 and 1 and GATHER mode 0, equal to this model in values
+and in every command's cycles (``tests/rtl/test_lookup_cocotb.py``); the other modes are
+model-only so far.
+
+Hot-row cache (``config.lookup.hot_rows`` rows, 0: none)
+    An on-chip SRAM of whole rows in front of the tiers, **fully associative with LRU
+    replacement** (:func:`hot_row_hits`): an upper bound for the set-associative cache a
+    16k-row store would be built as (with MemoryFormer's layout, row ``k * 2**tau + code``,
+    a set index from the low bits would spread each chunk's rows over the sets evenly, so the
+    loss is conflict misses only), and independent of where the table sits. It serves GATHER
+    (both modes: the table rows) and SCATTER mode 0 (the gradient rows it read-modify-writes);
+    the row update (modes 1 and 2, each row touched once per command, several tables a row)
+    bypasses it. **Cold at every command**: hwsim times each lookup command on its own from an
+    idle memory (timing mode even times commands of one shape once), so a cache warm across
+    commands would break that; a decode step's GATHER (one token: one row a chunk, no repeat)
+    therefore never hits, and the cache pays off on commands of many tokens (training,
+    prefill). The command's listed rows reference it once each, in program order: a reference
+    that finds its row is a hit (the row becomes the most recent), otherwise the row is
+    allocated, evicting the least recent (a read miss fills it from the tier; a SCATTER row
+    forwarded from the accumulator is written into it). A read hit issues no tier request and
+    takes no outstanding slot of a channel: its data is ready :func:`hot_row_latency` cycles
+    after its issue (the ``"sram"`` preset's 2 ns), or once the miss filling its row has been
+    answered if that is later; it still takes an issue slot, a slot of the row window and a
+    response port. SCATTER writes **through** the cache (every row is written to the tier, as
+    without it; the cached copy is current from the write's issue, so a read hit on a row an
+    earlier access updates waits for that write's issue, not its completion). Kernels:
+    :func:`hwsim.units.lookup_timing.events_hot` and
+    :func:`~hwsim.units.lookup_timing.per_cycle_hot`; with ``hot_rows = 0`` the kernels without
+    a cache run, so every cycle, byte and joule is as without this feature.
+    Accounting (``account``): a hit moves no tier bytes (tier reads are the misses times the
+    row's whole access blocks); hits and fills (and SCATTER's write-through) count as on-chip
+    SRAM bytes (``sram_read``/``sram_write``), priced by the action ``hot_row_byte``
+    (:func:`hwsim.energy.price`). The hits come from the rows timing mode draws
+    (``_hot_hits``), **in both modes**: functional mode's cycles use the program's rows, its
+    bytes these counts (``account`` sees the command table, not the values, as with the row
+    update's dirty rows; it may be called without the timing, as ``dataflow.simulate`` does, so
+    it draws the rows itself). Timing mode's rows are uniform within each chunk's ``trows``
+    rows, which a cache helps only through repeats; skewed real hash codes hit more, which
+    ``reports/memoryformer_report.py`` measures (``hot_row_sweep``) by running this pipeline
+    on the rows of a MemoryFormer layer hashing real text.
 """
 
 from __future__ import annotations
@@ -76,6 +115,7 @@ from numba import njit
 
 from .. import isa
 from ..config import AcceleratorConfig
+from ..energy import HOT_ROW_BYTE
 from ..numerics import (
     _chunk_grad_kernel,
     _chunk_weight_kernel,
@@ -86,10 +126,11 @@ from ..numerics import (
 )
 from ..program import COL
 from . import Access, UnitModel, UnitTiming
-from .lookup_timing import TierParams, events, per_cycle
+from .lookup_timing import TierParams, events, events_hot, lru_hits, per_cycle, per_cycle_hot
 from .vector import ADAM_FLOPS, SGD_MOMENTUM, adam_update, sgd_update
 
-__all__ = ["HASH_LATENCY", "LookupModel", "hash_cycles", "hash_rows", "row_compute_cycles"]
+__all__ = ["HASH_LATENCY", "LookupModel", "hash_cycles", "hash_rows", "hot_row_hits",
+           "hot_row_latency", "row_compute_cycles"]
 
 HASH_LATENCY = 4
 """Pipeline cycles of a hash lane after its last element: the scale multiply, the sigmoid's
@@ -98,10 +139,22 @@ DEFAULT_TROWS = 256
 _FWD, _OFFICIAL, _BWD = 0, 1, 2
 
 
-def hash_cycles(chunks_total, tau, lanes):
-    """``unit_cycles`` of HASH commands (vectorised)."""
-    chunks_total, tau = np.asarray(chunks_total, np.int64), np.asarray(tau, np.int64)
-    return 1 + -(-chunks_total // lanes) * tau + HASH_LATENCY
+def hash_cycles(chunks_total, tau, lanes, vec_lanes, mode=0):
+    """``unit_cycles`` of HASH commands (vectorised), as ``rtl.lookup.hashing.HashEngine``
+    runs modes 0 and 1: chunks in groups of ``lanes``, ``tau`` cycles a group, from the cycle
+    after the first group's last ``z`` word has arrived (one VEC entry of ``vec_lanes`` words a
+    cycle from the start cycle), :data:`HASH_LATENCY` cycles to the last group's weights, then
+    two entry writes (rows, weights)::
+
+        (min(lanes, n) tau - 1) // vec_lanes + ceil(n / lanes) tau + HASH_LATENCY + 4
+
+    and 2 for ``n = 0``. Modes 2 and 3 (no RTL yet): ``1 + ceil(n / lanes) tau +
+    HASH_LATENCY``."""
+    n, tau = np.asarray(chunks_total, np.int64), np.asarray(tau, np.int64)
+    groups = -(-n // lanes)
+    fwd = (np.minimum(lanes, n) * tau - 1) // vec_lanes + groups * tau + HASH_LATENCY + 4
+    bwd = 1 + groups * tau + HASH_LATENCY
+    return np.where(np.asarray(mode) >= _BWD, bwd, np.where(n == 0, 2, fwd))
 
 
 def row_compute_cycles(h: int, lanes: int) -> float:
@@ -109,6 +162,30 @@ def row_compute_cycles(h: int, lanes: int) -> float:
     row at a time, or ``h / lanes`` when ``lanes`` is a multiple of ``h`` (that many rows a
     cycle, side by side)."""
     return h / lanes if lanes % h == 0 else float(-(-h // lanes))
+
+
+def hot_row_latency(clock_mhz: float) -> int:
+    """Cycles from a hot-row cache hit's issue to its data: the ``"sram"`` tier preset's read
+    latency (:func:`hwsim.tiers.tier_preset`, 2 ns) at ``clock_mhz``, rounded up (at least 1)."""
+    from ..tiers import tier_preset
+
+    return max(1, TierParams(tier_preset("sram"), clock_mhz).rd_lat)
+
+
+def hot_row_hits(rows: np.ndarray, hot_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which of a command's row references hit a hot-row cache of ``hot_rows`` rows.
+
+    The cache (``lookup.hot_rows``) is fully associative with LRU replacement, cold at the
+    command's start, and referenced once per listed row in program order (token by token,
+    chunk by chunk): :func:`hwsim.units.lookup_timing.lru_hits`.
+
+    Returns
+    -------
+    hit : numpy.ndarray of bool
+    src : numpy.ndarray of int64
+        For a hit, the reference whose miss filled its row; -1 for a miss.
+    """
+    return lru_hits(np.asarray(rows, np.int64), int(hot_rows))
 
 
 def hash_rows(z: np.ndarray, tau: int) -> np.ndarray:
@@ -174,6 +251,15 @@ def _words(machine, addr: int, n: int, config: AcceleratorConfig) -> np.ndarray:
     vec = machine.buffers[isa.Buffer.VEC].view(np.uint32).reshape(-1)
     w0 = addr * config.vector.lanes
     return vec[w0:w0 + n]
+
+
+def _store(machine, addr: int, values: np.ndarray, config: AcceleratorConfig) -> None:
+    """Write a result to VEC from entry ``addr`` as whole entries: the words of the last entry
+    past ``values`` are zero (the engine writes entries, not words)."""
+    lanes = config.vector.lanes
+    out = _words(machine, addr, -(-len(values) // lanes) * lanes, config)
+    out[:len(values)] = values
+    out[len(values):] = 0
 
 
 def _dram_words(machine, addr: int, nbytes: int) -> np.ndarray:
@@ -272,7 +358,7 @@ class LookupModel(UnitModel):
                 out = np.empty(n, np.uint32)
                 _dot(machine.dram, base, cmd.width * eb, eb, rows, dy, cmd.tokens, cmd.chunks,
                      cmd.width, config.lookup.gather_lanes, out)
-            _words(machine, cmd.out_addr, len(out), config)[:] = out
+            _store(machine, cmd.out_addr, out, config)
         elif cmd.mode == 0:
             grad = machine.dram.view(np.uint8)
             if base % 4:
@@ -294,14 +380,14 @@ class LookupModel(UnitModel):
             rows = hash_rows(z.view(np.float32).reshape(cmd.tokens, -1), cmd.width)
             p = np.empty(n, np.uint32)
             _chunk_weight_kernel(z, c, official, p)
-            _words(machine, cmd.out_addr, n, config)[:] = rows.reshape(-1).astype(np.uint32)
-            _words(machine, cmd.p_addr, n, config)[:] = p
+            _store(machine, cmd.out_addr, rows.reshape(-1).astype(np.uint32), config)
+            _store(machine, cmd.p_addr, p, config)
         else:
             grad = np.empty(z.shape, np.uint32)
             _chunk_grad_kernel(z, c, official, grad)
             g = _words(machine, cmd.p_addr, n, config).copy()
             dz = fp32_mul_array(np.repeat(g, cmd.width), grad.reshape(-1))
-            _words(machine, cmd.out_addr, n * cmd.width, config)[:] = dz
+            _store(machine, cmd.out_addr, dz, config)
         return None
 
     def _update_rows(self, cmd, machine, rows) -> np.ndarray:
@@ -334,6 +420,20 @@ class LookupModel(UnitModel):
     def _pipeline(self, cmd, config, rows, regs, kernel, dirty=None) -> int:
         """Cycles of a GATHER or SCATTER whose row indices are ``rows`` (module docstring);
         ``dirty``: which rows a row update finds dirty (default all)."""
+        return self._run_pipeline(cmd, config, rows, regs, kernel, dirty)[0]
+
+    def _run_pipeline(self, cmd, config, rows, regs, kernel, dirty=None
+                      ) -> tuple[int, int, int]:
+        """:meth:`_pipeline` with the hot-row cache's counts: ``(cycles, hits, read_hits)``.
+
+        ``hits``: references of the command's row stream (one per listed row) that find their
+        row in the hot-row cache (:func:`hot_row_hits`), what :meth:`account` charges no tier
+        read for; ``read_hits``: the read requests the cache served (a SCATTER's forwarded rows
+        issue no read). Both 0 without a cache (``lookup.hot_rows = 0``) and for the row
+        update (SCATTER modes 1 and 2), which bypasses it. ``kernel``:
+        :func:`~hwsim.units.lookup_timing.events` or
+        :func:`~hwsim.units.lookup_timing.per_cycle` (with a cache, their ``_hot`` twins run).
+        """
         lk = config.lookup
         tier = lk.tiers[cmd.tier]
         G = lk.gather_lanes
@@ -393,16 +493,28 @@ class LookupModel(UnitModel):
             compute = np.where(dirty, compute, 1.0 / G)
             fwd = np.zeros(n, np.bool_)
         p = TierParams(tier, config.clock_mhz).args()
-        cycles, *_ = kernel(rd_addr.astype(np.int64), rd_size, rd_ptr, wr_addr.astype(np.int64),
-                            wr_size, wr_ptr, compute, dep, fwd, lk.request_ports,
-                            max(window, 4), p)
-        return int(cycles)
+        args = (rd_addr.astype(np.int64), rd_size, rd_ptr, wr_addr.astype(np.int64), wr_size,
+                wr_ptr, compute, dep, fwd, lk.request_ports, max(window, 4), p)
+        cached = cmd.OPCODE == isa.Opcode.GATHER or cmd.mode == 0
+        if lk.hot_rows == 0 or not cached:
+            cycles, *_ = kernel(*args)  # the engine without a cache, as the RTL has it
+            return int(cycles), 0, 0
+        ref_hit, src = hot_row_hits(rows, lk.hot_rows)
+        hit = ref_hit
+        if cmd.OPCODE == isa.Opcode.SCATTER:
+            # reads: the accesses not forwarded; a hit waits for the write of the previous access
+            # to its row (dep), not for a fill, so no source read
+            hit, src = ref_hit[reads], np.full(int(reads.sum()), -1, np.int64)
+        hot = per_cycle_hot if kernel is per_cycle else events_hot
+        cycles, *_, served = hot(*args, hit, src, hot_row_latency(config.clock_mhz))
+        return int(cycles), int(ref_hit.sum()), int(served)
 
     def cycles(self, rows, config):
         op = rows[:, COL["opcode"]]
         n = rows[:, COL["tokens"]] * rows[:, COL["chunks"]]
         out = np.where(op == isa.Opcode.HASH,
-                       hash_cycles(n, rows[:, COL["width"]], config.lookup.hash_lanes), 0)
+                       hash_cycles(n, rows[:, COL["width"]], config.lookup.hash_lanes,
+                                   config.vector.lanes, rows[:, COL["mode"]]), 0)
         # timing mode draws each command's rows from its shape alone, so commands of one shape
         # take the same cycles: each shape is timed once
         keys = [f for f in ("opcode", "tokens", "chunks", "width", "tier", "mode", "trows")]
@@ -421,6 +533,28 @@ class LookupModel(UnitModel):
             out[memory] = timed[inv.reshape(-1)]
         return UnitTiming(np.asarray(out, np.int64))
 
+    def _hot_hits(self, rows, config) -> np.ndarray:
+        """Hot-row cache hits of each row of a command table (:func:`hot_row_hits` over the rows
+        timing mode draws, :func:`_synthetic_rows`): 0 without a cache, for HASH and for the row
+        update."""
+        hits = np.zeros(len(rows), np.int64)
+        if not config.lookup.hot_rows:
+            return hits
+        keys = ("opcode", "tokens", "chunks", "width", "tier", "mode", "trows")
+        memo: dict[tuple, int] = {}
+        for i in range(len(rows)):
+            key = tuple(int(rows[i, COL[k]]) for k in keys)
+            op, mode = key[0], key[5]
+            if key[1] * key[2] == 0 or not (op == isa.Opcode.GATHER or (
+                    op == isa.Opcode.SCATTER and mode == 0)):
+                continue
+            if key not in memo:
+                cmd = isa.command_class(op)(0, 0, 0, 0, *key[1:6])
+                memo[key] = int(hot_row_hits(_synthetic_rows(list(key), cmd, key[6]),
+                                             config.lookup.hot_rows)[0].sum())
+            hits[i] = memo[key]
+        return hits
+
     def footprint(self, cmd, config):
         lanes = config.vector.lanes
         return [Access(isa.Buffer.VEC, "w" if wr else "r", a, a + -(-w // lanes), wr)
@@ -436,6 +570,7 @@ class LookupModel(UnitModel):
         adam = (op == isa.Opcode.SCATTER) & (rows[:, COL["mode"]] == 2)
         flops = np.where(adam, ADAM_FLOPS * n * width, flops)
         acc.add("lookup", "vector_flop", int(flops.sum()))
+        hot = self._hot_hits(rows, config)
         for i in range(len(rows)):
             cmd = isa.command_class(int(op[i]))(**{
                 f: int(rows[i, COL[f]]) for f, _ in isa.Gather.FIELDS})
@@ -448,14 +583,23 @@ class LookupModel(UnitModel):
             rb = _row_bytes(cmd, config)
             gran = tier.access_bytes
             moved = -(-rb // gran) * gran
+            # hot-row cache hits (timing mode's rows, in both modes: _hot_hits) move no
+            # tier bytes; each hit reads its row from the cache SRAM, each miss fills it, and a
+            # SCATTER writes its row through the cache to the tier
+            hits = int(hot[i])
             if cmd.OPCODE == isa.Opcode.GATHER:
-                rd, wr = n[i] * moved, 0
+                rd, wr = (n[i] - hits) * moved, 0
             elif cmd.mode == 0:
-                rd, wr = n[i] * moved, n[i] * moved
+                rd, wr = (n[i] - hits) * moved, n[i] * moved
             else:  # row update: G, W and the state (mode 1 V, mode 2 M and V); the fp16 row
                 rows_fp32 = 4 if cmd.mode == 2 else 3
                 rd = rows_fp32 * n[i] * moved
                 wr = rows_fp32 * n[i] * moved + n[i] * (-(-(rb // 2) // gran) * gran)
+            if config.lookup.hot_rows and (cmd.OPCODE == isa.Opcode.GATHER or cmd.mode == 0):
+                fills = n[i] - hits + (n[i] if cmd.OPCODE == isa.Opcode.SCATTER else 0)
+                acc.bytes["sram_read"] += hits * rb
+                acc.bytes["sram_write"] += int(fills) * rb
+                acc.add("sram", HOT_ROW_BYTE, hits * rb + int(fills) * rb)
             key = f"tier_{tier.name}"
             acc.bytes[f"{key}_read"] = acc.bytes.get(f"{key}_read", 0) + int(rd)
             acc.bytes[f"{key}_write"] = acc.bytes.get(f"{key}_write", 0) + int(wr)

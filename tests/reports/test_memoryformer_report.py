@@ -8,6 +8,7 @@ import pytest
 from dataflow.simulate import PATH_PARTS, simulate_model
 from hwsim.config import load_config
 from reports.memoryformer_report import (
+    HOT_ROWS,
     MODELS,
     SENSITIVITY,
     engine_sensitivity,
@@ -106,7 +107,8 @@ def test_markdown_states_the_numbers_and_figures_are_pngs(report):
         data = png.read_bytes()
         assert len(data) > 1000 and data[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"memoryformer_{name}.png" in text
-    assert len(lines) == 3 * 2 + 2 * 2 + 1 and lines[0].startswith("[1/6] MemoryFormer-tiny")
+    assert len(lines) == 3 * 2 + 2 * 2 + len(HOT_ROWS) + 1
+    assert lines[0].startswith("[1/6] MemoryFormer-tiny")
 
 
 def test_gather_curves_stay_under_peak_and_need_requests_outstanding():
@@ -163,3 +165,24 @@ def test_item_tier_bytes_sum_to_the_run_and_land_on_the_memory_layers():
     per_layer = r.per_layer.set_index("layer").tier_bytes
     assert per_layer["blocks.0.ffn.up"] == 2 * K * 10 * K  # K rows of (tau + 2) K fp16
     assert per_layer["blocks.3.q"] == 2 * K * D and per_layer["blocks.3"] == 0
+
+
+def test_hot_row_cache_sweep_saves_tier_bytes_as_its_hit_rate_says(report):
+    out, md, _ = report
+    hot = _csv(out, "hot_rows").set_index("hot_rows")
+    assert list(hot.index) == list(HOT_ROWS) and (hot.tier == "cxl").all()
+    none = hot.loc[0]
+    assert none.hit_rate == none.uniform_hit_rate == 0
+    # the measured Q GATHERs: fp16 rows of 512 (1 KiB, whole 64-byte blocks), misses only
+    refs = none.gather_read // (2 * D)
+    assert refs == SEQ * K
+    assert (hot.gather_read == ((1 - hot.hit_rate) * refs).round() * 2 * D).all()
+    assert hot.hit_rate.is_monotonic_increasing and hot.hit_rate.iloc[-1] > 0.5
+    assert (hot.hit_rate >= hot.uniform_hit_rate).all()  # real codes repeat more than uniform
+    assert (hot.gather_cycles <= none.gather_cycles).all()
+    assert hot.gather_cycles.iloc[-1] < none.gather_cycles  # cxl is bandwidth-bound
+    # the training step (timing mode): fewer tier reads and cycles, writes through unchanged
+    assert (hot.train_read <= none.train_read).all() and (hot.train_write == none.train_write).all()
+    assert (hot.train_cycles <= none.train_cycles).all()
+    assert hot.train_read.iloc[-1] < none.train_read
+    assert "## Hot-row cache" in md.read_text()
