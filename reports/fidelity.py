@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -11,9 +12,11 @@ from dataflow import compile_gemm, sparse_operands
 from hwsim import isa
 from hwsim.config import AcceleratorConfig
 from hwsim.engine import run
-from hwsim.program import Program
+from hwsim.program import Program, TensorRef
 
-__all__ = ["command_end_cycles", "cosim_programs", "gemm_cosim", "gemm_program_case"]
+__all__ = ["LOOKUP_TIERS", "command_end_cycles", "cosim_programs", "gather_program_case",
+           "gemm_cosim", "gemm_program_case", "lookup_cosim", "lookup_test_config",
+           "memory_layer_case"]
 
 
 def command_end_cycles(program: Program, retires: list[tuple[int, int]]) -> list[int]:
@@ -33,6 +36,100 @@ def command_end_cycles(program: Program, retires: list[tuple[int, int]]) -> list
         ends.append(cycles[k] if k < len(cycles) else -1)
         taken[u] = k + 1
     return ends
+
+
+LOOKUP_TIERS = ("ddr4", "hbm2e", "cxl", "pmem")
+"""The tiers of :func:`lookup_test_config`, in ``tier`` field order."""
+
+
+def lookup_test_config(name: str) -> AcceleratorConfig:
+    """A preset (``"tiny"`` or ``"small8"``) with a lookup engine the RTL can run with its
+    default row buffer: 1 KiB of rows in flight (so windows of 16-32 rows, small enough to
+    bind), a 4 KiB VEC, and the tiers of :data:`LOOKUP_TIERS` (one Verilog build serves them
+    all: a command picks its tier). ``small8`` also has 8 VEC lanes and 2 gather lanes (four
+    lane cycles an entry)."""
+    from hwsim.config import LookupConfig, preset
+    from hwsim.tiers import tier_preset
+
+    base = preset(name)
+    tiers = tuple(tier_preset(t, name=t) for t in LOOKUP_TIERS)
+    lanes = {"tiny": {}, "small8": {"gather_lanes": 2}}[name]
+    cfg = base.replace(name=f"{name}_lookup", buffers__vec_kib=4,
+                       lookup=LookupConfig(tiers=tiers, inflight_kib=1, **lanes))
+    return cfg.replace(vector__lanes=8) if name == "small8" else cfg
+
+
+def gather_program_case(config: AcceleratorConfig, tokens: int, chunks: int, h: int,
+                        rng: np.random.Generator, *, tau: int = 4, tier: int = 0
+                        ) -> tuple[Program, dict[str, np.ndarray]]:
+    """A GATHER (mode 0) program: MemoryFormer's forward lookup of ``tokens`` tokens and
+    ``chunks`` chunks from an fp16 table of ``chunks * 2**tau`` rows of ``h`` elements.
+
+    The row indices (each chunk's rows, drawn so that some repeat) and the weights load into
+    VEC, register 1 holds the table's address, the sums ``Y`` store back to DRAM.
+    """
+    L = config.vector.lanes
+    n = tokens * chunks
+    table_rows = chunks << tau
+    layout = {"T": ((table_rows, h), "fp16"), "R": ((tokens, chunks), "int32"),
+              "P": ((tokens, chunks), "fp32"), "Y": ((tokens, h), "fp32")}
+    refs, addr = {}, 0
+    for name, (shape, dt) in layout.items():
+        refs[name] = TensorRef(addr, shape, dt)
+        addr += -(-refs[name].nbytes // 64) * 64
+    e_r, e_p = 0, -(-n // L)
+    e_y = 2 * e_p
+    rows = (np.arange(chunks) << tau) + rng.integers(0, 1 << tau, (tokens, chunks))
+    values = {"T": rng.standard_normal((table_rows, h)).astype(np.float16),
+              "R": rows.astype(np.int32),
+              "P": rng.uniform(0.05, 1.0, (tokens, chunks)).astype(np.float32)}
+
+    def move(cls, name, entry, **kw):
+        ref = refs[name]
+        return cls(isa.Buffer.VEC, entry, ref.addr, -(-ref.nbytes // (4 * L)), L, 4 * L, **kw)
+
+    cmds = [isa.SetReg(1, refs["T"].addr), move(isa.Load, "R", e_r),
+            move(isa.Load, "P", e_p, signal=1),
+            isa.Gather(e_r, e_p, e_y, 1, tokens, chunks, h, tier, 0, wait=1, signal=2),
+            move(isa.Store, "Y", e_y, wait=2)]
+    return Program(cmds, addr, refs, inputs=("T", "R", "P"), outputs=("Y",)), values
+
+
+def memory_layer_case(config: AcceleratorConfig, tokens: int, d: int, h: int, tau: int,
+                      rng: np.random.Generator, *, official: bool = False, t: float = 1.0,
+                      tier: int = 0) -> tuple[Program, dict[str, np.ndarray]]:
+    """MemoryFormer's memory layer forward: ``X`` (``tokens x d`` fp32) hashed (HASH mode 0,
+    or 1 with ``official``, temperature ``t``) into ``K = d / tau`` chunks, the rows gathered
+    from the fp16 table of ``K * 2**tau`` rows of ``h`` (GATHER mode 0); outputs the row indices
+    ``R``, the weights ``P`` and ``Y``."""
+    L = config.vector.lanes
+    K = d // tau
+    n = tokens * K
+    layout = {"X": ((tokens, d), "fp32"), "T": ((K << tau, h), "fp16"),
+              "R": ((tokens, K), "int32"), "P": ((tokens, K), "fp32"),
+              "Y": ((tokens, h), "fp32")}
+    refs, addr = {}, 0
+    for name, (shape, dt) in layout.items():
+        refs[name] = TensorRef(addr, shape, dt)
+        addr += -(-refs[name].nbytes // 64) * 64
+    e_x, e_r = 0, -(-tokens * d // L)
+    e_p = e_r + -(-n // L)
+    e_y = e_p + -(-n // L)
+
+    def move(cls, name, entry, **kw):
+        ref = refs[name]
+        return cls(isa.Buffer.VEC, entry, ref.addr, -(-ref.nbytes // (4 * L)), L, 4 * L, **kw)
+
+    values = {"X": rng.standard_normal((tokens, d)).astype(np.float32),
+              "T": rng.standard_normal((K << tau, h)).astype(np.float16)}
+    scale = int(np.float32(2.0 / t).view(np.uint32))
+    cmds = [isa.SetReg(0, scale), isa.SetReg(1, refs["T"].addr), move(isa.Load, "X", e_x,
+                                                                       signal=1),
+            isa.Hash(e_x, e_p, e_r, 0, tokens, K, tau, 0, int(official), wait=1),
+            isa.Gather(e_r, e_p, e_y, 1, tokens, K, h, tier, 0, signal=2),
+            move(isa.Store, "R", e_r, wait=2), move(isa.Store, "P", e_p),
+            move(isa.Store, "Y", e_y)]
+    return Program(cmds, addr, refs, inputs=("X", "T"), outputs=("R", "P", "Y")), values
 
 
 def gemm_program_case(config: AcceleratorConfig, m: int, n: int, k: int,
@@ -66,17 +163,55 @@ def cosim_programs(config: AcceleratorConfig, cases: list[tuple[Program, dict]],
     command or memory readiness on a cycle (0: the exact-timing setting hwsim models).
     """
     from rtl.cosim import run_bench
+    from rtl.lookup.unit import tag_bits
 
     spec = {
         "latency": config.dram_latency_cycles,
         "bus_bytes": config.dram.bus_bytes,
         "bytes_per_cycle": config.dram_bytes_per_cycle,
         "seed": seed,
+        "lookup": {"tiers": [dataclasses.asdict(t) for t in config.lookup.tiers],
+                   "clock_mhz": config.clock_mhz, "tag_bits": tag_bits()},
         "programs": [{"words": [f"{isa.encode(c):x}" for c in p.commands],
                       "dram": p.dram_image(v).tobytes().hex(), "idle": idle,
                       "backpressure": backpressure} for p, v in cases],
     }
     return run_bench(sim, config, spec, tag=tag, build_root=build_root)
+
+
+def lookup_cosim(config: AcceleratorConfig, tokens: int, d: int, h: int, tau: int, *,
+                 sim: str = "verilator", seed: int = 0, build_root: str | Path = "build",
+                 official: bool = False, tier: int = 0) -> dict:
+    """One MemoryFormer memory-layer forward (HASH then GATHER, :func:`memory_layer_case`)
+    through hwsim (functional) and the RTL; a row of results. ``values_equal``: the RTL's row
+    indices, weights and sums bit-equal to hwsim's, hwsim's sums equal to the float64 formula
+    on its weights within 1e-5; ``cycles_equal``: every command's accept and finish cycle."""
+    rng = np.random.default_rng(seed)
+    prog, values = memory_layer_case(config, tokens, d, h, tau, rng, official=official,
+                                     tier=tier)
+    t0 = time.perf_counter()
+    got = cosim_programs(config, [(prog, values)], sim=sim, seed=seed, build_root=build_root,
+                         tag=f"layer-{tokens}x{d}x{h}-tau{tau}-seed{seed}")[0]
+    rtl_seconds = time.perf_counter() - t0
+    model = run(prog, config, "functional", inputs=values)
+    dram = np.frombuffer(bytes.fromhex(got["dram"]), np.uint8)
+    same = all(np.array_equal(prog.tensors[k].read(dram.copy()).view(np.uint32),
+                              model.outputs[k].view(np.uint32)) for k in ("R", "P", "Y"))
+    ref = np.einsum("tk,tkh->th", model.outputs["P"].astype(np.float64),
+                    values["T"].astype(np.float64)[model.outputs["R"]])
+    ends = command_end_cycles(prog, [tuple(r) for r in got["retires"]])
+    return {
+        "config": config.name, "sim": sim, "tokens": tokens, "d": d, "h": h, "tau": tau,
+        "weight": "official" if official else "paper",
+        "tier": config.lookup.tiers[tier].name, "seed": seed, "commands": len(prog.commands),
+        "hwsim_cycles": model.stats.cycles, "rtl_cycles": max(ends) + 1,
+        "cycles_equal": ends == model.stats.retire_cycles
+        and got["accept"] == model.stats.accept_cycles,
+        "values_equal": bool(same and np.allclose(model.outputs["Y"], ref, rtol=1e-5,
+                                                  atol=1e-5)),
+        "rtl_error_flag": got["error"],
+        "rtl_seconds": round(rtl_seconds, 2),
+    }
 
 
 def gemm_cosim(config: AcceleratorConfig, m: int, n: int, k: int, *, sim: str = "verilator",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from amaranth import Module, Mux
+from amaranth import Module, Mux, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
@@ -17,8 +17,10 @@ from .buffers import BufferMemory
 from .controller import RETIRE_BITS, Controller
 from .decode import unit_view
 from .dma import DmaIn, DmaOut, mem_rd_req_layout, mem_wr_req_layout
+from .lookup.gather import lk_rd_req_layout, lk_rd_rsp_layout
+from .lookup.unit import ROW_BYTES, SLOTS, LookupUnit
 from .sore import Sore
-from .units import UnitSlot, reads, row, selected, selected_busy, while_busy, writes
+from .units import UnitSlot, from_start, reads, row, selected, selected_busy, while_busy, writes
 from .vector import VectorUnit
 
 __all__ = ["MEMORY_CHANNELS", "UNITS", "URAM_ENTRIES", "Accelerator", "buffer_ram_style",
@@ -33,6 +35,9 @@ UNITS: tuple[UnitSlot, ...] = (
                                    writes("idx", IDX, when=while_busy)), present=Sore.present),
     UnitSlot(isa.Unit.VECTOR, VectorUnit, (reads("rd", VEC, when=while_busy),
                                            writes("wr", VEC, when=while_busy))),
+    UnitSlot(isa.Unit.LOOKUP, LookupUnit, (reads("rd", VEC, when=from_start),
+                                           writes("wr", VEC, when=while_busy)),
+             options=("row_bytes", "slots")),
     UnitSlot(isa.Unit.DMA_OUT, DmaOut, (reads("rd", ACT, WGT, IDX, VEC, ACC, when=selected_busy,
                                               read_port=-1),)),
     UnitSlot(isa.Unit.ARRAY, ArrayUnit, (reads("act", ACT), row("act_row", ACT),
@@ -52,7 +57,7 @@ tile is stored while the next one computes."""
 URAM_ENTRIES = 4096
 """Depth of one UltraScale+ URAM288 block (72 x 4096)."""
 
-MEMORY_CHANNELS = ("mem_rd_req", "mem_rd_rsp", "mem_wr_req")
+MEMORY_CHANNELS = ("mem_rd_req", "mem_rd_rsp", "mem_wr_req", "lk_rd_req", "lk_rd_rsp", "lk_busy")
 """The top's external memory channels; the unit with a member of that name drives each."""
 
 
@@ -93,6 +98,13 @@ class Accelerator(wiring.Component):
     mem_rd_rsp : In(stream.Signature(bus_bytes * 8))
     mem_wr_req : Out(stream.Signature(mem_wr_req_layout(bus_bytes)))
         External memory read and write channels (protocol in :mod:`rtl.dma`).
+    lk_rd_req : Out(stream.Signature(lk_rd_req_layout(slots)))
+    lk_rd_rsp : In(stream.Signature(lk_rd_rsp_layout(slots, row_bytes)))
+    lk_busy : Out(1)
+        The lookup engine's table memory (:mod:`rtl.lookup.gather`,
+        :class:`~rtl.lookup.unit.LookupUnit`): a second port, not the DMA's, because the tables
+        live in their own tiers (HBM, DDR, CXL, persistent memory: other controllers, other AXI
+        ports on an FPGA) and row streams must not queue behind the array's tiles.
     retire : Out(RETIRE_BITS)
         Per-unit completion pulses (bit ``isa.Unit.X``; bit 0 for SYNC/SETREG).
     idle : Out(1)
@@ -104,6 +116,9 @@ class Accelerator(wiring.Component):
     ----------
     config : AcceleratorConfig
         ``dram.model`` must be ``"fixed"`` (the port's timing is the fixed-latency model's).
+    row_bytes, slots : int
+        The lookup engine's widest table row and row-buffer slots
+        (:class:`~rtl.lookup.unit.LookupUnit`).
     pe_module : str, optional
         Build the array's cells as instances of this separately written PE module
         (:class:`~rtl.array.PEInstance`; :func:`rtl.verilog.write_verilog` does). None: inline
@@ -125,10 +140,12 @@ class Accelerator(wiring.Component):
     rejects them).
     """
 
-    def __init__(self, config: AcceleratorConfig, *, pe_module: str | None = None):
+    def __init__(self, config: AcceleratorConfig, *, pe_module: str | None = None,
+                 row_bytes: int = ROW_BYTES, slots: int = SLOTS):
         if not isinstance(config, AcceleratorConfig):
             raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
         self.pe_module = pe_module
+        self.row_bytes, self.slots = row_bytes, slots
         if config.dram.model != "fixed":
             raise ValueError(f"the RTL memory port assumes dram.model='fixed'; config "
                              f"{config.name!r} has {config.dram.model!r}")
@@ -139,13 +156,17 @@ class Accelerator(wiring.Component):
             "mem_rd_req": Out(stream.Signature(mem_rd_req_layout())),
             "mem_rd_rsp": In(stream.Signature(bus * 8)),
             "mem_wr_req": Out(stream.Signature(mem_wr_req_layout(bus))),
+            "lk_rd_req": Out(stream.Signature(lk_rd_req_layout(slots))),
+            "lk_rd_rsp": In(stream.Signature(lk_rd_rsp_layout(slots, row_bytes))),
+            "lk_busy": Out(1),
             "retire": Out(RETIRE_BITS), "idle": Out(1), "error": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
-        options = {"pe_module": self.pe_module}
+        options = {"pe_module": self.pe_module, "row_bytes": self.row_bytes,
+                   "slots": self.slots}
         units = {slot: slot.component(cfg, **{o: options[o] for o in slot.options})
                  for slot in UNITS if slot.present(cfg)}
         m.submodules.ctrl = ctrl = Controller(
@@ -174,7 +195,11 @@ class Accelerator(wiring.Component):
                 raise ValueError(f"memory channel {channel} needs one unit, not "
                                  f"{[type(u).__name__ for u in drivers]} (several need an "
                                  f"arbiter)")
-            connect(m, getattr(drivers[0], channel), wiring.flipped(getattr(self, channel)))
+            ours, theirs = getattr(drivers[0], channel), getattr(self, channel)
+            if isinstance(ours, Value):
+                m.d.comb += theirs.eq(ours)
+            else:
+                connect(m, ours, wiring.flipped(theirs))
         m.d.comb += [self.retire.eq(ctrl.retire), self.idle.eq(ctrl.idle),
                      self.error.eq(ctrl.error)]
         return m

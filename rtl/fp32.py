@@ -17,7 +17,8 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["Fp32Multiplier", "fp16_mul_exact", "fp32_add", "fp32_mul", "fp32_to_fp16"]
+__all__ = ["Fp32Multiplier", "fp16_mul_exact", "fp16_to_fp32", "fp32_add", "fp32_mul",
+           "fp32_to_fp16"]
 
 _CANONICAL_NAN_F32 = 0x7FC00000
 _CANONICAL_NAN_F16 = 0x7E00
@@ -97,6 +98,33 @@ def fp16_mul_exact(m: Module, a, b, name: str = "mul") -> Signal:
         m.d.comb += r.eq(Cat(Const(0, 31), sign))
     with m.Else():
         m.d.comb += r.eq(Cat(frac, e, sign))
+    return r
+
+
+def fp16_to_fp32(m: Module, h, name: str = "cvt") -> Signal:
+    """Combinational exact binary16 -> binary32 conversion, :func:`hwsim.numerics.fp16_to_fp32`
+    (subnormals normalized, NaN -> canonical).
+
+    Parameters
+    ----------
+    m : Module
+    h : Value, 16 bits
+
+    Returns
+    -------
+    Signal(32)
+    """
+    e, frac = h[10:15], h[:10]
+    n = _msb(m, frac, f"{name}_n")  # subnormal: frac * 2^-24 = 1.f * 2^(n - 24)
+    sub, amount = Signal(32, name=f"{name}_sub"), Signal(5, name=f"{name}_amount")
+    m.d.comb += [amount.eq(23 - n), sub.eq(Cat((frac << amount)[:23], (n + 103)[:8], h[15]))]
+    r = Signal(32, name=name)
+    with m.If(e == 31):
+        m.d.comb += r.eq(Mux(frac != 0, _CANONICAL_NAN_F32, Cat(Const(_INF32, 31), h[15])))
+    with m.Elif(e == 0):
+        m.d.comb += r.eq(Mux(frac == 0, Cat(Const(0, 31), h[15]), sub))
+    with m.Else():
+        m.d.comb += r.eq(Cat(Const(0, 13), frac, (e + 112)[:8], h[15]))
     return r
 
 

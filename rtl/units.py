@@ -23,8 +23,8 @@ from hwsim.config import AcceleratorConfig
 
 from .decode import field_members
 
-__all__ = ["BufferPort", "UnitComponent", "UnitSlot", "check_config", "reads", "row", "selected",
-           "selected_busy", "while_busy", "writes"]
+__all__ = ["BufferPort", "UnitComponent", "UnitSlot", "check_config", "from_start", "reads", "row",
+           "selected", "selected_busy", "while_busy", "writes"]
 
 
 def check_config(config) -> AcceleratorConfig:
@@ -109,6 +109,12 @@ class UnitComponent(wiring.Component):
 def while_busy(unit: UnitComponent, buffer: isa.Buffer) -> Value:
     """The unit has the port while it runs."""
     return unit.busy
+
+
+def from_start(unit: UnitComponent, buffer: isa.Buffer) -> Value:
+    """The unit has the port while it runs and on its ``start`` cycle (it reads its first
+    operand then)."""
+    return unit.busy | unit.start
 
 
 def selected(unit: UnitComponent, buffer: isa.Buffer) -> Value:

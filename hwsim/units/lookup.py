@@ -143,16 +143,16 @@ def hash_cycles(chunks_total, tau, lanes, vec_lanes, mode=0):
     """``unit_cycles`` of HASH commands (vectorised), as ``rtl.lookup.hashing.HashEngine``
     runs modes 0 and 1: chunks in groups of ``lanes``, ``tau`` cycles a group, from the cycle
     after the first group's last ``z`` word has arrived (one VEC entry of ``vec_lanes`` words a
-    cycle from the start cycle), :data:`HASH_LATENCY` cycles to the last group's weights, then
-    two entry writes (rows, weights)::
+    cycle from the start cycle), a fetch register in front of the lanes, :data:`HASH_LATENCY`
+    cycles to the last group's weights, then two entry writes (rows, weights)::
 
-        (min(lanes, n) tau - 1) // vec_lanes + ceil(n / lanes) tau + HASH_LATENCY + 4
+        (min(lanes, n) tau - 1) // vec_lanes + ceil(n / lanes) tau + HASH_LATENCY + 5
 
     and 2 for ``n = 0``. Modes 2 and 3 (no RTL yet): ``1 + ceil(n / lanes) tau +
     HASH_LATENCY``."""
     n, tau = np.asarray(chunks_total, np.int64), np.asarray(tau, np.int64)
     groups = -(-n // lanes)
-    fwd = (np.minimum(lanes, n) * tau - 1) // vec_lanes + groups * tau + HASH_LATENCY + 4
+    fwd = (np.minimum(lanes, n) * tau - 1) // vec_lanes + groups * tau + HASH_LATENCY + 5
     bwd = 1 + groups * tau + HASH_LATENCY
     return np.where(np.asarray(mode) >= _BWD, bwd, np.where(n == 0, 2, fwd))
 

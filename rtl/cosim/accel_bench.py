@@ -5,10 +5,14 @@ pytest side (``test_accelerator_cocotb.py``) writes a JSON spec of programs, run
 through ``cocotb_tools.runner``, and compares what it writes back with hwsim and torch.
 
 Spec (``SATMEM_SPEC``): ``{"latency": L, "bus_bytes": B, "bytes_per_cycle": W, "seed": S,
-"programs": [{"words":
-[hex...], "dram": hex, "idle": p, "backpressure": p}, ...]}``. Result (``SATMEM_OUT``): per
-program the accept cycle of every command, the (cycle, unit mask) of every retire pulse, the
-final DRAM image and the error flag.
+"lookup": {"tiers": [MemoryTier fields...], "clock_mhz": f, "tag_bits": n},
+"programs": [{"words": [hex...], "dram": hex, "idle": p, "backpressure": p}, ...]}``.
+Result (``SATMEM_OUT``): per program the accept cycle of every command, the (cycle, unit mask)
+of every retire pulse, the final DRAM image and the error flag.
+
+The lookup engine's table memory (``lk_rd_req``/``lk_rd_rsp``) is :class:`TableMemory`: the
+tier model of :mod:`hwsim.units.lookup_timing` itself, request by request, so the RTL's row
+pipeline is checked against hwsim's cycle by cycle (numba, no torch).
 """
 
 from __future__ import annotations
@@ -70,11 +74,92 @@ class _Channel:
         self.offered = 0 if accepted or not valid else self.offered + 1
 
 
+class TableMemory:
+    """The lookup tiers as hwsim times them, serving ``lk_rd_req`` and answering on
+    ``lk_rd_rsp``.
+
+    A request offered on cycle ``t`` of a lookup command (cycle 0 the one before ``lk_busy``
+    rises) is accepted when its channels have room (``hwsim.units.lookup_timing._after``), is
+    served by the tier's banked model and answered on the cycle the one response port books for
+    it (``_respond``), with the row's bytes as they are in memory when it is accepted. Every
+    command starts from an idle memory, as hwsim's timing of one command does.
+    """
+
+    def __init__(self, spec: dict | None, dram: bytearray):
+        self.dram = dram
+        self.params = []
+        if spec:
+            from hwsim.config import MemoryTier
+            from hwsim.units.lookup_timing import TierParams
+            self.params = [TierParams(MemoryTier(**t), spec["clock_mhz"]).args()
+                           for t in spec["tiers"]]
+        self.origin = None
+        self.answers = {}  # relative cycle -> payload
+
+    def _begin(self):
+        import numpy as np
+
+        from hwsim.units.lookup_timing import _RESPONSE_SPAN, _state
+        self.state = [_state(p) for p in self.params]
+        self.rings = [(np.full((p[0], p[10]), -1, np.int64), np.zeros(p[0], np.int64))
+                      for p in self.params]
+        self.taken = np.full((_RESPONSE_SPAN, 2), -1, np.int64)
+        self.totals = np.zeros(4, np.int64)
+        self.answers = {}
+
+    def drive(self, d, cycle: int, tag_bits: int) -> bool:
+        """Follow ``lk_busy`` and drive cycle ``cycle``'s answer and readiness (at the falling
+        edge); returns the readiness given."""
+        busy = int(d.lk_busy.value)
+        if busy and self.origin is None:
+            self.origin = cycle - 1
+            self._begin()
+        elif not busy:
+            self.origin = None
+        if self.origin is None:
+            d.lk_rd_rsp__valid.value = 0
+            d.lk_rd_req__ready.value = 0
+            return False
+        t = cycle - self.origin
+        answer = self.answers.pop(t, None)
+        d.lk_rd_rsp__valid.value = int(answer is not None)
+        d.lk_rd_rsp__payload.value = answer or 0
+        ready = False
+        if int(d.lk_rd_req__valid.value):
+            from hwsim.units.lookup_timing import _after
+            addr, nbytes, tier, _ = self._request(d, tag_bits)
+            ring, cnt = self.rings[tier]
+            ready = _after(addr, nbytes, self.params[tier], ring, cnt) <= t
+        d.lk_rd_req__ready.value = int(ready)
+        return ready
+
+    @staticmethod
+    def _request(d, tag_bits: int) -> tuple[int, int, int, int]:
+        v = int(d.lk_rd_req__payload.value)
+        return v & 0xFFFFFFFF, (v >> 32) & 0xFFFF, (v >> 48) & 7, (v >> 51) & ((1 << tag_bits) - 1)
+
+    def sample(self, d, cycle: int, ready: bool, tag_bits: int) -> None:
+        """After ReadOnly: serve the request accepted on ``cycle``."""
+        if ready:
+            from hwsim.units.lookup_timing import _issue, _respond
+            t = cycle - self.origin
+            addr, nbytes, tier, tag = self._request(d, tag_bits)
+            ring, cnt = self.rings[tier]
+            fin, _ = _issue(addr, nbytes, False, t, self.params[tier], self.state[tier], ring,
+                            cnt, self.totals)
+            at = int(_respond(fin, t, self.taken, 1))
+            row = int.from_bytes(bytes(self.dram[addr:addr + nbytes]), "little")
+            self.answers[at] = tag | (row << tag_bits)
+
+
 class TB:
     """Clock, reset, a fixed-latency two-channel memory and a command driver for one DUT."""
 
-    def __init__(self, dut, latency: int, bus_bytes: int, bytes_per_cycle: float, seed: int):
+    def __init__(self, dut, latency: int, bus_bytes: int, bytes_per_cycle: float, seed: int,
+                 lookup: dict | None = None):
         self.dut = dut
+        self.lookup = lookup
+        self.tag_bits = lookup["tag_bits"] if lookup else 0
         self.latency = latency
         self.bus_bytes = bus_bytes
         self.bytes_per_cycle = bytes_per_cycle
@@ -90,6 +175,9 @@ class TB:
         d.mem_wr_req__ready.value = 0
         d.mem_rd_rsp__valid.value = 0
         d.mem_rd_rsp__payload.value = 0
+        d.lk_rd_req__ready.value = 0
+        d.lk_rd_rsp__valid.value = 0
+        d.lk_rd_rsp__payload.value = 0
         for _ in range(3):
             await RisingEdge(d.clk)
         d.rst.value = 0
@@ -107,6 +195,7 @@ class TB:
         pending: deque[tuple[int, int]] = deque()
         rd_ch, wr_ch = _Channel(self.bytes_per_cycle), _Channel(self.bytes_per_cycle)
         accept, retires = [], []
+        table = TableMemory(self.lookup, dram)
         idx, cycle, started, retired = 0, 0, False, 0
         while retired < len(words):
             await FallingEdge(d.clk)
@@ -128,6 +217,7 @@ class TB:
             wr_ready = wr_ch.ready(wr_valid, wr_n) and not hold
             d.mem_rd_req__ready.value = int(rd_ready)
             d.mem_wr_req__ready.value = int(wr_ready)
+            lk_ready = table.drive(d, cycle, self.tag_bits)
             await ReadOnly()
             if offer and int(d.cmd__ready.value):
                 started = True
@@ -142,7 +232,10 @@ class TB:
             if wr_ready:
                 addr, nbytes, wdata = _split_request(d.mem_wr_req__payload.value, True)
                 dram[addr:addr + nbytes] = wdata.to_bytes(self.bus_bytes, "little")[:nbytes]
+            table.sample(d, cycle, lk_ready, self.tag_bits)
             retired += sample_retire(d, cycle, retires)
+            if int(d.error.value):
+                break  # a rejected command never retires
             if started:
                 cycle += 1
             if cycle > max_cycles:
@@ -156,7 +249,8 @@ class TB:
 
 async def run_test(dut, spec: dict) -> list[dict]:
     """Run every program of ``spec`` on ``dut`` with a reset before each."""
-    tb = TB(dut, spec["latency"], spec["bus_bytes"], spec["bytes_per_cycle"], spec.get("seed", 0))
+    tb = TB(dut, spec["latency"], spec["bus_bytes"], spec["bytes_per_cycle"], spec.get("seed", 0),
+            spec.get("lookup"))
     results = []
     for prog in spec["programs"]:
         await tb.reset()

@@ -116,9 +116,9 @@ def test_unit_cycles_dispatch_matches_each_units_closed_form():
         3 * -(-10 // cfg.vector.lanes) + 10 - 3
     assert unit_cycles(isa.Sync(), cfg) == 1
     # 6 tokens x 5 chunks of 8 elements over 4 hash lanes: the first group's 32 words load in
-    # 8 entries (from cycle 0, usable from cycle 9), then 8 groups of 8 elements, the lane's 4
-    # stages and the two entry writes
-    assert unit_cycles(isa.Hash(0, 0, 0, 0, 6, 5, 8), cfg) == 31 // 4 + 8 * 8 + 4 + 4
+    # 8 entries (from cycle 0, usable from cycle 9), then 8 groups of 8 elements, the fetch
+    # register, the lane's 4 stages and the two entry writes
+    assert unit_cycles(isa.Hash(0, 0, 0, 0, 6, 5, 8), cfg) == 31 // 4 + 8 * 8 + 1 + 4 + 4
 
 
 def test_unchecked_fast_path_equals_checked_run():

@@ -1,0 +1,1 @@
+"""The lookup engine (HASH, GATHER, SCATTER): the model is hwsim.units.lookup."""
