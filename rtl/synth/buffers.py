@@ -183,3 +183,17 @@ def _checked_mapping(check: dict | None, key: str) -> tuple[str | None, list[dic
                 and all(r[key] > 0 and r[other] == 0 for r in rows)):
             return style, rows
     return None, None
+
+
+def _rekeyed_check(config: AcceleratorConfig, check: dict) -> dict | None:
+    """A buffer check of an earlier key of ``config`` (same name) made today's, if every buffer
+    it synthesized has today's shape (width, depth, read ports, banks); else None."""
+    config = load_config(config)
+    if check.get("config") != config.name:
+        return None
+    for r in check["rows"]:
+        width, entries, ports, banks = _buffer_build(config, r["buffer"], check["depth"])
+        if ((r["width"], r["entries"], r["read_ports"], r["banks"], r["full_depth"])
+                != (width, entries, ports, banks, _buffer_shapes(config)[r["buffer"]][1])):
+            return None
+    return {**check, "config_key": config.key()}

@@ -2,7 +2,8 @@
 
 Square arrays of growing size (1 is the PE) give the fit against PE count; the accelerator
 top is the reference for the logic that does not scale with PEs; the SORE and the vector engine
-with fewer lanes than the config give a fit against lane count for each engine.
+with fewer lanes than the config give a fit against lane count for each engine (the lookup
+engine's hash and gather engines: :mod:`rtl.synth.lookup`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ from ..vector import VectorUnit
 __all__: list[str] = []
 
 _MAX_VECTOR_LANES = 64  # rtl.vector: 2048-bit VEC entries
-_ENGINES = {"sore": "SORE", "vector": "vector engine"}  # engine key -> report label
+# engine key -> report label; the lookup engine's two are built in rtl.synth.lookup
+_ENGINES = {"sore": "SORE", "vector": "vector engine", "hash": "lookup hash engine",
+            "gather": "lookup gather engine"}
+_LOOKUP = ("hash", "gather")  # the keys of _ENGINES that make up the lookup engine
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,8 @@ def _components(config: AcceleratorConfig, designs, results) -> list[_Component]
     arrays = [(d.pes, r) for d, r in pairs if d.pes is not None]
     out = [_component("array", "systolic array", f"{R}x{C} = {R * C} PEs", "PEs", R * C,
                       arrays)]
-    targets = {"sore": config.sore.lanes, "vector": config.vector.lanes}
+    targets = {"sore": config.sore.lanes, "vector": config.vector.lanes,
+               "hash": config.lookup.hash_lanes, "gather": config.lookup.gather_lanes}
     for key, label in _ENGINES.items():
         points = [(d.lanes, r) for d, r in pairs if d.engine == key]
         if points:

@@ -9,9 +9,18 @@ from __future__ import annotations
 
 import math
 
-from .buffers import _BUFFERS, _URAM_ROWS, _URAM_SHAPE, _buffer_shapes, _by_style, _checked_mapping
-from .designs import _ENGINES, _nm_group
+from .buffers import (
+    _BRAM_SHAPE,
+    _BUFFERS,
+    _URAM_ROWS,
+    _URAM_SHAPE,
+    _buffer_shapes,
+    _by_style,
+    _checked_mapping,
+)
+from .designs import _ENGINES, _LOOKUP, _nm_group
 from .fit import FIT_LIMIT, _Component, _total
+from .lookup import LOOKUP_MAX_TAU, _memory_mapping, _row_buffer
 from .resources import DEVICES, RESOURCES, _fmt
 from .run import _yosys_script
 
@@ -27,7 +36,9 @@ def _render(config, part, designs, results, comps: list[_Component], rows: list[
     o += _report_measured(part, designs, results)
     o += _report_array_fit(comps[0])
     o += _report_lane_fits(config, comps[1:])
+    o += _report_lookup_memories(config, designs, results)
     o += _report_config(config, part, comps, rows, totals, check)
+    o += _report_side_by_side(config, part, comps, totals)
     o += _report_verdict(config, comps, rows, totals, fits_ok, mem, dtype, check)
     o.append("")
     return "\n".join(o)
@@ -109,6 +120,39 @@ def _report_lane_fits(config, engines: list[_Component]) -> list[str]:
               f"(ceil({C} / lanes) : 1), so a + b x lanes is a model, not a law; where the "
               "config's lane count was synthesized, the check under the component table "
               "below says how far the fit over the smaller counts is off."]
+    o += _lookup_lanes_text([c for c in engines if c.key in _LOOKUP])
+    return o
+
+
+def _lookup_lanes_text(lookup: list[_Component]) -> list[str]:
+    """What of the lookup engine's fits is per lane and what is fixed, and where the line is
+    known not to hold."""
+    if not lookup:
+        return []
+    o = [""]
+    for c in lookup:
+        b = {k: c.fits[k][1] for k in RESOURCES}
+        a = {k: c.fits[k][0] for k in RESOURCES}
+        per = ", ".join(f"{b[k]:,.1f} {k}" for k in RESOURCES if round(b[k], 1))
+        fixed = ", ".join(f"{a[k]:,.0f} {k}" for k in RESOURCES if round(a[k]))
+        what = ("a `HashLane` (four fp32 multipliers, three fp32 adders, the sigmoid ROM) and "
+                f"its share of the z ring (3 x {LOOKUP_MAX_TAU} fp32 words and their write "
+                "multiplexers)" if c.key == "hash" else
+                "an fp16 -> fp32 conversion, an fp32 multiplier and an fp32 adder, and the "
+                "accumulator's and row-segment multiplexer's reshaping")
+        rest = ("the command registers, the VEC entry packing of rows and weights and the "
+                "stream pointers" if c.key == "hash" else
+                "the operand streams' entry buffers, the request logic and its address "
+                "multiplier, the row buffer and the VEC entry packing")
+        o += [f"{c.label}: per lane (b, over lanes = {', '.join(map(str, c.points))}) "
+              f"{per or 'nothing'}: {what}; fixed (a) {fixed or 'nothing'}: {rest}.", ""]
+    if any(c.key == "gather" for c in lookup):
+        o.append("The gather engine's row buffer and accumulator hold the same bits at any "
+                 "lane count (slots x row bytes; h fp32 words) but change shape with it: the "
+                 "accumulator is h / G words of 32 G bits and each lane cycle reads a 16 G-bit "
+                 "segment of the row, so their LUTs are not exactly a + b x G, and at G above "
+                 "`vector.lanes` (which the RTL rejects) the entry packing is not what was "
+                 "measured.")
     return o
 
 
@@ -253,6 +297,79 @@ def _why(row: dict) -> str:
     return ""
 
 
+def _report_lookup_memories(config, designs, results) -> list[str]:
+    """The memories of the lookup designs as Yosys mapped them (from their logs), and what the
+    gather engine's would need to leave LUT RAM."""
+    maps = [(d.name, _memory_mapping(r.log_path)) for d, r in zip(designs, results, strict=True)
+            if d.engine in _LOOKUP]
+    maps = [(n, mm) for n, mm in maps if mm]
+    if not maps:
+        return []
+    o = ["", "Lookup engine memories as Yosys mapped them (`memory_libmap` in each design's "
+         "log), with no `ram_style` attribute in `rtl/lookup/`: " + "; ".join(
+             f"{n}: " + ", ".join(f"{mem} to {kind}" for mem, kind in mm.items())
+             for n, mm in maps) + "."]
+    if any("rowbuf" in mm for _, mm in maps):
+        o[-1] += (" The gather engine's row buffer (`rowbuf`) and accumulator (`acc`) are read "
+                  "through combinational ports (`read_port(domain=\"comb\")` in "
+                  "`rtl/lookup/gather.py`); RAMB36E2 and URAM288 read on a clock edge, so no "
+                  "`ram_style` attribute can move them out of LUT RAM: that needs a registered "
+                  "read port in the RTL (a cycle more between a slot and its lane).")
+        rb, slots = _row_buffer(config)
+        bw, bd = _BRAM_SHAPE
+        if slots < bd:
+            o[-1] += (f" At {slots} rows of {rb:,} B, LUT RAM is also the cheaper place: a "
+                      f"RAMB36E2 is {bd} rows of {bw} bits, so the {slots}-deep, "
+                      f"{8 * rb:,}-bit row buffer would take ceil({8 * rb:,} / {bw}) = "
+                      f"{math.ceil(8 * rb / bw) * math.ceil(slots / bd)} RAMB36E2, mostly "
+                      "empty.")
+    return o
+
+
+def _report_side_by_side(config, part, comps: list[_Component], totals) -> list[str]:
+    """The systolic array and the lookup engine (hash + gather) side by side against each of
+    :data:`RESOURCES` of the part, and whether both together stay under :data:`FIT_LIMIT`."""
+    lookup = [c for c in comps if c.key in _LOOKUP]
+    if not lookup:
+        return []
+    array = comps[0]
+    parts = [array, *lookup]
+    both = _total(parts)
+    look = _total(lookup)
+    cols = [f"{c.label} {c.size} ({c.source})" for c in parts]
+    o = ["", f"## Systolic array and lookup engine side by side on {part}", "",
+         "| resource | " + " | ".join(cols) + " | lookup engine | array + lookup engine | "
+         "of part | utilisation | under 85% |",
+         "|---|" + "---:|" * (len(cols) + 4) + "---|"]
+    for k in RESOURCES:
+        o.append(f"| {k} | " + " | ".join(_fmt(round(c.values[k], 1)) for c in parts)
+                 + f" | {_fmt(round(look[k], 1))} | {_fmt(round(both[k], 1))} | "
+                 f"{totals[k]:,} | {100 * both[k] / totals[k]:.1f}% | "
+                 f"{'yes' if both[k] / totals[k] < FIT_LIMIT else 'no'} |")
+    over = [k for k in RESOURCES if both[k] / totals[k] >= FIT_LIMIT]
+    alone = [k for k in RESOURCES if look[k] / totals[k] >= FIT_LIMIT]
+    missing = [label for key, label in _ENGINES.items()
+               if key in _LOOKUP and key not in {c.key for c in lookup}]
+    text = ("The systolic array and the lookup engine together "
+            + ("**fit** under 85% of each of " + ", ".join(RESOURCES) + " of the part"
+               if not over else
+               "**do not fit** under 85% of the part: over in "
+               + ", ".join(f"{k} ({100 * both[k] / totals[k]:.1f}%)" for k in over))
+            + ("" if not alone else "; the lookup engine alone is over in "
+               + ", ".join(f"{k} ({100 * look[k] / totals[k]:.1f}%)" for k in alone))
+            + ". Logic only: the buffers, the SORE and the vector engine come on top in the "
+            "verdict below")
+    if missing:
+        text += f"; the {_and(missing)} was left out of this sweep"
+    o += ["", text + "."]
+    return o
+
+
+def _and(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def _report_verdict(config, comps: list[_Component], rows: list[tuple],
                     totals: dict[str, int], fits_ok: bool, mem: str, dtype: str,
                     check: dict | None) -> list[str]:
@@ -266,7 +383,7 @@ def _report_verdict(config, comps: list[_Component], rows: list[tuple],
          + (" for the int8 array" if dtype != config.array.dtype else "") + ", counting "
          + " + ".join(c.label for c in comps) + " + buffers. Not counted: controller, DMA "
          "and routing muxes (see the accelerator row; they do not scale with PEs or lanes)"
-         + (f", {' and '.join(missing)} (left out of this sweep)" if missing else "") + ". "
+         + (f", {_and(missing)} (left out of this sweep)" if missing else "") + ". "
          f"Left under {FIT_LIMIT:.0%} for them: {_headroom(rows, 'LUT')} LUTs and "
          f"{_headroom(rows, 'DSP48E2')} DSP48E2."]
     o[-1] += _verdict_caveat(rows, mem, check)
@@ -277,7 +394,7 @@ def _report_verdict(config, comps: list[_Component], rows: list[tuple],
           f"{array.fits['LUT'][1]:.1f})."]
     if len(comps) > 1:
         rest = _total(comps[1:], ("DSP48E2", "LUT"))
-        o[-1] += (f" After the {' and '.join(c.label for c in comps[1:])}: "
+        o[-1] += (f" After the {_and([c.label for c in comps[1:]])}: "
                   f"{(FIT_LIMIT * totals['DSP48E2'] - rest['DSP48E2']) / pes:.2f} DSP48E2 "
                   f"and {(FIT_LIMIT * totals['LUT'] - rest['LUT']) / pes:,.0f} LUTs.")
     return o

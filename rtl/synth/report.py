@@ -7,6 +7,7 @@ parallel (:mod:`rtl.synth.run`), and :func:`_report` turns the results into the 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -19,15 +20,17 @@ from hwsim.config import AcceleratorConfig, load_config
 
 from .buffers import _BRAM_SHAPE, _BUFFERS, _URAM_SHAPE, _buffer_blocks
 from .designs import (
+    _LOOKUP,
     _MAX_VECTOR_LANES,
     _array_dtype,
     _check_lanes,
     _engine_designs,
     _sweep_designs,
 )
-from .fit import FIT_LIMIT, _components, _fit_dict, _verdict, _verdict_rows
+from .fit import FIT_LIMIT, _components, _fit_dict, _total, _verdict, _verdict_rows
+from .lookup import _check_lookup_lanes, _lookup_designs
 from .render import _render
-from .resources import DEVICES, _check_part
+from .resources import DEVICES, RESOURCES, SynthResult, _check_part
 from .run import _synthesize_text
 
 __all__ = ["synth_report"]
@@ -37,17 +40,22 @@ def synth_report(config_name: str | AcceleratorConfig, out_dir: str | Path, *,
                  part: str = "xcvu9p", sizes: tuple[int, ...] = (1, 2, 4),
                  jobs: int | None = None, timeout_s: float | None = None,
                  accelerator: bool = True, sore_lanes: tuple[int, ...] | None = None,
-                 vector_lanes: tuple[int, ...] = (1, 2, 4, 8), reuse: bool = False,
-                 buffer_check: dict | None = None) -> Path:
-    """Synthesize the PE, square arrays, SORE and vector-engine lanes and the accelerator top;
-    write ``synth_report.md``.
+                 vector_lanes: tuple[int, ...] = (1, 2, 4, 8),
+                 lookup_lanes: tuple[int, ...] = (),
+                 gather_lanes: tuple[int, ...] | None = None, reuse: bool = False,
+                 buffer_check: dict | None = None, previous: dict | None = None) -> Path:
+    """Synthesize the PE, square arrays, SORE, vector-engine and lookup-engine lanes and the
+    accelerator top; write ``synth_report.md``.
 
     The report holds the measured resources of each design, a per-resource linear fit
     ``a + b * PEs`` through the arrays and ``a + b * lanes`` through each engine's lane points,
-    the config's array, SORE (``sore.lanes``) and vector engine (``vector.lanes``), each
-    measured if its size was swept, otherwise extrapolated from its fit, and a verdict: their
-    sum plus the buffers within :data:`~rtl.synth.fit.FIT_LIMIT` of the part's DSP48E2, LUT
-    and BRAM/URAM. Every number says whether it is measured, extrapolated or analytical
+    the config's array, SORE (``sore.lanes``), vector engine (``vector.lanes``) and lookup
+    engine (its hash engine at ``lookup.hash_lanes``, its gather engine at
+    ``lookup.gather_lanes``), each measured if its size was swept, otherwise extrapolated from
+    its fit, the systolic array and the lookup engine side by side against each of the part's
+    resources, and a verdict: their sum plus the buffers within
+    :data:`~rtl.synth.fit.FIT_LIMIT` of the part's DSP48E2, LUT and BRAM/URAM. Every number
+    says whether it is measured, extrapolated or analytical
     (buffer block counts from capacity). ``synth_report.json`` holds the same data.
 
     Parameters
@@ -77,6 +85,15 @@ def synth_report(config_name: str | AcceleratorConfig, out_dir: str | Path, *,
         or at least two distinct ones, each at most 64. A lane is about 3,300 LUTs, so the
         64 lanes of ``vcu1525`` are extrapolated (from 1, 2, 4 and 8 by default) rather than
         synthesized.
+    lookup_lanes : tuple of int
+        Lane counts of the lookup engine's hash and gather engines (each synthesized apart,
+        :func:`rtl.synth.lookup._lookup_designs`): empty (the default: the lookup engine is
+        then left out of the verdict) or at least two distinct divisors of ``vector.lanes``.
+        A hash lane synthesizes in minutes, so 1, 2 (and 4) are the practical sweep; the
+        gather engine leaves out counts whose accumulator Yosys cannot map (1 at 1 KiB rows).
+    gather_lanes : tuple of int, optional
+        The gather engine's lane counts instead of those of ``lookup_lanes`` (at least two
+        distinct divisors of ``vector.lanes``).
     reuse : bool
         Take a design's ``result.json`` from an earlier run in ``out_dir`` instead of running
         Yosys again when it was made from the same Verilog (SHA-256), part and flow options;
@@ -85,6 +102,12 @@ def synth_report(config_name: str | AcceleratorConfig, out_dir: str | Path, *,
         What :func:`~rtl.synth.buffers.buffer_mapping_check` measured for this config: the
         report then states the synthesized mapping of the buffers and counts them, scaled to
         full depth, in the verdict instead of the analytical tile counts.
+    previous : dict, optional
+        The data of an earlier ``synth_report.json`` of this config (by name; its key may be
+        older) and part: a design of this sweep that it measured is not synthesized again but
+        taken from it, and the report names those designs and says of each whether today's
+        Verilog is still the one measured (SHA-256). For a report whose older designs take
+        longer to synthesize than there is time for, after only new designs were added.
 
     Returns
     -------
@@ -94,8 +117,9 @@ def synth_report(config_name: str | AcceleratorConfig, out_dir: str | Path, *,
     Raises
     ------
     ValueError
-        Fewer than two sizes, a lane tuple neither empty nor two distinct counts, an unknown
-        part, or a ``buffer_check`` of another config or part.
+        Fewer than two sizes, a lane tuple neither empty nor two distinct counts, a lookup
+        lane count that does not divide ``vector.lanes``, an unknown part, or a
+        ``buffer_check`` or ``previous`` of another config or part.
     SynthError
         A design failed to synthesize.
     """
@@ -106,6 +130,8 @@ def synth_report(config_name: str | AcceleratorConfig, out_dir: str | Path, *,
         raise ValueError(f"sizes must hold at least two positive integers, not {sizes!r}")
     _check_lanes("sore_lanes", tuple(sore_lanes))
     _check_lanes("vector_lanes", tuple(vector_lanes), _MAX_VECTOR_LANES)
+    _check_lookup_lanes(config, tuple(lookup_lanes),
+                        gather_lanes=None if gather_lanes is None else tuple(gather_lanes))
     _check_part(part)
     if buffer_check is not None and (buffer_check.get("config_key") != config.key()
                                      or buffer_check.get("part") != part):
@@ -113,25 +139,52 @@ def synth_report(config_name: str | AcceleratorConfig, out_dir: str | Path, *,
                          f"(key {buffer_check.get('config_key')}) on "
                          f"{buffer_check.get('part')!r}, not {config.name!r} (key "
                          f"{config.key()}) on {part!r}")
+    if previous is not None and (previous.get("config") != config.name
+                                 or previous.get("part") != part):
+        raise ValueError(f"previous is of config {previous.get('config')!r} (key "
+                         f"{previous.get('config_key')}) on {previous.get('part')!r}, not "
+                         f"{config.name!r} (key {config.key()}) on {part!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     designs, acc_note = _sweep_designs(config, tuple(sorted(set(sizes))), accelerator)
     engines, engine_note = _engine_designs(config, tuple(sorted(set(sore_lanes))),
                                            tuple(sorted(set(vector_lanes))))
-    designs += engines
-    notes = [n for n in (acc_note, engine_note) if n]
+    lookup, lookup_note = _lookup_designs(
+        config, tuple(sorted(set(lookup_lanes))),
+        gather_lanes=None if gather_lanes is None else tuple(gather_lanes))
+    designs += engines + lookup
+    notes = [n for n in (acc_note, engine_note, lookup_note) if n]
     t0 = time.perf_counter()
     # Export in this thread (Amaranth's Verilog backend is not known to be thread-safe); the
     # Yosys runs are subprocesses and run in parallel.
     texts = [verilog.convert(d.build(), name=d.name, emit_src=False) for d in designs]
+    earlier = {e["name"]: e for e in (previous or {}).get("designs", [])}
     with ThreadPoolExecutor(max_workers=jobs or min(len(designs), os.cpu_count() or 1)) as ex:
-        futures = [ex.submit(_synthesize_text, text, top=d.name, out_dir=out / d.name,
-                             part=part, timeout_s=timeout_s, reuse=reuse)
-                   for d, text in zip(designs, texts, strict=True)]
-        runs = [f.result() for f in futures]
+        futures = {d.name: ex.submit(_synthesize_text, text, top=d.name, out_dir=out / d.name,
+                                     part=part, timeout_s=timeout_s, reuse=reuse)
+                   for d, text in zip(designs, texts, strict=True) if d.name not in earlier}
+        runs = [futures[d.name].result() if d.name in futures
+                else (SynthResult.from_dict(earlier[d.name]), True) for d in designs]
     results = [r for r, _ in runs]
     wall = time.perf_counter() - t0
     reused = sum(hit for _, hit in runs)
+    taken = [(d.name, hashlib.sha256(t.encode()).hexdigest() == earlier[d.name].get(
+        "verilog_sha256")) for d, t in zip(designs, texts, strict=True) if d.name in earlier]
+    if taken:
+        changed = [n for n, same in taken if not same]
+        notes.append(
+            f"{len(taken)} designs were not synthesized for this report but taken from an "
+            f"earlier report of this config (its Yosys seconds and wall time are that run's): "
+            f"{', '.join(n for n, _ in taken)}. "
+            + (f"The RTL changed since for {', '.join(changed)}: today's Verilog is not the "
+               "one measured, so their rows are of the earlier RTL. " if changed else
+               "Today's Verilog of each is the one measured (SHA-256). ")
+            + "Synthesized for this report: " + (", ".join(
+                d.name for d in designs if d.name not in earlier) or "none") + "."
+            + (f" The earlier report was of config key `{previous.get('config_key')}`; the "
+               "Verilog comparison above is what says whether a design is still the one "
+               "measured." if previous.get("config_key") != config.key() else ""))
+        reused -= len(taken)
     if reused:
         notes.append(f"{reused} of {len(designs)} designs were not synthesized again: their "
                      "`result.json` from an earlier run was made from the same Verilog "
@@ -170,5 +223,18 @@ def _report(config, part, designs, results, notes, wall, check=None, reused=0
         "verdict": [{"resource": n, "estimate": v, "source": s, "of_part": t,
                      "utilisation": v / t} for n, v, s, t in rows],
         "fits": fits_ok, "limit": FIT_LIMIT,
+        "array_and_lookup": _array_and_lookup(comps, totals),
     }
     return text, data
+
+
+def _array_and_lookup(comps, totals: dict[str, int]) -> dict | None:
+    """The systolic array plus the lookup engine per resource, their utilisation and whether it
+    is under :data:`FIT_LIMIT`; None without the lookup engine."""
+    lookup = [c for c in comps if c.key in _LOOKUP]
+    if not lookup:
+        return None
+    both = _total([comps[0], *lookup])
+    return {"lookup": _total(lookup), "both": both,
+            "utilisation": {k: both[k] / totals[k] for k in RESOURCES},
+            "fits": all(both[k] / totals[k] < FIT_LIMIT for k in RESOURCES)}

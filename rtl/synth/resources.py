@@ -109,6 +109,9 @@ class SynthResult:
     runtime_s: float
     yosys_version: str = ""
     options: tuple[str, ...] = field(default_factory=tuple)
+    # the Verilog's SHA-256 as an earlier result.json recorded it: what to_dict writes when the
+    # Verilog file is gone (a result taken from another machine's report)
+    verilog_sha256: str = ""
 
     def to_markdown(self) -> str:
         """A two-column resource table (used, % of part), extras after the main rows."""
@@ -120,20 +123,22 @@ class SynthResult:
 
     @classmethod
     def from_dict(cls, data: dict) -> SynthResult:
-        """The result :meth:`to_dict` wrote (``result.json``); the Verilog hash is dropped."""
+        """The result :meth:`to_dict` wrote (``result.json``), the Verilog hash kept."""
         return cls(top=data["top"], part=data["part"], resources=dict(data["resources"]),
                    utilisation=dict(data["utilisation"]), cells=dict(data["cells"]),
                    log_path=Path(data["log_path"]), verilog_path=Path(data["verilog_path"]),
                    runtime_s=float(data["runtime_s"]),
                    yosys_version=data.get("yosys_version", ""),
-                   options=tuple(data.get("options", ())))
+                   options=tuple(data.get("options", ())),
+                   verilog_sha256=data.get("verilog_sha256", ""))
 
     def to_dict(self) -> dict:
         # The Verilog's hash is what lets a later run reuse this result (run._cached).
         return {"top": self.top, "part": self.part, "resources": self.resources,
                 "utilisation": self.utilisation, "cells": self.cells,
                 "log_path": str(self.log_path), "verilog_path": str(self.verilog_path),
-                "verilog_sha256": hashlib.sha256(self.verilog_path.read_bytes()).hexdigest(),
+                "verilog_sha256": (hashlib.sha256(self.verilog_path.read_bytes()).hexdigest()
+                                   if self.verilog_path.exists() else self.verilog_sha256),
                 "runtime_s": self.runtime_s, "yosys_version": self.yosys_version,
                 "options": list(self.options)}
 

@@ -266,8 +266,9 @@ def test_report_without_engines_names_them_as_not_counted(tmp_path):
     text, data = _vcu1525_report(tmp_path, sore=(), vector=())
     assert data["engine_estimates"] == {}
     assert "counting systolic array + buffers. Not counted: controller, DMA and routing muxes " \
-           "(see the accelerator row; they do not scale with PEs or lanes), SORE and vector " \
-           "engine (left out of this sweep)." in text
+           "(see the accelerator row; they do not scale with PEs or lanes), SORE, vector " \
+           "engine, lookup hash engine and lookup gather engine (left out of this sweep)." in text
+    assert "side by side" not in text and data["array_and_lookup"] is None
     assert "## Fit per engine" not in text
 
 
@@ -507,3 +508,236 @@ def test_buffer_mapping_check_duplicates_a_two_read_port_buffer_in_uram(tmp_path
     again = buffer_mapping_check("tiny", tmp_path, buffers=("act", "acc"), styles=("ultra",),
                                  reuse=True)
     assert [r["runtime_s"] for r in again["rows"]] == [r["runtime_s"] for r in data["rows"]]
+
+
+# --- the lookup engine: hash and gather engines swept apart, side by side with the array --------
+
+def test_lookup_designs_build_hash_and_gather_engines_as_for_the_target():
+    from hwsim.config import preset
+    from rtl.lookup.gather import GatherEngine
+    from rtl.lookup.hashing import HashEngine
+    from rtl.synth.lookup import _lookup_designs
+
+    cfg = preset("vcu1525")  # 64 vector lanes, 64 KiB in flight, 4 request ports
+    designs, note = _lookup_designs(cfg, (1, 2, 4))
+    # gather at 1 lane is left out: its accumulator is 1024 / 2 = 512 words deep
+    assert [(d.name, d.engine, d.lanes) for d in designs] == [
+        ("hash_1lane", "hash", 1), ("hash_2lane", "hash", 2), ("hash_4lane", "hash", 4),
+        ("gather_2lane", "gather", 2), ("gather_4lane", "gather", 4)]
+    h, g = designs[2].build(), designs[4].build()
+    assert isinstance(h, HashEngine) and (h.H, h.lanes, h.max_tau) == (4, 4, 16)
+    # rows of 1 KiB, 64 KiB in flight: 64 slots; the config's 64 vector lanes
+    assert isinstance(g, GatherEngine) and (g.G, g.lanes, g.row_bytes, g.slots) == (4, 64,
+                                                                                     1024, 64)
+    assert g.config.lookup.request_ports == 1 and cfg.lookup.request_ports == 4
+    assert "`lookup.request_ports` = 4 (the RTL has one request port" in note
+    assert "`lookup.gather_lanes` = 256, which does not divide `vector.lanes` = 64" in note
+    assert "Gather lane counts 1 are not synthesized" in note
+    assert "`lookup.hash_lanes`" not in note  # 16 divides 64
+
+
+@pytest.mark.parametrize("lanes, msg", [
+    ((4,), r"^lookup_lanes must be empty or hold at least two distinct positive integers up to "
+           r"64, not \(4,\)$"),
+    ((2, 3), r"^lookup_lanes must divide vector.lanes \(64\) \(the RTL's rule\), not \[3\]$"),
+    ((1, 2), r"^gather_lanes must be empty or hold at least two distinct positive integers up "
+             r"to 64, not \(2,\)$"),
+])
+def test_synth_report_rejects_bad_lookup_lanes_before_running_yosys(tmp_path, lanes, msg):
+    from rtl.synth import synth_report
+
+    with pytest.raises(ValueError, match=msg):
+        synth_report("vcu1525", tmp_path, lookup_lanes=lanes)
+    with pytest.raises(ValueError, match=r"^the gather engine needs at least two lane counts "
+                                         r"of 2 or more \(at fewer lanes its accumulator of "
+                                         r"1,024-byte rows is deeper than Yosys 0.70 maps\), "
+                                         r"not \(1, 4\)$"):
+        synth_report("vcu1525", tmp_path, lookup_lanes=(1, 2), gather_lanes=(1, 4))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_lookup_designs_take_gather_lanes_apart_and_keep_the_hash_at_4_vector_lanes():
+    from hwsim.config import preset
+    from rtl.synth.lookup import _lookup_designs
+
+    designs, note = _lookup_designs(preset("vcu1525"), (1, 2), gather_lanes=(2, 4))
+    assert [d.name for d in designs] == ["hash_1lane", "hash_2lane", "gather_2lane",
+                                         "gather_4lane"]
+    assert "vector.lanes=4" in designs[0].what
+    assert "Gather lane counts 1 are not synthesized: their accumulator" in note
+
+
+def _lookup_report(tmp_path, hash_pts, gather_pts):
+    """The vcu1525 report of the arrays and the lookup engine from made-up (LUT, FF, DSP,
+    BRAM36) points: ``{lanes: tuple}`` for each engine."""
+    from dataclasses import replace
+
+    from hwsim.config import preset
+    from rtl.synth import _report, _sweep_designs
+    from rtl.synth.designs import _Design
+
+    cfg = preset("vcu1525")
+    designs, _ = _sweep_designs(cfg, (1, 2, 4), accelerator=False)
+    results = [_fake_result(tmp_path, d.name, *_MEASURED[d.name]) for d in designs]
+    for key, pts in (("hash", hash_pts), ("gather", gather_pts)):
+        for n, (lut, ff, dsp, bram) in pts.items():
+            designs.append(_Design(f"{key}_{n}lane", key, None, lambda: None, key, n))
+            r = _fake_result(tmp_path, f"{key}_{n}lane", lut, ff, dsp)
+            results.append(replace(r, resources={**r.resources, "BRAM36": bram}))
+    return _report(cfg, "xcvu9p", designs, results, [], 60.0)
+
+
+def test_report_extrapolates_hash_and_gather_lanes_and_sets_them_beside_the_array(tmp_path):
+    # hash: 1,000 + 4,000 LUT, 500 + 1,600 FF, 4 + 8 DSP and 1 BRAM36 (its ROM) a lane;
+    # gather: 3,000 + 1,500 LUT, 9,000 + 200 FF, 3 + 2 DSP a lane
+    hash_pts = {n: (1_000 + 4_000 * n, 500 + 1_600 * n, 4 + 8 * n, n) for n in (1, 2, 4)}
+    gather_pts = {n: (3_000 + 1_500 * n, 9_000 + 200 * n, 3 + 2 * n, 0) for n in (2, 4)}
+    text, data = _lookup_report(tmp_path, hash_pts, gather_pts)
+    h, g = data["engine_estimates"]["hash"], data["engine_estimates"]["gather"]
+    assert h["source"] == g["source"] == "extrapolated"
+    # 16 hash lanes: 1,000 + 16 x 4,000; 256 gather lanes: 3,000 + 256 x 1,500
+    assert (h["target"], g["target"]) == (16, 256)
+    assert h["LUT"] == pytest.approx(65_000) and h["BRAM36"] == pytest.approx(16)
+    assert h["DSP48E2"] == pytest.approx(132) and g["DSP48E2"] == pytest.approx(515)
+    assert g["LUT"] == pytest.approx(387_000) and g["FF"] == pytest.approx(60_200)
+    side = data["array_and_lookup"]
+    arr = data["array_estimate"]
+    assert side["both"]["LUT"] == pytest.approx(arr["LUT"] + 65_000 + 387_000)
+    assert side["both"]["BRAM36"] == pytest.approx(16)
+    # the array alone is 749,530 LUTs (63%); with the lookup engine 1,201,530: 101.6%
+    assert f"{100 * side['utilisation']['LUT']:.1f}" == "101.6"
+    assert side["fits"] is False and data["fits"] is False
+    assert "## Systolic array and lookup engine side by side on xcvu9p" in text
+    assert ("| LUT | 749,530.1 | 65,000 | 387,000 | 452,000 | 1,201,530.1 | 1,182,240 | "
+            "101.6% | no |") in text
+    assert ("| BRAM36 | 0 | 16 | 0 | 16 | 16 | 2,160 | 0.7% | yes |") in text
+    assert ("The systolic array and the lookup engine together **do not fit** under 85% of "
+            "the part: over in LUT (101.6%)") in text
+    assert "lookup hash engine: per lane (b, over lanes = 1, 2, 4) 4,000.0 LUT, 1,600.0 FF, " \
+           "8.0 DSP48E2, 1.0 BRAM36:" in text
+    assert "fixed (a) 3,000 LUT, 9,000 FF, 3 DSP48E2: the operand streams'" in text
+
+
+def test_report_says_array_and_lookup_fit_when_they_do(tmp_path):
+    hash_pts = {n: (100 * n, 100 * n, 8 * n, n) for n in (1, 2)}
+    gather_pts = {n: (10 * n, 10 * n, 2 * n, 0) for n in (2, 4)}
+    text, data = _lookup_report(tmp_path, hash_pts, gather_pts)
+    assert data["array_and_lookup"]["fits"] is True
+    assert ("The systolic array and the lookup engine together **fit** under 85% of each of "
+            "LUT, FF, DSP48E2, BRAM36, URAM of the part.") in text
+
+
+def test_lookup_lane_flags_reach_synth_report():
+    from reports.cli import build_parser
+
+    args = build_parser().parse_args(["rtl", "synth", "--lookup-lanes", "1,2,4", "--jobs", "1"])
+    assert args.lookup_lanes == (1, 2, 4) and args.jobs == 1
+    assert build_parser().parse_args(["rtl", "synth", "--lookup-lanes", ""]).lookup_lanes == ()
+    assert build_parser().parse_args(["rtl", "synth"]).lookup_lanes == ()
+    assert build_parser().parse_args(["rtl", "synth", "--gather-lanes", "2,4"]).gather_lanes \
+        == (2, 4)
+
+
+def _fp16_mul_lane():
+    """What a gather lane computes besides the add: fp16 -> fp32, then an fp32 multiply."""
+    from amaranth import Module
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+
+    from rtl.fp32 import fp16_to_fp32, fp32_mul
+
+    class Lane(wiring.Component):
+        def __init__(self):
+            super().__init__({"h": In(16), "p": In(32), "y": Out(32)})
+
+        def elaborate(self, platform):
+            m = Module()
+            m.d.comb += self.y.eq(fp32_mul(m, self.p, fp16_to_fp32(m, self.h)))
+            return m
+
+    return Lane()
+
+
+@pytest.mark.slow  # runs Yosys three times: about 2 minutes
+def test_gather_lane_dsps_are_one_fp32_multiplier_with_fp16_conversion(tmp_path):
+    from hwsim.config import preset
+    from rtl.lookup.gather import GatherEngine
+    from rtl.synth import _vector_config
+
+    cfg = _vector_config(preset("vcu1525"), 2).replace(lookup__request_ports=1)
+    runs = {g: synthesize(GatherEngine(cfg.replace(lookup__gather_lanes=g), row_bytes=8,
+                                       slots=4), top=f"gather_{g}", out_dir=tmp_path / str(g))
+            for g in (1, 2)}
+    ref = synthesize(_fp16_mul_lane(), top="fp16_mul", out_dir=tmp_path / "ref")
+    assert ref.resources["DSP48E2"] > 0
+    assert (runs[2].resources["DSP48E2"] - runs[1].resources["DSP48E2"]
+            == ref.resources["DSP48E2"])
+    # the row buffer (4 x 8 bytes) and accumulator read combinationally: LUT RAM, no block RAM
+    for r in runs.values():
+        assert r.resources["BRAM36"] == 0 and r.resources["URAM"] == 0
+        assert r.resources["LUT as memory"] > 0
+        log = r.log_path.read_text()
+        assert "rowbuf via $__XILINX_LUTRAM" in log and "acc via $__XILINX_LUTRAM" in log
+
+
+@pytest.mark.slow  # runs Yosys: about 2 minutes
+def test_hash_lane_sigmoid_rom_is_one_block_ram(tmp_path):
+    from hwsim.config import preset
+    from rtl.lookup.hashing import HashEngine
+    from rtl.synth import _vector_config
+
+    cfg = _vector_config(preset("vcu1525"), 2).replace(lookup__hash_lanes=1)
+    r = synthesize(HashEngine(cfg, max_tau=2), top="hash_1", out_dir=tmp_path)
+    # the 512 x 64 sigmoid coefficient ROM read through a registered address: one RAMB36E2
+    assert r.resources["BRAM36"] == 1 and r.cells.get("RAMB36E2") == 1
+    # four fp32 multipliers in the lane, two DSP48E2 each, besides the command's multiplies
+    assert r.resources["DSP48E2"] >= 8
+
+
+def test_synth_report_takes_designs_from_a_previous_report_and_flags_changed_verilog(tmp_path):
+    import hashlib
+
+    from amaranth.back import verilog
+
+    from hwsim.config import preset
+    from rtl.synth import _sweep_designs, synth_report
+
+    cfg = preset("tiny")
+    prev_dir = tmp_path / "prev"
+    prev_dir.mkdir()
+    entries = []
+    designs, _ = _sweep_designs(cfg, (1, 2), accelerator=False)
+    for design, n, same in zip(designs, (1, 2), (True, False), strict=True):
+        name = design.name
+        r = _fake_result(prev_dir, name, 100 * n * n, 10 * n * n, n * n)
+        d = r.to_dict()
+        text = verilog.convert(design.build(), name=name, emit_src=False)
+        d["verilog_sha256"] = hashlib.sha256(text.encode()).hexdigest() if same else "0" * 64
+        entries.append({"name": name, **d})
+    previous = {"config": "tiny", "config_key": cfg.key(), "part": "xcvu9p", "designs": entries}
+    path = synth_report(cfg, tmp_path / "out", sizes=(1, 2), accelerator=False, sore_lanes=(),
+                        vector_lanes=(), previous=previous)
+    text = path.read_text()
+    data = json.loads((tmp_path / "out" / "synth_report.json").read_text())
+    assert [d["LUT"] for d in (data["designs"][0]["resources"], data["designs"][1]["resources"])
+            ] == [100, 400]
+    assert ("2 designs were not synthesized for this report but taken from an earlier report "
+            "of this config (its Yosys seconds and wall time are that run's): pe_int8, "
+            "array_2x2. The RTL changed since for array_2x2: today's Verilog is not the one "
+            "measured, so their rows are of the earlier RTL. Synthesized for this report: "
+            "none.") in text
+    assert "reused from an earlier run" not in text
+    with pytest.raises(ValueError, match=r"^previous is of config 'tiny'"):
+        synth_report("vcu1525", tmp_path / "other", previous=previous)
+
+
+def test_rekeyed_buffer_check_only_when_every_buffer_keeps_its_shape():
+    from hwsim.config import preset
+    from rtl.synth.buffers import _rekeyed_check
+
+    cfg = preset("vcu1525")
+    old = dict(_buffer_check(), config_key="0" * 16)
+    assert _rekeyed_check(cfg, old)["config_key"] == cfg.key()
+    wider = dict(old, rows=[dict(r, width=r["width"] * 2) for r in old["rows"]])
+    assert _rekeyed_check(cfg, wider) is None
+    assert _rekeyed_check(preset("tiny"), old) is None
