@@ -38,17 +38,18 @@ def _say(progress: bool, text: str) -> None:
 
 
 def run_demo(out_root: str | Path = "runs", *, sim: str = "verilator",
-             progress: bool = True) -> Path:
+             progress: bool = True, build_root: str | Path = "build") -> Path:
     """Run the fidelity chain on ``tiny`` and a GEMM sweep on ``vcu1525``; return the report.
 
     The report directory is written under a temporary name and renamed when complete, so an
     interrupted demo never leaves a half-written report where a finished one is expected.
+    Simulator builds are cached under ``build_root``.
     """
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     final = Path(out_root) / f"demo-{stamp}"
     work = Path(out_root) / f".demo-{stamp}.partial"
     work.mkdir(parents=True, exist_ok=True)
-    build = Path("build")  # simulator builds are cached here across runs
+    build = Path(build_root)  # simulator builds are cached here across runs
 
     tiny = preset("tiny")
     rows = []

@@ -122,9 +122,13 @@ def run_bench(sim: str, config: AcceleratorConfig, spec: dict, *, tag: str,
     if port != "simple":  # the simple port keeps its directory and stamp
         design, key = f"{design}-{port}", f"{key}:{port}"
     build = Path(build_root).resolve() / "cocotb" / design
+    stamp = _sources_stamp(key)
+    shared = Path(build_root).resolve() / "cocotb" / "verilog" / design.split("-", 1)[1]
     runner = _locked_build(sim, build, TOP_NAME,
-                           lambda src: write_verilog(config, src, port=port),
-                           _sources_stamp(key))
+                           lambda src: _shared_verilog(shared, src, stamp,
+                                                       lambda out: write_verilog(config, out,
+                                                                                 port=port)),
+                           stamp)
     return _run_module(runner, sim, build, TOP_NAME, module, spec, tag)
 
 
@@ -250,6 +254,25 @@ def _sources_stamp(key: str) -> str:
         h.update(path.relative_to(ROOT).as_posix().encode())
         h.update(path.read_bytes())
     return h.hexdigest()
+
+
+def _shared_verilog(shared: Path, src: Path, stamp: str, write: Callable[[Path], Path]) -> Path:
+    """Write the Verilog once per design for every simulator: into ``shared`` (under its lock,
+    when its stamp is not ``stamp``), then copied into ``src``. Elaborating the top costs more
+    than a copy; Icarus and Verilator builds of one config then share it."""
+    shared.mkdir(parents=True, exist_ok=True)
+    with open(shared / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stamp_file = shared / "sources.sha256"
+        vpath = shared / f"{TOP_NAME}.v"
+        if not (vpath.exists() and stamp_file.exists() and stamp_file.read_text() == stamp):
+            vpath = write(shared)
+            stamp_file.write_text(stamp)
+        src.mkdir(parents=True, exist_ok=True)
+        for f in shared.iterdir():
+            if f.is_file() and f.name not in (".lock", "sources.sha256"):
+                shutil.copy2(f, src / f.name)
+    return src / vpath.name
 
 
 def _locked_build(sim: str, build: Path, top: str, write: Callable[[Path], Path],

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
 from reports.demo import run_demo
 
 pytestmark = pytest.mark.cocotb
+BUILD = Path(__file__).resolve().parents[2] / "build"  # the RTL tests' builds, shared
 
 
 def test_demo_writes_a_complete_report(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    report = run_demo(tmp_path / "runs", sim="icarus", progress=False)
+    report = run_demo(tmp_path / "runs", sim="icarus", progress=False, build_root=BUILD)
     assert report.exists() and report.name == "report.md"
     text = report.read_text()
     assert "**All equal: yes**" in text

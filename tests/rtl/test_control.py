@@ -66,9 +66,9 @@ def test_unit_members_take_the_isa_field_widths():
         field_members(isa.Unit.SORE, ["lanes"])
 
 
-def test_every_queue_but_control_and_lookup_has_one_unit_in_the_top():
-    assert [slot.unit for slot in UNITS] == [isa.Unit.SORE, isa.Unit.VECTOR, isa.Unit.DMA_OUT,
-                                            isa.Unit.ARRAY, isa.Unit.DMA_IN]
+def test_every_queue_but_control_has_one_unit_in_the_top():
+    assert [slot.unit for slot in UNITS] == [isa.Unit.SORE, isa.Unit.VECTOR, isa.Unit.LOOKUP,
+                                            isa.Unit.DMA_OUT, isa.Unit.ARRAY, isa.Unit.DMA_IN]
     config = preset("tiny")
     for slot in UNITS:
         unit = slot.component(config)
@@ -141,5 +141,6 @@ def test_command_no_unit_runs_sets_error_and_is_dropped(cmd):
 def test_the_sore_is_built_only_with_nm_patterns(patterns):
     config = preset("tiny").replace(name="tiny_p", array__patterns=patterns)
     built = [slot.unit for slot in UNITS if slot.present(config)]
-    assert built == [u for u in (isa.Unit.SORE, isa.Unit.VECTOR, isa.Unit.DMA_OUT,
-                                 isa.Unit.ARRAY, isa.Unit.DMA_IN) if u != isa.Unit.SORE or patterns]
+    assert built == [u for u in (isa.Unit.SORE, isa.Unit.VECTOR, isa.Unit.LOOKUP,
+                                 isa.Unit.DMA_OUT, isa.Unit.ARRAY, isa.Unit.DMA_IN)
+                     if u != isa.Unit.SORE or patterns]

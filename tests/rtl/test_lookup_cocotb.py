@@ -60,8 +60,9 @@ def _gather_reference(p, rows, table):
     return np.einsum("tk,tkh->th", p.astype(np.float64), table.astype(np.float64)[rows])
 
 
-@pytest.mark.parametrize("name", list(GATHERS))
-@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+@pytest.mark.parametrize("sim, name", [
+    ("icarus", "tiny"), ("verilator", "tiny"), ("verilator", "small8"),
+    pytest.param("icarus", "small8", marks=pytest.mark.slow)])  # make test-slow: the fourth
 def test_lookup_programs_match_hwsim_and_memoryformer(sim, name):
     if sim not in available_simulators():
         pytest.fail(f"{sim} is not installed: `make test` installs it")

@@ -284,12 +284,14 @@ def test_lanes_expose_their_latency():
 
 
 # ---------------------------------------------------------------------------------------------
-# HashLane's Verilog under cocotb (the grad lane is left to the fast tier: a second Verilator
-# build would double this section's ~45 s)
+# HashLane's Verilog alone under cocotb (the grad lane is left to the fast tier: a second
+# Verilator build would double this section's ~45 s). Slow: the lanes run on both simulators
+# inside the whole top in tests/rtl/test_lookup_cocotb.py.
 
 LANE_INPUTS = ["c", "official", "in_valid", "first", "last", "z"]
 
 
+@pytest.mark.slow
 @pytest.mark.cocotb
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
 def test_hash_lane_verilog_matches_hwsim_under_cocotb(sim):
