@@ -38,12 +38,14 @@ def _say(progress: bool, text: str) -> None:
 
 
 def run_demo(out_root: str | Path = "runs", *, sim: str = "verilator",
-             progress: bool = True, build_root: str | Path = "build") -> Path:
+             progress: bool = True, build_root: str | Path = "build",
+             quick: bool = False) -> Path:
     """Run the fidelity chain on ``tiny`` and a GEMM sweep on ``vcu1525``; return the report.
 
     The report directory is written under a temporary name and renamed when complete, so an
     interrupted demo never leaves a half-written report where a finished one is expected.
-    Simulator builds are cached under ``build_root``.
+    Simulator builds are cached under ``build_root``. ``quick``: the first two GEMMs and the
+    first memory layer of the fidelity chain only (the test suite's end-to-end run).
     """
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     final = Path(out_root) / f"demo-{stamp}"
@@ -53,17 +55,19 @@ def run_demo(out_root: str | Path = "runs", *, sim: str = "verilator",
 
     tiny = preset("tiny")
     rows = []
-    for i, (m, n, k, df, nm) in enumerate(FIDELITY_SHAPES):
+    gemms = FIDELITY_SHAPES[:2] if quick else FIDELITY_SHAPES
+    layers = LOOKUP_SHAPES[:1] if quick else LOOKUP_SHAPES
+    for i, (m, n, k, df, nm) in enumerate(gemms):
         kind = "dense" if nm is None else f"{nm[0]}:{nm[1]}"
-        _say(progress, f"[fidelity {i + 1}/{len(FIDELITY_SHAPES)}] {kind} {df} GEMM {m}x{n}x{k} "
+        _say(progress, f"[fidelity {i + 1}/{len(gemms)}] {kind} {df} GEMM {m}x{n}x{k} "
              f"on RTL ({sim}) and hwsim ...")
         rows.append(gemm_cosim(tiny, m, n, k, sim=sim, seed=i, build_root=build, dataflow=df,
                                sparsity=nm))
     fid = pd.DataFrame(rows)
     lk_cfg = lookup_test_config("tiny")
     lk_rows = []
-    for i, (t, d, h, tau, official, tier) in enumerate(LOOKUP_SHAPES):
-        _say(progress, f"[fidelity lookup {i + 1}/{len(LOOKUP_SHAPES)}] memory layer {t}x{d} "
+    for i, (t, d, h, tau, official, tier) in enumerate(layers):
+        _say(progress, f"[fidelity lookup {i + 1}/{len(layers)}] memory layer {t}x{d} "
              f"-> {h}, tau {tau}, tier {LOOKUP_TIERS[tier]} on RTL ({sim}) and hwsim ...")
         lk_rows.append(lookup_cosim(lk_cfg, t, d, h, tau, sim=sim, seed=i, build_root=build,
                                     official=official, tier=tier))

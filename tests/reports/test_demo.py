@@ -15,13 +15,16 @@ BUILD = Path(__file__).resolve().parents[2] / "build"  # the RTL tests' builds, 
 
 def test_demo_writes_a_complete_report(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    report = run_demo(tmp_path / "runs", sim="icarus", progress=False, build_root=BUILD)
+    report = run_demo(tmp_path / "runs", sim="icarus", progress=False, build_root=BUILD,
+                      quick=True)
     assert report.exists() and report.name == "report.md"
     text = report.read_text()
     assert "**All equal: yes**" in text
     fid = pd.read_csv(report.parent / "fidelity.csv")
     assert fid["cycles_equal"].all() and fid["values_equal"].all()
-    assert (fid["rtl_cycles"] == fid["hwsim_cycles"]).all()
+    assert (fid["rtl_cycles"] == fid["hwsim_cycles"]).all() and len(fid) == 2
+    lookup = pd.read_csv(report.parent / "fidelity_lookup.csv")
+    assert len(lookup) == 1 and lookup["cycles_equal"].all() and lookup["values_equal"].all()
     sweep = pd.read_csv(report.parent / "gemm_sweep.csv")
     assert ((sweep["utilisation"] > 0) & (sweep["utilisation"] <= 1)).all()
     assert (report.parent / "gemm_utilisation.png").stat().st_size > 10_000
