@@ -62,13 +62,17 @@ SCATTER
 
 Cycles of GATHER and SCATTER come from the row pipeline of
 :mod:`hwsim.units.lookup_timing` (request issue, the tier's banked model, the accumulate
-lanes, read-after-write forwarding for SCATTER): in functional mode with the rows the program
-computed (stepped per cycle), in timing mode with rows drawn uniformly from each chunk's
-``2**tau`` rows (annotation ``trows``, default 256), event by event, from a seed that is the
-command's shape, so that commands of one shape take the same cycles and are timed once.
-RTL: ``rtl/lookup`` runs HASH modes 0 and 1 and GATHER mode 0, equal to this model in values
-and in every command's cycles (``tests/rtl/test_lookup_cocotb.py``); the other modes are
-model-only so far.
+lanes): in functional mode with the rows the program computed (stepped per cycle), in timing
+mode with rows drawn uniformly from each chunk's ``2**tau`` rows (annotation ``trows``, default
+256), event by event, from a seed that is the command's shape, so that commands of one shape
+take the same cycles and are timed once. SCATTER mode 0 without a hot-row cache has its own
+pipeline, :mod:`hwsim.units.scatter_timing` (slots held until a row's write is acknowledged,
+forwarding from a slot whose write has not issued, a wait for one that has; one per-cycle
+kernel for both modes); with a cache it keeps the generic pipeline's rules (forwarding within
+the window's distance), which no RTL checks.
+RTL: ``rtl/lookup`` runs HASH modes 0 and 1, GATHER mode 0 and SCATTER mode 0, equal to this
+model in values and in every command's cycles (``tests/rtl/test_lookup_cocotb.py``); the other
+modes are model-only so far.
 
 Hot-row cache (``config.lookup.hot_rows`` rows, 0: none)
     An on-chip SRAM of whole rows in front of the tiers, **fully associative with LRU
@@ -127,6 +131,7 @@ from ..numerics import (
 from ..program import COL
 from . import Access, UnitModel, UnitTiming
 from .lookup_timing import TierParams, events, events_hot, lru_hits, per_cycle, per_cycle_hot
+from .scatter_timing import previous_access, scatter_run
 from .vector import ADAM_FLOPS, SGD_MOMENTUM, adam_update, sgd_update
 
 __all__ = ["HASH_LATENCY", "LookupModel", "hash_cycles", "hash_rows", "hot_row_hits",
@@ -454,11 +459,11 @@ class LookupModel(UnitModel):
         elif cmd.mode == 0:
             rb = 4 * h
             base = int(regs[cmd.table])
+            if lk.hot_rows == 0:  # as the RTL runs it: one kernel for both modes
+                return int(scatter_run(config, rows, h, cmd.tier, base)[0]), 0, 0
+            # with a hot-row cache: the generic pipeline, forwarding within the window's reach
             window = lk.rows_in_flight(rb)
-            # the previous access to the same row: neighbours in a stable sort by row
-            order = np.argsort(rows, kind="stable")
-            same = rows[order][1:] == rows[order][:-1]
-            dep[order[1:][same]] = order[:-1][same]
+            dep = previous_access(rows)
             fwd = (dep >= 0) & (np.arange(n) - dep <= window)
             reads = ~fwd
             rd_addr = base + rows[reads] * rb
