@@ -16,7 +16,7 @@ from hwsim.program import Program, TensorRef
 
 __all__ = ["LOOKUP_TIERS", "command_end_cycles", "cosim_programs", "gather_program_case",
            "gemm_cosim", "gemm_program_case", "lookup_cosim", "lookup_test_config",
-           "memory_layer_case"]
+           "memory_layer_case", "scatter_program_case"]
 
 
 def command_end_cycles(program: Program, retires: list[tuple[int, int]]) -> list[int]:
@@ -95,6 +95,47 @@ def gather_program_case(config: AcceleratorConfig, tokens: int, chunks: int, h: 
     return Program(cmds, addr, refs, inputs=("T", "R", "P"), outputs=("Y",)), values
 
 
+def scatter_program_case(config: AcceleratorConfig, rows: np.ndarray, h: int,
+                         rng: np.random.Generator, *, tier: int = 0, table_rows: int = 0
+                         ) -> tuple[Program, dict[str, np.ndarray]]:
+    """A SCATTER (mode 0) program: MemoryFormer's table gradient, ``G[rows[t,k]] += P[t,k] *
+    DY[t]`` into an fp32 gradient table ``G`` (``table_rows`` rows of ``h``, default one past
+    the largest row; random initial values, as after earlier steps' scatters).
+
+    ``rows`` (``tokens x chunks``) says which rows repeat and how far apart: a repeat close
+    behind its previous access is forwarded, one whose previous write has issued but is not yet
+    acknowledged waits, one further on reads the row back (:mod:`hwsim.units.scatter_timing`).
+    Register 1 holds the table's address; the indices, weights and dY load into VEC.
+    """
+    L = config.vector.lanes
+    rows = np.asarray(rows, np.int64)
+    tokens, chunks = rows.shape
+    n = tokens * chunks
+    table_rows = table_rows or int(rows.max()) + 1
+    layout = {"G": ((table_rows, h), "fp32"), "R": ((tokens, chunks), "int32"),
+              "P": ((tokens, chunks), "fp32"), "DY": ((tokens, h), "fp32")}
+    refs, addr = {}, 0
+    for name, (shape, dt) in layout.items():
+        refs[name] = TensorRef(addr, shape, dt)
+        addr += -(-refs[name].nbytes // 64) * 64
+    e_r, e_p = 0, -(-n // L)
+    e_dy = 2 * e_p
+    values = {"G": rng.standard_normal((table_rows, h)).astype(np.float32),
+              "R": rows.astype(np.int32),
+              "P": rng.uniform(0.05, 1.0, (tokens, chunks)).astype(np.float32),
+              "DY": rng.standard_normal((tokens, h)).astype(np.float32)}
+
+    def move(name, entry, **kw):
+        ref = refs[name]
+        return isa.Load(isa.Buffer.VEC, entry, ref.addr, -(-ref.nbytes // (4 * L)), L, 4 * L,
+                        **kw)
+
+    cmds = [isa.SetReg(1, refs["G"].addr), move("R", e_r), move("P", e_p),
+            move("DY", e_dy, signal=1),
+            isa.Scatter(e_r, e_p, e_dy, 1, tokens, chunks, h, tier, 0, wait=1)]
+    return Program(cmds, addr, refs, inputs=("G", "R", "P", "DY"), outputs=("G",)), values
+
+
 def memory_layer_case(config: AcceleratorConfig, tokens: int, d: int, h: int, tau: int,
                       rng: np.random.Generator, *, official: bool = False, t: float = 1.0,
                       tier: int = 0) -> tuple[Program, dict[str, np.ndarray]]:
@@ -170,13 +211,17 @@ def cosim_programs(config: AcceleratorConfig, cases: list[tuple[Program, dict]],
         "bus_bytes": config.dram.bus_bytes,
         "bytes_per_cycle": config.dram_bytes_per_cycle,
         "seed": seed,
-        "lookup": {"tiers": [dataclasses.asdict(t) for t in config.lookup.tiers],
-                   "clock_mhz": config.clock_mhz, "tag_bits": tag_bits()},
         "programs": [{"words": [f"{isa.encode(c):x}" for c in p.commands],
                       "dram": p.dram_image(v).tobytes().hex(), "idle": idle,
                       "backpressure": backpressure} for p, v in cases],
     }
-    return run_bench(sim, config, spec, tag=tag, build_root=build_root)
+    # the top without the lookup engine (half the Verilog of a test config's top) when no
+    # program has a lookup command
+    lookup = any(c.UNIT == isa.Unit.LOOKUP for p, _ in cases for c in p.commands)
+    if lookup:
+        spec["lookup"] = {"tiers": [dataclasses.asdict(t) for t in config.lookup.tiers],
+                          "clock_mhz": config.clock_mhz, "tag_bits": tag_bits()}
+    return run_bench(sim, config, spec, tag=tag, build_root=build_root, lookup=lookup)
 
 
 def lookup_cosim(config: AcceleratorConfig, tokens: int, d: int, h: int, tau: int, *,

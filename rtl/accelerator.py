@@ -18,13 +18,14 @@ from .controller import RETIRE_BITS, Controller
 from .decode import unit_view
 from .dma import DmaIn, DmaOut, mem_rd_req_layout, mem_wr_req_layout
 from .lookup.gather import lk_rd_req_layout, lk_rd_rsp_layout
+from .lookup.scatter import lk_wr_req_layout, lk_wr_rsp_layout
 from .lookup.unit import ROW_BYTES, SLOTS, LookupUnit
 from .sore import Sore
 from .units import UnitSlot, from_start, reads, row, selected, selected_busy, while_busy, writes
 from .vector import VectorUnit
 
 __all__ = ["MEMORY_CHANNELS", "UNITS", "URAM_ENTRIES", "Accelerator", "buffer_ram_style",
-           "buffer_shapes"]
+           "buffer_shapes", "top_units"]
 
 ACT, WGT, ACC, IDX, VEC = (isa.Buffer.ACT, isa.Buffer.WGT, isa.Buffer.ACC, isa.Buffer.IDX,
                            isa.Buffer.VEC)
@@ -54,10 +55,18 @@ IDX otherwise (and owns ACC's write port while it runs), DMA-in writes the buffe
 otherwise. DMA-out reads each buffer through its last read port: ACC has a second one, so a
 tile is stored while the next one computes."""
 
+def top_units(config: AcceleratorConfig, lookup: bool = True) -> list[UnitSlot]:
+    """The slots of :data:`UNITS` a top for ``config`` builds: the units the config has (the
+    SORE only with N:M patterns), without the lookup unit when ``lookup`` is false."""
+    return [slot for slot in UNITS if slot.present(config)
+            and (lookup or slot.unit != isa.Unit.LOOKUP)]
+
+
 URAM_ENTRIES = 4096
 """Depth of one UltraScale+ URAM288 block (72 x 4096)."""
 
-MEMORY_CHANNELS = ("mem_rd_req", "mem_rd_rsp", "mem_wr_req", "lk_rd_req", "lk_rd_rsp", "lk_busy")
+MEMORY_CHANNELS = ("mem_rd_req", "mem_rd_rsp", "mem_wr_req", "lk_rd_req", "lk_rd_rsp",
+                   "lk_wr_req", "lk_wr_rsp", "lk_busy")
 """The top's external memory channels; the unit with a member of that name drives each."""
 
 
@@ -100,8 +109,10 @@ class Accelerator(wiring.Component):
         External memory read and write channels (protocol in :mod:`rtl.dma`).
     lk_rd_req : Out(stream.Signature(lk_rd_req_layout(slots)))
     lk_rd_rsp : In(stream.Signature(lk_rd_rsp_layout(slots, row_bytes)))
+    lk_wr_req : Out(stream.Signature(lk_wr_req_layout(slots, row_bytes)))
+    lk_wr_rsp : In(stream.Signature(lk_wr_rsp_layout(slots)))
     lk_busy : Out(1)
-        The lookup engine's table memory (:mod:`rtl.lookup.gather`,
+        The lookup engine's table memory (:mod:`rtl.lookup.gather`, :mod:`rtl.lookup.scatter`,
         :class:`~rtl.lookup.unit.LookupUnit`): a second port, not the DMA's, because the tables
         live in their own tiers (HBM, DDR, CXL, persistent memory: other controllers, other AXI
         ports on an FPGA) and row streams must not queue behind the array's tiles.
@@ -119,6 +130,10 @@ class Accelerator(wiring.Component):
     row_bytes, slots : int
         The lookup engine's widest table row and row-buffer slots
         (:class:`~rtl.lookup.unit.LookupUnit`).
+    lookup : bool
+        Build the lookup engine and its table-memory port (``lk_*``). Without it (a SAT-only
+        top: a smaller design, which the co-simulation builds for programs without lookup
+        commands) lookup commands are refused (``error``).
     pe_module : str, optional
         Build the array's cells as instances of this separately written PE module
         (:class:`~rtl.array.PEInstance`; :func:`rtl.verilog.write_verilog` does). None: inline
@@ -141,11 +156,11 @@ class Accelerator(wiring.Component):
     """
 
     def __init__(self, config: AcceleratorConfig, *, pe_module: str | None = None,
-                 row_bytes: int = ROW_BYTES, slots: int = SLOTS):
+                 row_bytes: int = ROW_BYTES, slots: int = SLOTS, lookup: bool = True):
         if not isinstance(config, AcceleratorConfig):
             raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
         self.pe_module = pe_module
-        self.row_bytes, self.slots = row_bytes, slots
+        self.row_bytes, self.slots, self.lookup = row_bytes, slots, lookup
         if config.dram.model != "fixed":
             raise ValueError(f"the RTL memory port assumes dram.model='fixed'; config "
                              f"{config.name!r} has {config.dram.model!r}")
@@ -156,9 +171,11 @@ class Accelerator(wiring.Component):
             "mem_rd_req": Out(stream.Signature(mem_rd_req_layout())),
             "mem_rd_rsp": In(stream.Signature(bus * 8)),
             "mem_wr_req": Out(stream.Signature(mem_wr_req_layout(bus))),
-            "lk_rd_req": Out(stream.Signature(lk_rd_req_layout(slots))),
-            "lk_rd_rsp": In(stream.Signature(lk_rd_rsp_layout(slots, row_bytes))),
-            "lk_busy": Out(1),
+            **({"lk_rd_req": Out(stream.Signature(lk_rd_req_layout(slots))),
+                "lk_rd_rsp": In(stream.Signature(lk_rd_rsp_layout(slots, row_bytes))),
+                "lk_wr_req": Out(stream.Signature(lk_wr_req_layout(slots, row_bytes))),
+                "lk_wr_rsp": In(stream.Signature(lk_wr_rsp_layout(slots))),
+                "lk_busy": Out(1)} if lookup else {}),
             "retire": Out(RETIRE_BITS), "idle": Out(1), "error": Out(1),
         })
 
@@ -168,7 +185,7 @@ class Accelerator(wiring.Component):
         options = {"pe_module": self.pe_module, "row_bytes": self.row_bytes,
                    "slots": self.slots}
         units = {slot: slot.component(cfg, **{o: options[o] for o in slot.options})
-                 for slot in UNITS if slot.present(cfg)}
+                 for slot in top_units(cfg, self.lookup)}
         m.submodules.ctrl = ctrl = Controller(
             [slot.unit for slot in units], queue_depth=cfg.queue_depth,
             accepts={slot.unit: unit.accepts for slot, unit in units.items()})
@@ -190,6 +207,8 @@ class Accelerator(wiring.Component):
 
         connect(m, wiring.flipped(self.cmd), ctrl.cmd)
         for channel in MEMORY_CHANNELS:
+            if channel not in self.signature.members:
+                continue
             drivers = [u for u in units.values() if channel in u.signature.members]
             if len(drivers) != 1:
                 raise ValueError(f"memory channel {channel} needs one unit, not "

@@ -362,7 +362,9 @@ class AxiAccelerator(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.core = core = Accelerator(self.config, pe_module=self.pe_module)
+        # no lookup engine: its table memory has no AXI4 master yet (a lookup command is refused)
+        m.submodules.core = core = Accelerator(self.config, pe_module=self.pe_module,
+                                               lookup=False)
         m.submodules.axi = bridge = AxiBridge(self.config.dram.bus_bytes, **self.bridge_params)
         connect(m, wiring.flipped(self.cmd), core.cmd)
         connect(m, core.mem_rd_req, bridge.mem_rd_req)

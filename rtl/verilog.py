@@ -10,7 +10,7 @@ from amaranth.back import verilog
 from hwsim import isa
 from hwsim.config import AcceleratorConfig
 
-from .accelerator import UNITS, Accelerator, buffer_shapes
+from .accelerator import Accelerator, buffer_shapes, top_units
 from .array import PE, array_group
 from .axi import AXI_ADDR_BITS, AXI_CACHE, AXI_PREFIX, AxiAccelerator
 from .decode import unit_opcodes
@@ -23,13 +23,14 @@ PORTS = ("simple", "axi4")  # memory port kinds: rtl.dma's simple port, or an AX
 
 
 def write_verilog(config: AcceleratorConfig, out_dir: str | Path, *,
-                  port: str = "simple") -> Path:
+                  port: str = "simple", lookup: bool = True) -> Path:
     """Write ``satmem_top.v`` and ``manifest.json`` for ``config`` into ``out_dir``.
 
     ``port`` picks the memory port: ``"simple"`` writes :class:`~rtl.accelerator.Accelerator`
     (the request/response port of :mod:`rtl.dma`), ``"axi4"`` writes
     :class:`~rtl.axi.AxiAccelerator` (an AXI4 master, ports ``m_axi_*``). The top module is
-    ``satmem_top`` either way; the manifest records which (``"port"``).
+    ``satmem_top`` either way; the manifest records which (``"port"``). ``lookup=False``
+    leaves the lookup engine out of the simple-port top (the AXI4 top has none yet).
 
     The manifest records the config (and its hash), the memory port and the top's port list,
     the ISA word width, the buffers (``[width in bits, entries]`` by ``isa.Buffer``), the
@@ -60,7 +61,8 @@ def write_verilog(config: AcceleratorConfig, out_dir: str | Path, *,
     if port == "axi4":
         top = AxiAccelerator(config, pe_module=PE_NAME)
     else:
-        top = Accelerator(config, pe_module=PE_NAME)
+        top = Accelerator(config, pe_module=PE_NAME, lookup=lookup)
+    lookup = lookup and port != "axi4"
     text = verilog.convert(top, name=TOP_NAME, emit_src=False)
     pe = PE(config.array.dtype, array_group(config))
     text += verilog.convert(pe, name=PE_NAME, emit_src=False)
@@ -82,7 +84,7 @@ def write_verilog(config: AcceleratorConfig, out_dir: str | Path, *,
         "controller": {"queue_depth": config.queue_depth, "semaphores": isa.NUM_SEMAPHORES,
                        "model": "hwsim.schedule (decoupled units, point-to-point semaphores)"},
         "units": {slot.name: [op.name for op in unit_opcodes(slot.unit)]
-                  for slot in UNITS if slot.present(config)},
+                  for slot in top_units(config, lookup)},
         "unit_cycles": {
             "gemm_os": f"k + {2 * R + C + 1}",
             "gemm_ws": f"k + m + {R + C + 1}",
@@ -96,7 +98,9 @@ def write_verilog(config: AcceleratorConfig, out_dir: str | Path, *,
         "supported": ["LOAD", "STORE", f"GEMM(dense, os|ws, {config.array.dtype})",
                       f"GEMM(N:M {patterns}, os|ws)" if patterns else "GEMM: no N:M patterns",
                       "PRUNE(axis 1)" if config.array.patterns else "PRUNE: no patterns",
-                      "UPDATE(SGD, SGD momentum)", "SETREG", "SYNC"],
+                      "UPDATE(SGD, SGD momentum)", "SETREG", "SYNC",
+                      *(["HASH(modes 0, 1)", "GATHER(mode 0, fp16 rows)",
+                         "SCATTER(mode 0, fp32 rows)"] if lookup else [])],
     }
     if port == "axi4":
         bp = top.bridge_params

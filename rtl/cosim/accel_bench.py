@@ -5,12 +5,13 @@ pytest side (``test_accelerator_cocotb.py``) writes a JSON spec of programs, run
 through ``cocotb_tools.runner``, and compares what it writes back with hwsim and torch.
 
 Spec (``SATMEM_SPEC``): ``{"latency": L, "bus_bytes": B, "bytes_per_cycle": W, "seed": S,
-"lookup": {"tiers": [MemoryTier fields...], "clock_mhz": f, "tag_bits": n},
+"lookup": {"tiers": [MemoryTier fields...], "clock_mhz": f, "tag_bits": n} (absent for a top
+without the lookup engine),
 "programs": [{"words": [hex...], "dram": hex, "idle": p, "backpressure": p}, ...]}``.
 Result (``SATMEM_OUT``): per program the accept cycle of every command, the (cycle, unit mask)
 of every retire pulse, the final DRAM image and the error flag.
 
-The lookup engine's table memory (``lk_rd_req``/``lk_rd_rsp``) is :class:`TableMemory`: the
+The lookup engine's table memory (``lk_rd_*``, ``lk_wr_*``) is :class:`TableMemory`: the
 tier model of :mod:`hwsim.units.lookup_timing` itself, request by request, so the RTL's row
 pipeline is checked against hwsim's cycle by cycle (numba, no torch).
 """
@@ -75,14 +76,17 @@ class _Channel:
 
 
 class TableMemory:
-    """The lookup tiers as hwsim times them, serving ``lk_rd_req`` and answering on
-    ``lk_rd_rsp``.
+    """The lookup tiers as hwsim times them, serving ``lk_rd_req``/``lk_wr_req`` and answering on
+    ``lk_rd_rsp``/``lk_wr_rsp``.
 
     A request offered on cycle ``t`` of a lookup command (cycle 0 the one before ``lk_busy``
-    rises) is accepted when its channels have room (``hwsim.units.lookup_timing._after``), is
-    served by the tier's banked model and answered on the cycle the one response port books for
-    it (``_respond``), with the row's bytes as they are in memory when it is accepted. Every
-    command starts from an idle memory, as hwsim's timing of one command does.
+    rises) is accepted when its channels have room (``hwsim.units.lookup_timing._after``), at
+    most one a cycle, a write before a read (hwsim's one request port). It is served by the
+    tier's banked model; a read is answered on the cycle the one response port books for it
+    (``_respond``) with the row's bytes as they are in memory when it is accepted; a write
+    stores its bytes when accepted and is acknowledged on the cycle the one write-response port
+    books from its completion (latency included). Every command starts from an idle memory, as
+    hwsim's timing of one command does.
     """
 
     def __init__(self, spec: dict | None, dram: bytearray):
@@ -94,7 +98,7 @@ class TableMemory:
             self.params = [TierParams(MemoryTier(**t), spec["clock_mhz"]).args()
                            for t in spec["tiers"]]
         self.origin = None
-        self.answers = {}  # relative cycle -> payload
+        self.answers, self.acks = {}, {}
 
     def _begin(self):
         import numpy as np
@@ -104,12 +108,15 @@ class TableMemory:
         self.rings = [(np.full((p[0], p[10]), -1, np.int64), np.zeros(p[0], np.int64))
                       for p in self.params]
         self.taken = np.full((_RESPONSE_SPAN, 2), -1, np.int64)
+        self.wr_taken = np.full((_RESPONSE_SPAN, 2), -1, np.int64)
         self.totals = np.zeros(4, np.int64)
-        self.answers = {}
+        self.answers, self.acks = {}, {}
 
-    def drive(self, d, cycle: int, tag_bits: int) -> bool:
-        """Follow ``lk_busy`` and drive cycle ``cycle``'s answer and readiness (at the falling
-        edge); returns the readiness given."""
+    def drive(self, d, cycle: int, tag_bits: int) -> tuple[bool, bool]:
+        """Follow ``lk_busy`` and drive cycle ``cycle``'s answers and readiness (at the falling
+        edge); returns the (read, write) readiness given."""
+        if not self.params:  # a top without the lookup engine
+            return False, False
         busy = int(d.lk_busy.value)
         if busy and self.origin is None:
             self.origin = cycle - 1
@@ -117,36 +124,56 @@ class TableMemory:
         elif not busy:
             self.origin = None
         if self.origin is None:
-            d.lk_rd_rsp__valid.value = 0
-            d.lk_rd_req__ready.value = 0
-            return False
+            for port in ("lk_rd_rsp__valid", "lk_rd_req__ready", "lk_wr_rsp__valid",
+                         "lk_wr_req__ready"):
+                getattr(d, port).value = 0
+            return False, False
+        from hwsim.units.lookup_timing import _after
         t = cycle - self.origin
         answer = self.answers.pop(t, None)
         d.lk_rd_rsp__valid.value = int(answer is not None)
         d.lk_rd_rsp__payload.value = answer or 0
-        ready = False
-        if int(d.lk_rd_req__valid.value):
-            from hwsim.units.lookup_timing import _after
-            addr, nbytes, tier, _ = self._request(d, tag_bits)
-            ring, cnt = self.rings[tier]
-            ready = _after(addr, nbytes, self.params[tier], ring, cnt) <= t
-        d.lk_rd_req__ready.value = int(ready)
-        return ready
+        ack = self.acks.pop(t, None)
+        d.lk_wr_rsp__valid.value = int(ack is not None)
+        d.lk_wr_rsp__payload.value = ack or 0
+        rd_ready = wr_ready = False
+        if int(d.lk_wr_req__valid.value):
+            addr, nbytes, tier, _ = self._request(d, "lk_wr_req", tag_bits)
+            wr_ready = _after(addr, nbytes, self.params[tier], *self.rings[tier]) <= t
+        if not wr_ready and int(d.lk_rd_req__valid.value):
+            addr, nbytes, tier, _ = self._request(d, "lk_rd_req", tag_bits)
+            rd_ready = _after(addr, nbytes, self.params[tier], *self.rings[tier]) <= t
+        d.lk_rd_req__ready.value = int(rd_ready)
+        d.lk_wr_req__ready.value = int(wr_ready)
+        return rd_ready, wr_ready
 
     @staticmethod
-    def _request(d, tag_bits: int) -> tuple[int, int, int, int]:
-        v = int(d.lk_rd_req__payload.value)
+    def _request(d, port: str, tag_bits: int) -> tuple[int, int, int, int]:
+        bits = str(getattr(d, f"{port}__payload").value)  # MSB first
+        v = int(bits[-(51 + tag_bits):], 2)
         return v & 0xFFFFFFFF, (v >> 32) & 0xFFFF, (v >> 48) & 7, (v >> 51) & ((1 << tag_bits) - 1)
 
-    def sample(self, d, cycle: int, ready: bool, tag_bits: int) -> None:
+    def sample(self, d, cycle: int, ready: tuple[bool, bool], tag_bits: int) -> None:
         """After ReadOnly: serve the request accepted on ``cycle``."""
-        if ready:
-            from hwsim.units.lookup_timing import _issue, _respond
-            t = cycle - self.origin
-            addr, nbytes, tier, tag = self._request(d, tag_bits)
-            ring, cnt = self.rings[tier]
-            fin, _ = _issue(addr, nbytes, False, t, self.params[tier], self.state[tier], ring,
-                            cnt, self.totals)
+        from hwsim.units.lookup_timing import _issue, _respond
+        rd_ready, wr_ready = ready
+        if not (rd_ready or wr_ready):
+            return
+        t = cycle - self.origin
+        port = "lk_wr_req" if wr_ready else "lk_rd_req"
+        addr, nbytes, tier, tag = self._request(d, port, tag_bits)
+        ring, cnt = self.rings[tier]
+        fin, _ = _issue(addr, nbytes, wr_ready, t, self.params[tier], self.state[tier], ring,
+                        cnt, self.totals)
+        if wr_ready:
+            bits = str(d.lk_wr_req__payload.value)
+            data = bits[:-(51 + tag_bits)]
+            stored = data[len(data) - 8 * nbytes:]
+            if set(stored) - {"0", "1"}:
+                raise AssertionError(f"row write of undefined data {stored!r} to {addr:#x}")
+            self.dram[addr:addr + nbytes] = int(stored, 2).to_bytes(nbytes, "little")
+            self.acks[int(_respond(fin, t, self.wr_taken, 1))] = tag
+        else:
             at = int(_respond(fin, t, self.taken, 1))
             row = int.from_bytes(bytes(self.dram[addr:addr + nbytes]), "little")
             self.answers[at] = tag | (row << tag_bits)
@@ -175,9 +202,10 @@ class TB:
         d.mem_wr_req__ready.value = 0
         d.mem_rd_rsp__valid.value = 0
         d.mem_rd_rsp__payload.value = 0
-        d.lk_rd_req__ready.value = 0
-        d.lk_rd_rsp__valid.value = 0
-        d.lk_rd_rsp__payload.value = 0
+        if self.lookup:  # a top with the lookup engine
+            for port in ("lk_rd_req__ready", "lk_rd_rsp__valid", "lk_rd_rsp__payload",
+                         "lk_wr_req__ready", "lk_wr_rsp__valid", "lk_wr_rsp__payload"):
+                getattr(d, port).value = 0
         for _ in range(3):
             await RisingEdge(d.clk)
         d.rst.value = 0

@@ -99,14 +99,16 @@ def _check_sim(sim: str) -> None:
 
 def run_bench(sim: str, config: AcceleratorConfig, spec: dict, *, tag: str,
               build_root: str | Path = "build", module: str = "accel_bench",
-              port: str = "simple") -> list[dict]:
+              port: str = "simple", lookup: bool = True) -> list[dict]:
     """Run the programs of ``spec`` (see :mod:`rtl.cosim.accel_bench`) on ``config``'s RTL.
 
     The Verilog and the simulator build are cached under ``build_root`` per simulator and
     config hash (and memory port). Returns, per program, what the bench observed.
 
     ``port="axi4"`` builds the top with the AXI4 master port (``write_verilog(...,
-    port="axi4")``), for a bench such as :mod:`rtl.cosim.axi_bench`.
+    port="axi4")``), for a bench such as :mod:`rtl.cosim.axi_bench`. ``lookup=False`` builds
+    the simple-port top without the lookup engine (a smaller design, for programs that have no
+    lookup command).
 
     Raises
     ------
@@ -121,13 +123,16 @@ def run_bench(sim: str, config: AcceleratorConfig, spec: dict, *, tag: str,
     design, key = f"{sim}-{config.name}-{config.key()}", config.key()
     if port != "simple":  # the simple port keeps its directory and stamp
         design, key = f"{design}-{port}", f"{key}:{port}"
+    elif not lookup:
+        design, key = f"{design}-sat", f"{key}:sat"
     build = Path(build_root).resolve() / "cocotb" / design
     stamp = _sources_stamp(key)
     shared = Path(build_root).resolve() / "cocotb" / "verilog" / design.split("-", 1)[1]
     runner = _locked_build(sim, build, TOP_NAME,
                            lambda src: _shared_verilog(shared, src, stamp,
-                                                       lambda out: write_verilog(config, out,
-                                                                                 port=port)),
+                                                       lambda out: write_verilog(
+                                                           config, out, port=port,
+                                                           lookup=lookup)),
                            stamp)
     return _run_module(runner, sim, build, TOP_NAME, module, spec, tag)
 

@@ -16,7 +16,7 @@ from hwsim.config import AcceleratorConfig
 
 from ..buffers import ADDR_BITS, ReadPortSignature, WritePortSignature
 from ..fp32 import fp16_to_fp32, fp32_add, fp32_mul
-from .stream import WordStream, ceil_div, floor_div, modulo, read_arbiter
+from .stream import WordStream, ceil_div, floor_div, modulo, read_arbiter, row_window
 
 __all__ = ["GatherEngine", "lk_rd_req_layout", "lk_rd_rsp_layout"]
 
@@ -112,12 +112,7 @@ class GatherEngine(wiring.Component):
     def window(self, width):
         """The slots a command of rows of ``width`` fp16 elements may use (a Value):
         ``max(4, inflight_bytes // (2 * width))`` by comparisons with constant multiples."""
-        inflight = self.config.lookup.inflight_kib * 1024
-        rb = width * 2
-        w = Const(0, range(self.slots + 2))
-        for k in range(1, self.slots + 2):
-            w = Mux(rb * k <= inflight, k, w)
-        return Mux(w < 4, 4, w)
+        return row_window(self.config.lookup.inflight_kib * 1024, width * 2, self.slots)
 
     def window_fits(self, width):
         """Whether rows of ``width`` elements fit the engine: the row within ``row_bytes``, a

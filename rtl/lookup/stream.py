@@ -6,7 +6,7 @@ from amaranth import Const, Module, Mux, Signal
 
 from ..buffers import ADDR_BITS
 
-__all__ = ["WordStream", "ceil_div", "floor_div", "modulo", "read_arbiter"]
+__all__ = ["WordStream", "ceil_div", "floor_div", "modulo", "read_arbiter", "row_window"]
 
 
 def floor_div(value, d: int):
@@ -25,6 +25,16 @@ def modulo(value, d: int):
     if d == 1:
         return Const(0)
     return value[:d.bit_length() - 1] if d & (d - 1) == 0 else value % d
+
+
+def row_window(inflight_bytes: int, row_bytes, slots: int):
+    """The row window of a command (a Value): ``max(4, inflight_bytes // row_bytes)``
+    (``hwsim.config.LookupConfig.rows_in_flight``, at least 4 as hwsim's pipeline takes it), by
+    comparisons with constant multiples; ``slots + 1`` stands for any window beyond ``slots``."""
+    w = Const(0, range(slots + 2))
+    for k in range(1, slots + 2):
+        w = Mux(row_bytes * k <= inflight_bytes, k, w)
+    return Mux(w < 4, 4, w)
 
 
 class WordStream:

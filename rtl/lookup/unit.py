@@ -15,6 +15,7 @@ from ..decode import unit_view
 from ..units import UnitComponent, check_config
 from .gather import GatherEngine, lk_rd_req_layout, lk_rd_rsp_layout
 from .hashing import HashEngine
+from .scatter import ScatterEngine, lk_wr_req_layout, lk_wr_rsp_layout
 
 __all__ = ["ROW_BYTES", "SLOTS", "LookupUnit", "tag_bits"]
 
@@ -32,14 +33,15 @@ _ENGINE_INPUTS = ("in_addr", "p_addr", "out_addr", "tokens", "chunks", "width", 
 
 
 class LookupUnit(UnitComponent):
-    """HASH and GATHER of the lookup engine over the table memory port.
+    """HASH, GATHER and SCATTER of the lookup engine over the table memory port.
 
     Runs HASH modes 0 and 1 (:class:`~rtl.lookup.hashing.HashEngine`, chunks of 2 to
-    ``max_tau`` elements) and GATHER mode 0 (:class:`~rtl.lookup.gather.GatherEngine`); every
-    other lookup command is rejected (:meth:`accepts`; the controller's ``error``), as are
-    gathers whose rows the engine cannot take (wider than ``row_bytes``, not a whole number of
-    VEC entries, or a window beyond ``slots``). Not yet in gates: HASH modes 2 and 3, GATHER
-    mode 1, SCATTER.
+    ``max_tau`` elements), GATHER mode 0 (:class:`~rtl.lookup.gather.GatherEngine`) and SCATTER
+    mode 0 (:class:`~rtl.lookup.scatter.ScatterEngine`); every other lookup command is rejected
+    (:meth:`accepts`; the controller's ``error``), as are gathers and scatters whose rows the
+    engine cannot take (wider than ``row_bytes``, not a whole number of VEC entries, or a window
+    beyond ``slots``). Not yet in gates: HASH modes 2 and 3, GATHER mode 1, SCATTER modes 1 and
+    2 (the row updates).
 
     Parameters
     ----------
@@ -57,6 +59,8 @@ class LookupUnit(UnitComponent):
         Controller register ``table`` of the head command.
     lk_rd_req, lk_rd_rsp
         The table memory's read channels (:mod:`rtl.lookup.gather`).
+    lk_wr_req, lk_wr_rsp
+        Its write channels and their acknowledgements (:mod:`rtl.lookup.scatter`).
     lk_busy : Out(1)
         High while a command runs: the memory model's time origin (hwsim times every lookup
         command from an idle memory, its start cycle 0 the cycle before ``lk_busy`` rises).
@@ -69,21 +73,28 @@ class LookupUnit(UnitComponent):
         L = check_config(config).vector.lanes
         self.gather = GatherEngine(config, row_bytes=row_bytes, slots=slots)
         self.hash = HashEngine(config, max_tau=max_tau)
+        self.scatter = ScatterEngine(config, row_bytes=row_bytes, slots=slots)
         super().__init__(config, {
             "base": In(32),
             "rd": Out(ReadPortSignature(ADDR_BITS, 32 * L)),
             "wr": Out(WritePortSignature(ADDR_BITS, 32 * L)),
             "lk_rd_req": Out(stream.Signature(lk_rd_req_layout(slots))),
             "lk_rd_rsp": In(stream.Signature(lk_rd_rsp_layout(slots, row_bytes))),
+            "lk_wr_req": Out(stream.Signature(lk_wr_req_layout(slots, row_bytes))),
+            "lk_wr_rsp": In(stream.Signature(lk_wr_rsp_layout(slots))),
             "lk_busy": Out(1),
         })
 
     def accepts(self, word):
-        """GATHER mode 0 with rows the engine takes, HASH modes 0 and 1 of chunks it takes."""
+        """GATHER and SCATTER mode 0 with rows the engines take, HASH modes 0 and 1 of chunks
+        it takes."""
         c = unit_view(self.UNIT, word)
         gather = ((c.opcode == isa.Opcode.GATHER) & (c.mode == 0)
                   & self.gather.window_fits(c.width))
-        return gather | ((c.opcode == isa.Opcode.HASH) & (c.mode < 2) & self.hash.takes(c.width))
+        scatter = ((c.opcode == isa.Opcode.SCATTER) & (c.mode == 0)
+                   & self.scatter.takes(c.width, c.chunks))
+        return (gather | scatter
+                | ((c.opcode == isa.Opcode.HASH) & (c.mode < 2) & self.hash.takes(c.width)))
 
     def register_inputs(self, word, regs):
         """Register ``table``: the table's byte address, or HASH's fp32 scale ``2/t``."""
@@ -94,21 +105,40 @@ class LookupUnit(UnitComponent):
         m = Module()
         m.submodules.gather = g = self.gather
         m.submodules.hash = h = self.hash
+        m.submodules.scatter = sc = self.scatter
         hashing = self.opcode == isa.Opcode.HASH
-        m.d.comb += [g.start.eq(self.start & ~hashing), h.start.eq(self.start & hashing),
-                     g.base.eq(self.base), h.scale.eq(self.base), h.mode.eq(self.mode)]
-        m.d.comb += [getattr(g, f).eq(getattr(self, f)) for f in _ENGINE_INPUTS]
+        scattering = self.opcode == isa.Opcode.SCATTER
+        m.d.comb += [g.start.eq(self.start & ~hashing & ~scattering),
+                     h.start.eq(self.start & hashing), sc.start.eq(self.start & scattering),
+                     g.base.eq(self.base), sc.base.eq(self.base), h.scale.eq(self.base),
+                     h.mode.eq(self.mode)]
+        for engine in (g, sc):
+            m.d.comb += [getattr(engine, f).eq(getattr(self, f)) for f in _ENGINE_INPUTS]
         m.d.comb += [getattr(h, f).eq(getattr(self, f)) for f in _ENGINE_INPUTS if f != "tier"]
-        # the VEC ports: the engine that runs, or starts (both read on their start cycle)
-        use_hash = Signal()
-        m.d.comb += use_hash.eq(h.busy | (self.start & hashing))
-        for port, (gp, hp) in ((self.rd, (g.rd, h.rd)), (self.wr, (g.wr, h.wr))):
-            m.d.comb += [port.addr.eq(Mux(use_hash, hp.addr, gp.addr)),
-                         port.en.eq(Mux(use_hash, hp.en, gp.en))]
-        m.d.comb += [self.wr.data.eq(Mux(use_hash, h.wr.data, g.wr.data)),
-                     g.rd.data.eq(self.rd.data), h.rd.data.eq(self.rd.data)]
-        wiring.connect(m, wiring.flipped(self.lk_rd_req), g.lk_rd_req)
-        wiring.connect(m, g.lk_rd_rsp, wiring.flipped(self.lk_rd_rsp))
-        m.d.comb += [self.busy.eq(g.busy | h.busy), self.done.eq(g.done | h.done),
-                     self.lk_busy.eq(g.busy)]
+        # the VEC ports: the engine that runs, or starts (each reads on its start cycle)
+        use_hash, use_scatter = Signal(), Signal()
+        m.d.comb += [use_hash.eq(h.busy | (self.start & hashing)),
+                     use_scatter.eq(sc.busy | (self.start & scattering))]
+        m.d.comb += [self.rd.addr.eq(Mux(use_hash, h.rd.addr,
+                                         Mux(use_scatter, sc.rd.addr, g.rd.addr))),
+                     self.rd.en.eq(Mux(use_hash, h.rd.en, Mux(use_scatter, sc.rd.en, g.rd.en))),
+                     self.wr.addr.eq(Mux(use_hash, h.wr.addr, g.wr.addr)),
+                     self.wr.en.eq(Mux(use_hash, h.wr.en, g.wr.en)),
+                     self.wr.data.eq(Mux(use_hash, h.wr.data, g.wr.data))]
+        m.d.comb += [e.rd.data.eq(self.rd.data) for e in (g, h, sc)]
+        # the table memory: reads from the gather or the scatter (one runs at a time)
+        req = self.lk_rd_req
+        m.d.comb += [req.valid.eq(Mux(sc.busy, sc.lk_rd_req.valid, g.lk_rd_req.valid)),
+                     req.p.eq(Mux(sc.busy, sc.lk_rd_req.p, g.lk_rd_req.p)),
+                     g.lk_rd_req.ready.eq(req.ready & ~sc.busy),
+                     sc.lk_rd_req.ready.eq(req.ready & sc.busy)]
+        rsp = self.lk_rd_rsp
+        m.d.comb += [rsp.ready.eq(1),
+                     g.lk_rd_rsp.valid.eq(rsp.valid & g.busy), g.lk_rd_rsp.p.eq(rsp.p),
+                     sc.lk_rd_rsp.valid.eq(rsp.valid & sc.busy), sc.lk_rd_rsp.p.eq(rsp.p)]
+        wiring.connect(m, wiring.flipped(self.lk_wr_req), sc.lk_wr_req)
+        wiring.connect(m, sc.lk_wr_rsp, wiring.flipped(self.lk_wr_rsp))
+        m.d.comb += [self.busy.eq(g.busy | h.busy | sc.busy),
+                     self.done.eq(g.done | h.done | sc.done),
+                     self.lk_busy.eq(g.busy | sc.busy)]
         return m

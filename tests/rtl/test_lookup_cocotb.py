@@ -1,6 +1,7 @@
 """The lookup engine's RTL under Icarus and Verilator against hwsim and MemoryFormer's reference:
-HASH and GATHER programs over every tier, values bit for bit with hwsim, every command's accept
-and finish cycle equal."""
+HASH, GATHER and SCATTER programs over every tier, values bit for bit with hwsim, every command's
+accept and finish cycle equal; the scatters repeat rows so that some are forwarded from a held
+slot and some wait for a write's acknowledgement."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import torch
 from algorithms.memoryformer import MemoryLayer
 from hwsim.engine import run
 from hwsim.numerics import CHUNK_WEIGHT_MAX_REL_ERROR
+from hwsim.units.scatter_timing import scatter_run
 from reports.fidelity import (
     LOOKUP_TIERS,
     command_end_cycles,
@@ -20,6 +22,7 @@ from reports.fidelity import (
     gather_program_case,
     lookup_test_config,
     memory_layer_case,
+    scatter_program_case,
 )
 from rtl.cosim import available_simulators
 
@@ -38,6 +41,33 @@ LAYERS = {  # (tokens, d, h, tau, official, t, tier): HASH then GATHER
     "small8": [(3, 16, 16, 8, False, 1.0, 2), (4, 30, 32, 10, True, 1.0, 0),
                (9, 8, 16, 4, False, 1.0, 3)],
 }
+
+SCATTERS = {  # (tokens, chunks, h, tier, rows): rows of chunk k at k * 64 + ...
+    "tiny": [(12, 2, 8, 0, "runs"), (10, 3, 16, 2, "cycle3"), (16, 2, 8, 1, "uniform"),
+             (8, 4, 16, 3, "cycle3")],
+    "small8": [(10, 2, 16, 2, "cycle3"), (12, 3, 16, 0, "runs"), (8, 2, 16, 3, "uniform"),
+               (12, 3, 16, 1, "cycle5")],
+}
+
+
+def _scatter_rows(tokens, chunks, pattern, rng):
+    """Row indices that repeat on purpose: ``runs`` (three tokens in a row on one row: the
+    repeats close behind, forwarded), ``cycle3``/``cycle5`` (a row every third or fifth token:
+    the previous write often issued and not yet acknowledged), ``uniform`` (40 rows a
+    chunk)."""
+    t = np.arange(tokens)[:, None]
+    offset = {"runs": (t // 3) % 2, "cycle3": t % 3, "cycle5": t % 5,
+              "uniform": rng.integers(0, 40, (tokens, chunks))}[pattern]
+    return np.arange(chunks) * 64 + offset
+
+
+def _table_gradient(g0, rows, p, dy):
+    """MemoryFormer's table gradient by autograd (float64): ``G0`` plus the gradient of
+    ``y[t] = sum_k p[t,k] T[rows[t,k]]`` for the upstream gradient ``dy``."""
+    table = torch.zeros(g0.shape, dtype=torch.float64, requires_grad=True)
+    y = (torch.from_numpy(p).double()[..., None] * table[torch.from_numpy(rows)]).sum(1)
+    y.backward(torch.from_numpy(dy).double())
+    return g0.astype(np.float64) + table.grad.numpy()
 
 
 def _check_run(where, prog, config, values, got, outputs):
@@ -72,14 +102,29 @@ def test_lookup_programs_match_hwsim_and_memoryformer(sim, name):
                for t, k, h, tier in GATHERS[name]]
     layers = [memory_layer_case(config, t, d, h, tau, rng, official=o, t=temp, tier=tier)
               for t, d, h, tau, o, temp, tier in LAYERS[name]]
-    results = cosim_programs(config, gathers + layers, sim=sim, seed=7, build_root=BUILD,
-                             tag="lookup")
+    scatters = [scatter_program_case(config, _scatter_rows(t, k, pattern, rng), h, rng,
+                                     tier=tier)
+                for t, k, h, tier, pattern in SCATTERS[name]]
+    results = cosim_programs(config, gathers + layers + scatters, sim=sim, seed=7,
+                             build_root=BUILD, tag="lookup")
     for shape, (prog, values), got in zip(GATHERS[name], gathers, results, strict=False):
         where = f"{sim}/{config.name} GATHER {shape} ({LOOKUP_TIERS[shape[3]]})"
         model = _check_run(where, prog, config, values, got, ("Y",))
         ref = _gather_reference(values["P"], values["R"], values["T"])
         np.testing.assert_allclose(model.outputs["Y"], ref, rtol=1e-5, atol=1e-5)
-    for shape, (prog, values), got in zip(LAYERS[name], layers, results[len(gathers):],
+    hazards = np.zeros(2, np.int64)
+    for shape, (prog, values), got in zip(SCATTERS[name], scatters,
+                                          results[len(gathers) + len(layers):], strict=True):
+        tokens, chunks, h, tier, _ = shape
+        where = f"{sim}/{config.name} SCATTER {shape} ({LOOKUP_TIERS[tier]})"
+        model = _check_run(where, prog, config, values, got, ("G",))
+        ref = _table_gradient(values["G"], values["R"], values["P"], values["DY"])
+        np.testing.assert_allclose(model.outputs["G"], ref, rtol=1e-5, atol=1e-5, err_msg=where)
+        hazards += scatter_run(config, values["R"], h, tier)[5:7]
+    forwarded, waited = hazards
+    assert forwarded > 0 and waited > 0, f"hazards not provoked: {forwarded=} {waited=}"
+    for shape, (prog, values), got in zip(LAYERS[name], layers,
+                                          results[len(gathers):len(gathers) + len(layers)],
                                           strict=True):
         tokens, d, h, tau, official, temp, tier = shape
         where = f"{sim}/{config.name} memory layer {shape} ({LOOKUP_TIERS[tier]})"
