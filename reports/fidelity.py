@@ -60,39 +60,44 @@ def lookup_test_config(name: str) -> AcceleratorConfig:
 
 
 def gather_program_case(config: AcceleratorConfig, tokens: int, chunks: int, h: int,
-                        rng: np.random.Generator, *, tau: int = 4, tier: int = 0
+                        rng: np.random.Generator, *, tau: int = 4, tier: int = 0, mode: int = 0
                         ) -> tuple[Program, dict[str, np.ndarray]]:
-    """A GATHER (mode 0) program: MemoryFormer's forward lookup of ``tokens`` tokens and
-    ``chunks`` chunks from an fp16 table of ``chunks * 2**tau`` rows of ``h`` elements.
+    """A GATHER program: MemoryFormer's forward lookup of ``tokens`` tokens and ``chunks``
+    chunks from an fp16 table of ``chunks * 2**tau`` rows of ``h`` elements (``mode`` 0), or
+    its backward to the chunk weights (``mode`` 1: ``Y[t,k] = DY[t] . T[R[t,k]]``).
 
-    The row indices (each chunk's rows, drawn so that some repeat) and the weights load into
-    VEC, register 1 holds the table's address, the sums ``Y`` store back to DRAM.
+    The row indices (each chunk's rows, drawn so that some repeat) and the weights ``P``
+    (mode 1: the upstream gradient ``DY``, ``tokens x h``) load into VEC, register 1 holds the
+    table's address, the result ``Y`` stores back to DRAM.
     """
     L = config.vector.lanes
     n = tokens * chunks
     table_rows = chunks << tau
+    operand = ("P", (tokens, chunks)) if mode == 0 else ("DY", (tokens, h))
     layout = {"T": ((table_rows, h), "fp16"), "R": ((tokens, chunks), "int32"),
-              "P": ((tokens, chunks), "fp32"), "Y": ((tokens, h), "fp32")}
+              operand[0]: (operand[1], "fp32"),
+              "Y": ((tokens, h) if mode == 0 else (tokens, chunks), "fp32")}
     refs, addr = {}, 0
     for name, (shape, dt) in layout.items():
         refs[name] = TensorRef(addr, shape, dt)
         addr += -(-refs[name].nbytes // 64) * 64
     e_r, e_p = 0, -(-n // L)
-    e_y = 2 * e_p
+    e_y = e_p + -(-int(np.prod(operand[1])) // L)
     rows = (np.arange(chunks) << tau) + rng.integers(0, 1 << tau, (tokens, chunks))
     values = {"T": rng.standard_normal((table_rows, h)).astype(np.float16),
-              "R": rows.astype(np.int32),
-              "P": rng.uniform(0.05, 1.0, (tokens, chunks)).astype(np.float32)}
+              "R": rows.astype(np.int32)}
+    values[operand[0]] = (rng.uniform(0.05, 1.0, operand[1]) if mode == 0
+                          else rng.standard_normal(operand[1])).astype(np.float32)
 
     def move(cls, name, entry, **kw):
         ref = refs[name]
         return cls(isa.Buffer.VEC, entry, ref.addr, -(-ref.nbytes // (4 * L)), L, 4 * L, **kw)
 
     cmds = [isa.SetReg(1, refs["T"].addr), move(isa.Load, "R", e_r),
-            move(isa.Load, "P", e_p, signal=1),
-            isa.Gather(e_r, e_p, e_y, 1, tokens, chunks, h, tier, 0, wait=1, signal=2),
+            move(isa.Load, operand[0], e_p, signal=1),
+            isa.Gather(e_r, e_p, e_y, 1, tokens, chunks, h, tier, mode, wait=1, signal=2),
             move(isa.Store, "Y", e_y, wait=2)]
-    return Program(cmds, addr, refs, inputs=("T", "R", "P"), outputs=("Y",)), values
+    return Program(cmds, addr, refs, inputs=("T", "R", operand[0]), outputs=("Y",)), values
 
 
 def scatter_program_case(config: AcceleratorConfig, rows: np.ndarray, h: int,

@@ -25,7 +25,8 @@ GATHER (rows of ``width = h`` elements, ``config.lookup.element``: fp16 or int8)
     mode 1: ``g[t,k] = dY[t] . T[row[t,k]]`` (dY at ``p_addr``): ``G = gather_lanes`` lanes,
     lane ``l`` summing elements ``l, l+G, ...`` in order, then the lane sums added in lane
     order; to ``out_addr`` (``tokens * chunks`` words). MemoryFormer's input gradient is this
-    followed by HASH mode 2 or 3.
+    followed by HASH mode 2 or 3. The lane sums' adds (one a cycle, behind the lanes, so rows
+    keep their mode-0 pace) end the command ``G - 1`` cycles after mode 0's timing.
 SCATTER
     mode 0: for each token ``t`` and chunk ``k`` in order, ``G[row] = G[row] (+) p (x) dY[t]``
     on the fp32 gradient table at register ``table`` (dY at ``out_addr``): a read-modify-write;
@@ -70,9 +71,9 @@ pipeline, :mod:`hwsim.units.scatter_timing` (slots held until a row's write is a
 forwarding from a slot whose write has not issued, a wait for one that has; one per-cycle
 kernel for both modes); with a cache it keeps the generic pipeline's rules (forwarding within
 the window's distance), which no RTL checks.
-RTL: ``rtl/lookup`` runs HASH modes 0 and 1, GATHER mode 0 and SCATTER mode 0, equal to this
-model in values and in every command's cycles (``tests/rtl/test_lookup_cocotb.py``); the other
-modes are model-only so far.
+RTL: ``rtl/lookup`` runs HASH modes 0 and 1, GATHER modes 0 and 1 and SCATTER mode 0, equal to
+this model in values and in every command's cycles (``tests/rtl/test_lookup_cocotb.py``); the
+other modes are model-only so far.
 
 Hot-row cache (``config.lookup.hot_rows`` rows, 0: none)
     An on-chip SRAM of whole rows in front of the tiers, **fully associative with LRU
@@ -424,8 +425,13 @@ class LookupModel(UnitModel):
     # ---- time ---------------------------------------------------------------------------
     def _pipeline(self, cmd, config, rows, regs, kernel, dirty=None) -> int:
         """Cycles of a GATHER or SCATTER whose row indices are ``rows`` (module docstring);
-        ``dirty``: which rows a row update finds dirty (default all)."""
-        return self._run_pipeline(cmd, config, rows, regs, kernel, dirty)[0]
+        ``dirty``: which rows a row update finds dirty (default all). GATHER mode 1 adds
+        ``gather_lanes - 1`` cycles after the last row's lane cycles: the lane sums of a row are
+        added in lane order, an add a cycle, behind the lanes."""
+        cycles = self._run_pipeline(cmd, config, rows, regs, kernel, dirty)[0]
+        if cmd.OPCODE == isa.Opcode.GATHER and cmd.mode == 1:
+            cycles += config.lookup.gather_lanes - 1
+        return cycles
 
     def _run_pipeline(self, cmd, config, rows, regs, kernel, dirty=None
                       ) -> tuple[int, int, int]:

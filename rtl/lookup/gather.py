@@ -16,7 +16,7 @@ from hwsim.config import AcceleratorConfig
 
 from ..buffers import ADDR_BITS, ReadPortSignature, WritePortSignature
 from ..fp32 import fp16_to_fp32, fp32_add, fp32_mul
-from .stream import WordStream, ceil_div, floor_div, modulo, read_arbiter, row_window
+from .stream import TokenBuffers, WordStream, ceil_div, floor_div, modulo, read_arbiter, row_window
 
 __all__ = ["GatherEngine", "lk_rd_req_layout", "lk_rd_rsp_layout"]
 
@@ -101,7 +101,7 @@ class GatherEngine(wiring.Component):
         super().__init__({
             "start": In(1), "base": In(32),
             **{f: In(_FIELDS[f]) for f in ("in_addr", "p_addr", "out_addr", "tokens", "chunks",
-                                           "width", "tier")},
+                                           "width", "tier", "mode")},
             "busy": Out(1), "done": Out(1),
             "rd": Out(ReadPortSignature(ADDR_BITS, 32 * L)),
             "wr": Out(WritePortSignature(ADDR_BITS, 32 * L)),
@@ -120,15 +120,27 @@ class GatherEngine(wiring.Component):
         return ((width * 2 <= self.row_bytes) & (modulo(width, self.lanes) == 0) & (width != 0)
                 & (self.window(width) <= self.slots))
 
+    def takes(self, width, chunks, mode):
+        """Whether the engine runs a GATHER of ``mode`` as hwsim times it: mode 0 with rows that
+        fit (:meth:`window_fits`); mode 1 also with at least two whole VEC entries a row
+        (``width >= 2 L``) and two chunks a token, which keep dY's loads (an entry a cycle
+        through the VEC port the row indices share, which hwsim does not model) ahead of the
+        lanes, as :meth:`rtl.lookup.scatter.ScatterEngine.takes` argues."""
+        fits = self.window_fits(width)
+        return fits & ((mode == 0)
+                       | ((mode == 1) & (width >= 2 * self.lanes) & (chunks >= 2)))
+
     def elaborate(self, platform):
         m = Module()
         L, G, S = self.lanes, self.G, self.slots
         max_beats = self.row_bytes // (2 * G)
+        hmax = self.row_bytes // 2
 
         # --- the command --------------------------------------------------------------
-        run = Signal()
+        run, dot = Signal(), Signal()  # dot: mode 1
         base, tier = Signal(32), Signal.like(self.tier)
         width, chunks = Signal.like(self.width), Signal.like(self.chunks)
+        tokens = Signal.like(self.tokens)
         n = Signal(len(self.tokens) + len(self.chunks))
         W = Signal(range(S + 1))
         beats_last = Signal(range(max_beats))
@@ -138,15 +150,18 @@ class GatherEngine(wiring.Component):
 
         rows = WordStream(m, "rows", L, self.rd.data, len(n))
         wts = WordStream(m, "p", L, self.rd.data, len(n))
-        read_arbiter(m, self.rd, [rows, wts], run)
+        dy_in = TokenBuffers(m, "dy", L, hmax, self.rd.data, tokens, run & dot)
+        read_arbiter(m, self.rd, [rows, wts, dy_in], run)
 
         with m.If(self.start & ~run):
             m.d.sync += [run.eq(n_in != 0), base.eq(self.base), tier.eq(self.tier),
                          width.eq(self.width), chunks.eq(self.chunks), n.eq(n_in),
+                         tokens.eq(self.tokens), dot.eq(self.mode == 1),
                          W.eq(self.window(self.width)),
                          beats_last.eq(floor_div(self.width, G) - 1), out_ptr.eq(self.out_addr)]
             m.d.sync += rows.begin(self.in_addr, entries, 1)
-            m.d.sync += wts.begin(self.p_addr, entries, 0)
+            m.d.sync += dy_in.begin(self.p_addr, floor_div(self.width, L))
+            m.d.sync += wts.begin(self.p_addr, Mux(self.mode == 1, 0, entries), 0)
             m.d.comb += [self.rd.addr.eq(self.in_addr), self.rd.en.eq(1)]
 
         # --- row requests -------------------------------------------------------------
@@ -177,11 +192,14 @@ class GatherEngine(wiring.Component):
         active, beat = Signal(), Signal(range(max_beats))
         k = Signal.like(chunks)
         p_hold = Signal(32)
-        begin = run & ~active & (computed != n) & filled.bit_select(cslot, 1) & wts.valid
+        operand = Mux(dot, dy_in.ready, wts.valid)  # mode 1: dY[t] landed; mode 0: p[t,k]
+        begin = run & ~active & (computed != n) & filled.bit_select(cslot, 1) & operand
         on = begin | active
         b = Mux(active, beat, 0)
         p = Mux(active, p_hold, wts.word)
-        m.d.comb += wts.pop.eq(begin)
+        dy = dy_in.row.word_select(b, 32 * G)
+        part = Signal(32 * G)  # mode 1: the lane sums of the row so far
+        m.d.comb += wts.pop.eq(begin & ~dot)
         rp = rowbuf.read_port(domain="comb")
         m.d.comb += rp.addr.eq(cslot)
         seg = rp.data.word_select(b, 16 * G)
@@ -193,13 +211,17 @@ class GatherEngine(wiring.Component):
         sums = []
         for lane in range(G):
             x = fp16_to_fp32(m, seg[16 * lane:16 * lane + 16], f"x{lane}")
-            prod = fp32_mul(m, p, x, f"mul{lane}")
-            total = fp32_add(m, acc_rd.data[32 * lane:32 * lane + 32], prod, f"add{lane}")
-            sums.append(Mux(k == 0, prod, total))
+            word = slice(32 * lane, 32 * lane + 32)
+            prod = fp32_mul(m, Mux(dot, dy[word], p), x, f"mul{lane}")
+            total = fp32_add(m, Mux(dot, part[word], acc_rd.data[word]), prod, f"add{lane}")
+            sums.append(Mux(Mux(dot, b == 0, k == 0), prod, total))
         last_chunk = k == chunks - 1
         m.d.comb += [acc_wr.addr.eq(b), acc_wr.data.eq(Cat(*sums)),
-                     acc_wr.en.eq(on & ~last_chunk)]
+                     acc_wr.en.eq(on & ~last_chunk & ~dot)]
         ends = on & (b == beats_last)
+        with m.If(on & dot):
+            m.d.sync += part.eq(Cat(*sums))
+        m.d.comb += dy_in.advance.eq(ends & last_chunk & dot)
         with m.If(begin):
             m.d.sync += p_hold.eq(wts.word)
         with m.If(on):
@@ -217,23 +239,52 @@ class GatherEngine(wiring.Component):
         wr_en, wr_addr, wr_data = Signal(), Signal(ADDR_BITS), Signal(32 * L)
         slot_of = modulo(b, per)
         entry = Cat(pack[:32 * (L - G)], *sums) if per > 1 else Cat(*sums)
-        emit = on & last_chunk & (slot_of == per - 1)
-        m.d.sync += wr_en.eq(emit)
-        with m.If(on & last_chunk & (slot_of != per - 1)):
+        emit = on & last_chunk & (slot_of == per - 1) & ~dot
+        with m.If(on & last_chunk & (slot_of != per - 1) & ~dot):
             for j in range(per - 1):
                 with m.If(slot_of == j):
                     m.d.sync += pack.word_select(j, 32 * G).eq(Cat(*sums))
         with m.If(emit):
             m.d.sync += [wr_addr.eq(out_ptr), wr_data.eq(entry), out_ptr.eq(out_ptr + 1)]
+
+        # --- mode 1: a row's lane sums added in lane order, an add a cycle ------------
+        res_valid, res = ends & dot, sums[0]
+        if G > 1:
+            cur_v = Signal(name="red0_valid")
+            cur = [Signal(32, name=f"red0_{i}") for i in range(G)]  # [sum so far, words left]
+            m.d.sync += [cur_v.eq(ends & dot), *(r.eq(v) for r, v in zip(cur, sums, strict=True))]
+            for j in range(1, G):
+                total = fp32_add(m, cur[0], cur[1], f"red{j}")
+                if j == G - 1:
+                    res_valid, res = cur_v, total
+                    break
+                nxt_v = Signal(name=f"red{j}_valid")
+                nxt = [Signal(32, name=f"red{j}_{i}") for i in range(len(cur) - 1)]
+                m.d.sync += [nxt_v.eq(cur_v), nxt[0].eq(total),
+                             *(r.eq(v) for r, v in zip(nxt[1:], cur[2:], strict=True))]
+                cur_v, cur = nxt_v, nxt
+        # ... one word a row, packed into entries (the last entry's words past the end zero)
+        nres = Signal.like(n)
+        rslot = modulo(nres, L)
+        last_res = nres == n - 1
+        emit_dot = res_valid & ((rslot == L - 1) | last_res)
+        words = [Mux(rslot == j, res, Mux(rslot > j, pack.word_select(j, 32), 0))
+                 for j in range(L)]
+        with m.If(res_valid):
+            m.d.sync += [nres.eq(nres + 1), pack.word_select(rslot, 32).eq(res)]
+        with m.If(emit_dot):
+            m.d.sync += [wr_addr.eq(out_ptr), wr_data.eq(Cat(*words)), out_ptr.eq(out_ptr + 1)]
+        m.d.sync += wr_en.eq(emit | emit_dot)
         m.d.comb += [self.wr.en.eq(wr_en), self.wr.addr.eq(wr_addr), self.wr.data.eq(wr_data)]
 
-        # --- done: the cycle after the last lane cycle --------------------------------
+        # --- done: the cycle after the last lane cycle (mode 1: after the last word) ----
         over = Signal()
-        m.d.sync += over.eq(ends & (computed == n - 1))
+        m.d.sync += over.eq(Mux(dot, res_valid & last_res, ends & (computed == n - 1)))
         empty_done = Signal()
         m.d.sync += empty_done.eq(self.start & ~run & (n_in == 0))
         with m.If(over):
             m.d.sync += [run.eq(0), issued.eq(0), computed.eq(0), islot.eq(0), cslot.eq(0),
-                         k.eq(0), active.eq(0)]
+                         k.eq(0), active.eq(0), nres.eq(0)]
+            m.d.sync += dy_in.clear()
         m.d.comb += [self.done.eq(over | empty_done), self.busy.eq(run | over | empty_done)]
         return m

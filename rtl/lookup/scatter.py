@@ -19,7 +19,7 @@ from hwsim.config import AcceleratorConfig
 from ..buffers import ADDR_BITS, ReadPortSignature
 from ..fp32 import fp32_add, fp32_mul
 from .gather import _tag_bits, lk_rd_req_layout, lk_rd_rsp_layout
-from .stream import WordStream, ceil_div, floor_div, modulo, read_arbiter, row_window
+from .stream import TokenBuffers, WordStream, ceil_div, floor_div, modulo, read_arbiter, row_window
 
 __all__ = ["ScatterEngine", "lk_wr_req_layout", "lk_wr_rsp_layout"]
 
@@ -39,14 +39,6 @@ def lk_wr_req_layout(slots: int, row_bytes: int) -> data.StructLayout:
 def lk_wr_rsp_layout(slots: int) -> data.StructLayout:
     """A row write's acknowledgement (the row is in memory): its ``tag``."""
     return data.StructLayout({"tag": _tag_bits(slots)})
-
-
-class _Loader:
-    """The dY rows of the tokens, an entry a read, into two token buffers (a stream-like
-    requester for :func:`~rtl.lookup.stream.read_arbiter`: ``want``, ``grant``, ``addr``)."""
-
-    def __init__(self):
-        self.want, self.grant, self.addr = Signal(), Signal(), Signal(ADDR_BITS)
 
 
 class ScatterEngine(wiring.Component):
@@ -141,22 +133,21 @@ class ScatterEngine(wiring.Component):
         n = Signal(len(self.tokens) + len(self.chunks))
         W = Signal(range(S + 1))
         beats_last = Signal(range(max_beats))
-        per_tok = Signal(range(hmax // L + 1))  # dY entries a token
         n_in = self.tokens * self.chunks
         entries = ceil_div(n_in, L)
         rbytes = Signal(16)
 
         rows = WordStream(m, "rows", L, self.rd.data, len(n))
         wts = WordStream(m, "p", L, self.rd.data, len(n))
-        ld = _Loader()
-        read_arbiter(m, self.rd, [rows, wts, ld], run)
+        dy_in = TokenBuffers(m, "dy", L, hmax, self.rd.data, tokens, run, _DY_BUFFERS)
+        read_arbiter(m, self.rd, [rows, wts, dy_in], run)
 
         with m.If(self.start & ~run):
             m.d.sync += [run.eq(n_in != 0), base.eq(self.base), tier.eq(self.tier),
                          width.eq(self.width), chunks.eq(self.chunks), tokens.eq(self.tokens),
                          n.eq(n_in), W.eq(self.window(self.width)), rbytes.eq(self.width * 4),
-                         beats_last.eq(floor_div(self.width, G) - 1),
-                         per_tok.eq(floor_div(self.width, L)), ld.addr.eq(self.out_addr)]
+                         beats_last.eq(floor_div(self.width, G) - 1)]
+            m.d.sync += dy_in.begin(self.out_addr, floor_div(self.width, L))
             m.d.sync += rows.begin(self.in_addr, entries, 1)
             m.d.sync += wts.begin(self.p_addr, entries, 0)
             m.d.comb += [self.rd.addr.eq(self.in_addr), self.rd.en.eq(1)]
@@ -171,31 +162,6 @@ class ScatterEngine(wiring.Component):
         occ_set, occ_clr = Signal(S), Signal(S)
         live_set, live_clr = Signal(S), Signal(S)
         wr_set = Signal(S)
-
-        # --- dY into three token buffers: token t + 2 loads while token t computes --------
-        dyb = [Signal(32 * hmax, name=f"dy{i}") for i in range(_DY_BUFFERS)]
-        ld_tok = Signal.like(tokens)  # next token to load
-        ld_buf = Signal(range(_DY_BUFFERS))  # its buffer
-        ld_ent = Signal.like(per_tok)  # its next entry
-        loaded = Signal.like(tokens)  # tokens whose dY has landed
-        ct = Signal.like(tokens)  # the token the lanes are on
-        c_buf = Signal(range(_DY_BUFFERS))  # its buffer
-        land, land_buf, land_ent, land_last = (Signal(), Signal.like(ld_buf),
-                                               Signal.like(per_tok), Signal())
-        m.d.comb += ld.want.eq(run & (ld_tok != tokens) & (ld_tok < ct + _DY_BUFFERS))
-        with m.If(ld.grant):
-            last_ent = ld_ent == per_tok - 1
-            m.d.sync += [ld.addr.eq(ld.addr + 1), ld_ent.eq(Mux(last_ent, 0, ld_ent + 1)),
-                         ld_tok.eq(ld_tok + last_ent), land_buf.eq(ld_buf),
-                         land_ent.eq(ld_ent), land_last.eq(last_ent)]
-            with m.If(last_ent):
-                m.d.sync += ld_buf.eq(Mux(ld_buf == _DY_BUFFERS - 1, 0, ld_buf + 1))
-        m.d.sync += land.eq(ld.grant)
-        with m.If(land):
-            for i in range(_DY_BUFFERS):
-                with m.If(land_buf == i):
-                    m.d.sync += dyb[i].word_select(land_ent, 32 * L).eq(self.rd.data)
-            m.d.sync += loaded.eq(loaded + land_last)
 
         # --- admission ------------------------------------------------------------------
         na = Signal.like(n)
@@ -242,7 +208,7 @@ class ScatterEngine(wiring.Component):
         k = Signal.like(chunks)
         p_hold = Signal(32)
         ready_row = isfwd.bit_select(cslot, 1) | filled.bit_select(cslot, 1)
-        begin = (run & ~active & (nc != na) & ready_row & wts.valid & (loaded > ct))
+        begin = (run & ~active & (nc != na) & ready_row & wts.valid & dy_in.ready)
         on = begin | active
         b = Mux(active, beat, 0)
         p = Mux(active, p_hold, wts.word)
@@ -259,11 +225,7 @@ class ScatterEngine(wiring.Component):
         m.d.comb += [rp.addr.eq(cslot), res_fwd.addr.eq(src_slot)]
         old = Mux(isfwd.bit_select(cslot, 1), res_fwd.data, rp.data[:32 * hmax])
         seg = old.word_select(b, 32 * G)
-        dy_row = Signal(32 * hmax)
-        for i in range(_DY_BUFFERS):
-            with m.If(c_buf == i):
-                m.d.comb += dy_row.eq(dyb[i])
-        dy = dy_row.word_select(b, 32 * G)
+        dy = dy_in.row.word_select(b, 32 * G)
         sums = [fp32_add(m, seg[32 * i:32 * i + 32], fp32_mul(m, p, dy[32 * i:32 * i + 32],
                                                               f"mul{i}"), f"add{i}")
                 for i in range(G)]
@@ -277,9 +239,8 @@ class ScatterEngine(wiring.Component):
         with m.If(ends):
             last_chunk = k == chunks - 1
             m.d.sync += [nc.eq(nc + 1), cslot.eq(ring_next(cslot)),
-                         k.eq(Mux(last_chunk, 0, k + 1)), ct.eq(ct + last_chunk)]
-            with m.If(last_chunk):
-                m.d.sync += c_buf.eq(Mux(c_buf == _DY_BUFFERS - 1, 0, c_buf + 1))
+                         k.eq(Mux(last_chunk, 0, k + 1))]
+            m.d.comb += dy_in.advance.eq(last_chunk)
         freed_row = Mux(ends, one << cslot, 0)
         m.d.sync += filled.eq((filled | answered) & ~freed_row)
 
@@ -319,7 +280,8 @@ class ScatterEngine(wiring.Component):
         m.d.sync += empty_done.eq(self.start & ~run & (n_in == 0))
         with m.If(over):
             m.d.sync += [v.eq(0) for v in (
-                run, na, nc, nw, acked, aslot, cslot, wslot, k, ct, c_buf, active, ld_tok,
-                ld_buf, ld_ent, loaded, occ, live, written, filled)]
+                run, na, nc, nw, acked, aslot, cslot, wslot, k, active, occ, live, written,
+                filled)]
+            m.d.sync += dy_in.clear()
         m.d.comb += [self.done.eq(over | empty_done), self.busy.eq(run | over | empty_done)]
         return m

@@ -6,7 +6,8 @@ from amaranth import Const, Module, Mux, Signal
 
 from ..buffers import ADDR_BITS
 
-__all__ = ["WordStream", "ceil_div", "floor_div", "modulo", "read_arbiter", "row_window"]
+__all__ = ["TokenBuffers", "WordStream", "ceil_div", "floor_div", "modulo", "read_arbiter",
+           "row_window"]
 
 
 def floor_div(value, d: int):
@@ -124,3 +125,86 @@ def read_arbiter(m: Module, rd, streams, enable) -> None:
         for st in reversed(streams):
             with m.If(st.grant):
                 m.d.comb += [rd.addr.eq(st.addr), rd.en.eq(1)]
+
+
+class TokenBuffers:
+    """A per-token operand (dY: ``h`` words a token) loaded from VEC, an entry a read, into
+    ``count`` token buffers, so that token ``t + count - 1`` loads while the lanes are on token
+    ``t``: a requester for :func:`read_arbiter` (``want``, ``grant``, ``addr``).
+
+    Parameters
+    ----------
+    m : Module
+    name : str
+    lanes : int
+        Words a VEC entry.
+    words : int
+        Widest token (a buffer's words).
+    rd_data : Value
+        The VEC read port's data.
+    tokens : Value
+        The command's token count (held while it runs).
+    enable : Value
+        The loads may run.
+    count : int
+        Token buffers.
+
+    Attributes
+    ----------
+    want, grant, addr : Signal
+        The port request, the arbiter's grant, the entry the next read addresses.
+    ready : Value
+        The lanes' token has landed.
+    row : Signal
+        The lanes' token (``32 * words`` bits, word ``j`` the token's element ``j``).
+    advance : Signal
+        Set by the consumer: the lanes are done with their token.
+    """
+
+    def __init__(self, m: Module, name: str, lanes: int, words: int, rd_data, tokens, enable,
+                 count: int = 3):
+        s = lambda shape, n: Signal(shape, name=f"{name}_{n}")  # noqa: E731
+        self.want, self.grant, self.addr = s(1, "want"), s(1, "grant"), s(ADDR_BITS, "addr")
+        self.advance, self.row = s(1, "advance"), s(32 * words, "row")
+        self.per_tok = s(range(words // lanes + 1), "per_tok")  # entries a token
+        bufs = [s(32 * words, f"buf{i}") for i in range(count)]
+        ld_tok, loaded, ct = (s(len(tokens), n) for n in ("ld_tok", "loaded", "ct"))
+        ld_buf, c_buf = s(range(count), "ld_buf"), s(range(count), "c_buf")
+        ld_ent = s(len(self.per_tok), "ld_ent")
+        land, land_buf, land_ent, land_last = (s(1, "land"), s(range(count), "land_buf"),
+                                               s(len(self.per_tok), "land_ent"),
+                                               s(1, "land_last"))
+        self._state = [ld_tok, loaded, ct, ld_buf, c_buf, ld_ent]
+        self.ready = loaded > ct
+
+        def ring_next(v):
+            return Mux(v == count - 1, 0, v + 1)
+
+        m.d.comb += self.want.eq(enable & (ld_tok != tokens) & (ld_tok < ct + count))
+        with m.If(self.grant):
+            last_ent = ld_ent == self.per_tok - 1
+            m.d.sync += [self.addr.eq(self.addr + 1),
+                         ld_ent.eq(Mux(last_ent, 0, ld_ent + 1)), ld_tok.eq(ld_tok + last_ent),
+                         land_buf.eq(ld_buf), land_ent.eq(ld_ent), land_last.eq(last_ent)]
+            with m.If(last_ent):
+                m.d.sync += ld_buf.eq(ring_next(ld_buf))
+        m.d.sync += land.eq(self.grant)
+        with m.If(land):
+            for i in range(count):
+                with m.If(land_buf == i):
+                    m.d.sync += bufs[i].word_select(land_ent, 32 * lanes).eq(rd_data)
+            m.d.sync += loaded.eq(loaded + land_last)
+        with m.If(self.advance):
+            m.d.sync += [ct.eq(ct + 1), c_buf.eq(ring_next(c_buf))]
+        for i in range(count):
+            with m.If(c_buf == i):
+                m.d.comb += self.row.eq(bufs[i])
+
+    def begin(self, addr, per_tok):
+        """Statements (sync) starting the loads at entry ``addr``, ``per_tok`` entries a
+        token."""
+        return [self.addr.eq(addr), self.per_tok.eq(per_tok)]
+
+    def clear(self):
+        """Statements (sync) returning to the idle state (at a command's end)."""
+        return [v.eq(0) for v in self._state]

@@ -89,8 +89,8 @@ class LookupUnit(UnitComponent):
         """GATHER and SCATTER mode 0 with rows the engines take, HASH modes 0 and 1 of chunks
         it takes."""
         c = unit_view(self.UNIT, word)
-        gather = ((c.opcode == isa.Opcode.GATHER) & (c.mode == 0)
-                  & self.gather.window_fits(c.width))
+        gather = ((c.opcode == isa.Opcode.GATHER)
+                  & self.gather.takes(c.width, c.chunks, c.mode))
         scatter = ((c.opcode == isa.Opcode.SCATTER) & (c.mode == 0)
                    & self.scatter.takes(c.width, c.chunks))
         return (gather | scatter
@@ -111,7 +111,7 @@ class LookupUnit(UnitComponent):
         m.d.comb += [g.start.eq(self.start & ~hashing & ~scattering),
                      h.start.eq(self.start & hashing), sc.start.eq(self.start & scattering),
                      g.base.eq(self.base), sc.base.eq(self.base), h.scale.eq(self.base),
-                     h.mode.eq(self.mode)]
+                     h.mode.eq(self.mode), g.mode.eq(self.mode)]
         for engine in (g, sc):
             m.d.comb += [getattr(engine, f).eq(getattr(self, f)) for f in _ENGINE_INPUTS]
         m.d.comb += [getattr(h, f).eq(getattr(self, f)) for f in _ENGINE_INPUTS if f != "tier"]

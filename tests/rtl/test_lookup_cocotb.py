@@ -1,7 +1,7 @@
 """The lookup engine's RTL under Icarus and Verilator against hwsim and MemoryFormer's reference:
-HASH, GATHER and SCATTER programs over every tier, values bit for bit with hwsim, every command's
-accept and finish cycle equal; the scatters repeat rows so that some are forwarded from a held
-slot and some wait for a write's acknowledgement."""
+HASH, GATHER (modes 0 and 1) and SCATTER programs over every tier, values bit for bit with
+hwsim, every command's accept and finish cycle equal; the scatters repeat rows so that some are
+forwarded from a held slot and some wait for a write's acknowledgement."""
 
 from __future__ import annotations
 
@@ -33,6 +33,10 @@ GATHERS = {  # (tokens, chunks, h, tier): the rows of a window of 16 or 32 slots
     "tiny": [(3, 4, 16, 0), (2, 5, 32, 1), (4, 3, 16, 2), (1, 6, 32, 3), (6, 2, 16, 0),
              (1, 1, 32, 1)],
     "small8": [(3, 4, 16, 0), (2, 3, 32, 3), (4, 2, 32, 1)],
+}
+DOTS = {  # GATHER mode 1, (tokens, chunks, h, tier): rows of two VEC entries or more
+    "tiny": [(3, 4, 16, 0), (2, 3, 32, 1), (5, 2, 16, 2), (1, 6, 32, 3), (4, 2, 32, 0)],
+    "small8": [(3, 4, 16, 0), (2, 3, 32, 3), (5, 2, 16, 1)],
 }
 LAYERS = {  # (tokens, d, h, tau, official, t, tier): HASH then GATHER
     "tiny": [(3, 16, 16, 4, False, 1.0, 0), (2, 24, 32, 8, True, 1.0, 1),
@@ -90,6 +94,15 @@ def _gather_reference(p, rows, table):
     return np.einsum("tk,tkh->th", p.astype(np.float64), table.astype(np.float64)[rows])
 
 
+def _check_dot(where, got, dy, rows, table):
+    """GATHER mode 1 against ``dY[t] . T[row]`` in float64, within fp32 summation's bound:
+    ``h + 1`` roundings of at most ``2**-24`` of the sum of the terms' magnitudes."""
+    terms = dy.astype(np.float64)[:, None, :] * table.astype(np.float64)[rows]
+    bound = (terms.shape[-1] + 1) * 2.0 ** -24 * np.abs(terms).sum(-1)
+    err = np.abs(got.astype(np.float64) - terms.sum(-1))
+    assert (err <= bound).all(), f"{where}: dY . T off by {err.max()} (bound {bound.min()})"
+
+
 @pytest.mark.parametrize("sim, name", [
     ("icarus", "tiny"), ("verilator", "tiny"), ("verilator", "small8"),
     pytest.param("icarus", "small8", marks=pytest.mark.slow)])  # make test-slow: the fourth
@@ -100,13 +113,19 @@ def test_lookup_programs_match_hwsim_and_memoryformer(sim, name):
     rng = np.random.default_rng(7)
     gathers = [gather_program_case(config, t, k, h, rng, tier=tier)
                for t, k, h, tier in GATHERS[name]]
+    dots = [gather_program_case(config, t, k, h, rng, tier=tier, mode=1)
+            for t, k, h, tier in DOTS[name]]
     layers = [memory_layer_case(config, t, d, h, tau, rng, official=o, t=temp, tier=tier)
               for t, d, h, tau, o, temp, tier in LAYERS[name]]
     scatters = [scatter_program_case(config, _scatter_rows(t, k, pattern, rng), h, rng,
                                      tier=tier)
                 for t, k, h, tier, pattern in SCATTERS[name]]
-    results = cosim_programs(config, gathers + layers + scatters, sim=sim, seed=7,
+    results = cosim_programs(config, gathers + layers + scatters + dots, sim=sim, seed=7,
                              build_root=BUILD, tag="lookup")
+    for shape, (prog, values), got in zip(DOTS[name], dots, results[-len(dots):], strict=True):
+        where = f"{sim}/{config.name} GATHER mode 1 {shape} ({LOOKUP_TIERS[shape[3]]})"
+        model = _check_run(where, prog, config, values, got, ("Y",))
+        _check_dot(where, model.outputs["Y"], values["DY"], values["R"], values["T"])
     for shape, (prog, values), got in zip(GATHERS[name], gathers, results, strict=False):
         where = f"{sim}/{config.name} GATHER {shape} ({LOOKUP_TIERS[shape[3]]})"
         model = _check_run(where, prog, config, values, got, ("Y",))
@@ -114,7 +133,8 @@ def test_lookup_programs_match_hwsim_and_memoryformer(sim, name):
         np.testing.assert_allclose(model.outputs["Y"], ref, rtol=1e-5, atol=1e-5)
     hazards = np.zeros(2, np.int64)
     for shape, (prog, values), got in zip(SCATTERS[name], scatters,
-                                          results[len(gathers) + len(layers):], strict=True):
+                                          results[len(gathers) + len(layers):-len(dots)],
+                                          strict=True):
         tokens, chunks, h, tier, _ = shape
         where = f"{sim}/{config.name} SCATTER {shape} ({LOOKUP_TIERS[tier]})"
         model = _check_run(where, prog, config, values, got, ("G",))
