@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from algorithms.memoryformer import MemoryLayer
+from dataflow.lower.lookup import LayerShape, compile_memory_layer
 from hwsim.engine import run
 from hwsim.numerics import CHUNK_WEIGHT_MAX_REL_ERROR
 from hwsim.units.scatter_timing import scatter_run
@@ -46,12 +47,28 @@ LAYERS = {  # (tokens, d, h, tau, official, t, tier): HASH then GATHER
                (9, 8, 16, 4, False, 1.0, 3)],
 }
 
+COMPILED = {  # memory layers compiled by dataflow (tables placed by hwsim.tiers.place_tables)
+    "tiny": [(LayerShape(6, 16, 16, tau=4), "forward"),
+             (LayerShape(5, 24, 32, tau=8, weight="official", t=0.5), "forward")],
+    "small8": [(LayerShape(9, 32, 16, tau=8), "forward")],
+}
 SCATTERS = {  # (tokens, chunks, h, tier, rows): rows of chunk k at k * 64 + ...
     "tiny": [(12, 2, 8, 0, "runs"), (10, 3, 16, 2, "cycle3"), (16, 2, 8, 1, "uniform"),
              (8, 4, 16, 3, "cycle3")],
     "small8": [(10, 2, 16, 2, "cycle3"), (12, 3, 16, 0, "runs"), (8, 2, 16, 3, "uniform"),
                (12, 3, 16, 1, "cycle5")],
 }
+
+
+def _compiled_case(config, shape, phase, rng):
+    """``compile_memory_layer``'s program for ``phase`` and random inputs (tables included)."""
+    prog = compile_memory_layer(shape, config, phase=phase)
+    values = {}
+    for name in prog.inputs:
+        ref = prog.tensors[name]
+        values[name] = rng.standard_normal(ref.shape).astype(
+            np.float16 if ref.dtype == "fp16" else np.float32)
+    return prog, values
 
 
 def _scatter_rows(tokens, chunks, pattern, rng):
@@ -103,6 +120,42 @@ def _check_dot(where, got, dy, rows, table):
     assert (err <= bound).all(), f"{where}: dY . T off by {err.max()} (bound {bound.min()})"
 
 
+def _layer_reference(shape, values):
+    """MemoryFormer's layer (PyTorch, float64) on the program's ``X`` and table ``T``: ``Y`` and,
+    given ``dY``, autograd's ``dX`` and table gradient (flat rows)."""
+    layer = MemoryLayer(shape.d, shape.h, tau=shape.tau, temperature=shape.t,
+                        weight=shape.weight, bias=False).double()
+    with torch.no_grad():
+        layer.tables.copy_(torch.from_numpy(values["T"].astype(np.float64)).reshape(
+            layer.tables.shape))
+    x = torch.from_numpy(values["X"].astype(np.float64)).requires_grad_(True)
+    y = layer(x)
+    out = {"Y": y.detach().numpy()}
+    if "dY" in values:
+        y.backward(torch.from_numpy(values["dY"].astype(np.float64)))
+        out["dX"] = x.grad.numpy()
+        out["G"] = layer.tables.grad.reshape(-1, shape.h).numpy()
+    return out
+
+
+def _check_compiled(where, shape, phase, model, values):
+    """A compiled memory-layer program's outputs (hwsim's, equal to the RTL's) against
+    MemoryFormer's PyTorch layer within the numerics' bound: the chunk weights within
+    :data:`CHUNK_WEIGHT_MAX_REL_ERROR` of exact, so ``Y = sum_k p_k T[row_k]`` within that
+    bound of the sum of its terms' magnitudes (fp32 sums add ``K + 1`` roundings)."""
+    ref = _layer_reference(shape, values)
+    bound = CHUNK_WEIGHT_MAX_REL_ERROR[8 if shape.tau <= 8 else 10] + (shape.chunks + 1) * 2**-24
+    if phase == "forward":
+        layer = MemoryLayer(shape.d, shape.h, tau=shape.tau, temperature=shape.t,
+                            weight=shape.weight, bias=False)
+        idx, w = layer.hash(torch.from_numpy(values["X"]).double())
+        rows = idx.numpy() + (np.arange(shape.chunks) << shape.tau)
+        mag = np.einsum("tk,tkh->th", np.abs(w.numpy()),
+                        np.abs(values["T"].astype(np.float64)[rows]))
+        err = np.abs(model.outputs["Y"] - ref["Y"])
+        assert (err <= bound * mag + 1e-30).all(), f"{where}: Y off by {err.max()}"
+
+
 @pytest.mark.parametrize("sim, name", [
     ("icarus", "tiny"), ("verilator", "tiny"), ("verilator", "small8"),
     pytest.param("icarus", "small8", marks=pytest.mark.slow)])  # make test-slow: the fourth
@@ -111,44 +164,54 @@ def test_lookup_programs_match_hwsim_and_memoryformer(sim, name):
         pytest.fail(f"{sim} is not installed: `make test` installs it")
     config = lookup_test_config(name)
     rng = np.random.default_rng(7)
-    gathers = [gather_program_case(config, t, k, h, rng, tier=tier)
-               for t, k, h, tier in GATHERS[name]]
-    dots = [gather_program_case(config, t, k, h, rng, tier=tier, mode=1)
-            for t, k, h, tier in DOTS[name]]
-    layers = [memory_layer_case(config, t, d, h, tau, rng, official=o, t=temp, tier=tier)
-              for t, d, h, tau, o, temp, tier in LAYERS[name]]
-    scatters = [scatter_program_case(config, _scatter_rows(t, k, pattern, rng), h, rng,
-                                     tier=tier)
-                for t, k, h, tier, pattern in SCATTERS[name]]
-    results = cosim_programs(config, gathers + layers + scatters + dots, sim=sim, seed=7,
-                             build_root=BUILD, tag="lookup")
-    for shape, (prog, values), got in zip(DOTS[name], dots, results[-len(dots):], strict=True):
+    groups = {
+        "gather": [gather_program_case(config, t, k, h, rng, tier=tier)
+                   for t, k, h, tier in GATHERS[name]],
+        "dot": [gather_program_case(config, t, k, h, rng, tier=tier, mode=1)
+                for t, k, h, tier in DOTS[name]],
+        "layer": [memory_layer_case(config, t, d, h, tau, rng, official=o, t=temp, tier=tier)
+                  for t, d, h, tau, o, temp, tier in LAYERS[name]],
+        "scatter": [scatter_program_case(config, _scatter_rows(t, k, pattern, rng), h, rng,
+                                         tier=tier)
+                    for t, k, h, tier, pattern in SCATTERS[name]],
+        "compiled": [_compiled_case(config, shape, phase, rng)
+                     for shape, phase in COMPILED[name]],
+    }
+    results = iter(cosim_programs(config, [c for g in groups.values() for c in g], sim=sim,
+                                  seed=7, build_root=BUILD, tag="lookup"))
+    got = {kind: [next(results) for _ in cases] for kind, cases in groups.items()}
+    for shape, (prog, values), out in zip(COMPILED[name], groups["compiled"], got["compiled"],
+                                          strict=True):
+        layer, phase = shape
+        where = f"{sim}/{config.name} compiled {phase} {layer}"
+        model = _check_run(where, prog, config, values, out, prog.outputs)
+        _check_compiled(where, layer, phase, model, values)
+    for shape, (prog, values), out in zip(DOTS[name], groups["dot"], got["dot"], strict=True):
         where = f"{sim}/{config.name} GATHER mode 1 {shape} ({LOOKUP_TIERS[shape[3]]})"
-        model = _check_run(where, prog, config, values, got, ("Y",))
+        model = _check_run(where, prog, config, values, out, ("Y",))
         _check_dot(where, model.outputs["Y"], values["DY"], values["R"], values["T"])
-    for shape, (prog, values), got in zip(GATHERS[name], gathers, results, strict=False):
+    for shape, (prog, values), out in zip(GATHERS[name], groups["gather"], got["gather"],
+                                          strict=True):
         where = f"{sim}/{config.name} GATHER {shape} ({LOOKUP_TIERS[shape[3]]})"
-        model = _check_run(where, prog, config, values, got, ("Y",))
+        model = _check_run(where, prog, config, values, out, ("Y",))
         ref = _gather_reference(values["P"], values["R"], values["T"])
         np.testing.assert_allclose(model.outputs["Y"], ref, rtol=1e-5, atol=1e-5)
     hazards = np.zeros(2, np.int64)
-    for shape, (prog, values), got in zip(SCATTERS[name], scatters,
-                                          results[len(gathers) + len(layers):-len(dots)],
+    for shape, (prog, values), out in zip(SCATTERS[name], groups["scatter"], got["scatter"],
                                           strict=True):
         tokens, chunks, h, tier, _ = shape
         where = f"{sim}/{config.name} SCATTER {shape} ({LOOKUP_TIERS[tier]})"
-        model = _check_run(where, prog, config, values, got, ("G",))
+        model = _check_run(where, prog, config, values, out, ("G",))
         ref = _table_gradient(values["G"], values["R"], values["P"], values["DY"])
         np.testing.assert_allclose(model.outputs["G"], ref, rtol=1e-5, atol=1e-5, err_msg=where)
         hazards += scatter_run(config, values["R"], h, tier)[5:7]
     forwarded, waited = hazards
     assert forwarded > 0 and waited > 0, f"hazards not provoked: {forwarded=} {waited=}"
-    for shape, (prog, values), got in zip(LAYERS[name], layers,
-                                          results[len(gathers):len(gathers) + len(layers)],
+    for shape, (prog, values), out in zip(LAYERS[name], groups["layer"], got["layer"],
                                           strict=True):
         tokens, d, h, tau, official, temp, tier = shape
         where = f"{sim}/{config.name} memory layer {shape} ({LOOKUP_TIERS[tier]})"
-        model = _check_run(where, prog, config, values, got, ("R", "P", "Y"))
+        model = _check_run(where, prog, config, values, out, ("R", "P", "Y"))
         # against MemoryFormer's PyTorch layer: row indices exact, weights within the bound
         layer = MemoryLayer(d, h, tau=tau, temperature=temp,
                             weight="official" if official else "paper", bias=False)
