@@ -28,6 +28,7 @@ from typing import ClassVar
 __all__ = [
     "HEADER_BITS",
     "NUM_SEMAPHORES",
+    "SEMAPHORE_MAX",
     "WORD_BITS",
     "WORD_BYTES",
     "Buffer",
@@ -55,6 +56,9 @@ __all__ = [
 WORD_BITS = 128
 WORD_BYTES = WORD_BITS // 8
 NUM_SEMAPHORES = 8
+SEMAPHORE_MAX = 255
+"""Most tokens a semaphore holds: the RTL controller's counters are 8 bits
+(``rtl.controller``); hwsim refuses a program that would exceed it (:mod:`hwsim.schedule`)."""
 HEADER_BITS = 4 + 2 * NUM_SEMAPHORES
 
 

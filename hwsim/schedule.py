@@ -20,7 +20,9 @@ In cycles, for command ``i`` of unit ``u``::
 Semaphores are point-to-point token queues: each has at most one producer unit and one consumer
 unit, and the token a command consumes must have been produced by a command earlier in program
 order (or it would deadlock or depend on timing); :func:`schedule` rejects programs that break
-these rules, naming the command. The RTL controller (``rtl.controller``) implements exactly this.
+these rules, naming the command. A semaphore holds at most :data:`hwsim.isa.SEMAPHORE_MAX`
+tokens (the RTL's 8-bit counters): a program that would keep more outstanding is rejected too.
+The RTL controller (``rtl.controller``) implements exactly this.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["ScheduleError", "schedule", "schedule_per_cycle"]
+from .isa import SEMAPHORE_MAX
+
+__all__ = ["ScheduleError", "check_capacity", "schedule", "schedule_per_cycle"]
 
 N_SEMS = 8
 _ERR_NONE, _ERR_NO_TOKEN, _ERR_TWO_PRODUCERS, _ERR_TWO_CONSUMERS = 0, 1, 2, 3
@@ -140,7 +144,31 @@ def schedule(unit: np.ndarray, duration: np.ndarray, wait: np.ndarray, signal: n
     if err == _ERR_TWO_PRODUCERS:
         raise ScheduleError(idx, "signal", f"semaphore {sem} is already signalled by another unit "
                             "(semaphores are point-to-point)")
+    check_capacity(wait, signal, st, en)
     return acc, tok, st, en
+
+
+def check_capacity(wait, signal, start, end) -> None:
+    """Raise :class:`ScheduleError` if a semaphore would hold more than
+    :data:`~hwsim.isa.SEMAPHORE_MAX` tokens: a token is counted from the cycle after its
+    producer's done cycle until its consumer's start cycle (the RTL counter's increment and
+    decrement), both applied together when they fall on one cycle."""
+    wait, signal = np.asarray(wait, np.int64), np.asarray(signal, np.int64)
+    start, end = np.asarray(start, np.int64), np.asarray(end, np.int64)
+    for s in range(N_SEMS):
+        made = np.flatnonzero((signal >> s) & 1)
+        if len(made) <= SEMAPHORE_MAX:
+            continue
+        visible = end[made] + 1
+        order = np.argsort(visible, kind="stable")
+        taken = np.sort(start[np.flatnonzero((wait >> s) & 1)] + 1)
+        held = np.arange(1, len(made) + 1) - np.searchsorted(taken, visible[order], "right")
+        over = np.flatnonzero(held > SEMAPHORE_MAX)
+        if len(over):
+            i = int(made[order[over[0]]])
+            raise ScheduleError(i, "signal", f"semaphore {s} would hold {SEMAPHORE_MAX + 1} "
+                                f"tokens on cycle {int(visible[order[over[0]]])}: the "
+                                f"controller's counters hold {SEMAPHORE_MAX} (8 bits)")
 
 
 @njit(cache=True)
@@ -251,4 +279,5 @@ def schedule_per_cycle(unit, duration, wait, signal, control, queue_depth: int,
         idx = int(np.argmax(en < 0))
         raise ScheduleError(idx, "wait", f"never completed within {max_cycles} cycles: the "
                             "program deadlocks")
+    check_capacity(wait, signal, st, en)
     return acc, st, en

@@ -118,7 +118,7 @@ class Controller(wiring.Component):
             fence_retire if b == isa.Unit.CONTROL else
             self.port(present[b], "done") if b in present else Const(0, 1)
             for b in range(RETIRE_BITS)]))
-        sems = [Signal(8, name=f"sem{i}") for i in range(nsem)]
+        sems = [Signal(range(isa.SEMAPHORE_MAX + 1), name=f"sem{i}") for i in range(nsem)]
         inc = [[] for _ in range(nsem)]
         dec = [[] for _ in range(nsem)]
 

@@ -166,6 +166,20 @@ def test_unsatisfiable_wait_is_an_error_not_a_hang(mode):
         run(prog, preset("tiny"), mode, inputs={})
 
 
+@pytest.mark.parametrize("mode", ["timing", "functional"])
+def test_a_semaphore_holds_at_most_the_rtl_counters_tokens(mode):
+    # 256 SYNCs signal semaphore 0 before anything waits on it: the 8-bit counter would wrap
+    def prog(n):
+        return Program([*(isa.Sync(signal=1) for _ in range(n)),
+                        *(isa.Sync(wait=1) for _ in range(n))], 64)
+
+    assert isa.SEMAPHORE_MAX == 255
+    run(prog(255), preset("tiny"), mode, inputs={})  # 255 tokens held: allowed
+    with pytest.raises(ProgramError, match="command 255 .* semaphore 0 would hold 256 tokens "
+                       "on cycle .*counters hold 255"):
+        run(prog(256), preset("tiny"), mode, inputs={})
+
+
 def test_semaphores_are_point_to_point():
     load = isa.Load(isa.Buffer.ACT, 0, 0, 1, 1, 1, signal=1)
     store = isa.Store(isa.Buffer.ACC, 0, 0, 1, 1, 1, signal=1)
