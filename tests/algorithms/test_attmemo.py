@@ -1,4 +1,4 @@
-"""AttMEMO: memo database, index, embedder and memoized attention."""
+"""AttMEMO: memo index, embedder and memoized attention (the memo DB: test_memo_db.py)."""
 
 import re
 
@@ -16,58 +16,6 @@ from algorithms.attmemo import (
     train_embedder,
 )
 from algorithms.transformer import CausalSelfAttention, TransformerConfig, TransformerLM
-
-
-def test_memo_db_round_trip_and_reopen(tmp_path):
-    path = tmp_path / "memo.db"
-    db = MemoDB(path, key_dim=4, map_shape=(2, 3, 3))
-    maps = torch.rand(3, 2, 3, 3)
-    for i in range(3):
-        assert db.append(torch.full((4,), float(i)), maps[i]) == i
-    again = MemoDB(path, key_dim=4, map_shape=(2, 3, 3))
-    assert len(again) == 3 and again.recovered_bytes == 0
-    assert np.array_equal(again.keys()[:, 0], [0.0, 1.0, 2.0])
-    for i in range(3):
-        assert torch.equal(again.get_map(i), maps[i])
-
-
-def test_memo_db_survives_crash_mid_write(tmp_path):
-    path = tmp_path / "memo.db"
-    db = MemoDB(path, key_dim=4, map_shape=(2, 2))
-    for i in range(3):
-        db.append(np.arange(4) + i, np.eye(2) * i)
-    record = db.record_dtype.itemsize
-    size = path.stat().st_size
-    with open(path, "ab") as f:  # a crash halfway through the 4th record
-        f.write(b"\x07" * (record // 2))
-    recovered = MemoDB(path, key_dim=4, map_shape=(2, 2))
-    assert len(recovered) == 3 and recovered.recovered_bytes == record // 2
-    assert path.stat().st_size == size
-    assert torch.equal(recovered.get_map(2), torch.eye(2) * 2)
-    assert recovered.append(np.ones(4), np.ones((2, 2))) == 3
-    # a whole record whose checksum does not match (torn write of the payload)
-    with open(path, "r+b") as f:
-        f.seek(size + record - 8)
-        f.write(b"\xff\xff\xff\xff")
-    recovered = MemoDB(path, key_dim=4, map_shape=(2, 2))
-    assert len(recovered) == 3 and recovered.recovered_bytes == record
-    assert np.array_equal(recovered.keys()[1], np.arange(4) + 1)
-
-
-def test_memo_db_errors(tmp_path):
-    path = tmp_path / "memo.db"
-    MemoDB(path, key_dim=4, map_shape=(2, 2))
-    with pytest.raises(
-        ValueError,
-        match=re.escape("holds key_dim=4, map_shape=(2, 2), not key_dim=8, map_shape=(2, 2)"),
-    ):
-        MemoDB(path, key_dim=8, map_shape=(2, 2))
-    other = tmp_path / "other.bin"
-    other.write_bytes(b"x" * 100)
-    with pytest.raises(ValueError, match="is not a memo database"):
-        MemoDB(other, key_dim=4, map_shape=(2, 2))
-    with pytest.raises(ValueError, match=re.escape("expected key (4,) and map (2, 2)")):
-        MemoDB(path, key_dim=4, map_shape=(2, 2)).append(np.ones(3), np.ones((2, 2)))
 
 
 def test_memo_index_exact_then_ivf_finds_stored_keys():
