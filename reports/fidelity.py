@@ -15,8 +15,9 @@ from hwsim.engine import run
 from hwsim.program import Program, TensorRef
 
 __all__ = ["LOOKUP_TIERS", "command_end_cycles", "cosim_programs", "gather_program_case",
-           "gemm_cosim", "gemm_program_case", "lookup_cosim", "lookup_test_config",
-           "memory_layer_case", "scatter_program_case"]
+           "gemm_cosim", "gemm_program_case", "hash_grad_case", "lookup_cosim",
+           "lookup_test_config", "memory_layer_case", "scatter_program_case",
+           "update_program_case"]
 
 
 def command_end_cycles(program: Program, retires: list[tuple[int, int]]) -> list[int]:
@@ -139,6 +140,44 @@ def scatter_program_case(config: AcceleratorConfig, rows: np.ndarray, h: int,
             move("DY", e_dy, signal=1),
             isa.Scatter(e_r, e_p, e_dy, 1, tokens, chunks, h, tier, 0, wait=1)]
     return Program(cmds, addr, refs, inputs=("G", "R", "P", "DY"), outputs=("G",)), values
+
+
+def update_program_case(config: AcceleratorConfig, rows: np.ndarray, h: int,
+                        rng: np.random.Generator, *, tier: int = 0, clean: float = 0.25,
+                        lr: float = 0.05, momentum: float = 0.9, weight_decay: float = 0.01
+                        ) -> tuple[Program, dict[str, np.ndarray]]:
+    """A SCATTER (mode 1) program: the lazy SGD-with-momentum step of a memory table's rows
+    listed in ``rows`` (``tokens x chunks``, program order, repeats allowed), on the fp16 table
+    ``T``, the fp32 master ``W``, gradient ``G`` and momentum ``V`` (``table_rows x h``, one
+    past the largest row). A share ``clean`` of the gradient rows is zero (rows the step skips);
+    registers 1..4 hold the tables' addresses, 8..10 lr, momentum and weight decay.
+    """
+    L = config.vector.lanes
+    rows = np.asarray(rows, np.int64)
+    tokens, chunks = rows.shape
+    table_rows = int(rows.max()) + 1
+    layout = {"T": ((table_rows, h), "fp16"), "W": ((table_rows, h), "fp32"),
+              "G": ((table_rows, h), "fp32"), "V": ((table_rows, h), "fp32"),
+              "R": ((tokens, chunks), "int32")}
+    refs, addr = {}, 0
+    for name, (shape, dt) in layout.items():
+        refs[name] = TensorRef(addr, shape, dt)
+        addr += -(-refs[name].nbytes // 64) * 64
+    w = rng.standard_normal((table_rows, h)).astype(np.float32)
+    g = rng.standard_normal((table_rows, h)).astype(np.float32)
+    g[rng.random(table_rows) < clean] = 0.0
+    values = {"T": w.astype(np.float16), "W": w, "G": g,
+              "V": rng.standard_normal((table_rows, h)).astype(np.float32),
+              "R": rows.astype(np.int32)}
+    ref = refs["R"]
+    hp = [int(np.float32(x).view(np.uint32)) for x in (lr, momentum, weight_decay)]
+    cmds = [*(isa.SetReg(1 + i, refs[t].addr) for i, t in enumerate("TWGV")),
+            *(isa.SetReg(8 + i, v) for i, v in enumerate(hp)),
+            isa.Load(isa.Buffer.VEC, 0, ref.addr, -(-ref.nbytes // (4 * L)), L, 4 * L,
+                     signal=1),
+            isa.Scatter(0, 8, 0, 1, tokens, chunks, h, tier, 1, wait=1)]
+    return Program(cmds, addr, refs, inputs=("T", "W", "G", "V", "R"),
+                   outputs=("T", "W", "G", "V")), values
 
 
 def memory_layer_case(config: AcceleratorConfig, tokens: int, d: int, h: int, tau: int,
@@ -297,3 +336,43 @@ def gemm_cosim(config: AcceleratorConfig, m: int, n: int, k: int, *, sim: str = 
         "rtl_error_flag": got["error"],
         "rtl_seconds": round(rtl_seconds, 2),
     }
+
+
+def hash_grad_case(config: AcceleratorConfig, tokens: int, chunks: int, tau: int,
+                   rng: np.random.Generator, *, official: bool = False, t: float = 1.0,
+                   in_place: bool = False) -> tuple[Program, dict[str, np.ndarray]]:
+    """MemoryFormer's chunk-weight backward as one HASH (mode 2, or 3 with ``official``): for
+    ``tokens x chunks`` chunks of ``tau`` elements of ``X`` and the upstream gradient ``G =
+    dL/dw`` (one fp32 per chunk), ``DX = G (x) dw/dX``, temperature ``t``.
+
+    ``X`` is normal at three scales (0.25, 1, 3) with a sixth of its elements ``+0`` or ``-0``
+    (token 0's first chunk starts with ``+0, -0``); ``G`` is normal. ``X`` and ``G`` load into
+    VEC, register 0 holds fp32 ``2/t``, ``DX`` is written to VEC (over ``X`` with
+    ``in_place``) and stored."""
+    L = config.vector.lanes
+    n, d = tokens * chunks, chunks * tau
+    layout = {"X": ((tokens, d), "fp32"), "G": ((tokens, chunks), "fp32"),
+              "DX": ((tokens, d), "fp32")}
+    refs, addr = {}, 0
+    for name, (shape, dt) in layout.items():
+        refs[name] = TensorRef(addr, shape, dt)
+        addr += -(-refs[name].nbytes // 64) * 64
+    e_x, e_g = 0, -(-tokens * d // L)
+    e_dx = e_x if in_place else e_g + -(-n // L)
+    x = rng.standard_normal((tokens, d)) * rng.choice([0.25, 1.0, 3.0], (tokens, d))
+    zero = rng.random((tokens, d)) < 1 / 6
+    x[zero] = np.where(rng.random(zero.sum()) < 0.5, 0.0, -0.0)
+    x[0, :2] = [0.0, -0.0]
+    values = {"X": x.astype(np.float32),
+              "G": rng.standard_normal((tokens, chunks)).astype(np.float32)}
+
+    def move(cls, name, entry, **kw):
+        ref = refs[name]
+        return cls(isa.Buffer.VEC, entry, ref.addr, -(-ref.nbytes // (4 * L)), L, 4 * L, **kw)
+
+    scale = int(np.float32(2.0 / t).view(np.uint32))
+    cmds = [isa.SetReg(0, scale), move(isa.Load, "X", e_x), move(isa.Load, "G", e_g, signal=1),
+            isa.Hash(e_x, e_g, e_dx, 0, tokens, chunks, tau, 0, 2 + int(official), wait=1,
+                     signal=2),
+            move(isa.Store, "DX", e_dx, wait=2)]
+    return Program(cmds, addr, refs, inputs=("X", "G"), outputs=("DX",)), values

@@ -16,9 +16,10 @@ HASH (``tokens * chunks`` chunks of ``width = tau`` elements of ``z`` at ``in_ad
     ``2/t`` held in register ``table`` (mode 1: times ``||z||_1``, the official code's form).
     mode 2 / 3: the backward of mode 0 / 1: ``dz_j = g (x) dp/dz_j`` to ``out_addr``
     (:func:`hwsim.numerics.chunk_weight_grad`), ``g = dL/dp`` per chunk at ``p_addr``.
-    Cycles: ``1 + ceil(chunks_total / hash_lanes) * tau + HASH_LATENCY``: each lane takes one
-    element a cycle through the scale multiply, the sigmoid (a table read, a multiply, an add)
-    and the running product.
+    Cycles: :func:`hash_cycles` (as ``rtl.lookup.hashing.HashEngine`` runs each mode): each
+    lane takes one element a cycle through the scale multiply, the sigmoid (a table read, a
+    multiply, an add) and the running product; the backward's lanes then make a second pass
+    over the chunk for ``dz``.
 GATHER (rows of ``width = h`` elements, ``config.lookup.element``: fp16 or int8)
     mode 0: ``y[t] = sum_k p[t,k] (x) T[row[t,k]]`` in fp32, ``k`` in order, from the first
     product (no ``+0`` start), to ``out_addr`` (``tokens * h`` words).
@@ -51,15 +52,17 @@ SCATTER
     none); :func:`hwsim.units.vector.adam_registers` computes them as torch does. A listed row
     whose gradient is exactly zero is skipped, where SparseAdam, given the row, would decay its
     moments and move it.
-    Row updates through the row pipeline: per listed row a read of ``G``; a dirty row then reads
-    ``W`` and its state (``V``; Adam ``M`` and ``V``), spends a row's compute time in the lanes
-    (a GATHER row's, the same for both modes: one element a lane a cycle, the Adam datapath being
-    as pipelined as SGD's; a clean row ``1 / gather_lanes`` cycles, the zero test) and writes
-    ``W``, the state, the fp16 row and the zeroed ``G``, with up to
-    ``max(r, rows_in_flight(r * 4h))`` rows in flight for
-    ``r`` = 3 (mode 1) or 4 (mode 2) reads a row. Tier traffic (``account``, every listed row
-    charged as dirty) per listed row: mode 1 three fp32 rows read, three written and the fp16
-    row written; mode 2 four read, four written and the fp16 row.
+    Row updates (both modes) as :mod:`hwsim.units.update_timing` times them: per listed row, in
+    slots held until the row retires, the reads of ``G``, ``W`` and the state (``V``; Adam
+    ``M`` and ``V``) back to back; a repeat of a row still held is skipped (no reads: it is
+    clean); a dirty row spends a row's compute time in the lanes (a GATHER row's, the Adam
+    datapath as pipelined as SGD's), a clean or skipped one a cycle (at most that), and a dirty
+    row writes ``W``, the state, the fp16 row and the zeroed ``G``, with up to
+    ``max(4, rows_in_flight(r * 4h))`` rows in flight for ``r`` = 3 (mode 1) or 4 (mode 2)
+    reads a row. Timing mode takes the first access to each row as dirty, the others as
+    clean. Tier traffic (``account``, every listed row charged as dirty, an upper bound) per
+    listed row: mode 1 three fp32 rows read, three written and the fp16 row written; mode 2
+    four read, four written and the fp16 row.
 
 Cycles of GATHER and SCATTER come from the row pipeline of
 :mod:`hwsim.units.lookup_timing` (request issue, the tier's banked model, the accumulate
@@ -71,9 +74,10 @@ pipeline, :mod:`hwsim.units.scatter_timing` (slots held until a row's write is a
 forwarding from a slot whose write has not issued, a wait for one that has; one per-cycle
 kernel for both modes); with a cache it keeps the generic pipeline's rules (forwarding within
 the window's distance), which no RTL checks.
-RTL: ``rtl/lookup`` runs HASH modes 0 and 1, GATHER modes 0 and 1 and SCATTER mode 0, equal to
-this model in values and in every command's cycles (``tests/rtl/test_lookup_cocotb.py``); the
-other modes are model-only so far.
+RTL: ``rtl/lookup`` runs every HASH mode, GATHER modes 0 and 1 and SCATTER modes 0 and 1,
+equal to this model in values and in every command's cycles (``tests/rtl/test_lookup_cocotb.py``,
+``tests/rtl/test_lookup_hash_cocotb.py``); SCATTER mode 2 (Adam: a correctly rounded square
+root and division a lane) is model-only so far.
 
 Hot-row cache (``config.lookup.hot_rows`` rows, 0: none)
     An on-chip SRAM of whole rows in front of the tiers, **fully associative with LRU
@@ -133,6 +137,7 @@ from ..program import COL
 from . import Access, UnitModel, UnitTiming
 from .lookup_timing import TierParams, events, events_hot, lru_hits, per_cycle, per_cycle_hot
 from .scatter_timing import previous_access, scatter_run
+from .update_timing import first_access, update_run
 from .vector import ADAM_FLOPS, SGD_MOMENTUM, adam_update, sgd_update
 
 __all__ = ["HASH_LATENCY", "LookupModel", "hash_cycles", "hash_rows", "hot_row_hits",
@@ -147,20 +152,45 @@ _FWD, _OFFICIAL, _BWD = 0, 1, 2
 
 def hash_cycles(chunks_total, tau, lanes, vec_lanes, mode=0):
     """``unit_cycles`` of HASH commands (vectorised), as ``rtl.lookup.hashing.HashEngine``
-    runs modes 0 and 1: chunks in groups of ``lanes``, ``tau`` cycles a group, from the cycle
-    after the first group's last ``z`` word has arrived (one VEC entry of ``vec_lanes`` words a
-    cycle from the start cycle), a fetch register in front of the lanes, :data:`HASH_LATENCY`
-    cycles to the last group's weights, then two entry writes (rows, weights)::
+    runs them: ``n`` chunks in ``G = ceil(n / lanes)`` groups of ``lanes`` (``H``), ``tau``
+    cycles a group in the lanes, ``z`` read one VEC entry of ``vec_lanes`` (``L``) words a
+    cycle from the start cycle, a fetch register in front of the lanes. 2 for ``n = 0``.
 
-        (min(lanes, n) tau - 1) // vec_lanes + ceil(n / lanes) tau + HASH_LATENCY + 5
+    Modes 0 and 1: group 0 starts the cycle after its last ``z`` word has arrived, the others
+    back to back; :data:`HASH_LATENCY` cycles to the last group's weights, then two entry
+    writes (rows, weights)::
 
-    and 2 for ``n = 0``. Modes 2 and 3 (no RTL yet): ``1 + ceil(n / lanes) tau +
-    HASH_LATENCY``."""
+        (min(H, n) tau - 1) // L + G tau + HASH_LATENCY + 5
+
+    Modes 2 and 3: the read port takes each block's ``g`` entry (``L`` chunks: their ``z`` is
+    ``tau`` entries), then the block's ``z`` entries; a group starts the cycle after its last
+    read has arrived and not before the previous group's ``tau`` cycles are over. With
+    ``H = L`` a group is a block, ``tau + 1`` reads for ``tau`` lane cycles: groups start
+    ``tau + 1`` apart (read-bound); with ``H < L`` the reads keep ahead of the lanes. The last
+    group starts on cycle::
+
+        B = max(ceil(min(H, n) tau / L) + 2 + (G - 1) tau,
+                ceil(n / L) + ceil(n tau / L) + 1,
+                G (tau + 1) if H = L and G >= 2)
+
+    its ``dz_j`` leave the gradient lanes ``tau + HASH_LATENCY + 2 + j`` cycles later (the
+    lane's second pass: ``HASH_LATENCY + 2`` from a chunk's last element to its ``dz_0``), and
+    from the next cycle the entries not yet written (all of the earlier groups' are) are
+    written one a cycle::
+
+        B + 2 tau + HASH_LATENCY + 2 + ceil(n tau / L) - (G - 1) H tau // L
+    """
     n, tau = np.asarray(chunks_total, np.int64), np.asarray(tau, np.int64)
     groups = -(-n // lanes)
     fwd = (np.minimum(lanes, n) * tau - 1) // vec_lanes + groups * tau + HASH_LATENCY + 5
-    bwd = 1 + groups * tau + HASH_LATENCY
-    return np.where(np.asarray(mode) >= _BWD, bwd, np.where(n == 0, 2, fwd))
+    words = n * tau
+    begin = np.maximum.reduce([
+        -(-np.minimum(lanes, n) * tau // vec_lanes) + 2 + (groups - 1) * tau,
+        -(-n // vec_lanes) - (-words // vec_lanes) + 1,
+        np.where((lanes == vec_lanes) & (groups >= 2), groups * (tau + 1), 0)])
+    bwd = (begin + 2 * tau + HASH_LATENCY + 2 - (-words // vec_lanes)
+           - (groups - 1) * lanes * tau // vec_lanes)
+    return np.where(n == 0, 2, np.where(np.asarray(mode) >= _BWD, bwd, fwd))
 
 
 def row_compute_cycles(h: int, lanes: int) -> float:
@@ -478,31 +508,10 @@ class LookupModel(UnitModel):
             wr_addr = base + rows * rb
             wr_size = np.full(n, rb, np.int64)
             wr_ptr = np.arange(n + 1, dtype=np.int64)
-        else:
-            # per row: read the gradient; if dirty, read the master and the state (mode 1 the
-            # momentum V, mode 2 the moments M and V), compute, write the master, the state, the
-            # fp16 copy and the zeroed gradient
-            dirty = np.ones(n, np.bool_) if dirty is None else dirty
-            rb = 4 * h
-            w16, w, g, *state = (int(regs[cmd.table + i])
-                                 for i in range(5 if cmd.mode == 2 else 4))
-            reads = 2 + len(state)  # G, W, the state
-            window = max(reads, lk.rows_in_flight(reads * rb))
-            nr = np.where(dirty, reads, 1)
-            rd_ptr = np.concatenate(([0], np.cumsum(nr))).astype(np.int64)
-            rd_addr = np.empty(rd_ptr[-1], np.int64)
-            rd_addr[rd_ptr[:-1]] = g + rows * rb
-            d = np.flatnonzero(dirty)
-            for i, base in enumerate((w, *state)):
-                rd_addr[rd_ptr[d] + 1 + i] = base + rows[d] * rb
-            rd_size = np.full(len(rd_addr), rb, np.int64)
-            nw = np.where(dirty, reads + 1, 0)
-            wr_ptr = np.concatenate(([0], np.cumsum(nw))).astype(np.int64)
-            wr_addr = np.stack([*(b + rows[d] * rb for b in (w, *state)),
-                                w16 + rows[d] * 2 * h, g + rows[d] * rb], 1).reshape(-1)
-            wr_size = np.tile(np.array([rb] * (1 + len(state)) + [2 * h, rb], np.int64), len(d))
-            compute = np.where(dirty, compute, 1.0 / G)
-            fwd = np.zeros(n, np.bool_)
+        else:  # the row update, as the RTL runs it (hwsim.units.update_timing)
+            bases = tuple(int(regs[cmd.table + i]) for i in range(5 if cmd.mode == 2 else 4))
+            dirty = first_access(rows) if dirty is None else dirty
+            return int(update_run(config, rows, dirty, h, cmd.tier, bases)[0]), 0, 0
         p = TierParams(tier, config.clock_mhz).args()
         args = (rd_addr.astype(np.int64), rd_size, rd_ptr, wr_addr.astype(np.int64), wr_size,
                 wr_ptr, compute, dep, fwd, lk.request_ports, max(window, 4), p)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from amaranth import Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 
 from hwsim import isa
@@ -16,6 +16,7 @@ from ..units import UnitComponent, check_config
 from .gather import GatherEngine, lk_rd_req_layout, lk_rd_rsp_layout
 from .hashing import HashEngine
 from .scatter import ScatterEngine, lk_wr_req_layout, lk_wr_rsp_layout
+from .update import RowUpdateEngine
 
 __all__ = ["ROW_BYTES", "SLOTS", "LookupUnit", "tag_bits"]
 
@@ -35,13 +36,13 @@ _ENGINE_INPUTS = ("in_addr", "p_addr", "out_addr", "tokens", "chunks", "width", 
 class LookupUnit(UnitComponent):
     """HASH, GATHER and SCATTER of the lookup engine over the table memory port.
 
-    Runs HASH modes 0 and 1 (:class:`~rtl.lookup.hashing.HashEngine`, chunks of 2 to
-    ``max_tau`` elements), GATHER mode 0 (:class:`~rtl.lookup.gather.GatherEngine`) and SCATTER
-    mode 0 (:class:`~rtl.lookup.scatter.ScatterEngine`); every other lookup command is rejected
-    (:meth:`accepts`; the controller's ``error``), as are gathers and scatters whose rows the
-    engine cannot take (wider than ``row_bytes``, not a whole number of VEC entries, or a window
-    beyond ``slots``). Not yet in gates: HASH modes 2 and 3, GATHER mode 1, SCATTER modes 1 and
-    2 (the row updates).
+    Runs HASH, all four modes (:class:`~rtl.lookup.hashing.HashEngine`, chunks of 2 to
+    ``max_tau`` elements), GATHER modes 0 and 1 (:class:`~rtl.lookup.gather.GatherEngine`),
+    SCATTER mode 0 (:class:`~rtl.lookup.scatter.ScatterEngine`) and mode 1, the SGD-momentum
+    row update (:class:`~rtl.lookup.update.RowUpdateEngine`); every other lookup command is
+    rejected (:meth:`accepts`; the controller's ``error``), as are gathers, scatters and row
+    updates whose rows the engines cannot take (wider than ``row_bytes``, not a whole number of
+    VEC entries, or a window beyond their slots). Not yet in gates: SCATTER mode 2 (Adam).
 
     Parameters
     ----------
@@ -74,8 +75,10 @@ class LookupUnit(UnitComponent):
         self.gather = GatherEngine(config, row_bytes=row_bytes, slots=slots)
         self.hash = HashEngine(config, max_tau=max_tau)
         self.scatter = ScatterEngine(config, row_bytes=row_bytes, slots=slots)
+        self.update = RowUpdateEngine(config, row_bytes=row_bytes, tags=slots)
         super().__init__(config, {
-            "base": In(32),
+            "base": In(32), **{f"reg{i}": In(32) for i in range(1, 4)},
+            **{f"hp{i}": In(32) for i in range(3)},
             "rd": Out(ReadPortSignature(ADDR_BITS, 32 * L)),
             "wr": Out(WritePortSignature(ADDR_BITS, 32 * L)),
             "lk_rd_req": Out(stream.Signature(lk_rd_req_layout(slots))),
@@ -86,59 +89,78 @@ class LookupUnit(UnitComponent):
         })
 
     def accepts(self, word):
-        """GATHER and SCATTER mode 0 with rows the engines take, HASH modes 0 and 1 of chunks
-        it takes."""
+        """GATHER (modes 0, 1), SCATTER (modes 0, 1) with rows the engines take, HASH (every
+        mode) of chunks it takes."""
         c = unit_view(self.UNIT, word)
         gather = ((c.opcode == isa.Opcode.GATHER)
                   & self.gather.takes(c.width, c.chunks, c.mode))
         scatter = ((c.opcode == isa.Opcode.SCATTER) & (c.mode == 0)
                    & self.scatter.takes(c.width, c.chunks))
-        return (gather | scatter
-                | ((c.opcode == isa.Opcode.HASH) & (c.mode < 2) & self.hash.takes(c.width)))
+        update = ((c.opcode == isa.Opcode.SCATTER) & (c.mode == 1) & self.update.takes(c.width)
+                  & (c.table <= 12) & (c.p_addr <= 13))
+        return (gather | scatter | update
+                | ((c.opcode == isa.Opcode.HASH) & self.hash.takes(c.width)))
 
     def register_inputs(self, word, regs):
-        """Register ``table``: the table's byte address, or HASH's fp32 scale ``2/t``."""
+        """Register ``table``: the table's byte address, or HASH's fp32 scale ``2/t``; for the
+        row update also ``table+1 .. table+3`` (the master, gradient and momentum tables) and
+        the hyper-parameters ``p_addr .. p_addr+2``."""
         c = unit_view(self.UNIT, word)
-        return {"base": regs[c.table]}
+        return {"base": regs[c.table], **{f"reg{i}": regs[c.table + i] for i in range(1, 4)},
+                **{f"hp{i}": regs[c.p_addr + i] for i in range(3)}}
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.gather = g = self.gather
         m.submodules.hash = h = self.hash
         m.submodules.scatter = sc = self.scatter
+        m.submodules.update = up = self.update
         hashing = self.opcode == isa.Opcode.HASH
-        scattering = self.opcode == isa.Opcode.SCATTER
-        m.d.comb += [g.start.eq(self.start & ~hashing & ~scattering),
+        scattering = (self.opcode == isa.Opcode.SCATTER) & (self.mode == 0)
+        updating = (self.opcode == isa.Opcode.SCATTER) & (self.mode == 1)
+        m.d.comb += [g.start.eq(self.start & ~hashing & ~scattering & ~updating),
                      h.start.eq(self.start & hashing), sc.start.eq(self.start & scattering),
+                     up.start.eq(self.start & updating),
+                     up.t16_base.eq(self.base), up.w_base.eq(self.reg1),
+                     up.g_base.eq(self.reg2), up.v_base.eq(self.reg3), up.lr.eq(self.hp0),
+                     up.momentum.eq(self.hp1), up.weight_decay.eq(self.hp2),
+                     *(getattr(up, f).eq(getattr(self, f))
+                       for f in ("in_addr", "tokens", "chunks", "width", "tier")),
                      g.base.eq(self.base), sc.base.eq(self.base), h.scale.eq(self.base),
                      h.mode.eq(self.mode), g.mode.eq(self.mode)]
         for engine in (g, sc):
             m.d.comb += [getattr(engine, f).eq(getattr(self, f)) for f in _ENGINE_INPUTS]
         m.d.comb += [getattr(h, f).eq(getattr(self, f)) for f in _ENGINE_INPUTS if f != "tier"]
         # the VEC ports: the engine that runs, or starts (each reads on its start cycle)
-        use_hash, use_scatter = Signal(), Signal()
+        use_hash, use_scatter, use_update = Signal(), Signal(), Signal()
         m.d.comb += [use_hash.eq(h.busy | (self.start & hashing)),
-                     use_scatter.eq(sc.busy | (self.start & scattering))]
-        m.d.comb += [self.rd.addr.eq(Mux(use_hash, h.rd.addr,
-                                         Mux(use_scatter, sc.rd.addr, g.rd.addr))),
-                     self.rd.en.eq(Mux(use_hash, h.rd.en, Mux(use_scatter, sc.rd.en, g.rd.en))),
+                     use_scatter.eq(sc.busy | (self.start & scattering)),
+                     use_update.eq(up.busy | (self.start & updating))]
+        m.d.comb += [self.rd.addr.eq(Mux(use_hash, h.rd.addr, Mux(
+                         use_scatter, sc.rd.addr, Mux(use_update, up.rd.addr, g.rd.addr)))),
+                     self.rd.en.eq(Mux(use_hash, h.rd.en, Mux(
+                         use_scatter, sc.rd.en, Mux(use_update, up.rd.en, g.rd.en)))),
                      self.wr.addr.eq(Mux(use_hash, h.wr.addr, g.wr.addr)),
                      self.wr.en.eq(Mux(use_hash, h.wr.en, g.wr.en)),
                      self.wr.data.eq(Mux(use_hash, h.wr.data, g.wr.data))]
-        m.d.comb += [e.rd.data.eq(self.rd.data) for e in (g, h, sc)]
-        # the table memory: reads from the gather or the scatter (one runs at a time)
-        req = self.lk_rd_req
-        m.d.comb += [req.valid.eq(Mux(sc.busy, sc.lk_rd_req.valid, g.lk_rd_req.valid)),
-                     req.p.eq(Mux(sc.busy, sc.lk_rd_req.p, g.lk_rd_req.p)),
-                     g.lk_rd_req.ready.eq(req.ready & ~sc.busy),
-                     sc.lk_rd_req.ready.eq(req.ready & sc.busy)]
-        rsp = self.lk_rd_rsp
-        m.d.comb += [rsp.ready.eq(1),
-                     g.lk_rd_rsp.valid.eq(rsp.valid & g.busy), g.lk_rd_rsp.p.eq(rsp.p),
-                     sc.lk_rd_rsp.valid.eq(rsp.valid & sc.busy), sc.lk_rd_rsp.p.eq(rsp.p)]
-        wiring.connect(m, wiring.flipped(self.lk_wr_req), sc.lk_wr_req)
-        wiring.connect(m, sc.lk_wr_rsp, wiring.flipped(self.lk_wr_rsp))
-        m.d.comb += [self.busy.eq(g.busy | h.busy | sc.busy),
-                     self.done.eq(g.done | h.done | sc.done),
-                     self.lk_busy.eq(g.busy | sc.busy)]
+        m.d.comb += [e.rd.data.eq(self.rd.data) for e in (g, h, sc, up)]
+        # the table memory: the gather's, the scatter's or the row update's (one runs at a time)
+        req, rsp = self.lk_rd_req, self.lk_rd_rsp
+        m.d.comb += [req.valid.eq(Mux(sc.busy, sc.lk_rd_req.valid, Mux(
+                         up.busy, up.lk_rd_req.valid, g.lk_rd_req.valid))),
+                     req.p.eq(Mux(sc.busy, sc.lk_rd_req.p, Mux(
+                         up.busy, up.lk_rd_req.p, g.lk_rd_req.p))),
+                     rsp.ready.eq(1)]
+        wreq, ack = self.lk_wr_req, self.lk_wr_rsp
+        m.d.comb += [wreq.valid.eq(Mux(up.busy, up.lk_wr_req.valid, sc.lk_wr_req.valid)),
+                     wreq.p.eq(Mux(up.busy, up.lk_wr_req.p, sc.lk_wr_req.p)), ack.ready.eq(1)]
+        for e in (g, sc, up):
+            m.d.comb += [e.lk_rd_req.ready.eq(req.ready & e.busy),
+                         e.lk_rd_rsp.valid.eq(rsp.valid & e.busy), e.lk_rd_rsp.p.eq(rsp.p)]
+        for e in (sc, up):
+            m.d.comb += [e.lk_wr_req.ready.eq(wreq.ready & e.busy),
+                         e.lk_wr_rsp.valid.eq(ack.valid & e.busy), e.lk_wr_rsp.p.eq(ack.p)]
+        m.d.comb += [self.busy.eq(g.busy | h.busy | sc.busy | up.busy),
+                     self.done.eq(g.done | h.done | sc.done | up.done),
+                     self.lk_busy.eq(g.busy | sc.busy | up.busy)]
         return m

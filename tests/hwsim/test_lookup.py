@@ -259,6 +259,20 @@ def test_functional_and_timing_cycles_agree_when_rows_are_the_synthetic_ones():
         == 3 + 32 + 1 + 4 + 4
 
 
+def test_hash_backward_cycles_follow_the_rtl_read_order_and_tail():
+    """HASH modes 2 and 3 (hash_cycles), cycle by cycle as rtl.lookup.hashing runs them."""
+    # H = L = 4 (tiny), 8 chunks of 4 (two blocks): reads g0 on 0, z 1-4, g1 5, z 6-9; group 0
+    # starts 6, group 1 after its last z arrives (10) on 11, not 10; its last element reaches
+    # the lanes on 15, dz_3 leaves on 15 + 6 + 3 = 24, its four entries are written 25-28
+    assert hash_cycles(8, 4, 4, 4, 2) == 29 == 11 + 2 * 4 + 6 + 4
+    # one chunk: g on 0, z on 1, start 3, dz_3 on 3 + 4 + 6 + 3 = 16, the entry on 17
+    assert hash_cycles(1, 4, 4, 4, 3) == 18
+    # H = 4, L = 8: reads g0 on 0, z 1-2; group 0 starts 4, group 1 on 8 (the reads are ahead),
+    # dz_3 on 8 + 4 + 6 + 3 = 21, the two entries of group 1 written 22-23
+    assert hash_cycles(8, 4, 4, 8, 2) == 24
+    assert hash_cycles(0, 4, 4, 4, 2) == hash_cycles(0, 4, 4, 4, 0) == 2
+
+
 @pytest.mark.parametrize("name", TIER_PRESETS)
 def test_gather_reaches_90_percent_of_each_tiers_peak_or_its_latency_bound(name):
     """1 KiB rows, random over a 64 MiB table: with enough requests in flight (256 per
@@ -519,3 +533,29 @@ def test_adam_row_update_traffic_and_energy_follow_the_access_granularity():
     assert s.energy_pj["tier_pmem"] == pytest.approx(
         read * tier.read_pj_per_byte + write * tier.write_pj_per_byte)
     assert s.energy_pj["lookup"] == pytest.approx(14 * n * h * cfg.energy.vector_flop)
+
+
+def test_row_update_reads_three_rows_skips_held_repeats_and_writes_dirty_rows_only():
+    """SCATTER mode 1's pipeline (hwsim.units.update_timing): an access not skipped reads G,
+    W and V (64 B rows here); a repeat of a row still held in a slot reads nothing; only dirty
+    rows write W, V, the fp16 row and G (the RTL's cycles: tests/rtl/test_lookup_cocotb.py)."""
+    from hwsim.units.update_timing import first_access, update_run
+
+    cfg = _config("ddr4", inflight_kib=1)
+    h, rb = 16, 64
+    bases = (0, 1 << 16, 2 << 16, 3 << 16)
+    distinct = np.arange(12) * 3
+    cycles, rd, wr, *_, skipped, updated = update_run(cfg, distinct, np.ones(12, bool), h, 0,
+                                                      bases)
+    # the fp16 row (32 B) moves as one 64 B DDR4 access block
+    assert (rd, wr, skipped, updated) == (12 * 3 * rb, 12 * 4 * rb, 0, 12)
+    assert cycles >= 12 * 3  # one request a cycle: three reads an access
+    same = np.full(12, 5)
+    c_same, rd1, wr1, *_, skipped1, updated1 = update_run(cfg, same, first_access(same), h, 0,
+                                                          bases)
+    assert updated1 == 1 and wr1 == 4 * rb and skipped1 >= 1
+    # the repeats that found the row released read G, W and V and found G zero
+    assert rd1 == (12 - skipped1) * 3 * rb
+    # a clean row list (nothing to update): no writes
+    *_, wr0, _, _, _, updated0 = update_run(cfg, distinct, np.zeros(12, bool), h, 0, bases)
+    assert (wr0, updated0) == (0, 0)

@@ -16,6 +16,7 @@ from dataflow.lower.lookup import LayerShape, compile_memory_layer
 from hwsim.engine import run
 from hwsim.numerics import CHUNK_WEIGHT_MAX_REL_ERROR
 from hwsim.units.scatter_timing import scatter_run
+from hwsim.units.update_timing import update_run
 from reports.fidelity import (
     LOOKUP_TIERS,
     command_end_cycles,
@@ -24,6 +25,7 @@ from reports.fidelity import (
     lookup_test_config,
     memory_layer_case,
     scatter_program_case,
+    update_program_case,
 )
 from rtl.cosim import available_simulators
 
@@ -52,12 +54,35 @@ COMPILED = {  # memory layers compiled by dataflow (tables placed by hwsim.tiers
              (LayerShape(5, 24, 32, tau=8, weight="official", t=0.5), "forward")],
     "small8": [(LayerShape(9, 32, 16, tau=8), "forward")],
 }
+UPDATES = {  # SCATTER mode 1, (tokens, chunks, h, tier, rows): SGD-momentum row updates
+    "tiny": [(12, 2, 16, 0, "runs"), (10, 3, 16, 2, "cycle3"), (16, 2, 16, 1, "uniform"),
+             (15, 2, 16, 3, "cycle5")],
+    "small8": [(10, 2, 16, 2, "cycle3"), (12, 3, 16, 0, "uniform")],
+}
 SCATTERS = {  # (tokens, chunks, h, tier, rows): rows of chunk k at k * 64 + ...
     "tiny": [(12, 2, 8, 0, "runs"), (10, 3, 16, 2, "cycle3"), (16, 2, 8, 1, "uniform"),
              (8, 4, 16, 3, "cycle3")],
     "small8": [(10, 2, 16, 2, "cycle3"), (12, 3, 16, 0, "runs"), (8, 2, 16, 3, "uniform"),
                (12, 3, 16, 1, "cycle5")],
 }
+
+
+def _sgd_reference(values, rows, lr=0.05, momentum=0.9, weight_decay=0.01):
+    """The row update in PyTorch float32 (each operation rounded, as the engine's): each row,
+    in list order, whose gradient is not all zero gets ``g' = g + wd w``, ``v = mu v + g'``,
+    ``w = w - lr v``, its fp16 copy and a zeroed gradient; returns ``T, W, G, V``."""
+    t = {k: torch.from_numpy(values[k].copy()) for k in ("T", "W", "G", "V")}
+    lr, mu, wd = (torch.tensor(x, dtype=torch.float32) for x in (lr, momentum, weight_decay))
+    for r in rows.reshape(-1).tolist():
+        g = t["G"][r]
+        if not (g != 0).any():
+            continue
+        gp = g + wd * t["W"][r]
+        t["V"][r] = mu * t["V"][r] + gp
+        t["W"][r] = t["W"][r] - lr * t["V"][r]
+        t["T"][r] = t["W"][r].half()
+        t["G"][r] = 0
+    return {k: v.numpy() for k, v in t.items()}
 
 
 def _compiled_case(config, shape, phase, rng):
@@ -176,10 +201,33 @@ def test_lookup_programs_match_hwsim_and_memoryformer(sim, name):
                     for t, k, h, tier, pattern in SCATTERS[name]],
         "compiled": [_compiled_case(config, shape, phase, rng)
                      for shape, phase in COMPILED[name]],
+        "update": [update_program_case(config, _scatter_rows(t, k, pattern, rng), h, rng,
+                                       tier=tier)
+                   for t, k, h, tier, pattern in UPDATES[name]],
     }
     results = iter(cosim_programs(config, [c for g in groups.values() for c in g], sim=sim,
                                   seed=7, build_root=BUILD, tag="lookup"))
     got = {kind: [next(results) for _ in cases] for kind, cases in groups.items()}
+    passes = np.zeros(2, np.int64)
+    for shape, (prog, values), out in zip(UPDATES[name], groups["update"], got["update"],
+                                          strict=True):
+        tokens, chunks, h, tier, _ = shape
+        where = f"{sim}/{config.name} SCATTER mode 1 {shape} ({LOOKUP_TIERS[tier]})"
+        model = _check_run(where, prog, config, values, out, prog.outputs)
+        ref = _sgd_reference(values, values["R"])
+        for k in prog.outputs:
+            np.testing.assert_array_equal(model.outputs[k], ref[k], err_msg=f"{where}: {k}")
+        bases = tuple(prog.tensors[k].addr for k in "TWGV")
+        dirty = np.zeros(values["R"].size, bool)
+        seen = set()
+        for i, r in enumerate(values["R"].reshape(-1).tolist()):
+            dirty[i] = r not in seen and bool((values["G"][r] != 0).any())
+            seen.add(r)
+        _, _, _, _, _, skipped, updated = update_run(config, values["R"], dirty, h, tier, bases)
+        assert updated == dirty.sum(), where
+        passes += (skipped, values["R"].size - skipped - updated)
+    skipped, clean_reads = passes
+    assert skipped > 0 and clean_reads > 0, f"repeats not provoked: {skipped=} {clean_reads=}"
     for shape, (prog, values), out in zip(COMPILED[name], groups["compiled"], got["compiled"],
                                           strict=True):
         layer, phase = shape
