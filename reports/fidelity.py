@@ -14,7 +14,8 @@ from hwsim.config import AcceleratorConfig
 from hwsim.engine import run
 from hwsim.program import Program, TensorRef
 
-__all__ = ["LOOKUP_TIERS", "command_end_cycles", "cosim_programs", "gather_program_case",
+__all__ = ["LOOKUP_TIERS", "command_end_cycles", "compiled_layer_case", "cosim_programs",
+           "gather_program_case", "layer_errors", "layer_reference", "layer_step_cosim",
            "gemm_cosim", "gemm_program_case", "hash_grad_case", "lookup_cosim",
            "lookup_test_config", "memory_layer_case", "scatter_program_case",
            "update_program_case"]
@@ -298,6 +299,131 @@ def lookup_cosim(config: AcceleratorConfig, tokens: int, d: int, h: int, tau: in
         and got["accept"] == model.stats.accept_cycles,
         "values_equal": bool(same and np.allclose(model.outputs["Y"], ref, rtol=1e-5,
                                                   atol=1e-5)),
+        "rtl_error_flag": got["error"],
+        "rtl_seconds": round(rtl_seconds, 2),
+    }
+
+
+def compiled_layer_case(config: AcceleratorConfig, shape, phase: str,
+                        rng: np.random.Generator) -> tuple[Program, dict[str, np.ndarray]]:
+    """``dataflow.compile_memory_layer``'s program for ``shape`` (a
+    :class:`dataflow.lower.lookup.LayerShape`) and ``phase``, with random inputs (tables
+    included); for ``"train"`` a step's start: the fp32 master equal to the fp16 table, a zero
+    gradient table."""
+    from dataflow.lower.lookup import compile_memory_layer
+
+    prog = compile_memory_layer(shape, config, phase=phase)
+    values = {}
+    for name in prog.inputs:
+        ref = prog.tensors[name]
+        values[name] = rng.standard_normal(ref.shape).astype(
+            np.float16 if ref.dtype == "fp16" else np.float32)
+    if phase == "train":
+        values["W"] = values["T"].astype(np.float32)
+        values["G"] = np.zeros_like(values["G"])
+    return prog, values
+
+
+def layer_reference(shape, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """MemoryFormer's layer (``algorithms.memoryformer.MemoryLayer``, PyTorch float64) on the
+    program's ``X`` and table ``T``: ``Y`` and, given ``dY``, autograd's ``dX`` and table
+    gradient ``G`` (flat rows)."""
+    import torch
+
+    from algorithms.memoryformer import MemoryLayer
+
+    layer = MemoryLayer(shape.d, shape.h, tau=shape.tau, temperature=shape.t,
+                        weight=shape.weight, bias=False).double()
+    with torch.no_grad():
+        layer.tables.copy_(torch.from_numpy(values["T"].astype(np.float64)).reshape(
+            layer.tables.shape))
+    x = torch.from_numpy(values["X"].astype(np.float64)).requires_grad_(True)
+    y = layer(x)
+    out = {"Y": y.detach().numpy()}
+    if "dY" in values:
+        y.backward(torch.from_numpy(values["dY"].astype(np.float64)))
+        out["dX"] = x.grad.numpy()
+        out["G"] = layer.tables.grad.reshape(-1, shape.h).numpy()
+    idx, w = layer.hash(x.detach())
+    out["rows"] = idx.numpy() + (np.arange(shape.chunks) << shape.tau)
+    out["p"] = w.numpy()
+    return out
+
+
+def layer_errors(shape, phase: str, outputs: dict[str, np.ndarray],
+                 values: dict[str, np.ndarray], *, lr: float = 0.01,
+                 momentum: float = 0.9) -> dict[str, float]:
+    """How far a compiled memory layer's outputs (hwsim's, which the RTL must equal) are from
+    MemoryFormer's PyTorch layer, as the largest ratio of error to bound per output (at most 1:
+    within the bound).
+
+    Bounds: the chunk weights within :data:`hwsim.numerics.CHUNK_WEIGHT_MAX_REL_ERROR` (``B``)
+    of exact, so ``Y = sum_k p_k T[row_k]`` within ``B + (K + 1) 2**-24`` of the sum of its
+    terms' magnitudes; ``dX`` (the chunk weights' gradient, through dL/dp and dp/dz) within
+    ``10 B`` of its largest magnitude; the SGD-momentum step (``train``: ``lr``, ``momentum``,
+    no weight decay, ``compile_memory_layer``'s defaults) on the rows with a gradient,
+    ``V = mu V + G``, ``W = W - lr V``, with autograd's table gradient ``G`` off by at most the
+    weights' bound of its terms' magnitudes ``|p| |dY|`` plus four roundings; ``T`` the fp16
+    of ``W`` exactly."""
+    from hwsim.numerics import CHUNK_WEIGHT_MAX_REL_ERROR
+
+    ref = layer_reference(shape, values)
+    weight_bound = CHUNK_WEIGHT_MAX_REL_ERROR[8 if shape.tau <= 8 else 10]
+    bound = weight_bound + (shape.chunks + 1) * 2**-24
+    table = values["T"].astype(np.float64)
+    mag = np.einsum("tk,tkh->th", np.abs(ref["p"]), np.abs(table[ref["rows"]]))
+    out = {"Y": float((np.abs(outputs["Y"] - ref["Y"]) / (bound * mag + 1e-30)).max())}
+    if phase != "train":
+        return out
+    out["dX"] = float(np.abs(outputs["dX"] - ref["dX"]).max()
+                      / (10 * weight_bound * np.abs(ref["dX"]).max()))
+    u = 2.0**-24
+    grad = ref["G"]
+    terms = np.zeros_like(grad)
+    np.add.at(terms, ref["rows"].reshape(-1),
+              (np.abs(ref["p"])[..., None] * np.abs(values["dY"].astype(np.float64))[:, None])
+              .reshape(-1, shape.h))
+    touched = terms.any(1)[:, None]
+    v0, w0 = values["V"].astype(np.float64), values["W"].astype(np.float64)
+    v_ref = np.where(touched, momentum * v0 + grad, v0)
+    w_ref = np.where(touched, w0 - lr * v_ref, w0)
+    v_tol = bound * terms + 4 * u * (momentum * np.abs(v0) + np.abs(grad)) + 1e-30
+    w_tol = lr * v_tol + 4 * u * (np.abs(w0) + lr * np.abs(v_ref)) + 1e-30
+    out["V"] = float((np.abs(outputs["V"] - v_ref) / v_tol).max())
+    out["W"] = float((np.abs(outputs["W"] - w_ref) / w_tol).max())
+    out["T"] = 0.0 if np.array_equal(outputs["T"], outputs["W"].astype(np.float16)) else np.inf
+    return out
+
+
+def layer_step_cosim(config: AcceleratorConfig, shape, *, sim: str = "verilator",
+                     seed: int = 0, build_root: str | Path = "build") -> dict:
+    """One MemoryFormer memory-layer training step compiled by ``dataflow`` (forward, backward,
+    SGD-momentum table update: HASH, GATHER, HASH, GATHER mode 1, HASH backward, SCATTER,
+    SCATTER mode 1) through hwsim (functional) and the RTL; a row of results.
+    ``values_equal``: every output of the RTL bit-equal to hwsim's and hwsim's within the
+    bounds of :func:`layer_errors` of MemoryFormer's PyTorch layer; ``cycles_equal``: every
+    command's accept and finish cycle."""
+    rng = np.random.default_rng(seed)
+    prog, values = compiled_layer_case(config, shape, "train", rng)
+    t0 = time.perf_counter()
+    got = cosim_programs(config, [(prog, values)], sim=sim, seed=seed, build_root=build_root,
+                         tag=f"step-{shape.tokens}x{shape.d}x{shape.h}-tau{shape.tau}")[0]
+    rtl_seconds = time.perf_counter() - t0
+    model = run(prog, config, "functional", inputs=values)
+    dram = np.frombuffer(bytes.fromhex(got["dram"]), np.uint8)
+    same = all(np.array_equal(prog.tensors[k].read(dram.copy()).view(np.uint32),
+                              model.outputs[k].view(np.uint32)) for k in prog.outputs)
+    errors = layer_errors(shape, "train", model.outputs, values)
+    ends = command_end_cycles(prog, [tuple(r) for r in got["retires"]])
+    return {
+        "config": config.name, "sim": sim, "tokens": shape.tokens, "d": shape.d, "h": shape.h,
+        "tau": shape.tau, "weight": shape.weight, "step": "forward+backward+SGD update",
+        "seed": seed, "commands": len(prog.commands),
+        "hwsim_cycles": model.stats.cycles, "rtl_cycles": max(ends) + 1,
+        "cycles_equal": ends == model.stats.retire_cycles
+        and got["accept"] == model.stats.accept_cycles,
+        "values_equal": bool(same and max(errors.values()) <= 1.0),
+        "worst_error_over_bound": round(max(errors.values()), 3),
         "rtl_error_flag": got["error"],
         "rtl_seconds": round(rtl_seconds, 2),
     }

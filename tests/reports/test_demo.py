@@ -25,6 +25,9 @@ def test_demo_writes_a_complete_report(tmp_path, monkeypatch):
     assert (fid["rtl_cycles"] == fid["hwsim_cycles"]).all() and len(fid) == 2
     lookup = pd.read_csv(report.parent / "fidelity_lookup.csv")
     assert len(lookup) == 1 and lookup["cycles_equal"].all() and lookup["values_equal"].all()
+    step = pd.read_csv(report.parent / "fidelity_lookup_step.csv")
+    assert len(step) == 1 and step["cycles_equal"].all() and step["values_equal"].all()
+    assert step["worst_error_over_bound"].iloc[0] <= 1 and step["commands"].iloc[0] > 7
     sweep = pd.read_csv(report.parent / "gemm_sweep.csv")
     assert ((sweep["utilisation"] > 0) & (sweep["utilisation"] <= 1)).all()
     assert (report.parent / "gemm_utilisation.png").stat().st_size > 10_000

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from algorithms.memoryformer import MemoryLayer
-from dataflow.lower.lookup import LayerShape, compile_memory_layer
+from dataflow.lower.lookup import LayerShape
 from hwsim.engine import run
 from hwsim.numerics import CHUNK_WEIGHT_MAX_REL_ERROR
 from hwsim.units.scatter_timing import scatter_run
@@ -20,8 +20,10 @@ from hwsim.units.update_timing import update_run
 from reports.fidelity import (
     LOOKUP_TIERS,
     command_end_cycles,
+    compiled_layer_case,
     cosim_programs,
     gather_program_case,
+    layer_errors,
     lookup_test_config,
     memory_layer_case,
     scatter_program_case,
@@ -49,10 +51,14 @@ LAYERS = {  # (tokens, d, h, tau, official, t, tier): HASH then GATHER
                (9, 8, 16, 4, False, 1.0, 3)],
 }
 
-COMPILED = {  # memory layers compiled by dataflow (tables placed by hwsim.tiers.place_tables)
+COMPILED = {  # memory layers compiled by dataflow (tables placed by hwsim.tiers.place_tables):
+    # the forward, or a training step (forward, backward, SGD-momentum table update)
     "tiny": [(LayerShape(6, 16, 16, tau=4), "forward"),
-             (LayerShape(5, 24, 32, tau=8, weight="official", t=0.5), "forward")],
-    "small8": [(LayerShape(9, 32, 16, tau=8), "forward")],
+             (LayerShape(5, 24, 32, tau=8, weight="official", t=0.5), "forward"),
+             (LayerShape(6, 16, 16, tau=4), "train"),
+             (LayerShape(5, 24, 16, tau=8, weight="official"), "train")],
+    "small8": [(LayerShape(9, 32, 16, tau=8), "forward"),
+               (LayerShape(7, 32, 16, tau=8, weight="official"), "train")],
 }
 UPDATES = {  # SCATTER mode 1, (tokens, chunks, h, tier, rows): SGD-momentum row updates
     "tiny": [(12, 2, 16, 0, "runs"), (10, 3, 16, 2, "cycle3"), (16, 2, 16, 1, "uniform"),
@@ -83,17 +89,6 @@ def _sgd_reference(values, rows, lr=0.05, momentum=0.9, weight_decay=0.01):
         t["T"][r] = t["W"][r].half()
         t["G"][r] = 0
     return {k: v.numpy() for k, v in t.items()}
-
-
-def _compiled_case(config, shape, phase, rng):
-    """``compile_memory_layer``'s program for ``phase`` and random inputs (tables included)."""
-    prog = compile_memory_layer(shape, config, phase=phase)
-    values = {}
-    for name in prog.inputs:
-        ref = prog.tensors[name]
-        values[name] = rng.standard_normal(ref.shape).astype(
-            np.float16 if ref.dtype == "fp16" else np.float32)
-    return prog, values
 
 
 def _scatter_rows(tokens, chunks, pattern, rng):
@@ -145,42 +140,6 @@ def _check_dot(where, got, dy, rows, table):
     assert (err <= bound).all(), f"{where}: dY . T off by {err.max()} (bound {bound.min()})"
 
 
-def _layer_reference(shape, values):
-    """MemoryFormer's layer (PyTorch, float64) on the program's ``X`` and table ``T``: ``Y`` and,
-    given ``dY``, autograd's ``dX`` and table gradient (flat rows)."""
-    layer = MemoryLayer(shape.d, shape.h, tau=shape.tau, temperature=shape.t,
-                        weight=shape.weight, bias=False).double()
-    with torch.no_grad():
-        layer.tables.copy_(torch.from_numpy(values["T"].astype(np.float64)).reshape(
-            layer.tables.shape))
-    x = torch.from_numpy(values["X"].astype(np.float64)).requires_grad_(True)
-    y = layer(x)
-    out = {"Y": y.detach().numpy()}
-    if "dY" in values:
-        y.backward(torch.from_numpy(values["dY"].astype(np.float64)))
-        out["dX"] = x.grad.numpy()
-        out["G"] = layer.tables.grad.reshape(-1, shape.h).numpy()
-    return out
-
-
-def _check_compiled(where, shape, phase, model, values):
-    """A compiled memory-layer program's outputs (hwsim's, equal to the RTL's) against
-    MemoryFormer's PyTorch layer within the numerics' bound: the chunk weights within
-    :data:`CHUNK_WEIGHT_MAX_REL_ERROR` of exact, so ``Y = sum_k p_k T[row_k]`` within that
-    bound of the sum of its terms' magnitudes (fp32 sums add ``K + 1`` roundings)."""
-    ref = _layer_reference(shape, values)
-    bound = CHUNK_WEIGHT_MAX_REL_ERROR[8 if shape.tau <= 8 else 10] + (shape.chunks + 1) * 2**-24
-    if phase == "forward":
-        layer = MemoryLayer(shape.d, shape.h, tau=shape.tau, temperature=shape.t,
-                            weight=shape.weight, bias=False)
-        idx, w = layer.hash(torch.from_numpy(values["X"]).double())
-        rows = idx.numpy() + (np.arange(shape.chunks) << shape.tau)
-        mag = np.einsum("tk,tkh->th", np.abs(w.numpy()),
-                        np.abs(values["T"].astype(np.float64)[rows]))
-        err = np.abs(model.outputs["Y"] - ref["Y"])
-        assert (err <= bound * mag + 1e-30).all(), f"{where}: Y off by {err.max()}"
-
-
 @pytest.mark.parametrize("sim, name", [
     ("icarus", "tiny"), ("verilator", "tiny"), ("verilator", "small8"),
     pytest.param("icarus", "small8", marks=pytest.mark.slow)])  # make test-slow: the fourth
@@ -199,7 +158,7 @@ def test_lookup_programs_match_hwsim_and_memoryformer(sim, name):
         "scatter": [scatter_program_case(config, _scatter_rows(t, k, pattern, rng), h, rng,
                                          tier=tier)
                     for t, k, h, tier, pattern in SCATTERS[name]],
-        "compiled": [_compiled_case(config, shape, phase, rng)
+        "compiled": [compiled_layer_case(config, shape, phase, rng)
                      for shape, phase in COMPILED[name]],
         "update": [update_program_case(config, _scatter_rows(t, k, pattern, rng), h, rng,
                                        tier=tier)
@@ -233,7 +192,8 @@ def test_lookup_programs_match_hwsim_and_memoryformer(sim, name):
         layer, phase = shape
         where = f"{sim}/{config.name} compiled {phase} {layer}"
         model = _check_run(where, prog, config, values, out, prog.outputs)
-        _check_compiled(where, layer, phase, model, values)
+        errors = layer_errors(layer, phase, model.outputs, values)
+        assert max(errors.values()) <= 1, f"{where}: outside the bounds (error / bound) {errors}"
     for shape, (prog, values), out in zip(DOTS[name], groups["dot"], got["dot"], strict=True):
         where = f"{sim}/{config.name} GATHER mode 1 {shape} ({LOOKUP_TIERS[shape[3]]})"
         model = _check_run(where, prog, config, values, out, ("Y",))
