@@ -190,12 +190,17 @@ def cmd_simulate(args) -> int:
         from dataflow.scalesim import read_scalesim_cfg
 
         cfg = read_scalesim_cfg(args.scalesim_cfg, base=cfg)
-    table = simulate_topology(args.topology, cfg, dataflow=args.dataflow)
+    # the .cfg's Dataflow (the one dataflow read_scalesim_cfg leaves) wins unless --dataflow
+    # says otherwise; without a .cfg, ws where the config has it
+    dataflow = args.dataflow or ("ws" if "ws" in cfg.array.dataflows and not args.scalesim_cfg
+                                 else cfg.array.dataflows[0])
+    table = simulate_topology(args.topology, cfg, dataflow=dataflow)
+    table.insert(1, "dataflow", dataflow)
     if args.json:
         print(table.to_json(orient="records", indent=2))
         return 0
     total = table["cycles"].sum()
-    print(f"{args.topology} on {cfg.name} ({len(table)} layers, {total:,} cycles, "
+    print(f"{args.topology} on {cfg.name} ({dataflow}, {len(table)} layers, {total:,} cycles, "
           f"{total / (cfg.clock_mhz * 1e3):,.3f} ms)")
     print(table.to_string(index=False))
     return 0
@@ -391,7 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scalesim-cfg", default=None, help="SCALE-Sim .cfg architecture file "
                    "(overrides array, buffers and bandwidth of --config)")
     s.add_argument("--config", default="vcu1525")
-    s.add_argument("--dataflow", choices=("os", "ws"), default="ws")
+    s.add_argument("--dataflow", choices=("os", "ws"), default=None,
+                   help="for --topology: os or ws (default: the --scalesim-cfg file's Dataflow, "
+                        "else ws)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_simulate)
 

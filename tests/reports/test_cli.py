@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -195,3 +196,23 @@ def test_report_memoryformer_unknown_tier_is_one_line(capsys, tmp_path):
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and "'tier' = 'flash'" in err
     assert not list(tmp_path.iterdir())  # checked before any simulation or file
+
+
+def test_simulate_topology_takes_the_scalesim_cfg_dataflow_unless_overridden(capsys):
+    """An unchanged SCALE-Sim .cfg with ``Dataflow : os`` runs in OS (its dataflow is the only
+    one the config it makes has); ``--dataflow`` overrides it; without a .cfg the default is
+    WS."""
+    data = Path(__file__).parents[1] / "dataflow" / "data"
+    topo = str(data / "resnet_head.csv")
+    code, out, err = run_cli(capsys, "simulate", "--topology", topo, "--scalesim-cfg",
+                             str(data / "scale.cfg"), "--json")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert rows and {r["dataflow"] for r in rows} == {"os"}
+    code, out, err = run_cli(capsys, "simulate", "--topology", topo, "--json")
+    assert code == 0, err
+    assert {r["dataflow"] for r in json.loads(out)} == {"ws"}
+    # an explicit --dataflow the .cfg's machine lacks is one clear error
+    code, out, err = run_cli(capsys, "simulate", "--topology", topo, "--scalesim-cfg",
+                             str(data / "scale.cfg"), "--dataflow", "ws")
+    assert code == 2 and "ws" in err and len(err.strip().splitlines()) == 1
