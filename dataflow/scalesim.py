@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hwsim.config import AcceleratorConfig, ConfigError, parse_nm, preset
+from hwsim.textfile import TextFileError, read_text
 
 __all__ = [
     "CONV_COLUMNS",
@@ -170,9 +171,9 @@ def read_topology(path: str | Path) -> list[Layer]:
     """
     path = Path(path)
     try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise TopologyError(path, 0, "", f"cannot read the file ({e})") from e
+        text = read_text(path)
+    except TextFileError as e:
+        raise TopologyError(path, 0, "", f"cannot read the file ({e})") from None
     rows = list(csv.reader(text.splitlines()))
     if not rows or not any(c.strip() for c in rows[0]):
         raise TopologyError(path, 1 if rows else 0, "", "expected a header line, the file "
@@ -260,6 +261,9 @@ def read_topology(path: str | Path) -> list[Layer]:
                 raise TopologyError(path, lineno, names[f"filter {dim}"],
                                     f"filter {dim} {f} is larger than the IFMAP {dim} {i}")
         layers.append(Layer(name, "conv", **vals, sparsity=sparsity, line=lineno))
+    if not layers:
+        raise TopologyError(path, len(rows), "", "no layers: the file has a header and no "
+                            "layer rows")
     return layers
 
 
@@ -350,9 +354,9 @@ def read_scalesim_cfg(path: str | Path, base: AcceleratorConfig | None = None
     path = Path(path)
     base = preset("tiny") if base is None else base
     try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise TopologyError(path, 0, "", f"cannot read the file ({e})") from e
+        text = read_text(path)
+    except TextFileError as e:
+        raise TopologyError(path, 0, "", f"cannot read the file ({e})") from None
     cp = configparser.ConfigParser(interpolation=None)
     try:
         cp.read_string(text, source=str(path))

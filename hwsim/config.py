@@ -643,6 +643,8 @@ class AcceleratorConfig:
             raise ConfigError("<root>", type(data).__name__, "a mapping of config sections")
         data = dict(data)
         base = data.pop("base", None)
+        if base is not None and not isinstance(base, str):
+            raise ConfigError("base", base, f"a preset name {preset_names()}")
         start = preset(base).to_dict() if base is not None else cls().to_dict()
         return _build(cls, _merge(start, data, ""), "")
 
@@ -652,7 +654,10 @@ class AcceleratorConfig:
             data = yaml.safe_load(text)
         except yaml.YAMLError as e:
             raise ConfigError("<yaml>", "unparseable",
-                              f"valid YAML ({e.__class__.__name__})") from e
+                              f"valid YAML ({e.__class__.__name__})") from None
+        except RecursionError:
+            raise ConfigError("<yaml>", "nested too deeply", "a config's few levels of "
+                              "sections") from None
         return cls.from_dict(data)
 
     def key(self) -> str:
@@ -690,6 +695,40 @@ def _merge(base: dict, over: dict, path: str) -> dict:
     return out
 
 
+def _field_types(cls: type) -> dict[str, Any]:
+    """The resolved type of each field of dataclass ``cls``."""
+    import typing
+
+    return typing.get_type_hints(cls)
+
+
+def _check_type(path: str, value: Any, hint: Any) -> None:
+    """Raise :class:`ConfigError` unless ``value`` (parsed YAML) can be a field of type
+    ``hint``: ``int`` (not a bool), ``float`` (an int or float, not a bool), ``bool``, ``str``,
+    ``tuple[X, ...]`` (a list or tuple of such), or a section (a mapping, checked in turn). The
+    dataclasses' own ``validate`` then checks ranges."""
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(path, value, "a list")
+        for i, v in enumerate(value):
+            _check_type(f"{path}[{i}]", v, args[0])
+        return
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict | hint):
+            raise ConfigError(path, value, f"a mapping of {hint.__name__} fields")
+        return
+    ok = {int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+          float: lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+          bool: lambda v: isinstance(v, bool),
+          str: lambda v: isinstance(v, str)}.get(hint)
+    if ok is not None and not ok(value):
+        raise ConfigError(path, value, {int: "an integer", float: "a number", bool: "true or "
+                                        "false", str: "a string"}[hint])
+
+
 def _build(cls: type, data: Any, path: str) -> Any:
     """Recursively build dataclass ``cls`` from a mapping, naming bad fields by dotted path."""
     where = path or "<root>"
@@ -701,8 +740,10 @@ def _build(cls: type, data: Any, path: str) -> Any:
         p = f"{path}.{unknown[0]}" if path else unknown[0]
         raise ConfigError(p, data[unknown[0]], f"a field of {cls.__name__}: {sorted(known)}")
     kwargs = {}
+    hints = _field_types(cls)
     for name, value in data.items():
         p = f"{path}.{name}" if path else name
+        _check_type(p, value, hints[name])
         if name in _SECTIONS and cls is AcceleratorConfig:
             kwargs[name] = _build(_SECTIONS[name], value, p)
         elif cls is LookupConfig and name == "tiers":
@@ -842,9 +883,11 @@ def load_config(spec: str | Path | AcceleratorConfig) -> AcceleratorConfig:
         return preset(s)
     p = Path(s)
     if p.suffix.lower() in (".yaml", ".yml") or p.exists():
+        from .textfile import TextFileError, read_text
+
         try:
-            text = p.read_text()
-        except OSError as e:
-            raise ConfigError("config", s, f"a readable YAML file ({e.strerror})") from e
+            text = read_text(p)
+        except TextFileError as e:
+            raise ConfigError("config", s, f"a readable YAML file ({e})") from None
         return AcceleratorConfig.from_yaml(text)
     raise ConfigError("config", s, f"a preset {preset_names()} or a YAML file path")

@@ -412,15 +412,20 @@ def load_spec(path: str | Path) -> SweepSpec:
     SpecError, hwsim.config.ConfigError
     """
     p = Path(path)
+    from hwsim.textfile import TextFileError, read_text
+
     try:
-        text = p.read_text()
-    except OSError as e:
-        raise SpecError("spec", str(p), f"expected a readable YAML file ({e.strerror})") from None
+        text = read_text(p)
+    except TextFileError as e:
+        raise SpecError("spec", str(p), f"expected a readable YAML file ({e})") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         first = str(e).splitlines()[0]
         raise SpecError("spec", str(p), f"expected valid YAML ({first})") from None
+    except RecursionError:
+        raise SpecError("spec", str(p), "expected a spec's few levels of YAML (nested too "
+                        "deeply)") from None
     return parse_spec(data, name=p.stem, root=p.parent)
 
 
