@@ -141,7 +141,7 @@ from .update_timing import first_access, update_run
 from .vector import ADAM_FLOPS, SGD_MOMENTUM, adam_update, sgd_update
 
 __all__ = ["HASH_LATENCY", "LookupModel", "hash_cycles", "hash_rows", "hot_row_hits",
-           "hot_row_latency", "row_compute_cycles"]
+           "hot_row_latency", "row_compute_cycles", "timing_rows"]
 
 HASH_LATENCY = 4
 """Pipeline cycles of a hash lane after its last element: the scale multiply, the sigmoid's
@@ -586,9 +586,13 @@ class LookupModel(UnitModel):
         n = rows[:, COL["tokens"]] * rows[:, COL["chunks"]]
         width = rows[:, COL["width"]]
         flops = np.where(op == isa.Opcode.HASH, n * width * 5, 2 * n * width)
-        # the Adam row update: ADAM_FLOPS a word of every listed row (all charged as dirty)
-        adam = (op == isa.Opcode.SCATTER) & (rows[:, COL["mode"]] == 2)
-        flops = np.where(adam, ADAM_FLOPS * n * width, flops)
+        # the row updates' traffic and updated rows: their pipeline over timing mode's rows
+        # (both modes, as the hot-row hits), once per command shape
+        traffic = self._update_traffic(rows, config)
+        update = (op == isa.Opcode.SCATTER) & (rows[:, COL["mode"]] >= 1)
+        # a row update: an SGD step (6 operations) or ADAM_FLOPS a word of each updated row
+        per_word = np.where(rows[:, COL["mode"]] == 2, ADAM_FLOPS, 6)
+        flops = np.where(update, per_word * traffic[:, 1] * width, flops)
         acc.add("lookup", "vector_flop", int(flops.sum()))
         hot = self._hot_hits(rows, config)
         for i in range(len(rows)):
@@ -611,10 +615,12 @@ class LookupModel(UnitModel):
                 rd, wr = (n[i] - hits) * moved, 0
             elif cmd.mode == 0:
                 rd, wr = (n[i] - hits) * moved, n[i] * moved
-            else:  # row update: G, W and the state (mode 1 V, mode 2 M and V); the fp16 row
-                rows_fp32 = 4 if cmd.mode == 2 else 3
-                rd = rows_fp32 * n[i] * moved
-                wr = rows_fp32 * n[i] * moved + n[i] * (-(-(rb // 2) // gran) * gran)
+            else:  # row update (hwsim.units.update_timing): the accesses not skipped read G,
+                # W and the state (mode 1 V, mode 2 M and V), the updated rows write them and
+                # the fp16 row
+                state = 2 if cmd.mode == 2 else 1
+                rd = (n[i] - traffic[i, 0]) * (2 + state) * moved
+                wr = traffic[i, 1] * ((2 + state) * moved + -(-(rb // 2) // gran) * gran)
             if config.lookup.hot_rows and (cmd.OPCODE == isa.Opcode.GATHER or cmd.mode == 0):
                 fills = n[i] - hits + (n[i] if cmd.OPCODE == isa.Opcode.SCATTER else 0)
                 acc.bytes["sram_read"] += hits * rb
@@ -625,6 +631,35 @@ class LookupModel(UnitModel):
             acc.bytes[f"{key}_write"] = acc.bytes.get(f"{key}_write", 0) + int(wr)
             acc.add(key, f"tier_read:{tier.name}", int(rd))
             acc.add(key, f"tier_write:{tier.name}", int(wr))
+
+
+    def _update_traffic(self, rows, config) -> np.ndarray:
+        """Per command table row: ``(accesses skipped, rows updated)`` of a row update (SCATTER
+        modes 1, 2) over timing mode's rows (:func:`timing_rows`, the first access to each row
+        dirty, as timing mode times it); zeros for other commands."""
+        out = np.zeros((len(rows), 2), np.int64)
+        keys = ("opcode", "tokens", "chunks", "width", "tier", "mode", "trows")
+        memo: dict[tuple, tuple[int, int]] = {}
+        for i in range(len(rows)):
+            key = tuple(int(rows[i, COL[k]]) for k in keys)
+            op, n, mode = key[0], key[1] * key[2], key[5]
+            if op != isa.Opcode.SCATTER or mode == 0 or n == 0:
+                continue
+            if key not in memo:
+                cmd = isa.command_class(op)(0, 0, 0, 0, *key[1:6])
+                synth = _synthetic_rows(list(key), cmd, key[6])
+                r = update_run(config, synth, first_access(synth), cmd.width, cmd.tier,
+                               (0,) * (5 if mode == 2 else 4))
+                memo[key] = (int(r[5]), int(r[6]))
+            out[i] = memo[key]
+        return out
+
+
+def timing_rows(cmd, trows: int = 0) -> np.ndarray:
+    """The row indices timing mode draws for the GATHER or SCATTER ``cmd`` whose ``trows``
+    annotation (rows a chunk; 0 for the default) is ``trows``."""
+    key = [int(cmd.OPCODE), cmd.tokens, cmd.chunks, cmd.width, cmd.tier, cmd.mode, trows]
+    return _synthetic_rows(key, cmd, trows)
 
 
 def _synthetic_rows(key, cmd, trows: int) -> np.ndarray:
