@@ -6,7 +6,9 @@ wdata}`` with no response; any byte address, at most ``bus_bytes`` bytes). FPGA 
 controllers (Xilinx DDR4 MIG, HBM, the AXI interconnect) take AXI4 instead: :class:`AxiBridge`
 converts one into the other and :class:`AxiAccelerator` is the accelerator with that bridge on
 its memory port, the top a board design instantiates (``rtl.verilog.write_verilog(...,
-port="axi4")`` writes it as ``satmem_top``).
+port="axi4")`` writes it as ``satmem_top``). The lookup engine's table memory is a second
+master, ``m_axi_lk`` (:class:`rtl.lookup.axi.LookupAxiBridge`, several IDs, rows of several
+beats); what follows is the DMA's master.
 
 AXI4 as issued (AMBA AXI4, IHI 0022):
 
@@ -37,9 +39,10 @@ from hwsim.config import AcceleratorConfig
 from .accelerator import Accelerator
 from .controller import RETIRE_BITS
 from .dma import mem_rd_req_layout, mem_wr_req_layout
+from .lookup.unit import ROW_BYTES, SLOTS
 
-__all__ = ["AXI_ADDR_BITS", "AXI_BURST_INCR", "AXI_CACHE", "AXI_PREFIX", "AxiAccelerator",
-           "AxiBridge", "axi4_master_members"]
+__all__ = ["AXI_ADDR_BITS", "AXI_BURST_INCR", "AXI_CACHE", "AXI_PREFIX", "AXI_RESP_OKAY",
+           "AxiAccelerator", "AxiBridge", "axi4_master_members"]
 
 AXI_ADDR_BITS = 32
 AXI_PREFIX = "m_axi"
@@ -48,14 +51,15 @@ AXI_CACHE = 0b0011  # normal non-cacheable bufferable (what Xilinx IP recommends
 AXI_RESP_OKAY = 0b00
 
 
-def axi4_master_members(bus_bytes: int, id_width: int = 1,
-                        prefix: str = AXI_PREFIX) -> dict[str, wiring.Member]:
+def axi4_master_members(bus_bytes: int, id_width: int = 1, prefix: str = AXI_PREFIX,
+                        user_width: int = 0) -> dict[str, wiring.Member]:
     """The signature members of an AXI4 master, flat and named ``<prefix>_<signal>`` (AW, W, B,
     AR, R in that order), so that the Verilog ports take the conventional names that
     ``cocotbext.axi.AxiBus.from_prefix(dut, prefix)`` and Vivado's interface inference expect.
 
     Master outputs are ``Out``; ``awready``, ``wready``, ``bid``, ``bresp``, ``bvalid``,
-    ``arready``, ``rid``, ``rdata``, ``rresp``, ``rlast``, ``rvalid`` are ``In``.
+    ``arready``, ``rid``, ``rdata``, ``rresp``, ``rlast``, ``rvalid`` are ``In``. With
+    ``user_width > 0`` the address channels also carry ``awuser`` and ``aruser`` (``Out``).
     """
     data = bus_bytes * 8
     sigs = []
@@ -63,7 +67,9 @@ def axi4_master_members(bus_bytes: int, id_width: int = 1,
         sigs.append([(f"{ch}id", Out, id_width), (f"{ch}addr", Out, AXI_ADDR_BITS),
                      (f"{ch}len", Out, 8), (f"{ch}size", Out, 3), (f"{ch}burst", Out, 2),
                      (f"{ch}lock", Out, 1), (f"{ch}cache", Out, 4), (f"{ch}prot", Out, 3),
-                     (f"{ch}qos", Out, 4), (f"{ch}valid", Out, 1), (f"{ch}ready", In, 1)])
+                     (f"{ch}qos", Out, 4),
+                     *([(f"{ch}user", Out, user_width)] if user_width else []),
+                     (f"{ch}valid", Out, 1), (f"{ch}ready", In, 1)])
     aw, ar = sigs
     w = [("wdata", Out, data), ("wstrb", Out, bus_bytes), ("wlast", Out, 1), ("wvalid", Out, 1),
          ("wready", In, 1)]
@@ -309,8 +315,9 @@ class AxiBridge(wiring.Component):
 
 
 class AxiAccelerator(wiring.Component):
-    """:class:`~rtl.accelerator.Accelerator` with an AXI4 master memory port
-    (:class:`AxiBridge`).
+    """:class:`~rtl.accelerator.Accelerator` with AXI4 master memory ports: the DMA's
+    (:class:`AxiBridge`) and, with the lookup engine, its table memory's
+    (:class:`rtl.lookup.axi.LookupAxiBridge`).
 
     Members
     -------
@@ -318,62 +325,101 @@ class AxiAccelerator(wiring.Component):
         Binary ``hwsim.isa`` commands.
     retire : Out(RETIRE_BITS)
         Per-unit completion pulses, as :class:`~rtl.accelerator.Accelerator`'s. A STORE retires
-        when the bridge accepted its last write, possibly before the data is in memory.
+        when the bridge accepted its last write, possibly before the data is in memory; a
+        SCATTER once every row write's B response came back.
     idle : Out(1)
-        The accelerator is idle (nothing queued, running or offered) and so is the bridge: every
-        write's B response came back, so all stored data is in memory.
+        The accelerator is idle (nothing queued, running or offered) and so are the bridges:
+        every write's B response came back, so all stored data is in memory.
     error : Out(1)
         Sticky: an unsupported command was seen (the accelerator's flag).
     axi_error : Out(1)
-        Sticky: an AXI response other than OKAY (:class:`AxiBridge`'s ``error``).
+        Sticky: an AXI response other than OKAY, or a protocol error, on either master (the
+        bridges' ``error``).
+    lk_busy : Out(1)
+        With the lookup engine: high while a GATHER or SCATTER runs (from the cycle after its
+        start to its done cycle), for traces and the co-simulation's timing.
     m_axi_* : :func:`axi4_master_members`
-        AXI4 master: ``bus_bytes * 8`` data bits, 32-bit addresses (features in :mod:`rtl.axi`).
+        The DMA's AXI4 master: ``bus_bytes * 8`` data bits, 32-bit addresses (features in
+        :mod:`rtl.axi`).
+    m_axi_lk_* : :func:`axi4_master_members`
+        With the lookup engine: its table memory's AXI4 master, ``row_bytes * 8`` data bits,
+        the row-buffer tag as ID, the tier on ``AxUSER`` (features in :mod:`rtl.lookup.axi`).
+        The same address space as ``m_axi``.
 
     Parameters
     ----------
     config : AcceleratorConfig
     pe_module : str, optional
         As :class:`~rtl.accelerator.Accelerator`'s.
+    lookup : bool, default True
+        Build the lookup engine and its master. Without it lookup commands are refused
+        (``error``): a SAT-only top.
+    row_bytes, slots : int
+        The lookup engine's (:class:`~rtl.accelerator.Accelerator`).
     max_reads, max_writes, id_width, axi_id
-        The bridge's (:class:`AxiBridge`).
+        The DMA bridge's (:class:`AxiBridge`).
 
     Notes
     -----
     Clock and reset are the ``sync`` domain's (``clk``, ``rst`` active high, synchronous); the
-    AXI port runs on that clock (``ACLK``; ``ARESETn`` is ``~rst``). Cycle counts depend on
+    AXI ports run on that clock (``ACLK``; ``ARESETn`` is ``~rst``). Cycle counts depend on
     the memory: ``config.dram`` describes the fixed-latency model hwsim's timing uses, not the
-    AXI slave.
+    AXI slave; a lookup command takes what hwsim's tier of
+    :func:`rtl.lookup.axi.fixed_latency_tier` says behind a fixed-latency slave.
     """
 
     def __init__(self, config: AcceleratorConfig, *, pe_module: str | None = None,
+                 lookup: bool = True, row_bytes: int = ROW_BYTES, slots: int = SLOTS,
                  max_reads: int = 16, max_writes: int = 8, id_width: int = 1, axi_id: int = 0):
+        from .lookup.axi import LookupAxiBridge  # rtl.lookup.axi builds on this module
+
         if not isinstance(config, AcceleratorConfig):
             raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
         bus = config.dram.bus_bytes
         _check_axi_params(bus, max_reads, max_writes, id_width, axi_id)
-        self.config, self.pe_module = config, pe_module
+        self.config, self.pe_module, self.lookup = config, pe_module, lookup
+        self.row_bytes, self.slots = row_bytes, slots
         self.bridge_params = {"max_reads": max_reads, "max_writes": max_writes,
                               "id_width": id_width, "axi_id": axi_id}
+        self.lk_bridge = (LookupAxiBridge(slots=slots, row_bytes=row_bytes) if lookup
+                          else None)
+        lk = self.lk_bridge
         super().__init__({
             "cmd": In(stream.Signature(isa.WORD_BITS)),
             "retire": Out(RETIRE_BITS), "idle": Out(1), "error": Out(1), "axi_error": Out(1),
+            **({"lk_busy": Out(1)} if lookup else {}),
             **axi4_master_members(bus, id_width),
+            **(axi4_master_members(lk.bus_bytes, lk.id_width, lk.prefix, lk.user_width)
+               if lookup else {}),
         })
 
     def elaborate(self, platform):
         m = Module()
-        # no lookup engine: its table memory has no AXI4 master yet (a lookup command is refused)
         m.submodules.core = core = Accelerator(self.config, pe_module=self.pe_module,
-                                               lookup=False)
+                                               row_bytes=self.row_bytes, slots=self.slots,
+                                               lookup=self.lookup)
         m.submodules.axi = bridge = AxiBridge(self.config.dram.bus_bytes, **self.bridge_params)
         connect(m, wiring.flipped(self.cmd), core.cmd)
         connect(m, core.mem_rd_req, bridge.mem_rd_req)
         connect(m, bridge.mem_rd_rsp, core.mem_rd_rsp)
         connect(m, core.mem_wr_req, bridge.mem_wr_req)
-        m.d.comb += [self.retire.eq(core.retire), self.idle.eq(core.idle & bridge.idle),
-                     self.error.eq(core.error), self.axi_error.eq(bridge.error)]
-        for name, member in axi4_master_members(self.config.dram.bus_bytes,
-                                                self.bridge_params["id_width"]).items():
-            ours, theirs = getattr(self, name), getattr(bridge, name)
-            m.d.comb += ours.eq(theirs) if member.flow == Out else theirs.eq(ours)
+        bridges = [(bridge, axi4_master_members(self.config.dram.bus_bytes,
+                                                self.bridge_params["id_width"]))]
+        idle, error = core.idle & bridge.idle, bridge.error
+        if self.lookup:
+            m.submodules.axi_lk = lk = self.lk_bridge
+            for channel in ("lk_rd_req", "lk_wr_req"):
+                connect(m, getattr(core, channel), getattr(lk, channel))
+            for channel in ("lk_rd_rsp", "lk_wr_rsp"):
+                connect(m, getattr(lk, channel), getattr(core, channel))
+            m.d.comb += self.lk_busy.eq(core.lk_busy)
+            bridges.append((lk, axi4_master_members(lk.bus_bytes, lk.id_width, lk.prefix,
+                                                    lk.user_width)))
+            idle, error = idle & lk.idle, error | lk.error
+        m.d.comb += [self.retire.eq(core.retire), self.idle.eq(idle),
+                     self.error.eq(core.error), self.axi_error.eq(error)]
+        for source, members in bridges:
+            for name, member in members.items():
+                ours, theirs = getattr(self, name), getattr(source, name)
+                m.d.comb += ours.eq(theirs) if member.flow == Out else theirs.eq(ours)
         return m

@@ -28,9 +28,10 @@ def write_verilog(config: AcceleratorConfig, out_dir: str | Path, *,
 
     ``port`` picks the memory port: ``"simple"`` writes :class:`~rtl.accelerator.Accelerator`
     (the request/response port of :mod:`rtl.dma`), ``"axi4"`` writes
-    :class:`~rtl.axi.AxiAccelerator` (an AXI4 master, ports ``m_axi_*``). The top module is
-    ``satmem_top`` either way; the manifest records which (``"port"``). ``lookup=False``
-    leaves the lookup engine out of the simple-port top (the AXI4 top has none yet).
+    :class:`~rtl.axi.AxiAccelerator` (AXI4 masters: ``m_axi_*`` for the DMA and, with the
+    lookup engine, ``m_axi_lk_*`` for its table memory). The top module is ``satmem_top``
+    either way; the manifest records which (``"port"``). ``lookup=False`` leaves the lookup
+    engine (and its master) out: a SAT-only top.
 
     The manifest records the config (and its hash), the memory port and the top's port list,
     the ISA word width, the buffers (``[width in bits, entries]`` by ``isa.Buffer``), the
@@ -59,10 +60,9 @@ def write_verilog(config: AcceleratorConfig, out_dir: str | Path, *,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if port == "axi4":
-        top = AxiAccelerator(config, pe_module=PE_NAME)
+        top = AxiAccelerator(config, pe_module=PE_NAME, lookup=lookup)
     else:
         top = Accelerator(config, pe_module=PE_NAME, lookup=lookup)
-    lookup = lookup and port != "axi4"
     text = verilog.convert(top, name=TOP_NAME, emit_src=False)
     pe = PE(config.array.dtype, array_group(config))
     text += verilog.convert(pe, name=PE_NAME, emit_src=False)
@@ -118,6 +118,24 @@ def write_verilog(config: AcceleratorConfig, out_dir: str | Path, *,
             "note": "unit_cycles and dram_latency_cycles describe hwsim's fixed-latency memory; "
                     "over AXI, LOAD and STORE take what the memory takes",
         }
+        if lookup:
+            lk = top.lk_bridge
+            manifest["axi4"]["lookup"] = {
+                "prefix": lk.prefix, "data_bits": lk.bus_bytes * 8, "addr_bits": AXI_ADDR_BITS,
+                "id_bits": lk.id_width, "id": "the row-buffer tag (reads and writes complete "
+                                              "in any order; R data may interleave across IDs)",
+                "user_bits": lk.user_width, "user": "the command's tier (one master serves "
+                                                   "every tier)",
+                "max_outstanding": f"{lk.slots} reads and {lk.slots} writes (one per tag)",
+                "bursts": "INCR, full width, the bus words of one row (two bursts with one ID "
+                          "when the row crosses a 4 KiB page); WSTRB on the row's bytes",
+                "cache": f"{AXI_CACHE:#06b}",
+                "latency": f"+{lk.request_latency} cycle request to AR/AW, "
+                           f"+{lk.response_latency} cycle last R beat or B to the engine",
+                "requests": "one a cycle, a write before a read (lookup.request_ports = 1)",
+                "timing": "a fixed-latency slave (one beat a cycle shared by reads and writes) "
+                          "times lookup commands as hwsim's rtl.lookup.axi.fixed_latency_tier",
+            }
     _write_if_changed(out / "manifest.json", json.dumps(manifest, indent=2))
     return vpath
 

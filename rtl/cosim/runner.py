@@ -105,10 +105,10 @@ def run_bench(sim: str, config: AcceleratorConfig, spec: dict, *, tag: str,
     The Verilog and the simulator build are cached under ``build_root`` per simulator and
     config hash (and memory port). Returns, per program, what the bench observed.
 
-    ``port="axi4"`` builds the top with the AXI4 master port (``write_verilog(...,
+    ``port="axi4"`` builds the top with the AXI4 master ports (``write_verilog(...,
     port="axi4")``), for a bench such as :mod:`rtl.cosim.axi_bench`. ``lookup=False`` builds
-    the simple-port top without the lookup engine (a smaller design, for programs that have no
-    lookup command).
+    the top without the lookup engine (a smaller design, for programs that have no lookup
+    command).
 
     Raises
     ------
@@ -123,7 +123,7 @@ def run_bench(sim: str, config: AcceleratorConfig, spec: dict, *, tag: str,
     design, key = f"{sim}-{config.name}-{config.key()}", config.key()
     if port != "simple":  # the simple port keeps its directory and stamp
         design, key = f"{design}-{port}", f"{key}:{port}"
-    elif not lookup:
+    if not lookup:
         design, key = f"{design}-sat", f"{key}:sat"
     build = Path(build_root).resolve() / "cocotb" / design
     stamp = _sources_stamp(key)

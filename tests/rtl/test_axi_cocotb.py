@@ -1,5 +1,8 @@
-"""The AXI4 top (``write_verilog(..., port="axi4")``) under Icarus and Verilator, served by
-``cocotbext.axi.AxiRam``: whole programs give hwsim's outputs bit for bit.
+"""The AXI4 top (``write_verilog(..., port="axi4")``) under Icarus and Verilator, its DMA's
+master served by ``cocotbext.axi.AxiRam``: SAT programs give hwsim's outputs bit for bit. tiny
+runs on the lookup test config's top (the build ``test_lookup_axi_cocotb.py`` uses, which tests
+its second master; here that master stays idle and tied off), small8 on a SAT-only top
+(``lookup=False``).
 
 Cycles differ from hwsim's (its fixed-latency memory model is not AxiRam's timing): they are
 printed (``pytest -s``), not compared.
@@ -18,6 +21,7 @@ from hwsim import isa
 from hwsim.config import preset
 from hwsim.engine import run
 from hwsim.program import Program, TensorRef
+from reports.fidelity import lookup_test_config
 from rtl.cosim import available_simulators, run_bench
 
 pytestmark = pytest.mark.cocotb
@@ -33,6 +37,7 @@ GEMMS = {  # label: (m, n, k, dataflow, sparsity (N, M) or None, AXI pause proba
                ("2:8 ws, AXI pauses", 10, 9, 70, "ws", (2, 8), 0.3)],
 }
 RUNS = [("icarus", "tiny"), ("verilator", "tiny"), ("verilator", "small8")]
+LOOKUP_TOPS = {"tiny"}  # configs whose top carries the lookup engine (lookup_test_config)
 
 
 def _gemm_case(config, m, n, k, dataflow, sparsity, rng):
@@ -75,7 +80,8 @@ def _page_splits(bursts, bus):
 def test_axi_top_runs_programs_bit_equal_to_hwsim(sim, config_name):
     if sim not in available_simulators():
         pytest.fail(f"{sim} is not installed: `make test` installs it")
-    config = preset(config_name)
+    lookup = config_name in LOOKUP_TOPS
+    config = lookup_test_config(config_name) if lookup else preset(config_name)
     bus = config.dram.bus_bytes
     seed = 2024
     rng = np.random.default_rng(seed)
@@ -88,11 +94,12 @@ def test_axi_top_runs_programs_bit_equal_to_hwsim(sim, config_name):
                           "dram": p.dram_image(v).tobytes().hex(), "pause": pause}
                          for _, p, v, pause in cases]}
     results = run_bench(sim, config, spec, tag=f"axi-seed{seed}", build_root=BUILD,
-                        module="axi_bench", port="axi4")
-    manifest = json.loads(next((BUILD / "cocotb").glob(
-        f"{sim}-{config_name}-{config.key()}-axi4/src/manifest.json")).read_text())
+                        module="axi_bench", port="axi4", lookup=lookup)
+    design = f"{sim}-{config.name}-{config.key()}-axi4{'' if lookup else '-sat'}"
+    manifest = json.loads((BUILD / "cocotb" / design / "src/manifest.json").read_text())
     assert manifest["port"] == "axi4" and manifest["axi4"]["data_bits"] == 8 * bus
     assert "m_axi_awaddr" in manifest["ports"] and "mem_rd_req" not in manifest["ports"]
+    assert ("m_axi_lk_araddr" in manifest["ports"]) == ("lookup" in manifest["axi4"]) == lookup
 
     rows = []
     for (label, prog, values, _), got in zip(cases, results, strict=True):
