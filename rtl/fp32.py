@@ -8,17 +8,20 @@ beside its model (``tests/rtl/test_array_pe.py``, ``tests/rtl/test_vector.py``).
 nearest even, keep subnormals (no flush to zero) and produce the canonical NaN
 (``0x7FC00000``, fp16 ``0x7E00``). The functions add logic to a module and return the result
 signal, so a pipeline can put a register after each; :class:`Fp32Multiplier` wraps the
-multiplier as a component for synthesis and unit tests.
+multiplier as a component for synthesis and unit tests. :func:`fp32_div` and :func:`fp32_sqrt`
+(correctly rounded restoring recurrences, optionally pipelined) follow
+:func:`hwsim.numerics.fp32_div` and :func:`hwsim.numerics.fp32_sqrt` for the lookup engine's
+Adam row update (``tests/rtl/test_fp32_divsqrt.py``).
 """
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed
+from amaranth import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["Fp32Multiplier", "fp16_mul_exact", "fp16_to_fp32", "fp32_add", "fp32_mul",
-           "fp32_to_fp16"]
+__all__ = ["DIV_STEPS", "SQRT_STEPS", "Fp32Multiplier", "fp16_mul_exact", "fp16_to_fp32",
+           "fp32_add", "fp32_div", "fp32_mul", "fp32_sqrt", "fp32_to_fp16"]
 
 _CANONICAL_NAN_F32 = 0x7FC00000
 _CANONICAL_NAN_F16 = 0x7E00
@@ -349,3 +352,274 @@ class Fp32Multiplier(wiring.Component):
         m = Module()
         m.d.comb += self.y.eq(fp32_mul(m, self.a, self.b))
         return m
+
+
+# ---------------------------------------------------------------- fp32 division and square root
+# The lookup engine's Adam row update (hwsim.units.vector.adam_update, SCATTER mode 2) divides and
+# takes a square root per lane: hwsim.numerics.fp32_div and fp32_sqrt, both correctly rounded
+# (round to nearest even, gradual underflow, canonical NaN). A correctly rounded result is
+# unique, so these restoring recurrences need not keep hwsim's 39 quotient or 31 root bits: 24
+# significand bits, the round bit and the remainder's sticky bit decide it.
+# Each restoring step is an anonymous submodule (so are the front and the rounding tail): to
+# Amaranth's simulator a module is one process, rerun whenever any signal it reads changes, and
+# one module holding a 25-step chain would be rerun whole on each of the chain's delta cycles.
+
+
+DIV_STEPS = 25
+"""Restoring steps of :func:`fp32_div`, one quotient bit each: 24 significand bits and the
+round bit. A pipelined divider has at most ``DIV_STEPS - 1`` register ranks."""
+SQRT_STEPS = 25
+"""Restoring steps of :func:`fp32_sqrt`, one root bit each: 24 significand bits and the round
+bit. A pipelined square rooter has at most ``SQRT_STEPS - 1`` register ranks."""
+
+
+def _normalise(m: Module, x, name: str):
+    """Significand and exponent of finite nonzero binary32 ``x``: ``|x| = sig * 2**(e - 150)``
+    with ``2**23 <= sig < 2**24``, a subnormal shifted up by its leading-zero count
+    (:func:`hwsim.numerics._unpack_normalised`, whose exponent is ``e - 150``)."""
+    ex = x[23:31]
+    raw = Signal(24, name=f"{name}_raw")
+    m.d.comb += raw.eq(Cat(x[:23], ex != 0))
+    n = _msb(m, raw, f"{name}_n")
+    shift = Signal(5, name=f"{name}_shift")
+    sig, e = Signal(24, name=f"{name}_sig"), Signal(signed(10), name=f"{name}_e")  # [-22, 254]
+    m.d.comb += [shift.eq(23 - n), sig.eq((raw << shift)[:24]),
+                 e.eq(Mux(ex == 0, 1, ex) - shift)]
+    return sig, e
+
+
+def _round_pack(m: Module, sign, p, big_e, name: str, subnormal: bool = True) -> Signal:
+    """binary32 pattern of ``sign * p * 2**(big_e - 152)`` rounded to nearest even
+    (:func:`hwsim.numerics._round_pack`). ``p`` is 26 bits with its leading one at bit 25: 24
+    significand bits over the round bit over the sticky bit; ``big_e`` is the biased exponent of
+    that leading one. With ``subnormal`` a 26-bit right shifter, the bits shifted out OR-ed into
+    the sticky bit, denormalises results below ``2**-126``. Overflow rounds to infinity."""
+    def sig(shape, suffix):
+        return Signal(shape, name=f"{name}_{suffix}")
+
+    al, lost, e = sig(26, "al"), sig(1, "lost"), sig(signed(12), "e")
+    if subnormal:
+        # shift by 1 - big_e below exponent 1; from 26 places on every bit is shifted out
+        d = sig(range(27), "d")
+        m.d.comb += d.eq(Mux(big_e >= 1, 0, Mux(big_e < -25, 26, 1 - big_e)))
+        wide = sig(52, "wide")
+        m.d.comb += [wide.eq(Cat(Const(0, 26), p) >> d), al.eq(wide[26:]),
+                     lost.eq(wide[:26] != 0), e.eq(Mux(big_e >= 1, big_e, 1))]
+    else:
+        m.d.comb += [al.eq(p), lost.eq(0), e.eq(big_e)]
+    keep = al[2:]
+    up = al[1] & (al[0] | lost | keep[0])
+    k1 = sig(25, "k1")
+    m.d.comb += k1.eq(keep + up)
+    k2, e2 = sig(24, "k2"), sig(signed(12), "e2")  # a carry out leaves k1 = 2**24: k2 = 2**23
+    m.d.comb += [k2.eq(Mux(k1[24], k1[1:], k1[:24])), e2.eq(e + k1[24])]
+    r = sig(32, "r")
+    with m.If(e2 >= 0xFF):
+        m.d.comb += r.eq(Cat(Const(_INF32, 31), sign))
+    with m.Else():  # exponent field 0 when the hidden bit is clear: subnormal or zero
+        m.d.comb += r.eq(Cat(k2[:23], Mux(k2[23], e2[:8], 0), sign))
+    return r
+
+
+def _cuts(stages, steps: int, what: str) -> set[int]:
+    """The steps before which a pipelined ``what`` has a register rank: ``stages`` ranks spread
+    evenly over the ``steps - 1`` boundaries between its ``steps`` restoring steps."""
+    if isinstance(stages, bool) or not isinstance(stages, int) or not 0 <= stages < steps:
+        raise ValueError(f"{what} stages must be an integer in [0, {steps - 1}], not {stages!r}")
+    return {j * steps // (stages + 1) for j in range(1, stages + 1)}
+
+
+def _register(m: Module, domain: str, name: str, values: dict) -> dict:
+    """One pipeline rank: a register in ``domain`` for each of ``values``, under the same keys."""
+    rank = Module()
+    m.submodules += rank
+    regs = {}
+    for key, value in values.items():
+        regs[key] = Signal(Value.cast(value).shape(), name=f"{name}_{key}")
+        rank.d[domain] += regs[key].eq(value)
+    return regs
+
+
+def fp32_div(m: Module, a, b, name: str = "div", *, stages: int = 0,
+             domain: str = "sync") -> Signal:
+    """IEEE binary32 divider, bit for bit :func:`hwsim.numerics.fp32_div`.
+
+    Round to nearest even, gradual underflow (subnormals in and out), overflow to infinity,
+    canonical NaN ``0x7FC00000`` for NaN in, ``0/0`` and ``inf/inf``; ``x/0`` (``x != 0``) and
+    ``inf/x`` give a signed infinity, ``0/x`` and ``x/inf`` a signed zero (sign: exclusive or of
+    the signs).
+
+    Logic, in order: two 24-bit leading-one detectors and left shifters (subnormal operands
+    normalised) and a 24-bit compare (``mx < my`` doubles the dividend, so that the quotient
+    lies in ``[1, 2)``); :data:`DIV_STEPS` = 25 restoring steps in series, each a 26-bit
+    subtractor whose sign selects the next 24-bit partial remainder (the critical path crosses
+    all 25 carry chains); a 24-bit zero test (the sticky bit), a 26-bit denormalising right
+    shifter with sticky, a 25-bit rounding increment, pack and special-value multiplexers. The
+    logic goes into anonymous submodules of ``m``, one per restoring step.
+
+    Parameters
+    ----------
+    m : Module
+        The module that receives the logic.
+    a, b : Value, 32 bits
+        binary32 bit patterns of dividend and divisor.
+    name : str
+        Prefix of the internal signal names.
+    stages : int
+        Register ranks, ``0 <= stages <= DIV_STEPS - 1``, spread evenly between the restoring
+        steps (the normalisers sit before the first rank, the rounding after the last). The
+        quotient follows its operands by ``stages`` cycles of ``domain``; there is no enable,
+        every rank loads on every cycle. 0 (default): combinational.
+    domain : str
+        Clock domain of the register ranks.
+
+    Returns
+    -------
+    Signal(32)
+        binary32 bit pattern of ``a / b``, ``stages`` cycles after ``a`` and ``b``.
+
+    Raises
+    ------
+    ValueError
+        If ``stages`` is not an integer in ``[0, DIV_STEPS - 1]``.
+    """
+    def sig(shape, suffix):
+        return Signal(shape, name=f"{name}_{suffix}")
+
+    cuts = _cuts(stages, DIV_STEPS, "fp32_div")
+    front = Module()
+    m.submodules += front
+    # 1. special operands, and the result they select
+    x, y = a[:31], b[:31]
+    x_inf, y_inf = x == _INF32, y == _INF32
+    x_zero, y_zero = x == 0, y == 0
+    sign, nan, special = sig(1, "sign"), sig(1, "nan"), sig(1, "special")
+    front.d.comb += [
+        sign.eq(a[31] ^ b[31]),
+        nan.eq((x > _INF32) | (y > _INF32) | (x_inf & y_inf) | (x_zero & y_zero)),
+        special.eq(nan | x_inf | y_inf | x_zero | y_zero),
+    ]
+    special_r = sig(32, "special_r")
+    with front.If(nan):
+        front.d.comb += special_r.eq(_CANONICAL_NAN_F32)
+    with front.Elif(x_inf | y_zero):
+        front.d.comb += special_r.eq(Cat(Const(_INF32, 31), sign))
+    with front.Else():  # 0/x, x/inf
+        front.d.comb += special_r.eq(Cat(Const(0, 31), sign))
+    # 2. normalised significands: a / b = (mx / my) * 2**(ex - ey)
+    mx, ex = _normalise(front, a, f"{name}_x")
+    my, ey = _normalise(front, b, f"{name}_y")
+    # 3. quotient in [1, 2): double the dividend when mx < my; biased exponent of its leading one
+    lt = sig(1, "lt")
+    big_e = sig(signed(11), "big_e")  # in [-150, 403]
+    rem0 = sig(25, "rem0")
+    front.d.comb += [lt.eq(mx < my), big_e.eq(ex - ey + 127 - lt),
+                     rem0.eq(Mux(lt, mx << 1, mx))]
+    # 4. restoring division, one quotient bit a step; my <= rem < 2 * my before the first
+    state = {"rem": rem0, "q": Const(0, 0), "my": my, "big_e": big_e, "sign": sign,
+             "special": special, "special_r": special_r}
+    for i in range(DIV_STEPS):
+        if i in cuts:
+            state = _register(m, domain, f"{name}_p{i}", state)
+        step = Module()
+        m.submodules += step
+        rem = state["rem"]
+        diff = rem - state["my"]  # signed(26)
+        ge = ~diff[-1]
+        nxt, q = sig(24, f"r{i}"), sig(i + 1, f"q{i}")  # nxt < my
+        step.d.comb += [nxt.eq(Mux(ge, diff[:24], rem[:24])), q.eq(Cat(ge, state["q"]))]
+        state["rem"] = Cat(Const(0, 1), nxt) if i < DIV_STEPS - 1 else nxt
+        state["q"] = q
+    # 5. 25 quotient bits over the sticky bit (a nonzero remainder); round and pack
+    tail = Module()
+    m.submodules += tail
+    p = sig(26, "p")
+    tail.d.comb += p.eq(Cat(state["rem"] != 0, state["q"]))
+    r = _round_pack(tail, state["sign"], p, state["big_e"], f"{name}_rnd")
+    out = sig(32, "r")
+    tail.d.comb += out.eq(Mux(state["special"], state["special_r"], r))
+    return out
+
+
+def fp32_sqrt(m: Module, a, name: str = "sqrt", *, stages: int = 0,
+              domain: str = "sync") -> Signal:
+    """IEEE binary32 square root, bit for bit :func:`hwsim.numerics.fp32_sqrt`.
+
+    Round to nearest even; ``sqrt(+-0) = +-0``, ``sqrt(+inf) = +inf``; a negative nonzero
+    operand (``-inf`` included) or NaN gives the canonical NaN ``0x7FC00000``. Subnormal
+    operands are normalised; roots are never subnormal and never overflow.
+
+    Logic, in order: a 24-bit leading-one detector and left shifter; :data:`SQRT_STEPS` = 25
+    restoring steps in series, step ``i`` an ``(i + 4)``-bit subtractor (up to 28 bits) whose
+    sign selects the next partial remainder (the critical path crosses all 25 carry chains); a
+    26-bit zero test (the sticky bit), a 25-bit rounding increment, pack and special-value
+    multiplexers. The logic goes into anonymous submodules of ``m``, one per restoring step.
+
+    Parameters
+    ----------
+    m : Module
+        The module that receives the logic.
+    a : Value, 32 bits
+        binary32 bit pattern.
+    name : str
+        Prefix of the internal signal names.
+    stages : int
+        Register ranks, ``0 <= stages <= SQRT_STEPS - 1``, spread evenly between the restoring
+        steps; the root follows its operand by ``stages`` cycles of ``domain`` (no enable).
+        0 (default): combinational.
+    domain : str
+        Clock domain of the register ranks.
+
+    Returns
+    -------
+    Signal(32)
+        binary32 bit pattern of ``sqrt(a)``, ``stages`` cycles after ``a``.
+
+    Raises
+    ------
+    ValueError
+        If ``stages`` is not an integer in ``[0, SQRT_STEPS - 1]``.
+    """
+    def sig(shape, suffix):
+        return Signal(shape, name=f"{name}_{suffix}")
+
+    cuts = _cuts(stages, SQRT_STEPS, "fp32_sqrt")
+    front = Module()
+    m.submodules += front
+    # 1. +-0 and +inf are their own roots; NaN and negative nonzero operands give NaN
+    special, special_r = sig(1, "special"), sig(32, "special_r")
+    own_root = (a[:31] == 0) | (a == _INF32)
+    front.d.comb += [special.eq(own_root | (a > _INF32)),
+                     special_r.eq(Mux(own_root, a, _CANONICAL_NAN_F32))]
+    # 2. a = mx * 2**(e - 150); the radicand mx * 2**26 (e even) or mx * 2**25 (e odd) makes
+    #    the exponent even and puts the 25-bit root in [2**24, 2**25)
+    mx, e = _normalise(front, a, f"{name}_x")
+    rad = sig(50, "rad")
+    big_e = sig(signed(10), "big_e")  # the root's biased exponent 63 + ceil(e / 2): [52, 190]
+    front.d.comb += [rad.eq(Mux(e[0], mx << 25, mx << 26)), big_e.eq(63 + ((e + 1) >> 1))]
+    # 3. restoring square root, one root bit a step, the radicand's bits two a step from the
+    #    top: root**2 + rem = the radicand's bits so far, so rem <= 2 * root
+    state = {"rad": rad, "rem": Const(0, 1), "root": Const(0, 0), "big_e": big_e,
+             "special": special, "special_r": special_r}
+    for i in range(SQRT_STEPS):
+        if i in cuts:
+            state = _register(m, domain, f"{name}_p{i}", state)
+        step = Module()
+        m.submodules += step
+        rest = state["rad"]
+        cur = Cat(rest[-2:], state["rem"])  # 4 * rem + the next two bits: i + 3 bits
+        diff = cur - Cat(Const(1, 2), state["root"])  # - (4 * root + 1), signed(i + 4)
+        ge = ~diff[-1]
+        rem, root = sig(i + 2, f"r{i}"), sig(i + 1, f"q{i}")
+        step.d.comb += [rem.eq(Mux(ge, diff[:i + 2], cur[:i + 2])),
+                        root.eq(Cat(ge, state["root"]))]
+        state["rad"], state["rem"], state["root"] = rest[:-2], rem, root
+    # 4. 25 root bits over the sticky bit (a nonzero remainder); round (no underflow) and pack
+    tail = Module()
+    m.submodules += tail
+    p = sig(26, "p")
+    tail.d.comb += p.eq(Cat(state["rem"] != 0, state["root"]))
+    r = _round_pack(tail, Const(0, 1), p, state["big_e"], f"{name}_rnd", subnormal=False)
+    out = sig(32, "r")
+    tail.d.comb += out.eq(Mux(state["special"], state["special_r"], r))
+    return out
