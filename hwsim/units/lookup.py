@@ -23,7 +23,8 @@ HASH (``tokens * chunks`` chunks of ``width = tau`` elements of ``z`` at ``in_ad
 GATHER (rows of ``width = h`` elements, ``config.lookup.element``: fp16 or int8)
     mode 0: ``y[t] = sum_k p[t,k] (x) T[row[t,k]]`` in fp32, ``k`` in order, from the first
     product (no ``+0`` start), to ``out_addr`` (``tokens * h`` words).
-    mode 1: ``g[t,k] = dY[t] . T[row[t,k]]`` (dY at ``p_addr``): ``G = gather_lanes`` lanes,
+    mode 1: ``g[t,k] = dY[t] . T[row[t,k]]`` (dY at ``p_addr``, token 0's loaded before the
+    first row request: :func:`dy_preload`): ``G = gather_lanes`` lanes,
     lane ``l`` summing elements ``l, l+G, ...`` in order, then the lane sums added in lane
     order; to ``out_addr`` (``tokens * chunks`` words). MemoryFormer's input gradient is this
     followed by HASH mode 2 or 3. The lane sums' adds (one a cycle, behind the lanes, so rows
@@ -140,7 +141,8 @@ from .scatter_timing import previous_access, scatter_run
 from .update_timing import first_access, update_run
 from .vector import ADAM_FLOPS, SGD_MOMENTUM, adam_update, sgd_update
 
-__all__ = ["HASH_LATENCY", "LookupModel", "hash_cycles", "hash_rows", "hot_row_hits",
+__all__ = ["HASH_LATENCY", "LookupModel", "dy_preload", "hash_cycles", "hash_rows",
+           "hot_row_hits",
            "hot_row_latency", "row_compute_cycles", "timing_rows"]
 
 HASH_LATENCY = 4
@@ -191,6 +193,20 @@ def hash_cycles(chunks_total, tau, lanes, vec_lanes, mode=0):
     bwd = (begin + 2 * tau + HASH_LATENCY + 2 - (-words // vec_lanes)
            - (groups - 1) * lanes * tau // vec_lanes)
     return np.where(n == 0, 2, np.where(np.asarray(mode) >= _BWD, bwd, fwd))
+
+
+def dy_preload(n: int, h: int, vec_lanes: int, streams: int) -> int:
+    """Cycles by which a GATHER mode 1 (``streams = 1``: the row indices) or a SCATTER mode 0
+    (``streams = 2``: the row indices and the weights) starts its rows late, as
+    ``rtl.lookup`` runs them: token 0's dY (``h / L`` VEC entries) loads before the first row
+    request or admission, after each operand stream's first ``min(2, ceil(n / L))`` entries,
+    one VEC read a cycle from the start cycle, so that the lanes never wait for dY::
+
+        streams * min(2, ceil(n / L)) + h / L
+
+    (rows issue from cycle 1 otherwise)."""
+    entries = -(-n // vec_lanes)
+    return streams * min(2, entries) + -(-h // vec_lanes)
 
 
 def row_compute_cycles(h: int, lanes: int) -> float:
@@ -455,12 +471,14 @@ class LookupModel(UnitModel):
     # ---- time ---------------------------------------------------------------------------
     def _pipeline(self, cmd, config, rows, regs, kernel, dirty=None) -> int:
         """Cycles of a GATHER or SCATTER whose row indices are ``rows`` (module docstring);
-        ``dirty``: which rows a row update finds dirty (default all). GATHER mode 1 adds
+        ``dirty``: which rows a row update finds dirty (default all). GATHER mode 1 starts its
+        row stream :func:`dy_preload` cycles late (token 0's dY loads first) and adds
         ``gather_lanes - 1`` cycles after the last row's lane cycles: the lane sums of a row are
         added in lane order, an add a cycle, behind the lanes."""
         cycles = self._run_pipeline(cmd, config, rows, regs, kernel, dirty)[0]
         if cmd.OPCODE == isa.Opcode.GATHER and cmd.mode == 1:
-            cycles += config.lookup.gather_lanes - 1
+            cycles += (dy_preload(cmd.tokens * cmd.chunks, cmd.width, config.vector.lanes, 1)
+                       + config.lookup.gather_lanes - 1)
         return cycles
 
     def _run_pipeline(self, cmd, config, rows, regs, kernel, dirty=None

@@ -7,7 +7,9 @@ engine holds accesses in ``window`` *slots* (access ``a`` in slot ``a mod window
 the row read back (the row buffer) and the row computed (the result buffer), from the access's
 admission until its write is acknowledged. From the command's start cycle 0:
 
-- **admission**, in program order, at most ``ports`` accesses a cycle, from cycle 1: access
+- **admission**, in program order, at most ``ports`` accesses a cycle, from cycle 1 (then
+  shifted, with all that follows, by :func:`hwsim.units.lookup.dy_preload`: token 0's dY
+  loads first; :func:`scatter_run` adds it): access
   ``a`` waits for its slot (the acknowledgement of access ``a - window``'s write, on an earlier
   cycle). Then, with ``dep`` the previous access to the same row:
 
@@ -59,7 +61,7 @@ def scatter_run(config, rows: np.ndarray, h: int, tier: int, base: int = 0) -> t
     """:func:`scatter_cycles` of a SCATTER of fp32 rows of ``h`` elements at ``rows`` (program
     order) of the table at byte address ``base`` on ``config.lookup.tiers[tier]``: the window,
     compute cycles and tier parameters as the lookup unit takes them."""
-    from .lookup import row_compute_cycles
+    from .lookup import dy_preload, row_compute_cycles
     from .lookup_timing import TierParams
 
     lk = config.lookup
@@ -67,8 +69,11 @@ def scatter_run(config, rows: np.ndarray, h: int, tier: int, base: int = 0) -> t
     rb = 4 * h
     compute = np.full(len(rows), row_compute_cycles(h, lk.gather_lanes), np.float64)
     p = TierParams(lk.tiers[tier], config.clock_mhz).args()
-    return scatter_cycles(base + rows * rb, rb, previous_access(rows), compute,
-                          lk.request_ports, max(lk.rows_in_flight(rb), 4), p)
+    cycles, *rest = scatter_cycles(base + rows * rb, rb, previous_access(rows), compute,
+                                   lk.request_ports, max(lk.rows_in_flight(rb), 4), p)
+    if len(rows):  # admission waits for token 0's dY (an idle start: the rest shifts with it)
+        cycles += dy_preload(len(rows), h, config.vector.lanes, 2)
+    return (cycles, *rest)
 
 
 @njit(cache=True)

@@ -170,7 +170,13 @@ class GatherEngine(wiring.Component):
         slot_busy = Signal(S)  # requested, its computation not yet over
         filled = Signal(S)  # answered, its computation not yet over
         req = self.lk_rd_req
-        offer = run & (issued != n) & rows.valid & ~slot_busy.bit_select(islot, 1)
+        # mode 1: the first request waits until token 0's dY has landed, so the lanes never
+        # wait for dY (hwsim's timing starts the row stream that much later)
+        go = Signal()
+        go_now = go | dy_in.ready
+        m.d.sync += go.eq(run & go_now)
+        offer = (run & (issued != n) & rows.valid & ~slot_busy.bit_select(islot, 1)
+                 & (~dot | go_now))
         m.d.comb += [req.valid.eq(offer), req.p.addr.eq((base + rows.word * (width * 2))[:32]),
                      req.p.nbytes.eq(width * 2), req.p.tier.eq(tier), req.p.tag.eq(islot)]
         take = offer & req.ready

@@ -173,7 +173,12 @@ class ScatterEngine(wiring.Component):
         for s in reversed(range(S)):
             with m.If(match[s]):
                 m.d.comb += msrc.eq(s)
-        can = run & (na != n) & rows.valid & ~occ.bit_select(aslot, 1)
+        # the first admission waits until token 0's dY has landed, so the lanes never wait for
+        # dY (hwsim's timing starts admission that much later)
+        go = Signal()
+        go_now = go | dy_in.ready
+        m.d.sync += go.eq(run & go_now)
+        can = run & (na != n) & rows.valid & ~occ.bit_select(aslot, 1) & go_now
         forward = can & (match != 0) & ((match & written) == 0)
         want_read = can & (match == 0)
         req = self.lk_rd_req

@@ -184,13 +184,11 @@ def _durations(prog, got, starts):
     return {i: ends[i] - s + 1 for i, s in zip(lookups, starts, strict=True)}
 
 
-ENGINE_GAPS = {"GATHER mode 1 2x3 h=32": 1}
-"""Cases where the engine itself (on the simple port too, under hwsim's own tier model) takes
-more cycles than hwsim with this fast tier, and by how many: GATHER mode 1 loads each token's
-dY through the VEC read port the row indices share (h = 32 at 4 lanes: 8 entries, plus the
-second row-index entry), which hwsim's pipeline does not model; with 8 cycles of read latency
-the first row's answer comes before token 0's dY has landed, and the lanes wait a cycle.
-(Slower tiers hide it: ``test_lookup_cocotb`` runs the same shape exactly.)"""
+ENGINE_GAPS: dict[str, int] = {}
+"""Cases where the engine takes more cycles than hwsim with this fast tier, and by how many:
+none. (GATHER mode 1 and SCATTER load token 0's dY before their first row request, which hwsim
+times, :func:`hwsim.units.lookup.dy_preload`; before that a fast tier answered the first row
+before dY had landed and the lanes waited a cycle.)"""
 
 
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
