@@ -18,7 +18,7 @@ __all__ = ["LOOKUP_TIERS", "command_end_cycles", "compiled_layer_case", "cosim_p
            "gather_program_case", "layer_errors", "layer_reference", "layer_step_cosim",
            "gemm_cosim", "gemm_program_case", "hash_grad_case", "lookup_cosim",
            "lookup_test_config", "memory_layer_case", "scatter_program_case",
-           "update_program_case"]
+           "UPDATE_HYPER", "update_program_case"]
 
 
 def command_end_cycles(program: Program, retires: list[tuple[int, int]]) -> list[int]:
@@ -143,23 +143,29 @@ def scatter_program_case(config: AcceleratorConfig, rows: np.ndarray, h: int,
     return Program(cmds, addr, refs, inputs=("G", "R", "P", "DY"), outputs=("G",)), values
 
 
+UPDATE_HYPER = {"sgd_momentum": (0.05, 0.9, 0.01), "adam": (0.01, 0.1, 0.001, 1e-6, 0.01)}
+"""The hyper-parameters of :func:`update_program_case`: lr, momentum, weight decay; Adam's
+``lr_t``, ``1 - beta1``, ``1 - beta2``, eps, weight decay (registers 8 on)."""
+
+
 def update_program_case(config: AcceleratorConfig, rows: np.ndarray, h: int,
                         rng: np.random.Generator, *, tier: int = 0, clean: float = 0.25,
-                        lr: float = 0.05, momentum: float = 0.9, weight_decay: float = 0.01
+                        optimizer: str = "sgd_momentum"
                         ) -> tuple[Program, dict[str, np.ndarray]]:
-    """A SCATTER (mode 1) program: the lazy SGD-with-momentum step of a memory table's rows
-    listed in ``rows`` (``tokens x chunks``, program order, repeats allowed), on the fp16 table
-    ``T``, the fp32 master ``W``, gradient ``G`` and momentum ``V`` (``table_rows x h``, one
-    past the largest row). A share ``clean`` of the gradient rows is zero (rows the step skips);
-    registers 1..4 hold the tables' addresses, 8..10 lr, momentum and weight decay.
+    """A SCATTER mode 1 (``sgd_momentum``) or mode 2 (``adam``) program: the lazy optimizer
+    step of a memory table's rows listed in ``rows`` (``tokens x chunks``, program order,
+    repeats allowed), on the fp16 table ``T``, the fp32 master ``W``, gradient ``G`` and state
+    (momentum ``V``; Adam's moments ``M``, ``V``), ``table_rows x h``, one past the largest row.
+    A share ``clean`` of the gradient rows is zero (rows the step skips); registers 1.. hold
+    the tables' addresses, 8.. the hyper-parameters :data:`UPDATE_HYPER`.
     """
     L = config.vector.lanes
     rows = np.asarray(rows, np.int64)
     tokens, chunks = rows.shape
     table_rows = int(rows.max()) + 1
-    layout = {"T": ((table_rows, h), "fp16"), "W": ((table_rows, h), "fp32"),
-              "G": ((table_rows, h), "fp32"), "V": ((table_rows, h), "fp32"),
-              "R": ((tokens, chunks), "int32")}
+    tables = "TWGMV" if optimizer == "adam" else "TWGV"
+    layout = {t: ((table_rows, h), "fp16" if t == "T" else "fp32") for t in tables}
+    layout["R"] = ((tokens, chunks), "int32")
     refs, addr = {}, 0
     for name, (shape, dt) in layout.items():
         refs[name] = TensorRef(addr, shape, dt)
@@ -170,15 +176,18 @@ def update_program_case(config: AcceleratorConfig, rows: np.ndarray, h: int,
     values = {"T": w.astype(np.float16), "W": w, "G": g,
               "V": rng.standard_normal((table_rows, h)).astype(np.float32),
               "R": rows.astype(np.int32)}
+    if optimizer == "adam":  # moments from earlier steps: V >= 0
+        values["M"] = (0.1 * rng.standard_normal((table_rows, h))).astype(np.float32)
+        values["V"] = np.abs(values["V"]) * np.float32(0.01)
     ref = refs["R"]
-    hp = [int(np.float32(x).view(np.uint32)) for x in (lr, momentum, weight_decay)]
-    cmds = [*(isa.SetReg(1 + i, refs[t].addr) for i, t in enumerate("TWGV")),
+    hp = [int(np.float32(x).view(np.uint32)) for x in UPDATE_HYPER[optimizer]]
+    cmds = [*(isa.SetReg(1 + i, refs[t].addr) for i, t in enumerate(tables)),
             *(isa.SetReg(8 + i, v) for i, v in enumerate(hp)),
             isa.Load(isa.Buffer.VEC, 0, ref.addr, -(-ref.nbytes // (4 * L)), L, 4 * L,
                      signal=1),
-            isa.Scatter(0, 8, 0, 1, tokens, chunks, h, tier, 1, wait=1)]
-    return Program(cmds, addr, refs, inputs=("T", "W", "G", "V", "R"),
-                   outputs=("T", "W", "G", "V")), values
+            isa.Scatter(0, 8, 0, 1, tokens, chunks, h, tier, 2 if optimizer == "adam" else 1,
+                        wait=1)]
+    return Program(cmds, addr, refs, inputs=(*tables, "R"), outputs=tuple(tables)), values
 
 
 def memory_layer_case(config: AcceleratorConfig, tokens: int, d: int, h: int, tau: int,

@@ -75,10 +75,10 @@ pipeline, :mod:`hwsim.units.scatter_timing` (slots held until a row's write is a
 forwarding from a slot whose write has not issued, a wait for one that has; one per-cycle
 kernel for both modes); with a cache it keeps the generic pipeline's rules (forwarding within
 the window's distance), which no RTL checks.
-RTL: ``rtl/lookup`` runs every HASH mode, GATHER modes 0 and 1 and SCATTER modes 0 and 1,
-equal to this model in values and in every command's cycles (``tests/rtl/test_lookup_cocotb.py``,
-``tests/rtl/test_lookup_hash_cocotb.py``); SCATTER mode 2 (Adam: a correctly rounded square
-root and division a lane) is model-only so far.
+RTL: ``rtl/lookup`` runs every mode of HASH, GATHER and SCATTER (Adam with a correctly rounded
+square root and division a lane, ``rtl.fp32``), equal to this model in values and in every
+command's cycles (``tests/rtl/test_lookup_cocotb.py``, ``tests/rtl/test_lookup_hash_cocotb.py``,
+``tests/rtl/test_lookup_axi_cocotb.py``); the hot-row cache is model-only.
 
 Hot-row cache (``config.lookup.hot_rows`` rows, 0: none)
     An on-chip SRAM of whole rows in front of the tiers, **fully associative with LRU

@@ -14,6 +14,7 @@ A bench reads a JSON spec from ``$SATMEM_SPEC`` and writes a JSON result to ``$S
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -252,8 +253,18 @@ def _run_module(runner: Runner, sim: str, build: Path, top: str, module: str, sp
 
 
 def _sources_stamp(key: str) -> str:
-    """Hash of what generated Verilog depends on: ``key`` (the design) and the RTL's sources."""
-    h = hashlib.sha256(key.encode())
+    """Hash of what generated Verilog depends on: ``key`` (the design) and the RTL's sources,
+    as this process first read them (:func:`_sources_hash`)."""
+    return hashlib.sha256((key + _sources_hash()).encode()).hexdigest()
+
+
+@functools.cache
+def _sources_hash() -> str:
+    """Hash of the RTL's sources, taken once per process: a process elaborates the modules it
+    imported, so sources edited while it runs must not give its Verilog a newer stamp."""
+    import rtl.accelerator  # noqa: F401  (the sources are read once the top's modules are in)
+
+    h = hashlib.sha256()
     for path in sorted((ROOT / "rtl").rglob("*.py")) + [ROOT / "hwsim" / "isa.py",
                                                          ROOT / "hwsim" / "config.py"]:
         h.update(path.relative_to(ROOT).as_posix().encode())

@@ -38,11 +38,11 @@ class LookupUnit(UnitComponent):
 
     Runs HASH, all four modes (:class:`~rtl.lookup.hashing.HashEngine`, chunks of 2 to
     ``max_tau`` elements), GATHER modes 0 and 1 (:class:`~rtl.lookup.gather.GatherEngine`),
-    SCATTER mode 0 (:class:`~rtl.lookup.scatter.ScatterEngine`) and mode 1, the SGD-momentum
-    row update (:class:`~rtl.lookup.update.RowUpdateEngine`); every other lookup command is
-    rejected (:meth:`accepts`; the controller's ``error``), as are gathers, scatters and row
-    updates whose rows the engines cannot take (wider than ``row_bytes``, not a whole number of
-    VEC entries, or a window beyond their slots). Not yet in gates: SCATTER mode 2 (Adam).
+    SCATTER mode 0 (:class:`~rtl.lookup.scatter.ScatterEngine`) and modes 1 and 2, the
+    SGD-momentum and Adam row updates (:class:`~rtl.lookup.update.RowUpdateEngine`): every
+    lookup command; rejected (:meth:`accepts`; the controller's ``error``) are gathers,
+    scatters and row updates whose rows the engines cannot take (wider than ``row_bytes``, not
+    a whole number of VEC entries, or a window beyond their slots).
 
     Parameters
     ----------
@@ -77,8 +77,8 @@ class LookupUnit(UnitComponent):
         self.scatter = ScatterEngine(config, row_bytes=row_bytes, slots=slots)
         self.update = RowUpdateEngine(config, row_bytes=row_bytes, tags=slots)
         super().__init__(config, {
-            "base": In(32), **{f"reg{i}": In(32) for i in range(1, 4)},
-            **{f"hp{i}": In(32) for i in range(3)},
+            "base": In(32), **{f"reg{i}": In(32) for i in range(1, 5)},
+            **{f"hp{i}": In(32) for i in range(5)},
             "rd": Out(ReadPortSignature(ADDR_BITS, 32 * L)),
             "wr": Out(WritePortSignature(ADDR_BITS, 32 * L)),
             "lk_rd_req": Out(stream.Signature(lk_rd_req_layout(slots))),
@@ -89,25 +89,26 @@ class LookupUnit(UnitComponent):
         })
 
     def accepts(self, word):
-        """GATHER (modes 0, 1), SCATTER (modes 0, 1) with rows the engines take, HASH (every
-        mode) of chunks it takes."""
+        """GATHER and SCATTER (every mode) with rows the engines take, HASH (every mode) of
+        chunks it takes."""
         c = unit_view(self.UNIT, word)
         gather = ((c.opcode == isa.Opcode.GATHER)
                   & self.gather.takes(c.width, c.chunks, c.mode))
         scatter = ((c.opcode == isa.Opcode.SCATTER) & (c.mode == 0)
                    & self.scatter.takes(c.width, c.chunks))
-        update = ((c.opcode == isa.Opcode.SCATTER) & (c.mode == 1) & self.update.takes(c.width)
-                  & (c.table <= 12) & (c.p_addr <= 13))
+        update = ((c.opcode == isa.Opcode.SCATTER) & self.update.takes(c.width, c.mode)
+                  & Mux(c.mode == 2, (c.table <= 11) & (c.p_addr <= 11),
+                        (c.table <= 12) & (c.p_addr <= 13)))
         return (gather | scatter | update
                 | ((c.opcode == isa.Opcode.HASH) & self.hash.takes(c.width)))
 
     def register_inputs(self, word, regs):
         """Register ``table``: the table's byte address, or HASH's fp32 scale ``2/t``; for the
-        row update also ``table+1 .. table+3`` (the master, gradient and momentum tables) and
-        the hyper-parameters ``p_addr .. p_addr+2``."""
+        row update also ``table+1 ..`` (the master, gradient and state tables) and the
+        hyper-parameters ``p_addr ..``."""
         c = unit_view(self.UNIT, word)
-        return {"base": regs[c.table], **{f"reg{i}": regs[c.table + i] for i in range(1, 4)},
-                **{f"hp{i}": regs[c.p_addr + i] for i in range(3)}}
+        return {"base": regs[c.table], **{f"reg{i}": regs[c.table + i] for i in range(1, 5)},
+                **{f"hp{i}": regs[c.p_addr + i] for i in range(5)}}
 
     def elaborate(self, platform):
         m = Module()
@@ -117,15 +118,14 @@ class LookupUnit(UnitComponent):
         m.submodules.update = up = self.update
         hashing = self.opcode == isa.Opcode.HASH
         scattering = (self.opcode == isa.Opcode.SCATTER) & (self.mode == 0)
-        updating = (self.opcode == isa.Opcode.SCATTER) & (self.mode == 1)
+        updating = (self.opcode == isa.Opcode.SCATTER) & (self.mode != 0)
         m.d.comb += [g.start.eq(self.start & ~hashing & ~scattering & ~updating),
                      h.start.eq(self.start & hashing), sc.start.eq(self.start & scattering),
-                     up.start.eq(self.start & updating),
-                     up.t16_base.eq(self.base), up.w_base.eq(self.reg1),
-                     up.g_base.eq(self.reg2), up.v_base.eq(self.reg3), up.lr.eq(self.hp0),
-                     up.momentum.eq(self.hp1), up.weight_decay.eq(self.hp2),
+                     up.start.eq(self.start & updating), up.base0.eq(self.base),
+                     *(getattr(up, f"base{i}").eq(getattr(self, f"reg{i}")) for i in range(1, 5)),
+                     *(getattr(up, f"hp{i}").eq(getattr(self, f"hp{i}")) for i in range(5)),
                      *(getattr(up, f).eq(getattr(self, f))
-                       for f in ("in_addr", "tokens", "chunks", "width", "tier")),
+                       for f in ("in_addr", "tokens", "chunks", "width", "tier", "mode")),
                      g.base.eq(self.base), sc.base.eq(self.base), h.scale.eq(self.base),
                      h.mode.eq(self.mode), g.mode.eq(self.mode)]
         for engine in (g, sc):

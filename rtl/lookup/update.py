@@ -1,8 +1,10 @@
-"""SCATTER mode 1: the lazy SGD-with-momentum step of a memory table's listed rows, in gates.
+"""SCATTER modes 1 and 2: the lazy SGD-with-momentum or Adam step of a memory table's listed
+rows, in gates.
 
 The model is :mod:`hwsim.units.lookup` (values: ``_update_rows``, bit for bit
-:func:`hwsim.units.vector.sgd_update`) and :mod:`hwsim.units.update_timing` (cycles, and the
-rules this module follows: slots held until a row retires, a repeat of a held row skipped).
+:func:`hwsim.units.vector.sgd_update` and :func:`~hwsim.units.vector.adam_update`) and
+:mod:`hwsim.units.update_timing` (cycles, and the rules this module follows: slots held until a
+row retires, a repeat of a held row skipped).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from hwsim import isa
 from hwsim.config import AcceleratorConfig
 
 from ..buffers import ADDR_BITS, ReadPortSignature
-from ..fp32 import fp32_add, fp32_mul, fp32_to_fp16
+from ..fp32 import fp32_add, fp32_div, fp32_mul, fp32_sqrt, fp32_to_fp16
 from .gather import lk_rd_req_layout, lk_rd_rsp_layout
 from .scatter import lk_wr_req_layout, lk_wr_rsp_layout
 from .stream import WordStream, ceil_div, floor_div, modulo, read_arbiter, row_window
@@ -25,31 +27,34 @@ from .stream import WordStream, ceil_div, floor_div, modulo, read_arbiter, row_w
 __all__ = ["RowUpdateEngine"]
 
 _FIELDS = dict(isa.Scatter.FIELDS)
-_READS = 3  # G, W, V
-_WRITES = 4  # W, V, the fp16 row, the zeroed G
+_KINDS = 4  # the rows an access reads: G, W and the state (SGD: V; Adam: M, V)
+_WRITES = 5  # at most: W, the state, the fp16 row, the zeroed G
 _SIGN32 = 0x80000000
 
 
 class RowUpdateEngine(wiring.Component):
-    """SCATTER mode 1: for each listed row, in order, when its fp32 gradient row ``G`` is not
-    all zero, SGD with momentum on the fp32 master ``W`` and momentum ``V`` rows
-    (``g' = g + wd w``, ``v' = mu v + g'``, ``w' = w - lr v'``, each operation rounded to fp32
-    as the vector engine's), the fp16 row ``T = fp16(w')`` written to the table and ``G``
+    """SCATTER modes 1 and 2: for each listed row, in order, when its fp32 gradient row ``G`` is
+    not all zero, an optimizer step on the fp32 master ``W`` and the state rows, each operation
+    rounded to fp32 as hwsim's (no fused operations): mode 1 SGD with momentum ``V``
+    (``g' = g + wd w``, ``v' = mu v + g'``, ``w' = w - lr v'``), mode 2 Adam with moments
+    ``M``, ``V`` (:func:`hwsim.units.vector.adam_update`'s order, a correctly rounded square
+    root and division a lane); the fp16 row ``T = fp16(w')`` written to the table and ``G``
     zeroed.
 
     Admission (:mod:`hwsim.units.update_timing`), in list order, one a cycle at most: access
     ``a`` takes slot ``a mod W`` once the slot's previous access has retired. Its row is
     compared with the rows of the held slots: a match is **skipped** (no reads: the held
-    access leaves ``G`` zero, so the row is clean); otherwise the ``G``, ``W`` and ``V`` reads
-    issue on the next three cycles the table memory takes them (tag: the slot and which row).
+    access leaves ``G`` zero, so the row is clean); otherwise the ``G``, ``W`` and state reads
+    (SGD ``V``; Adam ``M``, ``V``) issue on the next cycles the table memory takes them (tag:
+    the slot and which row).
     The ``G`` lanes take the accesses in order: a skipped one, or one whose ``G`` is all zero,
     for one cycle (it retires then); a dirty one for ``h / G`` cycles from the cycle after its
-    last answer, its ``W``, ``V`` and ``T`` rows into the slot's result buffers, then into the
-    write queue. Writes follow in queue order (``W``, ``V``, ``T``, zero ``G``), and the
-    fourth acknowledgement of a slot retires its access. Done the cycle after the last
-    access retires.
+    last answer, its ``W``, state and ``T`` rows into the slot's result buffers, then into the
+    write queue. Writes follow in queue order (``W``, the state, ``T``, zero ``G``), and the
+    last acknowledgement of a slot (the fourth; Adam the fifth) retires its access. Done the
+    cycle after the last access retires.
 
-    The window ``W = max(4, inflight_bytes // (3 * 4h))``
+    The window ``W = max(4, inflight_bytes // (r * 4h))`` (``r`` = 3 reads a row, Adam 4)
     (:func:`~hwsim.units.update_timing.update_run`) must be at most :attr:`slots`
     (:meth:`takes`): a read's tag holds the slot and the row kind, so the engine has a quarter
     of the unit's tags as slots.
@@ -68,10 +73,14 @@ class RowUpdateEngine(wiring.Component):
     -------
     start, in_addr, tokens, chunks, width, tier : In
         The command's fields (``in_addr``: the row list), sampled on ``start``.
-    t16_base, w_base, g_base, v_base : In(32)
-        The tables' byte addresses (controller registers ``table .. table+3``).
-    lr, momentum, weight_decay : In(32)
-        fp32 bit patterns (registers ``p_addr .. p_addr+2``).
+    mode : In(2)
+        1 (SGD with momentum) or 2 (Adam), sampled on ``start``.
+    bases : In(32) x 5
+        The tables' byte addresses, controller registers ``table ..``: ``T``, ``W``, ``G``,
+        then ``V`` (mode 1) or ``M``, ``V`` (mode 2).
+    hps : In(32) x 5
+        fp32 bit patterns, registers ``p_addr ..``: ``lr``, ``momentum``, ``weight_decay``
+        (mode 1) or ``lr_t``, ``1 - beta1``, ``1 - beta2``, ``eps``, ``weight_decay`` (mode 2).
     busy, done : Out(1)
     rd : Out(ReadPortSignature)
         VEC (the row list).
@@ -96,9 +105,9 @@ class RowUpdateEngine(wiring.Component):
         self.lanes, self.G = L, G
         super().__init__({
             "start": In(1),
-            **{f: In(_FIELDS[f]) for f in ("in_addr", "tokens", "chunks", "width", "tier")},
-            **{f: In(32) for f in ("t16_base", "w_base", "g_base", "v_base", "lr", "momentum",
-                                   "weight_decay")},
+            **{f: In(_FIELDS[f]) for f in ("in_addr", "tokens", "chunks", "width", "tier",
+                                           "mode")},
+            **{f"base{i}": In(32) for i in range(5)}, **{f"hp{i}": In(32) for i in range(5)},
             "busy": Out(1), "done": Out(1),
             "rd": Out(ReadPortSignature(ADDR_BITS, 32 * L)),
             "lk_rd_req": Out(stream.Signature(lk_rd_req_layout(tags))),
@@ -107,16 +116,20 @@ class RowUpdateEngine(wiring.Component):
             "lk_wr_rsp": In(stream.Signature(lk_wr_rsp_layout(tags))),
         })
 
-    def window(self, width):
-        """Slots a command of rows of ``width`` fp32 elements uses (a Value)."""
-        return row_window(self.config.lookup.inflight_kib * 1024, width * 4 * _READS,
-                          self.slots)
+    def window(self, width, mode):
+        """Slots a command of rows of ``width`` fp32 elements uses (a Value): its reads a row
+        are 3 (mode 1) or 4 (mode 2)."""
+        inflight = self.config.lookup.inflight_kib * 1024
+        return Mux(mode == 2, row_window(inflight, width * 16, self.slots),
+                   row_window(inflight, width * 12, self.slots))
 
-    def takes(self, width):
-        """Whether the engine runs a row update of rows of ``width`` elements: rows within
-        ``row_bytes``, whole VEC entries, the window within :attr:`slots`."""
-        return ((width * 4 <= self.row_bytes) & (modulo(width, self.lanes) == 0)
-                & (width != 0) & (self.window(width) <= self.slots))
+    def takes(self, width, mode):
+        """Whether the engine runs a row update (``mode`` 1 or 2) of rows of ``width``
+        elements: rows within ``row_bytes``, whole VEC entries, the window within
+        :attr:`slots`."""
+        return (((mode == 1) | (mode == 2)) & (width * 4 <= self.row_bytes)
+                & (modulo(width, self.lanes) == 0) & (width != 0)
+                & (self.window(width, mode) <= self.slots))
 
     def elaborate(self, platform):
         m = Module()
@@ -134,19 +147,25 @@ class RowUpdateEngine(wiring.Component):
         beats_last = Signal(range(max_beats))
         width = Signal.like(self.width)
         rbytes, hbytes = Signal(16), Signal(16)
-        t16, wb, gb, vb, lr, mu, wd = (Signal(32, name=nm) for nm in (
-            "t16", "wb", "gb", "vb", "lr", "mu", "wd"))
+        adam = Signal()
+        reads_last = Signal(range(_KINDS))  # the last read of an access: 2, Adam 3
+        writes_last = Signal(range(_WRITES))  # the last write: 3, Adam 4
+        bases = [Signal(32, name=f"base{i}") for i in range(5)]
+        hps = [Signal(32, name=f"hp{i}") for i in range(5)]
+        t16, wb, gb = bases[:3]
+        sa = bases[3]  # the first state table: V (SGD) or M (Adam); Adam's V: bases[4]
         n_in = self.tokens * self.chunks
         rows = WordStream(m, "rows", L, self.rd.data, len(n))
         read_arbiter(m, self.rd, [rows], run)
         with m.If(self.start & ~run):
+            is_adam = self.mode == 2
             m.d.sync += [run.eq(n_in != 0), tier.eq(self.tier), n.eq(n_in), width.eq(self.width),
-                         W.eq(self.window(self.width)), rbytes.eq(self.width * 4),
-                         hbytes.eq(self.width * 2),
+                         W.eq(self.window(self.width, self.mode)), rbytes.eq(self.width * 4),
+                         hbytes.eq(self.width * 2), adam.eq(is_adam),
+                         reads_last.eq(Mux(is_adam, 3, 2)), writes_last.eq(Mux(is_adam, 4, 3)),
                          beats_last.eq(floor_div(self.width, G) - 1),
-                         t16.eq(self.t16_base), wb.eq(self.w_base), gb.eq(self.g_base),
-                         vb.eq(self.v_base), lr.eq(self.lr), mu.eq(self.momentum),
-                         wd.eq(self.weight_decay)]
+                         *(r.eq(getattr(self, f"base{i}")) for i, r in enumerate(bases)),
+                         *(r.eq(getattr(self, f"hp{i}")) for i, r in enumerate(hps))]
             m.d.sync += rows.begin(self.in_addr, ceil_div(n_in, L), 1)
             m.d.comb += [self.rd.addr.eq(self.in_addr), self.rd.en.eq(1)]
 
@@ -155,14 +174,14 @@ class RowUpdateEngine(wiring.Component):
 
         # --- slots ------------------------------------------------------------------------
         occ, skip = Signal(S), Signal(S)
-        filled = [Signal(S, name=f"filled_{k}") for k in "gwv"]
+        filled = [Signal(S, name=f"filled_{k}") for k in ("g", "w", "s1", "s2")]
         row_of = [Signal(32, name=f"row{s}") for s in range(S)]
         occ_set, occ_clr = Signal(S), Signal(S)
 
         # --- admission and reads ------------------------------------------------------------
         na = Signal.like(n)
         aslot, rslot = Signal(range(S)), Signal(range(S))
-        rk = Signal(range(_READS))  # 0: admit next; 1, 2: the W and V reads of slot rslot
+        rk = Signal(range(_KINDS))  # 0: admit next; 1..: the W and state reads of slot rslot
         cur_row = Signal(32)
         match = Signal(S)
         m.d.comb += match.eq(Cat(*[occ[s] & (row_of[s] == rows.word) for s in range(S)]))
@@ -172,7 +191,7 @@ class RowUpdateEngine(wiring.Component):
         more = run & (rk != 0)
         req = self.lk_rd_req
         addr_row = Mux(more, cur_row, rows.word)
-        table = Mux(more, Mux(rk == 1, wb, vb), gb)
+        table = Mux(more, Mux(rk == 1, wb, Mux(rk == 2, sa, bases[4])), gb)
         m.d.comb += [req.valid.eq(first | more),
                      req.p.addr.eq((table + addr_row * rbytes)[:32]), req.p.nbytes.eq(rbytes),
                      req.p.tier.eq(tier),
@@ -188,7 +207,7 @@ class RowUpdateEngine(wiring.Component):
         with m.If(first & req.ready):
             m.d.sync += [rk.eq(1), rslot.eq(aslot), cur_row.eq(rows.word)]
         with m.If(more & req.ready):
-            m.d.sync += rk.eq(Mux(rk == _READS - 1, 0, rk + 1))
+            m.d.sync += rk.eq(Mux(rk == reads_last, 0, rk + 1))
         m.d.sync += skip.eq(Mux(admit, (skip & ~(one << aslot)) | Mux(skip_now, one << aslot, 0),
                                 skip))
 
@@ -197,7 +216,7 @@ class RowUpdateEngine(wiring.Component):
         m.d.comb += rsp.ready.eq(1)
         rslot_in, kind_in = rsp.p.tag[:sb], rsp.p.tag[sb:sb + 2]
         bufs = []
-        for k, name in enumerate("gwv"):
+        for k, name in enumerate(("g", "w", "s1", "s2")):
             mem = Memory(shape=32 * hmax, depth=S, init=[])
             m.submodules[f"rowbuf_{name}"] = mem
             wp = mem.write_port()
@@ -211,7 +230,7 @@ class RowUpdateEngine(wiring.Component):
         nc = Signal.like(n)
         cslot = Signal(range(S))
         active, beat = Signal(), Signal(range(max_beats))
-        answered = filled[0] & filled[1] & filled[2]
+        answered = filled[0] & filled[1] & filled[2] & (filled[3] | Mux(adam, 0, ~0))
         ready = skip.bit_select(cslot, 1) | answered.bit_select(cslot, 1)
         begin = run & ~active & (nc != na) & ready
         reads = []
@@ -219,24 +238,40 @@ class RowUpdateEngine(wiring.Component):
             rp = mem.read_port(domain="comb")
             m.d.comb += rp.addr.eq(cslot)
             reads.append(rp.data)
-        g_row, w_row, v_row = reads
+        g_row = reads[0]
         nonzero = Cat(*[(g_row[32 * j:32 * j + 31] != 0) & (j < width) for j in range(hmax)])
         dirty = ~skip.bit_select(cslot, 1) & (nonzero != 0)
         b = Mux(active, beat, 0)
         on = (begin & dirty) | active
         ends = on & (b == beats_last)
-        gseg, wseg, vseg = (r.word_select(b, 32 * G) for r in reads)
-        w_new, v_new, h_new = [], [], []
+        gseg, wseg, s1seg, s2seg = (r.word_select(b, 32 * G) for r in reads)
+        w_new, s1_new, s2_new, h_new = [], [], [], []
         for j in range(G):
             word = slice(32 * j, 32 * j + 32)
-            gp = fp32_add(m, gseg[word], fp32_mul(m, wd, wseg[word], f"wd{j}"), f"gp{j}")
-            vn = fp32_add(m, fp32_mul(m, mu, vseg[word], f"mu{j}"), gp, f"vn{j}")
-            wn = fp32_add(m, wseg[word], fp32_mul(m, lr, vn, f"lr{j}") ^ _SIGN32, f"wn{j}")
-            w_new.append(wn)
-            v_new.append(vn)
-            h_new.append(fp32_to_fp16(m, wn, f"h{j}"))
+            g, w, s1, s2 = gseg[word], wseg[word], s1seg[word], s2seg[word]
+            wd = Mux(adam, hps[4], hps[2])
+            gp = fp32_add(m, g, fp32_mul(m, wd, w, f"wd{j}"), f"gp{j}")
+            # SGD with momentum: v' = mu v + g', w' = w - lr v'
+            vn = fp32_add(m, fp32_mul(m, hps[1], s1, f"mu{j}"), gp, f"vn{j}")
+            wn = fp32_add(m, w, fp32_mul(m, hps[0], vn, f"lr{j}") ^ _SIGN32, f"wn{j}")
+            # Adam: m' = m + (g' - m) c1, v' = v + (g'^2 - v) c2, w' = w - lr_t m'/(sqrt(v')+eps)
+            mn = fp32_add(m, s1, fp32_mul(m, fp32_add(m, gp, s1 ^ _SIGN32, f"dm{j}"), hps[1],
+                                          f"c1{j}"), f"mn{j}")
+            va = fp32_add(m, s2, fp32_mul(m, fp32_add(m, fp32_mul(m, gp, gp, f"gg{j}"),
+                                                      s2 ^ _SIGN32, f"dv{j}"), hps[2],
+                                          f"c2{j}"), f"va{j}")
+            q = fp32_div(m, mn, fp32_add(m, fp32_sqrt(m, va, f"sqrt{j}"), hps[3], f"eps{j}"),
+                         f"div{j}")
+            wa = fp32_add(m, w, fp32_mul(m, hps[0], q, f"lrt{j}") ^ _SIGN32, f"wa{j}")
+            w_out = Signal(32, name=f"w_out{j}")
+            m.d.comb += w_out.eq(Mux(adam, wa, wn))
+            w_new.append(w_out)
+            s1_new.append(Mux(adam, mn, vn))
+            s2_new.append(va)
+            h_new.append(fp32_to_fp16(m, w_out, f"h{j}"))
         results = []
-        for name, vals, bits in (("w", w_new, 32), ("v", v_new, 32), ("h", h_new, 16)):
+        for name, vals, bits in (("w", w_new, 32), ("s1", s1_new, 32), ("s2", s2_new, 32),
+                                 ("h", h_new, 16)):
             mem = Memory(shape=bits * hmax, depth=S, init=[])
             m.submodules[f"result_{name}"] = mem
             wp = mem.write_port(granularity=bits * G)
@@ -264,17 +299,20 @@ class RowUpdateEngine(wiring.Component):
             m.d.comb += rp.addr.eq(wslot)
             outs.append(rp.data)
         wreq = self.lk_wr_req
-        wbase = Mux(wk == 0, wb, Mux(wk == 1, vb, Mux(wk == 2, t16, gb)))
-        wbytes = Mux(wk == 2, hbytes, rbytes)
+        # the writes: W, the state (SGD V; Adam M, V), T, zero G
+        kind = Mux(adam | (wk < 2), wk, wk + 1)  # 0 W, 1 s1, 2 s2, 3 T, 4 G
+        wbase = Mux(kind == 0, wb, Mux(kind == 1, sa, Mux(kind == 2, bases[4],
+                                                           Mux(kind == 3, t16, gb))))
+        wbytes = Mux(kind == 3, hbytes, rbytes)
         m.d.comb += [wreq.valid.eq(run & wq.r_rdy),
                      wreq.p.addr.eq((wbase + wrow * wbytes)[:32]), wreq.p.nbytes.eq(wbytes),
                      wreq.p.tier.eq(tier), wreq.p.tag.eq(wslot),
-                     wreq.p.data.eq(Mux(wk == 0, outs[0], Mux(wk == 1, outs[1],
-                                                              Mux(wk == 2, outs[2], 0))))]
+                     wreq.p.data.eq(Mux(kind == 0, outs[0], Mux(kind == 1, outs[1], Mux(
+                         kind == 2, outs[2], Mux(kind == 3, outs[3], 0)))))]
         wtake = wreq.valid & wreq.ready
         with m.If(wtake):
-            m.d.sync += wk.eq(Mux(wk == _WRITES - 1, 0, wk + 1))
-        m.d.comb += wq.r_en.eq(wtake & (wk == _WRITES - 1))
+            m.d.sync += wk.eq(Mux(wk == writes_last, 0, wk + 1))
+        m.d.comb += wq.r_en.eq(wtake & (wk == writes_last))
 
         # --- acknowledgements: the fourth retires its slot ------------------------------------
         ack = self.lk_wr_rsp
@@ -285,7 +323,7 @@ class RowUpdateEngine(wiring.Component):
         for s in range(S):
             with m.If(aslot_in == s):
                 m.d.comb += ack_count.eq(acks[s])
-        last_ack = ack.valid & (ack_count == _WRITES - 1)
+        last_ack = ack.valid & (ack_count == writes_last)
         with m.If(ack.valid):
             for s in range(S):
                 with m.If(aslot_in == s):

@@ -19,6 +19,7 @@ from hwsim.units.scatter_timing import scatter_run
 from hwsim.units.update_timing import update_run
 from reports.fidelity import (
     LOOKUP_TIERS,
+    UPDATE_HYPER,
     command_end_cycles,
     compiled_layer_case,
     cosim_programs,
@@ -60,10 +61,11 @@ COMPILED = {  # memory layers compiled by dataflow (tables placed by hwsim.tiers
     "small8": [(LayerShape(9, 32, 16, tau=8), "forward"),
                (LayerShape(7, 32, 16, tau=8, weight="official"), "train")],
 }
-UPDATES = {  # SCATTER mode 1, (tokens, chunks, h, tier, rows): SGD-momentum row updates
-    "tiny": [(12, 2, 16, 0, "runs"), (10, 3, 16, 2, "cycle3"), (16, 2, 16, 1, "uniform"),
-             (15, 2, 16, 3, "cycle5")],
-    "small8": [(10, 2, 16, 2, "cycle3"), (12, 3, 16, 0, "uniform")],
+UPDATES = {  # SCATTER modes 1 and 2, (tokens, chunks, h, tier, rows, optimizer): row updates
+    "tiny": [(12, 2, 16, 0, "runs", "sgd_momentum"), (10, 3, 16, 2, "cycle3", "sgd_momentum"),
+             (16, 2, 16, 1, "uniform", "sgd_momentum"), (15, 2, 16, 3, "cycle5", "adam"),
+             (10, 3, 16, 0, "runs", "adam")],
+    "small8": [(10, 2, 16, 2, "cycle3", "sgd_momentum"), (12, 3, 16, 0, "uniform", "adam")],
 }
 SCATTERS = {  # (tokens, chunks, h, tier, rows): rows of chunk k at k * 64 + ...
     "tiny": [(12, 2, 8, 0, "runs"), (10, 3, 16, 2, "cycle3"), (16, 2, 8, 1, "uniform"),
@@ -73,22 +75,32 @@ SCATTERS = {  # (tokens, chunks, h, tier, rows): rows of chunk k at k * 64 + ...
 }
 
 
-def _sgd_reference(values, rows, lr=0.05, momentum=0.9, weight_decay=0.01):
-    """The row update in PyTorch float32 (each operation rounded, as the engine's): each row,
-    in list order, whose gradient is not all zero gets ``g' = g + wd w``, ``v = mu v + g'``,
-    ``w = w - lr v``, its fp16 copy and a zeroed gradient; returns ``T, W, G, V``."""
-    t = {k: torch.from_numpy(values[k].copy()) for k in ("T", "W", "G", "V")}
-    lr, mu, wd = (torch.tensor(x, dtype=torch.float32) for x in (lr, momentum, weight_decay))
+def _update_reference(values, rows, optimizer):
+    """The row update in NumPy float32 (each operation correctly rounded, as the engine's; not
+    torch, whose CPU float32 sqrt is not correctly rounded): each row, in list order, whose
+    gradient is not all zero gets ``g' = g + wd w`` then SGD with momentum (``v = mu v + g'``,
+    ``w = w - lr v``) or Adam (``m = m + (g' - m) c1``, ``v = v + (g'^2 - v) c2``,
+    ``w = w - lr_t (m / (sqrt(v) + eps))``), its fp16 copy and a zeroed gradient; returns the
+    tables."""
+    t = {k: values[k].copy() for k in ("T", "W", "G", "M", "V") if k in values}
+    hp = [np.float32(x) for x in UPDATE_HYPER[optimizer]]
     for r in rows.reshape(-1).tolist():
         g = t["G"][r]
         if not (g != 0).any():
             continue
-        gp = g + wd * t["W"][r]
-        t["V"][r] = mu * t["V"][r] + gp
-        t["W"][r] = t["W"][r] - lr * t["V"][r]
-        t["T"][r] = t["W"][r].half()
+        gp = g + hp[-1] * t["W"][r]
+        if optimizer == "adam":
+            lr, c1, c2, eps, _ = hp
+            t["M"][r] = t["M"][r] + (gp - t["M"][r]) * c1
+            t["V"][r] = t["V"][r] + (gp * gp - t["V"][r]) * c2
+            t["W"][r] = t["W"][r] - lr * (t["M"][r] / (np.sqrt(t["V"][r]) + eps))
+        else:
+            lr, mu, _ = hp
+            t["V"][r] = mu * t["V"][r] + gp
+            t["W"][r] = t["W"][r] - lr * t["V"][r]
+        t["T"][r] = t["W"][r].astype(np.float16)
         t["G"][r] = 0
-    return {k: v.numpy() for k, v in t.items()}
+    return t
 
 
 def _scatter_rows(tokens, chunks, pattern, rng):
@@ -161,8 +173,8 @@ def test_lookup_programs_match_hwsim_and_memoryformer(sim, name):
         "compiled": [compiled_layer_case(config, shape, phase, rng)
                      for shape, phase in COMPILED[name]],
         "update": [update_program_case(config, _scatter_rows(t, k, pattern, rng), h, rng,
-                                       tier=tier)
-                   for t, k, h, tier, pattern in UPDATES[name]],
+                                       tier=tier, optimizer=opt)
+                   for t, k, h, tier, pattern, opt in UPDATES[name]],
     }
     results = iter(cosim_programs(config, [c for g in groups.values() for c in g], sim=sim,
                                   seed=7, build_root=BUILD, tag="lookup"))
@@ -170,13 +182,13 @@ def test_lookup_programs_match_hwsim_and_memoryformer(sim, name):
     passes = np.zeros(2, np.int64)
     for shape, (prog, values), out in zip(UPDATES[name], groups["update"], got["update"],
                                           strict=True):
-        tokens, chunks, h, tier, _ = shape
-        where = f"{sim}/{config.name} SCATTER mode 1 {shape} ({LOOKUP_TIERS[tier]})"
+        tokens, chunks, h, tier, _, opt = shape
+        where = f"{sim}/{config.name} SCATTER {opt} {shape} ({LOOKUP_TIERS[tier]})"
         model = _check_run(where, prog, config, values, out, prog.outputs)
-        ref = _sgd_reference(values, values["R"])
+        ref = _update_reference(values, values["R"], opt)
         for k in prog.outputs:
             np.testing.assert_array_equal(model.outputs[k], ref[k], err_msg=f"{where}: {k}")
-        bases = tuple(prog.tensors[k].addr for k in "TWGV")
+        bases = tuple(prog.tensors[k].addr for k in prog.outputs)
         dirty = np.zeros(values["R"].size, bool)
         seen = set()
         for i, r in enumerate(values["R"].reshape(-1).tolist()):
