@@ -270,8 +270,10 @@ def cmd_rtl_verilog(args) -> int:
     from rtl.verilog import write_verilog
 
     cfg = _config(args.config)
-    path = write_verilog(cfg, args.out, port=args.port)
-    print(f"wrote {path} ({args.port} memory port) and {path.parent / 'manifest.json'}")
+    path = write_verilog(cfg, args.out, port=args.port, lookup=not args.no_lookup)
+    print(f"wrote {path} ({args.port} memory port"
+          f"{', no lookup engine' if args.no_lookup else ''}) and "
+          f"{path.parent / 'manifest.json'}")
     return 0
 
 
@@ -455,6 +457,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", choices=("simple", "axi4"), default="simple",
                    help="external memory port: rtl.dma's request/response channels (default) "
                         "or an AXI4 master (m_axi_*)")
+    s.add_argument("--no-lookup", action="store_true",
+                   help="leave the lookup engine (and its table-memory port) out: the SAT "
+                        "accelerator alone, a smaller design")
     s.set_defaults(func=cmd_rtl_verilog)
     s = rsub.add_parser("synth", help="FPGA synthesis (Yosys) of the PE, arrays and top, "
                         "with VU9P utilisation")

@@ -93,15 +93,20 @@ def test_rtl_verilog_writes_design_and_manifest(capsys, tmp_path):
 
 
 def test_rtl_verilog_axi4_port(capsys, tmp_path):
+    # the SAT accelerator alone (--no-lookup; the AXI4 top with the lookup engine's second
+    # master is written and simulated by tests/rtl/test_lookup_axi_cocotb.py)
     code, out, _ = run_cli(capsys, "rtl", "verilog", "--config", "tiny", "--out", str(tmp_path),
-                           "--port", "axi4")
-    assert code == 0 and "axi4 memory port" in out
+                           "--port", "axi4", "--no-lookup")
+    assert code == 0 and "axi4 memory port, no lookup engine" in out
     text = (tmp_path / "satmem_top.v").read_text()
+    ports = text.split("module satmem_top(")[1].split(";")[0]
     for sig in ("m_axi_araddr", "m_axi_rdata", "m_axi_awaddr", "m_axi_wstrb", "m_axi_bresp"):
-        assert sig in text
-    assert "mem_rd_req__payload" not in text.split("module satmem_top(")[1].split(";")[0]
+        assert sig in ports
+    assert "mem_rd_req__payload" not in ports and "m_axi_lk_" not in ports
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["port"] == "axi4" and manifest["axi4"]["data_bits"] == 128
+    assert "lookup" not in manifest["units"]
+    assert not [c for c in manifest["supported"] if c.startswith(("HASH", "GATHER"))]
 
 
 def test_simulate_topology_with_sparse_layers(capsys):

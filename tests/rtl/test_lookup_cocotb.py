@@ -53,11 +53,12 @@ LAYERS = {  # (tokens, d, h, tau, official, t, tier): HASH then GATHER
 }
 
 COMPILED = {  # memory layers compiled by dataflow (tables placed by hwsim.tiers.place_tables):
-    # the forward, or a training step (forward, backward, SGD-momentum table update)
+    # the forward, or a training step (forward, backward, SGD-momentum or Adam table update)
     "tiny": [(LayerShape(6, 16, 16, tau=4), "forward"),
              (LayerShape(5, 24, 32, tau=8, weight="official", t=0.5), "forward"),
              (LayerShape(6, 16, 16, tau=4), "train"),
-             (LayerShape(5, 24, 16, tau=8, weight="official"), "train")],
+             (LayerShape(5, 24, 16, tau=8, weight="official"), "train"),
+             (LayerShape(5, 16, 16, tau=4), "train", "adam")],
     "small8": [(LayerShape(9, 32, 16, tau=8), "forward"),
                (LayerShape(7, 32, 16, tau=8, weight="official"), "train")],
 }
@@ -170,8 +171,9 @@ def test_lookup_programs_match_hwsim_and_memoryformer(sim, name):
         "scatter": [scatter_program_case(config, _scatter_rows(t, k, pattern, rng), h, rng,
                                          tier=tier)
                     for t, k, h, tier, pattern in SCATTERS[name]],
-        "compiled": [compiled_layer_case(config, shape, phase, rng)
-                     for shape, phase in COMPILED[name]],
+        "compiled": [compiled_layer_case(config, shape, phase, rng, optimizer=opt[0]
+                                         if opt else "sgd_momentum")
+                     for shape, phase, *opt in COMPILED[name]],
         "update": [update_program_case(config, _scatter_rows(t, k, pattern, rng), h, rng,
                                        tier=tier, optimizer=opt)
                    for t, k, h, tier, pattern, opt in UPDATES[name]],
@@ -201,10 +203,11 @@ def test_lookup_programs_match_hwsim_and_memoryformer(sim, name):
     assert skipped > 0 and clean_reads > 0, f"repeats not provoked: {skipped=} {clean_reads=}"
     for shape, (prog, values), out in zip(COMPILED[name], groups["compiled"], got["compiled"],
                                           strict=True):
-        layer, phase = shape
+        layer, phase, *opt = shape
         where = f"{sim}/{config.name} compiled {phase} {layer}"
         model = _check_run(where, prog, config, values, out, prog.outputs)
-        errors = layer_errors(layer, phase, model.outputs, values)
+        errors = layer_errors(layer, phase, model.outputs, values,
+                              optimizer=opt[0] if opt else "sgd_momentum")
         assert max(errors.values()) <= 1, f"{where}: outside the bounds (error / bound) {errors}"
     for shape, (prog, values), out in zip(DOTS[name], groups["dot"], got["dot"], strict=True):
         where = f"{sim}/{config.name} GATHER mode 1 {shape} ({LOOKUP_TIERS[shape[3]]})"
