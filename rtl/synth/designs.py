@@ -3,7 +3,7 @@
 Square arrays of growing size (1 is the PE) give the fit against PE count; the accelerator
 top is the reference for the logic that does not scale with PEs; the SORE and the vector engine
 with fewer lanes than the config give a fit against lane count for each engine (the lookup
-engine's hash and gather engines: :mod:`rtl.synth.lookup`).
+engine's hash, gather, scatter and row-update engines: :mod:`rtl.synth.lookup`).
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ from ..vector import VectorUnit
 __all__: list[str] = []
 
 _MAX_VECTOR_LANES = 64  # rtl.vector: 2048-bit VEC entries
-# engine key -> report label; the lookup engine's two are built in rtl.synth.lookup
+# engine key -> report label; the lookup engine's four are built in rtl.synth.lookup
 _ENGINES = {"sore": "SORE", "vector": "vector engine", "hash": "lookup hash engine",
-            "gather": "lookup gather engine"}
-_LOOKUP = ("hash", "gather")  # the keys of _ENGINES that make up the lookup engine
+            "gather": "lookup gather engine", "scatter": "lookup scatter engine",
+            "update": "lookup row-update engine"}
+_LOOKUP = ("hash", "gather", "scatter", "update")  # the keys that make up the lookup engine
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,9 @@ class _Design:
     build: Callable[[], Elaboratable]
     engine: str | None = None  # a key of _ENGINES for a lane point, else None
     lanes: int | None = None  # lane count of a lane point
+    # read by Yosys as Amaranth's RTLIL, not its Verilog (rtl.synth.run: the Verilog frontend
+    # does not get through a wide memory with a write enable per lane)
+    rtlil: bool = False
 
 
 def _nm_group(config: AcceleratorConfig) -> int:

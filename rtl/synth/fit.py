@@ -86,8 +86,10 @@ def _components(config: AcceleratorConfig, designs, results) -> list[_Component]
     arrays = [(d.pes, r) for d, r in pairs if d.pes is not None]
     out = [_component("array", "systolic array", f"{R}x{C} = {R * C} PEs", "PEs", R * C,
                       arrays)]
+    lk = config.lookup
     targets = {"sore": config.sore.lanes, "vector": config.vector.lanes,
-               "hash": config.lookup.hash_lanes, "gather": config.lookup.gather_lanes}
+               "hash": lk.hash_lanes, "gather": lk.gather_lanes, "scatter": lk.gather_lanes,
+               "update": lk.gather_lanes}
     for key, label in _ENGINES.items():
         points = [(d.lanes, r) for d, r in pairs if d.engine == key]
         if points:

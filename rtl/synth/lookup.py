@@ -1,33 +1,49 @@
-"""The lookup engine's lane points: its hash and gather engines with few lanes, built as for the
-config's table rows.
+"""The lookup engine's lane points: its hash, gather, scatter and row-update engines with few
+lanes, built as for the config's table rows.
 
-The lookup unit (:class:`rtl.lookup.unit.LookupUnit`) is two engines that grow with two
-different lane counts: :class:`~rtl.lookup.hashing.HashEngine` with ``lookup.hash_lanes``
-(``H``) and :class:`~rtl.lookup.gather.GatherEngine` with ``lookup.gather_lanes`` (``G``). They
-are synthesized apart, each at a few lane counts, and each fitted ``a + b x lanes`` and
-extrapolated to its own target (``vcu1525``: ``H = 16``, ``G = 256``). Sweeping the unit with
-``H = G = n`` would give one slope that mixes a hash lane with a gather lane and no way to
-extrapolate to ``H != G``.
+The lookup unit (:class:`rtl.lookup.unit.LookupUnit`) is four engines that grow with two
+different lane counts: :class:`~rtl.lookup.hashing.HashEngine` (HASH, all four modes) with
+``lookup.hash_lanes`` (``H``), and with ``lookup.gather_lanes`` (``G``) each of
+:class:`~rtl.lookup.gather.GatherEngine` (GATHER modes 0 and 1),
+:class:`~rtl.lookup.scatter.ScatterEngine` (SCATTER mode 0) and
+:class:`~rtl.lookup.update.RowUpdateEngine` (SCATTER modes 1 and 2, the SGD-momentum and Adam
+row updates).
+They are synthesized apart, each at a few lane counts (the last three at the same ones), and
+each fitted ``a + b x lanes`` and extrapolated to its own target (``vcu1525``: ``H = 16``,
+``G = 256``). Sweeping the unit with ``H = G = n`` would give one slope that mixes a hash lane
+with the others' lanes and no way to extrapolate to ``H != G``.
 
 Everything else is held fixed across a sweep, since the engines' fixed logic depends on it:
 
-- the gather engine keeps the config's ``vector.lanes`` (``L``, 64 for ``vcu1525``; its VEC
-  ports, operand streams and entry packing are ``32 L`` bits). Every swept lane count must
-  divide ``L`` (the RTL's rule), which 1, 2, 4, .. up to ``L`` do;
+- the gather, scatter and row-update engines keep the config's ``vector.lanes`` (``L``, 64
+  for ``vcu1525``; their VEC ports, operand streams and entry packing are ``32 L`` bits).
+  Every swept lane count must divide ``L`` (the RTL's rule), which 1, 2, 4, .. up to ``L`` do;
 - the hash engine is built with ``vector.lanes`` 4 (:func:`_hash_config`), not the config's:
   Amaranth's export of its z ring's writer grows much faster than linearly with ``L`` (at 64 it
   had not finished after minutes on the machine this was written on). The ring takes any
   of the ``L`` words of an entry into any of its ``3 H max_tau`` words, so a hash lane's cost
   grows with ``L`` and the estimate at 4 is a lower bound for the config's;
 - ``lookup.request_ports`` is set to 1, the only count the RTL builds;
-- the gather engine's row buffer is sized for the target: rows of :data:`LOOKUP_ROW_BYTES`
-  (1 KiB: 512 fp16 elements, MemoryFormer-tiny's ``h``) and ``lookup.rows_in_flight`` of them
-  (``inflight_kib x 1024 // row_bytes``, at least 4) as slots;
+- every engine's row buffer is sized for the same rows, ``h`` = 512 elements
+  (MemoryFormer-tiny's), and for the window its RTL computes from ``lookup.inflight_kib``: the
+  gather's rows are fp16, :data:`LOOKUP_ROW_BYTES` (1 KiB), and its slots
+  ``lookup.rows_in_flight`` of them (``inflight_kib x 1024 // row_bytes``, at least 4:
+  :func:`_row_buffer`); the scatter's rows are the fp32 gradient rows, twice as wide
+  (:func:`_fp32_row_bytes`, 2 KiB), and its slots ``rows_in_flight`` of those
+  (:func:`_scatter_buffer`); the row update reads three fp32 rows an access for SGD (``G``,
+  ``W``, ``V``) and four for Adam (``G``, ``W``, ``M``, ``V``), so its widest window is SGD's,
+  ``inflight_kib x 1024 // (3 x 2 KiB)``, at least 4, and its tags the least power of two, at
+  least 16, whose quarter (its slots) holds that window (:func:`_update_tags`).
+  :class:`~rtl.lookup.unit.LookupUnit` builds its engines with one ``row_bytes`` and one
+  ``slots``: a unit that runs all four on these rows has
+  ``row_bytes`` 2 KiB and ``slots`` 64, so its gather and scatter buffers are larger than the
+  windows here use; the sizes here are what each engine's window needs;
 - the hash engine takes chunks up to :data:`LOOKUP_MAX_TAU` elements (the default of
   :class:`~rtl.lookup.unit.LookupUnit`, which :class:`rtl.accelerator.Accelerator` builds).
 
-The glue of :class:`~rtl.lookup.unit.LookupUnit` (the two engines' VEC ports multiplexed onto
-one) is in neither engine and not counted.
+The glue of :class:`~rtl.lookup.unit.LookupUnit` (the engines' VEC ports multiplexed onto one
+pair, the table memory's read and write channels onto one each) is in no engine and not
+counted (:func:`_glue_note`).
 """
 
 from __future__ import annotations
@@ -40,6 +56,8 @@ from hwsim.config import AcceleratorConfig
 
 from ..lookup.gather import GatherEngine
 from ..lookup.hashing import HashEngine
+from ..lookup.scatter import ScatterEngine
+from ..lookup.update import RowUpdateEngine
 from .designs import _check_lanes, _Design
 
 __all__ = ["LOOKUP_MAX_TAU", "LOOKUP_ROW_BYTES"]
@@ -71,13 +89,43 @@ def _row_buffer(config: AcceleratorConfig, row_bytes: int = LOOKUP_ROW_BYTES
     return row_bytes, max(4, config.lookup.rows_in_flight(row_bytes))
 
 
+def _fp32_row_bytes(row_bytes: int = LOOKUP_ROW_BYTES) -> int:
+    """The fp32 rows (gradient, master, momentum) of the tables whose fp16 rows are
+    ``row_bytes``: the same ``h`` elements, twice the bytes."""
+    return 2 * row_bytes
+
+
+def _scatter_buffer(config: AcceleratorConfig, row_bytes: int = LOOKUP_ROW_BYTES
+                    ) -> tuple[int, int]:
+    """``(row_bytes, slots)`` of the scatter engine: the fp32 gradient rows of the tables whose
+    fp16 rows are ``row_bytes``, as many slots as ``lookup.inflight_kib`` holds of them (the
+    window :meth:`~rtl.lookup.scatter.ScatterEngine.window` computes), at least 4."""
+    return _row_buffer(config, _fp32_row_bytes(row_bytes))
+
+
+def _update_tags(config: AcceleratorConfig, row_bytes: int = LOOKUP_ROW_BYTES
+                 ) -> tuple[int, int, int]:
+    """``(row_bytes, tags, window)`` of the row-update engine: fp32 rows as the scatter's, the
+    wider of the windows its RTL and :func:`hwsim.units.update_timing.update_run` compute
+    (``max(4, inflight_bytes // (r x row_bytes))``, ``r`` the rows read an access: SGD 3,
+    Adam 4) and the least tag count the RTL takes (a power of two, at least 16) whose quarter,
+    the engine's slots, holds that window."""
+    rb = _fp32_row_bytes(row_bytes)
+    window = max(max(4, config.lookup.rows_in_flight(r * rb)) for r in (3, 4))
+    tags = 16
+    while tags // 4 < window:
+        tags *= 2
+    return rb, tags, window
+
+
 def _check_lookup_lanes(config: AcceleratorConfig, lanes: tuple[int, ...],
                         row_bytes: int = LOOKUP_ROW_BYTES,
                         gather_lanes: tuple[int, ...] | None = None) -> None:
     """Empty, or at least two distinct positive lane counts, each dividing ``vector.lanes``,
     and at least two gather lane counts (``gather_lanes``, by default those of ``lanes`` with a
-    gather accumulator Yosys maps, :func:`_gather_lanes`), of a config whose rows are fp16
-    (what the RTL builds); else ``ValueError``."""
+    gather accumulator Yosys maps, :func:`_gather_lanes`; the scatter and row-update engines
+    are swept at the same), of a config whose rows are fp16 (what the RTL builds); else
+    ``ValueError``."""
     L = config.vector.lanes
     _check_lanes("lookup_lanes", lanes, L)
     if not lanes:
@@ -101,26 +149,29 @@ def _lookup_designs(config: AcceleratorConfig, lanes: tuple[int, ...],
                     row_bytes: int = LOOKUP_ROW_BYTES,
                     gather_lanes: tuple[int, ...] | None = None
                     ) -> tuple[list[_Design], str]:
-    """The hash engine of ``config`` at each lane count of ``lanes``, the gather engine at
-    each of ``gather_lanes``.
+    """The hash engine of ``config`` at each lane count of ``lanes``, the gather, scatter and
+    row-update engines at each of ``gather_lanes``.
 
     Parameters
     ----------
     config : AcceleratorConfig
     lanes : tuple of int
         Lane counts, each a divisor of ``vector.lanes``: the hash engine is built with
-        ``lookup.hash_lanes = n``; and the gather engine with ``lookup.gather_lanes = n``
-        unless ``gather_lanes`` is given.
+        ``lookup.hash_lanes = n``; and the gather, scatter and row-update engines with
+        ``lookup.gather_lanes = n`` unless ``gather_lanes`` is given.
     row_bytes : int
-        The row the gather engine's buffer holds (:func:`_row_buffer`).
+        The fp16 row the gather engine's buffer holds (:func:`_row_buffer`); the scatter and
+        row-update engines hold the fp32 rows of as many elements (:func:`_scatter_buffer`,
+        :func:`_update_tags`).
     gather_lanes : tuple of int, optional
-        The gather engine's lane counts; default: those of ``lanes`` whose accumulator Yosys
-        maps (:func:`_gather_lanes`).
+        The gather, scatter and row-update engines' lane counts; default: those of ``lanes``
+        whose gather accumulator Yosys maps (:func:`_gather_lanes`).
 
     Returns
     -------
     designs : list of _Design
-        ``hash_{n}lane`` for each ``n``, then ``gather_{n}lane``.
+        ``hash_{n}lane`` for each ``n``, then ``gather_{n}lane``, ``scatter_{n}lane`` and
+        ``update_{n}lane``.
     note : str
         What the report says about the config's lookup engine and these builds (empty when
         ``lanes`` is).
@@ -134,21 +185,43 @@ def _lookup_designs(config: AcceleratorConfig, lanes: tuple[int, ...],
     if not lanes:
         return [], ""
     rb, slots = _row_buffer(config, row_bytes)
+    srb, sslots = _scatter_buffer(config, row_bytes)
+    urb, tags, window = _update_tags(config, row_bytes)
     gl = _gather_lanes(lanes, rb) if gather_lanes is None else tuple(sorted(set(gather_lanes)))
     hcfg = _hash_config(config, lanes)
+    h = rb // 2
     designs = [
         _Design(f"hash_{n}lane", f"HashEngine({config.name} with lookup.hash_lanes={n}, "
                 f"vector.lanes={hcfg.vector.lanes}, max_tau={LOOKUP_MAX_TAU}): z ring 3 x {n} "
-                f"x {LOOKUP_MAX_TAU} words, {n} HashLane", None,
-                lambda n=n: HashEngine(_lookup_config(hcfg, hash_lanes=n),
-                                       max_tau=LOOKUP_MAX_TAU), "hash", n)
+                f"x {LOOKUP_MAX_TAU} words, {n} HashLane, {n} HashGradLane and their dz ring",
+                None, lambda n=n: HashEngine(_lookup_config(hcfg, hash_lanes=n),
+                                             max_tau=LOOKUP_MAX_TAU), "hash", n)
         for n in lanes
     ]
     designs += [
         _Design(f"gather_{n}lane", f"GatherEngine({config.name} with lookup.gather_lanes={n}, "
-                f"request_ports=1): row buffer {slots} x {rb} B, accumulator {rb // 2} fp32",
+                f"request_ports=1): row buffer {slots} x {rb} B, accumulator {h} fp32, "
+                f"mode 1's dY buffers 3 x {h} fp32",
                 None, lambda n=n: GatherEngine(_lookup_config(config, gather_lanes=n),
                                                row_bytes=rb, slots=slots), "gather", n)
+        for n in gl
+    ]
+    designs += [
+        _Design(f"scatter_{n}lane", f"ScatterEngine({config.name} with lookup.gather_lanes="
+                f"{n}, request_ports=1): {sslots} slots of {srb} B fp32 rows (row buffer and "
+                f"result), dY buffers 3 x {h} fp32",
+                None, lambda n=n: ScatterEngine(_lookup_config(config, gather_lanes=n),
+                                                row_bytes=srb, slots=sslots), "scatter", n,
+                rtlil=True)
+        for n in gl
+    ]
+    designs += [
+        _Design(f"update_{n}lane", f"RowUpdateEngine({config.name} with lookup.gather_lanes="
+                f"{n}, request_ports=1): SGD and Adam, {tags} tags, {tags // 4} slots (window "
+                f"{window}) of {urb} B fp32 G, W, M, V rows in and W, M, V, fp16 T rows out",
+                None, lambda n=n: RowUpdateEngine(_lookup_config(config, gather_lanes=n),
+                                                  row_bytes=urb, tags=tags), "update", n,
+                rtlil=True)
         for n in gl
     ]
     return designs, _lookup_note(config, lanes, gl, rb, slots)
@@ -189,13 +262,43 @@ def _lookup_note(config: AcceleratorConfig, lanes: tuple[int, ...], gl: tuple[in
     (or the flow) cannot build."""
     L, lk = config.vector.lanes, config.lookup
     hl = _hash_config(config, lanes).vector.lanes
-    text = (f"Lookup engine: the hash engine (`HashEngine`, chunks up to {LOOKUP_MAX_TAU}) and "
-            f"the gather engine (`GatherEngine`, row buffer {slots} slots x {row_bytes:,} B: "
-            f"rows of {row_bytes // 2} fp16 elements, `lookup.inflight_kib` = {lk.inflight_kib} "
-            "KiB of them in flight) are synthesized apart, with one request port, and each "
-            "fitted against its own lane count; the `LookupUnit` glue that puts both on one "
-            f"VEC port pair is not counted. The gather engine is built with `vector.lanes` = "
-            f"{L}, the config's. The hash engine is built with `vector.lanes` = {hl}, not "
+    srb, sslots = _scatter_buffer(config, row_bytes)
+    urb, tags, window = _update_tags(config, row_bytes)
+    h = row_bytes // 2
+    text = (f"Lookup engine: the hash engine (`HashEngine`, HASH modes 0-3: a `HashLane` and a "
+            f"`HashGradLane` a lane, chunks up to {LOOKUP_MAX_TAU}), the gather engine "
+            f"(`GatherEngine`, GATHER modes 0 and 1, row buffer {slots} slots x {row_bytes:,} "
+            f"B: rows of {h} fp16 elements, `lookup.inflight_kib` = {lk.inflight_kib} KiB of "
+            f"them in flight), the scatter engine (`ScatterEngine`, SCATTER mode 0, {sslots} "
+            f"slots x {srb:,} B: the fp32 gradient rows of the same {h} elements, "
+            f"{lk.inflight_kib} KiB of them) and the row-update engine (`RowUpdateEngine`, "
+            f"SCATTER modes 1 and 2, SGD with momentum and Adam: {tags} tags, so {tags // 4} "
+            f"slots of up to four {srb:,}-B fp32 rows, the least the RTL takes, a power of two "
+            "of at least 16 tags, that holds its wider window, SGD's of max(4, "
+            f"{lk.inflight_kib} KiB / (3 x {urb:,} B)) = {window}) are synthesized apart, with "
+            "one request port, and each fitted against its own lane count: the hash engine "
+            "against `lookup.hash_lanes`, the other three against `lookup.gather_lanes`, at the "
+            "same counts. The sizes are what each "
+            "engine's window uses; `LookupUnit` builds its four engines with one row size and "
+            f"one slot count, so a unit that runs all four on these rows ({srb:,}-B rows, "
+            f"{max(slots, sslots, tags)} slots) has larger gather and scatter buffers than "
+            "measured here. Its glue is not counted: the engines' VEC ports multiplexed onto "
+            "one pair and the table memory's read channel (gather, scatter, row update) and "
+            "write channel (scatter, row update) onto one each, mostly 2:1 multiplexers on the "
+            f"table write's data ({8 * srb:,} bits at {srb:,}-B rows) and the VEC write entry "
+            f"({32 * L:,} bits): about {(8 * srb + 32 * L) // 2:,} to {8 * srb + 32 * L:,} "
+            "LUTs (half a LUT to a LUT a bit; analytical, not synthesized), which do not grow "
+            "with lanes. The scatter and row-update engines are read by Yosys as Amaranth's "
+            "RTLIL, not its Verilog: their results are written a lane at a time (a write "
+            "enable per 32 G bits of a row), which Amaranth's Verilog export writes as one "
+            f"partial write per lane ({srb // 4 // min(gl):,} of them into {8 * srb:,}-bit "
+            f"words at {min(gl)} lanes), and Yosys 0.70's Verilog frontend does not get through "
+            "that (on `vcu1525`'s scatter engine at 2 lanes it had not finished reading after "
+            "20 minutes); the RTLIL (the "
+            "same netlist: Amaranth's Verilog export is Yosys' `write_verilog` of it) reads in "
+            "a second. The gather, scatter and row-update engines are built with "
+            f"`vector.lanes` = {L}, the config's. The hash engine is built with `vector.lanes` "
+            f"= {hl}, not "
             f"{L}: its z ring's write position of each of an entry's words is a chain of "
             "multiplexers through the earlier words (`rtl/lookup/hashing.py`), and Amaranth's "
             "Verilog export of it grows much faster than linearly with `vector.lanes` (at "
@@ -205,12 +308,13 @@ def _lookup_note(config: AcceleratorConfig, lanes: tuple[int, ...], gl: tuple[in
             f"measured here: the hash engine's estimate is a lower bound.")
     left = sorted(n for n in set(lanes) - set(gl) if n not in _gather_lanes((n,), row_bytes))
     if left:
-        text += (f" Gather lane counts {', '.join(map(str, left))} are not synthesized: their "
-                 f"accumulator ({row_bytes // 2:,} fp32 words over G lanes, deeper than "
+        text += (f" Lane counts {', '.join(map(str, left))} of the gather, scatter and "
+                 f"row-update engines are not synthesized: the gather's accumulator "
+                 f"({row_bytes // 2:,} fp32 words over G lanes, deeper than "
                  f"{_LUTRAM_SP_MAX_DEPTH}) maps to a single-port LUT RAM that Yosys 0.70's "
                  "UltraScale library offers (`lutrams_xcu.txt`, 16 address bits) but its map "
                  "file lacks, and synthesis stops with \"invalid OPTION_ABITS/WIDTH "
-                 "combination\".")
+                 "combination\"; the other two are swept at the gather's counts.")
     cant = []
     if lk.request_ports != 1:
         cant.append(f"`lookup.request_ports` = {lk.request_ports} (the RTL has one request "

