@@ -31,6 +31,7 @@ __all__ = [
     "collect_attention",
     "total_variation",
     "train_embedder",
+    "write_trace",
 ]
 
 
@@ -154,11 +155,15 @@ class MemoizedSelfAttention(nn.Module):
         Cosine similarity at or above which the nearest stored map is reused.
     populate : bool, default False
         If True, each miss is appended to ``db`` and ``index``.
+    layer : int or str, default 0
+        The layer this module memoizes, as its trace names it (:func:`write_trace`).
 
     Attributes
     ----------
     hits, misses : int
         Sequences served from the store / computed, since the last :meth:`reset_stats`.
+    trace : list of bool
+        Per sequence, in order, whether it hit (since the last :meth:`reset_stats`).
     macs_saved : int
         ``QKᵀ`` multiply-accumulates skipped: ``S²·d`` per hit (the softmax's ``H·S²``
         exponentials are skipped too and not counted).
@@ -172,6 +177,7 @@ class MemoizedSelfAttention(nn.Module):
         index: MemoIndex,
         threshold: float = 0.99,
         populate: bool = False,
+        layer: int | str = 0,
     ) -> None:
         super().__init__()
         if len(db) != len(index):
@@ -179,12 +185,13 @@ class MemoizedSelfAttention(nn.Module):
                 f"MemoizedSelfAttention: db holds {len(db)} maps but index {len(index)} keys"
             )
         self.attention, self.embedder, self.db, self.index = attention, embedder, db, index
-        self.threshold, self.populate = float(threshold), populate
+        self.threshold, self.populate, self.layer = float(threshold), populate, layer
         self.reset_stats()
 
     def reset_stats(self) -> None:
-        """Zero ``hits``, ``misses`` and ``macs_saved``."""
+        """Zero ``hits``, ``misses`` and ``macs_saved``; empty ``trace``."""
         self.hits = self.misses = self.macs_saved = 0
+        self.trace: list[bool] = []
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -207,6 +214,7 @@ class MemoizedSelfAttention(nn.Module):
                     self.db.append(key, p)
                 self.index.add(keys[miss])
         n_hits = int(hit.sum())
+        self.trace.extend(bool(h) for h in hit.tolist())
         self.hits += n_hits
         self.misses += b - n_hits
         self.macs_saved += n_hits * s * s * d
@@ -218,3 +226,26 @@ class MemoizedSelfAttention(nn.Module):
         """``hits / (hits + misses)`` (0 when nothing ran)."""
         total = self.hits + self.misses
         return self.hits / total if total else 0.0
+
+
+def write_trace(path, modules) -> int:
+    """Write the hit traces of memoized layers as CSV (``layer, sequence, hit``), the format
+    :func:`dataflow.memo.read_trace` reads; returns the rows written.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    modules : iterable of MemoizedSelfAttention
+        Each contributes its ``trace`` under its ``layer``.
+    """
+    import csv
+
+    n = 0
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["layer", "sequence", "hit"])
+        for mod in modules:
+            for i, hit in enumerate(mod.trace):
+                w.writerow([mod.layer, i, int(hit)])
+                n += 1
+    return n

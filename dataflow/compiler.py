@@ -58,6 +58,7 @@ from .lower.lookup import ModelLookups, Tokens
 from .lower.sore import emit_prune, prune_steps
 from .lower.vector import emit_vector, vector_steps
 from .mapping import Mapping, MappingCache, OpShape, search
+from .memo import MEMO_OPS
 from .optimizations import CompileOptions
 from .plan import Item, plan
 from .workload import Op, Workload
@@ -241,6 +242,7 @@ class _Program:
             for k, it in enumerate(items):
                 if it.kind == "lookup":
                     self.steps[k] = [it.ops[0]]
+                    self.dur[k] = np.array([self.lookups.estimate(it.ops[0])])
 
     # ---- emission of one step --------------------------------------------------------------
     def emit(self, k: int, j: int, vt_end: float = 0.0) -> None:
@@ -256,7 +258,8 @@ class _Program:
             if link and j == 0 and self.deps[k]:
                 if first < 0:
                     raise CompileError(f"internal: GEMM item {it.name!r} starts without a LOAD")
-                self.link.link([self._producer(d) for d in self.deps[k]], first)
+                self.link.link([p for d in self.deps[k] if (p := self._producer(d)) is not None],
+                               first)
             self.store_rows.setdefault(op.name, []).extend(stores)
             self.store_vt.setdefault(op.name, []).extend([vt_end] * len(stores))
             self.blocks_left[op.name] -= 1
@@ -265,7 +268,9 @@ class _Program:
                 self.op_vt[op.name] = vt_end
             return
         if it.kind == "lookup":
-            self.lookups.emit(em, step, self.lookup_tokens)
+            if link:  # fenced (SYNCs, no semaphores): AttMEMO's store ops (compile())
+                em.sync()
+            self.lookups.emit(em, step, self.lookup_tokens, fence=link)
             self.item_last[id(it)] = len(em.rows) - 1
             self.item_vt[id(it)] = vt_end
             return
@@ -277,7 +282,8 @@ class _Program:
             row = emit_prune(em, rows, nn_, log2m, xbytes)
             wait = None
         if link:
-            prods = [self._producer(d) for d in self.deps[k]] if j == 0 else []
+            prods = [p for d in self.deps[k] if (p := self._producer(d)) is not None] \
+                if j == 0 else []
             if wait is not None:
                 prods.append(self.store_rows[wait[0]][wait[1]])
             if prods:
@@ -286,8 +292,12 @@ class _Program:
             self.item_last[id(it)] = row
             self.item_vt[id(it)] = vt_end
 
-    def _producer(self, dep) -> int:
+    def _producer(self, dep) -> int | None:
+        """The command a dependent waits for (None: a fenced lookup item, which ends with a
+        SYNC, so nothing after it needs a token)."""
         item, op = dep
+        if item.kind == "lookup":
+            return None
         return self.op_last[op.name] if item.kind == "gemm" else self.item_last[id(item)]
 
     def _dep_vt(self, dep) -> float | None:
@@ -337,13 +347,14 @@ class _Program:
             "v": [k for k, it in enumerate(items) if it.kind == "vector" and it.chain],
             "s": [k for k, it in enumerate(items) if it.kind == "prune"],
             "w": [k for k, it in enumerate(items) if it.kind == "vector" and not it.chain],
+            "l": [k for k, it in enumerate(items) if it.kind == "lookup"],
         }
-        clock_of = {"g": "array", "v": "vector", "w": "vector", "s": "sore"}
+        clock_of = {"g": "array", "v": "vector", "w": "vector", "s": "sore", "l": "lookup"}
         pos = {s: [0, 0] for s in streams}  # item position in the stream, step in the item
         for s, ks in streams.items():
             while pos[s][0] < len(ks) and not self.steps[ks[pos[s][0]]]:
                 pos[s][0] += 1
-        clock = {"array": 0.0, "vector": 0.0, "sore": 0.0}
+        clock = {"array": 0.0, "vector": 0.0, "sore": 0.0, "lookup": 0.0}
         # the controller reaches a command only after accepting the array work before it in
         # program order: no other unit's command can start before the last emitted tile block
         anchor = 0.0
@@ -354,13 +365,15 @@ class _Program:
 
         while True:
             cands = {}
-            for s in ("v", "s", "g", "w"):
+            for s in ("v", "s", "g", "w", "l"):
                 h = head(s)
                 if h is None:
                     continue
                 t = self.ready(*h)
                 if t is not None:
-                    cands[s] = max(clock[clock_of[s]], t, 0.0 if s == "g" else anchor)
+                    # a fenced lookup item starts when every unit is idle (its SYNC)
+                    floor = max(clock.values()) if s == "l" else clock[clock_of[s]]
+                    cands[s] = max(floor, t, 0.0 if s == "g" else anchor)
             if not cands:
                 if any(head(s) is not None for s in streams):
                     raise CompileError("internal: the plan's dependencies form a cycle")
@@ -379,6 +392,9 @@ class _Program:
             clock[clock_of[s]] = end
             if s == "g":
                 anchor = start
+            if s == "l":  # it ends with a SYNC: nothing after it starts earlier
+                clock = dict.fromkeys(clock, end)
+                anchor = end
             self.emit(k, j, end)
             pos[s][1] += 1
             if pos[s][1] == len(self.steps[k]):
@@ -411,9 +427,11 @@ def compile(workload: Workload, config: AcceleratorConfig,
         An op that fits no mapping (names the module and op).
     """
     options = options or CompileOptions()
-    if options.offline_schedule and workload.lookups():
-        # lookup items run in plan order between SYNCs: their blocks overlap through
-        # semaphores 4-7, which the offline schedule's cross-unit edges use
+    if options.offline_schedule and any(op.op not in MEMO_OPS for op in workload.lookups()):
+        # MemoryFormer's lookup items run in plan order between SYNCs: their blocks overlap
+        # through semaphores 4-7, which the offline schedule's cross-unit edges use. AttMEMO's
+        # store ops (dataflow.memo) keep the offline schedule: they are fenced by SYNCs and
+        # use no semaphore.
         options = dataclasses.replace(options, offline_schedule=False)
     pats = {op.pattern for op in workload.ops if op.sparsity is not None}
     if workload.pattern:

@@ -326,6 +326,8 @@ def model_phases(model_name: str) -> tuple[str, ...]:
                          f"{', '.join(model_names('all'))}")
     if model_name in _LANGUAGE or model_name in model_names("lookup"):
         return PHASES
+    if model_name in model_names("attmemo"):
+        return ("train", "prefill")  # an encoder: one inference pass, no decode
     return ("train",)
 
 
@@ -362,8 +364,10 @@ def _phase_model(model_name: str, phase: str, batch: int, context: int | None, m
     if phase not in PHASES:
         raise ValueError(f"phase must be one of {', '.join(map(repr, PHASES))}, not {phase!r}")
     if phase not in model_phases(model_name):
+        have = model_phases(model_name)
         raise ValueError(f"phase {phase!r} is for the language models (pythia70m, "
-                         f"memoryformer_*); model {model_name!r} has only phase 'train'")
+                         f"memoryformer_*); model {model_name!r} has only phase"
+                         f"{'s' if len(have) > 1 else ''} {', '.join(map(repr, have))}")
     if context is not None and phase != "decode":
         raise ValueError(f"context is for phase 'decode', not {phase!r}")
     kw = dict(model_kw)

@@ -142,6 +142,9 @@ _KERNELS: dict[tuple[str, str], Kernel] = {
     ("adaptive_avg_pool2d", "fwd"): _k(3, (1, 1, 1)),
     ("adaptive_avg_pool2d", "bgrad"): _k(3, (1, 1, 1)),
     ("embedding", "fwd"): _k(4, (1, 1, 0)), ("embedding", "wgrad"): _k(6, (2, 1, 1)),
+    # AttMEMO's search (dataflow.memo): sum of squares, then scale; a running top-k compare
+    ("l2_normalize", "fwd"): _k(4, (1, 0, 2), (1, 1, 1)),
+    ("topk", "fwd"): _k(2, (1, 0, 2)),
 }
 _DEFAULT = _k(6, (2, 1, 2))
 

@@ -146,8 +146,10 @@ __all__ = [
 
 PASSES = ("fwd", "bgrad", "wgrad", "update")
 KINDS = ("gemm", "vector", "update", "lookup")
-LOOKUP_OPS = ("hash", "gather", "lookup_grad", "hash_grad", "scatter", "table_update")
+LOOKUP_OPS = ("hash", "gather", "lookup_grad", "hash_grad", "scatter", "table_update",
+              "key_scan", "map_fetch", "memo_insert")
 _HASH_OPS = ("hash", "hash_grad")
+_MEMO_OPS = ("key_scan", "map_fetch", "memo_insert")  # AttMEMO's store (dataflow.memo)
 
 _NORMS = (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.modules.batchnorm._BatchNorm)
 _HANDLED = (nn.Linear, nn.Conv2d, nn.Embedding) + _NORMS
@@ -279,7 +281,10 @@ class Op:
             raise bad(f"lookup needs chunks and tau >= 1 and tokens, rows >= 0, not "
                       f"chunks={self.chunks} tau={self.tau} tokens={self.tokens} "
                       f"rows={self.rows}")
-        if self.table_rows != self.chunks << self.tau:
+        if self.op in _MEMO_OPS:  # a memo store's rows: any count (dataflow.memo)
+            if self.table_rows < 1:
+                raise bad(f"a memo store needs table_rows >= 1, not {self.table_rows}")
+        elif self.table_rows != self.chunks << self.tau:
             raise bad(f"table_rows must be chunks·2^tau = {self.chunks << self.tau}, "
                       f"not {self.table_rows}")
         if self.op not in _HASH_OPS and (self.width < 1 or not self.table):

@@ -19,6 +19,7 @@ from ..attmemo import (
     MemoizedSelfAttention,
     collect_attention,
     train_embedder,
+    write_trace,
 )
 from ..transformer import TransformerConfig, TransformerLM, lm_loss
 from ._common import batches, byte_corpus, torch_threads, write_table
@@ -50,7 +51,9 @@ def run_attmemo_experiment(
     in a :class:`~algorithms.memo_db.MemoDB` (a file in a temporary directory) and
     :class:`~algorithms.memo_db.MemoIndex`; train the embedder on them; then, for each
     threshold, evaluate ``eval_sequences`` held-out windows with the memoized layer.
-    Writes ``attmemo_results.{csv,md}`` and ``attmemo_threshold.png`` into ``out_dir``.
+    Writes ``attmemo_results.{csv,md}`` and ``attmemo_threshold.png`` into ``out_dir``, and per
+    threshold the hit of every evaluated sequence, ``traces/threshold_<t>.csv``
+    (:func:`~algorithms.attmemo.write_trace`: ``satmem simulate --memo`` reads it).
 
     Parameters
     ----------
@@ -144,7 +147,8 @@ def _run_attmemo_experiment(
         index.add(keys)
         try:
             for threshold in thresholds:
-                memo = MemoizedSelfAttention(original, embedder, db, index, threshold)
+                memo = MemoizedSelfAttention(original, embedder, db, index, threshold,
+                                             layer=layer)
                 block.attn = memo
                 with torch.no_grad():
                     loss = lm_loss(model(eval_x), eval_y).item()
@@ -159,6 +163,8 @@ def _run_attmemo_experiment(
                         / (eval_sequences * seq_len * seq_len * d_model),
                     }
                 )
+                (Path(out_dir) / "traces").mkdir(parents=True, exist_ok=True)
+                write_trace(Path(out_dir) / "traces" / f"threshold_{threshold:g}.csv", [memo])
         finally:
             block.attn = original
     results = pd.DataFrame(rows)

@@ -37,7 +37,7 @@ import numpy as np
 from hwsim import isa
 from hwsim.config import AcceleratorConfig
 from hwsim.program import COL, Program, TensorRef
-from hwsim.tiers import place_tables
+from hwsim.tiers import gather_time, place_tables
 from hwsim.units.vector import adam_registers
 
 from .emitter import Alloc, Emitter
@@ -137,11 +137,13 @@ def _transfer(em: Emitter, opcode: int, entry: int, dram: int, words: int, lanes
 
 def _lookup(em: Emitter, opcode: isa.Opcode, s: LayerShape, tb: int, *, in_addr: int,
             p_addr: int, out_addr: int, table: int, width: int, mode: int = 0, tier: int = 0,
-            wait: int = 0, signal: int = 0) -> None:
+            wait: int = 0, signal: int = 0, trows: int | None = None) -> None:
+    """One lookup command; ``trows`` (timing mode's rows a chunk) defaults to ``2**tau``."""
     r = em.new(int(opcode), wait, signal)
     for name, v in (("in_addr", in_addr), ("p_addr", p_addr), ("out_addr", out_addr),
                     ("table", table), ("tokens", tb), ("chunks", s.chunks), ("width", width),
-                    ("tier", tier), ("mode", mode), ("trows", 1 << s.tau)):
+                    ("tier", tier), ("mode", mode),
+                    ("trows", 1 << s.tau if trows is None else trows)):
         r[_F[name]] = v
 
 
@@ -491,10 +493,7 @@ class ModelLookups:
         self.dram: dict[str, dict[str, int]] = {}
         for op in ops:
             s = self._shape(op)
-            words = {"hash": {"X": s.d, "R": s.chunks, "P": s.chunks},
-                     "gather": {"Y": s.h}, "lookup_grad": {"dY": s.h, "G": s.chunks},
-                     "hash_grad": {"X": s.d, "G": s.chunks, "dX": s.d},
-                     "scatter": {"dY": s.h}, "table_update": {}}[op.op]
+            words = self._words_of(op, s)
             self.dram[op.name] = {k: alloc(4 * w * s.tokens) for k, w in words.items()}
         self.hp_set = False
 
@@ -519,8 +518,40 @@ class ModelLookups:
                 if (op.table, k) in self.base:
                     _setreg(em, REG_T + i, self.base[(op.table, k)])
 
-    def emit(self, em: Emitter, op, tokens: Tokens) -> None:
-        """Append the blocks of lookup op ``op`` (a :data:`dataflow.workload.LOOKUP_OPS`)."""
+    def estimate(self, op) -> float:
+        """Cycles the compiler's offline schedule expects lookup op ``op`` to take: its rows
+        from the table's tier (:func:`hwsim.tiers.gather_time`, read-modify-write twice) and its
+        VEC operands to and from DRAM, one after the other (a virtual time for ordering, not a
+        result)."""
+        s = self._shape(op)
+        cfg = self.config
+        words = sum(4 * self._words_of(op, s).get(k, 0) for k in self.dram[op.name])
+        rows = 0 if op.op in ("hash", "hash_grad") else op.tokens * s.chunks
+        t = 0.0
+        if rows:
+            tier = cfg.lookup.tiers[self.tier.get((op.table, "T"), 0)]
+            row = s.h * (2 if op.op in ("gather", "lookup_grad", "key_scan", "map_fetch")
+                         else 4)
+            q = max(1, min(tier.outstanding, cfg.lookup.rows_in_flight(row)))
+            ns = gather_time(tier, rows, row, outstanding=q, ports=cfg.lookup.request_ports,
+                             clock_mhz=cfg.clock_mhz).ns
+            t = ns * cfg.clock_mhz / 1e3 * (1 if row == s.h * 2 else 2)
+        return t + s.tokens * words / cfg.dram_bytes_per_cycle
+
+    @staticmethod
+    def _words_of(op, s: LayerShape) -> dict[str, int]:
+        return {"hash": {"X": s.d, "R": s.chunks, "P": s.chunks},
+                "gather": {"Y": s.h}, "lookup_grad": {"dY": s.h, "G": s.chunks},
+                "hash_grad": {"X": s.d, "G": s.chunks, "dX": s.d},
+                "scatter": {"dY": s.h}, "table_update": {},
+                # AttMEMO (dataflow.memo): rows and weights come from the search
+                "key_scan": {"Q": s.h, "R": s.chunks, "S": s.chunks},
+                "map_fetch": {"R": 1, "P": 1, "Y": s.h},
+                "memo_insert": {"R": 1, "P": 1, "dY": s.h}}[op.op]
+
+    def emit(self, em: Emitter, op, tokens: Tokens, fence: bool = False) -> None:
+        """Append the blocks of lookup op ``op`` (a :data:`dataflow.workload.LOOKUP_OPS`);
+        ``fence``: ordered by SYNCs, no semaphores (:func:`emit_blocks`)."""
         s = self._shape(op)
         K, mode = s.chunks, 1 if s.weight == "official" else 0
         mine = self.dram[op.name]
@@ -554,6 +585,8 @@ class ModelLookups:
             steps = [Step(isa.Opcode.SCATTER, dict(in_addr="rows", p_addr="p", out_addr="dy",
                                                    table=REG_T + 2, width=s.h, tier=tier["G"]))]
             stores = []
+        elif op.op in ("key_scan", "map_fetch", "memo_insert"):
+            loads, steps, stores = self._memo(op, s, mine, tier["T"])
         else:  # table_update: every token's rows, each dirty row once
             loads = [R]
             steps = [Step(isa.Opcode.SCATTER, dict(in_addr="rows", p_addr=REG_HP, out_addr=0,
@@ -563,4 +596,29 @@ class ModelLookups:
             stores = []
         self._registers(em, op)
         emit_blocks(em, self.config, s, loads, steps, stores, sems=MODEL_SEMAPHORES,
-                    tokens=tokens, what=f"lookup op {op.name!r}")
+                    tokens=tokens, fence=fence, what=f"lookup op {op.name!r}")
+
+    @staticmethod
+    def _memo(op, s: LayerShape, mine: dict, tier: int):
+        """AttMEMO's store commands (:mod:`dataflow.memo`): a key scan is GATHER mode 1 (the
+        query's inner product with each listed key), a map fetch GATHER mode 0 of one row with
+        weight 1 (the row itself), an insert SCATTER mode 0 into a zeroed slot. Timing mode's
+        rows are drawn from the whole store (``trows``)."""
+        trows = max(1, op.table_rows // s.chunks)
+        rows, p = Stream("rows", s.chunks, mine["R"]), Stream("p", 1, mine.get("P", 0))
+        if op.op == "key_scan":
+            return ([rows, Stream("q", s.h, mine["Q"])],
+                    [Step(isa.Opcode.GATHER, dict(in_addr="rows", p_addr="q", out_addr="s",
+                                                  table=REG_T, width=s.h, mode=1, tier=tier,
+                                                  trows=trows))],
+                    [Stream("s", s.chunks, mine["S"])])
+        if op.op == "map_fetch":
+            return ([rows, p],
+                    [Step(isa.Opcode.GATHER, dict(in_addr="rows", p_addr="p", out_addr="y",
+                                                  table=REG_T, width=s.h, tier=tier,
+                                                  trows=trows))],
+                    [Stream("y", s.h, mine["Y"])])
+        return ([rows, p, Stream("m", s.h, mine["dY"])],
+                [Step(isa.Opcode.SCATTER, dict(in_addr="rows", p_addr="p", out_addr="m",
+                                               table=REG_T, width=s.h, tier=tier,
+                                               trows=trows))], [])

@@ -27,6 +27,10 @@ name                    model                                  parameters
 ``memoryformer_small``  12 layers, d=768, 12 heads             1,947,562,368
 ``memoryformer_base``   24 layers, d=1024, 16 heads            6,749,238,400
 ======================  =====================================  ==============
+
+AttMEMO's model (family ``"attmemo"``, :mod:`dataflow.memo`): ``bert_base``, a BERT-base-shaped
+encoder (12 layers, d=768, 12 heads, FFN 3072, vocabulary 30,522, 512 positions, pooler and a
+2-label classifier: 109,483,778 parameters), sequence 128 by default (``seq_len`` up to 512).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from torch import nn
 
 from algorithms.memoryformer import MemoryFormerConfig
 
+from .bert import Bert, BertConfig, bert_base
 from .gpt import GPT, GPTConfig, pythia70m
 from .memoryformer import memoryformer
 from .resnet import ResNet, resnet18, resnet50
@@ -46,11 +51,14 @@ from .vit import VisionTransformer, vit_s16
 
 __all__ = [
     "FAMILIES",
+    "Bert",
+    "BertConfig",
     "GPT",
     "VGG",
     "GPTConfig",
     "ResNet",
     "VisionTransformer",
+    "bert_base",
     "get_model",
     "memoryformer",
     "model_names",
@@ -72,10 +80,12 @@ _OPTIONS = {
 _LOOKUP = {f"memoryformer_{size}": size for size in ("tiny", "small", "base")}
 _OPTIONS.update(dict.fromkeys(
     _LOOKUP, ("seq_len", "context") + tuple(MemoryFormerConfig.__dataclass_fields__)))
+_OPTIONS["bert_base"] = ("seq_len",) + tuple(BertConfig.__dataclass_fields__)
 
 FAMILIES = MappingProxyType({
     "sat": ("resnet18", "resnet50", "vgg16", "vit_s16", "pythia70m"),
     "lookup": tuple(_LOOKUP),
+    "attmemo": ("bert_base",),
 })
 """Model names by the engine they are for: GEMM models for SAT, MemoryFormer for lookups."""
 
@@ -85,9 +95,10 @@ def model_names(family: str = "sat") -> tuple[str, ...]:
 
     Parameters
     ----------
-    family : {"sat", "lookup", "all"}, default "sat"
+    family : {"sat", "lookup", "attmemo", "all"}, default "sat"
         ``"sat"``: the GEMM models that SAT trains (what the SAT reports and sweeps run);
-        ``"lookup"``: the MemoryFormer models; ``"all"``: both.
+        ``"lookup"``: the MemoryFormer models; ``"attmemo"``: the encoder AttMEMO memoizes
+        (``bert_base``); ``"all"``: every model.
 
     Raises
     ------
@@ -97,7 +108,7 @@ def model_names(family: str = "sat") -> tuple[str, ...]:
     if family == "all":
         return tuple(_OPTIONS)
     if family not in FAMILIES:
-        raise ValueError(f"family must be 'sat', 'lookup' or 'all', not {family!r}")
+        raise ValueError(f"family must be one of {(*FAMILIES, 'all')}, not {family!r}")
     return FAMILIES[family]
 
 
@@ -114,6 +125,8 @@ def get_model(name: str, *, batch: int = 1, device="cpu", **kw) -> tuple[nn.Modu
     **kw
         Vision models: ``image_size`` (default 224), ``num_classes`` (default 1000).
         ``pythia70m``: ``seq_len`` (default 2048) and any :class:`GPTConfig` field.
+        ``bert_base``: ``seq_len`` (default 128, at most ``max_positions``) and any
+        :class:`BertConfig` field.
         ``memoryformer_*``: ``seq_len`` (default 2048), ``context`` (default 0: cached
         positions the ``seq_len`` new tokens also attend to; a decode step is ``seq_len=1``)
         and any :class:`MemoryFormerConfig` field (``max_seq_len`` bounds
@@ -139,7 +152,7 @@ def get_model(name: str, *, batch: int = 1, device="cpu", **kw) -> tuple[nn.Modu
         raise ValueError(f"model {name!r} takes no option {bad[0]!r}; its options are "
                          f"{', '.join(_OPTIONS[name])}")
     for key, value in (("batch", batch), ("image_size", kw.get("image_size", 224)),
-                       ("seq_len", kw.get("seq_len", 2048))):
+                       ("seq_len", kw.get("seq_len", 128 if name == "bert_base" else 2048))):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{key} must be a positive integer, not {value!r}")
     if name in _LOOKUP:  # before the tables are built
@@ -152,6 +165,13 @@ def get_model(name: str, *, batch: int = 1, device="cpu", **kw) -> tuple[nn.Modu
         if name == "pythia70m":
             seq = kw.pop("seq_len", 2048)
             model = pythia70m(**kw)
+            x = torch.randint(0, model.config.vocab_size, (batch, seq))
+        elif name == "bert_base":
+            seq = kw.pop("seq_len", 128)
+            model = bert_base(**kw)
+            if seq > model.config.max_positions:
+                raise ValueError(f"seq_len must be at most max_positions="
+                                 f"{model.config.max_positions}, not {seq}")
             x = torch.randint(0, model.config.vocab_size, (batch, seq))
         elif name in _LOOKUP:
             seq = kw.pop("seq_len", 2048)

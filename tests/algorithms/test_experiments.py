@@ -63,6 +63,13 @@ def test_attmemo_experiment_smoke_extreme_thresholds(tmp_path):
     assert always["attention_macs_saved"] == 16 * 16 * 16 * 32
     assert never["loss_change"] == 0.0 and never["attention_macs_saved"] == 0
     assert (tmp_path / "attmemo_threshold.png").stat().st_size > 0
+    # the traces satmem simulate --memo reads: one row per evaluated sequence
+    from dataflow.memo import read_trace
+
+    assert read_trace(tmp_path / "traces" / "threshold_-1.5.csv") == {0: 1.0}
+    assert read_trace(tmp_path / "traces" / "threshold_1.5.csv") == {0: 0.0}
+    lines = (tmp_path / "traces" / "threshold_1.5.csv").read_text().splitlines()
+    assert lines[0] == "layer,sequence,hit" and len(lines) == 1 + 16
 
 
 def test_byte_corpus_is_deterministic_stdlib_text():

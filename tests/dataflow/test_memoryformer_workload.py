@@ -226,4 +226,10 @@ def test_lookup_op_validation_names_the_field():
     with pytest.raises(ValueError, match="weight must be 'paper' or 'official'"):
         Op("x", "l", "lookup", "fwd", "hash", **{**ok, "weight": ""})
     assert set(LOOKUP_OPS) == {"hash", "gather", "lookup_grad", "hash_grad", "scatter",
-                               "table_update"}
+                               "table_update", "key_scan", "map_fetch", "memo_insert"}
+    # AttMEMO's store ops (dataflow.memo) index a store of any number of rows
+    Op("m", "l", "lookup", "fwd", "map_fetch", tokens=4, chunks=1, tau=1, table_rows=1000,
+       width=8, table="s", weight="paper")
+    with pytest.raises(ValueError, match="a memo store needs table_rows >= 1"):
+        Op("m", "l", "lookup", "fwd", "map_fetch", tokens=4, chunks=1, tau=1, table_rows=0,
+           width=8, table="s", weight="paper")

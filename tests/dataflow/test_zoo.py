@@ -88,9 +88,22 @@ def memoryformer_parameters(layers: int, d: int, vocab: int = 50_304, seq: int =
 def test_lookup_family_lists_the_memoryformer_models():
     lookup = ("memoryformer_tiny", "memoryformer_small", "memoryformer_base")
     assert model_names("lookup") == lookup
-    assert model_names("all") == tuple(PUBLISHED) + lookup
-    with pytest.raises(ValueError, match="family must be 'sat', 'lookup' or 'all', not 'gpu'"):
+    assert model_names("attmemo") == ("bert_base",)
+    assert model_names("all") == tuple(PUBLISHED) + lookup + ("bert_base",)
+    with pytest.raises(ValueError, match="family must be one of .*, not 'gpu'"):
         model_names("gpu")
+
+
+def test_bert_base_has_bert_base_uncased_parameters_plus_a_classifier():
+    # Hugging Face bert-base-uncased (BertModel, with the pooler): 109,482,240 parameters
+    model, x = get_model("bert_base", batch=3, device="meta")
+    assert sum(p.numel() for p in model.parameters()) == 109_482_240 + 768 * 2 + 2
+    assert x.shape == (3, 128)
+    assert model(x).shape == (3, 2)
+    _, x512 = get_model("bert_base", device="meta", seq_len=512)
+    assert x512.shape == (1, 512)
+    with pytest.raises(ValueError, match="at most max_positions=512"):
+        get_model("bert_base", device="meta", seq_len=513)
 
 
 @pytest.mark.parametrize("name, layers, d, heads", [
