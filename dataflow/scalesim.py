@@ -28,14 +28,19 @@ A GEMM row ``M, N, K`` is that GEMM directly (SCALE-Sim loads it as a ``M x K`` 
 ``1 x K`` filter per output column, which lowers to the same shape). N:M sparsity prunes the
 filter operand along ``K``.
 
-SCALE-Sim features not read: depthwise layers marked by ``DP`` in the name (SCALE-Sim splits
-them into one layer per channel) are read as ordinary conv layers.
+Depthwise layers, marked by ``DP`` in the name, are read as ordinary conv layers;
+:func:`split_depthwise` makes SCALE-Sim's one layer per channel of them (``satmem scalesim``
+does).
+
+SCALE-Sim's own compute model (:func:`scalesim_folds`, :func:`scalesim_cycles`) is here too, so
+that satmem's cycles can be put beside the cycles SCALE-Sim counts for the same layer.
 """
 
 from __future__ import annotations
 
 import configparser
 import csv
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,10 +52,17 @@ __all__ = [
     "CONV_COLUMNS",
     "GEMM_COLUMNS",
     "SCALESIM_CFG_KEYS",
+    "STALL_MODEL_KEYS",
     "Layer",
+    "ScaleSimRun",
     "TopologyError",
+    "condensed_rows",
     "read_scalesim_cfg",
+    "read_scalesim_run",
     "read_topology",
+    "scalesim_cycles",
+    "scalesim_folds",
+    "split_depthwise",
 ]
 
 
@@ -267,6 +279,20 @@ def read_topology(path: str | Path) -> list[Layer]:
     return layers
 
 
+def split_depthwise(layers: list[Layer]) -> list[Layer]:
+    """SCALE-Sim's reading of depthwise conv layers: a layer whose name contains ``DP`` becomes
+    one layer per channel, named ``<name>Channel_<i>``, each with ``Channels = 1`` and the
+    row's ``Num Filter`` (``topology_utils.load_arrays_conv``); other layers are unchanged."""
+    out = []
+    for ly in layers:
+        if ly.kind == "conv" and "DP" in ly.name:
+            out += [dataclasses.replace(ly, name=f"{ly.name}Channel_{i}", channels=1)
+                    for i in range(ly.channels)]
+        else:
+            out.append(ly)
+    return out
+
+
 # --- .cfg architecture files ---------------------------------------------------------------------
 
 _LAYOUT_KEYS = ("IfmapCustomLayout", "FilterCustomLayout", "IfmapSRAMBankBandwidth",
@@ -286,13 +312,74 @@ SCALESIM_CFG_KEYS: dict[str, tuple[str, ...]] = {
     "run_presets": ("InterfaceBandwidth", "UseRamulatorTrace"),
     "network_presets": ("TopologyCsvLoc",),
 }
-"""The sections and keys SCALE-Sim (v2, v3) reads. Those that :func:`read_scalesim_cfg` does not
-map are accepted and ignored: the SRAM address offsets, request buffers, SRAM banking and layout,
-the sparse representation and mapping knobs, the Ramulator switch and the topology path."""
+"""The sections and keys SCALE-Sim (v2, v3) reads; :func:`read_scalesim_run` honours or
+refuses every one (its docstring)."""
+
+STALL_MODEL_KEYS = ("ReadRequestBuffer", "WriteRequestBuffer", "MemoryBanks", "OnChipMemoryBanks",
+                    "OnChipMemoryBankPorts", "IfmapCustomLayout", "FilterCustomLayout",
+                    "IfmapSRAMBankBandwidth", "IfmapSRAMBankNum", "IfmapSRAMBankPort",
+                    "FilterSRAMBankBandwidth", "FilterSRAMBankNum", "FilterSRAMBankPort")
+"""Parameters of SCALE-Sim's own SRAM-bank, layout and DRAM-request stall model (a custom layout
+only changes which SRAM bank an operand sits in, so its bank conflicts). satmem's stalls come
+from hwsim's DMA and DRAM model instead; these keys are checked and, when set (the layouts: to
+True), listed as not modelled."""
+
+# key (lower case) -> kind of value: "int" positive, "int0" non-negative, "bool", or choices
+_VALUES: dict[str, object] = {
+    "arrayheight": "int", "arraywidth": "int", "ifmapsramszkb": "int", "filtersramszkb": "int",
+    "ofmapsramszkb": "int", "ifmapoffset": "int0", "filteroffset": "int0", "ofmapoffset": "int0",
+    "readrequestbuffer": "int", "writerequestbuffer": "int", "memorybanks": "int",
+    "onchipmemorybanks": "int", "onchipmemorybankports": "int",
+    "ifmapsrambankbandwidth": "int", "ifmapsrambanknum": "int", "ifmapsrambankport": "int",
+    "filtersrambankbandwidth": "int", "filtersrambanknum": "int", "filtersrambankport": "int",
+    "ifmapcustomlayout": "bool", "filtercustomlayout": "bool", "sparsitysupport": "bool",
+    "optimizedmapping": "bool", "useramulatortrace": "bool", "blocksize": "int",
+    "randomnumbergeneratorseed": "int0", "nonzeroelems": "int",
+    "sparserep": ("csr", "csc", "ellpack_block"), "interfacebandwidth": ("user", "calc"),
+}
+# value True of these switches on what satmem does not model: why, in one line
+_REFUSED_TRUE = {
+    "useramulatortrace": "Ramulator DRAM traces are not read: satmem's DRAM model times the "
+                         "DMA (set it to False)",
+    "optimizedmapping": "SCALE-Sim's row-wise random-N sparse mapping is not modelled: "
+                        "satmem runs the topology's N:M per layer (set it to false)",
+}
 
 _KNOWN = {sec: {k.lower(): k for k in keys} for sec, keys in SCALESIM_CFG_KEYS.items()}
 _SECTION_RE = re.compile(r"^\s*\[([^\]]*)\]")
 _OPTION_RE = re.compile(r"^([^\s:=;#\[][^:=]*?)\s*[:=]")
+
+
+@dataclass(frozen=True)
+class ScaleSimRun:
+    """A SCALE-Sim ``.cfg`` file read by :func:`read_scalesim_run`.
+
+    Attributes
+    ----------
+    config : AcceleratorConfig
+        The machine (one dataflow, the file's).
+    run_name : str
+        ``[general] run_name`` (SCALE-Sim writes its reports under ``<logpath>/<run_name>/``).
+    dataflow : str
+        ``"os"`` or ``"ws"``.
+    sparsity_support : bool
+        ``[sparsity] SparsitySupport`` (default false, as in SCALE-Sim): the topology's
+        ``Sparsity`` column is used only when true.
+    sparse_rep : str
+        ``[sparsity] SparseRep`` (``""`` without sparsity support).
+    topology : str or None
+        ``[network_presets] TopologyCsvLoc``, quotes removed.
+    not_modelled : tuple of str
+        The :data:`STALL_MODEL_KEYS` the file sets.
+    """
+
+    config: AcceleratorConfig
+    run_name: str
+    dataflow: str
+    sparsity_support: bool = False
+    sparse_rep: str = ""
+    topology: str | None = None
+    not_modelled: tuple[str, ...] = ()
 
 
 def _key_lines(text: str) -> dict[tuple[str, str], int]:
@@ -309,28 +396,61 @@ def _key_lines(text: str) -> dict[tuple[str, str], int]:
 
 def read_scalesim_cfg(path: str | Path, base: AcceleratorConfig | None = None
                       ) -> AcceleratorConfig:
-    """Read a SCALE-Sim ``.cfg`` file into an :class:`AcceleratorConfig`.
+    """The :class:`AcceleratorConfig` of a SCALE-Sim ``.cfg`` file: ``read_scalesim_run(path,
+    base).config`` (see :func:`read_scalesim_run`)."""
+    return read_scalesim_run(path, base).config
 
-    Mapping (everything else comes from ``base``, by default the ``tiny`` preset):
+
+def read_scalesim_run(path: str | Path, base: AcceleratorConfig | None = None) -> ScaleSimRun:
+    """Read a SCALE-Sim ``.cfg`` file; every key is honoured or refused by name.
+
+    Honoured (everything else of the machine comes from ``base``, by default ``tiny``):
 
     ========================================  ==============================================
     SCALE-Sim                                 satmem
     ========================================  ==============================================
-    ``[general] run_name``                    ``name``
+    ``[general] run_name``                    ``name``; the reports' folder
     ``ArrayHeight``, ``ArrayWidth``           ``array.rows``, ``array.cols``
-    ``IfmapSramSzkB``                         ``buffers.act_kib`` (SCALE-Sim's kB are KiB)
-    ``FilterSramSzkB``                        ``buffers.wgt_kib``
-    ``OfmapSramSzkB``                         ``buffers.acc_kib``
-    ``Dataflow`` ``os`` or ``ws``             ``array.dataflows = (dataflow,)``
+    ``IfmapSramSzkB``                         ``buffers.act_kib`` = kB x operand bytes
+    ``FilterSramSzkB``                        ``buffers.wgt_kib`` = kB x operand bytes
+    ``OfmapSramSzkB``                         ``buffers.acc_kib`` = kB x accumulator bytes
+    (SCALE-Sim has no metadata SRAM)          ``buffers.idx_kib`` = ``FilterSramSzkB`` (an
+                                              index byte a weight word), at most 65,536
+                                              entries
+    ``Dataflow`` ``os`` or ``ws``             ``array.dataflows = (dataflow,)``; ``is`` is
+                                              refused (the machine has no input-stationary
+                                              mode)
     ``Bandwidth`` (words per cycle)           ``dram.bandwidth_gbps`` per channel, so that
                                               ``dram_bytes_per_cycle`` = words x operand
                                               bytes at ``base.clock_mhz``; a comma list
-                                              uses its minimum, as SCALE-Sim does; ignored
-                                              when ``InterfaceBandwidth`` is ``CALC``
-    ``[sparsity] SparsitySupport``            ``false``: ``array.patterns = ()`` (dense);
-                                              ``true``: ``base``'s patterns (SCALE-Sim takes
-                                              N:M per layer from the topology)
+                                              uses its minimum
+    ``[run_presets] InterfaceBandwidth``      ``USER``: ``Bandwidth`` as above; ``CALC``
+                                              (SCALE-Sim sizes the bandwidth so nothing
+                                              stalls): ``base``'s DRAM
+    ``[sparsity] SparsitySupport``            ``false`` (or absent, SCALE-Sim's default):
+                                              dense machine, a topology ``Sparsity`` other
+                                              than dense is refused; ``true``: ``base``'s
+                                              N:M patterns, taken per layer from the topology
+    ``[network_presets] TopologyCsvLoc``      :attr:`ScaleSimRun.topology`
     ========================================  ==============================================
+
+    SCALE-Sim counts SRAM and bandwidth in one-byte words (``word_size = 1`` in its
+    ``single_layer_sim.py``; its kB are KiB): a buffer keeps the number of elements SCALE-Sim's
+    SRAM holds, and the bandwidth the elements per cycle, whatever the machine's element size
+    (fp16 operands: 2 bytes; int32/fp32 accumulators: 4 bytes for each output word).
+
+    Checked and without effect on any number, as in SCALE-Sim's reports: ``IfmapOffset``,
+    ``FilterOffset``, ``OfmapOffset`` (trace addresses), ``SparseRep`` (named in the sparse
+    report; satmem stores its own N:M format), ``BlockSize``, ``RandomNumberGeneratorSeed`` and
+    ``NonZeroElems`` (read by SCALE-Sim only for its optimized mapping), ``UseRamulatorTrace``
+    false.
+
+    Checked and listed in :attr:`ScaleSimRun.not_modelled`: :data:`STALL_MODEL_KEYS`, the
+    parameters of SCALE-Sim's SRAM-bank and DRAM-request stall model (satmem's memory stalls
+    come from hwsim's DMA and DRAM model).
+
+    Refused, naming the key: ``Dataflow = is``, ``UseRamulatorTrace = True``,
+    ``OptimizedMapping = true`` (:data:`_REFUSED_TRUE`), and unknown sections or keys.
 
     ``dram.bus_bytes`` grows to the next power of two that holds one buffer entry when the
     array is wider than ``base`` allows.
@@ -345,11 +465,11 @@ def read_scalesim_cfg(path: str | Path, base: AcceleratorConfig | None = None
     ------
     TopologyError
         Unreadable or malformed INI, a missing ``[architecture_presets]`` section or key, a
-        value that is not a positive integer (or ``true``/``false``, ``USER``/``CALC``), or a
-        section or key SCALE-Sim does not know; the message names the file, line and key.
+        value of the wrong kind, a refused value, or a section or key SCALE-Sim does not know;
+        the message names the file, line and key.
     ConfigError
-        ``Dataflow = is`` (input stationary: not a dataflow of this machine), or mapped values
-        that the config rejects (the field names the satmem field and the file).
+        ``Dataflow = is``, or mapped values that the config rejects (the field names the satmem
+        field and the file).
     """
     path = Path(path)
     base = preset("tiny") if base is None else base
@@ -377,7 +497,10 @@ def read_scalesim_cfg(path: str | Path, base: AcceleratorConfig | None = None
             if key not in _KNOWN[s]:
                 raise TopologyError(path, line, f"[{sec}] {key}", "unknown key: SCALE-Sim's "
                                     f"[{s}] keys are {list(SCALESIM_CFG_KEYS[s])}")
-            values[(s, key)] = (value.strip(), line, f"[{sec}] {_KNOWN[s][key]}")
+            v = (value.strip(), line, f"[{sec}] {_KNOWN[s][key]}")
+            _check_value(path, key, v)
+            # the layout keys may sit in [architecture_presets] or [layout]: one entry each
+            values[("layout" if key in _KNOWN["layout"] else s, key)] = v
 
     def get(sec: str, key: str, required: bool = False) -> tuple[str, int, str] | None:
         v = values.get((sec, key.lower()))
@@ -387,52 +510,130 @@ def read_scalesim_cfg(path: str | Path, base: AcceleratorConfig | None = None
                                 else f"missing key (and no [{sec}] section)")
         return v
 
-    def positive(v: tuple[str, int, str]) -> int:
-        text, line, col = v
-        if not _INT.fullmatch(text) or int(text) < 1:
-            raise TopologyError(path, line, col, f"expected a positive integer, not {text!r}")
-        return int(text)
-
-    def choice(v: tuple[str, int, str], allowed: tuple[str, ...]) -> str:
-        text, line, col = v
-        if text.lower() not in allowed:
-            raise TopologyError(path, line, col, f"expected one of {allowed}, not {text!r}")
-        return text.lower()
-
     arch = "architecture_presets"
     changes: dict[str, object] = {}
+    run_name = "scale_run"  # SCALE-Sim's default
     if (v := get("general", "run_name")) is not None:
-        changes["name"] = v[0]
-    rows = positive(get(arch, "ArrayHeight", True))
-    cols = positive(get(arch, "ArrayWidth", True))
+        run_name = changes["name"] = v[0]
+    eb = base.array.elem_bytes
+    rows = int(get(arch, "ArrayHeight", True)[0])
+    cols = int(get(arch, "ArrayWidth", True)[0])
     changes.update(array__rows=rows, array__cols=cols,
-                   buffers__act_kib=positive(get(arch, "IfmapSramSzkB", True)),
-                   buffers__wgt_kib=positive(get(arch, "FilterSramSzkB", True)),
-                   buffers__acc_kib=positive(get(arch, "OfmapSramSzkB", True)))
+                   # SCALE-Sim's SRAMs hold kB x 1024 one-byte words: keep that many elements
+                   buffers__act_kib=int(get(arch, "IfmapSramSzkB", True)[0]) * eb,
+                   buffers__wgt_kib=int(get(arch, "FilterSramSzkB", True)[0]) * eb,
+                   buffers__acc_kib=int(get(arch, "OfmapSramSzkB", True)[0])
+                   * base.array.acc_bytes,
+                   # an in-group index byte for every weight word, within 16-bit addresses
+                   buffers__idx_kib=min(int(get(arch, "FilterSramSzkB", True)[0]),
+                                        (1 << 16) * cols // 1024))
 
-    df_text, df_line, _ = v = get(arch, "Dataflow", True)
+    df_text, df_line, df_col = get(arch, "Dataflow", True)
     if df_text.lower() == "is":
         raise ConfigError(f"{arch}.Dataflow", df_text, f"'os' or 'ws' ({path}:{df_line}: input "
                           "stationary is not a dataflow of this machine)")
-    changes["array__dataflows"] = (choice(v, ("os", "ws")),)
+    if df_text.lower() not in ("os", "ws"):
+        raise TopologyError(path, df_line, df_col, f"expected one of ('os', 'ws'), not "
+                            f"{df_text!r}")
+    dataflow = df_text.lower()
+    changes["array__dataflows"] = (dataflow,)
 
     mode = get("run_presets", "InterfaceBandwidth")
-    user_bw = mode is None or choice(mode, ("user", "calc")) == "user"
-    if user_bw and (v := get(arch, "Bandwidth")) is not None:
-        words = min(positive((w.strip(), v[1], v[2])) for w in v[0].split(","))
+    if (v := get(arch, "Bandwidth")) is not None:
+        words = min(_positive(path, (w.strip(), v[1], v[2])) for w in v[0].split(","))
+    if (mode is None or mode[0].lower() == "user") and v is not None:
         bytes_per_cycle = words * base.array.elem_bytes
         changes["dram__bandwidth_gbps"] = (
             bytes_per_cycle * base.clock_mhz / 1000.0 / base.dram.channels)
 
     v = get("sparsity", "SparsitySupport")
-    if v is not None and choice(v, ("true", "false")) == "false":
+    sparse = v is not None and v[0].lower() == "true"
+    if not sparse:
         changes["array__patterns"] = ()
+    rep = v[0].lower() if sparse and (v := get("sparsity", "SparseRep")) is not None else ""
+    if sparse and not rep:
+        rep = "ellpack_block"
+    topo = get("network_presets", "TopologyCsvLoc")
+    topo = topo[0].strip().strip("\"'") if topo is not None else None
 
     entry = max(rows, cols) * base.array.elem_bytes
     entry = max(entry, cols * base.array.acc_bytes)
     if entry > base.dram.bus_bytes:
         changes["dram__bus_bytes"] = 1 << (entry - 1).bit_length()
     try:
-        return base.replace(**changes)
+        config = base.replace(**changes)
     except ConfigError as e:
         raise ConfigError(f"{e.field} (from {path})", e.value, e.allowed) from None
+    present = {k for (_, k), v in values.items()
+               if not k.endswith("customlayout") or v[0].lower() == "true"}
+    return ScaleSimRun(config, run_name, dataflow, sparse, rep, topo or None,
+                       tuple(k for k in STALL_MODEL_KEYS if k.lower() in present))
+
+
+def _positive(path: Path, v: tuple[str, int, str], low: int = 1) -> int:
+    text, line, col = v
+    if not _INT.fullmatch(text) or int(text) < low:
+        what = "a positive" if low else "a non-negative"
+        raise TopologyError(path, line, col, f"expected {what} integer, not {text!r}")
+    return int(text)
+
+
+def _check_value(path: Path, key: str, v: tuple[str, int, str]) -> None:
+    """Check one key's value by its kind (:data:`_VALUES`); refuse what satmem does not model."""
+    kind = _VALUES.get(key)
+    text, line, col = v
+    if kind in ("int", "int0"):
+        _positive(path, v, 1 if kind == "int" else 0)
+    elif kind == "bool":
+        # SCALE-Sim reads these with getboolean or compares lower-cased text to 'true'
+        if text.lower() not in ("true", "false"):
+            raise TopologyError(path, line, col, f"expected True or False, not {text!r}")
+        if text.lower() == "true" and key in _REFUSED_TRUE:
+            raise TopologyError(path, line, col, _REFUSED_TRUE[key])
+    elif isinstance(kind, tuple) and text.lower() not in kind:
+        raise TopologyError(path, line, col, f"expected one of {kind}, not {text!r}")
+
+
+# --- SCALE-Sim's analytical compute model -----------------------------------------------------
+
+def condensed_rows(k: int, sparsity: tuple[int, int] | None) -> int:
+    """Reduction rows SCALE-Sim's condensed N:M filter keeps: ``N`` of every whole group of
+    ``M`` and ``min(N, K mod M)`` of a partial last group (its ``operand_matrix`` packs each
+    group's kept weights and drops trailing all-zero rows); ``K`` when dense."""
+    if sparsity is None:
+        return k
+    n, m = sparsity
+    return k // m * n + min(n, k % m)
+
+
+def scalesim_folds(m: int, n: int, k: int, rows: int, cols: int, dataflow: str,
+                   sparsity: tuple[int, int] | None = None) -> tuple[int, int]:
+    """``(folds, cycles of one fold)`` of SCALE-Sim's compute model (v2, v3:
+    ``systolic_compute_os.py``, ``systolic_compute_ws.py``) for the GEMM ``M x K . K x N``.
+
+    - OS: the array holds an ``R x C`` block of outputs; ``ceil(M/R) * ceil(N/C)`` folds of
+      ``K + R + C - 2`` cycles (``K`` operand steps, skewed over ``R - 1`` rows and ``C - 1``
+      columns; the outputs' drain is not counted).
+    - WS: the array holds an ``R x C`` block of weights; ``ceil(K/R) * ceil(N/C)`` folds of
+      ``2R + C + M - 2`` cycles (``R`` to load weights, whatever rows the fold uses; ``M``
+      input rows skewed over ``R - 1`` rows; ``C - 1`` for the partial sums to leave).
+
+    ``K`` is :func:`condensed_rows` with N:M ``sparsity`` (SCALE-Sim's ``SparsitySupport``; it
+    runs sparse layers in WS only, and the OS count with the condensed ``K`` is what an OS array
+    streaming compressed steps would take).
+    """
+    kc = condensed_rows(k, sparsity)
+    if dataflow == "os":
+        return -(-m // rows) * -(-n // cols), kc + rows + cols - 2
+    if dataflow == "ws":
+        return -(-kc // rows) * -(-n // cols), 2 * rows + cols + m - 2
+    raise ValueError(f"SCALE-Sim's model here covers 'os' and 'ws', not {dataflow!r}")
+
+
+def scalesim_cycles(m: int, n: int, k: int, rows: int, cols: int, dataflow: str,
+                    sparsity: tuple[int, int] | None = None) -> int:
+    """Cycles SCALE-Sim's compute model counts without memory stalls: folds x cycles of a fold
+    (:func:`scalesim_folds`). Its demand matrices have this many rows; its COMPUTE_REPORT's
+    ``Total Cycles`` is the last row's 0-based cycle, one less, when nothing stalls."""
+    folds, per_fold = scalesim_folds(m, n, k, rows, cols, dataflow, sparsity)
+    return folds * per_fold

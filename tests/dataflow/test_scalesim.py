@@ -8,7 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from dataflow.scalesim import Layer, TopologyError, read_scalesim_cfg, read_topology
+from dataflow.scalesim import (
+    Layer,
+    TopologyError,
+    condensed_rows,
+    read_scalesim_cfg,
+    read_scalesim_run,
+    read_topology,
+    scalesim_cycles,
+    scalesim_folds,
+    split_depthwise,
+)
 from hwsim.config import ConfigError, preset
 
 DATA = Path(__file__).parent / "data"
@@ -139,7 +149,9 @@ def test_google_cfg_maps_onto_tiny():
     tiny = preset("tiny")
     assert cfg.name == "GoogleTPU_v1_ws"
     assert (cfg.array.rows, cfg.array.cols, cfg.array.dataflows) == (256, 256, ("ws",))
-    assert (cfg.buffers.act_kib, cfg.buffers.wgt_kib, cfg.buffers.acc_kib) == (6144, 6144, 2048)
+    # SCALE-Sim's 6144 kB of one-byte words are 6144 KiB of int8, its 2048 kB of output
+    # words 2048 Ki int32 accumulators
+    assert (cfg.buffers.act_kib, cfg.buffers.wgt_kib, cfg.buffers.acc_kib) == (6144, 6144, 8192)
     # 10 one-byte words per cycle at 100 MHz on one channel: 1.0 GB/s
     assert cfg.dram.bandwidth_gbps == pytest.approx(1.0)
     assert cfg.dram_bytes_per_cycle == pytest.approx(10)
@@ -156,7 +168,8 @@ def test_scale_cfg_on_a_vcu1525_base():
     cfg = read_scalesim_cfg(DATA / "scale.cfg", base=base)
     assert cfg.name == "scale_example_run_32x32_os"
     assert (cfg.array.rows, cfg.array.cols, cfg.array.dataflows) == (32, 32, ("os",))
-    assert (cfg.buffers.act_kib, cfg.buffers.wgt_kib, cfg.buffers.acc_kib) == (64, 64, 64)
+    # 64 Ki words each: fp16 operands, fp32 accumulators
+    assert (cfg.buffers.act_kib, cfg.buffers.wgt_kib, cfg.buffers.acc_kib) == (128, 128, 256)
     # 64 fp16 words per cycle = 128 B/cycle at 200 MHz over 4 channels: 6.4 GB/s each
     assert cfg.dram.bandwidth_gbps == pytest.approx(6.4)
     assert cfg.dram_bytes_per_cycle == pytest.approx(128)
@@ -235,3 +248,144 @@ def test_cfg_values_the_machine_rejects_name_the_satmem_field_and_the_file(tmp_p
                  .replace("IfmapSramSzkB: 16", "IfmapSramSzkB: 1"))
     with pytest.raises(ConfigError, match=r"'buffers.act_kib \(from .*t\.cfg\)' = 1"):
         read_scalesim_cfg(p)
+
+
+# --- every .cfg key honoured or refused --------------------------------------------------------
+
+SS = DATA / "scalesim_v3"  # SCALE-Sim v3.0.0's inputs and the reports it wrote (README there)
+
+
+def test_v3_cfg_every_key_read_words_kept_and_stall_keys_listed():
+    run = read_scalesim_run(SS / "os8.cfg")
+    assert (run.run_name, run.dataflow, run.sparsity_support, run.sparse_rep) == (
+        "os8", "os", False, "")
+    cfg = run.config
+    assert (cfg.array.rows, cfg.array.cols, cfg.array.dataflows) == (8, 8, ("os",))
+    # 64 kB of one-byte words: 64 KiB of int8 operands, 64 Ki int32 accumulators
+    assert (cfg.buffers.act_kib, cfg.buffers.wgt_kib, cfg.buffers.acc_kib) == (64, 64, 256)
+    assert cfg.dram_bytes_per_cycle == pytest.approx(64)  # Bandwidth 64 words of 1 byte
+    assert run.not_modelled == ("ReadRequestBuffer", "WriteRequestBuffer",
+                                "IfmapSRAMBankBandwidth", "IfmapSRAMBankNum",
+                                "IfmapSRAMBankPort", "FilterSRAMBankBandwidth",
+                                "FilterSRAMBankNum", "FilterSRAMBankPort")
+    sparse = read_scalesim_run(SS / "ws8_sparse.cfg")
+    assert (sparse.run_name, sparse.dataflow, sparse.sparsity_support, sparse.sparse_rep) == (
+        "ws8sp", "ws", True, "ellpack_block")
+    assert sparse.config.array.patterns == preset("tiny").array.patterns
+
+
+def test_fp16_base_keeps_scalesim_word_counts():
+    cfg = read_scalesim_cfg(SS / "os8.cfg", base=preset("vcu1525"))
+    # fp16 operands take 2 bytes a word, fp32 accumulators 4; 64 words/cycle = 128 bytes
+    assert (cfg.buffers.act_kib, cfg.buffers.wgt_kib, cfg.buffers.acc_kib) == (128, 128, 256)
+    assert cfg.dram_bytes_per_cycle == pytest.approx(128)
+    # an index byte for each of the 64 Ki weight words (vcu1525's 1 MiB would overflow the
+    # 16-bit addresses of 8-byte entries)
+    assert (cfg.buffers.idx_kib, cfg.idx_depth) == (64, 8192)
+
+
+def test_custom_layout_true_is_listed_as_not_modelled_and_topology_path_is_read(tmp_path):
+    p = tmp_path / "t.cfg"
+    p.write_text(MIN_CFG + "\n[layout]\nIfmapCustomLayout: True\nFilterCustomLayout: False\n"
+                 "\n[network_presets]\nTopologyCsvLoc: \"topologies/x.csv\"\n")
+    run = read_scalesim_run(p)
+    assert run.not_modelled == ("IfmapCustomLayout",)
+    assert run.topology == "topologies/x.csv"
+    assert run.run_name == "t" and run.config.name == "t"
+
+
+@pytest.mark.parametrize("extra,message", [
+    ("[run_presets]\nUseRamulatorTrace: True",
+     r"t\.cfg:14: column '\[run_presets\] UseRamulatorTrace': Ramulator DRAM traces are not "
+     r"read"),
+    ("[sparsity]\nSparsitySupport: true\nOptimizedMapping: true",
+     r"t\.cfg:15: column '\[sparsity\] OptimizedMapping': SCALE-Sim's row-wise random-N sparse "
+     r"mapping is not modelled"),
+    ("[sparsity]\nSparsitySupport: yes",
+     r"t\.cfg:14: column '\[sparsity\] SparsitySupport': expected True or False, not 'yes'"),
+    ("[sparsity]\nSparsitySupport: true\nSparseRep: coo",
+     r"t\.cfg:15: column '\[sparsity\] SparseRep': expected one of \('csr', 'csc', "
+     r"'ellpack_block'\), not 'coo'"),
+    ("[run_presets]\nInterfaceBandwidth: FAST",
+     r"t\.cfg:14: column '\[run_presets\] InterfaceBandwidth': expected one of \('user', "
+     r"'calc'\), not 'FAST'"),
+    ("[layout]\nIfmapSRAMBankNum: 0",
+     r"t\.cfg:14: column '\[layout\] IfmapSRAMBankNum': expected a positive integer, not '0'"),
+])
+def test_refused_and_malformed_values_name_the_key(tmp_path, extra, message):
+    p = tmp_path / "t.cfg"
+    p.write_text(MIN_CFG + "\n" + extra + "\n")
+    with pytest.raises(TopologyError, match=message):
+        read_scalesim_run(p)
+
+
+def test_offsets_may_be_zero_but_not_negative(tmp_path):
+    p = tmp_path / "t.cfg"
+    p.write_text(MIN_CFG + "IfmapOffset: 0\nFilterOffset: 10000000\n")
+    assert read_scalesim_run(p).not_modelled == ()
+    p.write_text(MIN_CFG + "OfmapOffset: -5\n")
+    with pytest.raises(TopologyError, match=r"t\.cfg:12: column '\[architecture_presets\] "
+                       r"OfmapOffset': expected a non-negative integer, not '-5'"):
+        read_scalesim_run(p)
+
+
+def test_depthwise_layers_split_per_channel_as_scalesim_does(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_text(CONV_HEADER + "DP_conv,10,10,3,3,3,1,1,,\nPW,8,8,1,1,3,16,1,,\n")
+    layers = split_depthwise(read_topology(p))
+    assert [(ly.name, ly.gemm_shape()) for ly in layers] == [
+        ("DP_convChannel_0", (64, 1, 9)), ("DP_convChannel_1", (64, 1, 9)),
+        ("DP_convChannel_2", (64, 1, 9)), ("PW", (64, 16, 3))]
+
+
+# --- SCALE-Sim's compute model -----------------------------------------------------------------
+
+# SCALE-Sim's formula worked by hand for its own 8x8 runs (folds x cycles a fold):
+# OS ceil(M/8) ceil(N/8) folds of K + 8 + 8 - 2; WS ceil(K/8) ceil(N/8) folds of 2*8 + 8 + M - 2
+HAND = {
+    ("os", "small_conv"): [
+        11 * 2 * (147 + 14),  # Stem: ofmap ceil((23 - 7 + 2) / 2) = 9, 81 px; K 7*7*3; N 16
+        8 * 2 * (72 + 14),    # C3x3: 8 x 8 = 64 px, K 3*3*8, N 12
+        5 * 2 * (20 + 14),    # PW: 36 px, K 20, N 9
+        1 * 2 * (40 + 14),    # FC: 1 px, K 40, N 10
+    ],
+    ("ws", "small_conv"): [19 * 2 * (22 + 81), 9 * 2 * (22 + 64), 3 * 2 * (22 + 36),
+                           5 * 2 * (22 + 1)],
+    ("os", "small_gemm"): [4 * 3 * (17 + 14), 8 * 2 * (1 + 14), 1 * 5 * (1 + 14),
+                           2 * 1 * (50 + 14)],
+    ("ws", "small_gemm"): [3 * 3 * (22 + 30), 1 * 2 * (22 + 64), 1 * 5 * (22 + 5),
+                           7 * 1 * (22 + 9)],
+    # condensed K: 2:4 of 64 keeps 32; 1:4 of 37 keeps 9 + 1; 2:8 of 100 keeps 24 + 2
+    ("ws", "sparse_gemm"): [4 * 3 * (22 + 30), 2 * 2 * (22 + 12), 4 * 1 * (22 + 20)],
+}
+REPORTS = {("os", "small_conv"): "os8_small_conv", ("ws", "small_conv"): "ws8_small_conv",
+           ("os", "small_gemm"): "os8_small_gemm", ("ws", "small_gemm"): "ws8_small_gemm",
+           ("ws", "sparse_gemm"): "ws8sp_sparse_gemm"}
+
+
+def scalesim_report(folder: str, name: str = "COMPUTE_REPORT.csv") -> list[dict[str, str]]:
+    """A report SCALE-Sim v3.0.0 wrote, as dicts by its (stripped) column names."""
+    lines = (SS / folder / name).read_text().splitlines()
+    head = [c.strip() for c in lines[0].split(",")]
+    return [dict(zip(head, (c.strip() for c in line.split(",")), strict=True))
+            for line in lines[1:]]
+
+
+@pytest.mark.parametrize("key", sorted(HAND))
+def test_scalesim_model_matches_hand_formula_and_scalesim_itself(key):
+    dataflow, topo = key
+    layers = read_topology(SS / f"{topo}.csv")
+    model = [scalesim_cycles(*ly.gemm_shape(), 8, 8, dataflow, ly.sparsity) for ly in layers]
+    assert model == HAND[key]
+    # SCALE-Sim's own run: no stalls, and Total Cycles is the last cycle's 0-based index
+    report = scalesim_report(REPORTS[key])
+    assert [int(r["Stall Cycles"]) for r in report] == [0] * len(layers)
+    assert [int(r["Total Cycles"]) for r in report] == [c - 1 for c in model]
+
+
+def test_condensed_rows_keep_n_of_each_group_and_of_a_partial_last_group():
+    assert [condensed_rows(k, (2, 4)) for k in (64, 65, 66, 67, 3)] == [32, 33, 34, 34, 2]
+    assert condensed_rows(37, None) == 37
+    assert scalesim_folds(100, 30, 40, 8, 8, "ws", (1, 8)) == (1 * 4, 16 + 8 + 100 - 2)
+    with pytest.raises(ValueError, match="not 'is'"):
+        scalesim_folds(1, 1, 1, 8, 8, "is")
