@@ -669,6 +669,8 @@ class MemoResult:
         Whole-run totals (:func:`dataflow.simulate.simulate_workload`).
     ops : pandas.DataFrame
         The memoized run's per-item table.
+    baseline : tuple
+        The plain run's per-item table and totals (``simulate_memo(baseline=...)``).
     """
 
     model: str
@@ -681,6 +683,7 @@ class MemoResult:
     plain: dict
     memo: dict
     ops: object
+    baseline: tuple = ()
 
     @property
     def saving(self) -> float:
@@ -697,7 +700,8 @@ class MemoResult:
 
 def simulate_memo(model_name: str = "bert_base", hits=0.5, store: MemoStore | None = None,
                   config: AcceleratorConfig | str = "vcu1525", batch: int = 1, *,
-                  selective: bool = False, options=None, **model_kw) -> MemoResult:
+                  selective: bool = False, options=None, baseline: tuple | None = None,
+                  **model_kw) -> MemoResult:
     """One inference pass of zoo model ``model_name`` with and without memoized attention.
 
     Parameters
@@ -710,6 +714,10 @@ def simulate_memo(model_name: str = "bert_base", hits=0.5, store: MemoStore | No
     selective : bool
         Memoize only the layers where :func:`memo_model` expects a saving at their hit rate
         (AttMEMO's selective memoization); otherwise every layer ``hits`` names.
+    baseline : tuple, optional
+        ``MemoResult.baseline`` of an earlier call with the same model, batch, config (up to
+        the store's tier) and options: the plain pass is not simulated again (it has no
+        lookups, so the tier does not change it).
     **model_kw
         :func:`dataflow.zoo.get_model` options (``seq_len``, ``n_layers`` ...).
 
@@ -746,7 +754,9 @@ def simulate_memo(model_name: str = "bert_base", hits=0.5, store: MemoStore | No
     costs = {s.layer: memo_model(wl, s, store, cfg) for s in sites}
     chosen = {layer: n for layer, n in counts.items()
               if not selective or costs[layer].pays(rates[layer])}
-    _, plain_df, plain = simulate_workload(wl, cfg, options)
+    if baseline is None:
+        baseline = simulate_workload(wl, cfg, options)[1:]
+    plain_df, plain = baseline
     if chosen:
         _, memo_df, memo = simulate_workload(memoize(wl, store, {k: v / batch for k, v in
                                                                  chosen.items()}, batch),
@@ -767,4 +777,4 @@ def simulate_memo(model_name: str = "bert_base", hits=0.5, store: MemoStore | No
                      "pays": c.pays(rates[s.layer]), "break_even": c.break_even})
     seq = x.shape[1] if x.dim() == 2 else 0
     return MemoResult(model_name, cfg.name, store, batch, seq, rates, pd.DataFrame(rows), plain,
-                      memo, memo_df)
+                      memo, memo_df, (plain_df, plain))

@@ -59,18 +59,22 @@ def attmemo_grid(config: AcceleratorConfig | str = "vcu1525", *, seqs: Sequence[
         sites = attention_sites(extract(model, x, method="dense", training=False), 1)
         need = sum(sum(store_bytes(s, base)) for s in sites)
         for b in batches:
+            plain_run = None  # the plain pass, simulated once per sequence and batch
             for tier in tiers:
                 st = dataclasses.replace(base, tier=tier)
                 row = {"seq": seq, "batch": b, "tier": tier, "store_gib": need / 2**30,
                        "tier_gib": tier_preset(tier).capacity_bytes / 2**30}
                 try:
-                    miss = simulate_memo("bert_base", 0.0, st, cfg, b, seq_len=seq, **kw)
+                    miss = simulate_memo("bert_base", 0.0, st, cfg, b, seq_len=seq,
+                                         baseline=plain_run, **kw)
+                    plain_run = miss.baseline
                 except MemoStoreError:
                     rows.append({**row, "fits": False})
                     if progress:
                         progress(f"  seq {seq} batch {b} {tier}: the store does not fit")
                     continue
-                hit = simulate_memo("bert_base", 1.0, st, cfg, b, seq_len=seq, **kw)
+                hit = simulate_memo("bert_base", 1.0, st, cfg, b, seq_len=seq,
+                                    baseline=plain_run, **kw)
                 results[(seq, b, tier)] = (miss, hit)
                 plain, tm, th = miss.plain["cycles"], miss.memo["cycles"], hit.memo["cycles"]
                 gain = tm - th
@@ -108,7 +112,7 @@ def _latency_table(df: pd.DataFrame, clock: float, rates: Sequence[float]) -> pd
             t = rate * r.hit + (1 - rate) * r.miss
             row[f"r={rate:g}"] = f"{_ms(t, r.batch, clock):.3f} ({1 - t / r.plain:+.1%})"
         out.append(row)
-    return pd.DataFrame(out)
+    return pd.DataFrame(out).fillna("-")
 
 
 def _break_even_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -178,6 +182,7 @@ def attmemo_report(out_dir: str | Path | None = None, config: AcceleratorConfig 
                    *, seqs: Sequence[int] = (128, 512), batches: Sequence[int] = (1, 8),
                    tiers: Sequence[str] = TIERS, store: MemoStore | None = None,
                    experiment: str | Path | None = None, n_layers: int | None = None,
+                   pools: Sequence[int] = (2, 4, 8),
                    progress: Callable[[str], None] | None = None) -> Path:
     """Write ``attmemo_report.md``, ``attmemo_grid.csv`` and ``attmemo_latency.png``.
 
@@ -188,6 +193,10 @@ def attmemo_report(out_dir: str | Path | None = None, config: AcceleratorConfig 
         rates are shown beside the paper's 22%, with what they buy on the machine.
     n_layers : int, optional
         Fewer encoder layers (tests); default BERT-base's 12.
+    pools : sequence of int
+        Max-pool sizes of the embedding MLP's input tried at the largest sequence and batch
+        (the projector's first layer is a matrix-vector product per sequence, the search's
+        main cost); ``()`` skips that section.
     """
     cfg = load_config(config)
     store = store or MemoStore()
@@ -211,11 +220,14 @@ def attmemo_report(out_dir: str | Path | None = None, config: AcceleratorConfig 
         f"{store.entries:,} maps a layer (fp16, heads x seq x seq each) and their keys in one "
         f"tier (the lookup engine's only tier in these runs); the embedding MLP is AttnCache's "
         f"feature projector ({store.pool}x{store.pool} max pool, -> {store.hidden} -> "
-        f"{store.d_embed}); the index is IVF-Flat ({store.lists or 'exact'} lists, nprobe "
-        f"{store.nprobe}: {store.keys_scanned:,} keys scanned a query). What runs on a hit and "
+        f"{store.d_embed}); the index is "
+        + (f"IVF-Flat ({store.lists} lists, nprobe {store.nprobe})" if store.lists else
+           f"exact (below {store.exact_below:,} entries)")
+        + f": {store.keys_scanned:,} keys scanned a query. What runs on a hit and "
         "on a miss: `dataflow/memo.py`. Hit rates other than 0 and 1 are the expectation of "
         "the two simulated passes (module docstring of `reports/attmemo_report.py`).", "",
-        "Rerun: `satmem report attmemo` (about three minutes).", "",
+        "Rerun: `satmem experiment attmemo` then `satmem report attmemo --experiment "
+        "runs/experiments/attmemo` (about five minutes on this 2-core machine).", "",
         "## Map store size", ""]
     sizes = []
     for seq in seqs:
@@ -253,6 +265,8 @@ def attmemo_report(out_dir: str | Path | None = None, config: AcceleratorConfig 
                   "The attention layers' cycles (search, fetch, QKᵀ, softmax, PV) in each pass, "
                   "and the model's terms: `search` per batch, `skipped` and `fetch` per hit "
                   "sequence:", "", layers.to_markdown(index=False), ""]
+    if pools and key is not None:
+        lines += _pool_section(cfg, key, results[key][0], store, pools, n_layers, progress)
     lines += [f"## Energy (sequence {big_seq}, batch {big_b}), per inference", "",
               _energy_table(df, big_seq, big_b).to_markdown(index=False), ""]
     res, where = _experiment_rows(Path(experiment) if experiment is not None else None)
@@ -270,6 +284,36 @@ def attmemo_report(out_dir: str | Path | None = None, config: AcceleratorConfig 
     path = out / "attmemo_report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _pool_section(cfg, key, miss, store, pools, n_layers, progress) -> list[str]:
+    seq, b, tier = key
+    kw = {} if n_layers is None else {"n_layers": n_layers}
+    rows = []
+    for pool in pools:
+        st = dataclasses.replace(store, tier=tier, pool=pool)
+        m0 = simulate_memo("bert_base", 0.0, st, cfg, b, seq_len=seq, baseline=miss.baseline,
+                           **kw)
+        m1 = simulate_memo("bert_base", 1.0, st, cfg, b, seq_len=seq, baseline=miss.baseline,
+                           **kw)
+        plain, tm, th = m0.plain["cycles"], m0.memo["cycles"], m1.memo["cycles"]
+        be = (tm - plain) / (tm - th) if tm > th else float("inf")
+        embed1 = m0.ops[m0.ops.name.str.endswith(".memo.embed1")].cycles.sum()
+        rows.append({"pool": f"{pool}x{pool}", "projector weights (MiB)":
+                     f"{-(-seq // pool) * -(-768 // pool) * st.hidden * 2 / 2**20:.1f}",
+                     "first-layer cycles (all layers)": f"{embed1:,}",
+                     "search share of a miss pass": f"{(tm - plain) / tm:.1%}",
+                     "break-even (simulated)": f"{be:.1%}" if be <= 1 else "never",
+                     "model": (f"{m0.layers.break_even.iloc[0]:.1%}"
+                               if m0.layers.break_even.iloc[0] <= 1 else "never")})
+        if progress:
+            progress(f"  pool {pool}: break-even {be:.3f}")
+    return [f"## The projector's size (sequence {seq}, batch {b}, {tier})", "",
+            "The embedding MLP's first layer reads the pooled (S, d) input: per sequence a "
+            "matrix-vector product, which the systolic array runs one row (or column) of PEs "
+            "wide, and whose weights stream from DRAM once per batch. Pooling the input harder "
+            "shrinks both (what it does to the hit rate's quality is the algorithm's question, "
+            "not measured here):", "", pd.DataFrame(rows).to_markdown(index=False), ""]
 
 
 def _findings(df: pd.DataFrame) -> list[str]:

@@ -68,6 +68,11 @@ UPDATES = {  # SCATTER modes 1 and 2, (tokens, chunks, h, tier, rows, optimizer)
              (10, 3, 16, 0, "runs", "adam")],
     "small8": [(10, 2, 16, 2, "cycle3", "sgd_momentum"), (12, 3, 16, 0, "uniform", "adam")],
 }
+MAP_FETCHES = {  # AttMEMO's map fetch (dataflow.memo.compile_map_fetch): (store rows, S, rows,
+    # tier), whole maps' rows from a store, each the row itself (GATHER mode 0, weight 1)
+    "tiny": [(48, 16, 12, 3), (40, 32, 9, 1)],
+    "small8": [(64, 16, 16, 2)],
+}
 SCATTERS = {  # (tokens, chunks, h, tier, rows): rows of chunk k at k * 64 + ...
     "tiny": [(12, 2, 8, 0, "runs"), (10, 3, 16, 2, "cycle3"), (16, 2, 8, 1, "uniform"),
              (8, 4, 16, 3, "cycle3")],
@@ -102,6 +107,16 @@ def _update_reference(values, rows, optimizer):
         t["T"][r] = t["W"][r].astype(np.float16)
         t["G"][r] = 0
     return t
+
+
+def _map_fetch_case(config, store_rows, s_k, rows, tier, rng):
+    from dataflow.memo import compile_map_fetch
+
+    prog = compile_map_fetch(store_rows, s_k, rows, config, tier=tier)
+    values = {"T": rng.standard_normal((store_rows, s_k)).astype(np.float16),
+              "R": rng.integers(0, store_rows, (rows, 1)).astype(np.int32),
+              "P": np.ones((rows, 1), np.float32)}
+    return prog, values
 
 
 def _scatter_rows(tokens, chunks, pattern, rng):
@@ -177,6 +192,8 @@ def test_lookup_programs_match_hwsim_and_memoryformer(sim, name):
         "update": [update_program_case(config, _scatter_rows(t, k, pattern, rng), h, rng,
                                        tier=tier, optimizer=opt)
                    for t, k, h, tier, pattern, opt in UPDATES[name]],
+        "memo": [_map_fetch_case(config, n, s, rows, tier, rng)
+                 for n, s, rows, tier in MAP_FETCHES[name]],
     }
     results = iter(cosim_programs(config, [c for g in groups.values() for c in g], sim=sim,
                                   seed=7, build_root=BUILD, tag="lookup"))
@@ -219,6 +236,12 @@ def test_lookup_programs_match_hwsim_and_memoryformer(sim, name):
         model = _check_run(where, prog, config, values, out, ("Y",))
         ref = _gather_reference(values["P"], values["R"], values["T"])
         np.testing.assert_allclose(model.outputs["Y"], ref, rtol=1e-5, atol=1e-5)
+    for shape, (prog, values), out in zip(MAP_FETCHES[name], groups["memo"], got["memo"],
+                                          strict=True):
+        where = f"{sim}/{config.name} AttMEMO map fetch {shape} ({LOOKUP_TIERS[shape[3]]})"
+        model = _check_run(where, prog, config, values, out, ("Y",))
+        np.testing.assert_array_equal(model.outputs["Y"],
+                                      values["T"][values["R"][:, 0]].astype(np.float32))
     hazards = np.zeros(2, np.int64)
     for shape, (prog, values), out in zip(SCATTERS[name], groups["scatter"], got["scatter"],
                                           strict=True):
