@@ -53,7 +53,14 @@ from hwsim.units.sore import prune_cycles
 from hwsim.units.vector import pass_cycles
 
 from .lower.emitter import Alloc, Emitter
-from .lower.gemm import GemmProtocol, emit_block, gemm_blocks, gemm_tensors
+from .lower.gemm import (
+    GemmProtocol,
+    check_budget,
+    emit_block,
+    estimate_commands,
+    gemm_blocks,
+    gemm_tensors,
+)
 from .lower.lookup import ModelLookups, Tokens
 from .lower.sore import emit_prune, prune_steps
 from .lower.vector import emit_vector, vector_steps
@@ -448,6 +455,10 @@ def compile(workload: Workload, config: AcceleratorConfig,
         mappings[op.name] = search(shape, config, options.objective,
                                    dataflows=options.dataflows, cache=cache)
     cache.save()
+    commands = sum(estimate_commands(OpShape(op.m, op.n, op.k, op.sparsity), mappings[op.name],
+                                     config) * op.repeat for op in workload.gemms())
+    check_budget(commands, options.max_commands,
+                 f"workload {workload.model!r} on config {config.name!r}")
     # the emitter allocates one small list per command and frees nothing: the cyclic garbage
     # collector's passes over them (and over earlier programs still alive) are pure overhead
     gc_was_enabled = gc.isenabled()

@@ -54,6 +54,9 @@ class CompileOptions:
         The optimizer of MemoryFormer's table rows (``table_update`` ops): SGD with momentum
         (the lookup engine's SCATTER mode 1) or Adam (mode 2, SparseAdam's step, with one more
         fp32 table per memory layer); :mod:`dataflow.lower.lookup`.
+    max_commands : int or None
+        The program's command budget, checked from the mappings before anything is emitted
+        (:func:`dataflow.lower.gemm.check_budget`): None is the default budget, 0 none.
     """
 
     objective: str = "cycles"
@@ -65,8 +68,14 @@ class CompileOptions:
     dataflows: tuple[str, ...] | None = None
     cache_dir: str | None = None
     table_optimizer: str = "sgd_momentum"
+    max_commands: int | None = None
 
     def __post_init__(self) -> None:
+        if self.max_commands is not None and (isinstance(self.max_commands, bool) or not
+                                              isinstance(self.max_commands, int)
+                                              or self.max_commands < 0):
+            raise ValueError(f"max_commands must be a non-negative integer or None, not "
+                             f"{self.max_commands!r}")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, not {self.objective!r}")
         if self.table_optimizer not in TABLE_OPTIMIZERS:

@@ -60,16 +60,22 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 __all__ = [
+    "MAX_COMMANDS",
+    "MAX_FUNCTIONAL_MACS",
     "SEM_ACC_FREE",
     "SEM_ACC_READY",
     "SEM_IN_FREE",
     "SEM_LOADED",
     "GemmProtocol",
+    "BudgetError",
     "GemmTensors",
+    "check_budget",
     "compile_gemm",
     "compressed_rows",
     "emit_block",
+    "estimate_commands",
     "gemm_blocks",
+    "gemm_steps",
     "gemm_tensors",
     "gemm_tiling",
     "simulate_gemm",
@@ -289,6 +295,46 @@ def gemm_blocks(shape: OpShape, mp: Mapping, config: AcceleratorConfig,
         yield block
 
 
+MAX_COMMANDS = 4_000_000
+"""Default budget of commands one program may hold: about 1 KB of memory each while it is
+emitted and 8 us to emit and time (700,000 commands: 0.7 GB, 5.6 s here), so the default is
+about 4 GB and half a minute. :func:`check_budget` refuses more before building anything. The
+zoo's largest default runs stay below it (Pythia-70M, sequence 2048, batch 8 on vcu1525: about
+1.5 M)."""
+
+
+class BudgetError(ValueError):
+    """Work beyond a budget (commands or MACs); the message names the option that raises it."""
+
+
+def gemm_steps(shape: OpShape, mp: Mapping, config: AcceleratorConfig) -> int:
+    """GEMM commands of one repetition of ``shape`` under ``mp`` (what :func:`gemm_blocks`
+    yields, counted in closed form)."""
+    R, C = config.array.rows, config.array.cols
+    tiles_mn = -(-shape.m // R) * -(-shape.n // C)
+    if mp.dataflow == "os":
+        return tiles_mn if mp.order == "b" else tiles_mn * -(-shape.k // mp.kt)
+    return -(-shape.n // C) * -(-shape.m // mp.mt) * -(-shape.k // mp.kt)
+
+
+def estimate_commands(shape: OpShape, mp: Mapping, config: AcceleratorConfig) -> int:
+    """About how many commands one repetition of ``shape`` compiles to: per GEMM command its
+    loads (A, B, and indices when sparse) and a share of the stores."""
+    return gemm_steps(shape, mp, config) * (4 if shape.sparsity is not None else 3)
+
+
+def check_budget(commands: int, limit: int | None, what: str) -> None:
+    """Raise :class:`BudgetError` when ``commands`` exceeds ``limit`` (default
+    :data:`MAX_COMMANDS`; 0 means no limit), before any of it is built."""
+    limit = MAX_COMMANDS if limit is None else limit
+    if limit and commands > limit:
+        raise BudgetError(
+            f"{what} needs about {commands / 1e6:,.1f} M commands (about "
+            f"{commands * 1e3 / 2**30:,.1f} GiB and {commands * 8e-6 / 60:,.1f} min to build "
+            f"and time); the budget is {limit / 1e6:,.1f} M: pass --max-commands "
+            f"{-(-commands // 1_000_000) * 1_000_000} (or 0, no limit) to run it anyway")
+
+
 class GemmProtocol:
     """Appends GEMM steps and STOREs to an :class:`Emitter`, keeping the buffer halves and the
     double-buffering semaphores (module docstring)."""
@@ -376,7 +422,7 @@ def emit_block(proto: GemmProtocol, block: list[tuple], nm: tuple[int, int] | No
 
 def compile_gemm(m: int, n: int, k: int, config: AcceleratorConfig, *,
                  dataflow: str = "os", sparsity: tuple[int, int] | None = None,
-                 mapping: Mapping | None = None) -> Program:
+                 mapping: Mapping | None = None, max_commands: int | None = None) -> Program:
     """A program computing C = A·B (int8 -> int32 or fp16 -> fp32, by ``config.array.dtype``).
 
     The tensors are ``A``, ``B`` and ``C``; with ``sparsity=(N, M)`` B is N:M along K and held
@@ -396,12 +442,17 @@ def compile_gemm(m: int, n: int, k: int, config: AcceleratorConfig, *,
         The loop nest and chunks (default :func:`gemm_tiling`'s); any mapping
         :func:`dataflow.search` can return for this shape, with ``mapping.dataflow ==
         dataflow``.
+    max_commands : int, optional
+        Refuse a program of more commands (estimated first; default :data:`MAX_COMMANDS`,
+        0: no limit).
 
     Raises
     ------
     ValueError
         Non-positive dimensions, a dataflow or pattern the config does not support, or a
         mapping of another dataflow.
+    BudgetError
+        More commands than ``max_commands``.
     """
     _check_dims(m, n, k)
     if sparsity is not None:
@@ -419,6 +470,8 @@ def compile_gemm(m: int, n: int, k: int, config: AcceleratorConfig, *,
     if mp.dataflow != dataflow:
         raise ValueError(f"mapping {mp.dataflow}/{mp.order} is not of dataflow {dataflow!r}")
     shape = OpShape(m, n, k, sparsity)
+    check_budget(estimate_commands(shape, mp, config), max_commands,
+                 f"GEMM {m}x{n}x{k} on {config.name} ({dataflow})")
     alloc = Alloc()
     t = gemm_tensors(shape, dataflow, config, alloc)
     em = Emitter()
@@ -433,9 +486,15 @@ def compile_gemm(m: int, n: int, k: int, config: AcceleratorConfig, *,
                    outputs=("C",))
 
 
+MAX_FUNCTIONAL_MACS = 2_000_000_000
+"""Default budget of MACs a functional (per-cycle, with values) GEMM may do: a few minutes at the
+per-cycle kernels' tens of millions of PE-cycles a second."""
+
+
 def simulate_gemm(m: int, n: int, k: int, config: AcceleratorConfig | str, *,
                   sparsity: str | None = None, dataflow: str = "ws",
-                  mode: str = "timing", trace: str | None = None) -> Stats:
+                  mode: str = "timing", trace: str | None = None,
+                  max_commands: int | None = None, max_macs: int | None = None) -> Stats:
     """Cycles, traffic and energy of one GEMM C[M,N] = A[M,K]·B[K,N] on ``config``: the
     :func:`compile_gemm` program run by :func:`hwsim.run`.
 
@@ -453,11 +512,17 @@ def simulate_gemm(m: int, n: int, k: int, config: AcceleratorConfig | str, *,
         Functional mode runs random operands through the per-cycle model.
     trace : str, optional
         Write a per-command trace (CSV, :mod:`hwsim.trace`) to this path.
+    max_commands : int, optional
+        The program's command budget (:func:`compile_gemm`).
+    max_macs : int, optional
+        Functional mode's budget of MACs (default :data:`MAX_FUNCTIONAL_MACS`, 0: none).
 
     Raises
     ------
     ConfigError, ValueError
         Unknown preset, unsupported pattern or dataflow, bad shape.
+    BudgetError
+        Work beyond a budget, before any is done.
     """
     cfg = load_config(config)
     nm = None
@@ -466,7 +531,14 @@ def simulate_gemm(m: int, n: int, k: int, config: AcceleratorConfig | str, *,
         if not cfg.supports_pattern(nm):
             raise ConfigError("sparsity", sparsity, f"a pattern of config {cfg.name!r}: "
                               f"{cfg.array.patterns}")
-    prog = compile_gemm(m, n, k, cfg, dataflow=dataflow, sparsity=nm)
+    if mode == "functional":
+        limit = MAX_FUNCTIONAL_MACS if max_macs is None else max_macs
+        if limit and m * n * k > limit:
+            raise BudgetError(
+                f"a functional GEMM {m}x{n}x{k} does {m * n * k / 1e9:,.1f} G MACs through the "
+                f"per-cycle model (hours at tens of millions a second); the budget is "
+                f"{limit / 1e9:,.1f} G: use --mode timing, or pass --max-macs 0 to run it")
+    prog = compile_gemm(m, n, k, cfg, dataflow=dataflow, sparsity=nm, max_commands=max_commands)
     inputs = None
     if mode == "functional":
         rng = np.random.default_rng(0)
