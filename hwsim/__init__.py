@@ -6,6 +6,7 @@ Programs come from the compiler (``dataflow``: ``dataflow.compile`` for a model,
 
 from __future__ import annotations
 
+from . import paths  # first: it sets Numba's cache directory before anything imports Numba
 from .config import (
     AcceleratorConfig,
     ConfigError,
@@ -25,6 +26,7 @@ __all__ = [
     "Stats",
     "TensorRef",
     "load_config",
+    "paths",
     "preset",
     "preset_names",
     "run",

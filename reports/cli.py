@@ -87,7 +87,8 @@ def cmd_simulate_gemm(args) -> int:
 
     cfg = _config(args.config)
     stats = simulate_gemm(args.m, args.n, args.k, cfg, dataflow=args.dataflow, mode=args.mode,
-                          sparsity=args.sparsity, trace=args.trace)
+                          sparsity=args.sparsity, trace=args.trace,
+                          max_commands=args.max_commands, max_macs=args.max_macs)
     seconds = stats.cycles / (cfg.clock_mhz * 1e6)
     if args.json:
         out = {"config": cfg.name, "config_key": cfg.key(), "m": args.m, "n": args.n,
@@ -111,7 +112,8 @@ def _compile_options(args):
                           interleave=not args.no_interleave,
                           pregenerate=not args.no_pregenerate,
                           offline_schedule=not args.no_offline_schedule,
-                          table_optimizer=args.table_optimizer)
+                          table_optimizer=args.table_optimizer,
+                          max_commands=getattr(args, "max_commands", None))
 
 
 def _check_phase(args) -> None:
@@ -121,7 +123,8 @@ def _check_phase(args) -> None:
     phases = model_phases(args.model)  # an unknown model: ValueError, one line
     if args.phase not in phases:
         raise UsageError(f"--phase {args.phase} is for the language models (pythia70m, "
-                         f"memoryformer_*); {args.model} has only --phase train")
+                         f"memoryformer_*); {args.model} has only phase"
+                         f"{'s' if len(phases) > 1 else ''} {', '.join(map(repr, phases))}")
     if args.seq_len is not None and len(phases) == 1:
         raise UsageError(f"--seq-len is for the language models (pythia70m, memoryformer_*), "
                          f"not {args.model}")
@@ -149,9 +152,47 @@ def _model_lines(res) -> list[str]:
     ]
 
 
+def cmd_simulate_memo(args) -> int:
+    from pathlib import Path
+
+    from dataflow.memo import MemoStore, simulate_memo
+
+    if args.phase not in ("train", "prefill"):
+        raise UsageError(f"--memo runs an inference pass (--phase prefill), not --phase "
+                         f"{args.phase}")
+    if args.method not in (None, "dense"):
+        raise UsageError("--memo runs the dense model; leave out --method")
+    try:
+        hits = float(args.memo)
+    except ValueError:
+        if not Path(args.memo).is_file():
+            raise UsageError(f"--memo takes a hit rate in [0, 1] or a trace CSV file, not "
+                             f"{args.memo!r}") from None
+        hits = args.memo
+    kw = {"seq_len": args.seq_len} if args.seq_len else {}
+    store = MemoStore(tier=args.memo_tier, entries=args.memo_entries, insert=args.memo_insert)
+    res = simulate_memo(args.model, hits, store, _config(args.config), args.batch,
+                        selective=args.memo_selective, options=_compile_options(args), **kw)
+    if args.json:
+        out = {"summary": res.summary(), "model": res.model, "config": res.config,
+               "batch": res.batch, "seq_len": res.seq_len, "tier": store.tier,
+               "entries": store.entries, "saving": res.saving, "plain": res.plain,
+               "memo": res.memo, "layers": res.layers.to_dict(orient="records")}
+        print(json.dumps(out, indent=2, default=float))
+        return 0
+    print(res.summary())
+    cols = ["layer", "hit_rate", "hits", "memoized", "plain_cycles", "memo_cycles", "saving",
+            "model_saving", "break_even"]
+    print(res.layers[cols].to_string(index=False, max_rows=args.max_rows,
+                                     float_format=lambda v: f"{v:,.3f}"))
+    return 0
+
+
 def cmd_simulate_model(args) -> int:
     from dataflow import simulate_model
 
+    if args.memo is not None:
+        return cmd_simulate_memo(args)
     _check_phase(args)
     kw = {"seq_len": args.seq_len} if args.seq_len else {}
     skip = args.dense_layers if args.dense_layers in ("default", "required") else \
@@ -206,6 +247,18 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+def cmd_scalesim(args) -> int:
+    from pathlib import Path
+
+    from reports.scalesim_cli import format_result, run_scalesim
+
+    if args.l is not None and not Path(args.l).is_file():
+        raise UsageError(f"-l {args.l}: layout file not found")
+    res = run_scalesim(args.c, args.t, args.p, args.i, base=_config(args.config))
+    print(format_result(res, as_json=args.json, traces=args.s == "Y"))
+    return 0
+
+
 def cmd_report_sat(args) -> int:
     from reports.sat_report import sat_reproduction
 
@@ -231,6 +284,30 @@ def cmd_report_memoryformer(args) -> int:
     return 0
 
 
+def cmd_report_attmemo(args) -> int:
+    from dataflow.memo import MemoStore
+    from reports.attmemo_report import attmemo_report
+
+    def ints(text, what):
+        try:
+            vals = tuple(int(x) for x in text.split(",") if x.strip())
+        except ValueError:
+            raise UsageError(f"--{what} takes comma-separated positive integers, not "
+                             f"{text!r}") from None
+        if not vals or min(vals) < 1:
+            raise UsageError(f"--{what} takes comma-separated positive integers, not {text!r}")
+        return vals
+
+    tiers = tuple(x.strip() for x in args.tiers.split(",") if x.strip())
+    path = attmemo_report(args.out, args.config, seqs=ints(args.seq_lens, "seq-lens"),
+                          batches=ints(args.batches, "batches"), tiers=tiers,
+                          store=MemoStore(entries=args.entries), experiment=args.experiment,
+                          progress=None if args.quiet else (
+                              lambda line: print(line, file=sys.stderr, flush=True)))
+    print(f"report: {path}")
+    return 0
+
+
 def cmd_sweep(args) -> int:
     from pathlib import Path
 
@@ -240,7 +317,8 @@ def cmd_sweep(args) -> int:
     if (args.spec is None) == (args.show is None):
         raise UsageError("sweep needs a SPEC.yaml to run or --show DB to print stored results")
     if args.show is not None:
-        text = markdown_table(read_results(args.show), f"Sweep results: {args.show}")
+        df = read_results(args.show, notes=lambda line: print(line, file=sys.stderr))
+        text = markdown_table(df, f"Sweep results: {args.show}")
         if args.report:
             path = Path(args.show).parent / "report.md"
             path.write_text(text)
@@ -282,6 +360,10 @@ def cmd_rtl_synth(args) -> int:
 
     cfg = _config(args.config)
     sizes = args.sizes or (1, 2, 4)
+    if args.out is None:
+        from hwsim.paths import build_dir
+
+        args.out = str(build_dir() / "synth")
     print(f"synthesizing with Yosys (synth_xilinx -family xcup) into {args.out}; the first run "
           "on a machine compiles Yosys for a few minutes", file=sys.stderr, flush=True)
     path = synth_report(cfg, args.out, part=args.part, sizes=sizes,
@@ -307,6 +389,10 @@ def cmd_experiment(args) -> int:
 
     from algorithms import experiments as ex
 
+    if args.out is None:
+        from hwsim.paths import runs_dir
+
+        args.out = runs_dir() / "experiments"
     out = Path(args.out) / args.which
     out.mkdir(parents=True, exist_ok=True)
     say = (lambda line: print(line, file=sys.stderr, flush=True)) if not args.quiet else None
@@ -361,6 +447,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mode", choices=("timing", "functional"), default="timing")
     s.add_argument("--sparsity", default=None, help="N:M pattern of B along K, e.g. 2:8")
     s.add_argument("--trace", default=None, help="write a per-command trace (CSV) here")
+    s.add_argument("--max-commands", type=_nonneg_int, default=None, help="refuse programs of "
+                   "more commands (default 4,000,000: about 4 GB; 0: no limit)")
+    s.add_argument("--max-macs", type=_nonneg_int, default=None, help="--mode functional: "
+                   "refuse more MACs (default 2e9; 0: no limit)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_simulate_gemm)
 
@@ -393,7 +483,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--table-optimizer", choices=("sgd_momentum", "adam"), default="sgd_momentum",
                    help="optimizer of MemoryFormer's table rows in --phase train (default "
                         "sgd_momentum)")
+    s.add_argument("--memo", default=None, metavar="HITRATE|TRACE",
+                   help="AttMEMO: memoize the attention maps of an inference pass (bert_base, "
+                        "pythia70m), at this hit rate for every layer or with the hit rates "
+                        "of a trace CSV (columns layer, hit); implies --phase prefill")
+    s.add_argument("--memo-tier", default="cxl", help="--memo: the map store's memory tier "
+                   "(hbm2e, ddr4, ddr5, cxl, pmem, sram; default cxl)")
+    s.add_argument("--memo-entries", type=_positive_int, default=1024,
+                   help="--memo: maps stored per layer (default 1024)")
+    s.add_argument("--memo-insert", action="store_true",
+                   help="--memo: write each miss's map to the store")
+    s.add_argument("--memo-selective", action="store_true",
+                   help="--memo: memoize only the layers where the performance model "
+                        "expects a saving at their hit rate")
     s.add_argument("--max-rows", type=_positive_int, default=60)
+    s.add_argument("--max-commands", type=_nonneg_int, default=None, help="refuse programs of "
+                   "more commands (default 4,000,000: about 4 GB; 0: no limit)")
     s.add_argument("--topology", default=None, help="SCALE-Sim topology CSV (conv or GEMM)")
     s.add_argument("--scalesim-cfg", default=None, help="SCALE-Sim .cfg architecture file "
                    "(overrides array, buffers and bandwidth of --config)")
@@ -404,12 +509,31 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_simulate)
 
+    s = sub.add_parser("scalesim", help="SCALE-Sim's command line: its .cfg and topology run "
+                       "on satmem, its report CSVs, SCALE-Sim's cycles beside satmem's")
+    s.add_argument("-c", required=True, metavar="CFG", help="SCALE-Sim .cfg file")
+    s.add_argument("-t", default=None, metavar="TOPOLOGY", help="topology CSV (default: the "
+                   ".cfg's [network_presets] TopologyCsvLoc)")
+    s.add_argument("-p", default="results", metavar="LOGPATH", help="reports go to "
+                   "LOGPATH/<run_name>/ (default ./results, as SCALE-Sim)")
+    s.add_argument("-i", choices=("gemm", "conv"), default=None, help="the topology's format "
+                   "(default: from its header)")
+    s.add_argument("-l", default=None, metavar="LAYOUT", help="SCALE-Sim layout file (checked "
+                   "to exist; custom layouts are not modelled)")
+    s.add_argument("-s", choices=("Y", "N"), default="Y", help="SCALE-Sim's save-trace flag "
+                   "(satmem writes no SCALE-Sim traces)")
+    s.add_argument("--config", default="tiny", help="the machine's fields the .cfg does not set "
+                   "(preset or YAML; default tiny, int8 like SCALE-Sim's one-byte words)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_scalesim)
+
     s = sub.add_parser("sweep", help="design-space sweep: configs x workloads on Dask, results "
                        "in DuckDB (resumable)")
     s.add_argument("spec", nargs="?", default=None, help="sweep spec YAML (see "
                    "reports/sweeps/example.yaml)")
     s.add_argument("--db", default=None, help="results store (default "
-                   "runs/sweep-NAME/results.duckdb)")
+                   "sweep-NAME/results.duckdb under the runs directory; see README, "
+                   "'Where files go')")
     s.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler "
                    "(default: a local cluster)")
     s.add_argument("--workers", type=_nonneg_int, default=None, help="local cluster worker "
@@ -427,14 +551,29 @@ def build_parser() -> argparse.ArgumentParser:
     rsub2 = rep.add_subparsers(dest="report_command", metavar="REPORT", parser_class=_Parser)
     rsub2.required = True
     s = rsub2.add_parser("sat", help="training-step speedup over dense for the zoo")
-    s.add_argument("--out", default="reports/sat")
+    s.add_argument("--out", default=None, help="default: reports/sat (README, 'Where files "
+                   "go')")
     s.add_argument("--config", default="vcu1525")
     s.add_argument("--batch", type=_positive_int, default=1)
     s.add_argument("--models", default=None, help="comma-separated zoo models (default all)")
     s.set_defaults(func=cmd_report_sat)
+    s = rsub2.add_parser("attmemo", help="AttMEMO on the machine: BERT-base with memoized "
+                         "attention across tiers, hit rates, sequences and batches")
+    s.add_argument("--out", default=None, help="default: reports/attmemo (README, 'Where files "
+                   "go')")
+    s.add_argument("--config", default="vcu1525")
+    s.add_argument("--seq-lens", default="128,512", help="comma-separated (default 128,512)")
+    s.add_argument("--batches", default="1,8", help="comma-separated (default 1,8)")
+    s.add_argument("--tiers", default="hbm2e,ddr4,cxl,pmem")
+    s.add_argument("--entries", type=_positive_int, default=1024, help="maps stored per layer")
+    s.add_argument("--experiment", default=None, metavar="DIR", help="a `satmem experiment "
+                   "attmemo` output directory: its hit rates beside the paper's")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_report_attmemo)
     s = rsub2.add_parser("memoryformer", help="MemoryFormer-tiny against Pythia-70M dense and "
                          "BDWP 2:8, a memory-tier sweep and gather bandwidth per tier")
-    s.add_argument("--out", default="reports/memoryformer")
+    s.add_argument("--out", default=None, help="default: reports/memoryformer (README, "
+                   "'Where files go')")
     s.add_argument("--config", default="vcu1525")
     s.add_argument("--seq-len", type=_positive_int, default=2048,
                    help="sequence of the training step and prefill, KV cache of the decode step "
@@ -465,7 +604,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "with VU9P utilisation")
     s.add_argument("--config", default="vcu1525")
     s.add_argument("--part", default="xcvu9p")
-    s.add_argument("--out", default="build/synth")
+    s.add_argument("--out", default=None, help="default: synth/ under the build directory "
+                   "(README, 'Where files go')")
     s.add_argument("--sizes", type=_positive_ints, default=None,
                    help="array sizes to sweep, e.g. 1,2,4")
     s.add_argument("--sore-lanes", type=_positive_ints, default=None,
@@ -490,13 +630,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", default="tiny")
     s.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--build", default="build")
+    s.add_argument("--build", default=None, help="simulator builds (default: the build "
+                   "directory, README 'Where files go')")
     s.set_defaults(func=cmd_rtl_cosim)
 
     s = sub.add_parser("experiment", help="algorithm experiments on offline data "
                        "(N:M training, MemoryFormer, AttMEMO)")
     s.add_argument("which", choices=("nm", "memoryformer", "attmemo"))
-    s.add_argument("--out", default="runs/experiments")
+    s.add_argument("--out", default=None, help="default: experiments/ under the runs "
+                   "directory (README, 'Where files go')")
     s.add_argument("--quick", action="store_true", help="a small budget (a smoke run)")
     s.add_argument("--seeds", type=_positive_int, default=3, help="nm: seeds per setting")
     s.add_argument("--epochs", type=_positive_int, default=None, help="nm: training epochs")
@@ -506,7 +648,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("demo", help="the main job: fidelity checks and a performance sweep, "
                        "written as a Markdown report")
-    s.add_argument("--out", default="runs", help="directory for the report (default runs/)")
+    s.add_argument("--out", default=None, help="directory for the report (default: the runs "
+                   "directory, README 'Where files go')")
     s.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_demo)
@@ -531,8 +674,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         func: Callable[[argparse.Namespace], int] = args.func
         return func(args)
-    except KeyboardInterrupt:
-        print("satmem: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:  # a sweep's says how many points are stored
+        print(f"satmem: {str(e) or 'interrupted'}", file=sys.stderr)
         return 130
     except Exception as e:
         if debug or not isinstance(e, _user_errors()):

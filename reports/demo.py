@@ -17,6 +17,7 @@ import pandas as pd
 from dataflow import simulate_gemm
 from dataflow.lower.lookup import LayerShape
 from hwsim import preset
+from hwsim.paths import build_dir, runs_dir
 
 from .fidelity import (
     LOOKUP_TIERS,
@@ -46,8 +47,8 @@ def _say(progress: bool, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
 
-def run_demo(out_root: str | Path = "runs", *, sim: str = "verilator",
-             progress: bool = True, build_root: str | Path = "build",
+def run_demo(out_root: str | Path | None = None, *, sim: str = "verilator",
+             progress: bool = True, build_root: str | Path | None = None,
              quick: bool = False) -> Path:
     """Run the fidelity chain on ``tiny`` and a GEMM sweep on ``vcu1525``; return the report.
 
@@ -57,10 +58,11 @@ def run_demo(out_root: str | Path = "runs", *, sim: str = "verilator",
     first memory layer of the fidelity chain only (the test suite's end-to-end run).
     """
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out_root = out_root if out_root is not None else runs_dir()
     final = Path(out_root) / f"demo-{stamp}"
     work = Path(out_root) / f".demo-{stamp}.partial"
     work.mkdir(parents=True, exist_ok=True)
-    build = Path(build_root)  # simulator builds are cached here across runs
+    build = Path(build_root) if build_root is not None else build_dir()  # cached across runs
 
     tiny = preset("tiny")
     rows = []

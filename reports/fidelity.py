@@ -279,7 +279,7 @@ def cosim_programs(config: AcceleratorConfig, cases: list[tuple[Program, dict]],
 
 
 def lookup_cosim(config: AcceleratorConfig, tokens: int, d: int, h: int, tau: int, *,
-                 sim: str = "verilator", seed: int = 0, build_root: str | Path = "build",
+                 sim: str = "verilator", seed: int = 0, build_root: str | Path | None = None,
                  official: bool = False, tier: int = 0) -> dict:
     """One MemoryFormer memory-layer forward (HASH then GATHER, :func:`memory_layer_case`)
     through hwsim (functional) and the RTL; a row of results. ``values_equal``: the RTL's row
@@ -410,7 +410,7 @@ def layer_errors(shape, phase: str, outputs: dict[str, np.ndarray],
 
 
 def layer_step_cosim(config: AcceleratorConfig, shape, *, sim: str = "verilator",
-                     seed: int = 0, build_root: str | Path = "build") -> dict:
+                     seed: int = 0, build_root: str | Path | None = None) -> dict:
     """One MemoryFormer memory-layer training step compiled by ``dataflow`` (forward, backward,
     SGD-momentum table update: HASH, GATHER, HASH, GATHER mode 1, HASH backward, SCATTER,
     SCATTER mode 1) through hwsim (functional) and the RTL; a row of results.
@@ -444,7 +444,7 @@ def layer_step_cosim(config: AcceleratorConfig, shape, *, sim: str = "verilator"
 
 
 def gemm_cosim(config: AcceleratorConfig, m: int, n: int, k: int, *, sim: str = "verilator",
-               seed: int = 0, build_root: str | Path = "build", dataflow: str = "os",
+               seed: int = 0, build_root: str | Path | None = None, dataflow: str = "os",
                sparsity: tuple[int, int] | None = None) -> dict:
     """One GEMM (dense, or N:M sparse B) through numpy, hwsim (functional and timing) and the
     RTL; a row of results."""

@@ -41,6 +41,7 @@ from dataflow.workload import extract
 from dataflow.zoo import get_model
 from hwsim import isa
 from hwsim.config import AcceleratorConfig, load_config
+from hwsim.paths import report_dir
 from hwsim.tiers import TIER_PRESETS, TierModel, gather_time, tier_preset
 from hwsim.units.lookup import LookupModel
 from hwsim.units.lookup_timing import events
@@ -875,7 +876,7 @@ def _findings(d: dict) -> list[str]:
     return out
 
 
-def memoryformer_report(out_dir: str | Path = "reports/memoryformer",
+def memoryformer_report(out_dir: str | Path | None = None,
                         config: AcceleratorConfig | str = "vcu1525", *, seq_len: int = 2048,
                         sweep_seq_len: int | None = None, tiers: Sequence[str] = TIER_PRESETS,
                         phases: Sequence[str] = ("train", "prefill", "decode"),
@@ -929,7 +930,7 @@ def memoryformer_report(out_dir: str | Path = "reports/memoryformer",
     if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
         raise ValueError(f"seq_len must be a positive integer, not {seq_len!r}")
     sweep_seq = seq_len if sweep_seq_len is None else sweep_seq_len
-    out = Path(out_dir)
+    out = Path(out_dir) if out_dir is not None else report_dir("memoryformer")
     out.mkdir(parents=True, exist_ok=True)
     df, results = compare_table(cfg, seq_len, phases=phases, progress=progress)
     df.to_csv(out / "memoryformer_compare.csv", index=False)

@@ -29,6 +29,7 @@ from dataflow.optimizations import ABLATION, CompileOptions
 from dataflow.simulate import PATH_PARTS, simulate_model
 from dataflow.zoo import model_names
 from hwsim.config import load_config
+from hwsim.paths import report_dir
 
 __all__ = ["SWITCHES", "ablation_table", "gemm_ceiling", "lane_sensitivity", "leave_one_out",
            "policy_table", "sat_reproduction", "sat_table"]
@@ -340,7 +341,7 @@ def _markdown(df, ceiling, lanes, abl, title, notes, config, batch, policy=None,
     return "\n".join(lines + ["", notes, ""])
 
 
-def sat_reproduction(out_dir: str | Path = "reports/out", config: str = "vcu1525", *,
+def sat_reproduction(out_dir: str | Path | None = None, config: str = "vcu1525", *,
                      batch: int = 1, models=None, options: CompileOptions | None = None,
                      progress=None, sensitivity_lanes: int | None = 32,
                      ablation_model: str | None = "resnet50",
@@ -366,7 +367,7 @@ def sat_reproduction(out_dir: str | Path = "reports/out", config: str = "vcu1525
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out = Path(out_dir)
+    out = Path(out_dir) if out_dir is not None else report_dir("sat")
     out.mkdir(parents=True, exist_ok=True)
     options = options or CompileOptions()
     models = list(models or model_names())

@@ -14,17 +14,36 @@ A row is keyed by ``config_key`` (:meth:`hwsim.AcceleratorConfig.key`) and ``wor
 (:meth:`reports.sweep.Workload.key`). Each row is committed as its point completes, so an
 interrupted sweep keeps every finished point and a rerun asks :meth:`ResultStore.done_keys`
 which points to skip. Columns are added when a row brings a new one (a config field hwsim
-gained since the file was written); old rows read NULL there.
+gained since the file was written); old rows read NULL there. Integers are DuckDB ``BIGINT``:
+a value outside the signed 64-bit range is refused (:class:`StoreValueError`, naming the
+column) before anything is written.
+
+The schema is versioned: a table ``satmem_store`` holds ``schema_version``
+(:data:`SCHEMA_VERSION`) and the store's id. A file whose ``results`` table lacks satmem's
+columns, or has them with other types, is refused by name (:class:`StoreError`), never
+altered; a store of a newer schema is refused; a store written before the version existed
+(the same columns, no ``satmem_store``) is adopted as version 1.
+
+Beside the file, ``<file>.points.log`` lists every point committed (appended and flushed after
+each commit). On opening, points the log lists that the table lacks are reported in
+:attr:`ResultStore.notes`: DuckDB replays a truncated write-ahead log without complaint, up to
+the cut, so a count against an independent log is what shows the loss (the next run recomputes
+those points). What this cannot see: a loss of the log's tail together with the rows' (a
+filesystem rolled back as a whole), and damage inside the database file that DuckDB's own
+checksums do not catch.
 
 Only one process may hold a DuckDB file open for writing: the sweep's client writes, its
-Dask workers only compute.
+Dask workers only compute. While a sweep runs, a read-only open is refused with the number of
+points finished so far, read from the log.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import fields, is_dataclass
@@ -34,16 +53,26 @@ from typing import Any, get_type_hints
 import pandas as pd
 
 __all__ = [
+    "INT64_MAX",
+    "INT64_MIN",
     "METRIC_COLUMNS",
+    "SCHEMA_VERSION",
     "WORKLOAD_COLUMNS",
     "ResultStore",
+    "StoreError",
+    "StoreValueError",
+    "check_int64",
     "config_columns",
     "markdown_table",
+    "points_log_path",
     "read_results",
     "schema",
 ]
 
 TABLE = "results"
+META_TABLE = "satmem_store"
+SCHEMA_VERSION = 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 META_COLUMNS = {"config_key": "VARCHAR", "workload_key": "VARCHAR", "sweep": "VARCHAR"}
 WORKLOAD_COLUMNS = {
@@ -58,8 +87,41 @@ METRIC_COLUMNS = {
     "dense_cycles": "BIGINT", "speedup": "DOUBLE",
 }
 RUN_COLUMNS = {"error": "VARCHAR", "wall_s": "DOUBLE", "finished_at": "TIMESTAMP"}
-_NOT_CONFIG = {*META_COLUMNS, *WORKLOAD_COLUMNS, *METRIC_COLUMNS, *RUN_COLUMNS}
+# the columns every satmem store has, whatever its configs (version 1)
+CORE_COLUMNS = {**META_COLUMNS, **WORKLOAD_COLUMNS, **METRIC_COLUMNS, **RUN_COLUMNS}
+_NOT_CONFIG = set(CORE_COLUMNS)
 _SQL_TYPES = {int: "BIGINT", float: "DOUBLE", bool: "BOOLEAN", str: "VARCHAR"}
+
+
+class StoreError(OSError):
+    """The file is not a results store this satmem can use (foreign, newer, damaged, busy)."""
+
+
+class StoreValueError(ValueError):
+    """A value cannot be stored: an integer outside the signed 64-bit range of ``BIGINT``.
+
+    Parameters
+    ----------
+    column : str
+    value : object
+    """
+
+    def __init__(self, column: str, value: Any):
+        self.column, self.value = column, value
+        super().__init__(f"{column} = {value} is outside the results store's 64-bit integer "
+                         f"range ({INT64_MIN} to {INT64_MAX})")
+
+
+def check_int64(column: str, value: Any) -> None:
+    """Raise :class:`StoreValueError` if ``value`` is an integer ``BIGINT`` cannot hold."""
+    if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+        raise StoreValueError(column, value)
+
+
+def points_log_path(path: str | Path) -> Path:
+    """The log of committed points kept beside a store (``<file>.points.log``)."""
+    p = Path(path)
+    return p.with_name(p.name + ".points.log")
 
 
 def config_columns(cfg) -> dict[str, tuple[str, Any]]:
@@ -105,6 +167,10 @@ def _sql_type(value: Any) -> str:
     return "VARCHAR"
 
 
+def _first_line(e: BaseException) -> str:
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
 @contextmanager
 def _sigint_deferred() -> Iterator[None]:
     """Hold Ctrl-C until the block ends, so that it never lands inside a DuckDB write."""
@@ -121,6 +187,60 @@ def _sigint_deferred() -> Iterator[None]:
             old(signal.SIGINT, None)
 
 
+# --- the log of committed points ------------------------------------------------------------
+
+def _read_log(path: Path) -> tuple[str | None, set[tuple[str, str]]] | None:
+    """``(store id, points)`` replayed from a points log, or None when there is none.
+
+    A torn last line (a write cut by a kill) and lines that do not parse are skipped.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise StoreError(f"cannot read the points log {path}: {e.strerror or e}") from None
+    store_id, points = None, set()
+    for i, line in enumerate(lines):
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if i == 0 and isinstance(rec, dict):
+            store_id = rec.get("store")
+        elif isinstance(rec, list) and len(rec) == 3 and rec[0] in "+-":
+            key = (str(rec[1]), str(rec[2]))
+            if rec[0] == "+":
+                points.add(key)
+            else:
+                points.discard(key)
+    return store_id, points
+
+
+class _PointsLog:
+    """Appends ``["+", ck, wk]`` / ``["-", ck, wk]`` lines, each flushed to disk."""
+
+    def __init__(self, path: Path, store_id: str, points: Iterable[tuple[str, str]] | None):
+        self.path = path
+        if points is not None:  # start the log afresh from what the table holds
+            tmp = path.with_name(path.name + ".tmp")
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(json.dumps({"satmem_points_log": 1, "store": store_id}) + "\n")
+                f.writelines(json.dumps(["+", ck, wk]) + "\n" for ck, wk in sorted(points))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed by close())
+
+    def write(self, op: str, keys: Iterable[tuple[str, str]]) -> None:
+        self.file.writelines(json.dumps([op, ck, wk]) + "\n" for ck, wk in keys)
+        self.file.flush()
+        os.fsync(self.file.fileno())
+
+    def close(self) -> None:
+        self.file.close()
+
+
 class ResultStore:
     """A DuckDB file holding sweep results.
 
@@ -131,37 +251,152 @@ class ResultStore:
     read_only : bool
         Open for reading (``satmem sweep --show``); the file must exist.
 
+    Attributes
+    ----------
+    notes : list of str
+        What opening found that the user should hear, one line each: points the log lists
+        that the table lacks, a log that belongs to another store, a schema adopted.
+
     Raises
     ------
     OSError
         The file is missing (read-only), not a DuckDB file, or held by another process.
+    StoreError
+        (an OSError) The file is a DuckDB database but not a store this satmem can use: a
+        foreign ``results`` table, another program's tables, a newer schema; or, read-only,
+        a running sweep holds it (the message says how many points it has finished).
     """
 
     def __init__(self, path: str | Path, *, read_only: bool = False):
         import duckdb
 
         self.path = Path(path)
+        self.read_only = read_only
+        self.notes: list[str] = []
+        self._log: _PointsLog | None = None
         if read_only and not self.path.is_file():
             raise FileNotFoundError(f"no results store at {self.path}")
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        wal = self.path.with_name(self.path.name + ".wal")
+        wal_bytes = wal.stat().st_size if wal.is_file() else 0
         try:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.Error as e:
-            first = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise OSError(f"cannot open results store {self.path}: {first}") from None
-        self._columns: dict[str, str] = self._read_columns()
+            if read_only and "lock" in str(e).lower():
+                raise self._busy() from None
+            raise OSError(f"cannot open results store {self.path}: {_first_line(e)}") from None
+        try:
+            self._columns: dict[str, str] = self._read_columns()
+            self.store_id = self._check_schema()
+            self._check_log(wal_bytes)
+        except BaseException:
+            self.close()
+            raise
+
+    def _busy(self) -> StoreError:
+        log = _read_log(points_log_path(self.path))
+        done = "" if log is None else f" ({len(log[1])} points finished so far)"
+        return StoreError(f"results store {self.path} is in use by a running sweep{done}; "
+                          "show it when the sweep ends")
 
     def _read_columns(self) -> dict[str, str]:
         rows = self.con.execute(
             "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_name = ? ORDER BY ordinal_position", [TABLE]).fetchall()
+            "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position",
+            [TABLE]).fetchall()
         return dict(rows)
+
+    def _refuse(self, what: str) -> StoreError:
+        return StoreError(f"{self.path} is not a satmem results store: {what}; give the sweep "
+                          "another --db")
+
+    def _check_schema(self) -> str | None:
+        """Refuse what is not ours; adopt an unversioned store; create a new store's metadata.
+
+        Returns the store's id (None for an unversioned store opened read-only).
+        """
+        tables = {t for (t,) in self.con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+        ).fetchall()}
+        meta: dict[str, str] = {}
+        if META_TABLE in tables:
+            try:
+                meta = dict(self.con.execute(f"SELECT key, value FROM {META_TABLE}").fetchall())
+            except Exception as e:  # a table of that name that is not ours
+                raise self._refuse(f"its table {META_TABLE!r} is not satmem's "
+                                   f"({_first_line(e)})") from None
+            version = meta.get("schema_version")
+            if not (version or "").isdigit():
+                raise self._refuse(f"its table {META_TABLE!r} has no schema_version")
+            if int(version) > SCHEMA_VERSION:
+                raise StoreError(f"results store {self.path} has schema version {version}, "
+                                 f"written by a newer satmem; this one reads version "
+                                 f"{SCHEMA_VERSION} and older")
+        elif tables - {TABLE}:
+            raise self._refuse(f"it holds another program's tables "
+                               f"({', '.join(sorted(tables - {TABLE}))})")
+        if TABLE in tables:
+            missing = [c for c in CORE_COLUMNS if c not in self._columns]
+            if missing:
+                shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more"
+                                                  if len(missing) > 4 else "")
+                raise self._refuse(f"its table {TABLE!r} has no column {shown}")
+            for c, t in CORE_COLUMNS.items():
+                if self._columns[c] != t:
+                    raise self._refuse(f"column {c!r} of its table {TABLE!r} is "
+                                       f"{self._columns[c]}, not {t}")
+        if meta or self.read_only:
+            return meta.get("store_id")
+        store_id = uuid.uuid4().hex
+        if TABLE in tables:
+            self.notes.append(f"results store {self.path}: written before store schemas were "
+                              f"versioned; marked as schema version {SCHEMA_VERSION}")
+        with _sigint_deferred():
+            self.con.execute(f"CREATE TABLE {META_TABLE} (key VARCHAR PRIMARY KEY, "
+                             "value VARCHAR)")
+            self.con.execute(f"INSERT INTO {META_TABLE} VALUES ('schema_version', ?), "
+                             "('store_id', ?)", [str(SCHEMA_VERSION), store_id])
+            self.con.execute("CHECKPOINT")
+        return store_id
+
+    def _check_log(self, wal_bytes: int) -> None:
+        """Compare the table with the points log; start the log where there is none."""
+        log_path = points_log_path(self.path)
+        log = _read_log(log_path)
+        stored = self.done_keys(include_failed=True)
+        if log is not None and self.store_id is not None and log[0] != self.store_id:
+            self.notes.append(f"results store {self.path}: its points log {log_path.name} "
+                              "belongs to another store (the database was replaced)"
+                              + ("" if self.read_only else "; starting a new log"))
+            log = None
+        if log is not None:
+            lost = log[1] - stored
+            if lost:
+                wal = (f"; a write-ahead log of {wal_bytes:,} bytes left by a run that did "
+                       "not close the store was replayed, probably only in part" if wal_bytes
+                       else "; the database lost them (a write-ahead log replayed only in "
+                       "part at an earlier open, or a file truncated or replaced by an older "
+                       "copy)")
+                who = "a rerun" if self.read_only else "this run"
+                self.notes.append(
+                    f"results store {self.path} holds {len(stored)} points but its log lists "
+                    f"{len(lost)} more as finished{wal}: {who} recomputes them")
+        if self.read_only:
+            return
+        restart = log is None or log[0] is None
+        self._log = _PointsLog(log_path, self.store_id or "", stored if restart else None)
 
     # --- writing --------------------------------------------------------------------------
     def ensure_columns(self, columns: Mapping[str, str]) -> None:
-        """Create the table, or add the columns it lacks; ``columns`` maps name to SQL type."""
+        """Create the table, or add the columns it lacks; ``columns`` maps name to SQL type.
+
+        A new table has every column of :data:`CORE_COLUMNS` (the schema's version 1), whatever
+        ``columns`` says.
+        """
         if not self._columns:
+            columns = {**CORE_COLUMNS, **{c: t for c, t in columns.items()
+                                          if c not in CORE_COLUMNS}}
             cols = ", ".join(f"{_quote(c)} {t}" for c, t in columns.items())
             self.con.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} ({cols})")
         else:
@@ -176,18 +411,25 @@ class ResultStore:
         Values that are lists, tuples or dicts are stored as JSON text. A column the table
         lacks is added with the type of its value (call :meth:`ensure_columns` first to fix
         the types of columns that may hold NULL).
+
+        Raises
+        ------
+        StoreValueError
+            An integer outside the 64-bit range (nothing is written).
         """
         row = {k: (json.dumps(v) if isinstance(v, list | tuple | dict) else v)
                for k, v in row.items()}
+        for c, v in row.items():
+            check_int64(c, v)
         if any(c not in self._columns for c in row):
             self.ensure_columns({c: _sql_type(v) for c, v in row.items()})
         cols = list(row)
+        key = (row["config_key"], row["workload_key"])
         with _sigint_deferred():
             self.con.execute("BEGIN TRANSACTION")
             try:
                 self.con.execute(
-                    f"DELETE FROM {TABLE} WHERE config_key = ? AND workload_key = ?",
-                    [row["config_key"], row["workload_key"]])
+                    f"DELETE FROM {TABLE} WHERE config_key = ? AND workload_key = ?", list(key))
                 self.con.execute(
                     f"INSERT INTO {TABLE} ({', '.join(map(_quote, cols))}) "
                     f"VALUES ({', '.join('?' for _ in cols)})", [row[c] for c in cols])
@@ -195,12 +437,18 @@ class ResultStore:
             except BaseException:
                 self.con.execute("ROLLBACK")
                 raise
+            if self._log is not None:  # after the commit: the log never lists an unstored row
+                self._log.write("+", [key])
 
     def delete(self, keys: Iterable[tuple[str, str]]) -> None:
         """Remove the rows of some ``(config_key, workload_key)`` points."""
-        for ck, wk in keys:
-            self.con.execute(f"DELETE FROM {TABLE} WHERE config_key = ? AND workload_key = ?",
-                             [ck, wk])
+        keys = list(keys)
+        with _sigint_deferred():
+            for ck, wk in keys:
+                self.con.execute(
+                    f"DELETE FROM {TABLE} WHERE config_key = ? AND workload_key = ?", [ck, wk])
+            if self._log is not None:
+                self._log.write("-", keys)
 
     # --- reading --------------------------------------------------------------------------
     def done_keys(self, *, include_failed: bool = False) -> set[tuple[str, str]]:
@@ -208,16 +456,28 @@ class ResultStore:
         if not self._columns:
             return set()
         where = "" if include_failed else " WHERE error IS NULL"
-        rows = self.con.execute(f"SELECT config_key, workload_key FROM {TABLE}{where}")
+        rows = self._query(f"SELECT config_key, workload_key FROM {TABLE}{where}")
         return {(a, b) for a, b in rows.fetchall()}
 
     def frame(self) -> pd.DataFrame:
         """All rows, in completion order."""
         if not self._columns:
             return pd.DataFrame()
-        return self.con.execute(f"SELECT * FROM {TABLE} ORDER BY finished_at").df()
+        return self._query(f"SELECT * FROM {TABLE} ORDER BY finished_at").df()
+
+    def _query(self, sql: str):
+        import duckdb
+
+        try:
+            return self.con.execute(sql)
+        except duckdb.Error as e:  # damage DuckDB found while reading
+            raise StoreError(f"cannot read results store {self.path}: "
+                             f"{_first_line(e)}") from None
 
     def close(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
         self.con.close()
 
     def __enter__(self) -> ResultStore:
@@ -227,9 +487,13 @@ class ResultStore:
         self.close()
 
 
-def read_results(path: str | Path) -> pd.DataFrame:
-    """The ``results`` table of a store, as a DataFrame."""
+def read_results(path: str | Path, *, notes: Callable[[str], None] | None = None
+                 ) -> pd.DataFrame:
+    """The ``results`` table of a store, as a DataFrame; ``notes`` hears what opening found
+    (:attr:`ResultStore.notes`)."""
     with ResultStore(path, read_only=True) as store:
+        for line in store.notes:
+            (notes or (lambda _: None))(line)
         return store.frame()
 
 

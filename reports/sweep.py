@@ -2,7 +2,7 @@
 
 A sweep spec is a YAML file::
 
-    name: example                  # optional; default: the file's stem (names runs/sweep-NAME/)
+    name: example                  # optional; default: the file's stem (names sweep-NAME/)
     base: small8                   # a preset, a config YAML path (relative to the spec's
                                    # directory) or an inline config mapping (may say base: PRESET)
     grid:                          # cartesian product of these overrides; a scalar is one value
@@ -27,8 +27,12 @@ skips the points stored without error and runs the rest (missing or failed). A p
 raises is stored with its error and the sweep goes on.
 
 The whole spec is checked before anything runs: every grid config is built (a bad field gives
-hwsim's :class:`~hwsim.config.ConfigError`) and every workload field is checked
-(:class:`SpecError` names it).
+hwsim's :class:`~hwsim.config.ConfigError`), every workload field is checked and every integer
+must fit the store's 64-bit columns (:class:`SpecError` names the field).
+
+Ctrl-C stops a sweep with one line (how many points are stored; the same command resumes):
+the local cluster's workers ignore SIGINT (:func:`dask_setup`, run in each worker), the client
+closes them, and Dask's shutdown chatter is silenced.
 """
 
 from __future__ import annotations
@@ -36,11 +40,14 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import os
 import re
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from functools import partial
@@ -51,7 +58,15 @@ import yaml
 
 from hwsim.config import DATAFLOWS, AcceleratorConfig, ConfigError, load_config, parse_nm
 
-from .store import METRIC_COLUMNS, ResultStore, config_columns, schema
+from .store import (
+    INT64_MAX,
+    INT64_MIN,
+    METRIC_COLUMNS,
+    ResultStore,
+    StoreValueError,
+    config_columns,
+    schema,
+)
 
 __all__ = [
     "METHODS",
@@ -59,6 +74,7 @@ __all__ = [
     "ModelWorkload",
     "Point",
     "SpecError",
+    "SweepInterrupted",
     "SweepResult",
     "SweepSpec",
     "default_db",
@@ -93,6 +109,19 @@ class SpecError(ValueError):
 
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_ints(value: Any, where: str) -> None:
+    """Every integer in a parsed spec value fits the store's BIGINT columns."""
+    if isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            _check_ints(v, f"{where}[{i}]")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_ints(v, f"{where}.{k}")
+    elif _is_int(value) and not INT64_MIN <= value <= INT64_MAX:
+        raise SpecError(where, value, f"expected an integer from {INT64_MIN} to {INT64_MAX} "
+                        "(the results store's 64-bit range)")
 
 
 def _hash(obj: Any) -> str:
@@ -373,6 +402,8 @@ def parse_spec(data: Any, *, name: str = "sweep", root: str | Path = ".") -> Swe
     extra = sorted(set(data) - set(_SPEC_KEYS))
     if extra:
         raise SpecError(extra[0], data[extra[0]], f"expected one of {', '.join(_SPEC_KEYS)}")
+    for k in _SPEC_KEYS:
+        _check_ints(data.get(k), k)
     name = data.get("name", name)
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise SpecError("name", name, "expected letters, digits, '_', '.' or '-'")
@@ -380,6 +411,8 @@ def parse_spec(data: Any, *, name: str = "sweep", root: str | Path = ".") -> Swe
         raise SpecError("base", None, "expected a preset name, a config YAML path or a "
                         "config mapping")
     base = _base(data["base"], Path(root))
+    for col, (_, v) in config_columns(base).items():  # a config file's fields
+        _check_ints(v, f"base.{col}")
     grid = data.get("grid") or {}
     if not isinstance(grid, dict):
         raise SpecError("grid", grid, "expected a mapping of config field to a list of values")
@@ -429,9 +462,12 @@ def load_spec(path: str | Path) -> SweepSpec:
     return parse_spec(data, name=p.stem, root=p.parent)
 
 
-def default_db(spec: SweepSpec, runs: str | Path = "runs") -> Path:
-    """``runs/sweep-NAME/results.duckdb``."""
-    return Path(runs) / f"sweep-{spec.name}" / "results.duckdb"
+def default_db(spec: SweepSpec, runs: str | Path | None = None) -> Path:
+    """``RUNS/sweep-NAME/results.duckdb``; ``runs`` defaults to :func:`hwsim.paths.runs_dir`
+    (``$SATMEM_HOME/runs``, the checkout's ``runs/``, or the user data directory)."""
+    from hwsim.paths import runs_dir
+
+    return Path(runs if runs is not None else runs_dir()) / f"sweep-{spec.name}" / "results.duckdb"
 
 
 # --- rows ----------------------------------------------------------------------------------
@@ -443,6 +479,17 @@ def _row(spec_name: str, p: Point, result: Mapping[str, Any]) -> dict[str, Any]:
             **cfg, **{c: result.get(c) for c in METRIC_COLUMNS},
             "error": result.get("error"), "wall_s": result.get("wall_s"),
             "finished_at": datetime.now()}
+
+
+def _store_point(store: ResultStore, spec_name: str, p: Point, res: dict) -> dict:
+    """Commit one point; a result the store cannot hold (an integer past 64 bits) is stored as
+    the point's error instead. Returns the result as stored."""
+    try:
+        store.put(_row(spec_name, p, res))
+    except StoreValueError as e:
+        res = {"error": f"{type(e).__name__}: {e}", "wall_s": res.get("wall_s")}
+        store.put(_row(spec_name, p, res))
+    return res
 
 
 def run_point(config: AcceleratorConfig, workload: Workload) -> dict[str, Any]:
@@ -462,7 +509,8 @@ def run_point(config: AcceleratorConfig, workload: Workload) -> dict[str, Any]:
 
 @dataclass
 class SweepResult:
-    """What :func:`run_sweep` did: point counts, the store, host seconds."""
+    """What :func:`run_sweep` did: point counts, the store, host seconds, what opening the
+    store found (:attr:`reports.store.ResultStore.notes`)."""
 
     db: Path
     total: int
@@ -471,6 +519,7 @@ class SweepResult:
     failed: int
     wall_s: float
     where: str
+    notes: tuple[str, ...] = ()
 
     @property
     def remaining(self) -> int:
@@ -498,6 +547,81 @@ def _run_dask(client, points: list[Point]) -> Iterator[tuple[Point, dict]]:
         client.cancel(list(futures))
 
 
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a sweep; the message says how many points are stored and how to resume.
+
+    Attributes
+    ----------
+    stored, total : int
+        Points of the sweep in the store (finished or failed), points of the sweep.
+    db : Path
+    """
+
+    def __init__(self, stored: int, total: int, db: Path):
+        self.stored, self.total, self.db = stored, total, db
+        super().__init__(f"interrupted: {stored} of {total} points stored in {db}; the same "
+                         "sweep command resumes from there")
+
+
+def dask_setup(worker) -> None:
+    """Dask preload hook, run in each local-cluster worker process: ignore SIGINT.
+
+    Ctrl-C in a terminal reaches the whole process group; the client alone stops the sweep
+    and closes its workers, which would otherwise each print a KeyboardInterrupt traceback.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # the one warning a worker logs when it closes with a point still running: after Ctrl-C,
+    # each would print it (Dask: "this should exclusively happen in Worker.close()")
+    logging.getLogger("distributed.worker.state_machine").addFilter(
+        lambda record: "ended with CancelledError" not in record.getMessage())
+
+
+@contextmanager
+def _first_sigint_held() -> Iterator[None]:
+    """Hold a first Ctrl-C until the block ends (a cluster half built cannot be closed); a
+    second one interrupts at once, so a start that hangs can still be stopped."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+
+    def hold(signum, frame):
+        if got:
+            raise KeyboardInterrupt
+        got.append(signum)
+
+    old = signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+        if got and callable(old):
+            old(signal.SIGINT, None)
+
+
+def _mute_logging() -> None:
+    """Run on each worker after Ctrl-C, before the cluster closes: from here on a worker only
+    shuts down, and its log lines (heartbeats to a scheduler already gone, cancelled points)
+    would be noise on the user's terminal."""
+    logging.disable(logging.CRITICAL)
+
+
+@contextmanager
+def _dask_muted(client) -> Iterator[None]:
+    """Mute Dask's shutdown chatter, in this process and the workers, while a cluster closes."""
+    before = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        if client is not None:
+            # a broken client: its workers go down with the cluster anyway
+            with suppress(Exception):
+                client.run(_mute_logging, on_error="ignore")
+        yield
+    finally:
+        logging.disable(before)
+
+
 def default_workers() -> int:
     """One worker process per core (the simulator is single-threaded), at most 8."""
     return max(1, min(os.cpu_count() or 1, 8))
@@ -515,17 +639,23 @@ def _local_cluster(n: int, models: bool):
     import dask
     from dask.distributed import LocalCluster
 
+    kw = {"n_workers": n, "threads_per_worker": 1, "processes": True,
+          "dashboard_address": None, "preload": ["reports.sweep"],  # its dask_setup
+          # the scheduler's HTTP routes (no dashboard) on a free loopback port, not 8787 with
+          # a warning when another cluster has it
+          "scheduler_kwargs": {"dashboard_address": "127.0.0.1:0"}}
     if "forkserver" not in multiprocessing.get_all_start_methods():
-        return LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                            dashboard_address=None)
+        return LocalCluster(**kw)
     from distributed.utils import get_mp_context
 
     with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
         ctx = get_mp_context()  # Dask sets its own preload list once, on this first call
         heavy = ["dataflow", "torch._dynamo"] if models else []
-        ctx.set_forkserver_preload(["distributed", "hwsim", *heavy, "reports.sweep"])
-        return LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                            dashboard_address=None)
+        # reports._sigint first: the server and the workers it forks ignore SIGINT from the
+        # start (see dask_setup)
+        ctx.set_forkserver_preload(["reports._sigint", "distributed", "hwsim", *heavy,
+                                    "reports.sweep"])
+        return LocalCluster(**kw)
 
 
 @contextmanager
@@ -549,9 +679,23 @@ def _executor(todo: list[Point], scheduler: str | None, workers: int | None):
 
         n = min(workers or default_workers(), len(todo))
         models = any(p.workload.kind == "model" for p in todo)
-        with _local_cluster(n, models) as cluster, Client(cluster) as client:
+        cluster = client = None
+        interrupted = False
+        try:
+            with _first_sigint_held():
+                cluster = _local_cluster(n, models)
+                client = Client(cluster)
             yield (partial(_run_dask, client),
                    f"on a local Dask cluster ({n} worker{'s' * (n > 1)})")
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
+        finally:
+            with _dask_muted(client) if interrupted else nullcontext():
+                if client is not None:
+                    client.close()
+                if cluster is not None:
+                    cluster.close()
 
 
 def run_sweep(spec: SweepSpec, db: str | Path | None = None, *, scheduler: str | None = None,
@@ -585,6 +729,8 @@ def run_sweep(spec: SweepSpec, db: str | Path | None = None, *, scheduler: str |
     t0 = time.perf_counter()
     computed = failed = 0
     with ResultStore(db) as store:
+        for line in store.notes:
+            say(line)
         store.ensure_columns(schema(points[0].config))
         done = store.done_keys()
         pending = [p for p in points if p.keys not in done]
@@ -592,25 +738,23 @@ def run_sweep(spec: SweepSpec, db: str | Path | None = None, *, scheduler: str |
         # models first: the longest points start first, so the tail is short
         pending.sort(key=lambda p: p.workload.kind != "model")
         todo = pending if max_points is None else pending[:max_points]
-        with _executor(todo, scheduler, workers) as (run, where):
-            say(f"sweep {spec.name}: {len(points)} points, {skipped} stored, {len(todo)} to "
-                f"run {where}".rstrip() + f"; results in {db}")
-            try:
+        try:
+            with _executor(todo, scheduler, workers) as (run, where):
+                say(f"sweep {spec.name}: {len(points)} points, {skipped} stored, {len(todo)} "
+                    f"to run {where}".rstrip() + f"; results in {db}")
                 for p, res in run(todo):
-                    store.put(_row(spec.name, p, res))
+                    res = _store_point(store, spec.name, p, res)
                     computed += 1
                     failed += res.get("error") is not None
                     say(f"[{skipped + computed}/{len(points)}] {p.label}: " + (
                         f"FAILED {res['error']}" if res.get("error") else
                         f"{res['cycles']:,} cycles, util {res['utilisation']:.1%}, "
                         f"{res['wall_s']:.2f} s"))
-            except KeyboardInterrupt:
-                stored = len({p.keys for p in points} & store.done_keys(include_failed=True))
-                say(f"interrupted: {stored} of {len(points)} points stored in {db}; rerun to "
-                    "resume")
-                raise
+        except KeyboardInterrupt:
+            stored = len({p.keys for p in points} & store.done_keys(include_failed=True))
+            raise SweepInterrupted(stored, len(points), db) from None
     res = SweepResult(db, len(points), skipped, computed, failed, time.perf_counter() - t0,
-                      where)
+                      where, tuple(store.notes))
     say(f"sweep {spec.name}: {computed} computed ({failed} failed), {skipped} stored before, "
         f"{res.remaining} left, in {res.wall_s:.1f} s")
     return res

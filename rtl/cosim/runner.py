@@ -31,6 +31,7 @@ from amaranth.lib import wiring
 from cocotb_tools.runner import Runner, get_results, get_runner
 
 from hwsim.config import AcceleratorConfig
+from hwsim.paths import build_dir
 from rtl.verilog import PORTS, TOP_NAME, write_verilog
 
 __all__ = ["BLOCK_TOP", "SIMULATORS", "CosimError", "available_simulators", "block_ports",
@@ -99,7 +100,7 @@ def _check_sim(sim: str) -> None:
 
 
 def run_bench(sim: str, config: AcceleratorConfig, spec: dict, *, tag: str,
-              build_root: str | Path = "build", module: str = "accel_bench",
+              build_root: str | Path | None = None, module: str = "accel_bench",
               port: str = "simple", lookup: bool = True) -> list[dict]:
     """Run the programs of ``spec`` (see :mod:`rtl.cosim.accel_bench`) on ``config``'s RTL.
 
@@ -126,6 +127,7 @@ def run_bench(sim: str, config: AcceleratorConfig, spec: dict, *, tag: str,
         design, key = f"{design}-{port}", f"{key}:{port}"
     if not lookup:
         design, key = f"{design}-sat", f"{key}:sat"
+    build_root = build_root if build_root is not None else build_dir()
     build = Path(build_root).resolve() / "cocotb" / design
     stamp = _sources_stamp(key)
     shared = Path(build_root).resolve() / "cocotb" / "verilog" / design.split("-", 1)[1]
@@ -176,7 +178,7 @@ def write_block_verilog(component: wiring.Component, out_dir: str | Path,
 
 
 def run_block(sim: str, design_factory: Callable[[], wiring.Component], name: str,
-              module: str, spec: dict, *, tag: str, build_root: str | Path = "build",
+              module: str, spec: dict, *, tag: str, build_root: str | Path | None = None,
               top: str = BLOCK_TOP):
     """Run the cocotb module ``module`` (of this package) on the Verilog of one component.
 
@@ -197,7 +199,8 @@ def run_block(sim: str, design_factory: Callable[[], wiring.Component], name: st
         cocotb's random generator.
     tag : str
         Run directory under the build directory (spec, result, log, results.xml).
-    build_root : path, default "build"
+    build_root : path, optional
+        Default :func:`hwsim.paths.build_dir`.
     top : str, default :data:`BLOCK_TOP`
         Verilog module name of the component.
 
@@ -215,6 +218,7 @@ def run_block(sim: str, design_factory: Callable[[], wiring.Component], name: st
     _check_sim(sim)
     if not isinstance(name, str) or not _BLOCK_NAME.match(name):
         raise ValueError(f"name must be letters, digits and '_.-', not {name!r}")
+    build_root = build_root if build_root is not None else build_dir()
     build = Path(build_root).resolve() / "cocotb" / f"{sim}-block-{name}"
     runner = _locked_build(sim, build, top,
                            lambda src: write_block_verilog(design_factory(), src, top),

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
+import threading
+import time
 
 import pytest
 import yaml
@@ -11,7 +17,7 @@ from dataflow import simulate_gemm
 from hwsim import load_config
 from reports.cli import main
 from reports.store import ResultStore, read_results
-from reports.sweep import load_spec
+from reports.sweep import load_spec, simulator_stamp
 
 GEMMS = [{"gemm": [16, 16, 32], "dataflow": "ws"},
          {"gemm": [16, 24, 64], "sparsity": "2:8", "dataflow": "os"}]
@@ -184,3 +190,55 @@ def test_example_spec_is_valid_and_small():
     spec = load_spec(Path(__file__).resolve().parents[2] / "reports/sweeps/example.yaml")
     kinds = [p.workload.kind for p in spec.points()]
     assert spec.name == "example" and len(kinds) == 12 and kinds.count("model") == 4
+
+
+def session_processes(sid: int) -> list[str]:
+    """Live (not zombie) processes of a session, from ps."""
+    ps = subprocess.run(["ps", "-eo", "pid=,sid=,stat=,args="], capture_output=True, text=True,
+                        check=True).stdout
+    return [line for line in ps.splitlines()
+            if line.split()[1] == str(sid) and not line.split()[2].startswith("Z")]
+
+
+def test_ctrl_c_on_a_dask_sweep_is_one_line_leaves_no_process_and_resumes(tmp_path):
+    """A real SIGINT to the sweep's whole process group, as a terminal's Ctrl-C sends it."""
+    spec = write_spec(tmp_path, grid={"array.rows": [4, 8], "dram.channels": [1, 2]},
+                      workloads=[*GEMMS, {"gemm": [64, 64, 256]}, {"gemm": [128, 128, 128]}])
+    db = tmp_path / "r.duckdb"
+    stamp = simulator_stamp()
+    proc = subprocess.Popen([sys.executable, "-m", "reports.cli", "sweep", str(spec), "--db",
+                             str(db), "--workers", "2"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 240
+    while sum(x.startswith("[") for x in lines) < 2 and proc.poll() is None:
+        assert time.monotonic() < deadline, "".join(lines)
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    out = proc.stdout.read()  # stderr is the reader's
+    proc.wait(timeout=120)
+    reader.join(timeout=10)
+    assert proc.returncode == 130 and out == ""
+    rest = [x.rstrip("\n") for x in lines if not x.startswith(("[", "sweep t: 16 points"))]
+    stored = len(read_results(db))
+    assert 2 <= stored < 16
+    assert rest == [f"satmem: interrupted: {stored} of 16 points stored in {db}; the same sweep "
+                    "command resumes from there"], "".join(lines)
+    deadline = time.monotonic() + 20
+    while session_processes(proc.pid):
+        assert time.monotonic() < deadline, session_processes(proc.pid)
+        time.sleep(0.2)
+    kept = read_results(db).set_index(["config_key", "workload_key"])["finished_at"]
+    # resumed in a fresh process too: the points' keys hold the simulator sources' hash, which
+    # this test process took at import
+    r = subprocess.run([sys.executable, "-m", "reports.cli", "sweep", str(spec), "--db", str(db),
+                        "--workers", "0"], capture_output=True, text=True, timeout=300)
+    if simulator_stamp() != stamp:  # every point's key changed: all are recomputed, rightly
+        pytest.skip("hwsim or dataflow sources were edited while this test ran")
+    assert r.returncode == 0 and f"{16 - stored} points computed (0 failed), {stored} already " \
+        "stored, 0 left" in r.stdout and len(computed(r.stderr)) == 16 - stored, r.stdout
+    df = read_results(db).set_index(["config_key", "workload_key"])
+    assert len(df) == 16 and df.index.is_unique and df["error"].isna().all()
+    assert (df["finished_at"].loc[kept.index] == kept).all()
