@@ -7,7 +7,9 @@ ops; ``compile`` (compiler.py) emits the machine's commands with the paper's opt
 ``lower/gemm.py``, also behind ``compile_gemm`` and ``simulate_gemm`` for one GEMM;
 ``lower/vector.py`` with the vector engine's kernels of vector_ops.py; ``lower/sore.py``);
 ``simulate_model`` (simulate.py) times a training step, prefill or decode step (``PHASES``) and
-splits its critical path;
+splits its critical path; ``load_model`` (frontend.py) brings your own model in, from a
+``file.py:factory`` or a ``torch.export`` program (``.pt2``); ``get_model`` and
+``model_names`` (zoo/) give the built-in ones;
 scalesim.py reads SCALE-Sim topologies and ``.cfg`` files.
 
 Names are imported on first use, so that one GEMM (``simulate_gemm``, the SCALE-Sim readers)
@@ -26,10 +28,13 @@ __all__ = [
     "CompileError",
     "CompileOptions",
     "CompiledProgram",
+    "ExportedModule",
     "Item",
+    "LoadedModel",
     "Mapping",
     "MappingCache",
     "MappingError",
+    "ModelFileError",
     "ModelResult",
     "Op",
     "OpShape",
@@ -40,9 +45,14 @@ __all__ = [
     "critical_path",
     "default_skip",
     "estimate",
+    "expected_rows",
     "extract",
     "gemm_tiling",
+    "get_model",
+    "load_model",
+    "model_names",
     "model_phases",
+    "required_skip",
     "search",
     "simulate_gemm",
     "simulate_model",
@@ -53,13 +63,16 @@ __all__ = [
 
 _HOME = {
     "compiler": ("CompiledProgram", "CompileError", "Item", "compile", "simulate_program"),
+    "frontend": ("ExportedModule", "LoadedModel", "ModelFileError", "load_model"),
     "lower.gemm": ("compile_gemm", "gemm_tiling", "simulate_gemm", "sparse_operands"),
     "mapping": ("OBJECTIVES", "Mapping", "MappingCache", "MappingError", "OpShape", "estimate",
                 "search"),
     "optimizations": ("ABLATION", "CompileOptions"),
     "simulate": ("PATH_PARTS", "PHASES", "ModelResult", "critical_path", "model_phases",
                  "simulate_model", "simulate_workload"),
-    "workload": ("Op", "UnmappableOpError", "Workload", "default_skip", "extract"),
+    "workload": ("Op", "UnmappableOpError", "Workload", "default_skip", "expected_rows",
+                 "extract", "required_skip"),
+    "zoo": ("get_model", "model_names"),
 }
 _MODULE_OF = {name: module for module, names in _HOME.items() for name in names}
 

@@ -50,6 +50,7 @@ from hwsim.textfile import TextFileError, read_text
 
 __all__ = [
     "CONV_COLUMNS",
+    "EXPORT_PASSES",
     "GEMM_COLUMNS",
     "SCALESIM_CFG_KEYS",
     "STALL_MODEL_KEYS",
@@ -57,6 +58,7 @@ __all__ = [
     "ScaleSimRun",
     "TopologyError",
     "condensed_rows",
+    "export_gemm_topology",
     "read_scalesim_cfg",
     "read_scalesim_run",
     "read_topology",
@@ -637,3 +639,37 @@ def scalesim_cycles(m: int, n: int, k: int, rows: int, cols: int, dataflow: str,
     ``Total Cycles`` is the last row's 0-based cycle, one less, when nothing stalls."""
     folds, per_fold = scalesim_folds(m, n, k, rows, cols, dataflow, sparsity)
     return folds * per_fold
+
+
+# --- export: a whole training step as SCALE-Sim GEMM topologies ----------------------------------
+
+EXPORT_PASSES = ("fwd", "bgrad", "wgrad")
+
+
+def export_gemm_topology(workload, path: str | Path, passes=EXPORT_PASSES) -> int:
+    """Write the GEMMs of ``workload`` (a :class:`dataflow.workload.Workload`) in ``passes`` as a
+    SCALE-Sim GEMM topology (``Layer, M, N, K, Sparsity``); returns the rows written.
+
+    The conventions are the same on both sides (``C[M, N] = A[M, K] · B[K, N]``, the weight B,
+    N:M along K), so each GEMM is one row; a GEMM repeated ``r`` times (conv groups, batch x
+    heads) is ``r`` rows named ``NAME#i`` (SCALE-Sim has no repeat column). ``Sparsity`` is
+    ``N:M`` for the N:M GEMMs (the forward and, with BDWP, the backward-data pass), blank for
+    dense ones. SCALE-Sim users write backward topologies by hand; this writes them from the
+    model, as :func:`read_topology` reads them back.
+    """
+    bad = [p for p in passes if p not in EXPORT_PASSES]
+    if bad or not passes:
+        raise ValueError(f"passes must be a non-empty subset of {EXPORT_PASSES}, not {passes}")
+    rows = 0
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["Layer", "M", "N", "K", "Sparsity"])
+        for op in workload.gemms():
+            if op.pass_ not in passes:
+                continue
+            sp = "" if op.sparsity is None else "{}:{}".format(*op.sparsity)
+            for i in range(op.repeat):
+                name = op.name if op.repeat == 1 else f"{op.name}#{i}"
+                w.writerow([name, op.m, op.n, op.k, sp])
+                rows += 1
+    return rows

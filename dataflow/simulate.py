@@ -1,5 +1,6 @@
-"""``simulate_model``: one training step, prefill or decode step of a zoo model on a config,
-against dense.
+"""``simulate_model``: one training step, prefill or decode step of a zoo model (or a
+training step or inference pass of your own, :mod:`dataflow.frontend`) on a config, against
+dense.
 
 Phases (:data:`PHASES`): ``train`` is one training step (forward, loss, backward, optimizer
 updates; for MemoryFormer the sparse table updates); ``prefill`` an inference pass over the
@@ -241,10 +242,12 @@ def _tier_bytes(table: np.ndarray, item_of: np.ndarray, n_items: int,
     return out
 
 
-def simulate_workload(workload: Workload, config: AcceleratorConfig,
+def simulate_workload(workload: Workload, config: AcceleratorConfig | str,
                       options: CompileOptions | None = None
                       ) -> tuple[CompiledProgram, pd.DataFrame, dict]:
-    """Compile and time one workload; returns ``(program, per-item table, totals)``."""
+    """Compile and time one workload on ``config`` (a config, preset name or YAML path);
+    returns ``(program, per-item table, totals)``."""
+    config = load_config(config)
     prog = compile(workload, config, options)
     st = simulate_program(prog, config)
     items = prog.items
@@ -393,18 +396,22 @@ def _phase_model(model_name: str, phase: str, batch: int, context: int | None, m
     return model, x, 1, context
 
 
-def simulate_model(model_name: str, method: str | None = None, pattern: str | None = "2:8",
+def simulate_model(model_name, method: str | None = None, pattern: str | None = "2:8",
                    config: AcceleratorConfig | str = "vcu1525", batch: int = 1,
                    options: CompileOptions | None = None, *, skip: str | tuple = "default",
                    compare_dense: bool = True, phase: str = "train", context: int | None = None,
-                   **model_kw) -> ModelResult:
-    """One training step, prefill or decode step of zoo model ``model_name``: per-op,
-    per-layer, per-pass results.
+                   example_input=None, input_shape=None, input_dtype=None,
+                   vocab: int | None = None, **model_kw) -> ModelResult:
+    """One training step, prefill or decode step of a zoo model, or a training step or
+    inference pass of your own model: per-op, per-layer, per-pass results.
 
     Parameters
     ----------
-    model_name : str
-        A :func:`dataflow.zoo.model_names` entry (family ``"all"``).
+    model_name : str, Path, nn.Module, ExportedProgram or (nn.Module, example_input)
+        A :func:`dataflow.zoo.model_names` entry (family ``"all"``), or your model:
+        ``"file.py:factory"`` (a function returning an ``nn.Module`` or ``(module,
+        example_input)``), a ``torch.export`` program file ``"program.pt2"``, a module or an
+        exported program (:func:`dataflow.frontend.load_model`).
     method : {"dense", "srste", "bdwp", "transposable"} or None
         None: ``"bdwp"`` for the SAT family, ``"dense"`` for MemoryFormer (whose only GEMM
         layer with weights is the classifier, which ``skip="default"`` keeps dense).
@@ -429,6 +436,13 @@ def simulate_model(model_name: str, method: str | None = None, pattern: str | No
         Decode only: cached positions, default ``seq_len`` (2048 unless given). Unless
         ``max_seq_len`` is given, MemoryFormer's position table grows to the positions the
         phase needs (``seq_len``, or ``context + 1``) when they exceed 2048.
+    example_input, input_shape, input_dtype, vocab
+        Your model's batch (:func:`dataflow.frontend.load_model`): an example input, or the
+        shape (``"8,3,32,32"``), dtype (``"float"``, ``"long"``) and token-id bound of a
+        generated one. The batch is the input's leading dimension (``batch`` is for zoo
+        models). With ``skip="default"`` your model also keeps dense the layers that cannot
+        be N:M (:func:`dataflow.workload.required_skip`: a depthwise convolution, an RGB
+        stem).
     **model_kw
         Passed to :func:`dataflow.zoo.get_model` (e.g. ``seq_len=512``).
 
@@ -438,12 +452,16 @@ def simulate_model(model_name: str, method: str | None = None, pattern: str | No
         The pattern is not supported by the config (checked before extraction).
     ValueError
         An unknown model or phase, a phase the model does not have, ``context`` outside
-        decode, or a bad model option.
+        decode, or a bad model option; for your model also a file, factory or input that
+        cannot be used (:class:`dataflow.frontend.ModelFileError`), or a failing forward pass.
+    UnmappableOpError
+        Your model calls an op with no lowering (the message names it and what to write).
     """
     cfg = load_config(config)
     options = options or CompileOptions()
+    zoo = isinstance(model_name, str) and model_name in model_names("all")
     if method is None:
-        method = "dense" if model_name in model_names("lookup") else "bdwp"
+        method = "dense" if zoo and model_name in model_names("lookup") else "bdwp"
     if method != "dense":
         from .compiler import CompileError
 
@@ -452,25 +470,77 @@ def simulate_model(model_name: str, method: str | None = None, pattern: str | No
         if not cfg.supports_pattern(pattern):
             raise CompileError(f"pattern {pattern} is not supported by config {cfg.name!r} "
                                f"(supported: {cfg.array.patterns})")
-    model, x, seq, ctx = _phase_model(model_name, phase, batch, context, model_kw)
+    trace: tuple[type, ...] = ()
+    if zoo:
+        given = [k for k, v in (("example_input", example_input), ("input_shape", input_shape),
+                                ("input_dtype", input_dtype), ("vocab", vocab)) if v is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: for your own model, not zoo model "
+                             f"{model_name!r} (which takes batch and seq_len)")
+        model, x, seq, ctx = _phase_model(model_name, phase, batch, context, model_kw)
+        name = model_name
+    else:
+        own = _own_model(model_name, phase, batch, context, model_kw,
+                         dict(example_input=example_input, input_shape=input_shape,
+                              input_dtype=input_dtype, vocab=vocab))
+        model, x, name, trace, batch = (own.module, own.example_input, own.name,
+                                        own.trace_through, own.batch)
+        first = x[0]
+        seq = first.shape[1] if first.dim() == 2 and not first.is_floating_point() else None
+        ctx = 0
     training = phase == "train"
     if skip == "default":
         sk = default_skip(model)
+        if not zoo and method != "dense":  # and what cannot be N:M, e.g. a depthwise conv
+            sk += tuple(n for n in required_skip(model, method, pattern) if n not in sk)
     elif skip == "required":
         sk = required_skip(model, method, pattern) if method != "dense" else ()
     else:
         sk = tuple(skip)
-    wl = extract(model, x, method=method, pattern=None if method == "dense" else pattern,
-                 skip=sk, name=model_name, training=training)
+
+    def workload(meth):
+        try:
+            return extract(model, x, method=meth, pattern=None if meth == "dense" else pattern,
+                           skip=sk, name=name, training=training, trace_through=trace)
+        except RuntimeError as e:  # your model's forward pass on the input it was given
+            if zoo:
+                raise
+            shapes = ", ".join(str(tuple(t.shape)) for t in x if torch.is_tensor(t))
+            raise ValueError(f"model {name} failed on an input of shape {shapes}: "
+                             f"{str(e).splitlines()[0]} (check the input shape)") from e
+
+    wl = workload(method)
     _, df, totals = simulate_workload(wl, cfg, options)
     dense = None
     if compare_dense:
         if method == "dense":
             dense = totals["cycles"]
         else:
-            wd = extract(model, x, method="dense", skip=sk, name=model_name, training=training)
-            dense = simulate_workload(wd, cfg, options)[2]["cycles"]
+            dense = simulate_workload(workload("dense"), cfg, options)[2]["cycles"]
     ideal = wl.ideal_speedup() if wl.gemms() else 1.0
-    return ModelResult(model_name, method, None if method == "dense" else pattern, cfg.name,
+    return ModelResult(name, method, None if method == "dense" else pattern, cfg.name,
                        batch, df, _group(df, "layer"), _group(df, "pass"), totals, dense,
                        ideal, sk, phase, seq, ctx)
+
+
+def _own_model(spec, phase: str, batch: int, context, model_kw: dict, inputs: dict):
+    """A user's model (:func:`dataflow.frontend.load_model`) for ``phase``, or why not."""
+    from .frontend import is_model_file, load_model
+
+    if isinstance(spec, str) and not is_model_file(spec):
+        raise ValueError(f"unknown model {spec!r}; known models are "
+                         f"{', '.join(model_names('all'))}, or give your own as "
+                         f"FILE.py:FACTORY or a torch.export program FILE.pt2")
+    if phase not in ("train", "prefill"):
+        raise ValueError(f"phase must be 'train' or 'prefill' for your own model, not "
+                         f"{phase!r} (a decode step needs a KV cache: model one as a module "
+                         f"whose input is the new token and whose attention reads the cache)")
+    if context is not None:
+        raise ValueError("context is for the decode step of the zoo's language models")
+    if batch != 1:
+        raise ValueError(f"batch={batch} is for zoo models: your model's batch is the leading "
+                         f"dimension of its input (input_shape, --input-shape)")
+    if model_kw:
+        raise ValueError(f"{', '.join(sorted(model_kw))}: options of zoo models, not of "
+                         f"your own (its input shape is input_shape)")
+    return load_model(spec, **inputs)

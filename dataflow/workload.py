@@ -49,7 +49,25 @@ matmul      M, N, K                 dA: M, K, N              dB: K, N, M
   ``QKᵀ`` is ``M = S_q, N = S_k, K = d_h, repeat = batch·heads``, then ``PV``) both
   gradients are ``bgrad`` GEMMs; an ``nn.Parameter`` operand's gradient is ``wgrad``.
   ``scaled_dot_product_attention`` expands to ``QKᵀ``, softmax, ``PV`` and the backward
-  ``dP``, ``dV``, softmax, ``dQ``, ``dK``.
+  ``dP``, ``dV``, softmax, ``dQ``, ``dK``. An operand that is a view of a parameter
+  (``W.t()``, as in a decomposed exported program's ``addmm(b, x, t(W))``) is a weight too.
+- ``einsum`` of two operands is one GEMM: the indices of both operands and the output are the
+  batch (``repeat``), those of both operands only are contracted (``K``), the others are
+  ``M`` (first operand's) and ``N`` (second's), so ``bij,jk->bik`` is ``(b·i, k, j)`` as
+  with ``@``, and ``bhqd,bhkd->bhqk`` is ``QKᵀ`` with ``repeat = b·h``; its gradients are
+  those of ``matmul``. Einsums with no contracted index (outer products), a diagonal, an
+  index summed in one operand only, or more than two operands are refused.
+- ``nn.MultiheadAttention`` (``multi_head_attention_forward``): the input projections as
+  dense GEMMs of the packed (or separate) projection weights (parameters, not ``Linear``
+  layers: never N:M), the attention as ``scaled_dot_product_attention`` with
+  ``repeat = batch·heads`` (the key length grown by ``bias_k``/``add_zero_attn``), dropout
+  and the head-averaged weights as vector ops, and ``out_proj`` as its ``Linear`` layer
+  (``<path>.out_proj``, N:M like any other).
+- Functional ``embedding`` is the gather and scatter-add of ``nn.Embedding``; functional norms
+  (``layer_norm``, ``group_norm``, ``batch_norm``, ``rms_norm``) with a weight add the
+  ``wgrad`` vector op of their module. ``torch.ops.aten`` calls (an exported program's
+  graph, :mod:`dataflow.frontend`) are named by their op (``aten.linear.default`` is
+  ``linear``), and ``aten.convolution`` with a 2-D kernel is ``conv2d``.
 - Norms, activations, pooling, residual adds and the like are ``vector`` ops of
   ``elements = max numel`` over their tensor inputs and outputs (pooling: ``out·kh·kw``),
   with one ``bgrad`` vector op of the same size when their output needs a gradient;
@@ -168,14 +186,46 @@ _LAYOUT = frozenset((
 ))
 _MATMULS = {"matmul": (0, 1), "mm": (0, 1), "bmm": (0, 1), "mv": (0, 1), "dot": (0, 1),
             "addmm": (1, 2), "baddbmm": (1, 2), "addmv": (1, 2)}
-_UNMAPPABLE = frozenset((
-    "einsum", "tensordot", "conv1d", "conv3d", "conv_transpose1d", "conv_transpose2d",
-    "conv_transpose3d", "multi_head_attention_forward", "bilinear", "embedding_bag", "lstm", "gru",
-    "rnn_tanh", "rnn_relu", "outer", "ger", "kron", "addbmm", "chain_matmul", "unfold", "fold",
-    "cdist",
+# torch calls with no lowering, and what to write instead
+_REWRITE = "rewrite it with matmul/linear/conv2d"
+_UNMAPPABLE = {
+    "tensordot": "write it as torch.einsum of two operands or matmul",
+    "conv1d": "use nn.Conv2d with a (1, k) kernel on an (N, C, 1, L) input",
+    "conv3d": _REWRITE,
+    "conv_transpose1d": _REWRITE,
+    "conv_transpose2d": "only forward Conv2d convolutions are lowered; use nn.Upsample + "
+                        "nn.Conv2d",
+    "conv_transpose3d": _REWRITE,
+    "bilinear": "write it as two einsums, t = einsum('bi,oij->boj', x1, W) then "
+                "einsum('boj,bj->bo', t, x2)",
+    "embedding_bag": "use nn.Embedding and a sum or mean",
+    "lstm": "recurrent cells are not lowered; write the cell with nn.Linear",
+    "gru": "recurrent cells are not lowered; write the cell with nn.Linear",
+    "rnn_tanh": "recurrent cells are not lowered; write the cell with nn.Linear",
+    "rnn_relu": "recurrent cells are not lowered; write the cell with nn.Linear",
+    "outer": "an outer product has no reduction axis; write it as broadcasting multiplication",
+    "ger": "an outer product has no reduction axis; write it as broadcasting multiplication",
+    "kron": _REWRITE,
+    "addbmm": "write it as bmm followed by sum",
+    "chain_matmul": "write it as a chain of matmul calls",
+    "unfold": _REWRITE,
+    "fold": _REWRITE,
+    "cdist": _REWRITE,
+}
+# exported programs' aten ops that only move or relabel data
+_ATEN_LAYOUT = frozenset((
+    "alias", "slice", "unsafe_view", "to_copy", "lift_fresh_copy", "copy", "sym_size",
+    "sym_numel", "sym_stride", "assert_tensor_metadata", "expand_copy", "view_copy",
+    "permute_copy", "transpose_copy", "t_copy", "unsqueeze_copy", "squeeze_copy", "slice_copy",
+    "select_copy", "split_copy", "unbind_copy", "alias_copy",
+))
+_FUNCTIONAL_NORMS = frozenset((
+    "layer_norm", "group_norm", "batch_norm", "rms_norm", "instance_norm", "native_layer_norm",
+    "native_group_norm", "native_batch_norm", "native_batch_norm_legit",
+    "native_batch_norm_legit_functional", "native_batch_norm_legit_no_training",
 ))
 
-_SHORT = {"scaled_dot_product_attention": "sdpa"}
+_SHORT = {"scaled_dot_product_attention": "sdpa", "multi_head_attention_forward": "attn"}
 
 
 class UnmappableOpError(ValueError):
@@ -509,6 +559,66 @@ def _tensors(obj) -> list[torch.Tensor]:
     return []
 
 
+def _einsum_operands(args, kwargs) -> tuple:
+    """``(equation, operands)`` of ``torch.einsum(eq, a, b)``, ``einsum(eq, [a, b])`` or
+    ``aten.einsum(eq, [a, b])``."""
+    eq = _arg(args, kwargs, 0, "equation")
+    ops = tuple(args[1:]) or tuple(_tensors(kwargs))
+    if len(ops) == 1 and isinstance(ops[0], list | tuple):
+        ops = tuple(ops[0])
+    return eq, ops
+
+
+def _einsum_shape(eq, ops) -> tuple[int, ...] | str:
+    """``(M, N, K, repeat, repeat_A, repeat_B)`` of a two-operand einsum (see the module
+    docstring), or why it is not a GEMM, in words."""
+    if not isinstance(eq, str):
+        return "the sublist form is not lowered; write the equation as a string"
+    if len(ops) != 2:
+        return (f"{eq!r} has {len(ops)} operands and only two-operand einsums are GEMMs; "
+                f"split it into einsums of two")
+    lhs, arrow, out = eq.replace(" ", "").partition("->")
+    terms = lhs.split(",")
+    extra = [t.dim() - len(term.replace("...", "")) for term, t in zip(terms, ops, strict=True)]
+    if any(x < 0 or (x and "..." not in term) for x, term in zip(extra, terms, strict=True)):
+        return f"{eq!r} does not match operands of shapes {[tuple(t.shape) for t in ops]}"
+    width = max(extra)
+    dots = [chr(0x3B1 + i) for i in range(width)]  # labels of the ellipsis dimensions
+
+    def expand(term: str, n: int) -> list[str]:
+        head, sep, tail = term.partition("...")
+        return list(head) + (dots[width - n:] if sep else []) + list(tail)
+
+    a, b = (expand(term, x) for term, x in zip(terms, extra, strict=True))
+    if arrow:
+        o = set(expand(out, width))
+    else:
+        counts = Counter(a + b)
+        o = set(dots) | {c for c, n in counts.items() if n == 1}
+    if len(set(a)) < len(a) or len(set(b)) < len(b):
+        return f"{eq!r} repeats an index within an operand (a diagonal), which is not lowered"
+    size_a, size_b = dict(zip(a, ops[0].shape, strict=True)), dict(zip(b, ops[1].shape,
+                                                                        strict=True))
+    in_a, in_b = set(a), set(b)
+    for c in in_a & in_b:  # a size-1 dimension broadcast against the other operand's
+        if size_a[c] != size_b[c] and 1 in (size_a[c], size_b[c]):
+            (in_a if size_a[c] == 1 else in_b).discard(c)
+    summed = (in_a ^ in_b) - o
+    if summed:
+        return (f"{eq!r} sums index {''.join(sorted(summed))} within one operand; sum it "
+                f"with .sum() first")
+    contracted = (in_a & in_b) - o
+    if not contracted:
+        return (f"{eq!r} contracts no index (an outer or elementwise product); write it as "
+                f"broadcasting multiplication")
+    def size(c: str) -> int:
+        return size_a[c] if c in in_a else size_b[c]
+
+    m, n, k, r = (math.prod(size(c) for c in group) for group in
+                  (in_a - in_b, in_b - in_a, contracted, in_a & in_b & o))
+    return m, n, k, r, r, r
+
+
 def _arg(args, kwargs, i: int, name: str, default=None):
     return args[i] if len(args) > i else kwargs.get(name, default)
 
@@ -526,9 +636,12 @@ def _same_stride1(stride, dilation, x, y, c_in: int, c_out: int) -> bool:
 class _Tracer(TorchFunctionMode):
     """Records ops while the model runs; see the module docstring."""
 
-    def __init__(self, names: dict[int, str], training: bool, sparsity, trace_through) -> None:
+    def __init__(self, names: dict[int, str], training: bool, sparsity, trace_through,
+                 modules: dict[str, nn.Module] | None = None) -> None:
         super().__init__()
         self.names, self.training, self.sparsity = names, training, sparsity
+        self.modules = modules or {}  # path -> module
+        self.param_views: dict[int, torch.Tensor] = {}  # layout views of parameters, kept alive
         self.trace_through = tuple(trace_through)
         self.stack: list[tuple[str, bool]] = []
         self.opaque = 0
@@ -610,15 +723,18 @@ class _Tracer(TorchFunctionMode):
             self.opaque -= 1
 
     def _linear(self, base, layer, mod, x, y) -> None:
+        self._linear_ops(base, layer, mod, x.numel() // mod.in_features)
+
+    def _linear_ops(self, base, layer, mod, t) -> None:
         meth, nm = self.sparsity(layer, mod)
-        t, i, o = x.numel() // mod.in_features, mod.in_features, mod.out_features
+        i, o = mod.in_features, mod.out_features
         fwd = [self._gemm(base, layer, "fwd", "linear", t, o, i, nm=nm if meth != "dense" else None,
                           desc="Y = X·Wᵀ")]
         bwd = [self._gemm(base, layer, "bgrad", "linear", t, i, o,
                           nm=nm if meth in ("bdwp", "transposable") else None, desc="dX = dY·W"),
                self._gemm(base, layer, "wgrad", "linear", o, i, t, desc="dW = dYᵀ·X")]
         if mod.bias is not None:
-            bwd.append(self._vector(base, layer, "wgrad", "bias_grad", y.numel(), "db = Σ dY",
+            bwd.append(self._vector(base, layer, "wgrad", "bias_grad", t * o, "db = Σ dY",
                                     ".bias"))
         self._record(fwd, bwd)
 
@@ -741,20 +857,29 @@ class _Tracer(TorchFunctionMode):
         kwargs = kwargs or {}
         if self.opaque:
             return func(*args, **kwargs)
-        name = getattr(func, "__name__", repr(func)).strip("_")
-        live = any(t.requires_grad for t in _tensors(args) + _tensors(kwargs))
+        aten = isinstance(func, torch._ops.OpOverload)  # an exported graph's torch.ops.aten.*
+        name = (func._opname if aten else getattr(func, "__name__", repr(func))).strip("_")
+        ins = _tensors(args) + _tensors(kwargs)
+        live = any(t.requires_grad for t in ins)
         layer = self.stack[-1][0] if self.stack else ""
         if live and name in _UNMAPPABLE:
             raise UnmappableOpError(
                 f"cannot map torch.{name} called in module {layer or '<root>'!r}: no lowering "
-                f"to GEMM or vector ops; rewrite it with matmul/linear/conv2d")
+                f"to GEMM or vector ops; {_UNMAPPABLE[name]}")
+        if live and name == "einsum":  # refused before it runs
+            shape = _einsum_shape(*_einsum_operands(args, kwargs))
+            if isinstance(shape, str):
+                raise UnmappableOpError(f"cannot map torch.einsum called in module "
+                                        f"{layer or '<root>'!r}: {shape}")
         out = func(*args, **kwargs)
         outs = _tensors(out)
         if not live:
             self.constant[name] += 1
             return out
-        if not outs or name in _LAYOUT:
+        if not outs or name in _LAYOUT or (aten and name in _ATEN_LAYOUT):
             self.layout[name] += 1
+            if len(ins) == 1 and self._is_weight(ins[0]):
+                self.param_views.update((id(t), t) for t in outs)
             return out
         # a parameter-free leaf (nn.ReLU, nn.MaxPool2d) names its ops by its own path
         leaf = self.stack and self.stack[-1][1] is None
@@ -768,8 +893,29 @@ class _Tracer(TorchFunctionMode):
             self._matmul(base, layer, "functional_linear", args[0], w, transpose_b=True)
         elif name == "conv2d":
             self._conv2d_fn(base, layer, args, kwargs, outs[0])
+        elif name == "convolution":
+            self._convolution(base, layer, args, kwargs, outs[0])
         elif name == "scaled_dot_product_attention":
             self._sdpa(base, layer, args[0], args[1], args[2])
+        elif name == "einsum":
+            a, b = _einsum_operands(args, kwargs)[1]
+            self._product(base, layer, "einsum", a, b, *shape)
+        elif name == "multi_head_attention_forward":
+            self._mha(base, layer, func, args, kwargs)
+        elif name == "embedding":
+            w = next(t for t in ins if t.is_floating_point())
+            self._record([self._vector(base, layer, "fwd", "embedding", outs[0].numel(),
+                                       "gather rows")],
+                         [self._vector(base, layer, "wgrad", "embedding", outs[0].numel(),
+                                       "scatter-add dY into the table")]
+                         if w.requires_grad else [])
+        elif name in _FUNCTIONAL_NORMS:
+            e = max(t.numel() for t in ins + outs)
+            op = name.removeprefix("native_").partition("_legit")[0]  # aten.native_* as well
+            bwd = [self._vector(base, layer, "bgrad", op, e, "dX")]
+            if any(self._is_weight(t) for t in ins[1:]):
+                bwd.append(self._vector(base, layer, "wgrad", op, e, "dγ, dβ reductions"))
+            self._record([self._vector(base, layer, "fwd", op, e)], bwd)
         else:
             e = max(t.numel() for t in _tensors(args) + _tensors(kwargs) + outs)
             if name in ("max_pool2d", "avg_pool2d"):
@@ -779,6 +925,10 @@ class _Tracer(TorchFunctionMode):
             self._record([self._vector(base, layer, "fwd", name, e)],
                          [self._vector(base, layer, "bgrad", name, e)] if grad else [])
         return out
+
+    def _is_weight(self, t: torch.Tensor) -> bool:
+        """A parameter, or a layout view of one (``W.t()``)."""
+        return isinstance(t, nn.Parameter) or id(t) in self.param_views
 
     def _matmul(self, base, layer, op, a, b, transpose_b=False) -> None:
         a_shape = (1,) + tuple(a.shape) if a.dim() == 1 else tuple(a.shape)
@@ -790,12 +940,17 @@ class _Tracer(TorchFunctionMode):
         r = math.prod(torch.broadcast_shapes(a_shape[:-2], b_shape[:-2]))
         if len(b_shape) == 2:  # (..., M, K) @ (K, N) is one GEMM over all rows
             m, ra, r = m * ra, 1, 1
+        self._product(base, layer, op, a, b, m, n, k, r, ra, rb)
+
+    def _product(self, base, layer, op, a, b, m, n, k, r, ra, rb) -> None:
+        """``C = A·B``, ``repeat`` r, and the gradients of the operands that need one (A
+        repeated ra times, B rb times; a broadcast operand's gradient sums over the batch)."""
         fwd = [self._gemm(base, layer, "fwd", op, m, n, k, r, desc="C = A·B")]
         bwd = []
         for t, part in ((a, "A"), (b, "B")):
             if not t.requires_grad:
                 continue
-            pass_ = "wgrad" if isinstance(t, nn.Parameter) else "bgrad"
+            pass_ = "wgrad" if self._is_weight(t) else "bgrad"
             if part == "A":
                 g = self._gemm(base, layer, pass_, op, m, k, n * (r // ra), ra,
                                desc="dA = dC·Bᵀ", part=".dA")
@@ -826,9 +981,12 @@ class _Tracer(TorchFunctionMode):
                         desc="dW = dYᵀ·im2col(X)")])
 
     def _sdpa(self, base, layer, q, k, v) -> None:
-        r = math.prod(q.shape[:-2])
-        lq, e = q.shape[-2], q.shape[-1]
-        s, ev = k.shape[-2], v.shape[-1]
+        self._attention(base, layer, math.prod(q.shape[:-2]), q.shape[-2], k.shape[-2],
+                        q.shape[-1], v.shape[-1])
+
+    def _attention(self, base, layer, r, lq, s, e, ev, dropout=False) -> None:
+        """Softmax attention of ``r`` (batch x heads) problems: ``lq`` queries over ``s`` keys,
+        ``e`` elements per query and key, ``ev`` per value."""
         scores = r * lq * s
 
         def g(pass_, op, m, n, kk, desc, part=""):
@@ -843,7 +1001,85 @@ class _Tracer(TorchFunctionMode):
                self._vector(base, layer, "bgrad", "softmax", scores, "dS", ".softmax"),
                g("bgrad", "attn_dq", lq, e, s, "dQ = dS·K", ".dq"),
                g("bgrad", "attn_dk", s, e, lq, "dK = dSᵀ·Q", ".dk")]
+        if dropout:
+            fwd.insert(2, self._vector(base, layer, "fwd", "dropout", scores, "P = dropout(P)",
+                                       ".dropout"))
+            bwd.insert(2, self._vector(base, layer, "bgrad", "dropout", scores, "dP·mask",
+                                       ".dropout"))
         self._record(fwd, bwd)
+
+    def _convolution(self, base, layer, args, kwargs, y) -> None:
+        """``aten.convolution(x, w, b, stride, padding, dilation, transposed, output_padding,
+        groups)`` (a decomposed exported program's): a 2-D forward one is ``conv2d``."""
+        w = _arg(args, kwargs, 1, "weight")
+        if w.dim() != 4 or _arg(args, kwargs, 6, "transposed", False):
+            kind = "transposed" if w.dim() == 4 else f"{w.dim() - 2}-D"
+            raise UnmappableOpError(
+                f"cannot map a {kind} convolution (aten.convolution) in module "
+                f"{layer or '<root>'!r}: only forward 2-D convolutions are lowered; "
+                f"{_UNMAPPABLE['conv_transpose2d' if w.dim() == 4 else 'conv3d']}")
+        keys = ("input", "weight", "bias", "stride", "padding", "dilation")
+        conv = [_arg(args, kwargs, i, key) for i, key in enumerate(keys)]
+        self._conv2d_fn(base, layer, conv + [_arg(args, kwargs, 8, "groups", 1)], {}, y)
+
+    def _mha(self, base, layer, func, args, kwargs) -> None:
+        """``F.multi_head_attention_forward``: see the module docstring."""
+        import inspect
+
+        a = inspect.signature(func).bind(*args, **kwargs)
+        a.apply_defaults()
+        a = a.arguments
+        q, k, v, heads = a["query"], a["key"], a["value"], a["num_heads"]
+        batched = q.dim() == 3
+        b = q.shape[1] if batched else 1
+        lq, s, e = q.shape[0], k.shape[0], q.shape[-1]
+        if a["static_k"] is not None or a["static_v"] is not None:
+            raise UnmappableOpError(f"cannot map multi_head_attention_forward in module "
+                                    f"{layer or '<root>'!r} with static_k/static_v; pass the "
+                                    f"cached keys and values as key and value")
+        proj = self._base(f"{layer}.in_proj" if layer else "in_proj")
+        if a["use_separate_proj_weight"]:
+            ws = [(".q", q, a["q_proj_weight"], e), (".k", k, a["k_proj_weight"], e),
+                  (".v", v, a["v_proj_weight"], e)]
+        elif q is k and k is v:
+            ws = [("", q, a["in_proj_weight"], 3 * e)]
+        elif k is v:
+            ws = [(".q", q, a["in_proj_weight"], e), (".kv", k, a["in_proj_weight"], 2 * e)]
+        else:
+            ws = [(".q", q, a["in_proj_weight"], e), (".k", k, a["in_proj_weight"], e),
+                  (".v", v, a["in_proj_weight"], e)]
+        for part, x, w, out in ws:
+            t, i = x.numel() // x.shape[-1], x.shape[-1]
+            fwd = [self._gemm(proj, layer, "fwd", "mha_in_proj", t, out, i,
+                              desc="Y = X·W_inᵀ", part=part)]
+            bwd = [self._gemm(proj, layer, "bgrad", "mha_in_proj", t, i, out, desc="dX = dY·W_in",
+                              part=part)] if x.requires_grad else []
+            if w.requires_grad:
+                bwd.append(self._gemm(proj, layer, "wgrad", "mha_in_proj", out, i, t,
+                                      desc="dW_in = dYᵀ·X", part=part))
+            if a["in_proj_bias"] is not None and a["in_proj_bias"].requires_grad:
+                bwd.append(self._vector(proj, layer, "wgrad", "bias_grad", t * out, "db = Σ dY",
+                                        f"{part}.bias"))
+            self._record(fwd, bwd)
+        s += (a["bias_k"] is not None) + bool(a["add_zero_attn"])
+        dropout = a["dropout_p"] > 0 and a["training"] and self.training
+        self._attention(base, layer, b * heads, lq, s, e // heads, e // heads, dropout)
+        if a["need_weights"] and a["average_attn_weights"]:
+            n = b * heads * lq * s
+            self._record([self._vector(base, layer, "fwd", "mean", n, "average the heads' "
+                                       "attention weights", ".weights")],
+                         [self._vector(base, layer, "bgrad", "mean", n, "", ".weights")])
+        mod = self.modules.get(layer)
+        w = a["out_proj_weight"]
+        out = getattr(mod, "out_proj", None) if isinstance(mod, nn.MultiheadAttention) else None
+        if out is not None and out.weight is w:
+            path = f"{layer}.out_proj" if layer else "out_proj"
+            self.calls[id(out)] += 1
+            n = self.calls[id(out)]
+            self._linear_ops(path if n == 1 else f"{path}#{n}", path, out, lq * b)
+        else:
+            self._product(self._base(f"{layer}.out_proj" if layer else "out_proj"), layer,
+                          "mha_out_proj", q, w, lq * b, w.shape[0], w.shape[1], 1, 1, 1)
 
 
 def _table_update(pname: str, mod: MemoryLayer, tokens: int) -> Op:
@@ -935,7 +1171,7 @@ def extract(
         return method, nm
 
     names = {id(mod): path for path, mod in model.named_modules()}
-    tracer = _Tracer(names, training, sparsity, trace_through)
+    tracer = _Tracer(names, training, sparsity, trace_through, dict(model.named_modules()))
     handles = []
     modules = {id(m): m for m in model.modules()}.values()
     memory = [m for m in modules if isinstance(m, MemoryLayer)]

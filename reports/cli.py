@@ -188,18 +188,57 @@ def cmd_simulate_memo(args) -> int:
     return 0
 
 
+def _own_model_args(args) -> dict:
+    """``simulate_model``'s input options for ``--model FILE.py:FACTORY`` or ``FILE.pt2``, or
+    one line naming the zoo option given to such a model (or the reverse)."""
+    from dataflow.zoo import model_names
+
+    own = {"input_shape": args.input_shape, "input_dtype": args.input_dtype,
+           "vocab": args.vocab}
+    given = [f"--{k.replace('_', '-')}" for k, v in own.items() if v is not None]
+    if args.model in model_names("all"):
+        if given:
+            raise UsageError(f"{', '.join(given)}: for a model from a file "
+                             f"(--model FILE.py:FACTORY or FILE.pt2), not zoo model {args.model}")
+        return {}
+    zoo = [name for name, v in (("--memo", args.memo), ("--seq-len", args.seq_len),
+                                ("--context", args.context)) if v is not None]
+    if args.batch != 1:
+        zoo.append("--batch")
+    if zoo:
+        raise UsageError(f"{', '.join(zoo)}: for zoo models; the batch and sequence of "
+                         f"{args.model} are its input's shape (--input-shape)")
+    if args.phase not in ("train", "prefill"):
+        raise UsageError(f"--phase {args.phase} is for the zoo's language models; a model from "
+                         f"a file runs --phase train or prefill")
+    return own
+
+
 def cmd_simulate_model(args) -> int:
     from dataflow import simulate_model
 
+    own = _own_model_args(args)
+    if own:
+        res = simulate_model(args.model, args.method, args.pattern, _config(args.config),
+                             1, _compile_options(args), skip=_dense_layers(args),
+                             phase=args.phase, **own)
+        return _print_model(args, res)
     if args.memo is not None:
         return cmd_simulate_memo(args)
     _check_phase(args)
     kw = {"seq_len": args.seq_len} if args.seq_len else {}
-    skip = args.dense_layers if args.dense_layers in ("default", "required") else \
-        tuple(x.strip() for x in args.dense_layers.split(",") if x.strip())
     res = simulate_model(args.model, args.method, args.pattern, _config(args.config),
-                         args.batch, _compile_options(args), skip=skip, phase=args.phase,
-                         context=args.context, **kw)
+                         args.batch, _compile_options(args), skip=_dense_layers(args),
+                         phase=args.phase, context=args.context, **kw)
+    return _print_model(args, res)
+
+
+def _dense_layers(args):
+    return args.dense_layers if args.dense_layers in ("default", "required") else \
+        tuple(x.strip() for x in args.dense_layers.split(",") if x.strip())
+
+
+def _print_model(args, res) -> int:
     if args.json:
         out = {"summary": res.summary(), "model": res.model, "method": res.method,
                "pattern": res.pattern, "phase": res.phase, "seq_len": res.seq_len,
@@ -281,6 +320,41 @@ def cmd_report_memoryformer(args) -> int:
                                    lambda line: print(line, file=sys.stderr, flush=True)),
                                **kw)
     print(f"report: {path}")
+    return 0
+
+
+def cmd_export_topology(args) -> int:
+    from dataflow.frontend import is_model_file, load_model
+    from dataflow.scalesim import EXPORT_PASSES, export_gemm_topology
+    from dataflow.simulate import _phase_model
+    from dataflow.workload import default_skip, extract, required_skip
+
+    method = args.method or "bdwp"
+    pattern = None if method == "dense" else args.pattern
+    trace = ()
+    if is_model_file(args.model):
+        own = load_model(args.model, input_shape=args.input_shape,
+                         input_dtype=args.input_dtype, vocab=args.vocab)
+        model, x, trace = own.module, own.example_input, own.trace_through
+    else:
+        kw = {"seq_len": args.seq_len} if args.seq_len else {}
+        model, x, _, _ = _phase_model(args.model, args.phase, args.batch, None, kw)
+    if args.dense_layers == "default":
+        skip = default_skip(model) + (required_skip(model, method, pattern)
+                                      if trace or is_model_file(args.model) and pattern else ())
+    elif args.dense_layers == "required":
+        skip = required_skip(model, method, pattern) if pattern else ()
+    else:
+        skip = tuple(s.strip() for s in args.dense_layers.split(",") if s.strip())
+    wl = extract(model, x, method=method, pattern=pattern, skip=skip, name=args.model,
+                 training=args.phase == "train", trace_through=trace)
+    passes = EXPORT_PASSES if args.passes == "all" else (args.passes,)
+    if args.phase != "train" and passes != ("fwd",):
+        raise UsageError(f"--phase {args.phase} has a forward pass only: use --pass fwd")
+    rows = export_gemm_topology(wl, args.out, passes)
+    macs = sum(op.macs for op in wl.gemms() if op.pass_ in passes)
+    print(f"{args.out}: {rows:,} GEMM rows ({', '.join(passes)}) of {args.model} "
+          f"{method}{'' if pattern is None else ' ' + pattern}, {macs:,} MACs")
     return 0
 
 
@@ -458,7 +532,18 @@ def build_parser() -> argparse.ArgumentParser:
                        "(--model) or a SCALE-Sim topology (--topology), per layer")
     s.add_argument("--model", default=None, help="zoo model: resnet18, resnet50, vgg16, "
                    "vit_s16, pythia70m, memoryformer_tiny, memoryformer_small, "
-                   "memoryformer_base")
+                   "memoryformer_base; or your own: FILE.py:FACTORY (a function returning an "
+                   "nn.Module, or (module, example_input)) or a torch.export program FILE.pt2")
+    s.add_argument("--input-shape", default=None, metavar="SHAPE",
+                   help="--model FILE: shape of a generated input, e.g. 8,3,32,32 (';' between "
+                        "inputs); the leading dimension is the batch (default: the factory's "
+                        "example input, or the .pt2 program's input shapes)")
+    s.add_argument("--input-dtype", default=None, choices=("float", "long"),
+                   help="--model FILE: the generated input's dtype (long: token ids; default "
+                        "float)")
+    s.add_argument("--vocab", type=_positive_int, default=None,
+                   help="--model FILE, --input-dtype long: token ids in [0, VOCAB) (default: "
+                        "the rows of the model's first nn.Embedding)")
     s.add_argument("--method", default=None, choices=("dense", "srste", "bdwp",
                                                       "transposable"),
                    help="default bdwp (dense for memoryformer_*)")
@@ -526,6 +611,27 @@ def build_parser() -> argparse.ArgumentParser:
                    "(preset or YAML; default tiny, int8 like SCALE-Sim's one-byte words)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_scalesim)
+
+    s = sub.add_parser("export-topology", help="a model's training step (or inference pass) as "
+                       "SCALE-Sim GEMM topology CSV, backward passes included")
+    s.add_argument("--model", required=True, help="zoo model, FILE.py:FACTORY or FILE.pt2 "
+                   "(see simulate --model)")
+    s.add_argument("--input-shape", default=None, metavar="SHAPE",
+                   help="--model FILE: the input's shape, e.g. 8,3,32,32")
+    s.add_argument("--input-dtype", default=None, choices=("float", "long"))
+    s.add_argument("--vocab", type=_positive_int, default=None)
+    s.add_argument("--out", required=True, metavar="FILE.csv")
+    s.add_argument("--method", default=None, choices=("dense", "srste", "bdwp",
+                                                      "transposable"), help="default bdwp")
+    s.add_argument("--pattern", default="2:8")
+    s.add_argument("--pass", dest="passes", default="all",
+                   choices=("fwd", "bgrad", "wgrad", "all"))
+    s.add_argument("--phase", default="train", choices=("train", "prefill"))
+    s.add_argument("--batch", type=_positive_int, default=1)
+    s.add_argument("--seq-len", type=_positive_int, default=None)
+    s.add_argument("--dense-layers", default="default", metavar="POLICY",
+                   help="as simulate's: default, required, or layer names")
+    s.set_defaults(func=cmd_export_topology)
 
     s = sub.add_parser("sweep", help="design-space sweep: configs x workloads on Dask, results "
                        "in DuckDB (resumable)")
