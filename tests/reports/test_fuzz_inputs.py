@@ -131,3 +131,87 @@ def test_a_deeply_nested_sweep_spec_is_one_line(capsys, tmp_path):
     code, _, err = _cli(capsys, "sweep", str(spec))
     assert code == 2 and "nested too deeply" in err and len(err.splitlines()) == 1
     assert Path(spec).exists()
+
+
+# --- SCALE-Sim .cfg files, through `simulate --topology` and `scalesim` -------------------------
+
+SCALESIM = Path(__file__).resolve().parents[1] / "dataflow" / "data" / "scalesim_v3"
+
+
+def _cfg_keys():
+    from dataflow.scalesim import SCALESIM_CFG_KEYS
+
+    return {sec: list(keys) for sec, keys in SCALESIM_CFG_KEYS.items()}
+
+
+cfg_value = st.one_of(st.integers(-5, 2**66).map(str), st.sampled_from(
+    ["os", "ws", "is", "true", "False", "", "2:4", "ellpack_block", "x" * 40, "1e3", "-0",
+     "64 # comment", "\x00"]), st.text(string.printable, max_size=10))
+cfg_section = st.sampled_from(sorted(_cfg_keys()) + ["bogus"]).flatmap(
+    lambda sec: st.tuples(st.just(sec), st.dictionaries(
+        st.sampled_from(_cfg_keys().get(sec, ["Whatever"]) + ["Unknown"]), cfg_value,
+        max_size=6)))
+
+
+def _cfg_text(sections, sep) -> str:
+    lines = []
+    for sec, kv in sections:
+        lines.append(f"[{sec}]")
+        lines += [f"{k}{sep}{v}" for k, v in kv.items()]
+    return "\n".join(lines) + "\n"
+
+
+@SETTINGS
+@given(sections=st.lists(cfg_section, max_size=4), sep=st.sampled_from([" : ", "=", ": "]),
+       base=st.booleans())
+def test_generated_scalesim_cfgs_give_a_result_or_one_line(tmp_path, capsys, sections, sep,
+                                                          base):
+    text = _cfg_text(sections, sep)
+    if base:  # on top of a valid file, so that some runs get past the first error
+        text = (SCALESIM / "os8.cfg").read_text() + text
+    cfg = tmp_path / "g.cfg"
+    cfg.write_text(text, errors="surrogateescape")
+    topo = str(SCALESIM / "small_gemm.csv")
+    _one_line_or_result(*_cli(capsys, "simulate", "--topology", topo, "--scalesim-cfg",
+                              str(cfg), "--config", "tiny"))
+    _one_line_or_result(*_cli(capsys, "scalesim", "-c", str(cfg), "-t", topo, "-p",
+                              str(tmp_path / "out")))
+
+
+# --- command lines ------------------------------------------------------------------------------
+
+_ARGS = {
+    "info": [["--config"], ["tiny", "vcu1525", "small8", "nope", ""], ["--json"]],
+    "simulate-gemm": [["0", "1", "7", "-3", "x", "65536", str(2**40)], ["--dataflow"],
+                      ["os", "ws", "is"], ["--sparsity"], ["2:8", "3:8", "2:4", "a:b", "0:4"],
+                      ["--config"], ["tiny", "small8"], ["--max-commands"], ["0", "-1", "5"],
+                      ["--json"]],
+    "export-topology": [["--model"], ["resnet18", "nope", "x.py:f", "bert_base"], ["--pass"],
+                        ["fwd", "all", "grad"], ["--method"], ["dense", "bdwp", "magic"],
+                        ["--seq-len"], ["0", "16", "x"], ["--batch"], ["1", "-2"],
+                        ["--phase"], ["train", "prefill", "decode"]],
+}
+
+
+@st.composite
+def _argv(draw):
+    cmd = draw(st.sampled_from(sorted(_ARGS)))
+    pools = _ARGS[cmd]
+    words = [draw(st.sampled_from(pool)) for pool in draw(st.lists(
+        st.sampled_from(pools), max_size=8))]
+    return [cmd, *words]
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(argv=_argv())
+def test_generated_command_lines_give_a_result_or_one_line(tmp_path, capsys, argv):
+    if argv[0] == "export-topology":
+        argv = [*argv, "--out", str(tmp_path / "t.csv")]
+        if "resnet18" in argv or "bert_base" in argv:  # keep each run short
+            argv = [*argv, "--seq-len", "16"] if "bert_base" in argv else argv
+    code, out, err = _cli(capsys, *argv)
+    assert code in (0, 2), (argv, code, err)
+    if code == 2:
+        assert err.startswith("satmem: error:") and len(err.strip().splitlines()) == 1, (argv,
+                                                                                         err)
