@@ -429,6 +429,18 @@ def cmd_rtl_verilog(args) -> int:
     return 0
 
 
+def cmd_rtl_package(args) -> int:
+    from rtl.package import VIVADO_NOTE, write_package
+
+    cfg = _config(args.config)
+    print(f"elaborating the {cfg.name} kernel (minutes for a large config)", file=sys.stderr,
+          flush=True)
+    paths = write_package(cfg, args.out, lookup=not args.no_lookup)
+    print(f"wrote {', '.join(p.name for p in paths.values())} into {args.out}")
+    print(VIVADO_NOTE)
+    return 0
+
+
 def cmd_rtl_synth(args) -> int:
     from rtl.synth import synth_report
 
@@ -438,12 +450,14 @@ def cmd_rtl_synth(args) -> int:
         from hwsim.paths import build_dir
 
         args.out = str(build_dir() / "synth")
-    print(f"synthesizing with Yosys (synth_xilinx -family xcup) into {args.out}; the first run "
-          "on a machine compiles Yosys for a few minutes", file=sys.stderr, flush=True)
+    say = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    if say:
+        say(f"synthesizing with Yosys (synth_xilinx -family xcup) into {args.out}; the first "
+            "run on a machine compiles Yosys for a few minutes")
     path = synth_report(cfg, args.out, part=args.part, sizes=sizes,
                         accelerator=not args.no_accelerator, sore_lanes=args.sore_lanes,
                         vector_lanes=args.vector_lanes, lookup_lanes=args.lookup_lanes,
-                        gather_lanes=args.gather_lanes, jobs=args.jobs)
+                        gather_lanes=args.gather_lanes, jobs=args.jobs, progress=say)
     print(f"report: {path}")
     return 0
 
@@ -717,8 +731,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sore-lanes", type=_positive_ints, default=None,
                    help="SORE lane counts to synthesize (default 1,2,4 and the config's; '' "
                         "for none)")
-    s.add_argument("--vector-lanes", type=_positive_ints, default=(1, 2, 4, 8),
-                   help="vector-unit lane counts to synthesize (default 1,2,4,8; '' for none)")
+    s.add_argument("--vector-lanes", type=_positive_ints, default=None,
+                   help="vector-unit lane counts to synthesize (default: those of 1,2,4,8 the "
+                        "config's DMA bus holds, 4 bytes a lane; '' for none)")
     s.add_argument("--lookup-lanes", type=_positive_ints, default=(),
                    help="lookup-engine lane counts: its hash and gather engines, each "
                         "synthesized apart at these counts, e.g. 1,2,4 (default '': none)")
@@ -728,7 +743,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--jobs", type=_positive_int, default=None,
                    help="parallel Yosys runs (default: the CPU count)")
     s.add_argument("--no-accelerator", action="store_true", help="skip the accelerator top")
+    s.add_argument("--quiet", action="store_true", help="no progress lines")
     s.set_defaults(func=cmd_rtl_synth)
+    s = rsub.add_parser("package", help="the Vitis RTL kernel: Verilog, kernel.xml, Vivado "
+                        "packaging script, XDC, manifest")
+    s.add_argument("--config", default="tiny")
+    s.add_argument("--out", required=True)
+    s.add_argument("--no-lookup", action="store_true",
+                   help="leave the lookup engine (its master and the tables argument) out")
+    s.set_defaults(func=cmd_rtl_package)
     s = rsub.add_parser("cosim", help="run one GEMM on the RTL and compare with hwsim")
     s.add_argument("m", type=_positive_int)
     s.add_argument("n", type=_positive_int)
@@ -767,10 +790,12 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from hwsim.config import ConfigError
     from hwsim.engine import ProgramError
     from hwsim.isa import IsaError
+    from rtl.synth.run import SynthError
 
-    # CompileError and UnmappableOpError are ValueErrors
+    # CompileError and UnmappableOpError are ValueErrors; a SynthError is one line naming the
+    # design, Yosys's error and its log
     return (UsageError, ConfigError, ProgramError, IsaError, TopologyError, ValueError, OSError,
-            NotImplementedError)
+            NotImplementedError, SynthError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

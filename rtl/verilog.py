@@ -14,6 +14,7 @@ from .accelerator import Accelerator, buffer_shapes, top_units
 from .array import PE, array_group
 from .axi import AXI_ADDR_BITS, AXI_CACHE, AXI_PREFIX, AxiAccelerator
 from .decode import unit_opcodes
+from .manifest import supported_commands, supported_summary
 
 __all__ = ["PE_NAME", "PORTS", "TOP_NAME", "write_verilog"]
 
@@ -36,7 +37,9 @@ def write_verilog(config: AcceleratorConfig, out_dir: str | Path, *,
     The manifest records the config (and its hash), the memory port and the top's port list,
     the ISA word width, the buffers (``[width in bits, entries]`` by ``isa.Buffer``), the
     controller's queue depth and semaphores, the unit queues and their opcodes
-    (:data:`rtl.accelerator.UNITS`), the commands it supports and their cycle expressions
+    (:data:`rtl.accelerator.UNITS`), the commands it supports (``supported``, one line each,
+    and ``commands``, with dataflows, N:M patterns, datatypes and modes:
+    :func:`rtl.manifest.supported_commands`) and their cycle expressions
     and, for ``"axi4"``, the AXI4 master's parameters, so a board bring-up can check what it
     holds.
     Re-running with the same config leaves identical files untouched.
@@ -69,7 +72,7 @@ def write_verilog(config: AcceleratorConfig, out_dir: str | Path, *,
     vpath = out / f"{TOP_NAME}.v"
     _write_if_changed(vpath, text)
     R, C = config.array.rows, config.array.cols
-    patterns = ", ".join(config.array.patterns)
+    commands = supported_commands(config, lookup)
     manifest = {
         "top": TOP_NAME,
         "pe_module": PE_NAME,
@@ -95,12 +98,8 @@ def write_verilog(config: AcceleratorConfig, out_dir: str | Path, *,
             "update": f"P * ceil(count / {config.vector.lanes}) + 10 - P, P = 3 (2 for SGD)",
         },
         "dram_latency_cycles": config.dram_latency_cycles,
-        "supported": ["LOAD", "STORE", f"GEMM(dense, os|ws, {config.array.dtype})",
-                      f"GEMM(N:M {patterns}, os|ws)" if patterns else "GEMM: no N:M patterns",
-                      "PRUNE(axis 1)" if config.array.patterns else "PRUNE: no patterns",
-                      "UPDATE(SGD, SGD momentum)", "SETREG", "SYNC",
-                      *(["HASH(modes 0, 1)", "GATHER(mode 0, fp16 rows)",
-                         "SCATTER(mode 0, fp32 rows)"] if lookup else [])],
+        "supported": supported_summary(commands),
+        "commands": commands,
     }
     if port == "axi4":
         bp = top.bridge_params

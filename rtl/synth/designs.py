@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The designs a synthesis sweep runs, and how each is built.
 
 Square arrays of growing size (1 is the PE) give the fit against PE count; the accelerator
@@ -69,17 +70,21 @@ def _sweep_designs(config: AcceleratorConfig, sizes: tuple[int, ...],
     ]
     if not accelerator:
         return designs, "The accelerator top was left out of this sweep (`accelerator=False`)."
+    # the SAT units only: the lookup engine's engines are designs of their own (lookup.py),
+    # so the top's non-array logic is the controller, DMA and buffer muxes, not a tiny
+    # lookup engine counted a second time
     try:
-        Accelerator(config)
+        Accelerator(config, lookup=False)
         acc_cfg, note = config, ""
     except (TypeError, ValueError) as e:
         acc_cfg = preset("tiny")
         note = (f"`Accelerator({config.name})` cannot be built today ({e}); the `tiny` "
                 "Accelerator is synthesized instead as the reference for non-array logic.")
     designs.append(_Design(f"accelerator_{acc_cfg.name}",
-                           f"Accelerator({acc_cfg.name}): {acc_cfg.array.rows}x"
-                           f"{acc_cfg.array.cols} array, controller, DMA, buffers",
-                           None, lambda: Accelerator(acc_cfg)))
+                           f"Accelerator({acc_cfg.name}, lookup=False): {acc_cfg.array.rows}x"
+                           f"{acc_cfg.array.cols} array, controller, DMA, buffers, SORE, "
+                           "vector engine",
+                           None, lambda: Accelerator(acc_cfg, lookup=False)))
     return designs, note
 
 
@@ -108,6 +113,32 @@ def _engine_designs(config: AcceleratorConfig, sore_lanes: tuple[int, ...],
         for n in vector_lanes
     ]
     return designs, note
+
+
+def _max_vector_lanes(config: AcceleratorConfig) -> int:
+    """The most vector lanes a variant of ``config`` builds: a VEC entry (4 bytes a lane) must
+    fit one DMA beat (``dram.bus_bytes``), and ``rtl.vector`` takes at most 64."""
+    return min(_MAX_VECTOR_LANES, config.dram.bus_bytes // 4)
+
+
+def _default_vector_lanes(config: AcceleratorConfig) -> tuple[int, ...]:
+    """The vector-engine lane points a sweep of ``config`` runs by default: those of 1, 2, 4, 8
+    that it builds (:func:`_max_vector_lanes`; ``tiny``'s 16-byte bus: 1, 2, 4), or none when
+    fewer than two do."""
+    lanes = tuple(n for n in (1, 2, 4, 8) if n <= _max_vector_lanes(config))
+    return lanes if len(lanes) >= 2 else ()
+
+
+def _check_vector_lanes(config: AcceleratorConfig, lanes: tuple[int, ...]) -> None:
+    """:func:`_check_lanes`, then each count within what ``config`` builds, the error naming
+    the fields that bound it."""
+    _check_lanes("vector_lanes", lanes, _MAX_VECTOR_LANES)
+    most = _max_vector_lanes(config)
+    over = sorted({n for n in lanes if n > most})
+    if over:
+        raise ValueError(f"vector_lanes {over} do not fit config {config.name!r}: a VEC entry "
+                         f"of vector.lanes x 4 bytes must fit one dram.bus_bytes "
+                         f"({config.dram.bus_bytes}) beat, so at most {most} lanes")
 
 
 def _vector_config(config: AcceleratorConfig, lanes: int) -> AcceleratorConfig:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,9 +23,10 @@ from hwsim.config import AcceleratorConfig, load_config
 from .buffers import _BRAM_SHAPE, _BUFFERS, _URAM_SHAPE, _buffer_blocks
 from .designs import (
     _LOOKUP,
-    _MAX_VECTOR_LANES,
     _array_dtype,
     _check_lanes,
+    _check_vector_lanes,
+    _default_vector_lanes,
     _engine_designs,
     _sweep_designs,
 )
@@ -40,10 +43,11 @@ def synth_report(config_name: str | AcceleratorConfig, out_dir: str | Path, *,
                  part: str = "xcvu9p", sizes: tuple[int, ...] = (1, 2, 4),
                  jobs: int | None = None, timeout_s: float | None = None,
                  accelerator: bool = True, sore_lanes: tuple[int, ...] | None = None,
-                 vector_lanes: tuple[int, ...] = (1, 2, 4, 8),
+                 vector_lanes: tuple[int, ...] | None = None,
                  lookup_lanes: tuple[int, ...] = (),
                  gather_lanes: tuple[int, ...] | None = None, reuse: bool = False,
-                 buffer_check: dict | None = None, previous: dict | None = None) -> Path:
+                 buffer_check: dict | None = None, previous: dict | None = None,
+                 progress: Callable[[str], None] | None = None) -> Path:
     """Synthesize the PE, square arrays, SORE, vector-engine and lookup-engine lanes and the
     accelerator top; write ``synth_report.md``.
 
@@ -80,11 +84,12 @@ def synth_report(config_name: str | AcceleratorConfig, out_dir: str | Path, *,
         ``sore.lanes`` (the SORE is small: 32 lanes of ``vcu1525`` synthesize in about a
         minute), so the config's SORE is measured and the fit over 1, 2, 4 is checked
         against it.
-    vector_lanes : tuple of int
+    vector_lanes : tuple of int, optional
         Lane counts of ``VectorUnit`` (``config`` with ``vector.lanes=n``) to synthesize: empty
-        or at least two distinct ones, each at most 64. A lane is about 3,300 LUTs, so the
-        64 lanes of ``vcu1525`` are extrapolated (from 1, 2, 4 and 8 by default) rather than
-        synthesized.
+        or at least two distinct ones, each at most 64 and at most ``dram.bus_bytes / 4`` (a
+        VEC entry fits one DMA beat). Default: those of 1, 2, 4, 8 the config builds (``tiny``:
+        1, 2, 4). A lane is about 3,300 LUTs, so the 64 lanes of ``vcu1525`` are extrapolated
+        rather than synthesized.
     lookup_lanes : tuple of int
         Lane counts of the lookup engine's hash, gather, scatter and row-update engines (each
         synthesized apart, :func:`rtl.synth.lookup._lookup_designs`): empty (the default: the
@@ -109,6 +114,9 @@ def synth_report(config_name: str | AcceleratorConfig, out_dir: str | Path, *,
         taken from it, and the report names those designs and says of each whether today's
         Verilog is still the one measured (SHA-256). For a report whose older designs take
         longer to synthesize than there is time for, after only new designs were added.
+    progress : callable, optional
+        Called with one line as each design's Yosys run starts and as it finishes (with its
+        elapsed seconds and how many of the designs are done).
 
     Returns
     -------
@@ -127,10 +135,12 @@ def synth_report(config_name: str | AcceleratorConfig, out_dir: str | Path, *,
     config = load_config(config_name)
     if sore_lanes is None:
         sore_lanes = (1, 2, 4, config.sore.lanes)
+    if vector_lanes is None:
+        vector_lanes = _default_vector_lanes(config)
     if len(set(sizes)) < 2 or any(not isinstance(n, int) or n < 1 for n in sizes):
         raise ValueError(f"sizes must hold at least two positive integers, not {sizes!r}")
     _check_lanes("sore_lanes", tuple(sore_lanes))
-    _check_lanes("vector_lanes", tuple(vector_lanes), _MAX_VECTOR_LANES)
+    _check_vector_lanes(config, tuple(vector_lanes))
     _check_lookup_lanes(config, tuple(lookup_lanes),
                         gather_lanes=None if gather_lanes is None else tuple(gather_lanes))
     _check_part(part)
@@ -156,13 +166,42 @@ def synth_report(config_name: str | AcceleratorConfig, out_dir: str | Path, *,
     designs += engines + lookup
     notes = [n for n in (acc_note, engine_note, lookup_note) if n]
     t0 = time.perf_counter()
+    if progress:
+        progress(f"exporting the Verilog of {len(designs)} designs: "
+                 f"{', '.join(d.name for d in designs)}")
     # Export in this thread (Amaranth's Verilog backend is not known to be thread-safe); the
     # Yosys runs are subprocesses and run in parallel.
     texts = [(rtlil if d.rtlil else verilog).convert(d.build(), name=d.name, emit_src=False)
              for d in designs]
     earlier = {e["name"]: e for e in (previous or {}).get("designs", [])}
+    todo = sum(d.name not in earlier for d in designs)
+    def say(line: str) -> None:
+        if progress:
+            progress(line)
+
+    say(f"{len(designs)} designs exported in {time.perf_counter() - t0:.0f} s; "
+        f"{todo} to synthesize ({jobs or min(todo, os.cpu_count() or 1) or 1} at a time)")
+    finished = []
+    lock = threading.Lock()
+
+    def run_one(design, text, **kw):
+        say(f"started  {design.name}")
+        start = time.perf_counter()
+        try:
+            result = _synthesize_text(text, **kw)
+        except Exception:
+            say(f"failed   {design.name} after {time.perf_counter() - start:.0f} s")
+            raise
+        with lock:
+            finished.append(design.name)
+            n = len(finished)
+        cached = " (cached result)" if result[1] else ""
+        say(f"finished {design.name} in {time.perf_counter() - start:.0f} s{cached} "
+            f"[{n}/{todo}, {time.perf_counter() - t0:.0f} s in all]")
+        return result
+
     with ThreadPoolExecutor(max_workers=jobs or min(len(designs), os.cpu_count() or 1)) as ex:
-        futures = {d.name: ex.submit(_synthesize_text, text, top=d.name, out_dir=out / d.name,
+        futures = {d.name: ex.submit(run_one, d, text, top=d.name, out_dir=out / d.name,
                                      part=part, timeout_s=timeout_s, reuse=reuse,
                                      rtlil=d.rtlil)
                    for d, text in zip(designs, texts, strict=True) if d.name not in earlier}

@@ -1,0 +1,118 @@
+"""``satmem rtl package``: the Vitis kernel's files, kernel.xml's ports and argument offsets
+(those the RTL's register map decodes), the manifest's supported commands, the XDC's clock."""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from hwsim import isa
+from hwsim.config import preset
+from reports.cli import main
+from rtl.axilite import ARG_BASE, ARG_STRIDE
+from rtl.kernel import KERNEL_NAME, SatmemKernel
+from rtl.package import KERNEL_FILES, kernel_manifest, kernel_xdc, kernel_xml, package_tcl
+
+# the description tests build kernels without elaborating them
+pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+
+
+def _vcu1525_like():
+    """vcu1525 (32x32 fp16, N:M 2:4, 2:8, 1:8, 200 MHz) with a 1024-bit DMA bus, the widest
+    AXI4 data the AXI bridge takes (the preset's 2048-bit bus needs the multi-channel port)."""
+    return preset("vcu1525").replace(dram__bus_bytes=128, vector__lanes=32)
+
+
+def _args(root):
+    return {a.get("name"): a.attrib for a in root.iter("arg")}
+
+
+def test_rtl_package_tiny_writes_the_kernel_files(capsys, tmp_path):
+    code = main(["rtl", "package", "--config", "tiny", "--out", str(tmp_path), "--no-lookup"])
+    out, _ = capsys.readouterr()
+    assert code == 0 and "Vivado is not available" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(KERNEL_FILES)
+
+    verilog = (tmp_path / f"{KERNEL_NAME}.v").read_text()
+    ports = verilog.split(f"module {KERNEL_NAME}(")[1].split(";")[0]
+    for sig in ("ap_clk", "ap_rst_n", "interrupt", "s_axi_control_awaddr",
+                "s_axi_control_rdata", "m_axi_gmem_araddr", "m_axi_cmd_araddr"):
+        assert re.search(rf"\b{sig}\b", ports), sig
+    assert "m_axi_lk_" not in ports and f"module {KERNEL_NAME}_pe(" in verilog
+
+    root = ET.parse(tmp_path / "kernel.xml").getroot()
+    kernel = root.find("kernel")
+    assert kernel.get("hwControlProtocol") == "ap_ctrl_hs" and kernel.get("interrupt") == "true"
+    ports = {p.get("name"): p.attrib for p in root.iter("port")}
+    assert ports["s_axi_control"]["mode"] == "slave"
+    assert ports["s_axi_control"]["range"] == "0x1000"
+    assert {n: p["dataWidth"] for n, p in ports.items() if p["mode"] == "master"} == {
+        "m_axi_gmem": "128", "m_axi_cmd": "128"}  # tiny's 16-byte bus; 16-byte commands
+    args = _args(root)
+    assert list(args) == ["program", "program_words", "data"]
+    assert [(a["offset"], a["size"], a["port"], a["addressQualifier"]) for a in args.values()] \
+        == [("0x10", "0x8", "m_axi_cmd", "1"), ("0x18", "0x8", "s_axi_control", "0"),
+            ("0x20", "0x8", "m_axi_gmem", "1")]
+
+    xdc = (tmp_path / f"{KERNEL_NAME}.xdc").read_text()
+    period = float(re.search(r"create_clock -period (\S+) -name ap_clk \[get_ports ap_clk\]",
+                             xdc)[1])
+    assert period == pytest.approx(1000 / preset("tiny").clock_mhz)
+    assert "ap_rst_n" in xdc
+
+    tcl = (tmp_path / "package_kernel.tcl").read_text()
+    assert tcl.index("ipx::package_project") < tcl.index("package_xo")
+    assert "-kernel_xml $script_dir/kernel.xml" in tcl and "sdx_kernel true" in tcl
+    assert "Vivado is not available" in tcl
+    assert tcl.count("{") == tcl.count("}") and tcl.count("[") == tcl.count("]")
+
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["config_key"] == preset("tiny").key() and manifest["lookup"] is False
+    assert manifest["hw_control_protocol"] == "ap_ctrl_hs"
+    assert [a["offset"] for a in manifest["args"]] == [0x10, 0x18, 0x20]
+    assert "GEMM(dense|2:4|2:8|1:8, os|ws, int8)" in manifest["supported"]
+    assert not [c for c in manifest["supported"] if c.startswith(("HASH", "GATHER"))]
+
+
+def test_kernel_args_are_where_the_register_map_decodes_them():
+    k = SatmemKernel(_vcu1525_like())
+    args = _args(ET.fromstring(kernel_xml(k)))
+    assert list(args) == ["program", "program_words", "data", "tables"]
+    for i, a in enumerate(args.values()):
+        assert int(a["offset"], 16) == ARG_BASE + i * ARG_STRIDE
+    assert args["tables"]["port"] == "m_axi_lk"
+    masters = {p.get("name"): p.get("dataWidth") for p in ET.fromstring(kernel_xml(k))
+               .iter("port") if p.get("mode") == "master"}
+    assert masters == {"m_axi_gmem": "1024", "m_axi_lk": "512", "m_axi_cmd": "128"}
+    assert "ipx::associate_bus_interfaces -busif m_axi_lk -clock ap_clk $core" in package_tcl(k)
+
+
+def test_manifest_lists_sparse_fp16_gemms_and_every_command_for_a_vcu1525_like_config():
+    cfg = _vcu1525_like()
+    m = kernel_manifest(cfg, SatmemKernel(cfg))
+    assert m["commands"]["GEMM"]["dtype"] == "fp16"
+    assert m["commands"]["GEMM"]["sparsity"] == ["dense", "2:4", "2:8", "1:8"]
+    assert "GEMM(dense|2:4|2:8|1:8, os|ws, fp16)" in m["supported"]
+    assert m["dataflows"] == ["os", "ws"] and m["nm_patterns"] == ["2:4", "2:8", "1:8"]
+    assert m["datatypes"] == ["fp16", "fp32"]
+    # every opcode of the ISA: this kernel has every unit
+    assert sorted(c["opcode"] for c in m["commands"].values()) == sorted(int(o)
+                                                                          for o in isa.Opcode)
+    assert m["commands"]["UPDATE"]["optimizers"] == [
+        "SGD", "SGD with momentum", "SGD with momentum, first step"]  # no Adam in the RTL
+    assert m["commands"]["SCATTER"]["modes"] == [0, 1, 2]
+    # a dense-only int8 machine has no SORE, so no PRUNE, and no N:M GEMM
+    dense = preset("tiny").replace(array__patterns=())
+    d = kernel_manifest(dense, SatmemKernel(dense, lookup=False))
+    assert "PRUNE" not in d["commands"] and d["nm_patterns"] == []
+    assert d["commands"]["GEMM"]["sparsity"] == ["dense"]
+    assert d["datatypes"] == ["fp16", "fp32", "int32", "int8"]
+
+
+def test_xdc_period_is_the_configs_clock():
+    cfg = _vcu1525_like()
+    assert cfg.clock_mhz == 200.0
+    assert "create_clock -period 5.000 -name ap_clk [get_ports ap_clk]" in kernel_xdc(cfg)
