@@ -73,11 +73,14 @@ Array functions (Python): :func:`fp32_add_array`,
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from ._jit import lazy_global, njit
 
 # LLVM's ctlz: a branch-free leading-zero count (the RTL's priority encoder). A data-dependent
 # branch ladder instead costs a misprediction per product and halves fp16_matmul's speed.
-from numba.cpython.unsafe.numbers import leading_zeros
+# Bound when the first kernel of this module is built (hwsim._jit), so importing hwsim does not
+# import Numba.
+leading_zeros = lazy_global("numba.cpython.unsafe.numbers", "leading_zeros")
 
 __all__ = [
     "CANONICAL_NAN_F16",
@@ -868,10 +871,24 @@ def _sigmoid_table() -> tuple[np.ndarray, np.ndarray]:
     return c0.view(np.uint32), c1.view(np.uint32)
 
 
-SIGMOID_C0, SIGMOID_C1 = _sigmoid_table()
-"""uint32 fp32 bit patterns: intercept and slope of each segment (the ROM's two words)."""
-SIGMOID_C0.flags.writeable = False
-SIGMOID_C1.flags.writeable = False
+# SIGMOID_C0, SIGMOID_C1: uint32 fp32 bit patterns, intercept and slope of each segment (the
+# ROM's two words). Built on first use (module __getattr__; hwsim._jit binds them before this
+# module's kernels are built): 512 segments of 50-digit decimal arithmetic cost more than
+# importing the rest of hwsim, and a GEMM or topology in timing mode never reads them.
+_JIT_GLOBALS = ("SIGMOID_C0", "SIGMOID_C1")
+SIGMOID_C0: np.ndarray  # declared, not bound: the first read goes to __getattr__
+SIGMOID_C1: np.ndarray
+
+
+def __getattr__(name: str):
+    if name in _JIT_GLOBALS:
+        c0, c1 = _sigmoid_table()
+        c0.flags.writeable = False
+        c1.flags.writeable = False
+        globals().update(SIGMOID_C0=c0, SIGMOID_C1=c1)
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 SIGMOID_MAX_ABS_ERROR = 6.0e-6
 """Bound on ``|hw_sigmoid(x) - sigmoid(x)|`` for every fp32 ``x`` against exact (float64) math.
@@ -944,7 +961,7 @@ def hw_sigmoid(x):
     m = (mag & _MANT32) | (_HIDDEN32 if e != 0 else 0)
     # floor(|x| * 32) = m >> (145 - e); |x| < 16 means e <= 130, a shift of 15 or more
     seg = (m >> min(max(_SIG_SHIFT - max(e, 1), 0), 63)) & (SIGMOID_SEGMENTS - 1)
-    s = np.int64(_fadd(SIGMOID_C0[seg], _fmul(SIGMOID_C1[seg], mag)))
+    s = np.int64(_fadd(SIGMOID_C0[seg], _fmul(SIGMOID_C1[seg], mag)))  # noqa: F821 (bound by hwsim._jit)
     s = _ONE32 if mag >= _SIG_X_MAX_BITS else s
     s = np.int64(_fadd(_ONE32, s ^ _SIGN32)) if ((u != mag) & (mag != 0)) else s
     s = CANONICAL_NAN_F32 if mag > _INF32 else s

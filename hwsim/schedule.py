@@ -28,8 +28,8 @@ The RTL controller (``rtl.controller``) implements exactly this.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from ._jit import njit
 from .isa import SEMAPHORE_MAX
 
 __all__ = ["ScheduleError", "check_capacity", "schedule", "schedule_per_cycle"]
@@ -46,7 +46,8 @@ class ScheduleError(ValueError):
         super().__init__(f"command {index} field {field!r}: {why}")
 
 
-@njit(cache=True)
+# interpreted: about 10 us a command on a loaded 2-core machine (hwsim._jit)
+@njit(cache=True, cost=lambda unit, *_: 1e-5 * unit.shape[0])
 def _schedule(unit, duration, wait, signal, control, queue_depth, n_units):
     n = unit.shape[0]
     accept = np.zeros(n, np.int64)

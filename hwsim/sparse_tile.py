@@ -30,8 +30,8 @@ ws_stream_cycles`).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from ._jit import njit
 from .systolic_array import (
     _mac,
     _operands,

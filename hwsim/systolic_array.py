@@ -16,8 +16,8 @@ results come back as ``float32`` (bit patterns preserved: view them as ``uint32`
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from ._jit import njit
 from .numerics import fp16_mac
 
 __all__ = [

@@ -86,9 +86,19 @@ def cmd_simulate_gemm(args) -> int:
     from dataflow import simulate_gemm
 
     cfg = _config(args.config)
+    chrome = args.trace is not None and args.trace.lower().endswith(".json")
+    trace = f"{args.trace}.csv.partial" if chrome else args.trace
     stats = simulate_gemm(args.m, args.n, args.k, cfg, dataflow=args.dataflow, mode=args.mode,
-                          sparsity=args.sparsity, trace=args.trace,
+                          sparsity=args.sparsity, trace=trace,
                           max_commands=args.max_commands, max_macs=args.max_macs)
+    if chrome:  # FILE.json: the Chrome/Perfetto trace-event format, one track per unit
+        from pathlib import Path
+
+        from hwsim.trace import csv_to_chrome_trace
+
+        csv_to_chrome_trace(trace, args.trace, cfg.clock_mhz,
+                            process=f"GEMM {args.m}x{args.n}x{args.k} on {cfg.name}")
+        Path(trace).unlink()
     seconds = stats.cycles / (cfg.clock_mhz * 1e6)
     if args.json:
         out = {"config": cfg.name, "config_key": cfg.key(), "m": args.m, "n": args.n,
@@ -215,6 +225,33 @@ def _own_model_args(args) -> dict:
 
 
 def cmd_simulate_model(args) -> int:
+    if getattr(args, "trace", None):
+        return _traced(args, _simulate_model)
+    return _simulate_model(args)
+
+
+def _traced(args, run) -> int:
+    """``run(args)`` and the per-command trace of the model's step (not its dense comparison)
+    to ``--trace``: CSV, or the Chrome/Perfetto trace-event format for ``FILE.json``."""
+    from hwsim.trace import write_chrome_trace, write_trace
+    from reports.figures import capture_runs
+
+    with capture_runs() as runs:
+        code = run(args)
+    if not runs:
+        raise UsageError("--trace: this run compiles no program to trace")
+    prog, stats = runs[0]
+    if args.trace.lower().endswith(".json"):
+        w = prog.workload
+        write_chrome_trace(prog, stats, args.trace, prog.config.clock_mhz,
+                           process=f"{w.model} {w.method} on {prog.config.name}")
+    else:
+        write_trace(prog, stats, args.trace)
+    print(f"trace: {args.trace}", file=sys.stderr)
+    return code
+
+
+def _simulate_model(args) -> int:
     from dataflow import simulate_model
 
     own = _own_model_args(args)
@@ -261,9 +298,11 @@ def cmd_simulate(args) -> int:
     if (args.topology is None) == (args.model is None):
         raise UsageError("simulate needs exactly one of --topology FILE.csv (SCALE-Sim format) "
                          "or --model NAME")
+    if args.trace is not None and args.model is None:
+        raise UsageError("--trace is for --model (a topology runs one layer at a time)")
     if args.model is not None:
         return cmd_simulate_model(args)
-    from reports.topology import simulate_topology
+    from reports.topology import format_table, topology_rows  # rows without pandas
 
     cfg = _config(args.config)
     if args.scalesim_cfg:
@@ -274,15 +313,15 @@ def cmd_simulate(args) -> int:
     # says otherwise; without a .cfg, ws where the config has it
     dataflow = args.dataflow or ("ws" if "ws" in cfg.array.dataflows and not args.scalesim_cfg
                                  else cfg.array.dataflows[0])
-    table = simulate_topology(args.topology, cfg, dataflow=dataflow)
-    table.insert(1, "dataflow", dataflow)
+    rows = [{"layer": r["layer"], "dataflow": dataflow, **r}
+            for r in topology_rows(args.topology, cfg, dataflow=dataflow)]
     if args.json:
-        print(table.to_json(orient="records", indent=2))
+        print(json.dumps(rows, indent=2))
         return 0
-    total = table["cycles"].sum()
-    print(f"{args.topology} on {cfg.name} ({dataflow}, {len(table)} layers, {total:,} cycles, "
+    total = sum(r["cycles"] for r in rows)
+    print(f"{args.topology} on {cfg.name} ({dataflow}, {len(rows)} layers, {total:,} cycles, "
           f"{total / (cfg.clock_mhz * 1e3):,.3f} ms)")
-    print(table.to_string(index=False))
+    print(format_table(rows))
     return 0
 
 
@@ -394,9 +433,10 @@ def cmd_sweep(args) -> int:
         df = read_results(args.show, notes=lambda line: print(line, file=sys.stderr))
         text = markdown_table(df, f"Sweep results: {args.show}")
         if args.report:
-            path = Path(args.show).parent / "report.md"
-            path.write_text(text)
-            print(f"report: {path}")
+            from reports.html import sweep_report
+
+            path = sweep_report(df, Path(args.show).parent, f"Sweep results: {args.show}")
+            print(f"report: {path} (and {path.with_suffix('.html').name}, with its figures)")
         else:
             print(text, end="")
         return 0
@@ -412,9 +452,10 @@ def cmd_sweep(args) -> int:
         keys = {p.keys for p in spec.points()}
         df = read_results(res.db)
         df = df[[k in keys for k in zip(df["config_key"], df["workload_key"], strict=True)]]
-        path = res.db.parent / "report.md"
-        path.write_text(markdown_table(df, f"Sweep {spec.name}"))
-        print(f"report: {path}")
+        from reports.html import sweep_report
+
+        path = sweep_report(df, res.db.parent, f"Sweep {spec.name}")
+        print(f"report: {path} (and {path.with_suffix('.html').name}, with its figures)")
     return 0
 
 
@@ -534,7 +575,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataflow", choices=("os", "ws"), default="ws")
     s.add_argument("--mode", choices=("timing", "functional"), default="timing")
     s.add_argument("--sparsity", default=None, help="N:M pattern of B along K, e.g. 2:8")
-    s.add_argument("--trace", default=None, help="write a per-command trace (CSV) here")
+    s.add_argument("--trace", default=None, help="write a per-command trace here: CSV, or for "
+                   "FILE.json the Chrome/Perfetto trace format (open in ui.perfetto.dev)")
     s.add_argument("--max-commands", type=_nonneg_int, default=None, help="refuse programs of "
                    "more commands (default 4,000,000: about 4 GB; 0: no limit)")
     s.add_argument("--max-macs", type=_nonneg_int, default=None, help="--mode functional: "
@@ -576,6 +618,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "'required' (only layers that cannot be N:M, e.g. an RGB stem), or "
                         "comma-separated layer names or globs ('' for none)")
     s.add_argument("--objective", choices=("cycles", "energy", "edp"), default="cycles")
+    s.add_argument("--trace", default=None, metavar="FILE", help="--model: write the step's "
+                   "per-command trace here: CSV, or for FILE.json the Chrome/Perfetto trace "
+                   "format, one track per unit (open in ui.perfetto.dev)")
     s.add_argument("--no-interleave", action="store_true")
     s.add_argument("--no-pregenerate", action="store_true")
     s.add_argument("--no-offline-schedule", action="store_true")

@@ -21,7 +21,11 @@ its tables in each memory tier.
 
 with the figures ``memoryformer_compare.png``, ``memoryformer_layers.png``,
 ``memoryformer_tiers.png``, ``memoryformer_gather.png`` and one CSV per table
-(``memoryformer_hot_rows.csv``: the hot-row cache sweep).
+(``memoryformer_hot_rows.csv``: the hot-row cache sweep); the figures of :mod:`reports.figures`
+(``memoryformer_energy.png``: every step by energy component; ``memoryformer_roofline.png``:
+the training steps' GEMM items; ``memoryformer_utilisation.png``: MemoryFormer-tiny's training
+step, units busy over time); and ``memoryformer_report.html``, the report with its figures
+embedded (:func:`reports.html.write_html`).
 """
 
 from __future__ import annotations
@@ -817,6 +821,10 @@ def _markdown(d: dict) -> str:
                 cells.append(f"{best:.0%} @ {int(ok.min()) if len(ok) else '-'}")
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "## Reading the numbers", "", *_findings(d), ""]
+    if d.get("figures"):
+        lines += ["## Energy by component, roofline, utilisation over time", ""]
+        for alt, name, caption in d["figures"]:
+            lines += [f"![{alt}]({name})", "", caption, ""]
     return "\n".join(lines)
 
 
@@ -932,7 +940,11 @@ def memoryformer_report(out_dir: str | Path | None = None,
     sweep_seq = seq_len if sweep_seq_len is None else sweep_seq_len
     out = Path(out_dir) if out_dir is not None else report_dir("memoryformer")
     out.mkdir(parents=True, exist_ok=True)
-    df, results = compare_table(cfg, seq_len, phases=phases, progress=progress)
+    from . import figures as fg
+    from .html import write_html
+
+    with fg.capture_runs(lambda prog: prog.workload.training) as runs:
+        df, results = compare_table(cfg, seq_len, phases=phases, progress=progress)
     df.to_csv(out / "memoryformer_compare.csv", index=False)
     blocks = block_table(results, "train") if "train" in phases else pd.DataFrame()
     blocks.rename_axis("block").to_csv(out / "memoryformer_layers.csv")
@@ -962,12 +974,53 @@ def memoryformer_report(out_dir: str | Path | None = None,
     per_pass = mf.per_pass if mf is not None else pd.DataFrame()
     update = update_traffic(seq_len, cfg.lookup.element_bytes) if mf is not None else \
         {"listed": 0, "distinct": 0}
+    figures = _figures(results, runs, cfg, out)
     md = out / "memoryformer_report.md"
     md.write_text(_markdown({
+        "figures": figures,
         "df": df, "blocks": blocks, "sweep": sweep, "curves": curves, "engine": engine,
         "per_pass": per_pass, "update": update, "cfg": cfg, "seq_len": seq_len,
         "hot": hot, "hot_seq": hot_seq,
         "sweep_seq": sweep_seq, "engine_seq": engine_seq, "gather_rows": gather_rows,
         "table_bytes": entries * cfg.lookup.element_bytes,
         "runtime": time.perf_counter() - t_start}))
+    write_html(md)
     return md
+
+
+def _figures(results: dict, runs: list, cfg: AcceleratorConfig, out: Path) -> list:
+    """``memoryformer_energy.png`` (one panel per phase, one bar per model),
+    ``memoryformer_roofline.png`` and ``memoryformer_utilisation.png`` (``runs``: the training
+    steps' programs and stats, in :data:`MODELS` order); returns ``(alt, file, caption)``."""
+    from . import figures as fg
+
+    panels: dict[str, dict] = {}
+    for (label, _), r in results.items():
+        panels.setdefault(r.what, {})[label.replace(" ", "\n", 1)] = r.totals
+    figs = []
+    if panels:
+        fg.plot_energy(panels, out / "memoryformer_energy.png", unit="auto",
+                       title=f"Energy by component on {cfg.name}")
+        figs.append(("energy by component", "memoryformer_energy.png",
+                     "Each step's energy by component (hwsim.energy; `tier NAME`: the lookup "
+                     "engine's memory tiers). SRAM is one component: the units do not name the "
+                     "buffer of their SRAM traffic."))
+    labels = [label for label, *_ in MODELS]
+    if runs and len(runs) <= len(labels):
+        roofs = {label: fg.roofline(p, s, cfg) for label, (p, s) in zip(labels, runs,
+                                                                         strict=False)}
+        fg.plot_roofline(roofs, out / "memoryformer_roofline.png",
+                         title="Roofline per layer and pass: training steps")
+        fg.plot_utilisation(fg.schedule_utilisation(*runs[0], bins=120),
+                            out / "memoryformer_utilisation.png", clock_mhz=cfg.clock_mhz,
+                            title=f"Units busy over the {labels[0]} training step")
+        mem = ", ".join(f"{k} {int(v.memory_bound.sum())} of {len(v)}" for k, v in roofs.items())
+        figs += [("roofline", "memoryformer_roofline.png",
+                  "The GEMM items (a layer's pass) of each training step: attained MACs per "
+                  "second over the item's window against MACs per DMA byte, under the compute "
+                  "and DMA bandwidth roofs; memory-bound (open triangles): " + mem + ". The "
+                  "lookup engine's HASH, GATHER and SCATTER do no MACs and are not drawn."),
+                 ("utilisation over time", "memoryformer_utilisation.png",
+                  f"{labels[0]} training step: the fraction of each time bin each unit is "
+                  "busy.")]
+    return figs

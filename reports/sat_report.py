@@ -15,7 +15,11 @@ pattern) on one config and writes ``sat_report.md`` with
   off alone on every model;
 - BDWP 2:8 with only the layers that cannot be N:M kept dense;
 
-and ``sat_speedup.png`` (grouped bars, bound as markers) and ``sat_speedup.csv``.
+and ``sat_speedup.png`` (grouped bars, bound as markers) and ``sat_speedup.csv``; the
+figures of :mod:`reports.figures`: ``sat_energy.png`` (each model's dense and BDWP 2:8 steps by
+energy component), ``sat_roofline.png`` and ``sat_utilisation.png`` (the first model's steps:
+roofline per layer and pass, units busy over time); and ``sat_report.html``, the report with
+its figures embedded (:func:`reports.html.write_html`).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ TARGET = 1.75
 def _parts(totals: dict, prefix: str = "") -> dict:
     out = {f"{prefix}path_{k}": totals[f"path_{k}"] for k in PATH_PARTS}
     out.update({f"{prefix}busy_{k}": totals[f"busy_{k}"] for k in _BUSY})
+    out.update({f"{prefix}{k}": v for k, v in totals.items() if k.startswith("energy_")})
     return out
 
 
@@ -52,8 +57,9 @@ def sat_table(config="vcu1525", *, models=None, patterns=("2:4", "2:8", "1:8"),
               methods=("bdwp", "srste"), batch: int = 1,
               options: CompileOptions | None = None, progress=None) -> pd.DataFrame:
     """One row per (model, method, pattern): cycles, dense cycles, speedup, ideal, share, and
-    the critical-path parts and busy cycles of both steps (``path_*``, ``busy_*``, and
-    ``dense_path_*``, ``dense_busy_*`` for the dense baseline).
+    the critical-path parts, busy cycles and energy by component of both steps (``path_*``,
+    ``busy_*``, ``energy_*``, and ``dense_path_*``, ``dense_busy_*``, ``dense_energy_*`` for
+    the dense baseline).
 
     ``pythia70m`` runs at sequence length 512 (its bound at 2048 is lower still: the
     attention GEMMs and the dense 50,304-word head grow with the sequence).
@@ -222,7 +228,7 @@ def _explain(main: pd.DataFrame) -> list[str]:
 
 
 def _markdown(df, ceiling, lanes, abl, title, notes, config, batch, policy=None,
-              loo=None) -> str:
+              loo=None, figures=()) -> str:
     lines = [f"# {title}", "", "| model | method | pattern | speedup | ideal bound | share of "
              "bound | utilisation |", "|---|---|---|---:|---:|---:|---:|"]
     for r in df.itertuples():
@@ -338,6 +344,10 @@ def _markdown(df, ceiling, lanes, abl, title, notes, config, batch, policy=None,
             cells = [f"{d['no_' + sw]:.3f}x ({(d['all'] / d['no_' + sw] - 1):+.1%})"
                      for sw in SWITCHES]
             lines.append(f"| {r.model} | {d['all']:.3f}x | " + " | ".join(cells) + " |")
+    if figures:
+        lines += ["", "## Figures", ""]
+        for alt, name, caption in figures:
+            lines += [f"![{alt}]({name})", "", caption, ""]
     return "\n".join(lines + ["", notes, ""])
 
 
@@ -371,7 +381,17 @@ def sat_reproduction(out_dir: str | Path | None = None, config: str = "vcu1525",
     out.mkdir(parents=True, exist_ok=True)
     options = options or CompileOptions()
     models = list(models or model_names())
-    df = sat_table(config, models=models, batch=batch, options=options, progress=progress)
+    from . import figures as fg
+    from .html import write_html
+
+    def traced(prog) -> bool:  # the first model's dense and BDWP 2:8 steps
+        w = prog.workload
+        return w.model == models[0] and (w.method == "dense" or (w.method, w.pattern)
+                                          == ("bdwp", "2:8"))
+
+    with fg.capture_runs(traced) as runs:
+        df = sat_table(config, models=models, batch=batch, options=options,
+                       progress=progress)
     df.to_csv(out / "sat_speedup.csv", index=False)
     ceiling = gemm_ceiling(config, models=models, batch=batch, options=options,
                            progress=progress)
@@ -408,6 +428,10 @@ def sat_reproduction(out_dir: str | Path | None = None, config: str = "vcu1525",
     fig.savefig(out / "sat_speedup.png", dpi=120)
     plt.close(fig)
     cfg = load_config(config)
+    figures = [("training-step speedup over dense", "sat_speedup.png",
+                "Speedup over dense per model, method and pattern; black ticks: the ideal "
+                "bound.")]
+    figures += _figures(df, runs, cfg, out, batch)
     vec_gb = df[(df.method == "bdwp") & (df.pattern == "2:8")]
     bw = (float(np.mean(vec_gb.dram_other / vec_gb.cycles)) if len(vec_gb) else 0.0)
     notes = (
@@ -425,5 +449,56 @@ def sat_reproduction(out_dir: str | Path | None = None, config: str = "vcu1525",
         "pythia70m runs at sequence 512.")
     md = out / "sat_report.md"
     title = f"SAT reproduction on {config}, training step at batch {batch}"
-    md.write_text(_markdown(df, ceiling, lanes, abl, title, notes, config, batch, policy, loo))
+    md.write_text(_markdown(df, ceiling, lanes, abl, title, notes, config, batch, policy, loo,
+                            figures))
+    write_html(md)
     return md
+
+
+def _figures(df: pd.DataFrame, runs: list, cfg, out: Path, batch: int) -> list:
+    """``sat_energy.png`` (dense against BDWP 2:8, or the first sparse rows, per model),
+    ``sat_roofline.png`` and ``sat_utilisation.png`` (``runs``: the first model's captured
+    steps); returns their ``(alt, file, caption)``."""
+    from . import figures as fg
+
+    main = df[(df.method == "bdwp") & (df.pattern == "2:8")]
+    if not len(main):
+        main = df.drop_duplicates("model")
+    panels = {}
+    for r in main.to_dict("records"):
+        dense = {k[len("dense_"):]: v for k, v in r.items() if k.startswith("dense_energy_")}
+        own = {k: v for k, v in r.items() if k.startswith("energy_")}
+        panels[r["model"]] = {"dense": dense, f"{r['method']} {r['pattern']}": own}
+    out_figs = []
+    if panels:
+        fg.plot_energy(panels, out / "sat_energy.png",
+                       title=f"Training-step energy by component on {cfg.name} (batch {batch})")
+        out_figs.append(("energy by component", "sat_energy.png",
+                         "Energy of each training step by component (hwsim.energy): dense "
+                         "against sparse. SRAM is one component (the units do not name the "
+                         "buffer of their SRAM traffic)."))
+    if runs:
+        roofs = {}
+        for prog, st in runs:
+            w = prog.workload
+            roofs["dense" if w.method == "dense" else f"{w.method} {w.pattern}"] = \
+                fg.roofline(prog, st, cfg)
+        model = runs[0][0].workload.model
+        fg.plot_roofline(roofs, out / "sat_roofline.png",
+                         title=f"Roofline per layer and pass: {model} training step")
+        sparse = next(((p, s) for p, s in runs if p.workload.method != "dense"), runs[0])
+        label = "dense" if sparse[0].workload.method == "dense" else "BDWP 2:8"
+        fg.plot_utilisation(fg.schedule_utilisation(*sparse, bins=120),
+                            out / "sat_utilisation.png", clock_mhz=cfg.clock_mhz,
+                            title=f"Units busy over the {model} {label} training step")
+        mem = {k: int(v.memory_bound.sum()) for k, v in roofs.items()}
+        out_figs += [
+            ("roofline", "sat_roofline.png",
+             f"{model}: attained MACs per second of each GEMM item (a layer's pass) over its "
+             f"window against its MACs per DMA byte, under the compute roof "
+             f"({cfg.peak_macs_per_cycle:,} MACs per cycle) and the bandwidth roof "
+             f"({cfg.dram_bytes_per_cycle:,.0f} bytes per cycle); memory-bound items "
+             "(open triangles): " + ", ".join(f"{k} {v}" for k, v in mem.items()) + "."),
+            ("utilisation over time", "sat_utilisation.png",
+             f"{model} {label}: the fraction of each time bin each unit is busy.")]
+    return out_figs

@@ -15,16 +15,20 @@ A sweep spec is a YAML file::
          options: {seq_len: 32, n_layers: 1},   # dataflow.zoo.get_model options
          compile: {interleave: false},           # dataflow.CompileOptions fields
          compare_dense: false}                   # also run method dense: speedup column
+                                                 # (default: true for a sparse method)
 
 Every (config, workload) pair is a point. GEMMs run :func:`dataflow.simulate_gemm` in timing mode;
 models run :func:`dataflow.simulate_model` (what ``satmem simulate --model`` runs). Points run
 as Dask tasks on a local cluster (single-threaded worker processes, one per core) or on an
 existing cluster (``scheduler="tcp://host:8786"``; its workers need satmem installed), or in
-this process (``workers=0``, same code path without Dask). Each result is committed to the
-DuckDB store (:mod:`reports.store`) as it completes, keyed by the config's
-:meth:`~hwsim.AcceleratorConfig.key` and the workload's :meth:`GemmWorkload.key`; a rerun
-skips the points stored without error and runs the rest (missing or failed). A point that
-raises is stored with its error and the sweep goes on.
+this process (``workers=0``, same code path without Dask). A task runs a batch of points
+(:func:`batches`: a model alone, GEMMs up to :data:`MAX_BATCH` together) and returns their
+results; each finished batch is committed to the DuckDB store (:mod:`reports.store`) in one
+transaction (in this process, the points finished within :data:`BATCH_SECONDS`), keyed by the
+config's :meth:`~hwsim.AcceleratorConfig.key` and the workload's :meth:`GemmWorkload.key`. A
+killed sweep keeps every committed batch; a rerun skips the points stored without error and
+runs the rest (missing or failed). A point that raises is stored with its error and the sweep
+goes on.
 
 The whole spec is checked before anything runs: every grid config is built (a bad field gives
 hwsim's :class:`~hwsim.config.ConfigError`), every workload field is checked and every integer
@@ -50,7 +54,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from functools import partial
+from functools import cached_property, lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +68,7 @@ from .store import (
     METRIC_COLUMNS,
     ResultStore,
     StoreValueError,
+    check_int64,
     config_columns,
     schema,
 )
@@ -77,11 +82,13 @@ __all__ = [
     "SweepInterrupted",
     "SweepResult",
     "SweepSpec",
+    "batches",
     "default_db",
     "default_workers",
     "load_spec",
     "parse_spec",
     "run_point",
+    "run_points",
     "run_sweep",
 ]
 
@@ -142,6 +149,11 @@ def simulator_stamp() -> str:
 _STAMP = simulator_stamp()
 
 
+@lru_cache(maxsize=1024)
+def _config_key(config: AcceleratorConfig) -> str:
+    return config.key()  # a sweep's points share a few configs: hash each once
+
+
 # --- workloads: two siblings with one protocol (key, label, columns, run) ------------------
 
 @dataclass(frozen=True)
@@ -178,7 +190,8 @@ class GemmWorkload:
         return {"cycles": int(st.cycles), "utilisation": float(st.utilisation),
                 "macs": int(st.macs), "dram_read": rd, "dram_write": wr, "dram_bytes": rd + wr,
                 "energy_pj": float(st.energy_total_pj),
-                "seconds": st.cycles / (config.clock_mhz * 1e6)}
+                "seconds": st.cycles / (config.clock_mhz * 1e6),
+                **{f"energy_{c}_pj": float(v) for c, v in st.energy_pj.items()}}
 
 
 @dataclass(frozen=True)
@@ -228,7 +241,9 @@ class ModelWorkload:
                 "dram_write": int(t["dram_write"]), "dram_bytes": int(t["dram_total"]),
                 "energy_pj": float(t["energy_pj"]), "seconds": float(t["seconds"]),
                 "dense_cycles": None if res.dense_cycles is None else int(res.dense_cycles),
-                "speedup": res.speedup}
+                "speedup": res.speedup,
+                **{k: float(v) for k, v in t.items() if k.startswith("energy_")
+                   and k.endswith("_pj") and k != "energy_pj"}}
 
 
 Workload = GemmWorkload | ModelWorkload
@@ -299,7 +314,7 @@ def _parse_model(w: Mapping, where: str) -> ModelWorkload:
         CompileOptions(**comp)
     except ValueError as e:
         raise SpecError(f"{where}.compile", comp, str(e)) from None
-    dense = w.get("compare_dense", False)
+    dense = w.get("compare_dense", method != "dense")  # a sparse method: its speedup
     if not isinstance(dense, bool):
         raise SpecError(f"{where}.compare_dense", dense, "expected true or false")
     return ModelWorkload(name, method, pattern, batch, tuple(sorted(options.items())),
@@ -323,9 +338,10 @@ class Point:
     overrides: tuple[tuple[str, Any], ...]
     workload: Workload
 
-    @property
+    @cached_property
     def keys(self) -> tuple[str, str]:
-        return self.config.key(), _hash([self.workload.key(), _STAMP])
+        """``(config_key, workload_key)``, the point's key in the store (hashed once)."""
+        return _config_key(self.config), _hash([self.workload.key(), _STAMP])
 
     @property
     def label(self) -> str:
@@ -477,8 +493,32 @@ def _row(spec_name: str, p: Point, result: Mapping[str, Any]) -> dict[str, Any]:
     cfg = {c: v for c, (_, v) in config_columns(p.config).items()}
     return {"config_key": ck, "workload_key": wk, "sweep": spec_name, **p.workload.columns(),
             **cfg, **{c: result.get(c) for c in METRIC_COLUMNS},
+            **{c: v for c, v in result.items() if c.startswith("energy_") and c.endswith("_pj")
+               and c != "energy_pj"},
             "error": result.get("error"), "wall_s": result.get("wall_s"),
             "finished_at": datetime.now()}
+
+
+def _store_batch(store: ResultStore, spec_name: str, done: list[tuple[Point, dict]]
+                 ) -> list[dict]:
+    """Commit finished points in one transaction (:meth:`ResultStore.put_many`); a result the
+    store cannot hold (an integer past 64 bits) is stored as the point's error instead.
+    Returns the results as stored, in order."""
+    stored = []
+    for _, res in done:
+        try:
+            for c, v in res.items():
+                check_int64(c, v)
+        except StoreValueError as e:
+            res = {"error": f"{type(e).__name__}: {e}", "wall_s": res.get("wall_s")}
+        stored.append(res)
+    rows = [_row(spec_name, p, res) for (p, _), res in zip(done, stored, strict=True)]
+    try:
+        store.put_many(rows)
+    except StoreValueError:  # a value of the row outside the result (a config field, a label)
+        for (p, _), res in zip(done, stored, strict=True):
+            _store_point(store, spec_name, p, res)
+    return stored
 
 
 def _store_point(store: ResultStore, spec_name: str, p: Point, res: dict) -> dict:
@@ -505,6 +545,15 @@ def run_point(config: AcceleratorConfig, workload: Workload) -> dict[str, Any]:
     return out
 
 
+def run_points(batch: list[tuple[AcceleratorConfig, Workload]]) -> list[dict[str, Any]]:
+    """Run a batch of points (one Dask task): :func:`run_point` of each, in order.
+
+    A task per point costs the client more CPU than a small GEMM takes to simulate; a batch
+    of them is one task, its results one reply.
+    """
+    return [run_point(config, workload) for config, workload in batch]
+
+
 # --- running -------------------------------------------------------------------------------
 
 @dataclass
@@ -526,23 +575,63 @@ class SweepResult:
         return self.total - self.skipped - self.computed
 
 
-def _run_local(points: list[Point]) -> Iterator[tuple[Point, dict]]:
+BATCH_SECONDS = 0.5
+"""In this process, finished points are committed together at most this often (or every
+:data:`MAX_BATCH` points): a kill loses at most that much work."""
+
+MAX_BATCH = 32
+"""Points of one Dask task (and of one commit) at most; a task of GEMMs is a fraction of a
+second, short enough to balance the workers at a sweep's end."""
+
+TASKS_PER_WORKER = 8
+"""A sweep is cut into at least this many tasks per worker (fewer points per task when the
+sweep is small), so that workers finish together."""
+
+
+def _run_local(points: list[Point]) -> Iterator[list[tuple[Point, dict]]]:
+    done: list[tuple[Point, dict]] = []
+    t0 = time.monotonic()
     for p in points:
-        yield p, run_point(p.config, p.workload)
+        done.append((p, run_point(p.config, p.workload)))
+        if len(done) >= MAX_BATCH or time.monotonic() - t0 >= BATCH_SECONDS:
+            yield done
+            done, t0 = [], time.monotonic()
+    if done:
+        yield done
 
 
-def _run_dask(client, points: list[Point]) -> Iterator[tuple[Point, dict]]:
+def batches(points: list[Point], slots: int) -> list[list[Point]]:
+    """Points cut into Dask tasks: a model alone (it takes seconds), GEMMs in runs of up to
+    :data:`MAX_BATCH`, at least :data:`TASKS_PER_WORKER` tasks per worker slot."""
+    gemms = [p for p in points if p.workload.kind != "model"]
+    size = max(1, min(MAX_BATCH, -(-len(gemms) // (TASKS_PER_WORKER * max(1, slots)))))
+    out = [[p] for p in points if p.workload.kind == "model"]
+    out += [gemms[i:i + size] for i in range(0, len(gemms), size)]
+    return out
+
+
+def _slots(client) -> int:
+    """Threads across the cluster's workers (one point runs on each at a time)."""
+    with suppress(Exception):
+        return sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values())
+    return 1
+
+
+def _run_dask(client, points: list[Point]) -> Iterator[list[tuple[Point, dict]]]:
     from dask.distributed import as_completed
 
-    futures = {client.submit(run_point, p.config, p.workload, pure=False): p for p in points}
+    futures = {client.submit(run_points, [(p.config, p.workload) for p in batch], pure=False):
+               batch for batch in batches(points, _slots(client))}
     try:
         for fut in as_completed(futures):
+            batch = futures[fut]
             try:
-                res = fut.result()
+                results = fut.result()
             except Exception as e:  # the worker died (KilledWorker), or was cancelled
                 first = str(e).splitlines()[0] if str(e) else ""
-                res = {"error": f"{type(e).__name__}: {first}".rstrip(": "), "wall_s": None}
-            yield futures[fut], res
+                results = [{"error": f"{type(e).__name__}: {first}".rstrip(": "),
+                            "wall_s": None}] * len(batch)
+            yield list(zip(batch, results, strict=True))
     finally:
         client.cancel(list(futures))
 
@@ -652,10 +741,35 @@ def _local_cluster(n: int, models: bool):
         ctx = get_mp_context()  # Dask sets its own preload list once, on this first call
         heavy = ["dataflow", "torch._dynamo"] if models else []
         # reports._sigint first: the server and the workers it forks ignore SIGINT from the
-        # start (see dask_setup)
-        ctx.set_forkserver_preload(["reports._sigint", "distributed", "hwsim", *heavy,
-                                    "reports.sweep"])
-        return LocalCluster(**kw)
+        # start (see dask_setup); hwsim before numba (it sets Numba's cache directory), which
+        # hwsim itself imports only when a kernel is first built (hwsim._jit)
+        ctx.set_forkserver_preload(["reports._sigint", "distributed", "hwsim", "numba",
+                                    "dataflow.lower.gemm", *heavy, "reports.sweep"])
+        os.environ[_WARM] = "1"  # read by the forkserver, started by the first worker
+        try:
+            return LocalCluster(**kw)
+        finally:
+            os.environ.pop(_WARM, None)
+
+
+_WARM = "SATMEM_SWEEP_FORKSERVER"
+
+
+def _warm_kernels() -> None:
+    """Build the timing path's Numba kernels (loaded from the cache) in the forkserver that
+    the local cluster's workers fork from: each inherits them instead of loading Numba on its
+    first points (about a second of CPU a worker on this 2-core machine)."""
+    from dataflow.lower.gemm import simulate_gemm
+    from hwsim import _jit
+    from hwsim.config import preset
+
+    _jit.PYTHON_BUDGET_S = 0.0  # no interpreted calls: build the kernels now
+    simulate_gemm(64, 64, 64, preset("vcu1525"), mode="timing")  # schedule, banked DRAM
+
+
+if os.environ.get(_WARM) == "1":  # imported by the forkserver's preload
+    with suppress(Exception):
+        _warm_kernels()
 
 
 @contextmanager
@@ -701,7 +815,7 @@ def _executor(todo: list[Point], scheduler: str | None, workers: int | None):
 def run_sweep(spec: SweepSpec, db: str | Path | None = None, *, scheduler: str | None = None,
               workers: int | None = None, max_points: int | None = None,
               progress: Callable[[str], None] | None = None) -> SweepResult:
-    """Run a sweep's points not yet stored; each result is committed as it completes.
+    """Run a sweep's points not yet stored; each batch of results is committed as it completes.
 
     Parameters
     ----------
@@ -742,14 +856,16 @@ def run_sweep(spec: SweepSpec, db: str | Path | None = None, *, scheduler: str |
             with _executor(todo, scheduler, workers) as (run, where):
                 say(f"sweep {spec.name}: {len(points)} points, {skipped} stored, {len(todo)} "
                     f"to run {where}".rstrip() + f"; results in {db}")
-                for p, res in run(todo):
-                    res = _store_point(store, spec.name, p, res)
-                    computed += 1
-                    failed += res.get("error") is not None
-                    say(f"[{skipped + computed}/{len(points)}] {p.label}: " + (
-                        f"FAILED {res['error']}" if res.get("error") else
-                        f"{res['cycles']:,} cycles, util {res['utilisation']:.1%}, "
-                        f"{res['wall_s']:.2f} s"))
+                for done in run(todo):
+                    # one commit a batch, then its progress lines: a line means stored
+                    for (p, _), res in zip(done, _store_batch(store, spec.name, done),
+                                           strict=True):
+                        computed += 1
+                        failed += res.get("error") is not None
+                        say(f"[{skipped + computed}/{len(points)}] {p.label}: " + (
+                            f"FAILED {res['error']}" if res.get("error") else
+                            f"{res['cycles']:,} cycles, util {res['utilisation']:.1%}, "
+                            f"{res['wall_s']:.2f} s"))
         except KeyboardInterrupt:
             stored = len({p.keys for p in points} & store.done_keys(include_failed=True))
             raise SweepInterrupted(stored, len(points), db) from None

@@ -46,7 +46,8 @@ if TYPE_CHECKING:
     from hwsim.engine import Stats
     from hwsim.program import Program
 
-__all__ = ["TERMS", "LayerRun", "run_layer", "run_layers", "simulate_topology"]
+__all__ = ["TERMS", "LayerRun", "format_table", "run_layer", "run_layers", "simulate_topology",
+           "topology_rows"]
 
 TERMS = ("tile_edges", "output_drain", "weight_load", "tile_overhead", "first_load",
          "dram_stall", "store_tail")
@@ -188,6 +189,58 @@ def table_rows(runs: list[LayerRun]) -> list[dict]:
     return rows
 
 
+def topology_rows(path: str | Path, config: AcceleratorConfig, *,
+                  dataflow: str = "ws") -> list[dict]:
+    """:func:`simulate_topology`'s rows as dicts of Python values, without pandas (what
+    ``satmem simulate --topology`` prints: importing pandas costs more than a small topology's
+    simulation)."""
+    return [{k: v.item() if isinstance(v, np.generic) else v for k, v in row.items()}
+            for row in table_rows(run_layers(read_topology(path), config, dataflow))]
+
+
+def _float_cells(values: list) -> list[str] | None:
+    """pandas' fixed-width float column (6 digits, trailing zeros trimmed alike, at least one
+    decimal); None where pandas would switch to scientific notation or print NaN."""
+    if any(v != v for v in values):
+        return None
+    cells = [f"{v:.6f}" for v in values]
+    big = any(abs(v) > 1e6 for v in values)
+    if any(0 < abs(v) < 1e-6 for v in values) or (big and max(map(len, cells)) > 12):
+        return None
+    while all(c.endswith("0") for c in cells):
+        cells = [c[:-1] for c in cells]
+    return [c + "0" if c.endswith(".") else c for c in cells]
+
+
+def format_table(rows: list[dict]) -> str:
+    """Rows as ``pandas.DataFrame(rows).to_string(index=False)`` prints them (right-aligned
+    columns, floats to 6 digits with trailing zeros trimmed alike), without importing pandas
+    unless a float column needs its scientific notation."""
+    if not rows:
+        return "Empty DataFrame\nColumns: []\nIndex: []"
+    columns: list[list[str]] = []
+    for name in rows[0]:
+        values = [r[name] for r in rows]
+        if all(isinstance(v, float) for v in values):
+            cells = _float_cells(values)
+            if cells is None:
+                import pandas as pd
+
+                return pd.DataFrame(rows).to_string(index=False)
+            head = " " + name  # pandas' header of a numeric column
+        elif all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            cells, head = [str(v) for v in values], " " + name
+        elif all(isinstance(v, str) for v in values):
+            cells, head = values, name
+        else:
+            import pandas as pd
+
+            return pd.DataFrame(rows).to_string(index=False)
+        width = max(len(head), *map(len, cells))
+        columns.append([head.rjust(width), *(c.rjust(width) for c in cells)])
+    return "\n".join(" ".join(line) for line in zip(*columns, strict=True))
+
+
 def simulate_topology(path: str | Path, config: AcceleratorConfig, *,
                       dataflow: str = "ws") -> pd.DataFrame:
     """Simulate every layer of a SCALE-Sim topology CSV (forward GEMMs, SCALE-Sim's im2col
@@ -203,4 +256,4 @@ def simulate_topology(path: str | Path, config: AcceleratorConfig, *,
     """
     import pandas as pd
 
-    return pd.DataFrame(table_rows(run_layers(read_topology(path), config, dataflow)))
+    return pd.DataFrame(topology_rows(path, config, dataflow=dataflow))

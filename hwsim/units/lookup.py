@@ -121,9 +121,9 @@ Hot-row cache (``config.lookup.hot_rows`` rows, 0: none)
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from .. import isa
+from .._jit import njit
 from ..config import AcceleratorConfig
 from ..energy import HOT_ROW_BYTE
 from ..numerics import (

@@ -45,8 +45,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
+from .._jit import njit
 from ..config import MemoryTier
 from ..dram import _service
 

@@ -40,8 +40,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
+from .._jit import njit
 from .lookup_timing import _RESPONSE_SPAN, _after, _issue, _respond, _state
 
 __all__ = ["previous_access", "scatter_cycles", "scatter_run"]

@@ -55,9 +55,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 
 from .. import isa
+from .._jit import njit
 from ..config import AcceleratorConfig
 from ..program import COL
 from . import Access, UnitModel, UnitTiming

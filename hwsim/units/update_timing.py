@@ -38,8 +38,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
+from .._jit import njit
 from .lookup_timing import _RESPONSE_SPAN, _after, _issue, _respond, _state
 
 __all__ = ["first_access", "update_cycles", "update_run"]

@@ -89,9 +89,9 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 
 from .. import isa
+from .._jit import njit
 from ..config import AcceleratorConfig
 from ..numerics import _fadd as _add
 from ..numerics import _fmul as _mul

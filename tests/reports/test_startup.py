@@ -1,0 +1,135 @@
+"""Start-up: a GEMM or topology run imports only what it needs (the import graph, not the time:
+speed is measured by benchmarks/bench_startup.py), and Numba kernels built lazily give the
+same results interpreted and compiled."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+DATA = Path(__file__).resolve().parents[1] / "dataflow" / "data"
+HEAVY = ("torch", "pandas", "dask", "distributed", "matplotlib", "numba", "scipy", "duckdb")
+
+
+def heavy_modules_after(argv: list[str]) -> tuple[list[str], str]:
+    """Run ``satmem ARGV`` in a fresh interpreter; the heavy modules it imported, its output."""
+    code = (f"import sys, json; from reports.cli import main; code = main({argv!r}); "
+            f"print(json.dumps([code, sorted(m for m in {HEAVY!r} if m in sys.modules)]))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=300, check=True)
+    *out, last = r.stdout.strip().splitlines()
+    status, mods = json.loads(last)
+    assert status == 0, r.stderr
+    return mods, "\n".join(out)
+
+
+def test_simulate_gemm_imports_no_torch_pandas_dask_matplotlib_or_numba():
+    mods, out = heavy_modules_after(["simulate-gemm", "64", "64", "64", "--json"])
+    assert mods == []
+    assert json.loads(out)["cycles"] > 0
+
+
+def test_simulate_topology_imports_no_pandas_torch_dask_or_numba():
+    mods, out = heavy_modules_after(["simulate", "--topology",
+                                     str(DATA / "scalesim_v3" / "small_conv.csv"), "--json"])
+    assert mods == []
+    rows = json.loads(out)
+    assert [r["layer"] for r in rows] == ["Stem", "C3x3", "PW", "FC"]
+    assert all(r["cycles"] > r["scalesim_cycles"] > 0 for r in rows)
+
+
+def test_topology_text_table_is_what_pandas_prints():
+    pd = pytest.importorskip("pandas")
+    from hwsim.config import preset
+    from reports.topology import format_table, topology_rows
+
+    for topo, cfg in (("resnet_sparse.csv", "vcu1525"), ("gemm_sparse.csv", "tiny"),
+                      ("scalesim_v3/small_gemm.csv", "vcu1525")):
+        rows = topology_rows(DATA / topo, preset(cfg))
+        rows = [{"layer": r["layer"], "dataflow": "ws", **r} for r in rows]
+        assert format_table(rows) == pd.DataFrame(rows).to_string(index=False)
+    # columns pandas prints in scientific notation, or with NaN: pandas itself formats them
+    odd = [{"a": 1e-7, "b": float("nan"), "c": "x"}, {"a": 2.5, "b": 1.0, "c": "yy"}]
+    assert format_table(odd) == pd.DataFrame(odd).to_string(index=False)
+
+
+def test_numba_is_loaded_once_a_run_outgrows_the_interpreted_budget():
+    """A large timing run loads the cached kernels (same cycles as a small one in Python)."""
+    code = ("import sys; from dataflow import simulate_gemm; from hwsim.config import preset; "
+            "s = simulate_gemm(512, 512, 512, preset('vcu1525'), mode='timing'); "
+            "print(s.cycles, 'numba' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=600, check=True)
+    cycles, loaded = r.stdout.split()
+    assert int(cycles) > 0 and loaded == "True"
+
+
+def _interpreted(kernel, *args):
+    """``kernel``'s Python source run as Python, as hwsim._jit runs a small call."""
+    from hwsim import _jit
+
+    _jit._INTERPRETING.on = True
+    try:
+        return kernel.py_func(*args)
+    finally:
+        _jit._INTERPRETING.on = False
+
+
+def compare_kernels() -> None:
+    """In a fresh process (no kernel built yet, so the kernels they call are interpreted too)."""
+    from hwsim import dram, schedule
+    from hwsim.config import preset
+
+    cfg = preset("vcu1525")  # the banked DRAM model
+    rng = np.random.default_rng(7)
+    d = cfg.dram
+    model = dram.DramModel(cfg)
+    cases = []
+    for _ in range(3):
+        addr = rng.integers(0, 1 << 20, 12) * 64
+        rows = rng.integers(0, 40, 12)
+        nbytes = rng.integers(0, 600, 12)
+        stride = np.where(rng.random(12) < 0.5, nbytes, nbytes + 256)
+        cases.append((addr, rows, nbytes, stride, d.channels, d.banks, *model._shifts,
+                      float(model.channel_bytes_per_cycle), cfg.dram_latency_cycles,
+                      float(model.miss_cycles), model.max_outstanding, dram.DMA_BURST_BYTES,
+                      d.request_ports))
+    dma_kernel, schedule_kernel = dram._dma_kernel, schedule._schedule  # before any is built
+    closed = np.full(d.channels * d.banks, -1)
+    py = [_interpreted(dma_kernel, *args, closed.copy()) for args in cases]
+    n = 300
+    unit = rng.integers(0, 4, n)
+    duration = rng.integers(1, 50, n)
+    wait = np.zeros(n, np.int64)
+    signal = np.zeros(n, np.int64)
+    for i in range(n - 1):  # semaphore 0 from unit 0 to unit 1, semaphore 1 back
+        if (unit[i], unit[i + 1]) in ((0, 1), (1, 0)):
+            signal[i] |= 1 << int(unit[i])
+            wait[i + 1] |= 1 << int(unit[i])
+    args = (unit, duration, wait, signal, np.zeros(n, np.bool_), 2, 8)
+    py_sched = _interpreted(schedule_kernel, *args)
+    assert "numba" not in sys.modules  # all of it ran as Python
+    for case, want in zip(cases, py, strict=True):
+        got = dma_kernel.dispatcher()(*case, closed.copy())
+        assert want[0].sum() > 0
+        for x, y in zip(want, got, strict=True):
+            assert np.array_equal(x, y)
+    got = schedule_kernel.dispatcher()(*args)
+    assert py_sched[4] == 0 and (py_sched[1] >= 0).any()  # no error; some waited on a token
+    for x, y in zip(py_sched, got, strict=True):
+        assert np.array_equal(x, y)
+
+
+def test_schedule_and_dma_kernels_interpreted_equal_compiled():
+    r = subprocess.run([sys.executable, __file__], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and r.stdout.strip() == "equal", r.stdout + r.stderr
+
+
+if __name__ == "__main__":
+    compare_kernels()
+    print("equal")
