@@ -61,7 +61,10 @@ def test_sweep_under_satmem_home_writes_nothing_in_the_cwd(tmp_path):
     cwd, home = tmp_path / "cwd", tmp_path / "home"
     cwd.mkdir()
     spec = write_spec(tmp_path / "specs", "home-default")
-    code = ("import sys; from reports.cli import main; "
+    # the kernels compiled, not interpreted (hwsim._jit runs small calls as Python), so that
+    # Numba writes its cache
+    code = ("import sys; import hwsim._jit as j; j.PYTHON_BUDGET_S = 0.0; "
+            "from reports.cli import main; "
             f"sys.exit(main(['sweep', {str(spec)!r}, '--workers', '0', '--quiet']))")
     r = run_python(code, clean_env(SATMEM_HOME=str(home)), cwd)
     assert r.returncode == 0, r.stderr
@@ -92,7 +95,8 @@ def test_installed_copy_writes_to_the_user_directories_only(tmp_path):
                     PYTHONDONTWRITEBYTECODE="1")
     code = (f"import sys; sys.path.insert(0, {str(site)!r}); import reports, hwsim.paths as p; "
             f"assert reports.__file__.startswith({str(site)!r}), reports.__file__; "
-            "assert p.source_checkout() is None; from reports.cli import main; "
+            "assert p.source_checkout() is None; import hwsim._jit as j; "
+            "j.PYTHON_BUDGET_S = 0.0; from reports.cli import main; "
             f"sys.exit(main(['sweep', {str(spec)!r}, '--workers', '0', '--quiet']))")
     r = run_python(code, env, cwd)
     assert r.returncode == 0, r.stderr
