@@ -396,6 +396,21 @@ def _phase_model(model_name: str, phase: str, batch: int, context: int | None, m
     return model, x, 1, context
 
 
+def dense_layers(model, skip, method: str, pattern, *, own_model: bool = False
+                 ) -> tuple[str, ...]:
+    """The layers kept dense under policy ``skip``: ``"default"`` (:func:`default_skip`, plus,
+    for a model not from the zoo, what cannot be N:M at ``pattern``, e.g. a depthwise conv),
+    ``"required"`` (:func:`required_skip`) or the names themselves."""
+    if skip == "default":
+        sk = default_skip(model)
+        if own_model and method != "dense":
+            sk += tuple(n for n in required_skip(model, method, pattern) if n not in sk)
+        return sk
+    if skip == "required":
+        return required_skip(model, method, pattern) if method != "dense" else ()
+    return tuple(skip)
+
+
 def simulate_model(model_name, method: str | None = None, pattern: str | None = "2:8",
                    config: AcceleratorConfig | str = "vcu1525", batch: int = 1,
                    options: CompileOptions | None = None, *, skip: str | tuple = "default",
@@ -489,14 +504,7 @@ def simulate_model(model_name, method: str | None = None, pattern: str | None = 
         seq = first.shape[1] if first.dim() == 2 and not first.is_floating_point() else None
         ctx = 0
     training = phase == "train"
-    if skip == "default":
-        sk = default_skip(model)
-        if not zoo and method != "dense":  # and what cannot be N:M, e.g. a depthwise conv
-            sk += tuple(n for n in required_skip(model, method, pattern) if n not in sk)
-    elif skip == "required":
-        sk = required_skip(model, method, pattern) if method != "dense" else ()
-    else:
-        sk = tuple(skip)
+    sk = dense_layers(model, skip, method, pattern, own_model=not zoo)
 
     def workload(meth):
         try:

@@ -365,8 +365,8 @@ def cmd_report_memoryformer(args) -> int:
 def cmd_export_topology(args) -> int:
     from dataflow.frontend import is_model_file, load_model
     from dataflow.scalesim import EXPORT_PASSES, export_gemm_topology
-    from dataflow.simulate import _phase_model
-    from dataflow.workload import default_skip, extract, required_skip
+    from dataflow.simulate import _phase_model, dense_layers
+    from dataflow.workload import extract
 
     method = args.method or "bdwp"
     pattern = None if method == "dense" else args.pattern
@@ -378,13 +378,8 @@ def cmd_export_topology(args) -> int:
     else:
         kw = {"seq_len": args.seq_len} if args.seq_len else {}
         model, x, _, _ = _phase_model(args.model, args.phase, args.batch, None, kw)
-    if args.dense_layers == "default":
-        skip = default_skip(model) + (required_skip(model, method, pattern)
-                                      if trace or is_model_file(args.model) and pattern else ())
-    elif args.dense_layers == "required":
-        skip = required_skip(model, method, pattern) if pattern else ()
-    else:
-        skip = tuple(s.strip() for s in args.dense_layers.split(",") if s.strip())
+    skip = dense_layers(model, _dense_layers(args), method, pattern,
+                        own_model=is_model_file(args.model))
     wl = extract(model, x, method=method, pattern=pattern, skip=skip, name=args.model,
                  training=args.phase == "train", trace_through=trace)
     passes = EXPORT_PASSES if args.passes == "all" else (args.passes,)
