@@ -19,16 +19,13 @@ import pytest
 import torch
 from torch import nn
 
-from dataflow import sparse_operands
-from dataflow.compiler import compile, simulate_program
-from dataflow.optimizations import CompileOptions
-from dataflow.workload import extract
+from dataflow.compiler import simulate_program
 from hwsim.config import preset
 from hwsim.engine import run
 from hwsim.numerics import matmul_error_bound
-from hwsim.program import Program
 from reports.fidelity import command_end_cycles, cosim_programs
 from rtl.cosim import available_simulators
+from tests.rtl.training_step import op_operands, step_tensors, step_values, training_step_program
 
 pytestmark = pytest.mark.cocotb
 BUILD = Path(__file__).resolve().parents[2] / "build"
@@ -47,44 +44,6 @@ def _config(name):
     if name == "tiny_fp16":
         return preset("tiny").replace(name="tiny_fp16", array__dtype="fp16")
     return preset(name)
-
-
-def training_step_program(config, batch, d_in, hidden, d_out, method="dense", pattern=None,
-                          dataflows=None):
-    """``(program, ops, compiled)``: the compiled step as a :class:`Program` whose inputs are
-    every op's A and B (and Bi, the indices of a sparse op's compressed B) and whose outputs
-    are every op's C, the workload's GEMM ops, and the
-    :class:`dataflow.compiler.CompiledProgram` itself. ``dataflows`` restricts the mapping
-    search."""
-    model = nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, d_out))
-    workload = extract(model, torch.zeros(batch, d_in), method=method, pattern=pattern)
-    opts = CompileOptions(vector_ops=False, dataflows=dataflows)
-    compiled = compile(workload, config, opts)
-    ops = workload.gemms()
-    names = [f"{op.name}.{t}" for op in ops for t in ("A", "B", "Bi")]
-    prog = Program(compiled.commands, compiled.dram_bytes, compiled.tensors,
-                   inputs=tuple(n for n in names if n in compiled.tensors),
-                   outputs=tuple(f"{op.name}.C" for op in ops))
-    return prog, ops, compiled
-
-
-def step_tensors(dtype, rng, batch, d_in, hidden, d_out):
-    """Per layer (``"0"``, ``"2"``) its input, weight and output gradient, of ``dtype``."""
-    def draw(shape):
-        if dtype == "int8":
-            return rng.integers(-128, 128, shape).astype(np.int8)
-        return rng.standard_normal(shape).astype(np.float16)
-
-    h = np.maximum(draw((batch, hidden)), 0)  # after the ReLU
-    dh = np.where(h > 0, draw((batch, hidden)), 0).astype(h.dtype)  # through the ReLU
-    return {"0": (draw((batch, d_in)), draw((hidden, d_in)), dh),
-            "2": (h, draw((d_out, hidden)), draw((batch, d_out)))}
-
-
-def op_operands(op, layers):
-    """``(A, B)`` of one GEMM op (conventions of :mod:`dataflow.workload`)."""
-    x, w, dy = layers[op.layer]
-    return {"fwd": (x, w.T), "bgrad": (dy, w), "wgrad": (dy.T, x)}[op.pass_]
 
 
 def torch_step(layers):
@@ -167,20 +126,7 @@ def test_bdwp_training_step_with_sparse_tiles_matches_hwsim_and_torch(sim, dataf
     assert {c.dataflow for c in prog.commands if c.name == "GEMM"} == \
         {0 if dataflow == "os" else 1}, where
     layers = step_tensors("int8", np.random.default_rng(SEED), *dims)
-    values, dense_b = {}, {}
-    for op in ops:
-        a, b = op_operands(op, layers)
-        if op.sparsity is None:
-            values[f"{op.name}.A"], values[f"{op.name}.B"] = a, b
-            dense_b[op.name] = b
-        else:
-            ref_a = prog.tensors[f"{op.name}.A"]
-            blocked = ref_a.shape != a.shape  # WS sparse: A blocked by reduction chunk
-            ops_nm = sparse_operands(a, b, *op.sparsity,
-                                     ws_rows=config.array.rows if blocked else None)
-            values[f"{op.name}.A"] = ops_nm["A"]
-            values[f"{op.name}.B"], values[f"{op.name}.Bi"] = ops_nm["Bv"], ops_nm["Bi"]
-            dense_b[op.name] = ops_nm["B"]
+    values, dense_b = step_values(prog, ops, layers, config)
     # one run directory per dataflow: xdist runs the two variants at the same time
     model, got, dram = run_everywhere(config, prog, compiled, values, sim,
                                       f"bdwp-step-{dataflow}", where)

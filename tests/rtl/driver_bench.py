@@ -1,0 +1,79 @@
+"""cocotb bench of ``test_driver_cocotb``: the host driver (:class:`rtl.driver.KernelDriver`)
+on the simulated kernel, through :class:`rtl.driver.CocotbTransport` (``AxiLiteMaster`` on
+``s_axi_control``, one ``AxiRam`` memory behind ``m_axi_cmd`` and ``m_axi_gmem``: the bench
+:class:`rtl.cosim.kernel_bench.TB`). Loaded by the simulator, not by pytest.
+
+Spec (``SATMEM_SPEC``): ``{"mem_bytes": n, "seed": s, "lookup": bool, "jobs": path, "out":
+path}``; ``jobs`` is a pickle of ``[{"label", "program", "values", "layout", "interrupt",
+"pause", "max_polls"}, ...]`` (the pytest side's objects: no compiler in the simulator).
+The pickle at ``out`` holds per job the driver's :class:`~rtl.driver.KernelRun` fields (or
+the :class:`~rtl.driver.KernelError`'s run), the error's text, every register access as
+``(cycle, "r"|"w", offset, value)``, the interrupt's rising edges and the control register
+20 cycles after the run. ``SATMEM_OUT`` gets ``{"jobs": n}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+
+import cocotb
+from cocotb.triggers import ClockCycles
+
+from rtl.cosim.kernel_bench import TB
+from rtl.driver import CocotbTransport, KernelDriver, KernelError
+
+
+class RecordingTransport(CocotbTransport):
+    """:class:`CocotbTransport` that logs every register access with its ending cycle."""
+
+    def __init__(self, tb: TB, max_cycles: int):
+        super().__init__(tb.ctrl, tb.ram, tb.dut.interrupt, tb.dut.ap_clk, max_cycles)
+        self.tb, self.log = tb, []
+
+    async def write_reg(self, offset: int, value: int) -> None:
+        await super().write_reg(offset, value)
+        self.log.append((self.tb.cycle, "w", offset, value))
+
+    async def read_reg(self, offset: int) -> int:
+        value = await super().read_reg(offset)
+        self.log.append((self.tb.cycle, "r", offset, value))
+        return value
+
+
+async def run_job(tb: TB, job: dict, lookup: bool) -> dict:
+    tb.ram.write(0, bytes(tb.ram.size))  # a fresh memory: stray writes show
+    tb.set_pause(job.get("pause", 0.0))
+    transport = RecordingTransport(tb, job.get("max_cycles", 1_000_000))
+    driver = KernelDriver(transport, lookup=lookup, interrupt=job["interrupt"],
+                          max_polls=job.get("max_polls", 1_000_000))
+    rises = tb.irq_rises
+    out = {"label": job["label"], "error": None}
+    try:
+        run = await driver.run(job["program"], job["values"], job["layout"])
+    except KernelError as e:
+        run, out["error"] = e.run, str(e)
+    out.update(outputs=run.outputs, status=run.status, cycles=run.cycles, dram=run.dram,
+               layout=run.layout)
+    await ClockCycles(tb.dut.ap_clk, 20)  # no second ap_done without a second ap_start
+    out["irq_rises"] = tb.irq_rises - rises
+    out["ctrl_after"] = await tb.read(0x00)
+    out["log"] = transport.log
+    return out
+
+
+@cocotb.test()
+async def driver_jobs(dut):
+    """The jobs of ``$SATMEM_SPEC``, one after another on one kernel, through the driver."""
+    with open(os.environ["SATMEM_SPEC"]) as f:
+        spec = json.load(f)
+    with open(spec["jobs"], "rb") as f:
+        jobs = pickle.load(f)
+    tb = TB(dut, spec["mem_bytes"], spec.get("seed", 0))
+    await tb.reset()
+    results = [await run_job(tb, job, spec.get("lookup", False)) for job in jobs]
+    with open(spec["out"], "wb") as f:
+        pickle.dump(results, f)
+    with open(os.environ["SATMEM_OUT"], "w") as f:
+        json.dump({"jobs": len(results)}, f)
