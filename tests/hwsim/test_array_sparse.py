@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from dataflow import compile_gemm, simulate_gemm, sparse_operands
 from hwsim import preset, run
-from hwsim.numerics import fp16_matmul
+from hwsim.numerics import fp16_mac_bitlevel, fp16_matmul
 from hwsim.sparse_tile import os_sparse_tile_per_cycle, ws_sparse_tile_per_cycle
 from hwsim.systolic_array import os_feed_cycles, os_tile_per_cycle, ws_stream_cycles
 
@@ -83,6 +83,49 @@ def test_fp16_tile_sums_in_step_order_like_a_dense_tile_of_the_selected_operands
         np.testing.assert_array_equal(acc[:, j].view(np.uint32), dense[:, 0].view(np.uint32))
         ref = fp16_matmul(sel.T.copy(), vals[:, j:j + 1].copy())
         np.testing.assert_array_equal(acc[:, j].view(np.uint32), ref[:, 0].view(np.uint32))
+
+
+# +-0, subnormals, 1, max, inf, NaN (quiet and signalling), a tie-maker
+F16_CORNERS = np.array([0x0000, 0x8000, 0x0001, 0x83FF, 0x3C00, 0xBC00, 0x7BFF, 0xFBFF,
+                        0x7C00, 0xFC00, 0x7E00, 0x7C01, 0x1400], np.uint16)
+
+
+def _fp16_with_corners(rng, shape):
+    x = (rng.standard_normal(shape) * 4).astype(np.float16).view(np.uint16)
+    pick = rng.random(shape) < 0.3
+    x[pick] = rng.choice(F16_CORNERS, int(pick.sum()))
+    return x
+
+
+@settings(max_examples=25, deadline=None)
+@given(rows_groups=st.integers(1, 3), cols=st.integers(1, 5), t=st.integers(1, 9),
+       pattern=st.sampled_from([(1, 4), (2, 4), (2, 8), (1, 8), (4, 8)]),
+       seed=st.integers(0, 2**31))
+def test_fp16_ws_tile_equals_bit_level_datapath_on_corner_operands_and_accumulators(
+        rows_groups, cols, t, pattern, seed):
+    n, m = pattern
+    rows = rows_groups * n + (1 if n == 1 else 0)
+    rng = np.random.default_rng(seed)
+    k = rows // n * n  # every array row whose group is whole holds a compressed row
+    a = _fp16_with_corners(rng, (t, m // n * rows))
+    vals = _fp16_with_corners(rng, (k, cols))
+    idx = _random_idx(rng, k // n, n, m, cols)
+    # old ACC entries: fp32 subnormals of both signs, +-0, +-inf, NaN, the largest finite
+    c0 = rng.integers(0, 2**23, (t, cols)) | rng.integers(0, 2, (t, cols)) << 31
+    pick = rng.random((t, cols)) < 0.3
+    specials = np.array([0, 2**31, 0x7F800000, 0xFF800000, 0x7FC00001, 0x7F7FFFFF])
+    c0[pick] = rng.choice(specials, int(pick.sum()))
+    c0 = c0.astype(np.uint32)
+    out, cycles = ws_sparse_tile_per_cycle(a, vals, idx, n, m, rows, cols,
+                                           acc=c0.view(np.float32))
+    assert cycles == ws_stream_cycles(k, t, rows, cols)
+    ref = c0.copy()
+    for s in range(t):
+        for j in range(cols):
+            for r in range(k):  # from the old entry, then r = 0, 1, ... as the column sums
+                ref[s, j] = fp16_mac_bitlevel(ref[s, j], a[s, r // n * m + idx[r, j]],
+                                              vals[r, j])
+    np.testing.assert_array_equal(out.view(np.uint32), ref)
 
 
 @pytest.mark.parametrize("dataflow", ["os", "ws"])
