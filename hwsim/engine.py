@@ -28,7 +28,8 @@ import numpy as np
 from . import buffers, isa
 from .config import AcceleratorConfig
 from .energy import energy_pj
-from .program import COL, Program
+from ._jit import njit
+from .program import COL, Program, table_to_commands
 from .schedule import ScheduleError, schedule, schedule_per_cycle
 from .units import REGISTRY, Accounting, table_cycles
 
@@ -162,44 +163,162 @@ class Machine:
         self.dram = dram
 
 
-def _check(cmds: list[isa.Command], config: AcceleratorConfig) -> None:
-    for i, cmd in enumerate(cmds):
+def _row_command(program: Program, i: int) -> isa.Command:
+    """Command ``i`` of ``program`` as an ISA object, without building the others."""
+    if program._commands is not None:
+        return program._commands[i]
+    return table_to_commands(program.table[i:i + 1])[0]
+
+
+def _first_bad_word(table: np.ndarray) -> int:
+    """The first row whose opcode is unknown or a field does not fit its width (-1: none):
+    what :func:`hwsim.program.table_to_commands` refuses, found over the whole table at once."""
+    op = table[:, COL["opcode"]]
+    bad = ~np.isin(op, [int(o) for o in isa.Opcode])
+    for c in (COL["wait"], COL["signal"]):
+        bad |= (table[:, c] < 0) | (table[:, c] >= 1 << isa.NUM_SEMAPHORES)
+    for o in np.unique(op[~bad]).tolist():
+        rows = op == o
+        for name, width in isa.command_class(o).FIELDS:
+            v = table[:, COL[name]]
+            bad |= rows & ((v < 0) | (v >= 1 << width))
+    return int(np.argmax(bad)) if bad.any() else -1
+
+
+def _distinct(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows that every unit model's ``check`` and ``footprint`` see alike, grouped: ``(first,
+    inverse)``, ``first[k]`` the first row of group ``k`` and ``inverse[i]`` the group of row
+    ``i``. A group is an opcode and its fields, but for the semaphore masks and the fields its
+    model lists in :attr:`~hwsim.units.UnitModel.address_fields` (DRAM addresses), which
+    neither method reads: so the checks and footprints cost per distinct command shape, not
+    per command."""
+    op = table[:, COL["opcode"]]
+    inverse = np.zeros(len(table), np.int64)
+    firsts = []
+    for o in np.unique(op).tolist():
+        rows = np.flatnonzero(op == o)
+        model = REGISTRY.get(isa.Opcode(o))
+        skip = set(model.address_fields) if model is not None else set()
+        cols = [COL[name] for name, _ in isa.command_class(o).FIELDS if name not in skip]
+        if cols:
+            sub = np.ascontiguousarray(table[np.ix_(rows, cols)])
+            key = sub.view(np.dtype((np.void, sub.dtype.itemsize * len(cols)))).ravel()
+            _, first, inv = np.unique(key, return_index=True, return_inverse=True)
+        else:
+            first, inv = np.zeros(1, np.int64), np.zeros(len(rows), np.int64)
+        inverse[rows] = inv.reshape(-1) + sum(len(f) for f in firsts)
+        firsts.append(rows[first])
+    first = np.concatenate(firsts) if firsts else np.zeros(0, np.int64)
+    return first, inverse
+
+
+def _check(program: Program, config: AcceleratorConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Raise the error of the first command (in program order) that ``config``'s machine cannot
+    run: an ISA word that does not decode (:class:`hwsim.isa.IsaError`), an opcode no unit
+    models or a unit's ``check`` (:class:`ProgramError`). Each distinct command shape
+    (:func:`_distinct`) is checked once. Returns :func:`_distinct`'s groups."""
+    table = program.table
+    bad = _first_bad_word(table)
+    if bad >= 0:
+        table_to_commands(table[bad:bad + 1])  # raises the IsaError naming the field
+    first, inverse = _distinct(table)
+    why = {}
+    for k, i in enumerate(first.tolist()):
+        cmd = _row_command(program, i)
         model = REGISTRY.get(cmd.OPCODE)
-        if model is None:
-            raise ProgramError(i, cmd, "opcode", f"{cmd.name} is not modelled yet")
-        bad = model.check(cmd, config)
-        if bad is not None:
-            raise ProgramError(i, cmd, *bad)
+        res = ("opcode", f"{cmd.name} is not modelled yet") if model is None else \
+            model.check(cmd, config)
+        if res is not None:
+            why[k] = res
+    if why:
+        # the first row of any failing group
+        k = min(why, key=lambda k: int(first[k]))
+        i = int(first[k])
+        raise ProgramError(i, _row_command(program, i), *why[k])
+    return first, inverse
 
 
-def _check_races(cmds, start, end, config: AcceleratorConfig) -> None:
+_PORTS: dict[str, int] = {}
+
+
+def _footprints(program: Program, first: np.ndarray, inverse: np.ndarray,
+                config: AcceleratorConfig) -> tuple[np.ndarray, ...]:
+    """Each command's buffer accesses as arrays ``(count, buf, port, lo, hi, writes)`` of shape
+    ``(n, most accesses)``, from one ``footprint`` call per distinct command shape."""
+    feet = [REGISTRY[_row_command(program, i).OPCODE].footprint(_row_command(program, i),
+                                                                config)
+            for i in first.tolist()]
+    width = max((len(f) for f in feet), default=0) or 1
+    g = len(feet)
+    count = np.zeros(g, np.int64)
+    buf, port, lo, hi = (np.zeros((g, width), np.int64) for _ in range(4))
+    writes = np.zeros((g, width), np.bool_)
+    for k, f in enumerate(feet):
+        count[k] = len(f)
+        for a, x in enumerate(f):
+            buf[k, a], lo[k, a], hi[k, a], writes[k, a] = int(x.buf), x.lo, x.hi, x.writes
+            port[k, a] = _PORTS.setdefault(x.port, len(_PORTS))
+    return tuple(x[inverse] for x in (count, buf, port, lo, hi, writes))
+
+
+# interpreted: a few us a command on a loaded 2-core machine (hwsim._jit)
+@njit(cache=True, cost=lambda order, *_: 3e-6 * order.shape[0])
+def _race_sweep(order, start, end, unit, count, buf, port, lo, hi, writes):  # pragma: no cover
+    """The first pair of commands running at once that share a buffer port (kind 1) or touch
+    overlapping entries of a buffer where one writes (kind 2): ``(i, j, x, y, kind)``, command
+    ``i`` the later to start and ``x``, ``y`` their accesses; kind 0 for none."""
+    n = order.shape[0]
+    active = np.empty(n, np.int64)
+    na = 0
+    for ii in range(n):
+        i = order[ii]
+        k = 0
+        for a in range(na):
+            j = active[a]
+            if end[j] >= start[i]:
+                active[k] = j
+                k += 1
+        na = k
+        if count[i] > 0:
+            for a in range(na):
+                j = active[a]
+                if unit[j] == unit[i]:
+                    continue
+                for x in range(count[i]):
+                    for y in range(count[j]):
+                        if buf[i, x] != buf[j, y]:
+                            continue
+                        if port[i, x] == port[j, y]:
+                            return i, j, x, y, 1
+                        if (writes[i, x] or writes[j, y]) and lo[i, x] < hi[j, y] \
+                                and lo[j, y] < hi[i, x]:
+                            return i, j, x, y, 2
+        active[na] = i
+        na += 1
+    return -1, -1, -1, -1, 0
+
+
+def _check_races(program: Program, first, inverse, unit, start, end,
+                 config: AcceleratorConfig) -> None:
     """Commands that overlap in time must not touch overlapping entries of a buffer where one
     writes (a race the semaphores failed to order), nor share a buffer port."""
-    foot = [REGISTRY[c.OPCODE].footprint(c, config) for c in cmds]
+    count, buf, port, lo, hi, writes = _footprints(program, first, inverse, config)
     order = np.argsort(start, kind="stable")
-    active: list[int] = []
-    for i in order.tolist():
-        active = [j for j in active if end[j] >= start[i]]
-        if foot[i]:
-            for j in active:
-                if cmds[j].UNIT == cmds[i].UNIT:
-                    continue
-                for x in foot[i]:
-                    for y in foot[j]:
-                        if x.buf != y.buf:
-                            continue
-                        a, b = sorted((i, j))
-                        name = isa.Buffer(x.buf).name
-                        if x.port == y.port:
-                            raise ProgramError(b, cmds[b], "buf", f"uses the {name} buffer's "
-                                               f"{'write' if x.writes else 'read'} port while "
-                                               f"command {a} ({cmds[a].name}) does")
-                        if (x.writes or y.writes) and x.lo < y.hi and y.lo < x.hi:
-                            raise ProgramError(b, cmds[b], "wait", f"races with command {a} "
-                                               f"({cmds[a].name}) on {name} entries "
-                                               f"{max(x.lo, y.lo)}..{min(x.hi, y.hi) - 1}: "
-                                               "no semaphore orders them")
-        active.append(i)
+    i, j, x, y, kind = _race_sweep(order, np.asarray(start, np.int64),
+                                   np.asarray(end, np.int64), np.asarray(unit, np.int64),
+                                   count, buf, port, lo, hi, writes)
+    if kind == 0:
+        return
+    a, b = sorted((int(i), int(j)))
+    ca, cb = _row_command(program, a), _row_command(program, b)
+    name = isa.Buffer(int(buf[i, x])).name
+    if kind == 1:
+        raise ProgramError(b, cb, "buf", f"uses the {name} buffer's "
+                           f"{'write' if writes[i, x] else 'read'} port while "
+                           f"command {a} ({ca.name}) does")
+    raise ProgramError(b, cb, "wait", f"races with command {a} ({ca.name}) on {name} entries "
+                       f"{max(lo[i, x], lo[j, y])}..{min(hi[i, x], hi[j, y]) - 1}: "
+                       "no semaphore orders them")
 
 
 def _idle_stalls(unit, control, wait, signal, token, start, end) -> dict[str, int]:
@@ -276,9 +395,8 @@ def run(program: Program, config: AcceleratorConfig, mode: str = "timing", *,
     if mode == "functional" and not check:
         raise ValueError("functional mode runs checked programs only (check=True)")
     table = program.table
-    cmds = program.commands if check else None
     if check:
-        _check(cmds, config)
+        first, inverse = _check(program, config)
     n = len(table)
     op = table[:, COL["opcode"]]
     unit = _UNIT_OF[op]
@@ -290,7 +408,7 @@ def run(program: Program, config: AcceleratorConfig, mode: str = "timing", *,
         # values first, in program order (what a race-free program computes on the concurrent
         # machine); units whose cycles depend on values (lookup rows) report them here
         machine = Machine(config, program.dram_image(inputs or {}))
-        for i, cmd in enumerate(cmds):
+        for i, cmd in enumerate(program.commands):
             d = REGISTRY[cmd.OPCODE].execute(cmd, machine, config)
             if d is not None:
                 dur[i] = d
@@ -302,10 +420,10 @@ def run(program: Program, config: AcceleratorConfig, mode: str = "timing", *,
             accept, start, end = schedule_per_cycle(unit, dur, wait, signal, control,
                                                     config.queue_depth)
     except ScheduleError as e:
-        cmd = cmds[e.index] if cmds is not None else program.commands[e.index]
-        raise ProgramError(e.index, cmd, e.field, str(e).split(": ", 1)[1]) from None
+        raise ProgramError(e.index, _row_command(program, e.index), e.field,
+                           str(e).split(": ", 1)[1]) from None
     if check and check_races and n:
-        _check_races(cmds, start, end, config)
+        _check_races(program, first, inverse, unit, start, end, config)
 
     acc = Accounting()
     acc.stalls = {**_idle_stalls(unit, control, wait, signal, token, start, end),

@@ -48,17 +48,19 @@ class ScheduleError(ValueError):
 
 # interpreted: about 10 us a command on a loaded 2-core machine (hwsim._jit)
 @njit(cache=True, cost=lambda unit, *_: 1e-5 * unit.shape[0])
-def _schedule(unit, duration, wait, signal, control, queue_depth, n_units):
+def _schedule(unit, duration, wait, signal, control, queue_depth, n_units, sem_base):
     n = unit.shape[0]
     accept = np.zeros(n, np.int64)
     token = np.full(n, -1, np.int64)  # when the last token a command waited for became visible
     start = np.zeros(n, np.int64)
     end = np.zeros(n, np.int64)
     unit_free = np.zeros(n_units, np.int64)  # first cycle a unit may start
-    # per unit: start cycles of its commands, to find when a queue slot frees
+    # per unit: start cycles of its last queue_depth commands, to find when a queue slot frees
     unit_count = np.zeros(n_units, np.int64)
-    unit_starts = np.zeros((n_units, n), np.int64)
-    prod_times = np.zeros((N_SEMS, n), np.int64)
+    unit_starts = np.zeros((n_units, max(queue_depth, 1)), np.int64)
+    # semaphore s's k-th token becomes visible on prod_times[sem_base[s] + k] (memory in the
+    # tokens the program signals, not in commands x semaphores)
+    prod_times = np.zeros(max(sem_base[N_SEMS], 1), np.int64)
     n_prod = np.zeros(N_SEMS, np.int64)
     n_cons = np.zeros(N_SEMS, np.int64)
     producer = np.full(N_SEMS, -1, np.int64)
@@ -71,7 +73,7 @@ def _schedule(unit, duration, wait, signal, control, queue_depth, n_units):
         if not control[i]:
             c = unit_count[u]
             if c >= queue_depth:
-                a = max(a, unit_starts[u, c - queue_depth] + 1)
+                a = max(a, unit_starts[u, c % queue_depth] + 1)
         accept[i] = a
         ready = a + 1
         for s in range(N_SEMS):
@@ -83,8 +85,8 @@ def _schedule(unit, duration, wait, signal, control, queue_depth, n_units):
                 k = n_cons[s]
                 if k >= n_prod[s]:
                     return accept, token, start, end, _ERR_NO_TOKEN, i, s
-                ready = max(ready, prod_times[s, k])
-                token[i] = max(token[i], prod_times[s, k])
+                ready = max(ready, prod_times[sem_base[s] + k])
+                token[i] = max(token[i], prod_times[sem_base[s] + k])
                 n_cons[s] = k + 1
         if control[i]:
             t = max(ready, last_end + 1)
@@ -96,7 +98,7 @@ def _schedule(unit, duration, wait, signal, control, queue_depth, n_units):
             start[i] = t
             end[i] = t + duration[i] - 1
             unit_free[u] = end[i] + 1
-            unit_starts[u, unit_count[u]] = t
+            unit_starts[u, unit_count[u] % queue_depth] = t
             unit_count[u] += 1
             next_accept = a + 1
         last_end = max(last_end, end[i])
@@ -106,7 +108,7 @@ def _schedule(unit, duration, wait, signal, control, queue_depth, n_units):
                     producer[s] = u
                 elif producer[s] != u:
                     return accept, token, start, end, _ERR_TWO_PRODUCERS, i, s
-                prod_times[s, n_prod[s]] = end[i] + 1
+                prod_times[sem_base[s] + n_prod[s]] = end[i] + 1
                 n_prod[s] += 1
     return accept, token, start, end, _ERR_NONE, -1, -1
 
@@ -132,10 +134,14 @@ def schedule(unit: np.ndarray, duration: np.ndarray, wait: np.ndarray, signal: n
         A token consumed before any earlier command produced it, or a semaphore shared by two
         producer or two consumer units.
     """
+    signal = np.asarray(signal, np.int64)
+    # where each semaphore's tokens start in the kernel's one array of token times
+    made = [int(np.count_nonzero((signal >> s) & 1)) for s in range(N_SEMS)]
+    sem_base = np.concatenate(([0], np.cumsum(made))).astype(np.int64)
     acc, tok, st, en, err, idx, sem = _schedule(
         np.asarray(unit, np.int64), np.asarray(duration, np.int64),
-        np.asarray(wait, np.int64), np.asarray(signal, np.int64),
-        np.asarray(control, np.bool_), int(queue_depth), int(n_units))
+        np.asarray(wait, np.int64), signal,
+        np.asarray(control, np.bool_), int(queue_depth), int(n_units), sem_base)
     if err == _ERR_NO_TOKEN:
         raise ScheduleError(idx, "wait", f"semaphore {sem} has no token from an earlier command: "
                             "the program would deadlock")

@@ -107,10 +107,17 @@ class UnitModel:
         ``dataflow/lower/<name>.py``, energy component).
     opcodes : tuple of isa.Opcode
         The commands it executes.
+    address_fields : tuple of str
+        Fields that neither :meth:`check` nor :meth:`footprint` reads: the engine checks one
+        command of each distinct shape, these fields left out of the shape. By default the DRAM
+        address fields (``dram_addr``, ``stride``: only LOAD and STORE have them, and their
+        model reads them to time and execute, not to check); a model whose check reads one
+        sets its own.
     """
 
     name: ClassVar[str]
     opcodes: ClassVar[tuple[isa.Opcode, ...]]
+    address_fields: ClassVar[tuple[str, ...]] = ("dram_addr", "stride")
 
     def check(self, cmd: isa.Command, config: AcceleratorConfig) -> tuple[str, str] | None:
         """Why ``config``'s machine cannot run ``cmd``, as ``(field, reason)``; None if it can."""
