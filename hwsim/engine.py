@@ -26,9 +26,9 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from . import buffers, isa
+from ._jit import njit
 from .config import AcceleratorConfig
 from .energy import energy_pj
-from ._jit import njit
 from .program import COL, Program, table_to_commands
 from .schedule import ScheduleError, schedule, schedule_per_cycle
 from .units import REGISTRY, Accounting, table_cycles
