@@ -11,6 +11,7 @@ cycle count, a second ``ap_start`` runs again, and a malformed program ends in a
 
 from __future__ import annotations
 
+import asyncio
 import pickle
 from pathlib import Path
 
@@ -25,7 +26,17 @@ from hwsim.program import Program
 from rtl.axilite import CTRL, ISR
 from rtl.cosim import available_simulators
 from rtl.cosim.runner import run_block
-from rtl.driver import AP_DONE, AP_IDLE, AP_START, DeviceLayout, register_writes
+from rtl.driver import (
+    AP_DONE,
+    AP_IDLE,
+    AP_START,
+    DeviceLayout,
+    KernelDriver,
+    KernelError,
+    KernelTimeoutError,
+    memory_images,
+    register_writes,
+)
 from rtl.kernel import KERNEL_NAME, SatmemKernel
 from tests.rtl.training_step import step_tensors, step_values, training_step_program
 
@@ -160,3 +171,101 @@ def test_driver_runs_gemm_and_bdwp_step_through_kernel_bit_equal_to_hwsim(sim, c
     for name in good.outputs:
         np.testing.assert_array_equal(bad["outputs"][name].view(np.uint8),
                                       model.outputs[name].view(np.uint8))
+
+
+# -- the host side alone, no simulator ------------------------------------------------------
+
+class _Kernel:
+    """A transport whose kernel finishes ``delay`` control reads after ``ap_start`` (never,
+    with ``None``), with the status ``status``; memory is a bytearray."""
+
+    def __init__(self, delay=2, status=0):
+        self.regs, self.mem, self.delay, self.status = {CTRL: AP_IDLE}, bytearray(1 << 16), \
+            delay, status
+        self.writes, self.left = [], None
+
+    async def write_reg(self, offset, value):
+        self.writes.append((offset, value))
+        self.regs[offset] = value
+        if offset == CTRL and value & AP_START:
+            self.regs[CTRL], self.left = AP_START, self.delay
+
+    async def read_reg(self, offset):
+        if offset == CTRL and self.left is not None:
+            self.left -= 1
+            if self.left < 0:
+                self.left, self.regs[CTRL] = None, AP_IDLE | AP_DONE
+        value = self.regs.get(offset, 0) if offset != 0x40 else self.status
+        if offset == CTRL:
+            self.regs[CTRL] &= ~AP_DONE  # clear on read
+        return value
+
+    async def write_mem(self, addr, data):
+        self.mem[addr:addr + len(data)] = data
+
+    async def read_mem(self, addr, nbytes):
+        return bytes(self.mem[addr:addr + nbytes])
+
+
+def _small_gemm():
+    config = preset("tiny")
+    return _gemm(config, 3, 4, 5, np.random.default_rng(1))
+
+
+def test_device_layout_packs_program_then_page_aligned_data():
+    prog, _ = _small_gemm()
+    layout = DeviceLayout.pack(prog, base=0x2000)
+    assert layout.program == 0x2000 and layout.data % 4096 == 0
+    assert layout.data >= 0x2000 + 16 * len(prog)
+    assert layout.size(prog) == layout.data + prog.dram_bytes - 0x2000
+    assert layout.tables_base == layout.data
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"program": 0x1008, "data": 0}, "program must be a multiple of 16, not 0x1008"),
+    ({"program": 0, "data": 0x1010}, "data must be a multiple of 4096, not 0x1010"),
+    ({"program": 0, "data": 0, "tables": 0x800}, "tables must be a multiple of 4096, not 0x800"),
+    ({"program": -16, "data": 0}, "program must be a 64-bit device address, not -16"),
+    ({"program": 0, "data": 1 << 64}, "data must be a 64-bit device address"),
+])
+def test_device_layout_refuses_misplaced_images(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DeviceLayout(**kwargs)
+
+
+def test_memory_images_refuse_overlap_and_register_writes_are_the_kernel_args():
+    prog, values = _small_gemm()
+    with pytest.raises(ValueError, match="overlap"):
+        memory_images(prog, values, DeviceLayout(program=0x10, data=0))
+    layout = DeviceLayout(program=0x1_0000_0010, data=0x2000, tables=0x5000)
+    assert register_writes(layout, 7, lookup=True) == [
+        (0x10, 0x10), (0x14, 1), (0x18, 7), (0x1C, 0), (0x20, 0x2000), (0x24, 0),
+        (0x28, 0x5000), (0x2C, 0), (CTRL, AP_START)]
+    assert len(register_writes(layout, 7, lookup=False)) == 7  # no tables argument
+    with pytest.raises(ValueError, match=r"program_words must be below 268435456, not -1"):
+        register_writes(layout, -1, lookup=False)
+
+
+def test_driver_polls_reads_back_and_reports_status_and_timeout():
+    prog, values = _small_gemm()
+    kernel = _Kernel(delay=3)
+    out = asyncio.run(KernelDriver(kernel).run(prog, values))
+    assert kernel.writes[-1] == (CTRL, AP_START)
+    # nothing ran: the outputs are the zeros of the image the driver wrote
+    assert all(not v.any() for v in out.outputs.values()) and out.status == 0
+    np.testing.assert_array_equal(out.dram, prog.dram_image(values))
+    with pytest.raises(KernelError, match=r"status 0x9 \(command_error, bad_argument\)"):
+        asyncio.run(KernelDriver(_Kernel(status=0x9)).run(prog, values))
+    assert asyncio.run(KernelDriver(_Kernel(status=1)).run(prog, values, check=False)).errors \
+        == ("command_error",)
+    with pytest.raises(KernelTimeoutError, match="no ap_done in 5 reads"):
+        asyncio.run(KernelDriver(_Kernel(delay=None), max_polls=5).run(prog, values))
+
+
+def test_driver_refuses_a_transport_without_the_interface():
+    with pytest.raises(TypeError, match="transport must implement InterruptTransport"):
+        KernelDriver(_Kernel(), interrupt=True)
+    with pytest.raises(TypeError, match="transport must implement Transport"):
+        KernelDriver(object())
+    with pytest.raises(ValueError, match="max_polls must be a positive integer, not 0"):
+        KernelDriver(_Kernel(), max_polls=0)
