@@ -358,6 +358,10 @@ class VectorConfig:
 
 MAX_HOT_ROWS = 1 << 20
 """The largest ``lookup.hot_rows`` a config may ask for."""
+MAX_ROW_BYTES = (1 << 16) - 1
+"""The largest ``lookup.row_bytes``: a row request's length is 16 bits."""
+MAX_SLOTS = 1 << 12
+"""The largest ``lookup.slots`` (tags of 12 bits)."""
 
 
 @dataclass(frozen=True)
@@ -395,6 +399,34 @@ class LookupConfig:
         On-chip buffer for rows requested and not yet accumulated, KiB. Rows in flight are at
         most ``inflight_kib * 1024 // row bytes`` (:meth:`rows_in_flight`), and Little's law
         needs ``bandwidth x latency`` bytes in flight to reach a tier's peak.
+    row_bytes : int
+        Widest table row the engine's row buffers hold, bytes (``rtl.lookup``'s ``row_bytes``:
+        a GATHER's ``width x element bytes``, a SCATTER's ``width x 4``); a multiple of 4, at
+        most 65,535 (the row request's 16-bit length).
+    slots : int
+        Row-buffer slots (``rtl.lookup``'s ``slots``, its read tags): a GATHER's or SCATTER
+        mode 0's row window (:meth:`row_window`) must fit them, a row update's window a quarter
+        of them. A power of two, at least 16.
+    max_tau : int
+        Widest HASH chunk (``width``), 2 to 31 (a row index is a 32-bit word).
+    min_dy_chunks : int
+        Fewest chunks a token of GATHER mode 1 and SCATTER mode 0 (the commands that load dY
+        through the VEC read port the row indices share): at least 2, what keeps dY's loads
+        ahead of the lanes in the RTL.
+    min_dy_entries : int
+        Fewest VEC entries a row of GATHER mode 1 and SCATTER mode 0 (``width >=
+        min_dy_entries x vector.lanes``), at least 2, for the same reason.
+    rtl_limits : bool
+        Whether hwsim refuses the lookup commands the RTL engine built from this config cannot
+        run (:func:`hwsim.units.lookup.rtl_limit`): rows beyond ``row_bytes`` or not whole VEC
+        entries, windows beyond ``slots``, chunks beyond ``max_tau``, dY commands below
+        ``min_dy_chunks`` or ``min_dy_entries``. False (the default) models an engine sized for
+        the program, as the presets' MemoryFormer studies need (rows of 1 KiB, windows of
+        hundreds of rows); the RTL cosimulation's configs set it.
+
+    ``row_bytes``, ``slots``, ``max_tau``, ``min_dy_chunks`` and ``min_dy_entries`` are the
+    RTL's finite sizes: :class:`rtl.lookup.unit.LookupUnit` is built from them, and their
+    defaults are what it is built with by default.
     """
 
     hash_lanes: int = 4
@@ -405,6 +437,12 @@ class LookupConfig:
     element: str = "fp16"
     request_ports: int = 1
     inflight_kib: int = 16
+    row_bytes: int = 64
+    slots: int = 32
+    max_tau: int = 16
+    min_dy_chunks: int = 2
+    min_dy_entries: int = 2
+    rtl_limits: bool = False
 
     def validate(self, path: str = "lookup") -> None:
         _positive_int(f"{path}.hash_lanes", self.hash_lanes)
@@ -436,6 +474,29 @@ class LookupConfig:
             raise ConfigError(f"{path}.element", self.element, f"one of {LOOKUP_ELEMENTS}")
         _positive_int(f"{path}.request_ports", self.request_ports)
         _positive_int(f"{path}.inflight_kib", self.inflight_kib)
+        _positive_int(f"{path}.row_bytes", self.row_bytes)
+        if self.row_bytes % 4 or self.row_bytes > MAX_ROW_BYTES:
+            raise ConfigError(f"{path}.row_bytes", self.row_bytes,
+                              f"a multiple of 4 (whole fp32 words) of at most {MAX_ROW_BYTES} "
+                              "(a row request's 16-bit length)")
+        _positive_int(f"{path}.slots", self.slots)
+        if self.slots < 16 or self.slots & (self.slots - 1) or self.slots > MAX_SLOTS:
+            raise ConfigError(f"{path}.slots", self.slots,
+                              f"a power of two from 16 to {MAX_SLOTS} (the row update's "
+                              "tags, whose quarter are its slots)")
+        _positive_int(f"{path}.max_tau", self.max_tau)
+        if not 2 <= self.max_tau <= 31:
+            raise ConfigError(f"{path}.max_tau", self.max_tau,
+                              "2 to 31 (a chunk's code is one bit an element of a 32-bit row "
+                              "index)")
+        for name in ("min_dy_chunks", "min_dy_entries"):
+            v = getattr(self, name)
+            _positive_int(f"{path}.{name}", v)
+            if v < 2:
+                raise ConfigError(f"{path}.{name}", v, "at least 2 (what keeps dY's loads "
+                                  "ahead of the lanes in the RTL)")
+        if not isinstance(self.rtl_limits, bool):
+            raise ConfigError(f"{path}.rtl_limits", self.rtl_limits, "true or false")
 
     @property
     def placement_order(self) -> tuple[str, ...]:
@@ -463,6 +524,11 @@ class LookupConfig:
     def rows_in_flight(self, row_bytes: int) -> int:
         """Row requests the in-flight buffer holds for rows of ``row_bytes`` (at least 1)."""
         return max(1, self.inflight_kib * 1024 // row_bytes)
+
+    def row_window(self, row_bytes: int) -> int:
+        """Rows a command of rows of ``row_bytes`` keeps in flight (its slots in the RTL):
+        ``max(4, rows_in_flight(row_bytes))``."""
+        return max(4, self.rows_in_flight(row_bytes))
 
 
 @dataclass(frozen=True)

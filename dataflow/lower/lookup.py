@@ -38,14 +38,15 @@ from hwsim import isa
 from hwsim.config import AcceleratorConfig
 from hwsim.program import COL, Program, TensorRef
 from hwsim.tiers import gather_time, place_tables
+from hwsim.units.lookup import rtl_limit
 from hwsim.units.vector import adam_registers
 
 from .emitter import Alloc, Emitter
 
 __all__ = ["ADAM_DEFAULTS", "MODEL_SEMAPHORES", "PHASES", "SEMAPHORES", "TABLE_OPTIMIZERS",
            "LayerShape", "ModelLookups", "Step", "Stream", "Tokens", "block_tokens",
-           "check_table_optimizer", "compile_memory_layer", "emit_blocks", "emit_memory_layer",
-           "table_kinds", "token_block"]
+           "check_rtl_limits", "check_table_optimizer", "compile_memory_layer", "emit_blocks",
+           "emit_memory_layer", "table_kinds", "token_block"]
 
 PHASES = ("forward", "backward", "update", "train")
 SEMAPHORES = {"loaded": 0, "stored": 1, "free": 2, "drained": 3}
@@ -215,6 +216,35 @@ def block_tokens(words: dict[str, int], tokens: int, config: AcceleratorConfig,
     return tb
 
 
+def check_rtl_limits(config: AcceleratorConfig, s: LayerShape, steps: list[Step],
+                     what: str = "a lookup op") -> None:
+    """With ``config.lookup.rtl_limits``, refuse in one line the lookup ``steps`` of layer
+    ``s`` that the RTL engine cannot run (:func:`hwsim.units.lookup.rtl_limit`), naming the
+    limit and the config field that sets it. Blocks of fewer tokens do not help (the limits
+    are a row's bytes, its window, a chunk's width and the chunks a token), and a row cannot
+    be split without another table layout, so the compiler does not tile around them.
+
+    Raises
+    ------
+    ValueError
+        A step beyond a limit.
+    """
+    if not config.lookup.rtl_limits:
+        return
+    for step in steps:
+        f = step.fields
+        cmd = isa.command_class(step.opcode)(
+            in_addr=0, p_addr=0, out_addr=0, table=f.get("table", 0), tokens=1,
+            chunks=s.chunks, width=f["width"], tier=f.get("tier", 0), mode=f.get("mode", 0))
+        bad = rtl_limit(cmd, config)
+        if bad is not None:
+            raise ValueError(
+                f"{what}: its {cmd.name} mode {cmd.mode} cannot run on the RTL lookup engine "
+                f"of config {config.name!r}: {bad[1]}; raise that field, or set "
+                "lookup.rtl_limits to "
+                "false to model an engine sized for it")
+
+
 def emit_blocks(em: Emitter, config: AcceleratorConfig, s: LayerShape, loads: list[Stream],
                 steps: list[Step], stores: list[Stream], *, scratch: tuple[Stream, ...] = (),
                 sems: dict[str, int] = SEMAPHORES, tokens: Tokens | None = None,
@@ -228,6 +258,7 @@ def emit_blocks(em: Emitter, config: AcceleratorConfig, s: LayerShape, loads: li
     drained VEC (``drained``); its stores wait for its last lookup (``stored``). With
     ``fence`` SYNCs order everything instead.
     """
+    check_rtl_limits(config, s, steps, what)
     tokens = Tokens() if tokens is None else tokens
     lanes = config.vector.lanes
     words = _words_per_token([*loads, *stores, *scratch])

@@ -143,7 +143,7 @@ from .vector import ADAM_FLOPS, SGD_MOMENTUM, adam_update, sgd_update
 
 __all__ = ["HASH_LATENCY", "LookupModel", "dy_preload", "hash_cycles", "hash_rows",
            "hot_row_hits",
-           "hot_row_latency", "row_compute_cycles", "timing_rows"]
+           "hot_row_latency", "row_compute_cycles", "rtl_limit", "timing_rows"]
 
 HASH_LATENCY = 4
 """Pipeline cycles of a hash lane after its last element: the scale multiply, the sigmoid's
@@ -329,6 +329,51 @@ def _row_bytes(cmd, config: AcceleratorConfig) -> int:
     return cmd.width * 4  # fp32 gradient, master and momentum rows
 
 
+_UPDATE_READS = {1: 3, 2: 4}  # fp32 rows a row update reads: G, W and its state
+
+
+def rtl_limit(cmd, config: AcceleratorConfig) -> tuple[str, str] | None:
+    """Why the RTL engine of ``config`` (``config.lookup``'s ``row_bytes``, ``slots``,
+    ``max_tau``, ``min_dy_chunks``, ``min_dy_entries``; :class:`rtl.lookup.unit.LookupUnit`
+    ``accepts``) cannot run the lookup command ``cmd``, as ``(field, reason)``; None if it can.
+    The reason names the limit and the config field that sets it."""
+    lk, lanes = config.lookup, config.vector.lanes
+    w = cmd.width
+    if cmd.OPCODE == isa.Opcode.HASH:
+        if not 2 <= w <= lk.max_tau:
+            return "width", (f"chunks of {w} elements are beyond the hash engine's 2.."
+                             f"{lk.max_tau} (lookup.max_tau = {lk.max_tau})")
+        return None
+    gather = cmd.OPCODE == isa.Opcode.GATHER
+    eb = lk.element_bytes if gather else 4
+    if w * eb > lk.row_bytes:
+        return "width", (f"rows of {w} x {eb} = {w * eb} bytes exceed the engine's row buffer "
+                         f"(lookup.row_bytes = {lk.row_bytes})")
+    if w == 0 or w % lanes:
+        return "width", (f"rows of {w} elements are not a positive whole number of VEC "
+                         f"entries of {lanes} words (vector.lanes)")
+    if (gather and cmd.mode == 1) or (not gather and cmd.mode == 0):
+        if cmd.chunks < lk.min_dy_chunks:
+            return "chunks", (f"{cmd.chunks} chunks a token are fewer than the "
+                              f"{lk.min_dy_chunks} that keep dY's loads ahead of the lanes "
+                              f"(lookup.min_dy_chunks = {lk.min_dy_chunks})")
+        if w < lk.min_dy_entries * lanes:
+            return "width", (f"rows of {w} elements are fewer than the "
+                             f"{lk.min_dy_entries * lanes} ({lk.min_dy_entries} VEC entries) "
+                             f"that keep dY's loads ahead of the lanes (lookup.min_dy_entries "
+                             f"= {lk.min_dy_entries})")
+    if gather or cmd.mode == 0:
+        window, slots = lk.row_window(w * eb), lk.slots
+    else:
+        window, slots = lk.row_window(_UPDATE_READS[cmd.mode] * w * 4), lk.slots // 4
+    if window > slots:
+        kind = "the row update's" if not gather and cmd.mode else "the row-buffer"
+        return "width", (f"rows of {w * eb} bytes keep {window} rows in flight (lookup."
+                         f"inflight_kib = {lk.inflight_kib}), beyond {kind} {slots} slots "
+                         f"(lookup.slots = {lk.slots})")
+    return None
+
+
 class LookupModel(UnitModel):
     """HASH, GATHER and SCATTER (module docstring)."""
 
@@ -387,7 +432,7 @@ class LookupModel(UnitModel):
             if addr + entries > config.vec_depth:
                 return fname, (f"entries {addr}..{addr + entries - 1} overflow the VEC buffer "
                                f"of {config.vec_depth} entries")
-        return None
+        return rtl_limit(cmd, config) if lk.rtl_limits else None
 
     # ---- values -------------------------------------------------------------------------
     def execute(self, cmd, machine, config):

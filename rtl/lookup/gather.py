@@ -122,13 +122,16 @@ class GatherEngine(wiring.Component):
 
     def takes(self, width, chunks, mode):
         """Whether the engine runs a GATHER of ``mode`` as hwsim times it: mode 0 with rows that
-        fit (:meth:`window_fits`); mode 1 also with at least two whole VEC entries a row
-        (``width >= 2 L``) and two chunks a token, which keep dY's loads (an entry a cycle
+        fit (:meth:`window_fits`); mode 1 also with at least ``lookup.min_dy_entries`` (2) whole
+        VEC entries a row (``width >= 2 L``) and ``lookup.min_dy_chunks`` (2) chunks a token,
+        which keep dY's loads (an entry a cycle
         through the VEC port the row indices share, which hwsim does not model) ahead of the
         lanes, as :meth:`rtl.lookup.scatter.ScatterEngine.takes` argues."""
+        lk = self.config.lookup
         fits = self.window_fits(width)
         return fits & ((mode == 0)
-                       | ((mode == 1) & (width >= 2 * self.lanes) & (chunks >= 2)))
+                       | ((mode == 1) & (width >= lk.min_dy_entries * self.lanes)
+                          & (chunks >= lk.min_dy_chunks)))
 
     def elaborate(self, platform):
         m = Module()

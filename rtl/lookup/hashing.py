@@ -76,8 +76,8 @@ class HashEngine(wiring.Component):
     ----------
     config : AcceleratorConfig
         ``lookup.hash_lanes`` must divide ``vector.lanes``.
-    max_tau : int
-        Widest chunk (``tau``) the engine takes.
+    max_tau : int, optional
+        Widest chunk (``tau``) the engine takes; default ``lookup.max_tau``.
 
     Members
     -------
@@ -91,8 +91,9 @@ class HashEngine(wiring.Component):
         VEC ports.
     """
 
-    def __init__(self, config: AcceleratorConfig, *, max_tau: int = 16):
+    def __init__(self, config: AcceleratorConfig, *, max_tau: int | None = None):
         L, H = config.vector.lanes, config.lookup.hash_lanes
+        max_tau = config.lookup.max_tau if max_tau is None else max_tau
         if L % H:
             raise ValueError(f"the RTL hash needs lookup.hash_lanes ({H}) to divide "
                              f"vector.lanes ({L})")

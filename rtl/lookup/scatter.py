@@ -109,13 +109,15 @@ class ScatterEngine(wiring.Component):
 
     def takes(self, width, chunks):
         """Whether the engine runs a command as :mod:`hwsim.units.scatter_timing` times it:
-        rows within ``row_bytes`` of at least two whole VEC entries (``width >= 2 L``), at least
-        two chunks a token, the window within :attr:`slots`. The last two keep dY's loads (an
+        rows within ``row_bytes`` of at least two whole VEC entries (``width >= 2 L``;
+        ``lookup.min_dy_entries``), at least two chunks a token (``lookup.min_dy_chunks``), the
+        window within :attr:`slots`. The last two keep dY's loads (an
         entry a cycle through the VEC port the row indices and weights share, which hwsim does
         not model) ahead of the lanes: a token takes at least ``2 h / G`` lane cycles and needs
         ``h / L`` dY entries."""
+        lk = self.config.lookup
         return ((width * 4 <= self.row_bytes) & (modulo(width, self.lanes) == 0)
-                & (width >= 2 * self.lanes) & (chunks >= 2)
+                & (width >= lk.min_dy_entries * self.lanes) & (chunks >= lk.min_dy_chunks)
                 & (self.window(width) <= self.slots))
 
     def elaborate(self, platform):

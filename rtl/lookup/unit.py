@@ -8,7 +8,7 @@ from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 
 from hwsim import isa
-from hwsim.config import AcceleratorConfig
+from hwsim.config import AcceleratorConfig, LookupConfig
 
 from ..buffers import ADDR_BITS, ReadPortSignature, WritePortSignature
 from ..decode import unit_view
@@ -20,10 +20,11 @@ from .update import RowUpdateEngine
 
 __all__ = ["ROW_BYTES", "SLOTS", "LookupUnit", "tag_bits"]
 
-ROW_BYTES = 64
-"""Default widest table row of the RTL engine, bytes (32 fp16 elements)."""
-SLOTS = 32
-"""Default row-buffer slots."""
+ROW_BYTES = LookupConfig.row_bytes
+"""Default widest table row of the RTL engine, bytes (32 fp16 elements): ``lookup.row_bytes``'s
+default."""
+SLOTS = LookupConfig.slots
+"""Default row-buffer slots: ``lookup.slots``'s default."""
 
 
 def tag_bits(slots: int = SLOTS) -> int:
@@ -47,10 +48,17 @@ class LookupUnit(UnitComponent):
     Parameters
     ----------
     config : AcceleratorConfig
-    row_bytes : int
-        Widest table row (the memory answer's width and a row-buffer slot's).
-    slots : int
-        Row-buffer slots (rows in flight).
+        Its ``lookup`` section sizes the engine: ``row_bytes``, ``slots``, ``max_tau``,
+        ``min_dy_chunks`` and ``min_dy_entries``, the limits hwsim enforces with
+        ``lookup.rtl_limits`` (:func:`hwsim.units.lookup.rtl_limit` refuses exactly the
+        commands :meth:`accepts` does not take).
+    row_bytes : int, optional
+        Widest table row (the memory answer's width and a row-buffer slot's); default
+        ``lookup.row_bytes``.
+    slots : int, optional
+        Row-buffer slots (rows in flight); default ``lookup.slots``.
+    max_tau : int, optional
+        Widest hash chunk; default ``lookup.max_tau``.
 
     Members
     -------
@@ -69,9 +77,14 @@ class LookupUnit(UnitComponent):
 
     UNIT = isa.Unit.LOOKUP
 
-    def __init__(self, config: AcceleratorConfig, *, row_bytes: int = ROW_BYTES,
-                 slots: int = SLOTS, max_tau: int = 16):
+    def __init__(self, config: AcceleratorConfig, *, row_bytes: int | None = None,
+                 slots: int | None = None, max_tau: int | None = None):
         L = check_config(config).vector.lanes
+        lk = config.lookup
+        row_bytes = lk.row_bytes if row_bytes is None else row_bytes
+        slots = lk.slots if slots is None else slots
+        max_tau = lk.max_tau if max_tau is None else max_tau
+        self.row_bytes, self.slots, self.max_tau = row_bytes, slots, max_tau
         self.gather = GatherEngine(config, row_bytes=row_bytes, slots=slots)
         self.hash = HashEngine(config, max_tau=max_tau)
         self.scatter = ScatterEngine(config, row_bytes=row_bytes, slots=slots)
