@@ -172,17 +172,25 @@ def _row_command(program: Program, i: int) -> isa.Command:
 
 def _first_bad_word(table: np.ndarray) -> int:
     """The first row whose opcode is unknown or a field does not fit its width (-1: none):
-    what :func:`hwsim.program.table_to_commands` refuses, found over the whole table at once."""
+    what :func:`hwsim.program.table_to_commands` refuses, found over the whole table at once
+    (column ranges first: a row-by-row mask only for a column out of range)."""
     op = table[:, COL["opcode"]]
-    bad = ~np.isin(op, [int(o) for o in isa.Opcode])
-    for c in (COL["wait"], COL["signal"]):
-        bad |= (table[:, c] < 0) | (table[:, c] >= 1 << isa.NUM_SEMAPHORES)
-    for o in np.unique(op[~bad]).tolist():
-        rows = op == o
-        for name, width in isa.command_class(o).FIELDS:
-            v = table[:, COL[name]]
-            bad |= rows & ((v < 0) | (v >= 1 << width))
-    return int(np.argmax(bad)) if bad.any() else -1
+    bad = []
+    known = np.isin(op, [int(o) for o in isa.Opcode])
+    if not known.all():
+        bad.append(int(np.argmin(known)))
+    heads = table[:, [COL["wait"], COL["signal"]]]
+    if len(heads) and (heads.min() < 0 or heads.max() >= 1 << isa.NUM_SEMAPHORES):
+        over = ((heads < 0) | (heads >= 1 << isa.NUM_SEMAPHORES)).any(axis=1)
+        bad.append(int(np.argmax(over)))
+    for o in np.unique(op[known]).tolist():
+        spec = isa.command_class(o).FIELDS
+        rows = np.flatnonzero(op == o)
+        sub = table[np.ix_(rows, [COL[name] for name, _ in spec])]
+        limit = np.array([1 << w for _, w in spec], np.int64)
+        if (sub.min(axis=0) < 0).any() or (sub.max(axis=0) >= limit).any():
+            bad.append(int(rows[np.argmax(((sub < 0) | (sub >= limit)).any(axis=1))]))
+    return min(bad, default=-1)
 
 
 def _distinct(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
