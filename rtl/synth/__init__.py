@@ -18,6 +18,7 @@ One module per step:
 - :mod:`~rtl.synth.designs`: which designs a sweep runs and how each is built;
 - :mod:`~rtl.synth.lookup`: the lookup engine's lane points, the Yosys memory mapping;
 - :mod:`~rtl.synth.buffers`: the buffers' tiles and :func:`buffer_mapping_check`;
+- :mod:`~rtl.synth.timing`: the clock estimate, Yosys' ``sta`` (what it is and is not);
 - :mod:`~rtl.synth.fit`: fits, the per-component estimate, the verdict;
 - :mod:`~rtl.synth.render`: the report's Markdown;
 - :mod:`~rtl.synth.report`: :func:`synth_report`, from the config to the report.
@@ -48,6 +49,7 @@ from .resources import (
 )
 from .run import SynthError, synthesize
 from .run import _cached as _cached
+from .timing import TimingEstimate, parse_sta
 
 __all__ = [
     "DEVICES",
@@ -56,8 +58,10 @@ __all__ = [
     "Device",
     "SynthError",
     "SynthResult",
+    "TimingEstimate",
     "buffer_mapping_check",
     "parse_stat_json",
+    "parse_sta",
     "resources_from_cells",
     "synth_report",
     "synthesize",

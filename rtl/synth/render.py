@@ -41,6 +41,7 @@ def _render(config, part, designs, results, comps: list[_Component], rows: list[
     o = _report_head(config, part, results, notes, wall, dtype, reused,
                      [d.name for d in designs if d.rtlil])
     o += _report_measured(part, designs, results)
+    o += _report_clock(designs, results)
     o += _report_array_fit(comps[0])
     o += _report_lane_fits(config, comps[1:])
     o += _report_lookup_memories(config, designs, results)
@@ -97,6 +98,38 @@ def _report_measured(part, designs, results) -> list[str]:
     for d, r in zip(designs, results, strict=True):
         o.append(f"| {d.name} | " + " | ".join(f"{100 * r.utilisation[k]:.4f}"
                                                for k in RESOURCES) + " |")
+    return o
+
+
+def _report_clock(designs, results) -> list[str]:
+    """Each design's Yosys ``sta`` critical path (:mod:`rtl.synth.timing`), what the number is
+    and is not, and the slowest timed design."""
+    o = ["", "## Clock estimate (Yosys `sta`)", "",
+         "The longest path through the mapped LUTs, carry chains and flip-flops of each design, "
+         "with the **7-series** cell delays of Yosys' `xilinx/cells_sim.v` (clock-to-Q, LUTs, "
+         "carries, setup) and **no routing delay**: a lower bound on the clock period of the "
+         "logic it covers, so `1 / path` is an upper bound on the clock, not Vivado's fmax. "
+         "Place-and-route adds routing (on an FPGA often half a path or more) and clock "
+         "uncertainty; UltraScale+ cells are faster than 7-series. Cells without timing models "
+         "(*not timed*: DSP48E2, block RAM, URAM, UltraScale LUTRAM) cut the paths through "
+         "them, so the multipliers' and memories' paths are not in it. Ports arrive at time 0: "
+         "each design alone, not the paths it joins in the machine.", "",
+         "| design | path (ns) | <= MHz | LUT levels | carry cells | from | to | not timed |",
+         "|---|---:|---:|---:|---:|---|---|---|"]
+    timed = []
+    for d, r in zip(designs, results, strict=True):
+        t = r.timing
+        if t is None:
+            o.append(f"| {d.name} | - | - | - | - | - | - | (no timed path, or a result made "
+                     "before the flow had the estimate) |")
+            continue
+        timed.append((t.path_ps, d.name, t))
+        carry = sum(c.startswith("CARRY") for c in t.cells)
+        o.append(f"| {d.name} | {t.period_ns:.2f} | {t.fmax_mhz:.0f} | {t.lut_levels} | "
+                 f"{carry} | {t.start} | {t.end} | {', '.join(t.untimed) or 'none'} |")
+    if timed:
+        _, name, t = max(timed, key=lambda x: x[0])
+        o += ["", f"Slowest timed design: **{name}**, {t.summary()}."]
     return o
 
 

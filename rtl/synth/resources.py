@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .timing import TimingEstimate
+
 __all__ = [
     "DEVICES",
     "RESOURCES",
@@ -97,6 +99,9 @@ class SynthResult:
         The Yosys log and the synthesized Verilog.
     runtime_s : float
         Wall-clock seconds of the Yosys run.
+    timing : TimingEstimate, optional
+        Yosys ``sta``'s critical path (:mod:`rtl.synth.timing`: what it is and is not); None
+        when it timed no path, or for a result made before the flow had it.
     """
 
     top: str
@@ -112,6 +117,7 @@ class SynthResult:
     # the Verilog's SHA-256 as an earlier result.json recorded it: what to_dict writes when the
     # Verilog file is gone (a result taken from another machine's report)
     verilog_sha256: str = ""
+    timing: TimingEstimate | None = None
 
     def to_markdown(self) -> str:
         """A two-column resource table (used, % of part), extras after the main rows."""
@@ -130,7 +136,9 @@ class SynthResult:
                    runtime_s=float(data["runtime_s"]),
                    yosys_version=data.get("yosys_version", ""),
                    options=tuple(data.get("options", ())),
-                   verilog_sha256=data.get("verilog_sha256", ""))
+                   verilog_sha256=data.get("verilog_sha256", ""),
+                   timing=(TimingEstimate.from_dict(data["timing"]) if data.get("timing")
+                           else None))
 
     def to_dict(self) -> dict:
         # The Verilog's hash is what lets a later run reuse this result (run._cached).
@@ -140,7 +148,8 @@ class SynthResult:
                 "verilog_sha256": (hashlib.sha256(self.verilog_path.read_bytes()).hexdigest()
                                    if self.verilog_path.exists() else self.verilog_sha256),
                 "runtime_s": self.runtime_s, "yosys_version": self.yosys_version,
-                "options": list(self.options)}
+                "options": list(self.options),
+                "timing": self.timing.to_dict() if self.timing else None}
 
 
 def parse_stat_json(text: str) -> dict[str, int]:
