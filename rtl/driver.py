@@ -21,15 +21,19 @@ register accesses on ``s_axi_control`` and byte accesses to device memory at dev
 addresses. :class:`CocotbTransport` is the simulation's (``cocotbext.axi``'s
 ``AxiLiteMaster`` and ``AxiRam``; ``tests/rtl/test_driver_cocotb.py``). A board transport is
 not part of this module: none has been run, as no board is available. On an Alveo/VCU1525
-card with XRT's Python binding it would be, untested::
+card with XRT's Python binding it would be, **untested**, a compute unit opened for exclusive
+register access (an ``ap_ctrl_hs`` kernel allows ``read_register``/``write_register`` only
+then) and one buffer object holding both images::
 
-    class XrtTransport:                         # sketch, never run on a board
-        def __init__(self, device, kernel, bo):  # pyxrt.device, pyxrt.ip, one pyxrt.bo
-            self.ip, self.bo, self.base = kernel, bo, bo.address()
+    class XrtTransport:                          # a sketch: never run on a board
+        def __init__(self, device, uuid, bo):
+            self.cu = pyxrt.kernel(device, uuid, "satmem_kernel",
+                                   pyxrt.kernel.cu_access_mode.exclusive)
+            self.bo, self.base = bo, bo.address()
         async def write_reg(self, offset, value):
-            self.ip.write_register(offset, value)
+            self.cu.write_register(offset, value)
         async def read_reg(self, offset):
-            return self.ip.read_register(offset)
+            return self.cu.read_register(offset)
         async def write_mem(self, addr, data):
             self.bo.write(data, addr - self.base)
             self.bo.sync(pyxrt.xclBOSyncDirection.XCL_BO_SYNC_BO_TO_DEVICE, len(data),
@@ -39,8 +43,10 @@ card with XRT's Python binding it would be, untested::
                          addr - self.base)
             return bytes(self.bo.read(nbytes, addr - self.base))
 
-with the layout :meth:`DeviceLayout.pack` ``(program, base=bo.address())`` and
-``asyncio.run(KernelDriver(XrtTransport(...)).run(program, values, layout))``.
+with the layout :meth:`DeviceLayout.pack` ``(program, base=bo.address())`` (a buffer of
+:meth:`DeviceLayout.size` bytes, 4 KiB aligned as XRT allocates) and
+``asyncio.run(KernelDriver(XrtTransport(...)).run(program, values, layout))``. The driver polls
+with back-to-back reads; a board transport may sleep in ``read_reg``.
 """
 
 from __future__ import annotations
