@@ -33,7 +33,9 @@ work overlaps the rest. An edge is only emitted where the in-order units do not 
 it, so the token queues stay first-in first-out.
 
 DRAM layout: per GEMM op and repetition, A, B (dense, or compressed values then indices) and C,
-64-byte aligned, one after the other (:mod:`dataflow.lower.gemm`'s layouts). Addresses wrap at
+64-byte aligned, one after the other (:mod:`dataflow.lower.gemm`'s layouts; tile-blocked with
+``CompileOptions.tile_blocked``, the default, so that every tile's LOAD and STORE is one
+contiguous range). Addresses wrap at
 4 GiB (the LOAD field width) for workloads larger than that; the banked DRAM model's timing
 depends on them (row buffers), functional runs need programs below 4 GiB.
 """
@@ -104,10 +106,11 @@ class CompiledProgram(Program):
 
 
 def _op_tensors(op: Op, mp: Mapping, config: AcceleratorConfig, alloc: Alloc, tensors: dict,
-                rep: int):
+                rep: int, blocked: bool = False):
     """Allocate repetition ``rep`` of GEMM ``op`` and name its tensors ``<op>[<rep>].A`` ...
     (``.B`` the weight, compressed values when sparse, ``.Bi`` their indices, ``.C``)."""
-    t = gemm_tensors(OpShape(op.m, op.n, op.k, op.sparsity), mp.dataflow, config, alloc)
+    t = gemm_tensors(OpShape(op.m, op.n, op.k, op.sparsity), mp.dataflow, config, alloc,
+                     blocked)
     name = op.name if op.repeat == 1 else f"{op.name}[{rep}]"
     tensors[f"{name}.A"] = t.a
     tensors[f"{name}.B"] = t.b
@@ -117,7 +120,8 @@ def _op_tensors(op: Op, mp: Mapping, config: AcceleratorConfig, alloc: Alloc, te
     return t
 
 
-def _gemm_steps(it: Item, mappings, config, alloc, tensors) -> list[tuple[Op, list, float]]:
+def _gemm_steps(it: Item, mappings, config, alloc, tensors, blocked: bool = False
+                ) -> list[tuple[Op, list, float]]:
     """The tile blocks of a GEMM item in emission order, each with its estimated cost.
 
     A group's first op is the chain's: its blocks alternate with the other op's in proportion
@@ -130,7 +134,8 @@ def _gemm_steps(it: Item, mappings, config, alloc, tensors) -> list[tuple[Op, li
         shape = OpShape(op.m, op.n, op.k, op.sparsity)
         blocks = [b for r in range(op.repeat)
                   for b in gemm_blocks(shape, mp, config,
-                                       _op_tensors(op, mp, config, alloc, tensors, r))]
+                                       _op_tensors(op, mp, config, alloc, tensors, r,
+                                                   blocked))]
         steps = sum(len(b) for b in blocks)
         cost = mp.cycles * op.repeat / max(1, steps)
         # blocks are the units of the interleaved merge; the program is emitted step by step
@@ -209,7 +214,7 @@ class _Program:
                 it.mapping = "; ".join(f"{mappings[o.name].dataflow}/{mappings[o.name].order}"
                                        for o in it.ops)
                 steps = _split_steps(_gemm_steps(it, mappings, config, self.alloc,
-                                                  self.tensors))
+                                                  self.tensors, options.tile_blocked))
                 for op, block, _ in steps:
                     sizes = stores.setdefault(op.name, [])
                     sizes.extend(s[9][0] * s[9][1] for s in block if s[9] is not None)
@@ -453,7 +458,8 @@ def compile(workload: Workload, config: AcceleratorConfig,
         shape = OpShape(op.m, op.n, op.k, op.sparsity,
                         name=f"{op.name} in module {op.layer or '<root>'}")
         mappings[op.name] = search(shape, config, options.objective,
-                                   dataflows=options.dataflows, cache=cache)
+                                   dataflows=options.dataflows, cache=cache,
+                                   blocked=options.tile_blocked)
     cache.save()
     commands = sum(estimate_commands(OpShape(op.m, op.n, op.k, op.sparsity), mappings[op.name],
                                      config) * op.repeat for op in workload.gemms())

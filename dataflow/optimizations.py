@@ -17,6 +17,10 @@ switch                 effect when on (off in brackets)
                        online pruning runs one GEMM ahead [a SYNC fence between every op:
                        layer-by-layer execution, updates at the end of the step]
 =====================  ======================================================================
+
+Beside them, ``tile_blocked`` (ours, not the paper's): operands in tile-blocked DRAM layouts
+(:mod:`dataflow.lower.gemm`), so that each tile's LOAD and STORE is one contiguous burst stream
+rather than one request per 64- or 128-byte row [row- and column-major tensors].
 """
 
 from __future__ import annotations
@@ -57,6 +61,10 @@ class CompileOptions:
     max_commands : int or None
         The program's command budget, checked from the mappings before anything is emitted
         (:func:`dataflow.lower.gemm.check_budget`): None is the default budget, 0 none.
+    tile_blocked : bool
+        GEMM operands (A, B, its indices, C) in tile-blocked DRAM layouts
+        (:mod:`dataflow.lower.gemm`): a tile's LOAD or STORE is one contiguous range. False:
+        row- and column-major tensors (one DRAM request per tile row).
     """
 
     objective: str = "cycles"
@@ -69,6 +77,7 @@ class CompileOptions:
     cache_dir: str | None = None
     table_optimizer: str = "sgd_momentum"
     max_commands: int | None = None
+    tile_blocked: bool = True
 
     def __post_init__(self) -> None:
         if self.max_commands is not None and (isinstance(self.max_commands, bool) or not
@@ -82,7 +91,7 @@ class CompileOptions:
             raise ValueError(f"table_optimizer must be one of {TABLE_OPTIMIZERS}, not "
                              f"{self.table_optimizer!r}")
         for name in ("interleave", "pregenerate", "offline_schedule", "vector_ops",
-                     "fuse_elementwise"):
+                     "fuse_elementwise", "tile_blocked"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, not {getattr(self, name)!r}")
 

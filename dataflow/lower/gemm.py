@@ -23,6 +23,18 @@ then C (int32, or fp32 for an fp16 array), each 64-byte aligned. A is
   ``c * M_rows + t`` holding ``A[t, c*E*R : (c+1)*E*R]`` (zero padded), so that a tile's
   activations are one contiguous LOAD.
 
+Tile-blocked layouts (``blocked=True``; what :func:`dataflow.compile` uses by default,
+``CompileOptions.tile_blocked``): every operand is stored in panels (:class:`BlockedRef`) so
+that each tile's LOAD or STORE is one contiguous range of DRAM, streamed in bursts of up to
+4 KiB (:func:`hwsim.dram.dma_cycles`), instead of one request per 64-byte (fp16 x 32) or
+128-byte (fp32 x 32) row at the tensor's row pitch, where a power-of-two pitch also puts every
+row in the same one or two DRAM channels. The panels: A of output-stationary tiles, column-major
+within panels of R rows (an m-block: its ``kc`` x ``mr`` tile is contiguous); dense A of
+weight-stationary tiles, row-major within panels of R reduction operands (a k-chunk); B, its
+indices and C, row-major within panels of C columns (an n-block). The values and the tiles'
+SRAM contents are those of the row- and column-major layouts; only addresses and strides
+differ.
+
 Partial tiles at the matrix edges use LOAD's zero fill, so DRAM holds no other padding.
 :func:`sparse_operands` builds the sparse layouts from dense operands.
 
@@ -67,6 +79,7 @@ __all__ = [
     "SEM_IN_FREE",
     "SEM_LOADED",
     "GemmProtocol",
+    "BlockedRef",
     "BudgetError",
     "GemmTensors",
     "check_budget",
@@ -160,9 +173,66 @@ class GemmTensors:
     bi: TensorRef | None = None
 
 
+@dataclass(frozen=True)
+class BlockedRef(TensorRef):
+    """A 2-D tensor stored tile-blocked: the *stored* matrix (the tensor itself for
+    ``order="row"``, its transpose for ``"col"``) is cut into panels of ``block`` columns
+    (the last one narrower), each panel row-major and the panels one after the other, so that
+    a tile's rows within one panel are one contiguous range of DRAM (module docstring). No
+    padding: ``nbytes`` is the tensor's."""
+
+    block: int = 32
+
+    def _stored(self) -> tuple[int, int]:
+        return tuple(self.shape) if self.order == "row" else tuple(self.shape[::-1])
+
+    def write(self, dram: np.ndarray, value: np.ndarray) -> None:
+        value = np.asarray(value)
+        if value.shape != tuple(self.shape):
+            raise ValueError(f"tensor of shape {value.shape} does not match {self.shape}")
+        v = value.astype(self.np_dtype)
+        v = v if self.order == "row" else v.T
+        flat = np.concatenate([np.ascontiguousarray(v[:, j:j + self.block]).ravel()
+                               for j in range(0, v.shape[1], self.block)])
+        dram[self.addr:self.addr + self.nbytes] = flat.view(np.uint8)
+
+    def read(self, dram: np.ndarray) -> np.ndarray:
+        rows, cols = self._stored()
+        raw = dram[self.addr:self.addr + self.nbytes].copy().view(self.np_dtype)
+        out = np.empty((rows, cols), self.np_dtype)
+        off = 0
+        for j in range(0, cols, self.block):
+            w = min(self.block, cols - j)
+            out[:, j:j + w] = raw[off:off + rows * w].reshape(rows, w)
+            off += rows * w
+        return out if self.order == "row" else out.T.copy()
+
+
+def _at(t: TensorRef, i: int, j: int) -> int:
+    """Byte address of element ``(i, j)`` of ``t``'s stored matrix (row-major, or the
+    transpose of a column-major tensor; panels of a :class:`BlockedRef`)."""
+    eb = t.np_dtype.itemsize
+    rows, cols = (t.shape if t.order == "row" else t.shape[::-1])
+    if isinstance(t, BlockedRef):
+        p0 = j // t.block * t.block
+        return t.addr + (p0 * rows + i * min(t.block, cols - p0) + j - p0) * eb
+    return t.addr + (i * cols + j) * eb
+
+
+def _pitch(t: TensorRef, j: int) -> int:
+    """Bytes between consecutive rows of ``t``'s stored matrix at column ``j``."""
+    eb = t.np_dtype.itemsize
+    cols = t.shape[1] if t.order == "row" else t.shape[0]
+    if isinstance(t, BlockedRef):
+        p0 = j // t.block * t.block
+        return min(t.block, cols - p0) * eb
+    return cols * eb
+
+
 def gemm_tensors(shape: OpShape, dataflow: str, config: AcceleratorConfig,
-                 alloc: Alloc) -> GemmTensors:
-    """Allocate A, B (and its indices when sparse) and C of ``shape`` (module docstring)."""
+                 alloc: Alloc, blocked: bool = False) -> GemmTensors:
+    """Allocate A, B (and its indices when sparse) and C of ``shape`` (module docstring);
+    ``blocked``: the tile-blocked layouts (:class:`BlockedRef`)."""
     R = config.array.rows
     M, N, K = shape.m, shape.n, shape.k
     nm = shape.sparsity
@@ -175,11 +245,22 @@ def gemm_tensors(shape: OpShape, dataflow: str, config: AcceleratorConfig,
     else:
         span = nm[1] // nm[0] * R
         a_shape, order = (ws_sparse_chunks(K, nm, R) * M, span), "row"
-    a = TensorRef(alloc(a_shape[0] * a_shape[1] * eb), a_shape, dt, order=order)
+    C = config.array.cols
+    # the chunk-blocked A of sparse WS tiles is contiguous per tile already
+    blk_a = blocked and not (nm is not None and dataflow == "ws")
+
+    def ref(nbytes, shp, dtype, order="row", block=C, blk=blocked):
+        if blk:
+            return BlockedRef(alloc(nbytes), shp, dtype, order=order, block=block)
+        return TensorRef(alloc(nbytes), shp, dtype, order=order)
+
+    # A's panels: R rows (an output-stationary m-block) or R reduction operands (a dense
+    # weight-stationary k-chunk, gemm_tiling's and dataflow.search's kt)
+    a = ref(a_shape[0] * a_shape[1] * eb, a_shape, dt, order, R, blk_a)
     kc_all = compressed_rows(K, nm)
-    b = TensorRef(alloc(kc_all * N * eb), (kc_all, N), dt)
-    bi = None if nm is None else TensorRef(alloc(kc_all * N), (kc_all, N), "int8")
-    c = TensorRef(alloc(M * N * 4), (M, N), at)
+    b = ref(kc_all * N * eb, (kc_all, N), dt)
+    bi = None if nm is None else ref(kc_all * N, (kc_all, N), "int8")
+    c = ref(M * N * 4, (M, N), at)
     return GemmTensors(a, b, c, bi)
 
 
@@ -191,7 +272,7 @@ def gemm_blocks(shape: OpShape, mp: Mapping, config: AcceleratorConfig,
     first_of_tile, last_of_tile, macs, store)`` with ``loads`` the load group, each load
     ``(buf, offset in the half, dram, rows, elems, stride, same_half)``, ``a_off``/``b_off``
     the GEMM's offsets in the halves it reads, ``macs`` the useful MACs and ``store``
-    ``(rows, elems, dram)`` of the STORE after the last step of an output tile (else None).
+    ``(rows, elems, dram, stride)`` of the STORE after the last step of an output tile (else None).
     Blocks are what :mod:`dataflow.compiler` interleaves between ops.
     """
     R, C = config.array.rows, config.array.cols
@@ -200,9 +281,11 @@ def gemm_blocks(shape: OpShape, mp: Mapping, config: AcceleratorConfig,
     nm = shape.sparsity
     sparse = nm is not None
     gn, gm = nm or (1, 1)
-    a, b, c = t.a, t.b, t.c
-    bidx = t.bi.addr if sparse else 0
+    a, b, c, bi = t.a, t.b, t.c, t.bi
     kc_all = compressed_rows(K, nm)
+
+    def out(mr, nc, m0, n0):  # the STORE of an output tile
+        return (mr, nc, _at(c, m0, n0), _pitch(c, n0))
 
     def macs(rows, cols, kc):
         return rows * cols * kc * gn // gm
@@ -221,13 +304,15 @@ def gemm_blocks(shape: OpShape, mp: Mapping, config: AcceleratorConfig,
                 if mi == 0 and j == 0:
                     for jj, n1 in enumerate(nbs):
                         w = min(C, N - n1)
-                        loads.append((_WGT, jj * kc_all, b.addr + n1 * eb, kc_all, w, N * eb, 0))
+                        loads.append((_WGT, jj * kc_all, _at(b, 0, n1), kc_all, w,
+                                      _pitch(b, n1), 0))
                         if sparse:
-                            loads.append((_IDXB, jj * kc_all, bidx + n1, kc_all, w, N, 0))
+                            loads.append((_IDXB, jj * kc_all, _at(bi, 0, n1), kc_all, w,
+                                          _pitch(bi, n1), 0))
                 if j == 0:
-                    loads.append((_ACT, 0, a.addr + m0 * eb, whole(K), mr, M * eb, 0))
+                    loads.append((_ACT, 0, _at(a, 0, m0), whole(K), mr, _pitch(a, m0), 0))
                 block.append((loads, 0, j * kc_all, kc_all, 0, _OS, True, True,
-                              macs(mr, nc, K), (mr, nc, c.addr + (m0 * N + n0) * 4)))
+                              macs(mr, nc, K), out(mr, nc, m0, n0)))
         yield block
         return
     kchunks = list(range(0, K, mp.kt))
@@ -244,13 +329,13 @@ def gemm_blocks(shape: OpShape, mp: Mapping, config: AcceleratorConfig,
                     kc0 = compressed_rows(k0, nm)
                     loads = []
                     if not resident or n0 == 0:
-                        loads.append((_ACT, 0, a.addr + (k0 * M + m0) * eb, whole(kc), mr,
-                                      M * eb, 0))
-                    loads.append((_WGT, 0, b.addr + (kc0 * N + n0) * eb, kcc, nc, N * eb, 0))
+                        loads.append((_ACT, 0, _at(a, k0, m0), whole(kc), mr, _pitch(a, m0),
+                                      0))
+                    loads.append((_WGT, 0, _at(b, kc0, n0), kcc, nc, _pitch(b, n0), 0))
                     if sparse:
-                        loads.append((_IDXB, 0, bidx + kc0 * N + n0, kcc, nc, N, 0))
+                        loads.append((_IDXB, 0, _at(bi, kc0, n0), kcc, nc, _pitch(bi, n0), 0))
                     last = ci == len(kchunks) - 1
-                    store = (mr, nc, c.addr + (m0 * N + n0) * 4) if last else None
+                    store = out(mr, nc, m0, n0) if last else None
                     block.append((loads, 0, 0, kcc, 0, _OS, ci == 0, last, macs(mr, nc, kc),
                                   store))
             yield block
@@ -263,17 +348,17 @@ def gemm_blocks(shape: OpShape, mp: Mapping, config: AcceleratorConfig,
         kc = min(mp.kt, K - k0)
         kcc = compressed_rows(kc, nm)
         kc0 = compressed_rows(k0, nm)
-        loads = [(_WGT, 0, b.addr + (kc0 * N + n0) * eb, kcc, nc, N * eb, 0)]
+        loads = [(_WGT, 0, _at(b, kc0, n0), kcc, nc, _pitch(b, n0), 0)]
         if sparse:
-            loads.append((_IDXB, 0, bidx + kc0 * N + n0, kcc, nc, N, 0))
+            loads.append((_IDXB, 0, _at(bi, kc0, n0), kcc, nc, _pitch(bi, n0), 0))
         if load_a:
             if sparse:  # chunk-blocked A: the chunk's rows m0.. are contiguous, E entries each
                 loads.append((_ACT, a_off, a.addr + (ci * M + m0) * span * eb, mc * e_row, R,
                               R * eb, same))
             else:
-                loads.append((_ACT, a_off, a.addr + (m0 * K + k0) * eb, mc, kc, K * eb, same))
+                loads.append((_ACT, a_off, _at(a, m0, k0), mc, kc, _pitch(a, k0), same))
         last = ci == len(kchunks) - 1
-        store = (mc, nc, c.addr + (m0 * N + n0) * 4) if last else None
+        store = out(mc, nc, m0, n0) if last else None
         return (loads, a_off, 0, kcc, mc, _WS, ci == 0, last, macs(mc, nc, kc), store)
 
     if mp.order == "s":
@@ -409,20 +494,20 @@ def emit_block(proto: GemmProtocol, block: list[tuple], nm: tuple[int, int] | No
     nm = nm or (0, 1)
     first_in = -1
     stores = []
-    n_stride = n * 4
     for loads, a_off, b_off, k, m, df, first, last, macs, store in block:
         fl = proto.step(loads, a_off, b_off, k, m, df, sparse, not first, nm, first, last, macs)
         if first_in < 0:
             first_in = fl
         if store is not None:
-            rows, elems, dram = store
-            stores.append(proto.store(rows, elems, dram, n_stride))
+            rows, elems, dram, stride = store
+            stores.append(proto.store(rows, elems, dram, stride))
     return first_in, stores
 
 
 def compile_gemm(m: int, n: int, k: int, config: AcceleratorConfig, *,
                  dataflow: str = "os", sparsity: tuple[int, int] | None = None,
-                 mapping: Mapping | None = None, max_commands: int | None = None) -> Program:
+                 mapping: Mapping | None = None, max_commands: int | None = None,
+                 blocked: bool = False) -> Program:
     """A program computing C = A·B (int8 -> int32 or fp16 -> fp32, by ``config.array.dtype``).
 
     The tensors are ``A``, ``B`` and ``C``; with ``sparsity=(N, M)`` B is N:M along K and held
@@ -445,6 +530,9 @@ def compile_gemm(m: int, n: int, k: int, config: AcceleratorConfig, *,
     max_commands : int, optional
         Refuse a program of more commands (estimated first; default :data:`MAX_COMMANDS`,
         0: no limit).
+    blocked : bool
+        Tile-blocked DRAM layouts (module docstring); the tensors' ``write`` and ``read``
+        take and give the logical matrices either way.
 
     Raises
     ------
@@ -473,7 +561,7 @@ def compile_gemm(m: int, n: int, k: int, config: AcceleratorConfig, *,
     check_budget(estimate_commands(shape, mp, config), max_commands,
                  f"GEMM {m}x{n}x{k} on {config.name} ({dataflow})")
     alloc = Alloc()
-    t = gemm_tensors(shape, dataflow, config, alloc)
+    t = gemm_tensors(shape, dataflow, config, alloc, blocked)
     em = Emitter()
     proto = GemmProtocol(em, config)
     for block in gemm_blocks(shape, mp, config, t):

@@ -72,7 +72,8 @@ def test_compile_gemm_emits_what_the_compiler_emits_for_a_one_op_workload(config
     prog = compile(_one_gemm(*shape, nm), cfg,
                    CompileOptions(vector_ops=False, dataflows=(dataflow,)))
     mp = prog.mappings["g.fwd"]
-    one = compile_gemm(*shape, cfg, dataflow=dataflow, sparsity=nm, mapping=mp)
+    one = compile_gemm(*shape, cfg, dataflow=dataflow, sparsity=nm, mapping=mp,
+                       blocked=prog.options.tile_blocked)
     np.testing.assert_array_equal(one.table, prog.table)
     names = {"A": "A", "B": "B" if nm is None else "Bv", "Bi": "Bi", "C": "C"}
     for suffix, name in names.items():

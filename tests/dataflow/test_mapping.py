@@ -29,7 +29,8 @@ def test_estimate_tightly_bounds_hwsim_cycles(preset_name, shape, low, high, dat
     opts = CompileOptions(vector_ops=False, dataflows=(dataflow,))
     prog = compile(one_gemm(m, n, k), config, opts)
     run = hwsim.run(prog, config, "timing").stats.cycles
-    est, _ = estimate(OpShape(m, n, k), prog.mappings["g.fwd"], config)
+    est, _ = estimate(OpShape(m, n, k), prog.mappings["g.fwd"], config,
+                      blocked=opts.tile_blocked)
     assert low * run <= est <= high * run
 
 
