@@ -9,7 +9,8 @@ ops; ``compile`` (compiler.py) emits the machine's commands with the paper's opt
 ``simulate_model`` (simulate.py) times a training step, prefill or decode step (``PHASES``) and
 splits its critical path; ``load_model`` (frontend.py) brings your own model in, from a
 ``file.py:factory`` or a ``torch.export`` program (``.pt2``); ``get_model`` and
-``model_names`` (zoo/) give the built-in ones;
+``model_names`` (zoo/) give the built-in ones; ``run_step`` (execute.py) runs one training
+step with values on hwsim's functional units and ``compare`` sets it beside autograd;
 scalesim.py reads SCALE-Sim topologies and ``.cfg`` files.
 
 Names are imported on first use, so that one GEMM (``simulate_gemm``, the SCALE-Sim readers)
@@ -29,6 +30,7 @@ __all__ = [
     "CompileOptions",
     "CompiledProgram",
     "ExportedModule",
+    "GEMM_NUMERICS",
     "Item",
     "LoadedModel",
     "Mapping",
@@ -36,10 +38,13 @@ __all__ = [
     "MappingError",
     "ModelFileError",
     "ModelResult",
+    "NotOnMachineError",
     "Op",
     "OpShape",
+    "StepResult",
     "UnmappableOpError",
     "Workload",
+    "compare",
     "compile",
     "compile_gemm",
     "critical_path",
@@ -52,7 +57,9 @@ __all__ = [
     "load_model",
     "model_names",
     "model_phases",
+    "reference_step",
     "required_skip",
+    "run_step",
     "search",
     "simulate_gemm",
     "simulate_model",
@@ -63,6 +70,8 @@ __all__ = [
 
 _HOME = {
     "compiler": ("CompiledProgram", "CompileError", "Item", "compile", "simulate_program"),
+    "execute": ("GEMM_NUMERICS", "NotOnMachineError", "StepResult", "compare", "reference_step",
+                "run_step"),
     "frontend": ("ExportedModule", "LoadedModel", "ModelFileError", "load_model"),
     "lower.gemm": ("compile_gemm", "gemm_tiling", "simulate_gemm", "sparse_operands"),
     "mapping": ("OBJECTIVES", "Mapping", "MappingCache", "MappingError", "OpShape", "estimate",
