@@ -23,7 +23,7 @@ from hwsim import isa
 from hwsim.config import preset
 from hwsim.engine import run
 from hwsim.program import Program
-from rtl.axilite import CTRL, ISR
+from rtl.axilite import CTRL, ISR, STATUS_BITS
 from rtl.cosim import available_simulators
 from rtl.cosim.runner import run_block
 from rtl.driver import (
@@ -40,7 +40,6 @@ from rtl.driver import (
 from rtl.kernel import KERNEL_NAME, SatmemKernel
 from tests.rtl.training_step import step_tensors, step_values, training_step_program
 
-pytestmark = pytest.mark.cocotb
 BUILD = Path(__file__).resolve().parents[2] / "build"
 SEED = 23
 STEP_DIMS = (4, 8, 8, 4)  # batch, in, hidden, out: test_training_step_cocotb's tiny step
@@ -147,6 +146,7 @@ def _check_job(where, res, prog, values, config, interrupt):
           f"hwsim functional {model.stats.cycles}")
 
 
+@pytest.mark.cocotb
 @pytest.mark.parametrize("config_name", ["tiny", pytest.param("tiny_fp16",
                                                               marks=pytest.mark.slow)])
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
@@ -163,7 +163,7 @@ def test_driver_runs_gemm_and_bdwp_step_through_kernel_bit_equal_to_hwsim(sim, c
 
     bad = results[-1]
     assert bad["error"] is not None and "command_error" in bad["error"], bad["error"]
-    assert bad["status"] == 1, bad["status"]  # STATUS_BITS["command_error"]
+    assert bad["status"] == 1 << STATUS_BITS["command_error"], bad["status"]
     assert bad["irq_rises"] == 1 and bad["ctrl_after"] == AP_IDLE
     # the valid GEMM before the bad command ran and its outputs came back
     good = jobs[0][1]
