@@ -23,7 +23,7 @@ from hwsim import isa
 from hwsim.config import preset
 from hwsim.engine import run
 from hwsim.program import Program
-from rtl.axilite import CTRL, ISR, STATUS_BITS
+from rtl.axilite import CTRL, GIE, IER, ISR, STATUS_BITS
 from rtl.cosim import available_simulators
 from rtl.cosim.runner import run_block
 from rtl.driver import (
@@ -269,3 +269,25 @@ def test_driver_refuses_a_transport_without_the_interface():
         KernelDriver(object())
     with pytest.raises(ValueError, match="max_polls must be a positive integer, not 0"):
         KernelDriver(_Kernel(), max_polls=0)
+
+
+def test_driver_waits_on_the_interrupt_and_refuses_a_busy_kernel():
+    prog, values = _small_gemm()
+
+    class Irq(_Kernel):
+        def __init__(self, fires):
+            super().__init__(delay=0)
+            self.fires = fires
+
+        async def wait_interrupt(self):
+            return self.fires
+
+    kernel = Irq(True)
+    asyncio.run(KernelDriver(kernel, interrupt=True).run(prog, values))
+    assert (GIE, 1) in kernel.writes and (IER, 1) in kernel.writes
+    with pytest.raises(KernelTimeoutError, match="no interrupt"):
+        asyncio.run(KernelDriver(Irq(False), interrupt=True).run(prog, values))
+    busy = _Kernel()
+    busy.regs[CTRL] = AP_START
+    with pytest.raises(RuntimeError, match="the kernel is not idle"):
+        asyncio.run(KernelDriver(busy).run(prog, values))
