@@ -129,7 +129,7 @@ def _t(a) -> torch.Tensor:
 
 
 def _pair(v) -> tuple[int, int]:
-    v = list(v)
+    v = [v] if isinstance(v, int) else list(v)
     return (v[0], v[0]) if len(v) == 1 else (v[0], v[1])
 
 
@@ -450,6 +450,40 @@ def _max_pool_backward(mode, dy, x, kernel, stride, padding, dilation, ceil_mode
     return _t(out.reshape(tuple(x.shape)))
 
 
+def _avg_pool_args(kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    kernel = _pair(kernel)
+    stride = kernel if not stride else _pair(stride)
+    padding = _pair(padding)
+    if ceil_mode or divisor_override or (not count_include_pad and any(padding)):
+        raise NotOnMachineError("avg_pool2d with ceil_mode, divisor_override or padding left "
+                                "out of the count")
+    return kernel, stride, padding
+
+
+def _avg_pool(mode, x, kernel, stride=(), padding=0, ceil_mode=False, count_include_pad=True,
+              divisor_override=None):
+    kernel, stride, padding = _avg_pool_args(kernel, stride, padding, ceil_mode,
+                                             count_include_pad, divisor_override)
+    n, c, h, w = x.shape
+    cols, oh, ow = _im2col(_np(x).reshape(n * c, 1, h, w), kernel, stride, padding, (1, 1))
+    total = np.zeros(cols.shape[0], np.float32)
+    for j in range(cols.shape[1]):  # one lane an output: the window's elements in order
+        total = total + cols[:, j]
+    out = total / np.float32(kernel[0] * kernel[1])
+    return _t(out.reshape(n, c, oh, ow))
+
+
+def _avg_pool_backward(mode, dy, x, kernel, stride, padding, ceil_mode, count_include_pad,
+                       divisor_override):
+    kernel, stride, padding = _avg_pool_args(kernel, stride, padding, ceil_mode,
+                                             count_include_pad, divisor_override)
+    n, c, h, w = x.shape
+    share = _np(dy).reshape(-1, 1) / np.float32(kernel[0] * kernel[1])
+    dcols = np.repeat(share, kernel[0] * kernel[1], axis=1)
+    dx = vk.col2im(dcols, (n * c, 1, h, w), kernel, stride, padding, (1, 1))
+    return _t(dx.reshape(n, c, h, w))
+
+
 def _dims(x, dim):
     return tuple(range(x.dim())) if dim is None or len(dim) == 0 else tuple(
         d % x.dim() for d in dim)
@@ -565,6 +599,8 @@ _HANDLERS = {
     aten.relu.default: _relu,
     aten.threshold_backward.default: _threshold_backward,
     aten.max_pool2d_with_indices_backward.default: _max_pool_backward,
+    aten.avg_pool2d.default: _avg_pool,
+    aten.avg_pool2d_backward.default: _avg_pool_backward,
     aten.sum.dim_IntList: _sum,
     aten.sum.default: _sum,
     aten.mean.dim: _mean,

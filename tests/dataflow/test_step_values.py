@@ -120,3 +120,48 @@ def test_an_op_without_a_unit_is_named():
 def test_int8_config_is_refused():
     with pytest.raises(ValueError, match="needs fp16"):
         run_step(torch.nn.Linear(8, 4), torch.randn(2, 8), torch.tensor([0, 1]), "tiny")
+
+
+class _Attention(torch.nn.Module):
+    """``nn.MultiheadAttention``, then a causal SDPA over its output, then a classifier."""
+
+    def __init__(self):
+        super().__init__()
+        self.mha = torch.nn.MultiheadAttention(32, 4, batch_first=True)
+        self.fc = torch.nn.Linear(32, 10)
+
+    def forward(self, x):
+        y, _ = self.mha(x, x, x, need_weights=False)
+        q = y.view(2, 8, 4, 8).transpose(1, 2)
+        z = torch.nn.functional.scaled_dot_product_attention(q, q, q, is_causal=True)
+        return self.fc(z.transpose(1, 2).reshape(2, 8, 32))
+
+
+class _DepthwiseCnn(torch.nn.Module):
+    """A conv, a depthwise conv, ReLU, 2x2 average pooling and a classifier."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.dw = torch.nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.fc = torch.nn.Linear(8 * 4 * 4, 10)
+
+    def forward(self, x):
+        h = torch.nn.functional.avg_pool2d(torch.relu(self.dw(self.conv(x))), 2)
+        return self.fc(h.flatten(1))
+
+
+@pytest.mark.parametrize("make,x,y", [
+    (_Attention, (2, 8, 32), (2, 8)),
+    (_DepthwiseCnn, (2, 3, 8, 8), (2,)),
+])
+def test_attention_modules_grouped_convs_and_average_pooling_run_with_values(make, x, y):
+    torch.manual_seed(1)
+    model = make().train()
+    x, y = torch.randn(*x), torch.randint(0, 10, y)
+    ref = reference_step(copy.deepcopy(model), x, y)
+    exact = compare(run_step(copy.deepcopy(model), x, y, gemm="fp32"), ref)
+    assert exact["grads"] <= 1e-5 and exact["weights"] <= 1e-5, exact
+    got = run_step(copy.deepcopy(model), x, y)
+    err = compare(got, ref)
+    assert err["loss"] <= FP16_U and err["grads"] <= 4 * FP16_U, err
