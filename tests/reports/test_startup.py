@@ -111,7 +111,9 @@ def compare_kernels() -> None:
         if (unit[i], unit[i + 1]) in ((0, 1), (1, 0)):
             signal[i] |= 1 << int(unit[i])
             wait[i + 1] |= 1 << int(unit[i])
-    args = (unit, duration, wait, signal, np.zeros(n, np.bool_), 2, 8)
+    made = [int(np.count_nonzero((signal >> s) & 1)) for s in range(schedule.N_SEMS)]
+    sem_base = np.concatenate(([0], np.cumsum(made))).astype(np.int64)
+    args = (unit, duration, wait, signal, np.zeros(n, np.bool_), 2, 8, sem_base)
     py_sched = _interpreted(schedule_kernel, *args)
     assert "numba" not in sys.modules  # all of it ran as Python
     for case, want in zip(cases, py, strict=True):
