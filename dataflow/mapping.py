@@ -85,8 +85,8 @@ _ROWS_MAX = (1 << 16) - 1
 _STRIDE_MAX = (1 << 24) - 1
 _ELEMS_MAX = (1 << 12) - 1
 NEAR_TIE = 0.01
-"""Objective ``"cycles"``: candidates within this fraction of the fastest estimate are near
-ties, decided by energy (:func:`search`)."""
+"""Objective ``"cycles"``, sparse ops: candidates within this fraction of the fastest estimate
+are near ties, decided by energy (:func:`search`)."""
 
 
 class MappingError(ValueError):
@@ -448,8 +448,8 @@ class MappingCache:
 def search(op: OpShape, config: AcceleratorConfig, objective: str = "cycles", *,
            dataflows: tuple[str, ...] | None = None,
            cache: MappingCache | None = None, blocked: bool = False) -> Mapping:
-    """The best mapping of ``op`` for ``objective`` (ties: the first candidate; for ``"cycles"``,
-    estimates within :data:`NEAR_TIE` of the fastest go to the least energy).
+    """The best mapping of ``op`` for ``objective`` (ties: the first candidate; for ``"cycles"``
+    and a sparse op, estimates within :data:`NEAR_TIE` of the fastest go to the least energy).
 
     Parameters
     ----------
@@ -494,10 +494,11 @@ def search(op: OpShape, config: AcceleratorConfig, objective: str = "cycles", *,
         fits.append(Mapping(cand.dataflow, cand.order, cand.kt, cand.mt, cyc, en))
         if s < best_score:
             best, best_score = fits[-1], s
-    if best is not None and objective == "cycles":
-        # near ties (NEAR_TIE) go to the mapping with less energy, i.e. less DRAM traffic: the
-        # estimate times each op alone, but a DMA-heavy mapping leaves less bandwidth to the
-        # GEMM it is interleaved with (dataflow.compiler), where its loads become exposed
+    if best is not None and objective == "cycles" and op.sparsity is not None:
+        # near ties (NEAR_TIE) of a sparse op go to the mapping with less energy, i.e. less
+        # DRAM traffic: the estimate times each op alone, but a sparse op's short tiles with
+        # DMA-heavy loads leave little bandwidth to the dense GEMM it is interleaved with
+        # (dataflow.compiler: backward data beside weight gradient), where loads get exposed
         near = [mp for mp in fits if mp.cycles <= best.cycles * (1 + NEAR_TIE)]
         best = min(near, key=lambda mp: (mp.energy_pj, mp.cycles))
     if best is None:
