@@ -26,6 +26,8 @@ from hwsim.config import AcceleratorConfig, load_config
 from hwsim.paths import report_dir
 from hwsim.tiers import tier_preset
 
+from .progress import stage
+
 __all__ = ["PAPER_AVERAGE_SAVING", "attmemo_grid", "attmemo_report"]
 
 PAPER_AVERAGE_SAVING = 0.22
@@ -54,6 +56,7 @@ def attmemo_grid(config: AcceleratorConfig | str = "vcu1525", *, seqs: Sequence[
     base = store or MemoStore()
     kw = {} if n_layers is None else {"n_layers": n_layers}
     rows, results = [], {}
+    stage(progress, "AttMEMO grid", len(seqs) * len(batches) * len(tiers))
     for seq in seqs:
         model, x = get_model("bert_base", batch=1, device="meta", seq_len=seq, **kw)
         sites = attention_sites(extract(model, x, method="dense", training=False), 1)
@@ -290,6 +293,7 @@ def _pool_section(cfg, key, miss, store, pools, n_layers, progress) -> list[str]
     seq, b, tier = key
     kw = {} if n_layers is None else {"n_layers": n_layers}
     rows = []
+    stage(progress, "projector pools", len(pools))
     for pool in pools:
         st = dataclasses.replace(store, tier=tier, pool=pool)
         m0 = simulate_memo("bert_base", 0.0, st, cfg, b, seq_len=seq, baseline=miss.baseline,

@@ -7,10 +7,12 @@ line on stderr and exit status 2; nothing prints a traceback unless ``SATMEM_DEB
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, redirect_stdout
 
 __all__ = ["main"]
 
@@ -52,6 +54,28 @@ def _config(spec: str):
     from hwsim.config import load_config
 
     return load_config(spec)
+
+
+@contextmanager
+def _progress(args, *, log: bool = False) -> Iterator:
+    """The command's ``progress`` (:func:`reports.progress.progress_for`: a bar on a terminal,
+    None with ``--quiet`` or when stderr is not a terminal; ``log``: plain lines then). While
+    a bar is drawn, what the command prints is held back and printed after the bar closes,
+    so results never land in the middle of a bar."""
+    from reports.progress import ProgressBar, progress_for
+
+    bar = progress_for(getattr(args, "quiet", False), log=log)
+    if not isinstance(bar, ProgressBar):
+        yield bar
+        return
+    held = io.StringIO()
+    try:
+        with redirect_stdout(held):
+            yield bar
+    finally:
+        bar.close()
+        sys.stdout.write(held.getvalue())
+        sys.stdout.flush()
 
 
 # --- commands -------------------------------------------------------------------------------
@@ -225,6 +249,23 @@ def _own_model_args(args) -> dict:
 
 
 def cmd_simulate_model(args) -> int:
+    with _progress(args) as bar:
+        if bar is None:
+            return _run_model(args)
+        from reports.figures import capture_runs
+        from reports.progress import running
+
+        def timed(prog) -> bool:  # a program of the run compiled and timed: one unit
+            w = getattr(prog, "workload", None)
+            what = "" if w is None else " ".join(x for x in (w.method, w.pattern) if x)
+            bar.advance(postfix=f"{what} step timed".strip())
+            return False  # keep nothing
+
+        with running(bar, f"simulate {args.model} (programs timed)"), capture_runs(timed):
+            return _run_model(args)
+
+
+def _run_model(args) -> int:
     if getattr(args, "trace", None):
         return _traced(args, _simulate_model)
     return _simulate_model(args)
@@ -341,9 +382,10 @@ def cmd_report_sat(args) -> int:
     from reports.sat_report import sat_reproduction
 
     models = args.models.split(",") if args.models else None
-    path = sat_reproduction(args.out, args.config, batch=args.batch, models=models,
-                            progress=lambda line: print(line, file=sys.stderr, flush=True))
-    print(f"report: {path}")
+    with _progress(args) as bar:
+        path = sat_reproduction(args.out, args.config, batch=args.batch, models=models,
+                                progress=bar)
+        print(f"report: {path}")
     return 0
 
 
@@ -353,12 +395,11 @@ def cmd_report_memoryformer(args) -> int:
     tiers = tuple(x.strip() for x in args.tiers.split(",") if x.strip()) \
         if args.tiers is not None else None
     kw = {} if tiers is None else {"tiers": tiers}
-    path = memoryformer_report(args.out, args.config, seq_len=args.seq_len,
-                               sweep_seq_len=args.sweep_seq_len, gather_rows=args.gather_rows,
-                               progress=None if args.quiet else (
-                                   lambda line: print(line, file=sys.stderr, flush=True)),
-                               **kw)
-    print(f"report: {path}")
+    with _progress(args) as bar:
+        path = memoryformer_report(args.out, args.config, seq_len=args.seq_len,
+                                   sweep_seq_len=args.sweep_seq_len,
+                                   gather_rows=args.gather_rows, progress=bar, **kw)
+        print(f"report: {path}")
     return 0
 
 
@@ -407,12 +448,12 @@ def cmd_report_attmemo(args) -> int:
         return vals
 
     tiers = tuple(x.strip() for x in args.tiers.split(",") if x.strip())
-    path = attmemo_report(args.out, args.config, seqs=ints(args.seq_lens, "seq-lens"),
-                          batches=ints(args.batches, "batches"), tiers=tiers,
-                          store=MemoStore(entries=args.entries), experiment=args.experiment,
-                          progress=None if args.quiet else (
-                              lambda line: print(line, file=sys.stderr, flush=True)))
-    print(f"report: {path}")
+    seqs, batches = ints(args.seq_lens, "seq-lens"), ints(args.batches, "batches")
+    with _progress(args) as bar:
+        path = attmemo_report(args.out, args.config, seqs=seqs, batches=batches, tiers=tiers,
+                              store=MemoStore(entries=args.entries),
+                              experiment=args.experiment, progress=bar)
+        print(f"report: {path}")
     return 0
 
 
@@ -438,9 +479,10 @@ def cmd_sweep(args) -> int:
     if args.scheduler is not None and args.workers is not None:
         raise UsageError("--workers sizes the local cluster; it cannot be used with --scheduler")
     spec = load_spec(args.spec)
-    say = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
-    res = run_sweep(spec, args.db, scheduler=args.scheduler, workers=args.workers,
-                    max_points=args.max_points, progress=say)
+    # the per-point lines are the sweep's log (a line means stored): kept in a pipe too
+    with _progress(args, log=True) as say:
+        res = run_sweep(spec, args.db, scheduler=args.scheduler, workers=args.workers,
+                        max_points=args.max_points, progress=say)
     print(f"{res.computed} point{'s' * (res.computed != 1)} computed ({res.failed} failed), "
           f"{res.skipped} already stored, {res.remaining} left; results: {res.db}")
     if args.report:
@@ -519,40 +561,37 @@ def cmd_experiment(args) -> int:
         args.out = runs_dir() / "experiments"
     out = Path(args.out) / args.which
     out.mkdir(parents=True, exist_ok=True)
-    say = (lambda line: print(line, file=sys.stderr, flush=True)) if not args.quiet else None
     if args.which == "nm":
         kw = {"seeds": tuple(range(args.seeds)), "epochs": args.epochs or 30}
         if args.quick:
             kw.update(seeds=(0,), epochs=args.epochs or 3, patterns=("2:8",))
-        table = ex.run_nm_experiment(out, progress=say, **kw)
+        run = ex.run_nm_experiment
     elif args.which == "memoryformer":
         kw = {"steps": args.steps or 600}
         if args.quick:
             kw.update(steps=args.steps or 40, corpus_bytes=200_000, eval_batches=4)
-        table = ex.run_memoryformer_experiment(out, **kw)
+        run = ex.run_memoryformer_experiment
     else:
         kw = {}
         if args.quick:
             kw.update(train_steps=40, memo_sequences=256, eval_sequences=32, embed_steps=40,
                       corpus_bytes=200_000)
-        table = ex.run_attmemo_experiment(out, **kw)
-    print(table.to_string(index=False))
-    print(f"results: {out}")
+        run = ex.run_attmemo_experiment
+    with _progress(args) as bar:
+        table = run(out, progress=bar, **kw)
+        print(table.to_string(index=False))
+        print(f"results: {out}")
     return 0
 
 
 def cmd_demo(args) -> int:
     from reports.demo import figure_files, run_demo
-    from reports.progress import progress_for
 
-    bar = progress_for(args.quiet)
-    try:
-        path = run_demo(args.out, sim=args.sim, progress=bar)
-    finally:
-        getattr(bar, "close", lambda: None)()
-    print(f"report: {path} (and {path.with_suffix('.html').name}, with its figures)")
-    for fig in figure_files(path):
-        print(f"figure: {fig}")
+    with _progress(args) as bar:
+        path = run_demo(args.out, sim=args.sim, progress=bar or False)
+        print(f"report: {path} (and {path.with_suffix('.html').name}, with its figures)")
+        for fig in figure_files(path):
+            print(f"figure: {fig}")
     return 0
 
 
@@ -643,6 +682,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--memo: memoize only the layers where the performance model "
                         "expects a saving at their hit rate")
     s.add_argument("--max-rows", type=_positive_int, default=60)
+    s.add_argument("--quiet", action="store_true", help="--model: no progress bar (there is "
+                   "none when stderr is not a terminal)")
     s.add_argument("--max-commands", type=_nonneg_int, default=None, help="refuse programs of "
                    "more commands (default 4,000,000: about 4 GB; 0: no limit)")
     s.add_argument("--topology", default=None, help="SCALE-Sim topology CSV (conv or GEMM)")
@@ -710,7 +751,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--show", default=None, metavar="DB", help="print the stored results of "
                    "a store as a Markdown table instead of running")
     s.add_argument("--report", action="store_true", help="write report.md next to the store")
-    s.add_argument("--quiet", action="store_true", help="no progress lines")
+    s.add_argument("--quiet", action="store_true", help="no progress bar or lines")
     s.set_defaults(func=cmd_sweep)
 
     rep = sub.add_parser("report", help="reports: the SAT reproduction, MemoryFormer on the "
@@ -723,6 +764,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", default="vcu1525")
     s.add_argument("--batch", type=_positive_int, default=1)
     s.add_argument("--models", default=None, help="comma-separated zoo models (default all)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_report_sat)
     s = rsub2.add_parser("attmemo", help="AttMEMO on the machine: BERT-base with memoized "
                          "attention across tiers, hit rates, sequences and batches")
@@ -735,7 +777,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--entries", type=_positive_int, default=1024, help="maps stored per layer")
     s.add_argument("--experiment", default=None, metavar="DIR", help="a `satmem experiment "
                    "attmemo` output directory: its hit rates beside the paper's")
-    s.add_argument("--quiet", action="store_true")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_report_attmemo)
     s = rsub2.add_parser("memoryformer", help="MemoryFormer-tiny against Pythia-70M dense and "
                          "BDWP 2:8, a memory-tier sweep and gather bandwidth per tier")
@@ -751,7 +793,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default sram,hbm2e,ddr4,ddr5,cxl,pmem; '' for none)")
     s.add_argument("--gather-rows", type=_positive_int, default=16384,
                    help="random rows per point of the gather-bandwidth curves (default 16384)")
-    s.add_argument("--quiet", action="store_true", help="no progress lines")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_report_memoryformer)
 
     rtl = sub.add_parser("rtl", help="RTL: Verilog generation, co-simulation")
@@ -819,7 +861,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seeds", type=_positive_int, default=3, help="nm: seeds per setting")
     s.add_argument("--epochs", type=_positive_int, default=None, help="nm: training epochs")
     s.add_argument("--steps", type=_positive_int, default=None, help="memoryformer: steps")
-    s.add_argument("--quiet", action="store_true")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_experiment)
 
     s = sub.add_parser("demo", help="the product in a minute: RTL fidelity, a BDWP 2:8 "
@@ -828,7 +870,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default=None, help="directory for the report (default: the runs "
                    "directory, README 'Where files go')")
     s.add_argument("--sim", choices=("verilator", "icarus"), default="verilator")
-    s.add_argument("--quiet", action="store_true")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_demo)
     return p
 

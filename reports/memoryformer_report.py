@@ -50,6 +50,8 @@ from hwsim.tiers import TIER_PRESETS, TierModel, gather_time, tier_preset
 from hwsim.units.lookup import LookupModel
 from hwsim.units.lookup_timing import events
 
+from .progress import stage
+
 __all__ = ["MODELS", "SENSITIVITY", "block_table", "compare_table", "engine_sensitivity",
            "gather_curves", "hot_row_sweep", "measured_rows", "memoryformer_report",
            "sweep_config", "tier_sweep", "update_traffic"]
@@ -113,6 +115,7 @@ def compare_table(config: AcceleratorConfig | str = "vcu1525", seq_len: int = 20
     cfg = load_config(config)
     rows, results = [], {}
     n = len(MODELS) * len(phases)
+    stage(progress, "MemoryFormer against Pythia-70M", n)
     for label, model, method, pattern in MODELS:
         for phase in phases:
             t0 = time.perf_counter()
@@ -207,6 +210,7 @@ def tier_sweep(config: AcceleratorConfig | str = "vcu1525", seq_len: int = 2048,
     # T fp16 + W, G, V fp32, and a row of alignment per table in each tier
     need = entries * (2 + 3 * 4) + 4 * tables * 8192
     rows = []
+    stage(progress, "tier sweep", 2 * len(tiers))
     for i, name in enumerate(tiers):
         c, grown = sweep_config(cfg, name, need)
         t = c.lookup.tiers[0]
@@ -314,6 +318,7 @@ def hot_row_sweep(config: AcceleratorConfig | str = "vcu1525", seq_len: int = 25
     moved = -(-h * base.lookup.element_bytes // t.access_bytes) * t.access_bytes
     model, regs = LookupModel(), np.zeros(16, np.int64)
     out = []
+    stage(progress, f"hot-row cache on {tier}", len(sizes))
     for size in sizes:
         c = dataclasses.replace(base, lookup=dataclasses.replace(base.lookup, hot_rows=size))
         row = {"hot_rows": size, "tier": tier, "top_share": ranked[:size].sum() / len(rows)}
@@ -365,6 +370,7 @@ def engine_sensitivity(config: AcceleratorConfig | str = "vcu1525", seq_len: int
     entries, tables = _table_bytes(seq_len)
     need = entries * (2 + 3 * 4) + 4 * tables * 8192
     rows = []
+    stage(progress, "lookup-engine sensitivity", len(tiers) * len(knobs))
     for name in tiers:
         base, _ = sweep_config(cfg, name, need)
         for label, factors in knobs:

@@ -35,6 +35,8 @@ from dataflow.zoo import model_names
 from hwsim.config import load_config
 from hwsim.paths import report_dir
 
+from .progress import stage
+
 __all__ = ["SWITCHES", "ablation_table", "gemm_ceiling", "lane_sensitivity", "leave_one_out",
            "policy_table", "sat_reproduction", "sat_table"]
 
@@ -65,7 +67,9 @@ def sat_table(config="vcu1525", *, models=None, patterns=("2:4", "2:8", "1:8"),
     attention GEMMs and the dense 50,304-word head grow with the sequence).
     """
     rows = []
-    for name in models or model_names():
+    models = list(models or model_names())
+    stage(progress, "speedups", len(models) * len(methods) * len(patterns))
+    for name in models:
         kw = _MODEL_KW.get(name, {})
         dense = simulate_model(name, "dense", None, config, batch, options, **kw)
         for method in methods:
@@ -93,7 +97,9 @@ def policy_table(config="vcu1525", dense_cycles: dict | None = None, *, models=N
     sparse too, as the 2.0x bound of BDWP 2:8 assumes. ``dense_cycles`` (model -> cycles of the
     dense step, which the layer policy does not change) saves re-simulating the baselines."""
     rows = []
-    for name in models or model_names():
+    models = list(models or model_names())
+    stage(progress, "only required layers dense", len(models))
+    for name in models:
         kw = _MODEL_KW.get(name, {})
         known = (dense_cycles or {}).get(name)
         r = simulate_model(name, "bdwp", pattern, config, batch, options, skip="required",
@@ -114,7 +120,9 @@ def gemm_ceiling(config="vcu1525", *, models=None, pattern: str = "2:8", batch: 
     (``vector_ops=False``), what the step would reach if all vector work were free."""
     opts = (options or CompileOptions()).replace(vector_ops=False)
     rows = []
-    for name in models or model_names():
+    models = list(models or model_names())
+    stage(progress, "GEMM-only ceiling", len(models))
+    for name in models:
         r = simulate_model(name, "bdwp", pattern, config, batch, opts, **_MODEL_KW.get(name, {}))
         rows.append({"model": name, "gemm_speedup": r.speedup, "ideal": r.ideal_speedup})
         if progress:
@@ -131,7 +139,9 @@ def lane_sensitivity(config="vcu1525", lanes: int = 32, *, models=None, pattern:
         1 << (4 * lanes - 1).bit_length()  # the DMA bus holds one VEC entry
     cfg = cfg.replace(vector__lanes=lanes, dram__bus_bytes=bus, name=f"{cfg.name}-vec{lanes}")
     rows = []
-    for name in models or model_names():
+    models = list(models or model_names())
+    stage(progress, f"{lanes} vector lanes", len(models))
+    for name in models:
         r = simulate_model(name, "bdwp", pattern, cfg, batch, options, **_MODEL_KW.get(name, {}))
         rows.append({"model": name, "lanes": lanes, "speedup": r.speedup,
                      "ideal": r.ideal_speedup, "share_of_bound": r.speedup / r.ideal_speedup,
@@ -148,6 +158,7 @@ def ablation_table(config="vcu1525", model: str = "resnet50", *, pattern: str = 
     :data:`dataflow.optimizations.ABLATION`."""
     rows = []
     kw = _MODEL_KW.get(model, {})
+    stage(progress, f"ablation on {model}", len(ABLATION))
     for label, switches in ABLATION:
         r = simulate_model(model, "bdwp", pattern, config, batch, CompileOptions(**switches),
                            **kw)
@@ -169,7 +180,9 @@ def leave_one_out(config="vcu1525", base: pd.DataFrame | None = None, *, models=
     """
     options = options or CompileOptions()
     rows = []
-    for name in models or model_names():
+    models = list(models or model_names())
+    stage(progress, "each optimisation off", len(models) * len(SWITCHES))
+    for name in models:
         kw = _MODEL_KW.get(name, {})
         row = {"model": name}
         hit = None if base is None else base[(base.model == name) & (base.method == "bdwp")
@@ -366,6 +379,9 @@ def sat_reproduction(out_dir: str | Path | None = None, config: str = "vcu1525",
         Zoo model of the ablation table (None, or a model not in ``models``: skip).
     leave_one_out_all : bool
         Also turn each optimisation off alone on every model (:func:`leave_one_out`).
+    progress : callable, optional
+        Receives one line per simulated row; a :class:`reports.progress.ProgressBar` also
+        draws a bar per table. None: nothing is printed.
 
     Returns
     -------

@@ -62,6 +62,7 @@ import yaml
 
 from hwsim.config import DATAFLOWS, AcceleratorConfig, ConfigError, load_config, parse_nm
 
+from .progress import stage
 from .store import (
     INT64_MAX,
     INT64_MIN,
@@ -830,7 +831,8 @@ def run_sweep(spec: SweepSpec, db: str | Path | None = None, *, scheduler: str |
     max_points : int, optional
         Stop after this many points complete (the rest stay for a rerun).
     progress : callable, optional
-        Called with one line per completed point, and a first and a last line.
+        Called with one line per completed point, and a first and a last line; a
+        :class:`reports.progress.ProgressBar` also draws a bar over the points to run.
 
     Raises
     ------
@@ -856,6 +858,7 @@ def run_sweep(spec: SweepSpec, db: str | Path | None = None, *, scheduler: str |
             with _executor(todo, scheduler, workers) as (run, where):
                 say(f"sweep {spec.name}: {len(points)} points, {skipped} stored, {len(todo)} "
                     f"to run {where}".rstrip() + f"; results in {db}")
+                stage(progress, f"sweep {spec.name}", len(todo))
                 for done in run(todo):
                     # one commit a batch, then its progress lines: a line means stored
                     for (p, _), res in zip(done, _store_batch(store, spec.name, done),

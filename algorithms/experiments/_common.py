@@ -72,6 +72,27 @@ def write_table(df: pd.DataFrame, out_dir, stem: str, title: str = "") -> tuple[
     return csv_path, md_path
 
 
+def progress_stage(progress, desc: str, total: int | None = None) -> None:
+    """Announce a loop of ``total`` units to ``progress`` when it draws a bar (a
+    ``reports.progress.ProgressBar``); nothing for None or a plain line callback."""
+    fn = getattr(progress, "stage", None)
+    if fn is not None:
+        fn(desc, total)
+
+
+def progress_steps(iterable, progress, desc: str, total: int | None = None):
+    """``iterable``, advancing ``progress``'s bar after each item when it draws one (training
+    steps say no line each)."""
+    fn = getattr(progress, "track", None)
+    return iter(iterable) if fn is None else fn(iterable, desc, total)
+
+
+def say(progress, line: str) -> None:
+    """One line to ``progress``, if any."""
+    if progress is not None:
+        progress(line)
+
+
 @contextlib.contextmanager
 def torch_threads(threads: int | None):
     """Run the block with ``torch.set_num_threads(threads)``, then restore the old value.

@@ -22,7 +22,7 @@ from ..attmemo import (
     write_trace,
 )
 from ..transformer import TransformerConfig, TransformerLM, lm_loss
-from ._common import batches, byte_corpus, torch_threads, write_table
+from ._common import batches, byte_corpus, progress_stage, say, torch_threads, write_table
 from .memoryformer_lm import train_lm
 
 __all__ = ["run_attmemo_experiment"]
@@ -43,6 +43,7 @@ def run_attmemo_experiment(
     seed: int = 0,
     corpus_bytes: int = 1_000_000,
     threads: int | None = 1,
+    progress=None,
 ) -> pd.DataFrame:
     """Train a byte-level LM, memoize one layer's attention, sweep the threshold.
 
@@ -74,6 +75,10 @@ def run_attmemo_experiment(
     corpus_bytes : int, default 1_000_000
     threads : int or None, default 1
         ``torch`` intra-op threads while running (restored afterwards).
+    progress : callable, optional
+        Receives a line per stage (LM, embedder, each threshold); a
+        ``reports.progress.ProgressBar`` also draws a bar over the LM's training steps and
+        the thresholds. None: silent.
 
     Returns
     -------
@@ -98,6 +103,7 @@ def run_attmemo_experiment(
             seq_len=seq_len,
             seed=seed,
             corpus_bytes=corpus_bytes,
+            progress=progress,
         )
 
 
@@ -115,6 +121,7 @@ def _run_attmemo_experiment(
     seq_len,
     seed,
     corpus_bytes,
+    progress=None,
 ) -> pd.DataFrame:
     torch.manual_seed(seed)
     data = byte_corpus(corpus_bytes)
@@ -124,7 +131,9 @@ def _run_attmemo_experiment(
         d_model=d_model, n_layers=n_layers, n_heads=n_heads, max_seq_len=seq_len
     )
     model = TransformerLM(config)
-    train_lm(model, train, train_steps, seq_len, 16, 3e-3, seed)
+    seconds = train_lm(model, train, train_steps, seq_len, 16, 3e-3, seed, progress,
+                       "LM training steps")
+    say(progress, f"LM trained: {train_steps} steps in {seconds:.1f} s")
     model.eval()
     g = torch.Generator().manual_seed(seed + 1)
     memo_x, _ = batches(train, seq_len, memo_sequences, g)
@@ -132,6 +141,7 @@ def _run_attmemo_experiment(
     inputs, maps = collect_attention(model, memo_x, layer)
     embedder = AttentionEmbedder(seq_len, d_model)
     train_embedder(embedder, inputs, maps, steps=embed_steps, seed=seed)
+    say(progress, f"embedder trained on {len(maps)} attention maps ({embed_steps} steps)")
     embedder.eval()
     with torch.no_grad():
         baseline = lm_loss(model(eval_x), eval_y).item()
@@ -145,6 +155,7 @@ def _run_attmemo_experiment(
         for key, m in zip(keys, maps, strict=True):
             db.append(key, m)
         index.add(keys)
+        progress_stage(progress, "thresholds", len(thresholds))
         try:
             for threshold in thresholds:
                 memo = MemoizedSelfAttention(original, embedder, db, index, threshold,
@@ -165,6 +176,8 @@ def _run_attmemo_experiment(
                 )
                 (Path(out_dir) / "traces").mkdir(parents=True, exist_ok=True)
                 write_trace(Path(out_dir) / "traces" / f"threshold_{threshold:g}.csv", [memo])
+                say(progress, f"threshold {threshold:g}: hit rate {memo.hit_rate:.1%}, loss "
+                              f"change {loss - baseline:+.4f}")
         finally:
             block.attn = original
     results = pd.DataFrame(rows)

@@ -13,13 +13,15 @@ import torch
 
 from ..memoryformer import MemoryFormerConfig, MemoryFormerLM, block_flops
 from ..transformer import TransformerLM, lm_loss
-from ._common import batches, byte_corpus, torch_threads, write_table
+from ._common import batches, byte_corpus, progress_steps, say, torch_threads, write_table
 
 __all__ = ["run_memoryformer_experiment", "train_lm"]
 
 
-def train_lm(model, train, steps, seq_len, batch_size, lr, seed) -> float:
-    """Train ``model`` with AdamW (cosine decay) on random windows; return seconds taken."""
+def train_lm(model, train, steps, seq_len, batch_size, lr, seed, progress=None,
+             desc: str = "training") -> float:
+    """Train ``model`` with AdamW (cosine decay) on random windows; return seconds taken.
+    ``progress``: a ``reports.progress`` bar advanced each step (None: silent)."""
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -27,7 +29,7 @@ def train_lm(model, train, steps, seq_len, batch_size, lr, seed) -> float:
     )
     model.train()
     start = time.perf_counter()
-    for _ in range(steps):
+    for _ in progress_steps(range(steps), progress, desc):
         x, y = batches(train, seq_len, batch_size, g)
         loss = lm_loss(model(x), y)
         opt.zero_grad()
@@ -64,6 +66,7 @@ def run_memoryformer_experiment(
     corpus_bytes: int = 1_000_000,
     eval_batches: int = 20,
     threads: int | None = 1,
+    progress=None,
 ) -> pd.DataFrame:
     """Train a MemoryFormer LM and its dense twin for the same number of steps.
 
@@ -86,6 +89,9 @@ def run_memoryformer_experiment(
         Validation batches of ``batch_size`` windows.
     threads : int or None, default 1
         ``torch`` intra-op threads while running (restored afterwards).
+    progress : callable, optional
+        Receives a line per trained model; a ``reports.progress.ProgressBar`` also draws a
+        bar over the training steps. None: silent.
 
     Returns
     -------
@@ -110,6 +116,7 @@ def run_memoryformer_experiment(
             seed=seed,
             corpus_bytes=corpus_bytes,
             eval_batches=eval_batches,
+            progress=progress,
         )
 
 
@@ -126,6 +133,7 @@ def _run_memoryformer_experiment(
     seed,
     corpus_bytes,
     eval_batches,
+    progress=None,
 ) -> pd.DataFrame:
     torch.manual_seed(seed)
     data = byte_corpus(corpus_bytes)
@@ -142,8 +150,11 @@ def _run_memoryformer_experiment(
     }
     for name, model in models.items():
         torch.manual_seed(seed)
-        seconds = train_lm(model, train, steps, seq_len, batch_size, lr, seed)
+        seconds = train_lm(model, train, steps, seq_len, batch_size, lr, seed, progress,
+                           f"{name} training steps")
         loss = evaluate_lm(model, val, seq_len, batch_size, eval_batches)
+        say(progress, f"{name}: validation loss {loss:.4f} nats/byte after {steps} steps "
+                      f"({seconds:.1f} s)")
         rows.append(
             {
                 "model": name,

@@ -17,7 +17,7 @@ from torch import nn
 
 from ..flops import ideal_speedup, training_macs
 from ..sparsify_model import sparsify
-from ._common import torch_threads, write_table
+from ._common import progress_stage, torch_threads, write_table
 
 __all__ = ["digits_model", "run_nm_experiment", "train_digits"]
 
@@ -142,6 +142,7 @@ def run_nm_experiment(
 def _run_nm_experiment(out_dir, models, methods, patterns, seeds, epochs, progress):
     runs, rows = [], []
     total = len(models) * len(seeds) * sum(1 if m == "dense" else len(patterns) for m in methods)
+    progress_stage(progress, "N:M training runs", total)
     for kind in models:
         example = _digits(kind)[0][:1]
         for method in methods:
