@@ -114,19 +114,21 @@ def _report_clock(designs, results) -> list[str]:
          "(*not timed*: DSP48E2, block RAM, URAM, UltraScale LUTRAM) cut the paths through "
          "them, so the multipliers' and memories' paths are not in it. Ports arrive at time 0: "
          "each design alone, not the paths it joins in the machine.", "",
-         "| design | path (ns) | <= MHz | LUT levels | carry cells | from | to | not timed |",
-         "|---|---:|---:|---:|---:|---|---|---|"]
+         "| design | path (ns) | <= MHz | LUT levels | carry cells | from | to | through | "
+         "not timed |",
+         "|---|---:|---:|---:|---:|---|---|---|---|"]
     timed = []
     for d, r in zip(designs, results, strict=True):
         t = r.timing
         if t is None:
-            o.append(f"| {d.name} | - | - | - | - | - | - | (no timed path, or a result made "
-                     "before the flow had the estimate) |")
+            o.append(f"| {d.name} | - | - | - | - | - | - | - | (no timed path, or a result "
+                     "made before the flow had the estimate) |")
             continue
         timed.append((t.path_ps, d.name, t))
         carry = sum(c.startswith("CARRY") for c in t.cells)
         o.append(f"| {d.name} | {t.period_ns:.2f} | {t.fmax_mhz:.0f} | {t.lut_levels} | "
-                 f"{carry} | {t.start} | {t.end} | {', '.join(t.untimed) or 'none'} |")
+                 f"{carry} | {t.start} | {t.end} | {', '.join(t.where) or '(top)'} | "
+                 f"{', '.join(t.untimed) or 'none'} |")
     if timed:
         _, name, t = max(timed, key=lambda x: x[0])
         o += ["", f"Slowest timed design: **{name}**, {t.summary()}."]

@@ -32,6 +32,9 @@ _ARRIVAL = re.compile(r"^Latest arrival time in '[^']*' is (-?\d+):", re.M)
 _UNTIMED = re.compile(r"Module '\\?([^']+)' has no timing arcs")
 _STEP = re.compile(r"^\s+(\d+) \S.* \((\w+)\.([^()]+)\)\s*$")
 _START = re.compile(r"^\s+(\d+)\s+(\S.*) \(<primary input>\)\s*$")
+# the hierarchy a flattened name keeps: cells `$flatten\a.\b.$12`, wires `\a.b.sig [3]`
+_FLAT_CELL = re.compile(r"\$flatten((?:\\[^.\s\\]+\.)+)")
+_PUBLIC_WIRE = re.compile(r"^\s+\\([A-Za-z_][\w.]*)\.[A-Za-z_]\w*(?: \[\d+\])?\s*$")
 _SEQUENTIAL = re.compile(r"^(FD|SRL|RAM|DSP|URAM)")  # cells a path starts at
 
 
@@ -67,6 +70,9 @@ class TimingEstimate:
         output``) of the path.
     untimed : tuple of str
         Cell types of the design without timing arcs, whose paths do not count.
+    where : tuple of str
+        The submodules (flattened hierarchy, ``core.vector``) the path's names show, start to
+        end, each once; empty when every name on it is one Yosys made up.
     """
 
     path_ps: int
@@ -74,6 +80,7 @@ class TimingEstimate:
     start: str
     end: str
     untimed: tuple[str, ...] = ()
+    where: tuple[str, ...] = ()
 
     @property
     def period_ns(self) -> float:
@@ -91,18 +98,19 @@ class TimingEstimate:
     def summary(self) -> str:
         """One line: the path, its bound and what it passes through."""
         carry = sum(c.startswith("CARRY") for c in self.cells)
+        where = f" through {', '.join(self.where)}" if self.where else ""
         return (f"{self.period_ns:.2f} ns logic-only path (<= {self.fmax_mhz:.0f} MHz): "
                 f"{self.lut_levels} LUT levels, {carry} carry cells, {self.start} to "
-                f"{self.end}")
+                f"{self.end}{where}")
 
     def to_dict(self) -> dict:
         return {"path_ps": self.path_ps, "cells": list(self.cells), "start": self.start,
-                "end": self.end, "untimed": list(self.untimed)}
+                "end": self.end, "untimed": list(self.untimed), "where": list(self.where)}
 
     @classmethod
     def from_dict(cls, data: dict) -> TimingEstimate:
         return cls(int(data["path_ps"]), tuple(data["cells"]), data["start"], data["end"],
-                   tuple(data.get("untimed", ())))
+                   tuple(data.get("untimed", ())), tuple(data.get("where", ())))
 
 
 def parse_sta(text: str) -> TimingEstimate | None:
@@ -123,14 +131,20 @@ def parse_sta(text: str) -> TimingEstimate | None:
     end = "primary output"
     if lines and (sink := _STEP.match(lines[0])):
         end, lines = f"{sink[2]}.{sink[3]}", lines[1:]
-    steps = []  # from the end back to the start
+    steps, scopes = [], []  # from the end back to the start
     for line in lines:
+        if _START.match(line) or (line.strip() and not line.startswith(" ")):
+            break
         if step := _STEP.match(line):
             steps.append((step[2], step[3]))
-        elif _START.match(line) or (line.strip() and not line.startswith(" ")):
-            break
+        if cell := _FLAT_CELL.search(line):
+            scopes.append(cell[1].replace("\\", "").rstrip("."))
+        elif wire := _PUBLIC_WIRE.match(line):
+            scopes.append(wire[1])
     # a path from a register is traced back through its clock pin to the clock port
     start = "primary input"
     if steps and _SEQUENTIAL.match(steps[-1][0]):
         start = f"{steps[-1][0]}.{steps[-1][1]}"
-    return TimingEstimate(int(m[1]), tuple(t for t, _ in reversed(steps)), start, end, untimed)
+    where = tuple(dict.fromkeys(reversed(scopes)))
+    return TimingEstimate(int(m[1]), tuple(t for t, _ in reversed(steps)), start, end, untimed,
+                          where)

@@ -66,6 +66,30 @@ def test_parse_sta_starts_a_path_from_a_port_at_the_port():
                                                     ("LUT2", "CARRY4"), ("RAM64M8",))
 
 
+# the tiny kernel's path (abridged): the names keep the flattened hierarchy
+STA_KERNEL = r"""
+Latest arrival time in 'kernel_tiny_sat' is 13450:
+   13450 $auto$ff.cc:337:slice$27686 (FDRE.D)
+           $abc$741773$aiger$o1
+    9978 $flatten\core.\core.\vector.$2695.genblk1.slice[0].genblk1.carry4 (CARRY4.S->O)
+           $abc$741773$aiger$o2
+    1900 $flatten\core.\fetch.$2659.genblk1.slice[2].genblk1.carry4 (CARRY4.CI->O)
+           $abc$741773$aiger$o3
+     945 $abc$741773$lut$aiger$o8676 (LUT6.I0->O)
+           \core.core.vector.l3_t4 [3]
+     303 $auto$ff.cc:337:slice$27594 (FDRE.C->Q)
+       0   \ap_clk (<primary input>)
+Warning: Endpoint kernel_tiny_sat.$abc$741773$aiger$o28033 has no (* sta_arrival *) value.
+"""
+
+
+def test_parse_sta_names_the_submodules_the_path_runs_through():
+    t = parse_sta(STA_KERNEL)
+    assert t.cells == ("FDRE", "LUT6", "CARRY4", "CARRY4")
+    assert t.where == ("core.core.vector", "core.fetch")
+    assert t.summary().endswith("FDRE.C->Q to FDRE.D through core.core.vector, core.fetch")
+
+
 def test_parse_sta_without_a_timed_path_is_none_and_other_text_is_refused():
     assert parse_sta("Warning: Module 'DSP48E2' has no timing arcs!\nNo timing paths found.\n") \
         is None
@@ -81,8 +105,8 @@ def test_report_clock_section_says_what_the_number_is_and_names_the_slowest():
     text = "\n".join(_report_clock(designs, results))
     assert "**7-series** cell delays" in text and "**no routing delay**" in text
     assert "not Vivado's fmax" in text
-    assert "| pe_int8 | 1.00 | 1000 | 1 | 0 | FDRE.C->Q | FDRE.D | none |" in text
-    assert "| array_2x2 | 2.07 | 484 | 1 | 3 | FDRE.C->Q | FDRE.D | DSP48E2 |" in text
+    assert "| pe_int8 | 1.00 | 1000 | 1 | 0 | FDRE.C->Q | FDRE.D | (top) | none |" in text
+    assert "| array_2x2 | 2.07 | 484 | 1 | 3 | FDRE.C->Q | FDRE.D | (top) | DSP48E2 |" in text
     assert "| old | - |" in text
     assert "Slowest timed design: **array_2x2**, 2.07 ns logic-only path" in text
 
