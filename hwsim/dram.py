@@ -76,6 +76,8 @@ __all__ = [
     "DramModel",
     "DramResult",
     "address_map",
+    "channel_interleave",
+    "channel_map",
     "dma_cycles",
     "requests",
     "stream_cycles",
@@ -363,6 +365,27 @@ def address_map(addrs, channels: int, banks: int, row_bytes: int, interleave: in
     return chunk % channels, line % banks, line // banks, column
 
 
+def channel_interleave(config: AcceleratorConfig) -> int:
+    """Bytes of one channel's interleave chunk in ``config``'s DRAM address map:
+    :data:`INTERLEAVE_BYTES` capped at ``dram.row_bytes`` (what :class:`DramModel` uses)."""
+    return min(INTERLEAVE_BYTES, config.dram.row_bytes)
+
+
+def channel_map(addrs, config: AcceleratorConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The DRAM channel of byte addresses and their address inside that channel.
+
+    The channel is :func:`address_map`'s (``addr // g % channels``, ``g`` the
+    :func:`channel_interleave`); the address inside the channel is the byte address with the
+    channel's digit taken out, ``(addr // g // channels) * g + addr % g`` (``row : bank :
+    column_hi : column_lo``): consecutive chunks of one channel are consecutive in it. This is
+    how a top with one memory port per channel (``rtl.channels``) addresses its channels.
+    """
+    a = np.asarray(addrs, dtype=np.int64)
+    g, n = channel_interleave(config), config.dram.channels
+    chunk = a // g
+    return chunk % n, chunk // n * g + a % g
+
+
 class DramModel:
     """DRAM timing model of ``config.dram`` at ``config.clock_mhz`` (see the module docstring).
 
@@ -395,7 +418,7 @@ class DramModel:
         self.latency_cycles = config.dram_latency_cycles
         self.miss_cycles = math.ceil(d.row_miss_ns * config.clock_mhz / 1000.0 - 1e-9)
         self.channel_bytes_per_cycle = d.bandwidth_gbps * 1000.0 / config.clock_mhz
-        self.interleave_bytes = min(INTERLEAVE_BYTES, d.row_bytes)
+        self.interleave_bytes = channel_interleave(config)
         self.max_outstanding = MAX_OUTSTANDING * d.request_ports
         # chunk = addr >> gran_shift; line = chunk // channels >> line_shift (powers of two)
         self._shifts = (self.interleave_bytes.bit_length() - 1,

@@ -103,7 +103,7 @@ class Accelerator(wiring.Component):
     -------
     cmd : In(stream.Signature(isa.WORD_BITS))
         Binary ``hwsim.isa`` commands.
-    mem_rd_req : Out(stream.Signature(mem_rd_req_layout()))
+    mem_rd_req : Out(stream.Signature(mem_rd_req_layout(bus_bytes)))
     mem_rd_rsp : In(stream.Signature(bus_bytes * 8))
     mem_wr_req : Out(stream.Signature(mem_wr_req_layout(bus_bytes)))
         External memory read and write channels (protocol in :mod:`rtl.dma`).
@@ -126,7 +126,11 @@ class Accelerator(wiring.Component):
     Parameters
     ----------
     config : AcceleratorConfig
-        ``dram.model`` must be ``"fixed"`` (the port's timing is the fixed-latency model's).
+        Any ``dram`` section: the port is one request per buffer entry (at most
+        ``dram.bus_bytes``) at any byte address. The unit cycles equal hwsim's when the memory
+        behind the port is ``dram.model = "fixed"``'s (the simple port's testbench); behind the
+        AXI4 masters of :class:`~rtl.axi.AxiAccelerator` (one per DRAM channel,
+        :mod:`rtl.channels`) a LOAD or STORE takes what the memory takes.
     row_bytes, slots : int
         The lookup engine's widest table row and row-buffer slots
         (:class:`~rtl.lookup.unit.LookupUnit`).
@@ -161,14 +165,11 @@ class Accelerator(wiring.Component):
             raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
         self.pe_module = pe_module
         self.row_bytes, self.slots, self.lookup = row_bytes, slots, lookup
-        if config.dram.model != "fixed":
-            raise ValueError(f"the RTL memory port assumes dram.model='fixed'; config "
-                             f"{config.name!r} has {config.dram.model!r}")
         self.config = config
         bus = config.dram.bus_bytes
         super().__init__({
             "cmd": In(stream.Signature(isa.WORD_BITS)),
-            "mem_rd_req": Out(stream.Signature(mem_rd_req_layout())),
+            "mem_rd_req": Out(stream.Signature(mem_rd_req_layout(bus))),
             "mem_rd_rsp": In(stream.Signature(bus * 8)),
             "mem_wr_req": Out(stream.Signature(mem_wr_req_layout(bus))),
             **({"lk_rd_req": Out(stream.Signature(lk_rd_req_layout(slots))),

@@ -35,14 +35,23 @@ from amaranth.utils import exact_log2
 
 from hwsim import isa
 from hwsim.config import AcceleratorConfig
+from hwsim.dram import channel_interleave
 
 from .accelerator import Accelerator
+from .channels import (
+    CHANNEL_ADDR_BITS,
+    ChannelBridge,
+    ChannelSplitter,
+    channel_bytes,
+    channel_prefix,
+    check_channels,
+)
 from .controller import RETIRE_BITS
 from .dma import mem_rd_req_layout, mem_wr_req_layout
 from .lookup.unit import ROW_BYTES, SLOTS
 
 __all__ = ["AXI_ADDR_BITS", "AXI_BURST_INCR", "AXI_CACHE", "AXI_PREFIX", "AXI_RESP_OKAY",
-           "AxiAccelerator", "AxiBridge", "axi4_master_members"]
+           "AxiAccelerator", "AxiBridge", "axi4_master_members", "dma_prefixes"]
 
 AXI_ADDR_BITS = 32
 AXI_PREFIX = "m_axi"
@@ -52,7 +61,8 @@ AXI_RESP_OKAY = 0b00
 
 
 def axi4_master_members(bus_bytes: int, id_width: int = 1, prefix: str = AXI_PREFIX,
-                        user_width: int = 0) -> dict[str, wiring.Member]:
+                        user_width: int = 0, addr_bits: int = AXI_ADDR_BITS
+                        ) -> dict[str, wiring.Member]:
     """The signature members of an AXI4 master, flat and named ``<prefix>_<signal>`` (AW, W, B,
     AR, R in that order), so that the Verilog ports take the conventional names that
     ``cocotbext.axi.AxiBus.from_prefix(dut, prefix)`` and Vivado's interface inference expect.
@@ -60,11 +70,12 @@ def axi4_master_members(bus_bytes: int, id_width: int = 1, prefix: str = AXI_PRE
     Master outputs are ``Out``; ``awready``, ``wready``, ``bid``, ``bresp``, ``bvalid``,
     ``arready``, ``rid``, ``rdata``, ``rresp``, ``rlast``, ``rvalid`` are ``In``. With
     ``user_width > 0`` the address channels also carry ``awuser`` and ``aruser`` (``Out``).
+    ``awaddr`` and ``araddr`` are ``addr_bits`` wide.
     """
     data = bus_bytes * 8
     sigs = []
     for ch in ("aw", "ar"):
-        sigs.append([(f"{ch}id", Out, id_width), (f"{ch}addr", Out, AXI_ADDR_BITS),
+        sigs.append([(f"{ch}id", Out, id_width), (f"{ch}addr", Out, addr_bits),
                      (f"{ch}len", Out, 8), (f"{ch}size", Out, 3), (f"{ch}burst", Out, 2),
                      (f"{ch}lock", Out, 1), (f"{ch}cache", Out, 4), (f"{ch}prot", Out, 3),
                      (f"{ch}qos", Out, 4),
@@ -77,6 +88,14 @@ def axi4_master_members(bus_bytes: int, id_width: int = 1, prefix: str = AXI_PRE
     r = [("rid", In, id_width), ("rdata", In, data), ("rresp", In, 2), ("rlast", In, 1),
          ("rvalid", In, 1), ("rready", Out, 1)]
     return {f"{prefix}_{name}": flow(width) for name, flow, width in aw + w + b + ar + r}
+
+
+def dma_prefixes(config: AcceleratorConfig) -> tuple[str, ...]:
+    """The prefixes of the DMA's AXI4 masters on :class:`AxiAccelerator` for ``config``:
+    ``("m_axi",)`` with one DRAM channel, one per channel otherwise (``m_axi_ch0``, ...:
+    :mod:`rtl.channels`)."""
+    n = config.dram.channels
+    return (AXI_PREFIX,) if n == 1 else tuple(channel_prefix(c) for c in range(n))
 
 
 def _check_axi_params(bus_bytes, max_reads, max_writes, id_width, axi_id):
@@ -339,8 +358,12 @@ class AxiAccelerator(wiring.Component):
         With the lookup engine: high while a GATHER or SCATTER runs (from the cycle after its
         start to its done cycle), for traces and the co-simulation's timing.
     m_axi_* : :func:`axi4_master_members`
-        The DMA's AXI4 master: ``bus_bytes * 8`` data bits, 32-bit addresses (features in
-        :mod:`rtl.axi`).
+        With one DRAM channel (``dram.channels == 1``): the DMA's AXI4 master, ``bus_bytes * 8``
+        data bits, 32-bit addresses (features in :mod:`rtl.axi`).
+    m_axi_ch<c>_* : :func:`axi4_master_members`
+        With several DRAM channels: one AXI4 master per channel (:func:`dma_prefixes`),
+        ``bus_bytes / channels * 8`` data bits, 64-bit channel addresses, the DMA's requests
+        split over them by hwsim's channel interleave (:mod:`rtl.channels`).
     m_axi_lk_* : :func:`axi4_master_members`
         With the lookup engine: its table memory's AXI4 master, ``row_bytes * 8`` data bits,
         the row-buffer tag as ID, the tier on ``AxUSER`` (features in :mod:`rtl.lookup.axi`).
@@ -357,7 +380,14 @@ class AxiAccelerator(wiring.Component):
     row_bytes, slots : int
         The lookup engine's (:class:`~rtl.accelerator.Accelerator`).
     max_reads, max_writes, id_width, axi_id
-        The DMA bridge's (:class:`AxiBridge`).
+        The DMA bridge's (:class:`AxiBridge`), or each channel's
+        (:class:`~rtl.channels.ChannelBridge`; the splitter remembers ``2 * max_reads``
+        reads).
+
+    Raises
+    ------
+    ValueError
+        Several channels the RTL cannot split (:func:`rtl.channels.check_channels`).
 
     Notes
     -----
@@ -375,7 +405,10 @@ class AxiAccelerator(wiring.Component):
 
         if not isinstance(config, AcceleratorConfig):
             raise TypeError(f"config must be an AcceleratorConfig, not {config!r}")
+        channels = config.dram.channels
         bus = config.dram.bus_bytes
+        if channels > 1:
+            bus = channel_bytes(check_channels(config))
         _check_axi_params(bus, max_reads, max_writes, id_width, axi_id)
         self.config, self.pe_module, self.lookup = config, pe_module, lookup
         self.row_bytes, self.slots = row_bytes, slots
@@ -384,11 +417,16 @@ class AxiAccelerator(wiring.Component):
         self.lk_bridge = (LookupAxiBridge(slots=slots, row_bytes=row_bytes) if lookup
                           else None)
         lk = self.lk_bridge
+        self.prefixes = dma_prefixes(config)
+        self.addr_bits = AXI_ADDR_BITS if channels == 1 else CHANNEL_ADDR_BITS
+        self.master_bytes = bus
         super().__init__({
             "cmd": In(stream.Signature(isa.WORD_BITS)),
             "retire": Out(RETIRE_BITS), "idle": Out(1), "error": Out(1), "axi_error": Out(1),
             **({"lk_busy": Out(1)} if lookup else {}),
-            **axi4_master_members(bus, id_width),
+            **{name: member for prefix in self.prefixes
+               for name, member in axi4_master_members(bus, id_width, prefix,
+                                                       addr_bits=self.addr_bits).items()},
             **(axi4_master_members(lk.bus_bytes, lk.id_width, lk.prefix, lk.user_width)
                if lookup else {}),
         })
@@ -398,14 +436,32 @@ class AxiAccelerator(wiring.Component):
         m.submodules.core = core = Accelerator(self.config, pe_module=self.pe_module,
                                                row_bytes=self.row_bytes, slots=self.slots,
                                                lookup=self.lookup)
-        m.submodules.axi = bridge = AxiBridge(self.config.dram.bus_bytes, **self.bridge_params)
         connect(m, wiring.flipped(self.cmd), core.cmd)
-        connect(m, core.mem_rd_req, bridge.mem_rd_req)
-        connect(m, bridge.mem_rd_rsp, core.mem_rd_rsp)
-        connect(m, core.mem_wr_req, bridge.mem_wr_req)
-        bridges = [(bridge, axi4_master_members(self.config.dram.bus_bytes,
-                                                self.bridge_params["id_width"]))]
-        idle, error = core.idle & bridge.idle, bridge.error
+        cfg, bp = self.config, self.bridge_params
+        if len(self.prefixes) == 1:
+            m.submodules.axi = port = AxiBridge(cfg.dram.bus_bytes, **bp)
+            masters, others = [port], []
+        else:  # one master per channel behind the splitter (rtl.channels)
+            g = channel_interleave(cfg)
+            m.submodules.split = port = ChannelSplitter(
+                cfg.dram.bus_bytes, len(self.prefixes), g, max_reads=2 * bp["max_reads"])
+            masters, others = [], [port]
+            for c, prefix in enumerate(self.prefixes):
+                m.submodules[f"axi_ch{c}"] = bridge = ChannelBridge(
+                    self.master_bytes, cfg.dram.bus_bytes, g, prefix=prefix,
+                    addr_bits=self.addr_bits, **bp)
+                for name in ("mem_rd_req", "mem_wr_req"):
+                    connect(m, getattr(port.ch[c], name), getattr(bridge, name))
+                connect(m, bridge.mem_rd_rsp, port.ch[c].mem_rd_rsp)
+                masters.append(bridge)
+        connect(m, core.mem_rd_req, port.mem_rd_req)
+        connect(m, port.mem_rd_rsp, core.mem_rd_rsp)
+        connect(m, core.mem_wr_req, port.mem_wr_req)
+        bridges = [(bridge, axi4_master_members(self.master_bytes, bp["id_width"], prefix,
+                                                addr_bits=self.addr_bits))
+                   for bridge, prefix in zip(masters, self.prefixes, strict=True)]
+        idle = core.idle & Cat(*(b.idle for b in masters + others)).all()
+        error = Cat(*(b.error for b in masters)).any()
         if self.lookup:
             m.submodules.axi_lk = lk = self.lk_bridge
             for channel in ("lk_rd_req", "lk_wr_req"):

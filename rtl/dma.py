@@ -29,20 +29,27 @@ from hwsim.config import AcceleratorConfig
 from .buffers import ADDR_BITS, ReadPortSignature, WritePortSignature
 from .units import UnitComponent, check_config
 
-__all__ = ["DmaIn", "DmaOut", "mem_rd_req_layout", "mem_wr_req_layout"]
+__all__ = ["DmaIn", "DmaOut", "mem_rd_req_layout", "mem_wr_req_layout", "nbytes_bits"]
 
 
-def mem_rd_req_layout() -> data.StructLayout:
-    """Read request payload, LSB first: ``addr`` (32), ``nbytes`` (8)."""
-    return data.StructLayout({"addr": 32, "nbytes": 8})
+def nbytes_bits(bus_bytes: int) -> int:
+    """Width of a request's ``nbytes`` on a bus of ``bus_bytes``: 8 bits up to 128 bytes, more
+    for wider buses (9 for vcu1525's 256 bytes, whose VEC entry is a whole bus word)."""
+    return max(8, bus_bytes.bit_length())
+
+
+def mem_rd_req_layout(bus_bytes: int = 128) -> data.StructLayout:
+    """Read request payload, LSB first: ``addr`` (32), ``nbytes`` (:func:`nbytes_bits`)."""
+    return data.StructLayout({"addr": 32, "nbytes": nbytes_bits(bus_bytes)})
 
 
 def mem_wr_req_layout(bus_bytes: int) -> data.StructLayout:
-    """Write request payload, LSB first: ``addr`` (32), ``nbytes`` (8), ``wdata`` (bus)."""
-    return data.StructLayout({"addr": 32, "nbytes": 8, "wdata": bus_bytes * 8})
+    """Write request payload, LSB first: ``addr`` (32), ``nbytes`` (:func:`nbytes_bits`),
+    ``wdata`` (bus)."""
+    return data.StructLayout({"addr": 32, "nbytes": nbytes_bits(bus_bytes),
+                              "wdata": bus_bytes * 8})
 
 
-_NBYTES_BITS = mem_rd_req_layout()["nbytes"].width
 _SEL_BITS = dict(isa.Load.FIELDS)["buf"]
 
 
@@ -61,7 +68,7 @@ class _DmaEngine(UnitComponent):
         addr = Signal.like(self.dram_addr)
         rows = Signal.like(self.rows)
         stride = Signal.like(self.stride)
-        nbytes = Signal(_NBYTES_BITS)
+        nbytes = Signal(nbytes_bits(self.config.dram.bus_bytes))
         esize = Signal(3)  # bytes per element of the addressed buffer
         with m.Switch(self.buf):
             with m.Case(isa.Buffer.ACT, isa.Buffer.WGT):
@@ -98,7 +105,7 @@ class DmaIn(_DmaEngine):
     sel : Out(width of ``buf``)
         The buffer ``wr`` addresses (the top routes it).
     wr : Out(WritePortSignature(ADDR_BITS, bus_bytes * 8))
-    mem_rd_req : Out(stream.Signature(mem_rd_req_layout()))
+    mem_rd_req : Out(stream.Signature(mem_rd_req_layout(bus_bytes)))
     mem_rd_rsp : In(stream.Signature(bus_bytes * 8))
 
     Latency
@@ -113,7 +120,7 @@ class DmaIn(_DmaEngine):
         bus = check_config(config).dram.bus_bytes
         super().__init__(config, {
             "wr": Out(WritePortSignature(ADDR_BITS, bus * 8)),
-            "mem_rd_req": Out(stream.Signature(mem_rd_req_layout())),
+            "mem_rd_req": Out(stream.Signature(mem_rd_req_layout(bus))),
             "mem_rd_rsp": In(stream.Signature(bus * 8)),
         })
 

@@ -1,0 +1,244 @@
+# amaranth: UnusedElaboratable=no
+"""Fast tier: the channel split of the DMA's memory port (:mod:`rtl.channels`) in Amaranth's
+simulator.
+
+:class:`~rtl.channels.ChannelSplitter` is served by one Python memory per channel (a simple
+port: pieces taken at random, reads answered in order after a random delay). Every piece must
+land in the channel, at the channel address, that hwsim's DRAM model gives its bytes
+(:func:`hwsim.dram.channel_map`), in request order; the reassembled reads must be the global
+memory's bytes, including reads of bytes written just before (a write's piece reaches its
+channel before a later read's).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from hwsim.config import preset
+from hwsim.dram import channel_interleave, channel_map
+from rtl.axi import AxiAccelerator, dma_prefixes
+from rtl.channels import ChannelBridge, ChannelSplitter, channel_bytes, check_channels
+
+MEM_BYTES = 16 * 1024
+
+
+def two_channel_tiny():
+    """tiny with two DRAM channels: 8-byte (64-bit) masters, 256-byte interleave."""
+    return preset("tiny").replace(name="tiny_2ch", dram__channels=2)
+
+
+CONFIGS = {"vcu1525": lambda: preset("vcu1525"), "tiny_2ch": two_channel_tiny}
+
+
+def _requests(rng: random.Random, n: int, bus: int, g: int, lo: int, hi: int) -> list:
+    """``n`` (addr, nbytes) in ``[lo, hi)``, half of them across an interleave boundary."""
+    out = []
+    for _ in range(n):
+        size = rng.randint(1, bus)
+        if rng.random() < 0.5:
+            edge = rng.randrange(lo // g + 1, hi // g) * g
+            addr = edge - rng.randint(1, size) if size > 1 else edge
+        else:
+            addr = rng.randrange(lo, hi - size)
+        out.append((addr, size))
+    return out
+
+
+def _pieces(config, addr: int, nbytes: int) -> list:
+    """hwsim's (channel, channel address, bytes) of a request, in address order."""
+    ch, local = channel_map(np.arange(addr, addr + nbytes), config)
+    out = []
+    for c, a in zip(ch.tolist(), local.tolist(), strict=True):
+        if out and out[-1][0] == c and out[-1][1] + out[-1][2] == a:
+            out[-1][2] += 1
+        else:
+            out.append([c, a, 1])
+    return [tuple(p) for p in out]
+
+
+def run_splitter(config, reads: list, writes: list, *, seed: int = 0, stall: float = 0.3,
+                 max_cycles: int = 50_000) -> dict:
+    """Drive ``reads`` [(addr, nbytes)] and ``writes`` [(addr, nbytes)] (random data) through
+    the splitter of ``config``; reads after the marker ``None`` wait until every write was
+    accepted. Returns the pieces each channel took and the read responses' bytes."""
+    rng = random.Random(seed)
+    d = config.dram
+    B, N, g = d.bus_bytes, d.channels, channel_interleave(config)
+    dut = ChannelSplitter(B, N, g, max_reads=8)
+    glob = bytearray(rng.randbytes(MEM_BYTES))
+    ch_of, local_of = channel_map(np.arange(MEM_BYTES), config)
+    mems = [bytearray(MEM_BYTES // N) for _ in range(N)]
+    for a in range(MEM_BYTES):
+        mems[ch_of[a]][local_of[a]] = glob[a]
+    out = {"rd_pieces": [[] for _ in range(N)], "wr_pieces": [[] for _ in range(N)],
+           "reads": [], "expect": [], "cycles": 0}
+
+    async def bench(ctx):
+        rd_q = deque(reads)
+        wr_q = deque((a, n, rng.getrandbits(8 * B)) for a, n in writes)
+        rd_offer = wr_offer = None
+        answers = [deque() for _ in range(N)]  # per channel: (due cycle, data)
+        due_last = [0] * N
+        cycle = 0
+        while True:
+            if rd_offer is None and rd_q and rd_q[0] is None and not wr_q and wr_offer is None:
+                rd_q.popleft()
+            if rd_offer is None and rd_q and rd_q[0] is not None and rng.random() > stall:
+                rd_offer = rd_q.popleft()
+            if wr_offer is None and wr_q and rng.random() > stall:
+                wr_offer = wr_q.popleft()
+            ctx.set(dut.mem_rd_req.valid, rd_offer is not None)
+            if rd_offer:
+                ctx.set(dut.mem_rd_req.payload, {"addr": rd_offer[0], "nbytes": rd_offer[1]})
+            ctx.set(dut.mem_wr_req.valid, wr_offer is not None)
+            if wr_offer:
+                ctx.set(dut.mem_wr_req.payload, {"addr": wr_offer[0], "nbytes": wr_offer[1],
+                                                 "wdata": wr_offer[2]})
+            ctx.set(dut.mem_rd_rsp.ready, rng.random() > stall)
+            for c in range(N):
+                port = dut.ch[c]
+                ctx.set(port.mem_rd_req.ready, rng.random() > stall)
+                ctx.set(port.mem_wr_req.ready, rng.random() > stall)
+                show = bool(answers[c]) and answers[c][0][0] <= cycle
+                ctx.set(port.mem_rd_rsp.valid, show)
+                ctx.set(port.mem_rd_rsp.payload, answers[c][0][1] if show else 0)
+
+            # handshakes of this cycle (settled outputs)
+            if rd_offer and ctx.get(dut.mem_rd_req.ready):
+                a, n = rd_offer
+                out["expect"].append(bytes(glob[a:a + n]) + bytes(B - n))
+                rd_offer = None
+            if wr_offer and ctx.get(dut.mem_wr_req.ready):
+                a, n, data = wr_offer
+                glob[a:a + n] = data.to_bytes(B, "little")[:n]
+                wr_offer = None
+            if ctx.get(dut.mem_rd_rsp.valid) and ctx.get(dut.mem_rd_rsp.ready):
+                out["reads"].append(ctx.get(dut.mem_rd_rsp.payload).to_bytes(B, "little"))
+            for c in range(N):
+                port = dut.ch[c]
+                if ctx.get(port.mem_wr_req.valid) and ctx.get(port.mem_wr_req.ready):
+                    p = ctx.get(port.mem_wr_req.payload)
+                    a, n = p["addr"], p["nbytes"]
+                    mems[c][a:a + n] = p["wdata"].to_bytes(B, "little")[:n]
+                    out["wr_pieces"][c].append((a, n))
+                if ctx.get(port.mem_rd_req.valid) and ctx.get(port.mem_rd_req.ready):
+                    p = ctx.get(port.mem_rd_req.payload)
+                    a, n = p["addr"], p["nbytes"]
+                    out["rd_pieces"][c].append((a, n))
+                    due_last[c] = max(due_last[c], cycle + rng.randint(1, 5))
+                    answers[c].append((due_last[c],
+                                       int.from_bytes(bytes(mems[c][a:a + n]), "little")))
+                if ctx.get(port.mem_rd_rsp.valid) and ctx.get(port.mem_rd_rsp.ready):
+                    answers[c].popleft()
+            done = (not rd_q and rd_offer is None and not wr_q and wr_offer is None
+                    and len(out["reads"]) == len(out["expect"]) and ctx.get(dut.idle))
+            if done:
+                break
+            await ctx.tick()
+            cycle += 1
+            assert cycle < max_cycles, "the splitter did not finish"
+        out["cycles"] = cycle
+        out["global"] = bytes(glob)
+        out["mems"] = [bytes(mm) for mm in mems]
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return out
+
+
+def _expected_pieces(config, requests: list) -> list:
+    per = [[] for _ in range(config.dram.channels)]
+    for a, n in requests:
+        for c, local, k in _pieces(config, a, n):
+            per[c].append((local, k))
+    return per
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_splitter_pieces_land_in_hwsims_channel_at_its_channel_address(name):
+    config = CONFIGS[name]()
+    rng = random.Random(7)
+    B, g = config.dram.bus_bytes, channel_interleave(config)
+    reads = _requests(rng, 120, B, g, 0, MEM_BYTES // 2)
+    writes = _requests(rng, 120, B, g, MEM_BYTES // 2, MEM_BYTES)
+    got = run_splitter(config, reads, writes, seed=3)
+    assert got["rd_pieces"] == _expected_pieces(config, reads)
+    assert got["wr_pieces"] == _expected_pieces(config, writes)
+    assert got["reads"] == got["expect"]
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_splitter_reads_see_the_writes_accepted_before_them(name):
+    config = CONFIGS[name]()
+    rng = random.Random(11)
+    B, g = config.dram.bus_bytes, channel_interleave(config)
+    writes = _requests(rng, 80, B, g, 0, MEM_BYTES // 4)
+    reads = _requests(rng, 40, B, g, MEM_BYTES // 2, MEM_BYTES)
+    reads += [None] + writes[-40:] + _requests(rng, 40, B, g, 0, MEM_BYTES // 4)
+    got = run_splitter(config, [r if r is None else r[:2] for r in reads], writes, seed=5)
+    assert got["reads"] == got["expect"]
+    # the channels' memories are the global memory under hwsim's map
+    ch, local = channel_map(np.arange(MEM_BYTES), config)
+    mems = [np.frombuffer(m, np.uint8) for m in got["mems"]]
+    rebuilt = np.array([mems[c][a] for c, a in zip(ch, local, strict=True)], np.uint8)
+    np.testing.assert_array_equal(rebuilt, np.frombuffer(got["global"], np.uint8))
+
+
+def test_channel_map_is_the_banked_models_channel():
+    config = preset("vcu1525")
+    from hwsim.dram import DramModel
+
+    addrs = np.random.default_rng(0).integers(0, 1 << 32, 4096)
+    ch, local = channel_map(addrs, config)
+    np.testing.assert_array_equal(ch, DramModel(config).map(addrs)[0])
+    g, n = 256, 4
+    np.testing.assert_array_equal(local, (addrs >> 10 << 8) | (addrs & 255))
+    assert channel_interleave(config) == g and config.dram.channels == n
+
+
+def test_vcu1525_has_four_512_bit_masters_with_64_bit_addresses():
+    config = preset("vcu1525")
+    assert channel_bytes(check_channels(config)) == 64
+    assert dma_prefixes(config) == ("m_axi_ch0", "m_axi_ch1", "m_axi_ch2", "m_axi_ch3")
+    top = AxiAccelerator(config, lookup=False)
+    members = top.signature.members
+    for prefix in dma_prefixes(config):
+        assert members[f"{prefix}_wdata"].shape == 512
+        assert members[f"{prefix}_araddr"].shape == 64
+    assert "m_axi_araddr" not in members
+    assert dma_prefixes(preset("tiny")) == ("m_axi",)
+
+
+@pytest.mark.parametrize(("dram", "needle"), [
+    ({"channels": 3}, "dram.channels must be a power of two of at least 2 for one AXI4 master "
+                      "per channel, not 3"),
+    ({"channels": 2, "bus_bytes": 512}, "dram.bus_bytes (512) must be at most the channel "
+                                        "interleave (256 bytes"),
+    ({"channels": 8, "bus_bytes": 16}, "dram.bus_bytes / dram.channels (16 / 8) must be 4 to "
+                                       "128"),
+])
+def test_channel_split_refuses_what_it_cannot_build(dram, needle):
+    config = preset("tiny").replace(**{f"dram__{k}": v for k, v in dram.items()})
+    with pytest.raises(ValueError) as e:
+        check_channels(config)
+    assert needle in str(e.value)
+
+
+@pytest.mark.parametrize(("kwargs", "needle"), [
+    ({"bus_bytes": 64, "req_bytes": 32, "span": 256}, "req_bytes must be a power of two of at "
+                                                      "least bus_bytes (64), not 32"),
+    ({"bus_bytes": 8, "req_bytes": 16, "span": 8192}, "span must be a power of two from "
+                                                      "req_bytes (16) to 4096"),
+    ({"bus_bytes": 8, "req_bytes": 16, "span": 4096}, "at most 256 beats, not 4096"),
+])
+def test_channel_bridge_refuses_bad_parameters(kwargs, needle):
+    with pytest.raises(ValueError) as e:
+        ChannelBridge(**kwargs)
+    assert needle in str(e.value)
