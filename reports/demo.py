@@ -564,9 +564,12 @@ def run_demo(out_root: str | Path | None = None, *, sim: str = "verilator",
     text = ["# satmem demo report", "",
             f"Generated {dt.datetime.now().isoformat(timespec='seconds')}.", ""]
     t0 = time.perf_counter()
+    took = []
     try:
         for i, sec in enumerate(sections if sections is not None else SECTIONS, 1):
+            t1 = time.perf_counter()
             res = sec.run(ctx)
+            took.append(f"{i}. {time.perf_counter() - t1:.0f} s")
             text += [f"## {i}. {sec.title}", "", *res.lines, ""]
             if not res.ok:
                 text += [f"**Section {i} failed its checks.**", ""]
@@ -576,7 +579,7 @@ def run_demo(out_root: str | Path | None = None, *, sim: str = "verilator",
         done = getattr(ctx.progress, "done", None)
         if done is not None:
             done()
-    text += [f"Demo run in {time.perf_counter() - t0:.0f} s.", ""]
+    text += [f"Demo run in {time.perf_counter() - t0:.0f} s (sections {', '.join(took)}).", ""]
     (work / "report.md").write_text("\n".join(text))
     write_html(work / "report.md")
     if final.exists():
