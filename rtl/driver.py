@@ -16,6 +16,13 @@ One run (:meth:`KernelDriver.run`):
 4. the status and cycle registers, and the DRAM image read back; the outputs are
    :meth:`Program.read_outputs` of it.
 
+One data master only: the image is written unsplit at ``layout.data``, as a kernel of a
+config with one DRAM channel reads it. A config with ``dram.channels > 1`` has a master per
+channel (``m_axi_gmem_ch<c>``, :mod:`rtl.channels`), each addressed with its own channel's
+addresses (:func:`hwsim.dram.channel_map`) but all offset by the one ``data`` argument; on a
+board each channel is its own DDR4 bank at its own device addresses, so such a kernel needs a
+base argument per channel before a driver can place each channel's share of the image.
+
 The driver talks to the kernel only through a :class:`Transport`: four coroutines, 32-bit
 register accesses on ``s_axi_control`` and byte accesses to device memory at device
 addresses. :class:`CocotbTransport` is the simulation's (``cocotbext.axi``'s

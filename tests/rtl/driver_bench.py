@@ -1,7 +1,8 @@
 """cocotb bench of ``test_driver_cocotb``: the host driver (:class:`rtl.driver.KernelDriver`)
 on the simulated kernel, through :class:`rtl.driver.CocotbTransport` (``AxiLiteMaster`` on
 ``s_axi_control``, one ``AxiRam`` memory behind ``m_axi_cmd`` and ``m_axi_gmem``: the bench
-:class:`rtl.cosim.kernel_bench.TB`). Loaded by the simulator, not by pytest.
+:class:`rtl.cosim.kernel_bench.TB`; with ``lookup``, ``m_axi_lk`` on the same memory too).
+Loaded by the simulator, not by pytest.
 
 Spec (``SATMEM_SPEC``): ``{"mem_bytes": n, "seed": s, "lookup": bool, "jobs": path, "out":
 path}``; ``jobs`` is a pickle of ``[{"label", "program", "values", "layout", "interrupt",
@@ -20,6 +21,7 @@ import pickle
 
 import cocotb
 from cocotb.triggers import ClockCycles
+from cocotbext.axi import AxiBus, AxiRam
 
 from rtl.cosim.kernel_bench import TB
 from rtl.driver import CocotbTransport, KernelDriver, KernelError
@@ -71,6 +73,9 @@ async def driver_jobs(dut):
     with open(spec["jobs"], "rb") as f:
         jobs = pickle.load(f)
     tb = TB(dut, spec["mem_bytes"], spec.get("seed", 0))
+    if spec.get("lookup", False):  # the lookup engine's tables: one address space, as hwsim's
+        tb.lk_ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_lk"), dut.ap_clk, dut.ap_rst_n,
+                           reset_active_level=False, mem=tb.ram.mem)
     await tb.reset()
     results = [await run_job(tb, job, spec.get("lookup", False)) for job in jobs]
     with open(spec["out"], "wb") as f:
