@@ -73,7 +73,7 @@ def _jobs(config):
     gemm, gemm_values = _gemm(config, 6, 7, 12, rng)
     step, ops, _ = training_step_program(config, *STEP_DIMS, method="bdwp", pattern="2:4")
     assert sum(op.sparsity is not None for op in ops) == 4
-    step_values_, _ = step_values(step, ops, step_tensors(config.array.dtype, rng, *STEP_DIMS),
+    step_inputs, _ = step_values(step, ops, step_tensors(config.array.dtype, rng, *STEP_DIMS),
                                   config)
     # the program above its data, neither at 0: the arguments, not a packed layout, place them
     moved = DeviceLayout(program=0x9010, data=0x3000)
@@ -82,7 +82,7 @@ def _jobs(config):
                                             tokens=1, chunks=1, width=8)],
                   gemm.dram_bytes, gemm.tensors, gemm.inputs, gemm.outputs)
     cases = [("dense gemm, polled", gemm, gemm_values, DeviceLayout.pack(gemm), False, 0.0),
-             ("bdwp step, interrupt", step, step_values_, DeviceLayout.pack(step, 0x1000),
+             ("bdwp step, interrupt", step, step_inputs, DeviceLayout.pack(step, 0x1000),
               True, 0.0),
              ("dense gemm again, moved, AXI pauses", gemm, gemm_values, moved, False, 0.3),
              ("malformed", bad, gemm_values, DeviceLayout.pack(bad), True, 0.0)]
