@@ -6,17 +6,18 @@ drew into the run directory:
 
 1. the fidelity chain on ``tiny``: GEMMs and MemoryFormer memory layers on the generated
    Verilog and on hwsim, cycles and values compared;
-2. the headline: a zoo model's BDWP 2:8 training step on ``vcu1525`` against dense and against
+2. a whole BDWP 2:8 training step of a 2-layer GPT with values on hwsim (``dataflow.run_step``)
+   against PyTorch autograd: loss, every gradient and every updated weight;
+3. the headline: a zoo model's BDWP 2:8 training step on ``vcu1525`` against dense and against
    its ideal bound, the critical-path split of both steps and what eats the gap to the bound,
    the energy by component and the roofline per layer and pass (:mod:`reports.figures`);
-3. one GEMM dense, 2:4 and 2:8: cycles, speedup against the M/N bound, energy;
-4. a MemoryFormer memory layer (MemoryFormer-tiny's shape) on the lookup engine: forward and
+4. one GEMM dense, 2:4 and 2:8: cycles, speedup against the M/N bound, energy;
+5. a MemoryFormer memory layer (MemoryFormer-tiny's shape) on the lookup engine: forward and
    training step, where the cycles go, tier traffic and energy;
-5. the GEMM utilisation sweep on ``vcu1525``.
+6. the GEMM utilisation sweep on ``vcu1525``.
 
 Every number is simulated when the demo runs. Another section is a :class:`DemoSection` more
-in :data:`SECTIONS` (the place for the whole training step with values against autograd is
-marked there).
+in :data:`SECTIONS`.
 """
 
 from __future__ import annotations
@@ -521,11 +522,78 @@ def gemm_sweep_section(ctx: DemoContext) -> SectionResult:
     return SectionResult(lines, {"gemm_sweep": sw}, ["gemm_utilisation.png"])
 
 
+# --- a whole training step with values against autograd -------------------------------------
+
+VALUES_MODEL = dict(vocab_size=128, d_model=64, n_layers=2, n_heads=4)
+"""The Pythia-shaped GPT of the values section: 2 layers, d 64, 4 heads, 128 tokens."""
+VALUES_BATCH = (4, 16)
+VALUES_BOUND = 4 * 2.0 ** -11
+"""Normwise relative error allowed for every gradient and updated weight: fp16's unit roundoff
+for the array's two operands, twice (``tests/dataflow/test_step_values.py``)."""
+
+
+def training_values_section(ctx: DemoContext) -> SectionResult:
+    """One BDWP 2:8 training step of a 2-layer GPT with values on hwsim against autograd."""
+    import copy
+
+    import torch
+
+    from algorithms import sparsify
+    from dataflow.execute import compare, reference_step, run_step
+    from dataflow.workload import required_skip
+    from dataflow.zoo.gpt import GPT, GPTConfig
+
+    stage(ctx.progress, "a training step with values", 1)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(**VALUES_MODEL))
+    model = sparsify(model, "2:8", "bdwp", skip=required_skip(model, "bdwp", "2:8")).train()
+    x = torch.randint(0, VALUES_MODEL["vocab_size"], VALUES_BATCH)
+    y = torch.randint(0, VALUES_MODEL["vocab_size"], VALUES_BATCH)
+    ref = reference_step(copy.deepcopy(model), x, y)
+    got = run_step(copy.deepcopy(model), x, y, CONFIG, pattern="2:8")
+    err = compare(got, ref)
+    ok = err["loss"] <= VALUES_BOUND and err["grads"] <= VALUES_BOUND and \
+        err["weights"] <= VALUES_BOUND
+    ctx.say(f"[values] GPT 2-layer BDWP 2:8 step: loss {got.loss:.6f} (autograd "
+            f"{ref.loss:.6f}), worst gradient {err['grads']:.1e}, worst weight "
+            f"{err['weights']:.1e} (bound {VALUES_BOUND:.1e})")
+    worst = sorted(((v, k.split(":", 1)[1]) for k, v in err.items() if k.startswith("grad:")),
+                   reverse=True)[:3]
+    ops = got.ops
+    tab = pd.DataFrame([{"tensor": k, "kind": k.split(":")[0], "rel_error": v}
+                        for k, v in err.items() if ":" in k])
+    lines = [
+        f"A Pythia-shaped GPT (2 layers, d {VALUES_MODEL['d_model']}, "
+        f"{VALUES_MODEL['n_heads']} heads), batch {VALUES_BATCH[0]} x {VALUES_BATCH[1]} "
+        "tokens, BDWP 2:8: one whole training step (forward, cross-entropy, backward, SGD with "
+        f"momentum) with every op on hwsim's functional units on `{CONFIG}` "
+        "(`dataflow.run_step`): each GEMM its compiled program on the array with fp16 operands, "
+        "norms, softmax, GELU, the loss and their backward the vector engine's fp32 kernels, "
+        "the update UPDATE's. Against PyTorch autograd and `torch.optim.SGD` in fp32, "
+        "normwise relative errors:",
+        "",
+        "| quantity | machine | autograd | relative error | bound |",
+        "|---|---:|---:|---:|---:|",
+        f"| loss | {got.loss:.6f} | {ref.loss:.6f} | {err['loss']:.1e} | {VALUES_BOUND:.1e} |",
+        f"| worst of {len(got.grads)} gradients | | | {err['grads']:.1e} | "
+        f"{VALUES_BOUND:.1e} |",
+        f"| worst of {len(got.weights)} updated weights | | | {err['weights']:.1e} | "
+        f"{VALUES_BOUND:.1e} |",
+        "",
+        f"{ops['gemms']:,} GEMM programs ({ops['macs_fwd'] + ops['macs_bwd']:,} MACs, "
+        f"{ops['sparse_macs']:,} of them on the sparse path), {ops['array_cycles']:,} array "
+        "cycles run one after another; largest gradient errors: "
+        + ", ".join(f"`{n}` {v:.1e}" for v, n in worst) + ".",
+    ]
+    if not ok:
+        lines += ["", "**A value left its bound.**"]
+    return SectionResult(lines, {"training_values": tab}, ok=ok)
+
+
 SECTIONS: list[DemoSection] = [
     DemoSection("Fidelity chain on `tiny` (4x4 int8)", fidelity_section),
-    # Issue 16: "whole training step with values vs autograd" goes here, as
-    # DemoSection("...", training_values_section) with a function of a DemoContext that
-    # returns a SectionResult (ok=False when values leave their bounds).
+    DemoSection(f"A whole training step with values on hwsim against autograd (`{CONFIG}`)",
+                training_values_section),
     DemoSection(f"BDWP 2:8 training step on `{CONFIG}`: speedup, bound, where the cycles go",
                 training_step_section),
     DemoSection(f"Sparse against dense GEMM on `{CONFIG}`", sparse_gemm_section),

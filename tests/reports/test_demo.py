@@ -30,9 +30,20 @@ def performance(tmp_path_factory):
 def test_sections_list_fidelity_first_and_the_performance_sections():
     runs = [s.run for s in SECTIONS]
     assert runs[0] is demo.fidelity_section
-    for fn in (demo.training_step_section, demo.sparse_gemm_section,
+    for fn in (demo.training_values_section, demo.training_step_section,
+               demo.sparse_gemm_section,
                demo.memory_layer_section, demo.gemm_sweep_section):
         assert fn in runs
+
+
+def test_training_step_values_are_within_their_bound_of_autograd(performance):
+    report, d = performance
+    tab = pd.read_csv(d / "training_values.csv")
+    # every parameter's gradient and updated weight, each within the stated bound
+    assert set(tab.kind) == {"grad", "weight"} and len(tab) % 2 == 0 and len(tab) > 20
+    assert (tab.rel_error <= demo.VALUES_BOUND).all() and (tab.rel_error > 0).any()
+    text = report.read_text()
+    assert "A value left its bound" not in text and "on the sparse path" in text
 
 
 def test_bdwp_step_speedup_is_above_one_and_below_its_bound(performance):
@@ -133,7 +144,8 @@ def test_memoryformer_layer_time_goes_to_the_lookup_engine(performance):
     assert {"HASH: rows and chunk weights", "GATHER: weighted row sums",
             "SCATTER: table gradient"} <= set(cmds.command)
     assert cmds.busy.iloc[0] == cmds.busy.max()
-    assert "## 3. A MemoryFormer layer on the lookup engine" in report.read_text()
+    assert re.search(r"^## \d\. A MemoryFormer layer on the lookup engine$", report.read_text(),
+                     re.M)
 
 
 def test_a_section_is_one_more_entry_and_failed_checks_are_reported(tmp_path):
