@@ -16,7 +16,8 @@ the SDPA op and its backward    :func:`dataflow.search` picks, run by :func:`hws
                                 functional mode (fp16 operands rounded to nearest even, fp32
                                 sums in the array's order, OS drain adds); a GEMM whose B is an
                                 N:M-masked weight runs on the sparse path with the compressed
-                                operand (:func:`dataflow.sparse_operands`). Convolutions are
+                                operand (:func:`dataflow.sparse_operands`)
+                                when it is N:M along K, else dense. Convolutions are
                                 im2col GEMMs with ``K`` ordered ``(kh, kw, C_in)``; their data
                                 gradient is the column-gradient GEMM and a ``col2im``
                                 scatter-add, or the flipped-kernel transposed convolution for a
@@ -65,8 +66,8 @@ from hwsim.config import AcceleratorConfig, load_config
 from hwsim.units import vector_kernels as vk
 from hwsim.units.vector import SGD_MOMENTUM_FIRST, sgd_update
 
-__all__ = ["GEMM_NUMERICS", "NotOnMachineError", "StepResult", "compare", "reference_step",
-           "run_step"]
+__all__ = ["GEMM_NUMERICS", "NotOnMachineError", "StepResult", "check_step", "compare",
+           "reference_step", "run_step"]
 
 GEMM_NUMERICS = ("array", "fp16", "fp32")
 """How :func:`run_step` computes its GEMMs: ``"array"`` the compiled programs on hwsim's array
@@ -185,8 +186,7 @@ class MachineMode(TorchDispatchMode):
         b16 = np.asarray(b, np.float32).astype(np.float16)
         if nm is not None and (k % nm[1] or (b16.reshape(k // nm[1], nm[1], n) != 0)
                                .sum(axis=1).max() > nm[0]):
-            raise NotOnMachineError(f"a sparse GEMM's B ({k}x{n}) is not {nm[0]}:{nm[1]} "
-                                    f"along K")
+            nm = None  # a masked weight not N:M along this GEMM's K (SR-STE's data gradient)
         macs = m * n * k
         self.ops["gemms"] += 1
         self.ops[f"macs_{self.phase}"] += macs
@@ -711,3 +711,53 @@ def compare(machine: StepResult, reference: StepResult) -> dict[str, float]:
     out["weights"] = max(v for k, v in out.items() if k.startswith("weight:"))
     return out
 
+
+
+def check_step(model: nn.Module, x: torch.Tensor, config: AcceleratorConfig | str = "vcu1525",
+               *, method: str = "bdwp", pattern: str = "2:8", skip="default",
+               gemm: str = "array", seed: int = 0, max_macs: int | None = None
+               ) -> tuple[StepResult, StepResult, dict[str, float]]:
+    """One step of ``model`` on the machine beside autograd: ``(machine, reference, errors)``.
+
+    ``model`` is sparsified by ``method`` and ``pattern`` (``skip``: ``"default"``,
+    ``"required"`` or layer names kept dense, as :func:`dataflow.simulate_model`), its labels
+    are drawn (``seed``) over its output's last dim, and both steps start from the same copy.
+    ``max_macs`` (default :data:`dataflow.lower.gemm.MAX_FUNCTIONAL_MACS`, 0: none) bounds the
+    step's GEMM MACs before any is run: the array runs cycle by cycle.
+
+    Raises
+    ------
+    BudgetError
+        More MACs than ``max_macs``.
+    NotOnMachineError
+        An op of the step no unit executes.
+    """
+    import copy
+
+    from algorithms import sparsify
+    from algorithms.bdwp import check_method
+
+    from .lower.gemm import MAX_FUNCTIONAL_MACS, BudgetError
+    from .workload import default_skip, extract, required_skip
+
+    check_method(method)
+    model = copy.deepcopy(model).train()
+    if method != "dense":
+        names = (default_skip(model) if skip == "default" else
+                 required_skip(model, method, pattern) if skip == "required" else tuple(skip))
+        model = sparsify(model, pattern, method, skip=names)
+    limit = MAX_FUNCTIONAL_MACS if max_macs is None else max_macs
+    macs = sum(extract(model, x, method=None, pattern=pattern).macs(dense=True).values())
+    if limit and macs > limit:
+        raise BudgetError(f"a training step with values does {macs / 1e9:,.2f} G MACs through "
+                          f"the per-cycle array (about {macs / 3e7 / 60:,.0f} min); the budget "
+                          f"is {limit / 1e9:,.2f} G: use a smaller input or batch, or pass "
+                          f"--max-macs 0 to run it")
+    with torch.no_grad():
+        out = copy.deepcopy(model)(x)
+    gen = torch.Generator().manual_seed(seed)
+    target = torch.randint(0, out.shape[-1], tuple(out.shape[:-1]), generator=gen)
+    ref = reference_step(copy.deepcopy(model), x, target)
+    got = run_step(copy.deepcopy(model), x, target, config,
+                   pattern=None if method == "dense" else pattern, gemm=gemm)
+    return got, ref, compare(got, ref)

@@ -296,6 +296,8 @@ def _simulate_model(args) -> int:
     from dataflow import simulate_model
 
     own = _own_model_args(args)
+    if args.values:
+        return _simulate_values(args, own)
     if own:
         res = simulate_model(args.model, args.method, args.pattern, _config(args.config),
                              1, _compile_options(args), skip=_dense_layers(args),
@@ -309,6 +311,55 @@ def _simulate_model(args) -> int:
                          args.batch, _compile_options(args), skip=_dense_layers(args),
                          phase=args.phase, context=args.context, **kw)
     return _print_model(args, res)
+
+
+def _simulate_values(args, own: dict) -> int:
+    """``simulate --model M --values``: one training step with values on hwsim's functional
+    units beside PyTorch autograd (:func:`dataflow.execute.check_step`)."""
+    import torch
+
+    from dataflow.execute import check_step
+
+    if args.phase != "train" or args.memo is not None:
+        raise UsageError("--values runs a training step: not with --phase prefill/decode or "
+                         "--memo")
+    if own:
+        from dataflow.frontend import load_model
+
+        loaded = load_model(args.model, **own)
+        model, x = loaded.module, loaded.example_input
+        x = x[0] if isinstance(x, tuple) and len(x) == 1 else x
+    else:
+        from dataflow.zoo import get_model
+
+        kw = {"seq_len": args.seq_len} if args.seq_len else {}
+        model, x = get_model(args.model, batch=args.batch, **kw)
+    if not isinstance(x, torch.Tensor):
+        raise UsageError(f"--values: {args.model} takes several inputs; a step with values "
+                         f"takes one")
+    method = args.method or "bdwp"
+    got, ref, err = check_step(model, x, _config(args.config), method=method,
+                               pattern=args.pattern, skip=_dense_layers(args), gemm=args.gemm,
+                               max_macs=args.max_macs)
+    tensors = sorted(((v, k) for k, v in err.items() if ":" in k), reverse=True)
+    if args.json:
+        print(json.dumps({"model": args.model, "method": method, "pattern": args.pattern,
+                          "config": args.config, "gemm": args.gemm, "loss": got.loss,
+                          "reference_loss": ref.loss, "errors": err,
+                          "ops": dict(got.ops)}, indent=2, default=float))
+        return 0
+    ops = got.ops
+    print(f"{args.model} {method}{'' if method == 'dense' else ' ' + args.pattern} training "
+          f"step with values on {args.config} (GEMMs: {args.gemm}): loss {got.loss:.6f}, "
+          f"autograd {ref.loss:.6f}; normwise relative error: loss {err['loss']:.1e}, worst "
+          f"gradient {err['grads']:.1e}, worst updated weight {err['weights']:.1e}")
+    print(f"{ops['gemms']:,} GEMM programs, {ops['macs_fwd'] + ops['macs_bwd']:,} MACs "
+          f"({ops['sparse_macs']:,} on the sparse path), {ops['array_cycles']:,} array cycles")
+    print()
+    print("largest errors (tensor, normwise relative error):")
+    for v, k in tensors[:args.max_rows]:
+        print(f"  {k:<60} {v:.2e}")
+    return 0
 
 
 def _dense_layers(args):
@@ -681,6 +732,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--memo-selective", action="store_true",
                    help="--memo: memoize only the layers where the performance model "
                         "expects a saving at their hit rate")
+    s.add_argument("--values", action="store_true", help="--model: run one training step "
+                   "with values on hwsim's functional units (each GEMM's program on the array, "
+                   "the vector engine's kernels, UPDATE) and compare the loss, every gradient "
+                   "and every updated weight with PyTorch autograd")
+    s.add_argument("--gemm", choices=("array", "fp16", "fp32"), default="array",
+                   help="--values: the GEMMs on the array (default), or exact sums of fp16 or "
+                        "fp32 operands, to see what the array's rounding contributes")
+    s.add_argument("--max-macs", type=_nonneg_int, default=None, help="--values: refuse a "
+                   "step of more GEMM MACs (default 2,000,000,000: minutes of the per-cycle "
+                   "array; 0: no limit)")
     s.add_argument("--max-rows", type=_positive_int, default=60)
     s.add_argument("--quiet", action="store_true", help="--model: no progress bar (there is "
                    "none when stderr is not a terminal)")
