@@ -44,6 +44,7 @@ __all__ = [
     "StepResult",
     "UnmappableOpError",
     "Workload",
+    "check_step",
     "compare",
     "compile",
     "compile_gemm",
@@ -70,8 +71,8 @@ __all__ = [
 
 _HOME = {
     "compiler": ("CompiledProgram", "CompileError", "Item", "compile", "simulate_program"),
-    "execute": ("GEMM_NUMERICS", "NotOnMachineError", "StepResult", "compare", "reference_step",
-                "run_step"),
+    "execute": ("GEMM_NUMERICS", "NotOnMachineError", "StepResult", "check_step", "compare",
+                "reference_step", "run_step"),
     "frontend": ("ExportedModule", "LoadedModel", "ModelFileError", "load_model"),
     "lower.gemm": ("compile_gemm", "gemm_tiling", "simulate_gemm", "sparse_operands"),
     "mapping": ("OBJECTIVES", "Mapping", "MappingCache", "MappingError", "OpShape", "estimate",
