@@ -28,7 +28,7 @@ import numpy as np
 from . import buffers, isa
 from ._jit import njit
 from .config import AcceleratorConfig
-from .energy import energy_pj
+from .energy import SRAM_COMPONENTS, SRAM_PARTS, energy_pj, total_pj
 from .program import COL, Program, table_to_commands
 from .schedule import ScheduleError, schedule, schedule_per_cycle
 from .units import REGISTRY, Accounting, table_cycles
@@ -85,12 +85,19 @@ class Stats:
         ``dram_read``, ``dram_write`` (DMA commands), ``dram_other`` (DRAM traffic units stream
         outside the DMA queues: compiled vector passes and pruning), ``sram_read``,
         ``sram_write``.
+    sram_bytes : dict
+        Per part of the ``sram`` component (:data:`hwsim.energy.SRAM_PARTS`: the buffers
+        ``act``, ``wgt``, ``acc``, ``idx``, ``vec`` and the lookup engine's ``hot_rows``
+        cache), ``{"read": bytes, "write": bytes}``; they sum to ``bytes["sram_read"]`` and
+        ``bytes["sram_write"]``.
     dram : dict
         ``row_hits`` and ``row_misses`` (row-buffer accesses of the banked model; 0 for the
         fixed model), ``bandwidth_gbps`` (DMA bytes over the cycles in which a DMA unit was
         busy, GB/s) and ``peak_gbps`` (all channels).
     energy_pj : dict
-        Per component (:mod:`hwsim.energy`).
+        Per component (:mod:`hwsim.energy`): ``sram`` is the total of its per-buffer parts
+        ``sram_act`` ... ``sram_vec`` and ``sram_hot_rows``, which the dict holds as well (do
+        not sum its values: :attr:`energy_total_pj` is the run's energy).
     macs : int
         Useful multiply-accumulates (padding excluded) when the caller knows them, else the
         MACs the array performed.
@@ -109,6 +116,7 @@ class Stats:
     bytes: dict[str, int] = field(default_factory=dict)
     dram: dict[str, float] = field(default_factory=dict)
     energy_pj: dict[str, float] = field(default_factory=dict)
+    sram_bytes: dict[str, dict[str, int]] = field(default_factory=dict)
     macs: int = 0
     utilisation: float = 0.0
     schedule: Schedule | None = field(default=None, repr=False, compare=False)
@@ -130,7 +138,16 @@ class Stats:
 
     @property
     def energy_total_pj(self) -> float:
-        return float(sum(self.energy_pj.values()))
+        """The run's energy, picojoules: every component of :attr:`energy_pj` but the parts of
+        ``sram`` (:func:`hwsim.energy.total_pj`)."""
+        return total_pj(self.energy_pj)
+
+    @property
+    def energy_sram_pj_by_buffer(self) -> dict[str, float]:
+        """The ``sram`` component's parts by buffer (``act`` ... ``vec``, ``hot_rows``),
+        picojoules; they sum to ``energy_pj["sram"]``."""
+        return {p: self.energy_pj.get(c, 0.0) for p, c in zip(SRAM_PARTS, SRAM_COMPONENTS,
+                                                                strict=True)}
 
     def to_dict(self, *, per_command: bool = False) -> dict:
         d = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)
@@ -446,6 +463,7 @@ def run(program: Program, config: AcceleratorConfig, mode: str = "timing", *,
     stats.busy = {u.name.lower(): int(dur[(unit == int(u)) & ~control].sum()) for u in isa.Unit}
     stats.stalls = acc.stalls
     stats.bytes = acc.bytes
+    stats.sram_bytes = {p: {"read": r, "write": w} for p, (r, w) in acc.sram_bytes.items()}
     dma_rows = parts["dma"][0] if "dma" in parts else np.zeros(0, np.int64)
     dma_busy = _union_cycles(start[dma_rows], end[dma_rows])
     moved = acc.bytes["dram_read"] + acc.bytes["dram_write"]

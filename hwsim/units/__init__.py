@@ -29,6 +29,7 @@ import numpy as np
 
 from .. import isa
 from ..config import AcceleratorConfig
+from ..energy import HOT_ROW_BYTE, HOT_ROWS, SRAM_PARTS, sram_component
 from ..program import COL, commands_to_table
 
 __all__ = [
@@ -72,7 +73,9 @@ class Accounting:
     """What the units of one run add up: traffic, actions for energy, stall cycles, MACs.
 
     ``actions[component][action]`` counts priced by :func:`hwsim.energy.energy_pj` (action names
-    are :class:`hwsim.config.EnergyTable` fields).
+    are :class:`hwsim.config.EnergyTable` fields). ``sram_bytes[part]`` is ``[read, written]``
+    bytes of each part of ``sram`` (:data:`hwsim.energy.SRAM_PARTS`: a buffer, ``act`` ...
+    ``vec``, or ``hot_rows``); they sum to ``bytes["sram_read"]`` and ``bytes["sram_write"]``.
     """
 
     bytes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
@@ -81,17 +84,40 @@ class Accounting:
     stalls: dict[str, int] = field(default_factory=dict)
     dram: dict[str, int] = field(default_factory=lambda: {"row_hits": 0, "row_misses": 0})
     macs: int = 0
+    sram_bytes: dict[str, list[int]] = field(
+        default_factory=lambda: {p: [0, 0] for p in SRAM_PARTS})
 
     def add(self, component: str, action: str, count: float) -> None:
         d = self.actions.setdefault(component, {})
         d[action] = d.get(action, 0) + count
 
-    def sram(self, read: int, write: int) -> None:
-        """On-chip buffer traffic: counted in ``bytes`` and priced as SRAM actions."""
+    def sram(self, read: int, write: int, buffer: int | str) -> None:
+        """On-chip buffer traffic of one buffer: counted in ``bytes`` (``sram_read``,
+        ``sram_write``: every buffer's) and priced as SRAM actions filed under the buffer's part
+        of ``sram`` (:func:`hwsim.energy.sram_component`).
+
+        Parameters
+        ----------
+        read, write : int
+            Bytes read from and written to the buffer.
+        buffer : isa.Buffer or str
+            The buffer (or its code), or ``"hot_rows"``: the lookup engine's hot-row cache,
+            whose bytes are priced as ``hot_row_byte`` (:func:`hwsim.energy.price`).
+
+        Raises
+        ------
+        ValueError
+            ``buffer`` is neither a buffer nor ``"hot_rows"``.
+        """
+        component = sram_component(buffer)
+        hot = component == sram_component(HOT_ROWS)
         self.bytes["sram_read"] += int(read)
         self.bytes["sram_write"] += int(write)
-        self.add("sram", "sram_read_byte", int(read))
-        self.add("sram", "sram_write_byte", int(write))
+        rw = self.sram_bytes.setdefault(component[len("sram_"):], [0, 0])
+        rw[0] += int(read)
+        rw[1] += int(write)
+        self.add(component, HOT_ROW_BYTE if hot else "sram_read_byte", int(read))
+        self.add(component, HOT_ROW_BYTE if hot else "sram_write_byte", int(write))
 
     def stall(self, reason: str, cycles: int) -> None:
         self.stalls[reason] = self.stalls.get(reason, 0) + int(cycles)

@@ -152,7 +152,10 @@ class ArrayModel(UnitModel):
         rows_a = np.where(os_, k, m) * np.where(sparse, widest, 1)
         out_rows = np.where(os_, R, m)
         accumulate = rows[:, COL["accumulate"]] != 0
-        read = rows_a * R * eb + k * C * eb + np.where(sparse, k * C, 0) \
-            + np.where(accumulate, out_rows * C * 4, 0)
-        acc.sram(int(read.sum()), int((out_rows * C * 4).sum()))
+        acc.sram(int((rows_a * R * eb).sum()), 0, isa.Buffer.ACT)
+        acc.sram(int((k * C * eb).sum()), 0, isa.Buffer.WGT)
+        acc.sram(int(np.where(sparse, k * C, 0).sum()), 0, isa.Buffer.IDX)  # 1-byte indices
+        # the result's entries, read first when accumulating (read-modify-write)
+        acc.sram(int(np.where(accumulate, out_rows * C * 4, 0).sum()),
+                 int((out_rows * C * 4).sum()), isa.Buffer.ACC)
         acc.stall("pipeline", int((timing.cycles - np.where(os_, k, m)).sum()))

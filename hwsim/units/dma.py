@@ -112,7 +112,11 @@ class DmaModel(UnitModel):
         read, written = int(moved[~store].sum()), int(moved[store].sum())
         acc.bytes["dram_read"] += read
         acc.bytes["dram_write"] += written
-        acc.sram(written, read)
+        # a LOAD writes the buffer its command names, a STORE reads it
+        buf = rows[:, COL["buf"]]
+        for b in np.unique(buf):
+            mine = buf == b
+            acc.sram(int(moved[mine & store].sum()), int(moved[mine & ~store].sum()), int(b))
         acc.add("dram", "dram_byte", read + written)
         t = timing.detail
         acc.stall("dram_latency", int(((~store) & (n > 0)).sum()) * config.dram_latency_cycles)

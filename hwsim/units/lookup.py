@@ -107,8 +107,9 @@ Hot-row cache (``config.lookup.hot_rows`` rows, 0: none)
     a cache run, so every cycle, byte and joule is as without this feature.
     Accounting (``account``): a hit moves no tier bytes (tier reads are the misses times the
     row's whole access blocks); hits and fills (and SCATTER's write-through) count as on-chip
-    SRAM bytes (``sram_read``/``sram_write``), priced by the action ``hot_row_byte``
-    (:func:`hwsim.energy.price`). The hits come from the rows timing mode draws
+    SRAM bytes (``sram_read``/``sram_write``) of the ``sram_hot_rows`` part of the energy's
+    ``sram`` component, priced by the action ``hot_row_byte`` (:func:`hwsim.energy.price`);
+    the operands' traffic is the ``sram_vec`` part. The hits come from the rows timing mode draws
     (``_hot_hits``), **in both modes**: functional mode's cycles use the program's rows, its
     bytes these counts (``account`` sees the command table, not the values, as with the row
     update's dirty rows; it may be called without the timing, as ``dataflow.simulate`` does, so
@@ -125,7 +126,7 @@ import numpy as np
 from .. import isa
 from .._jit import njit
 from ..config import AcceleratorConfig
-from ..energy import HOT_ROW_BYTE
+from ..energy import HOT_ROWS
 from ..numerics import (
     _chunk_grad_kernel,
     _chunk_weight_kernel,
@@ -663,7 +664,7 @@ class LookupModel(UnitModel):
                 f: int(rows[i, COL[f]]) for f, _ in isa.Gather.FIELDS})
             ops = self._operands(cmd, config)
             acc.sram(4 * sum(w for *_, w, wr in ops if not wr),
-                     4 * sum(w for *_, w, wr in ops if wr))
+                     4 * sum(w for *_, w, wr in ops if wr), isa.Buffer.VEC)
             if cmd.OPCODE == isa.Opcode.HASH or n[i] == 0:
                 continue
             tier = config.lookup.tiers[cmd.tier]
@@ -686,9 +687,7 @@ class LookupModel(UnitModel):
                 wr = traffic[i, 1] * ((2 + state) * moved + -(-(rb // 2) // gran) * gran)
             if config.lookup.hot_rows and (cmd.OPCODE == isa.Opcode.GATHER or cmd.mode == 0):
                 fills = n[i] - hits + (n[i] if cmd.OPCODE == isa.Opcode.SCATTER else 0)
-                acc.bytes["sram_read"] += hits * rb
-                acc.bytes["sram_write"] += int(fills) * rb
-                acc.add("sram", HOT_ROW_BYTE, hits * rb + int(fills) * rb)
+                acc.sram(hits * rb, int(fills) * rb, HOT_ROWS)
             key = f"tier_{tier.name}"
             acc.bytes[f"{key}_read"] = acc.bytes.get(f"{key}_read", 0) + int(rd)
             acc.bytes[f"{key}_write"] = acc.bytes.get(f"{key}_write", 0) + int(wr)

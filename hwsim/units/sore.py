@@ -429,7 +429,13 @@ class SoreModel(UnitModel):
         out = (n_rows * n) >> rows[:, COL["log2m"]]
         eb = config.array.elem_bytes
         acc.add("sore", "sore_compare", int((n_rows * C * n).sum()))
-        acc.sram(int(n_rows.sum()) * prune_passes(C, L) * C * eb, int(out.sum()) * C * (eb + 1))
+        # each pass reads the source entries; the kept values go to WGT, their 1-byte indices
+        # to IDX
+        src = rows[:, COL["src_buf"]]
+        for b in np.unique(src):
+            acc.sram(int(n_rows[src == b].sum()) * prune_passes(C, L) * C * eb, 0, int(b))
+        acc.sram(0, int(out.sum()) * C * eb, isa.Buffer.WGT)
+        acc.sram(0, int(out.sum()) * C, isa.Buffer.IDX)
         other = int(rows[:, COL["xbytes"]].sum())
         acc.bytes["dram_other"] += other
         acc.add("dram", "dram_byte", other)

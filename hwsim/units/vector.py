@@ -726,7 +726,7 @@ class VectorModel(UnitModel):
         operands = np.where(opt[step] == SGD, 2, 3)
         out = -(-count[step] // (2 * lanes))
         acc.sram(int((entries * operands).sum()) * lanes * 4,
-                 int((entries * (operands - 1) + out).sum()) * lanes * 4)
+                 int((entries * (operands - 1) + out).sum()) * lanes * 4, isa.Buffer.VEC)
         other = int((count * rows[:, COL["vbytes"]]).sum())
         acc.bytes["dram_other"] += other
         acc.add("dram", "dram_byte", other)
