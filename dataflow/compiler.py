@@ -26,11 +26,16 @@ that the in-order controller accepts each command about when its unit can use it
 fills up ahead of its unit (a full queue stops the controller for every unit). Side vector work
 (updates, bias gradients) only fills the vector engine's gaps on the chain. A vector kernel that
 directly consumes a GEMM runs its first pass on that GEMM's output tiles as they are stored (one
-command per group of tiles, each waiting on its last tile's STORE). With ``interleave``, the
+command per group of tiles, each waiting on its last tile's STORE); symmetrically, with
+``chunk_vector``, the last pass of a chain kernel that GEMMs read along their batch axis is cut
+into chunks of whole images (whole attention repetitions for softmax), and each GEMM load
+waits only for the chunks its step reads (:meth:`_Program._chunk_plan`), so the array starts
+on the first images while the vector engine does the rest. With ``interleave``, the
 blocks of a layer's backward-data GEMM (the chain) and weight-gradient GEMM alternate so that
-the chain's are done by half of the group's estimated time and the vector engine's backward
-work overlaps the rest. An edge is only emitted where the in-order units do not already imply
-it, so the token queues stay first-in first-out.
+the chain's are done by half of the group's estimated time, or earlier when the vector
+engine's chain work after the group needs more of the weight-gradient GEMM to overlap it. An
+edge is only emitted where the in-order units do not already imply it, so the token queues
+stay first-in first-out.
 
 DRAM layout: per GEMM op and repetition, A, B (dense, or compressed values then indices) and C,
 64-byte aligned, one after the other (:mod:`dataflow.lower.gemm`'s layouts; tile-blocked with
@@ -44,6 +49,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import math
 
 import numpy as np
 
@@ -70,6 +76,7 @@ from .mapping import Mapping, MappingCache, OpShape, search
 from .memo import MEMO_OPS
 from .optimizations import CompileOptions
 from .plan import Item, plan
+from .vector_ops import kernel
 from .workload import Op, Workload
 
 __all__ = ["CompileError", "CompiledProgram", "Item", "compile", "simulate_program"]
@@ -120,32 +127,36 @@ def _op_tensors(op: Op, mp: Mapping, config: AcceleratorConfig, alloc: Alloc, te
     return t
 
 
-def _gemm_steps(it: Item, mappings, config, alloc, tensors, blocked: bool = False
-                ) -> list[tuple[Op, list, float]]:
-    """The tile blocks of a GEMM item in emission order, each with its estimated cost.
+def _gemm_steps(it: Item, mappings, config, alloc, tensors, blocked: bool = False,
+                hide: float = 0.0) -> list[tuple[Op, list, float, int]]:
+    """The tile blocks of a GEMM item in emission order, each with its estimated cost and its
+    repetition.
 
     A group's first op is the chain's: its blocks alternate with the other op's in proportion
     to estimated cost so that the chain op is done by half of the group's total (all of it
     first when it is the larger), then the rest of the other op follows (module docstring).
+    ``hide``: the estimated vector-engine time of the chain after the group (before the next
+    GEMM); the chain op finishes early enough that the rest of the other op covers it, when
+    that comes before the half.
     """
     streams = []
     for op in it.ops:
         mp = mappings[op.name]
         shape = OpShape(op.m, op.n, op.k, op.sparsity)
-        blocks = [b for r in range(op.repeat)
+        blocks = [(b, r) for r in range(op.repeat)
                   for b in gemm_blocks(shape, mp, config,
                                        _op_tensors(op, mp, config, alloc, tensors, r,
                                                    blocked))]
-        steps = sum(len(b) for b in blocks)
+        steps = sum(len(b) for b, _ in blocks)
         cost = mp.cycles * op.repeat / max(1, steps)
         # blocks are the units of the interleaved merge; the program is emitted step by step
-        streams.append([(op, b, cost * len(b)) for b in blocks])
+        streams.append([(op, b, cost * len(b), r) for b, r in blocks])
     if len(streams) == 1:
         return streams[0]
     chain, rest = streams[0], [s for ss in streams[1:] for s in ss]
-    b_total = sum(c for _, _, c in chain)
-    w_total = sum(c for _, _, c in rest)
-    during = max(0.0, min(w_total, (b_total + w_total) / 2 - b_total))
+    b_total = sum(s[2] for s in chain)
+    w_total = sum(s[2] for s in rest)
+    during = max(0.0, min(w_total - hide, (b_total + w_total) / 2 - b_total))
     out = []
     done_b = done_w = 0.0
     j = 0
@@ -160,9 +171,52 @@ def _gemm_steps(it: Item, mappings, config, alloc, tensors, blocked: bool = Fals
     return out
 
 
-def _split_steps(blocks: list[tuple[Op, list, float]]) -> list[tuple[Op, list, float]]:
+def _split_steps(blocks: list[tuple]) -> list[tuple]:
     """One entry per GEMM step (a tile and its loads, store), the block's cost shared."""
-    return [(op, [st], cost / len(block)) for op, block, cost in blocks for st in block]
+    return [(op, [st], cost / len(block), r) for op, block, cost, r in blocks for st in block]
+
+
+_AXIS_OPS = frozenset(("linear", "conv2d", "functional_conv2d", "mha_in_proj"))
+"""GEMM ops whose activation operand has the batch as its outer axis: rows of A (``fwd``,
+``bgrad``: ``T`` or ``P = batch·H·W``) or the reduction axis (``wgrad``)."""
+MAX_CHUNKS = 16
+"""Most chunks a vector kernel's last pass is cut into for its consumer GEMMs."""
+MIN_CHUNK = 1 << 14
+"""Fewest elements of such a chunk."""
+
+
+def batch_units(workload: Workload) -> int:
+    """The batch as the compiler sees it: the gcd of the rows of the forward linear and conv
+    GEMMs (``T`` or ``batch·H·W``; the classifier's ``T`` is the batch). Chunks of a vector
+    kernel's output at multiples of it are whole images (token rows for a language model,
+    whose every GEMM has ``batch·S`` rows), which a consumer reads independently."""
+    g = 0
+    for op in workload.gemms():
+        if op.pass_ == "fwd" and op.op in _AXIS_OPS:
+            g = math.gcd(g, op.m)
+    return max(1, g)
+
+
+def _axis(op: Op) -> int:
+    """The length of the batch-major axis of ``op``'s activation operand."""
+    return op.k if op.pass_ == "wgrad" else op.m
+
+
+_REP_PRODUCERS = frozenset(("softmax",))
+"""Vector kernels whose output is the attention scores' layout, one ``(rows, keys)`` block per
+repetition (batch x heads) of the attention GEMMs that read it."""
+_REP_OPS = frozenset(("attn_pv", "attn_dq", "attn_dk"))
+"""Attention GEMMs whose repetition ``r`` reads only block ``r`` of such an output."""
+
+
+def _step_chunk(op: Op, span: tuple, rep: int, q: int) -> int:
+    """The last of ``q`` batch-ordered chunks of a producer a step of ``op`` (repetition
+    ``rep``) reads."""
+    if op.op in _REP_OPS:
+        return rep * q // op.repeat
+    m0, m1, k0, k1 = span
+    hi, n = (k1, op.k) if op.pass_ == "wgrad" else (m1, op.m)
+    return min(q - 1, max(0, -(-hi * q // n) - 1))
 
 
 class _Linker:
@@ -209,23 +263,36 @@ class _Program:
         self.deps: list[list] = []
         stores: dict[str, list[int]] = {}
         self.blocks_left: dict[str, int] = {}
-        for it in items:
+        order = {id(op): i for i, op in enumerate(workload.ops)}
+        hide = self._chain_vector_after(items, order) if offline else [0.0] * len(items)
+        for k, it in enumerate(items):
             if it.kind == "gemm":
                 it.mapping = "; ".join(f"{mappings[o.name].dataflow}/{mappings[o.name].order}"
                                        for o in it.ops)
                 steps = _split_steps(_gemm_steps(it, mappings, config, self.alloc,
-                                                  self.tensors, options.tile_blocked))
-                for op, block, _ in steps:
+                                                  self.tensors, options.tile_blocked, hide[k]))
+                for op, block, *_ in steps:
                     sizes = stores.setdefault(op.name, [])
                     sizes.extend(s[9][0] * s[9][1] for s in block if s[9] is not None)
                     self.blocks_left[op.name] = self.blocks_left.get(op.name, 0) + 1
             self.steps.append(steps if it.kind == "gemm" else [])
-        order = {id(op): i for i, op in enumerate(workload.ops)}
+        self.chunks = self._chunk_plan(items, workload) if offline else {}
+        # per GEMM item: the chunked vector items it waits for, and per step the chunks to
+        # link to its loads ({item id: chunk})
+        self.chunk_waits: list = [None] * len(items)
+        self.chunk_row: dict[int, dict[int, int]] = {}
+        self.chunk_vt: dict[int, dict[int, float]] = {}
         for k, it in enumerate(items):
             deps = list(it.deps)
+            if it.kind == "gemm" and self.chunks:
+                cd = [d[0] for d in deps if id(d[0]) in self.chunks]
+                if cd:
+                    deps = [d for d in deps if id(d[0]) not in self.chunks]
+                    self.chunk_waits[k] = self._step_waits(self.steps[k], cd)
             if it.kind == "vector":
                 stream = offline and it.stream_from is not None
-                rows = vector_steps(it, config, stream, stores, order)
+                rows = vector_steps(it, config, stream, stores, order,
+                                    self.chunks.get(id(it), 1))
                 if stream:
                     deps = [d for d in deps if d is not it.stream_from]
                 self.steps[k] = rows
@@ -256,6 +323,87 @@ class _Program:
                     self.steps[k] = [it.ops[0]]
                     self.dur[k] = np.array([self.lookups.estimate(it.ops[0])])
 
+    def _chain_vector_after(self, items, order) -> list[float]:
+        """Per GEMM item, the estimated vector-engine time of the chain items after it up to
+        the next GEMM item."""
+        out = [0.0] * len(items)
+        acc = 0.0
+        for k in range(len(items) - 1, -1, -1):
+            it = items[k]
+            if it.kind == "gemm":
+                out[k] = acc
+                acc = 0.0
+            elif it.kind == "vector" and it.chain and it.pass_ != "update":
+                rows = vector_steps(it, self.c, False, {}, order)
+                t = np.array([r[:5] for r in rows], np.int64).reshape(-1, 5)
+                acc += float(pass_cycles(t[:, 0], t[:, 1], t[:, 2], t[:, 4], self.c).sum())
+        return out
+
+    def _chunk_plan(self, items, workload) -> dict[int, int]:
+        """Vector items whose last pass is cut into chunks: ``{item id: chunks}``.
+
+        A chain vector kernel whose every dependent GEMM reads it along a batch-major axis
+        (:data:`_AXIS_OPS`) is cut into ``q`` chunks of whole images (``q`` divides the batch
+        units of :func:`batch_units`, at most :data:`MAX_CHUNKS`, at least :data:`MIN_CHUNK`
+        elements each); each load of such a GEMM then waits only for the chunks its step
+        reads, so the array runs on the first images while the vector engine does the rest.
+        """
+        if not self.options.chunk_vector:
+            return {}
+        u = batch_units(workload)
+        users: dict[int, list] = {}
+        for it in items:
+            for d in it.deps:
+                if d[0].kind == "vector":
+                    users.setdefault(id(d[0]), []).append(it)
+        out = {}
+        for it in items:
+            if it.kind != "vector" or not it.chain or it.pass_ == "update":
+                continue
+            us = users.get(id(it), [])
+            gemms = [g for g in us if g.kind == "gemm"]
+            if not gemms or any(g.kind not in ("gemm", "vector", "prune") for g in us):
+                continue
+            ops = [o for g in gemms for o in g.ops]
+            if it.ops[0].op in _REP_PRODUCERS and all(o.op in _REP_OPS for o in ops):
+                unit = math.gcd(*(o.repeat for o in ops))  # chunks of whole repetitions
+            elif all(o.op in _AXIS_OPS and _axis(o) % u == 0 for o in ops):
+                unit = u
+            else:
+                continue
+            if it.stream_from is not None and len(kernel(it.ops[0].op, it.ops[0].pass_)
+                                                  .passes) == 1:
+                continue  # its one pass is drain-fused (chunked by the producer's stores)
+            n = it.ops[0].elements
+            q = max((q for q in range(1, min(unit, MAX_CHUNKS) + 1)
+                     if unit % q == 0 and n % q == 0 and n // q >= MIN_CHUNK), default=1)
+            if q > 1:
+                out[id(it)] = q
+        return out
+
+    def _step_waits(self, steps, producers) -> list:
+        """Per step of a GEMM item, ``{item id: chunk}`` to link to its first LOAD: a step
+        reads chunks up to :func:`_step_chunk` of its span; a requirement of a step without
+        loads (its operands were loaded by an earlier step) goes to the next step with
+        loads."""
+        have = {id(p): -1 for p in producers}
+        pend: dict[int, int] = {}
+        out = []
+        for op, block, _, rep in steps:
+            st = block[0]
+            for p in producers:
+                c = _step_chunk(op, st[10], rep, self.chunks[id(p)])
+                if c > have[id(p)]:
+                    pend[id(p)] = max(pend.get(id(p), -1), c)
+            if st[0] and pend:
+                out.append(pend)
+                for key, c in pend.items():
+                    have[key] = c
+                pend = {}
+            else:
+                out.append(None)
+        return out
+
     # ---- emission of one step --------------------------------------------------------------
     def emit(self, k: int, j: int, vt_end: float = 0.0) -> None:
         """Emit step ``j`` of item ``k`` (edges only with the offline schedule)."""
@@ -265,13 +413,17 @@ class _Program:
         step = self.steps[k][j]
         link = self.options.offline_schedule
         if it.kind == "gemm":
-            op, block, _ = step
+            op, block, *_ = step
             first, stores = emit_block(self.gemm, block, op.sparsity, op.n)
-            if link and j == 0 and self.deps[k]:
+            waits = self.chunk_waits[k][j] if self.chunk_waits[k] is not None else None
+            if link and ((j == 0 and self.deps[k]) or waits):
                 if first < 0:
                     raise CompileError(f"internal: GEMM item {it.name!r} starts without a LOAD")
-                self.link.link([p for d in self.deps[k] if (p := self._producer(d)) is not None],
-                               first)
+                prods = [p for d in self.deps[k] if (p := self._producer(d)) is not None] \
+                    if j == 0 else []
+                if waits:
+                    prods.extend(self.chunk_row[key][c] for key, c in waits.items())
+                self.link.link(prods, first)
             self.store_rows.setdefault(op.name, []).extend(stores)
             self.store_vt.setdefault(op.name, []).extend([vt_end] * len(stores))
             self.blocks_left[op.name] -= 1
@@ -287,8 +439,11 @@ class _Program:
             self.item_vt[id(it)] = vt_end
             return
         if it.kind == "vector":
-            count, period, vb, vf, opt, wait = step
+            count, period, vb, vf, opt, wait, chunk = step
             row = emit_vector(em, count, period, vb, vf, opt)
+            if chunk is not None:
+                self.chunk_row.setdefault(id(it), {})[chunk] = row
+                self.chunk_vt.setdefault(id(it), {})[chunk] = vt_end
         else:
             rows, nn_, log2m, xbytes = step
             row = emit_prune(em, rows, nn_, log2m, xbytes)
@@ -324,6 +479,13 @@ class _Program:
         if j == 0:
             for d in self.deps[k]:
                 v = self._dep_vt(d)
+                if v is None:
+                    return None
+                t = max(t, v)
+        waits = self.chunk_waits[k][j] if self.chunk_waits[k] is not None else None
+        if waits:
+            for key, c in waits.items():
+                v = self.chunk_vt.get(key, {}).get(c)
                 if v is None:
                     return None
                 t = max(t, v)

@@ -65,6 +65,11 @@ class CompileOptions:
         GEMM operands (A, B, its indices, C) in tile-blocked DRAM layouts
         (:mod:`dataflow.lower.gemm`): a tile's LOAD or STORE is one contiguous range. False:
         row- and column-major tensors (one DRAM request per tile row).
+    chunk_vector : bool
+        With ``offline_schedule``: the last pass of a vector kernel that a GEMM reads along
+        its batch axis is cut into chunks of whole images, and each of the GEMM's loads waits
+        only for the chunks it reads (:mod:`dataflow.compiler`). False: the GEMM waits for the
+        whole kernel.
     """
 
     objective: str = "cycles"
@@ -78,6 +83,7 @@ class CompileOptions:
     table_optimizer: str = "sgd_momentum"
     max_commands: int | None = None
     tile_blocked: bool = True
+    chunk_vector: bool = True
 
     def __post_init__(self) -> None:
         if self.max_commands is not None and (isinstance(self.max_commands, bool) or not
@@ -91,7 +97,7 @@ class CompileOptions:
             raise ValueError(f"table_optimizer must be one of {TABLE_OPTIMIZERS}, not "
                              f"{self.table_optimizer!r}")
         for name in ("interleave", "pregenerate", "offline_schedule", "vector_ops",
-                     "fuse_elementwise", "tile_blocked"):
+                     "fuse_elementwise", "tile_blocked", "chunk_vector"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, not {getattr(self, name)!r}")
 

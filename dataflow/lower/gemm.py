@@ -269,10 +269,12 @@ def gemm_blocks(shape: OpShape, mp: Mapping, config: AcceleratorConfig,
     """The tile blocks of one GEMM under mapping ``mp``, in program order.
 
     A block is a list of steps, one GEMM each: ``(loads, a_off, b_off, k, m, dataflow,
-    first_of_tile, last_of_tile, macs, store)`` with ``loads`` the load group, each load
+    first_of_tile, last_of_tile, macs, store, span)`` with ``loads`` the load group, each load
     ``(buf, offset in the half, dram, rows, elems, stride, same_half)``, ``a_off``/``b_off``
-    the GEMM's offsets in the halves it reads, ``macs`` the useful MACs and ``store``
-    ``(rows, elems, dram, stride)`` of the STORE after the last step of an output tile (else None).
+    the GEMM's offsets in the halves it reads, ``macs`` the useful MACs, ``store``
+    ``(rows, elems, dram, stride)`` of the STORE after the last step of an output tile (else None)
+    and ``span`` ``(m0, m1, k0, k1)``, the rows of A and the reduction range the step reads
+    (what a producer's chunks must cover before its loads, :mod:`dataflow.compiler`).
     Blocks are what :mod:`dataflow.compiler` interleaves between ops.
     """
     R, C = config.array.rows, config.array.cols
@@ -312,7 +314,7 @@ def gemm_blocks(shape: OpShape, mp: Mapping, config: AcceleratorConfig,
                 if j == 0:
                     loads.append((_ACT, 0, _at(a, 0, m0), whole(K), mr, _pitch(a, m0), 0))
                 block.append((loads, 0, j * kc_all, kc_all, 0, _OS, True, True,
-                              macs(mr, nc, K), out(mr, nc, m0, n0)))
+                              macs(mr, nc, K), out(mr, nc, m0, n0), (m0, m0 + mr, 0, K)))
         yield block
         return
     kchunks = list(range(0, K, mp.kt))
@@ -337,7 +339,7 @@ def gemm_blocks(shape: OpShape, mp: Mapping, config: AcceleratorConfig,
                     last = ci == len(kchunks) - 1
                     store = out(mr, nc, m0, n0) if last else None
                     block.append((loads, 0, 0, kcc, 0, _OS, ci == 0, last, macs(mr, nc, kc),
-                                  store))
+                                  store, (m0, m0 + mr, k0, k0 + kc)))
             yield block
         return
     # weight-stationary: kt is R (dense) or R*M/N operands (R compressed rows), or all of K
@@ -359,7 +361,8 @@ def gemm_blocks(shape: OpShape, mp: Mapping, config: AcceleratorConfig,
                 loads.append((_ACT, a_off, _at(a, m0, k0), mc, kc, _pitch(a, k0), same))
         last = ci == len(kchunks) - 1
         store = out(mc, nc, m0, n0) if last else None
-        return (loads, a_off, 0, kcc, mc, _WS, ci == 0, last, macs(mc, nc, kc), store)
+        return (loads, a_off, 0, kcc, mc, _WS, ci == 0, last, macs(mc, nc, kc), store,
+                (m0, m0 + mc, k0, k0 + kc))
 
     if mp.order == "s":
         for n0 in range(0, N, C):
@@ -494,7 +497,7 @@ def emit_block(proto: GemmProtocol, block: list[tuple], nm: tuple[int, int] | No
     nm = nm or (0, 1)
     first_in = -1
     stores = []
-    for loads, a_off, b_off, k, m, df, first, last, macs, store in block:
+    for loads, a_off, b_off, k, m, df, first, last, macs, store, *_ in block:
         fl = proto.step(loads, a_off, b_off, k, m, df, sparse, not first, nm, first, last, macs)
         if first_in < 0:
             first_in = fl

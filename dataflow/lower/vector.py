@@ -58,18 +58,25 @@ def drain_chunks(n: int, sizes: list[int]) -> list[tuple[int, int]]:
 
 
 def vector_steps(it: Item, config: AcceleratorConfig, stream: bool, stores: dict,
-                 order: dict) -> list[tuple]:
-    """Rows of a vector item, ``(count, period, vbytes, vflops, optimizer, wait)`` with ``wait``
-    ``(op name, store index)`` for drain-fused chunks (``stream``; ``stores``: the output sizes
-    of each GEMM op's STOREs) and None otherwise. ``order``: op id -> position in the workload
-    (a fused op before the kernel joins its first pass, after it its last)."""
+                 order: dict, chunks: int = 1) -> list[tuple]:
+    """Rows of a vector item, ``(count, period, vbytes, vflops, optimizer, wait, chunk)`` with
+    ``wait`` ``(op name, store index)`` for drain-fused chunks (``stream``; ``stores``: the
+    output sizes of each GEMM op's STOREs) and None otherwise. ``order``: op id -> position in
+    the workload (a fused op before the kernel joins its first pass, after it its last).
+
+    ``chunks`` > 1 (it divides the elements) cuts the kernel's last pass, when it is not
+    drain-fused, into that many equal chunks in element order, so that a consumer GEMM's
+    loads wait only for the chunks they read (:mod:`dataflow.compiler`); ``chunk`` is the
+    chunk index on the row that ends it, else None. A chunk is one more command of the same
+    pass: the same period, bytes and operations per element, its own pipeline fill
+    (:func:`hwsim.units.vector.pass_cycles`)."""
     op = it.ops[0]
     lanes = config.vector.lanes
     if it.pass_ == "update":
         n = max(1, op.elements)
         # operands w, g, v and the fp16 copy (3.5 entries per lanes words) in half of VEC
         chunk = max(1, config.vec_depth // 7) * lanes
-        rows = [(min(chunk, n - s), 0, OPTIMIZER_BYTES, 6, SGD_MOMENTUM, None)
+        rows = [(min(chunk, n - s), 0, OPTIMIZER_BYTES, 6, SGD_MOMENTUM, None, None)
                 for s in range(0, n, chunk)]
         return rows
     k = kernel(op.op, op.pass_)
@@ -93,10 +100,15 @@ def vector_steps(it: Item, config: AcceleratorConfig, stream: bool, stores: dict
             for cnt, j in drain_chunks(n, stores[producer]):
                 for s in range(0, cnt, COUNT_MAX):
                     rows.append((min(COUNT_MAX, cnt - s), period, vb, f, 1,
-                                 (producer, j) if s == 0 else None))
+                                 (producer, j) if s == 0 else None, None))
             continue
-        for s in range(0, n, COUNT_MAX):
-            rows.append((min(COUNT_MAX, n - s), period, vb, f, 1, None))
+        q = chunks if pi == len(passes) - 1 and chunks > 1 and n % chunks == 0 else 1
+        size = n // q
+        for c in range(q):
+            for s in range(0, size, COUNT_MAX):
+                cnt = min(COUNT_MAX, size - s)
+                rows.append((cnt, period, vb, f, 1, None,
+                             c if q > 1 and s + cnt == size else None))
     return rows
 
 
