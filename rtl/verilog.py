@@ -9,6 +9,7 @@ from amaranth.back import verilog
 
 from hwsim import isa
 from hwsim.config import AcceleratorConfig
+from hwsim.dram import channel_interleave
 
 from .accelerator import Accelerator, buffer_shapes, top_units
 from .array import PE, array_group
@@ -29,8 +30,9 @@ def write_verilog(config: AcceleratorConfig, out_dir: str | Path, *,
 
     ``port`` picks the memory port: ``"simple"`` writes :class:`~rtl.accelerator.Accelerator`
     (the request/response port of :mod:`rtl.dma`), ``"axi4"`` writes
-    :class:`~rtl.axi.AxiAccelerator` (AXI4 masters: ``m_axi_*`` for the DMA and, with the
-    lookup engine, ``m_axi_lk_*`` for its table memory). The top module is ``satmem_top``
+    :class:`~rtl.axi.AxiAccelerator` (AXI4 masters: ``m_axi_*`` for the DMA, or one
+    ``m_axi_ch<c>_*`` per DRAM channel when ``dram.channels > 1`` (:mod:`rtl.channels`), and,
+    with the lookup engine, ``m_axi_lk_*`` for its table memory). The top module is ``satmem_top``
     either way; the manifest records which (``"port"``). ``lookup=False`` leaves the lookup
     engine (and its master) out: a SAT-only top.
 
@@ -102,21 +104,7 @@ def write_verilog(config: AcceleratorConfig, out_dir: str | Path, *,
         "commands": commands,
     }
     if port == "axi4":
-        bp = top.bridge_params
-        manifest["axi4"] = {
-            "prefix": AXI_PREFIX, "data_bits": config.dram.bus_bytes * 8,
-            "addr_bits": AXI_ADDR_BITS,
-            "id_bits": bp["id_width"], "id": bp["axi_id"],
-            "max_outstanding_reads": bp["max_reads"],
-            "max_outstanding_writes": bp["max_writes"],
-            "bursts": "INCR, full width, 1 beat (2 when a request straddles a bus word; two "
-                      "1-beat bursts at a 4 KiB boundary)",
-            "cache": f"{AXI_CACHE:#06b}",
-            "latency": "+1 cycle request to AR/AW, +1 cycle last R beat to the DMA",
-            "idle": "accelerator idle and every write's B response received",
-            "note": "unit_cycles and dram_latency_cycles describe hwsim's fixed-latency memory; "
-                    "over AXI, LOAD and STORE take what the memory takes",
-        }
+        manifest["axi4"] = _axi4_manifest(config, top)
         if lookup:
             lk = top.lk_bridge
             manifest["axi4"]["lookup"] = {
@@ -137,6 +125,39 @@ def write_verilog(config: AcceleratorConfig, out_dir: str | Path, *,
             }
     _write_if_changed(out / "manifest.json", json.dumps(manifest, indent=2))
     return vpath
+
+
+def _axi4_manifest(config: AcceleratorConfig, top: AxiAccelerator) -> dict:
+    """The DMA masters' parameters: one ``m_axi`` master, or one per DRAM channel."""
+    bp = top.bridge_params
+    out = {
+        "prefix": AXI_PREFIX, "masters": list(top.prefixes),
+        "data_bits": top.master_bytes * 8, "addr_bits": top.addr_bits,
+        "id_bits": bp["id_width"], "id": bp["axi_id"],
+        "max_outstanding_reads": bp["max_reads"],
+        "max_outstanding_writes": bp["max_writes"],
+        "bursts": "INCR, full width, 1 beat (2 when a request straddles a bus word; two "
+                  "1-beat bursts at a 4 KiB boundary)",
+        "cache": f"{AXI_CACHE:#06b}",
+        "latency": "+1 cycle request to AR/AW, +1 cycle last R beat to the DMA",
+        "idle": "accelerator idle and every write's B response received",
+        "note": "unit_cycles and dram_latency_cycles describe hwsim's fixed-latency memory; "
+                "over AXI, LOAD and STORE take what the memory takes",
+    }
+    if len(top.prefixes) > 1:
+        g, n = channel_interleave(config), config.dram.channels
+        out.update({
+            "channels": n, "interleave_bytes": g,
+            "channel_map": f"byte a: channel a // {g} % {n}, channel address "
+                           f"a // {g} // {n} * {g} + a % {g} (hwsim.dram.channel_map); each "
+                           f"master sees only its channel's addresses",
+            "bursts": f"INCR, full width, one burst per piece of a request inside one {g}-byte "
+                      f"chunk: up to {config.dram.bus_bytes // top.master_bytes} beats (one "
+                      f"more when unaligned), never across 4 KiB",
+            "latency": "+1 cycle request to the splitter, +1 cycle to AR/AW; +1 cycle last R "
+                       "beat to the splitter, +1 cycle to the DMA",
+        })
+    return out
 
 
 def _write_if_changed(path: Path, text: str) -> None:
