@@ -134,19 +134,27 @@ def _break_even_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _energy_table(df: pd.DataFrame, seq: int, batch: int) -> pd.DataFrame:
+    """Per tier and pass, the energy per inference by component, SRAM by buffer
+    (:func:`reports.figures.energy_components`: the columns sum to the total); a component no
+    pass spends (a buffer the model never touches) is left out."""
+    from .figures import component_label, energy_components
+
     sel = df[(df.seq == seq) & (df.batch == batch) & df.fits]
-    out = []
+    keys, rows = [], []
     for _, r in sel.iterrows():
         for name in ("plain", "miss", "hit"):
-            comps = {k[len(name) + 8:-3]: v for k, v in r.items()
-                     if k.startswith(f"{name}_energy_") and k != f"{name}_energy_pj"
-                     and pd.notna(v)}
-            row = {"tier": r.tier, "pass": {"plain": "plain", "miss": "memo, r=0",
-                                            "hit": "memo, r=1"}[name],
-                   "total (mJ)": f"{r[f'{name}_energy_pj'] / 1e9 / batch:.3f}"}
-            row.update({f"{k} (mJ)": f"{v / 1e9 / batch:.3f}" for k, v in comps.items()})
-            out.append(row)
-    return pd.DataFrame(out).fillna("0.000")
+            comps = energy_components({k[len(name) + 1:]: v for k, v in r.items()
+                                       if k.startswith(f"{name}_energy_")})
+            keys.append((r.tier, {"plain": "plain", "miss": "memo, r=0",
+                                  "hit": "memo, r=1"}[name], r[f"{name}_energy_pj"]))
+            rows.append(comps)
+    mj = pd.DataFrame(rows).fillna(0.0) / 1e9 / batch
+    mj = mj.loc[:, (mj != 0).any()]
+    out = pd.DataFrame({"tier": [k[0] for k in keys], "pass": [k[1] for k in keys],
+                        "total (mJ)": [f"{k[2] / 1e9 / batch:.3f}" for k in keys]})
+    for c in mj.columns:
+        out[f"{component_label(c)} (mJ)"] = [f"{v:.3f}" for v in mj[c]]
+    return out
 
 
 def _experiment_rows(path: Path | None) -> tuple[pd.DataFrame | None, str]:

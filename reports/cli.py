@@ -127,7 +127,8 @@ def cmd_simulate_gemm(args) -> int:
     if args.json:
         out = {"config": cfg.name, "config_key": cfg.key(), "m": args.m, "n": args.n,
                "k": args.k, "dataflow": args.dataflow, "mode": args.mode,
-               "seconds": seconds, **stats.to_dict()}
+               "seconds": seconds, **stats.to_dict(),
+               "energy_sram_pj_by_buffer": stats.energy_sram_pj_by_buffer}
         print(json.dumps(out, indent=2))
         return 0
     print(f"GEMM {args.m}x{args.n}x{args.k} on {cfg.name} ({args.dataflow}, {args.mode})")
@@ -367,11 +368,21 @@ def _dense_layers(args):
         tuple(x.strip() for x in args.dense_layers.split(",") if x.strip())
 
 
+def _sram_by_buffer(totals: dict) -> dict[str, float]:
+    """The ``sram`` energy's parts of a model run's totals, by buffer (``act`` ... ``vec``,
+    ``hot_rows``; :data:`hwsim.energy.SRAM_PARTS`), picojoules: they sum to
+    ``totals["energy_sram_pj"]``."""
+    from hwsim.energy import SRAM_PARTS
+
+    return {p: totals.get(f"energy_sram_{p}_pj", 0.0) for p in SRAM_PARTS}
+
+
 def _print_model(args, res) -> int:
     if args.json:
         out = {"summary": res.summary(), "model": res.model, "method": res.method,
                "pattern": res.pattern, "phase": res.phase, "seq_len": res.seq_len,
                "context": res.context, "config": res.config, "totals": res.totals,
+               "energy_sram_pj_by_buffer": _sram_by_buffer(res.totals),
                "speedup": res.speedup, "ideal_speedup": res.ideal_speedup,
                "per_pass": res.per_pass.to_dict(orient="records"),
                "per_layer": res.per_layer.to_dict(orient="records")}

@@ -9,10 +9,11 @@ object API (``matplotlib.figure.Figure``, rendered by Agg): no pyplot state, no 
 Where the numbers come from:
 
 - **energy**: ``ModelResult.totals`` / ``Stats.energy_pj`` (:mod:`hwsim.energy`): components
-  ``array, sram, dram, tier_<name>, sore, vector, lookup, static``. SRAM is one component:
-  the units file their buffer traffic as ``sram_read_byte``/``sram_write_byte`` actions with
-  no buffer named (:class:`hwsim.units.Accounting.sram`), so a split per buffer would need
-  every unit's accounting to name its buffers.
+  ``array, sram, dram, tier_<name>, sore, vector, lookup, static``, SRAM drawn per buffer: its
+  parts ``sram_act, sram_wgt, sram_acc, sram_idx, sram_vec`` and the lookup engine's hot-row
+  cache ``sram_hot_rows`` (:data:`hwsim.energy.SRAM_COMPONENTS`, which sum to ``sram``) are
+  the segments. Results without the parts (sweep points stored before they were kept) draw
+  ``sram`` as one segment.
 - **roofline**: per item of a compiled program (a GEMM group of one layer and pass:
   ``conv1.fwd``, ``layer1.0.conv1.bgrad + wgrad``), the useful MACs over the item's DMA bytes
   (MACs per DRAM byte) against the MACs per cycle it attained over its window, the cycles from
@@ -39,14 +40,21 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-__all__ = ["ENERGY_ORDER", "area_luts", "capture_runs", "energy_components", "energy_table",
+from hwsim.energy import SRAM_COMPONENTS
+
+__all__ = ["ENERGY_ORDER", "area_luts", "capture_runs", "component_label", "energy_components",
+           "energy_table",
            "pareto_front", "plot_energy", "plot_pareto", "plot_roofline", "plot_utilisation",
            "roofline", "schedule_utilisation", "trace_utilisation", "utilisation_bins"]
 
-ENERGY_ORDER = ("array", "sram", "dram", "sore", "vector", "lookup", "static")
-"""Stacking order of the energy components (``tier_<name>`` components follow ``dram``)."""
+ENERGY_ORDER = ("array", *SRAM_COMPONENTS, "sram", "dram", "sore", "vector", "lookup", "static")
+"""Stacking order of the energy segments (``tier_<name>`` components follow ``dram``): ``sram``
+is a segment only for what its parts do not cover (:func:`energy_components`)."""
 _COLORS = {"array": "C0", "sram": "C1", "dram": "C3", "sore": "C4", "vector": "C2",
-           "lookup": "C9", "static": "C7"}
+           "lookup": "C9", "static": "C7",
+           # the SRAM buffers in shades of C1's orange, the hot-row cache darkest
+           **dict(zip(SRAM_COMPONENTS, ("#fdae6b", "#fd8d3c", "#f16913", "#d94801", "#a63603",
+                                        "#7f2704"), strict=True))}
 _TIER_COLORS = ("C5", "C6", "C8", "tab:olive", "tab:cyan")
 _UNIT_ORDER = ("dma_in", "dma_out", "array", "sore", "vector", "lookup")
 
@@ -60,24 +68,49 @@ def _save(fig: Figure, path: str | Path | None) -> Figure:
 # --- energy by component ------------------------------------------------------------------------
 
 def energy_components(totals: Mapping[str, float]) -> dict[str, float]:
-    """Picojoules per energy component of one run, in :data:`ENERGY_ORDER` (tiers after
+    """Picojoules per energy segment of one run, in :data:`ENERGY_ORDER` (tiers after
     ``dram``), from ``totals`` with ``energy_<component>_pj`` keys (``ModelResult.totals``,
-    or ``{f"energy_{k}_pj": v}`` of ``Stats.energy_pj``). They sum to ``energy_pj``."""
+    or ``{f"energy_{k}_pj": v}`` of ``Stats.energy_pj``). They sum to ``energy_pj``.
+
+    SRAM is split by buffer: the parts ``sram_act`` ... ``sram_hot_rows`` replace ``sram``,
+    which stays only with what they leave (all of it when ``totals`` has no parts, as sweep
+    points stored before they were kept)."""
     parts = {k[len("energy_"):-len("_pj")]: float(v) for k, v in totals.items()
              if k.startswith("energy_") and k.endswith("_pj") and k != "energy_pj"
              and v is not None and not (isinstance(v, float) and np.isnan(v))}
-    tiers = sorted(k for k in parts if k.startswith("tier_"))
-    order = [*ENERGY_ORDER[:3], *tiers, *ENERGY_ORDER[3:]]
-    order += sorted(k for k in parts if k not in order)
-    return {k: parts[k] for k in order if k in parts}
+    split = [c for c in SRAM_COMPONENTS if c in parts]
+    if split:
+        rest = parts.pop("sram", 0.0) - sum(parts[c] for c in split)
+        if abs(rest) > 1e-9 * max(abs(sum(parts[c] for c in split)), 1.0):
+            parts["sram"] = rest  # SRAM traffic filed with no buffer named
+    return {k: parts[k] for k in _order(parts)}
+
+
+def _order(components) -> list[str]:
+    """``components`` in :data:`ENERGY_ORDER`, tiers after ``dram``, unknown ones last."""
+    tiers = sorted(k for k in components if k.startswith("tier_"))
+    cut = ENERGY_ORDER.index("dram") + 1
+    order = [*ENERGY_ORDER[:cut], *tiers, *ENERGY_ORDER[cut:]]
+    order += sorted(k for k in components if k not in order)
+    return [k for k in order if k in components]
+
+
+def component_label(component: str) -> str:
+    """How figures and tables name a segment: ``sram ACT`` for ``sram_act``, ``sram hot rows``
+    for ``sram_hot_rows``, ``tier ddr`` for ``tier_ddr``, other components as they are."""
+    if component in SRAM_COMPONENTS:
+        part = component[len("sram_"):]
+        return "sram " + (part.upper() if part in ("act", "wgt", "acc", "idx", "vec")
+                          else part.replace("_", " "))
+    return component.replace("tier_", "tier ", 1) if component.startswith("tier_") \
+        else component
 
 
 def energy_table(runs: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
     """One row per run (``label -> totals``), one column per component (pJ), and ``total``."""
     rows = {label: energy_components(t) for label, t in runs.items()}
     df = pd.DataFrame.from_dict(rows, orient="index").fillna(0.0)
-    cols = list(energy_components({f"energy_{c}_pj": 0.0 for c in df.columns}))
-    df = df[cols]
+    df = df[_order(set(df.columns))]
     df["total"] = df.sum(axis=1)
     return df
 
@@ -93,8 +126,8 @@ def plot_energy(panels: Mapping[str, Mapping[str, Mapping[str, float]]],
                 path: str | Path | None = None, *, title: str | None = None,
                 unit: str = "mJ") -> Figure:
     """Stacked bars of energy by component: one panel per entry of ``panels`` (panel title ->
-    ``{bar label: totals}``), one bar per run, one segment per component (components that are
-    zero in every run are left out).
+    ``{bar label: totals}``), one bar per run, one segment per component and SRAM one per
+    buffer (:func:`energy_components`; segments that are zero in every run are left out).
 
     ``unit``: ``"mJ"``, ``"uJ"``, ``"pJ"`` or ``"auto"`` (per panel, mJ or uJ by its largest
     bar). Returns the figure (saved to ``path`` if given);
@@ -123,10 +156,10 @@ def plot_energy(panels: Mapping[str, Mapping[str, Mapping[str, float]]],
             if not v.any():
                 continue
             bars = ax.bar(x, v, 0.7, bottom=bottom, color=_color(c, tiers),
-                          label=c.replace("tier_", "tier "))
+                          label=component_label(c))
             for patch in bars.patches:
                 patch.set_gid(c)
-            handles.setdefault(c.replace("tier_", "tier "), bars)
+            handles.setdefault(component_label(c), bars)
             bottom += v
         ax.set_xticks(x, list(df.index), fontsize=8 if len(df) <= 4 else 7,
                       rotation=0 if len(df) <= 2 else 15 if len(df) <= 4 else 90)
@@ -135,10 +168,12 @@ def plot_energy(panels: Mapping[str, Mapping[str, Mapping[str, float]]],
         ax.tick_params(axis="y", labelsize=8)
     for ax in axes[n:]:
         ax.set_visible(False)
+    ncol = min(len(handles), 7)
     fig.legend(list(handles.values()), list(handles), loc="lower center",
-               ncol=min(len(handles), 8), fontsize=8, frameon=False)
+               ncol=ncol, fontsize=8, frameon=False)
     fig.suptitle(title or "Energy by component", fontsize=10)
-    fig.tight_layout(rect=(0, 0.07 if rows == 1 else 0.04, 1, 1))
+    lines = -(-len(handles) // ncol) if handles else 1
+    fig.tight_layout(rect=(0, (0.07 if rows == 1 else 0.04) * (1 + 0.6 * (lines - 1)), 1, 1))
     fig.energy_tables = tables
     return _save(fig, path)
 

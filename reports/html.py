@@ -191,12 +191,14 @@ def model_report(model: str = "resnet18", method: str = "bdwp", pattern: str | N
     r = roofs[label]
     lines = [f"# {what}", "", res.summary(), "",
              "## Energy by component", "", "![energy by component](energy.png)", "",
-             "| step | " + " | ".join(c for c in et.columns) + " |",
+             "| step | " + " | ".join(fg.component_label(c) for c in et.columns) + " |",
              "|---|" + "---:|" * len(et.columns)]
     lines += [f"| {k} | " + " | ".join(f"{v / 1e9:,.3f}" for v in row) + " |"
               for k, row in zip(et.index, et.to_numpy(), strict=True)]
-    lines += ["", "mJ. SRAM is one component: the units do not name the buffer of their SRAM "
-              "traffic.", "", "## Roofline per layer and pass", "",
+    lines += ["", "mJ. SRAM per buffer: `sram ACT`, `WGT`, `ACC`, `IDX` (N:M indices), `VEC` "
+              "(the vector and lookup engines' scratch) and `sram hot rows` (the lookup "
+              "engine's hot-row cache) sum to the SRAM component (`hwsim.energy`).", "",
+              "## Roofline per layer and pass", "",
               "![roofline](roofline.png)", "",
               f"{len(r)} GEMM items in the {label} step, {int(r.memory_bound.sum())} "
               f"memory-bound (intensity below the ridge of {r.attrs['ridge']:.2f} MACs per "
@@ -276,6 +278,10 @@ def sweep_report(df: pd.DataFrame, out_dir: str | Path, title: str, *,
             if ok["energy_array_pj"].isna().any() if "energy_array_pj" in ok else True:
                 lines += ["Points stored before the store kept energy per component show no "
                           "segments.", ""]
+            elif (ok["energy_sram_act_pj"].isna().any() if "energy_sram_act_pj" in ok
+                  else True):
+                lines += ["Points stored before the store kept SRAM energy per buffer show "
+                          "SRAM as one segment (`sram`).", ""]
     md = out / "report.md"
     md.write_text("\n".join(lines))
     write_html(md)

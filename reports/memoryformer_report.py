@@ -7,8 +7,9 @@ its tables in each memory tier.
   prefill and one decoded token (KV cache of the sequence length) of MemoryFormer-tiny, the
   Pythia-70M-shaped transformer (zoo ``pythia70m``) and its BDWP 2:8 version, on one config
   and sequence length, each from :func:`dataflow.simulate_model`; energy split into compute
-  (array, SORE, vector, lookup), on-chip SRAM, the DMA's DRAM, each lookup tier and static
-  power; bytes per memory level and tier; the critical path split (:data:`dataflow.PATH_PARTS`);
+  (array, SORE, vector, lookup), on-chip SRAM by buffer, the DMA's DRAM, each lookup tier and
+  static power; bytes per memory level and tier; the critical path split
+  (:data:`dataflow.PATH_PARTS`);
 - the time per block (:func:`block_table`);
 - the tier sweep (:func:`tier_sweep`): MemoryFormer-tiny with all its tables in one tier preset
   (:func:`hwsim.tiers.tier_preset`), the rest of the machine unchanged;
@@ -45,6 +46,7 @@ from dataflow.workload import extract
 from dataflow.zoo import get_model
 from hwsim import isa
 from hwsim.config import AcceleratorConfig, load_config
+from hwsim.energy import SRAM_COMPONENTS
 from hwsim.paths import report_dir
 from hwsim.tiers import TIER_PRESETS, TierModel, gather_time, tier_preset
 from hwsim.units.lookup import LookupModel
@@ -84,8 +86,9 @@ def _row(label: str, r: ModelResult) -> dict:
            "seq_len": r.seq_len, "context": r.context, "cycles": t["cycles"],
            "seconds": t["seconds"], "energy_pj": t["energy_pj"],
            "energy_compute_pj": sum(t.get(f"energy_{c}_pj", 0.0) for c in COMPUTE),
-           "energy_sram_pj": t["energy_sram_pj"], "energy_dram_pj": t["energy_dram_pj"],
-           "energy_static_pj": t["energy_static_pj"],
+           "energy_sram_pj": t["energy_sram_pj"],
+           **{f"energy_{c}_pj": t[f"energy_{c}_pj"] for c in SRAM_COMPONENTS},
+           "energy_dram_pj": t["energy_dram_pj"], "energy_static_pj": t["energy_static_pj"],
            **{f"energy_tier_{n}_pj": t[f"energy_tier_{n}_pj"] for n in tiers},
            "dram_read": t["dram_read"], "dram_write": t["dram_write"],
            "dram_other": t["dram_other"],
@@ -107,7 +110,8 @@ def compare_table(config: AcceleratorConfig | str = "vcu1525", seq_len: int = 20
     table : pandas.DataFrame
         One row per (model, phase): ``label, model, method, phase, seq_len, context, cycles,
         seconds``, ``energy_pj`` and its parts ``energy_{compute,sram,dram,static}_pj`` and
-        ``energy_tier_<name>_pj``, ``dram_read, dram_write, dram_other``,
+        ``energy_tier_<name>_pj`` (``energy_sram_pj`` split by buffer beside it:
+        ``energy_sram_{act,wgt,acc,idx,vec,hot_rows}_pj``), ``dram_read, dram_write, dram_other``,
         ``tier_<name>_read/_write``, ``busy_lookup, busy_array`` and ``path_<part>``.
     results : dict
         ``(label, phase) -> ModelResult``.
@@ -456,12 +460,18 @@ def _plt():
 
 
 def _energy_parts(df: pd.DataFrame) -> list[str]:
+    """Columns that sum to ``energy_pj``: compute, SRAM by buffer (the buffers some row
+    spends), DRAM, the tiers, static."""
     tiers = [c for c in df.columns if c.startswith("energy_tier_")]
-    return ["energy_compute_pj", "energy_sram_pj", "energy_dram_pj", *tiers, "energy_static_pj"]
+    sram = [f"energy_{c}_pj" for c in SRAM_COMPONENTS
+            if f"energy_{c}_pj" in df and (df[f"energy_{c}_pj"] != 0).any()]
+    return ["energy_compute_pj", *sram, "energy_dram_pj", *tiers, "energy_static_pj"]
 
 
 def _name(col: str) -> str:
-    return col[len("energy_"):-len("_pj")].replace("tier_", "tier ")
+    from .figures import component_label
+
+    return component_label(col[len("energy_"):-len("_pj")])
 
 
 def _plot_compare(df: pd.DataFrame, path: Path) -> None:
@@ -672,9 +682,11 @@ def _markdown(d: dict) -> str:
         lines.append(f"| {r.label} | {r.phase} | " + " | ".join(cells)
                      + f" | {r.energy_pj / s:,.2f} |" + extra)
     lines += ["", "Compute: array, SORE, vector engine and the lookup engine's arithmetic. "
-              "SRAM: the on-chip buffers. DRAM: the DMA's traffic. tier NAME: bytes the lookup "
-              "engine moved to and from that tier. Static: the config's static power over the "
-              "step.", ""]
+              "sram ACT, WGT, ACC, IDX, VEC: the on-chip buffers (activations, weights, "
+              "accumulators, N:M indices, the vector and lookup engines' scratch; a buffer no "
+              "step touches is left out), their sum the SRAM component. DRAM: the DMA's "
+              "traffic. tier NAME: bytes the lookup engine moved to and from that tier. "
+              "Static: the config's static power over the step.", ""]
     # bytes
     tcols = [c for c in df.columns if c.startswith("tier_")]
     lines += ["## Bytes per memory level and tier (MB)", "",
@@ -1009,8 +1021,7 @@ def _figures(results: dict, runs: list, cfg: AcceleratorConfig, out: Path) -> li
                        title=f"Energy by component on {cfg.name}")
         figs.append(("energy by component", "memoryformer_energy.png",
                      "Each step's energy by component (hwsim.energy; `tier NAME`: the lookup "
-                     "engine's memory tiers). SRAM is one component: the units do not name the "
-                     "buffer of their SRAM traffic."))
+                     "engine's memory tiers), SRAM per buffer (`sram ACT` ... `sram VEC`)."))
     labels = [label for label, *_ in MODELS]
     if runs and len(runs) <= len(labels):
         roofs = {label: fg.roofline(p, s, cfg) for label, (p, s) in zip(labels, runs,

@@ -491,8 +491,8 @@ def _figures(df: pd.DataFrame, runs: list, cfg, out: Path, batch: int) -> list:
                        title=f"Training-step energy by component on {cfg.name} (batch {batch})")
         out_figs.append(("energy by component", "sat_energy.png",
                          "Energy of each training step by component (hwsim.energy): dense "
-                         "against sparse. SRAM is one component (the units do not name the "
-                         "buffer of their SRAM traffic)."))
+                         "against sparse, SRAM per buffer (ACT, WGT, ACC, IDX: the N:M "
+                         "indices, VEC: the optimizer's scratch)."))
     if runs:
         roofs = {}
         for prog, st in runs:

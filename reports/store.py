@@ -7,8 +7,13 @@ in ``satmem info`` (``array.rows``, ``dram.channels``; the config's name is ``co
 are JSON); the metrics (``cycles, utilisation, macs, dram_read, dram_write, dram_bytes,
 energy_pj, seconds`` simulated, ``dense_cycles, speedup`` for models run with
 ``compare_dense``); the energy per component ``energy_<component>_pj`` (:data:`ENERGY_COLUMNS`
-and ``energy_tier_<name>_pj`` per lookup tier used, :mod:`hwsim.energy`; added to a store
-written before they were kept, whose old rows read NULL there); ``error`` (NULL when the point
+and ``energy_tier_<name>_pj`` per lookup tier used, :mod:`hwsim.energy`), with the SRAM
+component's split by buffer beside its total: ``energy_sram_act_pj``, ``energy_sram_wgt_pj``,
+``energy_sram_acc_pj``, ``energy_sram_idx_pj``, ``energy_sram_vec_pj`` and
+``energy_sram_hot_rows_pj`` (the lookup engine's hot-row cache) sum to ``energy_sram_pj``, so
+the run's ``energy_pj`` is the sum of the other energy columns, not of all of them (these
+columns are added to a store written before they were kept, whose old rows read NULL there;
+no schema version change: they are not core columns); ``error`` (NULL when the point
 succeeded), ``wall_s`` (host seconds) and ``finished_at``. Query it with DuckDB directly
 (quote dotted names: ``"array.rows"``) or with :func:`read_results`.
 
@@ -62,6 +67,7 @@ __all__ = [
     "INT64_MIN",
     "METRIC_COLUMNS",
     "SCHEMA_VERSION",
+    "SRAM_BUFFER_COLUMNS",
     "WORKLOAD_COLUMNS",
     "ResultStore",
     "StoreError",
@@ -91,10 +97,15 @@ METRIC_COLUMNS = {
     "dram_write": "BIGINT", "dram_bytes": "BIGINT", "energy_pj": "DOUBLE", "seconds": "DOUBLE",
     "dense_cycles": "BIGINT", "speedup": "DOUBLE",
 }
-ENERGY_COLUMNS = {f"energy_{c}_pj": "DOUBLE" for c in
-                  ("array", "sore", "vector", "lookup", "sram", "dram", "static")}
-"""Energy per component (:data:`hwsim.energy.COMPONENTS`), picojoules; not core columns: a
-store written before them gains them on its next write."""
+SRAM_BUFFER_COLUMNS = {f"energy_sram_{b}_pj": "DOUBLE" for b in
+                       ("act", "wgt", "acc", "idx", "vec", "hot_rows")}
+"""The ``sram`` component by buffer (:data:`hwsim.energy.SRAM_COMPONENTS`), picojoules: parts
+of ``energy_sram_pj``, not further terms of ``energy_pj``."""
+ENERGY_COLUMNS = {**{f"energy_{c}_pj": "DOUBLE" for c in
+                     ("array", "sore", "vector", "lookup", "sram")}, **SRAM_BUFFER_COLUMNS,
+                  **{f"energy_{c}_pj": "DOUBLE" for c in ("dram", "static")}}
+"""Energy per component (:data:`hwsim.energy.COMPONENTS`, in its order), picojoules; not core
+columns: a store written before them gains them on its next write, its rows NULL there."""
 RUN_COLUMNS = {"error": "VARCHAR", "wall_s": "DOUBLE", "finished_at": "TIMESTAMP"}
 # the columns every satmem store has, whatever its configs (version 1)
 CORE_COLUMNS = {**META_COLUMNS, **WORKLOAD_COLUMNS, **METRIC_COLUMNS, **RUN_COLUMNS}

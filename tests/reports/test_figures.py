@@ -17,6 +17,7 @@ import yaml
 
 from dataflow.simulate import simulate_model
 from hwsim.config import load_config
+from hwsim.energy import SRAM_COMPONENTS
 from reports import figures as fg
 from reports.html import image_refs, sweep_report, write_html
 from reports.store import read_results
@@ -64,12 +65,49 @@ def test_energy_bar_segments_stack_to_each_runs_total(runs, tmp_path):
             assert bottom == pytest.approx(top)  # stacked, no gaps
             top = bottom + height
         assert top * 1e6 == pytest.approx(total, rel=1e-9)
-        assert {g for *_, g in segs} <= {"array", "sram", "dram", "sore", "vector", "static"}
+        # SRAM drawn per buffer: its parts are segments, the total is not drawn again
+        assert {g for *_, g in segs} <= {"array", *SRAM_COMPONENTS, "dram", "sore", "vector",
+                                         "static"}
+    bdwp = {g: h * 1e6 for _, h, g in _bars(fig)[1]}
+    # the BDWP step touches every buffer: ACT, WGT, ACC, IDX (N:M indices), VEC (optimizer)
+    assert set(bdwp) >= {"sram_act", "sram_wgt", "sram_acc", "sram_idx", "sram_vec"}
+    assert {g: h for _, h, g in _bars(fig)[0]}["sram_idx"] == 0.0  # dense: no index traffic
+    assert sum(bdwp[c] for c in SRAM_COMPONENTS if c in bdwp) == pytest.approx(
+        res.totals["energy_sram_pj"], rel=1e-9)
+    for c in SRAM_COMPONENTS:
+        assert bdwp.get(c, 0.0) == pytest.approx(res.totals[f"energy_{c}_pj"], rel=1e-9)
     table = fig.energy_tables["step"]
     assert table.loc["bdwp 2:4", "total"] == pytest.approx(res.totals["energy_pj"], rel=1e-12)
-    assert list(table.columns[:3]) == ["array", "sram", "dram"]
+    assert list(table.columns[:6]) == ["array", "sram_act", "sram_wgt", "sram_acc", "sram_idx",
+                                       "sram_vec"]
+    assert "sram" not in table.columns  # the parts cover it
+    assert table.loc["bdwp 2:4", list(SRAM_COMPONENTS)].sum() == pytest.approx(
+        res.totals["energy_sram_pj"], rel=1e-12)
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels[:6] == ["array", "sram ACT", "sram WGT", "sram ACC", "sram IDX", "sram VEC"]
     # the BDWP step does half the array's MACs at 2:4 on its sparse passes: less array energy
     assert table.loc["bdwp 2:4", "array"] < table.loc["dense", "array"]
+
+
+def test_energy_without_buffer_parts_draws_sram_whole_and_a_remainder_beside_parts():
+    old = {"energy_pj": 10.0, "energy_array_pj": 4.0, "energy_sram_pj": 5.0,
+           "energy_dram_pj": 1.0, **{f"energy_{c}_pj": np.nan for c in SRAM_COMPONENTS}}
+    assert fg.energy_components(old) == {"array": 4.0, "sram": 5.0, "dram": 1.0}
+    new = {**old, "energy_sram_act_pj": 1.0, "energy_sram_acc_pj": 4.0,
+           **{f"energy_{c}_pj": 0.0 for c in SRAM_COMPONENTS[3:]}, "energy_sram_wgt_pj": 0.0}
+    got = fg.energy_components(new)
+    assert "sram" not in got and got["sram_act"] == 1.0 and got["sram_acc"] == 4.0
+    assert sum(got.values()) == 10.0
+    # SRAM traffic filed with no buffer named stays as the sram segment's remainder
+    got = fg.energy_components({**new, "energy_sram_pj": 6.0, "energy_pj": 11.0})
+    assert got["sram"] == pytest.approx(1.0) and sum(got.values()) == pytest.approx(11.0)
+    fig = fg.plot_energy({"p": {"old": old, "new": new}}, unit="pJ")
+    table = fig.energy_tables["p"]
+    assert list(table.columns) == ["array", *SRAM_COMPONENTS, "sram", "dram", "total"]
+    assert table["total"].tolist() == [10.0, 10.0]
+    assert table.loc["old", "sram"] == 5.0 and table.loc["new", "sram"] == 0.0
+    assert [fg.component_label(c) for c in ("sram_idx", "sram_hot_rows", "tier_ddr")] == [
+        "sram IDX", "sram hot rows", "tier ddr"]
 
 
 def test_roofline_points_lie_under_both_roofs_and_mark_memory_bound(runs, tmp_path):
@@ -201,10 +239,16 @@ def test_sweep_report_keeps_energy_components_and_draws_pareto_fronts(tmp_path):
     res = run_sweep(load_spec(spec_path), tmp_path / "r.duckdb", workers=0)
     assert res.computed == 8 and res.failed == 0
     df = read_results(res.db)
-    parts = df[[c for c in df.columns if c.startswith("energy_") and c != "energy_pj"]]
+    buffers = [f"energy_{c}_pj" for c in SRAM_COMPONENTS]
+    parts = df[[c for c in df.columns if c.startswith("energy_") and c != "energy_pj"
+                and c not in buffers]]
     assert {"energy_array_pj", "energy_sram_pj", "energy_dram_pj", "energy_static_pj"} \
         <= set(parts.columns)
     np.testing.assert_allclose(parts.sum(axis=1), df.energy_pj, rtol=1e-12)
+    # the store keeps SRAM per buffer beside its total; a GEMM reads ACT and WGT, writes ACC
+    np.testing.assert_allclose(df[buffers].sum(axis=1), df.energy_sram_pj, rtol=1e-12)
+    assert (df.energy_sram_act_pj > 0).all() and (df.energy_sram_acc_pj > 0).all()
+    assert (df.energy_sram_hot_rows_pj == 0).all() and (df.energy_sram_vec_pj == 0).all()
     md = sweep_report(df, tmp_path / "rep", "Sweep f", synth=SYNTH)
     text = md.read_text()
     assert "energy_array_pj" not in text.split("## ")[0]  # not shown as a config column
@@ -240,7 +284,10 @@ def test_sat_report_html_embeds_its_figures_and_the_energy_bars_match_the_csv(tm
     assert _png_srcs(html) == [(tmp_path / r).read_bytes() for r in refs]
     row = pd.read_csv(tmp_path / "sat_speedup.csv").set_index(["method", "pattern"]).loc[
         ("bdwp", "2:8")]
-    parts = [c for c in row.index if c.startswith("energy_") and c != "energy_pj"]
+    buffers = [f"energy_{c}_pj" for c in SRAM_COMPONENTS]
+    assert sum(row[c] for c in buffers) == pytest.approx(row.energy_sram_pj, rel=1e-12)
+    parts = [c for c in row.index if c.startswith("energy_") and c != "energy_pj"
+             and c not in buffers]
     assert sum(row[c] for c in parts) == pytest.approx(row.energy_pj, rel=1e-12)
     assert sum(row["dense_" + c] for c in parts) == pytest.approx(row.dense_energy_pj,
                                                                  rel=1e-12)

@@ -12,16 +12,20 @@ import sys
 import textwrap
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
 from hwsim import load_config
+from hwsim.energy import COMPONENTS, SRAM_COMPONENTS
 from reports.cli import main
 from reports.store import (
     CORE_COLUMNS,
+    ENERGY_COLUMNS,
     INT64_MAX,
     INT64_MIN,
+    SRAM_BUFFER_COLUMNS,
     ResultStore,
     StoreValueError,
     points_log_path,
@@ -183,6 +187,32 @@ def test_unversioned_store_is_adopted_without_recomputing(capsys, tmp_path):
     assert f"results store {db}: written before store schemas were versioned; marked as " \
            "schema version 1" in err
     assert read_results(db)["finished_at"].tolist() == before["finished_at"].tolist()
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT value FROM satmem_store WHERE key = 'schema_version'"
+                           ).fetchall() == [("1",)]
+
+
+def test_store_without_sram_per_buffer_columns_gains_them_and_old_rows_read_null(capsys,
+                                                                                   tmp_path):
+    """A store written before SRAM energy was kept per buffer (same schema version: the energy
+    columns are not core) takes the new points' buffer columns; its old points read NULL there
+    and keep their SRAM total; the new points' buffers sum to it."""
+    db = tmp_path / "r.duckdb"
+    assert sweep(capsys, write_spec(tmp_path), "--db", db, "--workers", "0")[0] == 0
+    with duckdb.connect(str(db)) as con:
+        for c in SRAM_BUFFER_COLUMNS:
+            con.execute(f'ALTER TABLE results DROP COLUMN "{c}"')
+    spec = write_spec(tmp_path, grid={"array.rows": [4, 8, 16]})
+    code, out, err = sweep(capsys, spec, "--db", db, "--workers", "0")
+    assert code == 0 and "2 points computed (0 failed), 4 already stored" in out
+    df = read_results(db)
+    assert list(SRAM_BUFFER_COLUMNS) == [f"energy_{c}_pj" for c in SRAM_COMPONENTS]
+    assert list(ENERGY_COLUMNS) == [f"energy_{c}_pj" for c in COMPONENTS]
+    new = df["array.rows"] == 16
+    buffers = df[list(SRAM_BUFFER_COLUMNS)]
+    assert buffers[~new].isna().all().all() and df.energy_sram_pj[~new].gt(0).all()
+    np.testing.assert_allclose(buffers[new].sum(axis=1), df.energy_sram_pj[new], rtol=1e-12)
+    assert (df.energy_sram_act_pj[new] > 0).all() and (df.energy_sram_wgt_pj[new] > 0).all()
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT value FROM satmem_store WHERE key = 'schema_version'"
                            ).fetchall() == [("1",)]
