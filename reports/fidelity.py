@@ -57,7 +57,8 @@ def lookup_test_config(name: str) -> AcceleratorConfig:
     tiers = tuple(tier_preset(t, name=t) for t in LOOKUP_TIERS)
     lanes = {"tiny": {}, "small8": {"gather_lanes": 2}}[name]
     cfg = base.replace(name=f"{name}_lookup", buffers__vec_kib=4,
-                       lookup=LookupConfig(tiers=tiers, inflight_kib=1, **lanes))
+                       lookup=LookupConfig(tiers=tiers, inflight_kib=1, rtl_limits=True,
+                                           **lanes))
     return cfg.replace(vector__lanes=8) if name == "small8" else cfg
 
 
