@@ -179,6 +179,9 @@ def _split_steps(blocks: list[tuple]) -> list[tuple]:
 _AXIS_OPS = frozenset(("linear", "conv2d", "functional_conv2d", "mha_in_proj"))
 """GEMM ops whose activation operand has the batch as its outer axis: rows of A (``fwd``,
 ``bgrad``: ``T`` or ``P = batch·H·W``) or the reduction axis (``wgrad``)."""
+DEFER_ITEMS = 2
+"""GEMM items a deferred weight-gradient tail may fall behind the chain before the chain
+waits for it (``CompileOptions.defer_wgrad``)."""
 MAX_CHUNKS = 16
 """Most chunks a vector kernel's last pass is cut into for its consumer GEMMs."""
 MIN_CHUNK = 1 << 14
@@ -513,41 +516,76 @@ class _Program:
             for j in range(len(self.steps[k])):
                 self.emit(k, j)
 
+    def _tail(self, k: int) -> int:
+        """Where the weight-gradient tail of GEMM item ``k`` starts: the steps after its last
+        step of a non-``wgrad`` op, when they are all ``wgrad`` (whole tiles; else none)."""
+        steps = self.steps[k]
+        it = self.items[k]
+        if not self.options.defer_wgrad or len(it.ops) < 2 or not it.chain:
+            return len(steps)
+        cut = 1 + max((j for j, st in enumerate(steps) if st[0].pass_ != "wgrad"), default=-1)
+        if cut == 0 or cut == len(steps) or not steps[cut - 1][1][-1][7]:
+            return len(steps)
+        return cut
+
+    def _tile_time(self, k: int, j: int) -> float:
+        """Estimated time of GEMM item ``k``'s steps from ``j`` to the end of that tile."""
+        t = 0.0
+        for st in self.steps[k][j:]:
+            t += st[2]
+            if st[1][-1][7]:
+                break
+        return t
+
     def merged(self) -> None:
         """Merge the units' streams by estimated start time (module docstring)."""
         items = self.items
+        gemms = [k for k, it in enumerate(items) if it.kind == "gemm"]
+        cut = {k: self._tail(k) for k in gemms}
+        gpos = {k: i for i, k in enumerate(gemms)}
+
+        def whole(kind, chain=None):
+            return [(k, 0, len(self.steps[k])) for k, it in enumerate(items)
+                    if it.kind == kind and (chain is None or it.chain == chain)]
+
         streams = {
-            "g": [k for k, it in enumerate(items) if it.kind == "gemm"],
-            "v": [k for k, it in enumerate(items) if it.kind == "vector" and it.chain],
-            "s": [k for k, it in enumerate(items) if it.kind == "prune"],
-            "w": [k for k, it in enumerate(items) if it.kind == "vector" and not it.chain],
-            "l": [k for k, it in enumerate(items) if it.kind == "lookup"],
+            "g": [(k, 0, cut[k]) for k in gemms],
+            "v": whole("vector", True),
+            "s": whole("prune"),
+            "w": whole("vector", False),
+            "l": whole("lookup"),
+            "t": [(k, cut[k], len(self.steps[k])) for k in gemms],
         }
-        clock_of = {"g": "array", "v": "vector", "w": "vector", "s": "sore", "l": "lookup"}
-        pos = {s: [0, 0] for s in streams}  # item position in the stream, step in the item
-        for s, ks in streams.items():
-            while pos[s][0] < len(ks) and not self.steps[ks[pos[s][0]]]:
-                pos[s][0] += 1
+        clock_of = {"g": "array", "t": "array", "v": "vector", "w": "vector", "s": "sore",
+                    "l": "lookup"}
+        for s in streams:
+            streams[s] = [seg for seg in streams[s] if seg[2] > seg[1]]
+        pos = dict.fromkeys(streams, 0)  # segment position in the stream
+        step = {s: streams[s][0][1] if streams[s] else 0 for s in streams}
         clock = {"array": 0.0, "vector": 0.0, "sore": 0.0, "lookup": 0.0}
         # the controller reaches a command only after accepting the array work before it in
         # program order: no other unit's command can start before the last emitted tile block
         anchor = 0.0
+        emitted = set()  # GEMM items whose first step is out (their tails may follow)
+        locked = None  # an array stream inside a tile: its next step comes first
 
         def head(s):
-            i, j = pos[s]
-            return (streams[s][i], j) if i < len(streams[s]) else None
+            i = pos[s]
+            return (streams[s][i][0], step[s]) if i < len(streams[s]) else None
 
         while True:
             cands = {}
-            for s in ("v", "s", "g", "w", "l"):
+            for s in ("v", "s", "g", "w", "l", "t"):
                 h = head(s)
-                if h is None:
+                if h is None or (locked is not None and clock_of[s] == "array" and s != locked):
+                    continue
+                if s == "t" and h[0] not in emitted:
                     continue
                 t = self.ready(*h)
                 if t is not None:
                     # a fenced lookup item starts when every unit is idle (its SYNC)
                     floor = max(clock.values()) if s == "l" else clock[clock_of[s]]
-                    cands[s] = max(floor, t, 0.0 if s == "g" else anchor)
+                    cands[s] = max(floor, t, 0.0 if s in ("g", "t") else anchor)
             if not cands:
                 if any(head(s) is not None for s in streams):
                     raise CompileError("internal: the plan's dependencies form a cycle")
@@ -558,23 +596,33 @@ class _Program:
                 end = cands["w"] + self.duration(*head("w"))
                 if end > cands["v"] if "v" in cands else cands["w"] >= clock["array"]:
                     del cands["w"]
+            if "t" in cands and "g" in cands and locked is None:
+                if gpos[head("t")[0]] <= gpos[head("g")[0]] - DEFER_ITEMS \
+                        and step["g"] == streams["g"][pos["g"]][1]:
+                    del cands["g"]  # the backlog first: the chain waits
+                elif cands["t"] + self._tile_time(*head("t")) > cands["g"]:
+                    # a deferred weight-gradient tile only where the chain waits for longer
+                    # than the whole tile takes
+                    del cands["t"]
             # (side work is paced by the anchor: one chunk per chunk-time of array progress)
             s = min(cands, key=cands.get)
             k, j = head(s)
             start = cands[s]
             end = start + self.duration(k, j)
             clock[clock_of[s]] = end
-            if s == "g":
+            if clock_of[s] == "array":
                 anchor = start
+                locked = None if self.steps[k][j][1][-1][7] else s
+                emitted.add(k)
             if s == "l":  # it ends with a SYNC: nothing after it starts earlier
                 clock = dict.fromkeys(clock, end)
                 anchor = end
             self.emit(k, j, end)
-            pos[s][1] += 1
-            if pos[s][1] == len(self.steps[k]):
-                pos[s] = [pos[s][0] + 1, 0]
-                while pos[s][0] < len(streams[s]) and not self.steps[streams[s][pos[s][0]]]:
-                    pos[s][0] += 1
+            step[s] += 1
+            if step[s] == streams[s][pos[s]][2]:
+                pos[s] += 1
+                if pos[s] < len(streams[s]):
+                    step[s] = streams[s][pos[s]][1]
 
 
 def compile(workload: Workload, config: AcceleratorConfig,

@@ -70,6 +70,11 @@ class CompileOptions:
         its batch axis is cut into chunks of whole images, and each of the GEMM's loads waits
         only for the chunks it reads (:mod:`dataflow.compiler`). False: the GEMM waits for the
         whole kernel.
+    defer_wgrad : bool
+        With ``offline_schedule`` and ``interleave``: the weight-gradient tiles of a backward
+        group that come after its chain GEMM's last tile are array side work, run where the
+        chain's next GEMM waits for the vector engine (in order, whole tiles). False: right
+        after the group's chain tiles.
     """
 
     objective: str = "cycles"
@@ -84,6 +89,7 @@ class CompileOptions:
     max_commands: int | None = None
     tile_blocked: bool = True
     chunk_vector: bool = True
+    defer_wgrad: bool = True
 
     def __post_init__(self) -> None:
         if self.max_commands is not None and (isinstance(self.max_commands, bool) or not
@@ -97,7 +103,8 @@ class CompileOptions:
             raise ValueError(f"table_optimizer must be one of {TABLE_OPTIMIZERS}, not "
                              f"{self.table_optimizer!r}")
         for name in ("interleave", "pregenerate", "offline_schedule", "vector_ops",
-                     "fuse_elementwise", "tile_blocked", "chunk_vector"):
+                     "fuse_elementwise", "tile_blocked", "chunk_vector",
+                     "defer_wgrad"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, not {getattr(self, name)!r}")
 
