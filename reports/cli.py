@@ -136,7 +136,7 @@ def cmd_simulate_gemm(args) -> int:
     print(f"  utilisation  {stats.utilisation:.1%}  ({stats.macs:,} MACs on {cfg.array.pes} PEs)")
     print(f"  DRAM bytes   read {stats.bytes['dram_read']:,}  write {stats.bytes['dram_write']:,}")
     print(f"  energy       {stats.energy_total_pj / 1e6:,.3f} uJ  "
-          + "  ".join(f"{k} {v / 1e6:,.3f}" for k, v in stats.energy_pj.items()))
+          + _energy_text(stats.energy_pj, "  "))
     return 0
 
 
@@ -168,6 +168,26 @@ def _check_phase(args) -> None:
                          f"{args.phase}")
 
 
+def _energy_text(energy: dict, sep: str) -> str:
+    """Components in microjoules, the SRAM buffers' nonzero parts in brackets after ``sram``
+    (they are part of it, not more components)."""
+    from hwsim.energy import is_part
+
+    def part(k: str) -> str:
+        return k[len("sram_"):] if k.startswith("sram_") else k
+
+    out = []
+    for k, v in energy.items():
+        if is_part(k):
+            continue
+        text = f"{k} {v / 1e6:,.3f}"
+        if k == "sram":
+            parts = [f"{part(p)} {w / 1e6:,.3f}" for p, w in energy.items() if is_part(p) and w]
+            text += f" ({', '.join(parts)})" if parts else ""
+        out.append(text)
+    return sep.join(out)
+
+
 def _model_lines(res) -> list[str]:
     """Energy by component, bytes by memory level and tier, critical path: one line each."""
     t = res.totals
@@ -177,8 +197,7 @@ def _model_lines(res) -> list[str]:
         (f"tier {k[5:-5]}", k[:-4]) for k in t if k.startswith("tier_") and k.endswith("_read")]
     path = {k[5:]: v for k, v in t.items() if k.startswith("path_")}
     return [
-        f"  energy  {t['energy_pj'] / 1e6:,.3f} uJ: "
-        + ", ".join(f"{k} {v / 1e6:,.3f}" for k, v in energy.items()),
+        f"  energy  {t['energy_pj'] / 1e6:,.3f} uJ: " + _energy_text(energy, ", "),
         "  bytes   " + "; ".join(
             f"{name} read {t[pre + 'read']:,} write {t[pre + 'write']:,}"
             + (f" other {t['dram_other']:,}" if name == "DRAM" else "") for name, pre in levels),

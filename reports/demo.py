@@ -298,8 +298,8 @@ def training_step_section(ctx: DemoContext) -> SectionResult:
                                    if c != "reported_total") + " |"
           for k, row in energy.iterrows()],
         "",
-        "mJ (`hwsim.energy`). SRAM is one component: the units do not name the buffer of "
-        "their SRAM traffic.",
+        "mJ (`hwsim.energy`); the SRAM buffers' parts (ACT, WGT, ACC, IDX, VEC) are stacked "
+        "in place of one SRAM segment in the figure.",
         "",
         "### Roofline per layer and pass",
         "",
