@@ -26,7 +26,8 @@ Dependencies, as the data flows:
 Fusion (see :mod:`dataflow.vector_ops`). Forward: a unary pointwise op joins the vector kernel
 before it (same pass and element count), or else the next one; a binary elementwise op (a
 residual ``add``) joins the kernel before it as one more read stream (BN-apply + add + ReLU is
-one pass). Backward: a ReLU's backward directly before a norm's backward (the ReLU followed the
+one pass), or, right after a GEMM, the next kernel's first pass as one more read stream and
+the sum's write (add + layer-norm statistics is one pass). Backward: a ReLU's backward directly before a norm's backward (the ReLU followed the
 norm) joins it: its mask is recomputed from the norm's input, which the norm's passes read
 anyway; a residual ``add``'s backward (the sum of the two gradients where the residual
 forks) directly after a ReLU's backward joins that pass as one more read stream. Other
@@ -162,6 +163,10 @@ def _fuse_vector_ops(groups: list[list[Op]]) -> list[list[Op]]:
         if single and op.pass_ == "fwd" and op.op in BINARY and not pending and out \
                 and host_ok(out[-1], op):
             out[-1].append(op)
+            continue
+        if single and op.pass_ == "fwd" and op.op in BINARY and not pending and out \
+                and out[-1][0].kind == "gemm":
+            pending.append(op)  # after a GEMM: it joins the next kernel's first pass
             continue
         if pending and single and host_ok(g, pending[0]):
             out.append(list(g) + pending)

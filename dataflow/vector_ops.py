@@ -36,7 +36,9 @@ Fusion (the compiler's vector kernels, as an XLA-style loop fusion would produce
   extra pipeline stage of that op's adjacent pass: their operations are added to that pass, no
   pass of their own (a BN-apply + ReLU is one pass); a forward **binary** elementwise op (the
   residual ``add``) after a kernel adds one read stream and 2 DRAM bytes to its last pass
-  (BN-apply + add + ReLU: ``P = 2``); a ReLU's backward before a norm's backward adds only
+  (BN-apply + add + ReLU: ``P = 2``), and one right after a GEMM adds one read stream, the
+  sum's write and 4 DRAM bytes to the next kernel's first pass (add + layer-norm statistics:
+  ``P = 2``, drain-fused); a ReLU's backward before a norm's backward adds only
   operations (its mask is recomputed from the norm's input, read anyway); a residual add's
   backward (the gradient sum at the fork) after a ReLU's backward adds a read stream to it;
 - the **first pass** of a kernel that directly consumes a GEMM's output (an activation, a norm's

@@ -83,11 +83,15 @@ def vector_steps(it: Item, config: AcceleratorConfig, stream: bool, stores: dict
     passes = [[p.reads, p.writes, p.flops] for p in k.passes]
     dram = k.dram_bytes
     for f in it.fused:
-        target = passes[0 if order[id(f)] < order[id(op)] else -1]
+        before = order[id(f)] < order[id(op)]
+        target = passes[0 if before else -1]
         target[2] += kernel(f.op, f.pass_).flops
         if f.op in BINARY:  # its second operand: one more read stream
             target[0] += 1
             dram += 2
+            if before:  # the sum, which the kernel reads and the residual path keeps
+                target[1] = max(target[1], 1)
+                dram += 2
     n = max(1, op.elements)
     gemm_in = 2 if it.stream_from is not None else 0  # the GEMM's fp32 output read
     rw = sum(r + w for r, w, _ in passes) or 1
