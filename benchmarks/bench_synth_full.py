@@ -4,7 +4,7 @@ estimate of ``reports/synth``.
 
 Run: ``nice -n 5 .venv/bin/python benchmarks/bench_synth_full.py [--config vcu1525]
 [--part xcvu9p] [--lookup] [--out build/synth-full] [--report-dir reports/synth]
-[--timeout-h 12]``. A benchmark, not a test: on vcu1525 it takes hours.
+[--timeout-h 12] [--verilog satmem_top.v]``. A benchmark, not a test: on vcu1525 it takes hours.
 
 Steps, each printed with its wall time: the Verilog (:func:`rtl.verilog.write_verilog`, port
 ``axi4``, SAT-only unless ``--lookup``: ``rtl.lookup`` cannot build vcu1525's lookup section),
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -68,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("build/synth-full"))
     ap.add_argument("--report-dir", type=Path, default=Path("reports/synth"))
     ap.add_argument("--timeout-h", type=float, default=12.0)
+    ap.add_argument("--verilog", type=Path, default=None,
+                    help="a satmem_top.v already written for this config (skips the export)")
     args = ap.parse_args(argv)
     config = load_config(args.config)
     out = (args.out / config.name).resolve()
@@ -84,8 +87,13 @@ def main(argv: list[str] | None = None) -> int:
         _save(progress, state)
         print(f"[{wall / 60:7.1f} min] {what}", flush=True)
 
-    step(f"writing the Verilog of {config.name} (port axi4, lookup={args.lookup})")
-    vpath = write_verilog(config, out, port="axi4", lookup=args.lookup)
+    if args.verilog is not None:
+        vpath = out / f"{TOP_NAME}.v"
+        step(f"copying the Verilog from {args.verilog}")
+        shutil.copyfile(args.verilog, vpath)
+    else:
+        step(f"writing the Verilog of {config.name} (port axi4, lookup={args.lookup})")
+        vpath = write_verilog(config, out, port="axi4", lookup=args.lookup)
     step(f"Verilog written: {vpath.stat().st_size / 2**20:.1f} MiB")
     family = DEVICES[args.part].family
     script = _yosys_script(vpath.name, TOP_NAME, family, _options(), timing=False)
