@@ -8,7 +8,8 @@ converts one into the other and :class:`AxiAccelerator` is the accelerator with 
 its memory port, the top a board design instantiates (``rtl.verilog.write_verilog(...,
 port="axi4")`` writes it as ``satmem_top``). The lookup engine's table memory is a second
 master, ``m_axi_lk`` (:class:`rtl.lookup.axi.LookupAxiBridge`, several IDs, rows of several
-beats); what follows is the DMA's master.
+beats); what follows is the DMA's master. A config with several DRAM channels gets one master
+per channel instead, each addressed with its channel's addresses (:mod:`rtl.channels`).
 
 AXI4 as issued (AMBA AXI4, IHI 0022):
 
