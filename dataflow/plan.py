@@ -27,11 +27,12 @@ Fusion (see :mod:`dataflow.vector_ops`). Forward: a unary pointwise op joins the
 before it (same pass and element count), or else the next one; a binary elementwise op (a
 residual ``add``) joins the kernel before it as one more read stream (BN-apply + add + ReLU is
 one pass), or, right after a GEMM, the next kernel's first pass as one more read stream and
-the sum's write (add + layer-norm statistics is one pass). Backward: a ReLU's backward directly before a norm's backward (the ReLU followed the
-norm) joins it: its mask is recomputed from the norm's input, which the norm's passes read
-anyway; a residual ``add``'s backward (the sum of the two gradients where the residual
-forks) directly after a ReLU's backward joins that pass as one more read stream. Other
-backward vector ops are not fused; they overlap the weight-gradient GEMMs.
+the sum's write (add + layer-norm statistics is one pass). Backward: a ReLU's backward
+directly before a norm's backward (the ReLU followed the norm) joins it: its mask is
+recomputed from the norm's input, which the norm's passes read anyway; a residual ``add``'s
+backward (the sum of the two gradients where the residual forks) directly after a ReLU's
+backward joins that pass as one more read stream. Other backward vector ops are not fused;
+they overlap the weight-gradient GEMMs.
 """
 
 from __future__ import annotations
