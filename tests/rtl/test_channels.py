@@ -64,8 +64,10 @@ def _pieces(config, addr: int, nbytes: int) -> list:
 def run_splitter(config, reads: list, writes: list, *, seed: int = 0, stall: float = 0.3,
                  max_cycles: int = 50_000) -> dict:
     """Drive ``reads`` [(addr, nbytes)] and ``writes`` [(addr, nbytes)] (random data) through
-    the splitter of ``config``; reads after the marker ``None`` wait until every write was
-    accepted. Returns the pieces each channel took and the read responses' bytes."""
+    the splitter of ``config``; reads after a marker ``k`` (an int) wait until the first ``k``
+    writes were accepted. The channel memories take a read before a write on the same cycle
+    (the latest a memory may see the write). Returns the pieces each channel took and the
+    read responses' bytes."""
     rng = random.Random(seed)
     d = config.dram
     B, N, g = d.bus_bytes, d.channels, channel_interleave(config)
@@ -84,11 +86,12 @@ def run_splitter(config, reads: list, writes: list, *, seed: int = 0, stall: flo
         rd_offer = wr_offer = None
         answers = [deque() for _ in range(N)]  # per channel: (due cycle, data)
         due_last = [0] * N
-        cycle = 0
+        cycle = accepted = 0
         while True:
-            if rd_offer is None and rd_q and rd_q[0] is None and not wr_q and wr_offer is None:
+            if rd_offer is None and rd_q and isinstance(rd_q[0], int) and accepted >= rd_q[0]:
                 rd_q.popleft()
-            if rd_offer is None and rd_q and rd_q[0] is not None and rng.random() > stall:
+            if rd_offer is None and rd_q and isinstance(rd_q[0], tuple) \
+                    and rng.random() > stall:
                 rd_offer = rd_q.popleft()
             if wr_offer is None and wr_q and rng.random() > stall:
                 wr_offer = wr_q.popleft()
@@ -117,15 +120,11 @@ def run_splitter(config, reads: list, writes: list, *, seed: int = 0, stall: flo
                 a, n, data = wr_offer
                 glob[a:a + n] = data.to_bytes(B, "little")[:n]
                 wr_offer = None
+                accepted += 1
             if ctx.get(dut.mem_rd_rsp.valid) and ctx.get(dut.mem_rd_rsp.ready):
                 out["reads"].append(ctx.get(dut.mem_rd_rsp.payload).to_bytes(B, "little"))
             for c in range(N):
                 port = dut.ch[c]
-                if ctx.get(port.mem_wr_req.valid) and ctx.get(port.mem_wr_req.ready):
-                    p = ctx.get(port.mem_wr_req.payload)
-                    a, n = p["addr"], p["nbytes"]
-                    mems[c][a:a + n] = p["wdata"].to_bytes(B, "little")[:n]
-                    out["wr_pieces"][c].append((a, n))
                 if ctx.get(port.mem_rd_req.valid) and ctx.get(port.mem_rd_req.ready):
                     p = ctx.get(port.mem_rd_req.payload)
                     a, n = p["addr"], p["nbytes"]
@@ -133,6 +132,11 @@ def run_splitter(config, reads: list, writes: list, *, seed: int = 0, stall: flo
                     due_last[c] = max(due_last[c], cycle + rng.randint(1, 5))
                     answers[c].append((due_last[c],
                                        int.from_bytes(bytes(mems[c][a:a + n]), "little")))
+                if ctx.get(port.mem_wr_req.valid) and ctx.get(port.mem_wr_req.ready):
+                    p = ctx.get(port.mem_wr_req.payload)
+                    a, n = p["addr"], p["nbytes"]
+                    mems[c][a:a + n] = p["wdata"].to_bytes(B, "little")[:n]
+                    out["wr_pieces"][c].append((a, n))
                 if ctx.get(port.mem_rd_rsp.valid) and ctx.get(port.mem_rd_rsp.ready):
                     answers[c].popleft()
             done = (not rd_q and rd_offer is None and not wr_q and wr_offer is None
@@ -179,10 +183,11 @@ def test_splitter_reads_see_the_writes_accepted_before_them(name):
     config = CONFIGS[name]()
     rng = random.Random(11)
     B, g = config.dram.bus_bytes, channel_interleave(config)
-    writes = _requests(rng, 80, B, g, 0, MEM_BYTES // 4)
+    writes = _requests(rng, 120, B, g, 0, MEM_BYTES // 4)
     reads = _requests(rng, 40, B, g, MEM_BYTES // 2, MEM_BYTES)
-    reads += [None] + writes[-40:] + _requests(rng, 40, B, g, 0, MEM_BYTES // 4)
-    got = run_splitter(config, [r if r is None else r[:2] for r in reads], writes, seed=5)
+    for k in range(3, len(writes) + 1, 3):  # each write group's bytes, latest first
+        reads += [k] + writes[k - 3:k][::-1]
+    got = run_splitter(config, reads, writes, seed=5)
     assert got["reads"] == got["expect"]
     # the channels' memories are the global memory under hwsim's map
     ch, local = channel_map(np.arange(MEM_BYTES), config)
@@ -242,3 +247,123 @@ def test_channel_bridge_refuses_bad_parameters(kwargs, needle):
     with pytest.raises(ValueError) as e:
         ChannelBridge(**kwargs)
     assert needle in str(e.value)
+
+
+def run_channel_bridge(bus: int, req: int, span: int, reads: list, writes: list, *,
+                       seed: int = 0, stall: float = 0.3, max_cycles: int = 50_000) -> dict:
+    """Writes ``writes`` [(addr, nbytes)] (random data), then reads ``reads`` [(addr, nbytes)]
+    through a ``ChannelBridge`` served by a Python AXI4 slave (random stalls, reads answered in
+    order, a write committed when its B response is offered, 5 to 30 cycles after its last
+    beat: a read of its bytes issued before then would see the old data); returns the bursts,
+    the read responses and what they should have been."""
+    rng = random.Random(seed)
+    dut = ChannelBridge(bus, req, span)
+    mem = bytearray(rng.randbytes(MEM_BYTES))
+    shadow = bytearray(mem)
+    ax = dut.axi
+    out = {"ar": [], "aw": [], "reads": [], "expect": []}
+
+    async def bench(ctx):
+        wr_q = deque((a, n, rng.getrandbits(8 * req)) for a, n in writes)
+        rd_q = deque(reads)
+        rd_offer = wr_offer = None
+        r_beats, aw_q, w_beats, b_q = deque(), deque(), [], deque()
+        cycle = 0
+        for name in ("arready", "awready", "wready", "rvalid", "bvalid"):
+            ctx.set(ax(name), 0)
+        while True:
+            if wr_offer is None and wr_q and rng.random() > stall:
+                wr_offer = wr_q.popleft()
+            if rd_offer is None and rd_q and not wr_q and wr_offer is None \
+                    and rng.random() > stall:
+                rd_offer = rd_q.popleft()
+            ctx.set(dut.mem_wr_req.valid, wr_offer is not None)
+            if wr_offer:
+                ctx.set(dut.mem_wr_req.payload, {"addr": wr_offer[0], "nbytes": wr_offer[1],
+                                                 "wdata": wr_offer[2]})
+            ctx.set(dut.mem_rd_req.valid, rd_offer is not None)
+            if rd_offer:
+                ctx.set(dut.mem_rd_req.payload, {"addr": rd_offer[0], "nbytes": rd_offer[1]})
+            ctx.set(dut.mem_rd_rsp.ready, rng.random() > stall)
+            for name in ("arready", "awready", "wready"):
+                ctx.set(ax(name), rng.random() > stall)
+            show_r = bool(r_beats) and rng.random() > stall
+            ctx.set(ax("rvalid"), show_r)
+            if show_r:
+                ctx.set(ax("rdata"), r_beats[0][0])
+                ctx.set(ax("rlast"), r_beats[0][1])
+            show_b = bool(b_q) and b_q[0][0] <= cycle and rng.random() > stall
+            ctx.set(ax("bvalid"), show_b)
+
+            if wr_offer and ctx.get(dut.mem_wr_req.ready):
+                a, n, data = wr_offer
+                shadow[a:a + n] = data.to_bytes(req, "little")[:n]
+                wr_offer = None
+            if rd_offer and ctx.get(dut.mem_rd_req.ready):
+                a, n = rd_offer
+                out["expect"].append(bytes(shadow[a:a + n]) + bytes(req - n))
+                rd_offer = None
+            if ctx.get(dut.mem_rd_rsp.valid) and ctx.get(dut.mem_rd_rsp.ready):
+                out["reads"].append(ctx.get(dut.mem_rd_rsp.payload).to_bytes(req, "little"))
+            if ctx.get(ax("arvalid")) and ctx.get(ax("arready")):
+                a, blen = ctx.get(ax("araddr")), ctx.get(ax("arlen"))
+                out["ar"].append((a, blen))
+                for k in range(blen + 1):
+                    beat = int.from_bytes(mem[a + k * bus:a + (k + 1) * bus], "little")
+                    r_beats.append((beat, k == blen))
+            if show_r and ctx.get(ax("rready")):
+                r_beats.popleft()
+            if ctx.get(ax("awvalid")) and ctx.get(ax("awready")):
+                aw_q.append((ctx.get(ax("awaddr")), ctx.get(ax("awlen"))))
+                out["aw"].append(aw_q[-1])
+            if ctx.get(ax("wvalid")) and ctx.get(ax("wready")):
+                w_beats.append((ctx.get(ax("wdata")), ctx.get(ax("wstrb")), ctx.get(ax("wlast"))))
+            if aw_q and len(w_beats) >= aw_q[0][1] + 1:
+                a, blen = aw_q.popleft()
+                beats, w_beats = w_beats[:blen + 1], w_beats[blen + 1:]
+                assert [last for *_, last in beats] == [0] * blen + [1]
+                b_q.append((cycle + rng.randint(5, 30), a, beats))  # a slow B: reads wait
+            if show_b and ctx.get(ax("bready")):
+                _, a, beats = b_q.popleft()
+                for k, (data, strb, _) in enumerate(beats):
+                    for i in range(bus):
+                        if strb >> i & 1:
+                            mem[a + k * bus + i] = data >> 8 * i & 0xFF
+            if (not wr_q and not rd_q and wr_offer is None and rd_offer is None
+                    and len(out["reads"]) == len(out["expect"]) and ctx.get(dut.idle)):
+                break
+            await ctx.tick()
+            cycle += 1
+            assert cycle < max_cycles, "the bridge did not finish"
+        out["mem"], out["shadow"], out["error"] = bytes(mem), bytes(shadow), ctx.get(dut.error)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return out
+
+
+@pytest.mark.parametrize(("bus", "req", "span"), [(64, 256, 256), (8, 16, 256)])
+def test_channel_bridge_bursts_stay_in_their_chunk_and_move_the_right_bytes(bus, req, span):
+    rng = random.Random(bus)
+
+    def pieces(n):
+        out = []
+        for _ in range(n):
+            size = rng.randint(1, req)
+            chunk = rng.randrange(MEM_BYTES // span)
+            out.append((chunk * span + rng.randint(0, span - size), size))
+        return out
+
+    writes = pieces(60)
+    reads = writes[::-1][:30] + pieces(30)  # the latest writes first: their B is not back
+    got = run_channel_bridge(bus, req, span, reads, writes, seed=bus)
+    assert got["error"] == 0
+    assert got["reads"] == got["expect"]
+    assert got["mem"] == got["shadow"]
+    for (a, n), (addr, blen) in zip(writes, got["aw"], strict=True):
+        assert addr == a // bus * bus and blen == (a + n - 1) // bus - a // bus
+        assert addr // span == (addr + (blen + 1) * bus - 1) // span
+    for (a, n), (addr, blen) in zip(reads, got["ar"], strict=True):
+        assert addr == a // bus * bus and blen == (a + n - 1) // bus - a // bus
