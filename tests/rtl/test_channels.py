@@ -49,6 +49,10 @@ def _requests(rng: random.Random, n: int, bus: int, g: int, lo: int, hi: int) ->
     return out
 
 
+def _overlap(a0: int, n0: int, a1: int, n1: int) -> bool:
+    return a0 < a1 + n1 and a1 < a0 + n0
+
+
 def _pieces(config, addr: int, nbytes: int) -> list:
     """hwsim's (channel, channel address, bytes) of a request, in address order."""
     ch, local = channel_map(np.arange(addr, addr + nbytes), config)
@@ -86,14 +90,20 @@ def run_splitter(config, reads: list, writes: list, *, seed: int = 0, stall: flo
         rd_offer = wr_offer = None
         answers = [deque() for _ in range(N)]  # per channel: (due cycle, data)
         due_last = [0] * N
+        inflight = deque()  # reads accepted and not answered
         cycle = accepted = 0
         while True:
             if rd_offer is None and rd_q and isinstance(rd_q[0], int) and accepted >= rd_q[0]:
                 rd_q.popleft()
-            if rd_offer is None and rd_q and isinstance(rd_q[0], tuple) \
-                    and rng.random() > stall:
+            # as the DMA's semaphores do: no read of bytes a write on offer stores, no write
+            # of bytes a read in flight reads (either order is then the program's fault)
+            if (rd_offer is None and rd_q and isinstance(rd_q[0], tuple)
+                    and rng.random() > stall
+                    and not (wr_offer and _overlap(*rd_q[0], *wr_offer[:2]))):
                 rd_offer = rd_q.popleft()
-            if wr_offer is None and wr_q and rng.random() > stall:
+            reading = [*inflight, *([rd_offer] if rd_offer else [])]
+            if (wr_offer is None and wr_q and rng.random() > stall
+                    and not any(_overlap(*wr_q[0][:2], *r) for r in reading)):
                 wr_offer = wr_q.popleft()
             ctx.set(dut.mem_rd_req.valid, rd_offer is not None)
             if rd_offer:
@@ -115,6 +125,7 @@ def run_splitter(config, reads: list, writes: list, *, seed: int = 0, stall: flo
             if rd_offer and ctx.get(dut.mem_rd_req.ready):
                 a, n = rd_offer
                 out["expect"].append(bytes(glob[a:a + n]) + bytes(B - n))
+                inflight.append(rd_offer)
                 rd_offer = None
             if wr_offer and ctx.get(dut.mem_wr_req.ready):
                 a, n, data = wr_offer
@@ -123,6 +134,7 @@ def run_splitter(config, reads: list, writes: list, *, seed: int = 0, stall: flo
                 accepted += 1
             if ctx.get(dut.mem_rd_rsp.valid) and ctx.get(dut.mem_rd_rsp.ready):
                 out["reads"].append(ctx.get(dut.mem_rd_rsp.payload).to_bytes(B, "little"))
+                inflight.popleft()
             for c in range(N):
                 port = dut.ch[c]
                 if ctx.get(port.mem_rd_req.valid) and ctx.get(port.mem_rd_req.ready):
