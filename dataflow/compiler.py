@@ -222,6 +222,49 @@ def _step_chunk(op: Op, span: tuple, rep: int, q: int) -> int:
     return min(q - 1, max(0, -(-hi * q // n) - 1))
 
 
+def chunk_plan(items, workload: Workload, options: CompileOptions) -> dict[int, int]:
+    """Vector items whose last pass is cut into chunks: ``{item id: chunks}``.
+
+    A chain vector kernel whose every dependent GEMM reads it along a batch-major axis
+    (:data:`_AXIS_OPS`) is cut into ``q`` chunks of whole images (``q`` divides the batch
+    units of :func:`batch_units`, at most :data:`MAX_CHUNKS`, at least :data:`MIN_CHUNK`
+    elements each); each load of such a GEMM then waits only for the chunks its step
+    reads, so the array runs on the first images while the vector engine does the rest.
+    """
+    if not (options.chunk_vector and options.offline_schedule):
+        return {}
+    u = batch_units(workload)
+    users: dict[int, list] = {}
+    for it in items:
+        for d in it.deps:
+            if d[0].kind == "vector":
+                users.setdefault(id(d[0]), []).append(it)
+    out = {}
+    for it in items:
+        if it.kind != "vector" or not it.chain or it.pass_ == "update":
+            continue
+        us = users.get(id(it), [])
+        gemms = [g for g in us if g.kind == "gemm"]
+        if not gemms or any(g.kind not in ("gemm", "vector", "prune") for g in us):
+            continue
+        ops = [o for g in gemms for o in g.ops]
+        if it.ops[0].op in _REP_PRODUCERS and all(o.op in _REP_OPS for o in ops):
+            unit = math.gcd(*(o.repeat for o in ops))  # chunks of whole repetitions
+        elif all(o.op in _AXIS_OPS and _axis(o) % u == 0 for o in ops):
+            unit = u
+        else:
+            continue
+        if it.stream_from is not None and len(kernel(it.ops[0].op, it.ops[0].pass_)
+                                              .passes) == 1:
+            continue  # its one pass is drain-fused (chunked by the producer's stores)
+        n = it.ops[0].elements
+        q = max((q for q in range(1, min(unit, MAX_CHUNKS) + 1)
+                 if unit % q == 0 and n % q == 0 and n // q >= MIN_CHUNK), default=1)
+        if q > 1:
+            out[id(it)] = q
+    return out
+
+
 class _Linker:
     """Adds cross-unit semaphore edges, keeping each token queue first-in first-out."""
 
@@ -279,7 +322,7 @@ class _Program:
                     sizes.extend(s[9][0] * s[9][1] for s in block if s[9] is not None)
                     self.blocks_left[op.name] = self.blocks_left.get(op.name, 0) + 1
             self.steps.append(steps if it.kind == "gemm" else [])
-        self.chunks = self._chunk_plan(items, workload) if offline else {}
+        self.chunks = chunk_plan(items, workload, options)
         # per GEMM item: the chunked vector items it waits for, and per step the chunks to
         # link to its loads ({item id: chunk})
         self.chunk_waits: list = [None] * len(items)
@@ -340,48 +383,6 @@ class _Program:
                 rows = vector_steps(it, self.c, False, {}, order)
                 t = np.array([r[:5] for r in rows], np.int64).reshape(-1, 5)
                 acc += float(pass_cycles(t[:, 0], t[:, 1], t[:, 2], t[:, 4], self.c).sum())
-        return out
-
-    def _chunk_plan(self, items, workload) -> dict[int, int]:
-        """Vector items whose last pass is cut into chunks: ``{item id: chunks}``.
-
-        A chain vector kernel whose every dependent GEMM reads it along a batch-major axis
-        (:data:`_AXIS_OPS`) is cut into ``q`` chunks of whole images (``q`` divides the batch
-        units of :func:`batch_units`, at most :data:`MAX_CHUNKS`, at least :data:`MIN_CHUNK`
-        elements each); each load of such a GEMM then waits only for the chunks its step
-        reads, so the array runs on the first images while the vector engine does the rest.
-        """
-        if not self.options.chunk_vector:
-            return {}
-        u = batch_units(workload)
-        users: dict[int, list] = {}
-        for it in items:
-            for d in it.deps:
-                if d[0].kind == "vector":
-                    users.setdefault(id(d[0]), []).append(it)
-        out = {}
-        for it in items:
-            if it.kind != "vector" or not it.chain or it.pass_ == "update":
-                continue
-            us = users.get(id(it), [])
-            gemms = [g for g in us if g.kind == "gemm"]
-            if not gemms or any(g.kind not in ("gemm", "vector", "prune") for g in us):
-                continue
-            ops = [o for g in gemms for o in g.ops]
-            if it.ops[0].op in _REP_PRODUCERS and all(o.op in _REP_OPS for o in ops):
-                unit = math.gcd(*(o.repeat for o in ops))  # chunks of whole repetitions
-            elif all(o.op in _AXIS_OPS and _axis(o) % u == 0 for o in ops):
-                unit = u
-            else:
-                continue
-            if it.stream_from is not None and len(kernel(it.ops[0].op, it.ops[0].pass_)
-                                                  .passes) == 1:
-                continue  # its one pass is drain-fused (chunked by the producer's stores)
-            n = it.ops[0].elements
-            q = max((q for q in range(1, min(unit, MAX_CHUNKS) + 1)
-                     if unit % q == 0 and n % q == 0 and n // q >= MIN_CHUNK), default=1)
-            if q > 1:
-                out[id(it)] = q
         return out
 
     def _step_waits(self, steps, producers) -> list:
