@@ -31,8 +31,9 @@ the sum's write (add + layer-norm statistics is one pass). Backward: a ReLU's ba
 directly before a norm's backward (the ReLU followed the norm) joins it: its mask is
 recomputed from the norm's input, which the norm's passes read anyway; a residual ``add``'s
 backward (the sum of the two gradients where the residual forks) directly after a ReLU's
-backward joins that pass as one more read stream. Other backward vector ops are not fused;
-they overlap the weight-gradient GEMMs.
+backward joins that pass as one more read stream, and so does the norm's ``dγ, dβ``
+reduction right after them (it sums over that pass's output and reads the norm's input).
+Other backward vector ops are not fused; they overlap the weight-gradient GEMMs.
 """
 
 from __future__ import annotations
@@ -151,6 +152,12 @@ def _fuse_vector_ops(groups: list[list[Op]]) -> list[list[Op]]:
                 and out[-1][0].op == "relu" and out[-1][0].pass_ == "bgrad" \
                 and out[-1][0].elements == op.elements and len(out[-1]) == 1:
             out[-1].append(op)  # the residual's gradient sum, one more read of the ReLU pass
+            continue
+        if single and op.pass_ == "wgrad" and op.op in _NORMS and out \
+                and len(out[-1]) == 2 and out[-1][0].op == "relu" \
+                and out[-1][1].op == "add" and out[-1][0].pass_ == "bgrad" \
+                and out[-1][0].elements == op.elements:
+            out[-1].append(op)  # the norm's dγ, dβ sums over that pass's output
             continue
         if single and op.pass_ == "fwd" and op.op in POINTWISE:
             if not pending and out and host_ok(out[-1], op):

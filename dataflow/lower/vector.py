@@ -29,6 +29,7 @@ COUNT_MAX = (1 << 20) - 1
 """Elements of one UPDATE row (its ``count`` field)."""
 CHUNK_ELEMS = 1 << 14
 """Elements a drain-fused vector command covers at least (fewer commands, short tail)."""
+_NORMS = frozenset(("batch_norm", "layer_norm", "group_norm", "rms_norm", "norm"))
 _UPDATE = int(isa.Opcode.UPDATE)
 _COUNT, _VPERIOD, _VBYTES, _VFLOPS, _OPT = (COL[k] for k in (
     "count", "vperiod", "vbytes", "vflops", "optimizer"))
@@ -92,6 +93,9 @@ def vector_steps(it: Item, config: AcceleratorConfig, stream: bool, stores: dict
             if before:  # the sum, which the kernel reads and the residual path keeps
                 target[1] = max(target[1], 1)
                 dram += 2
+        elif f.pass_ == "wgrad" and f.op in _NORMS and not before:
+            target[0] += 1  # the norm's input (x-hat); the gradient is the pass's own output
+            dram += 2
     n = max(1, op.elements)
     gemm_in = 2 if it.stream_from is not None else 0  # the GEMM's fp32 output read
     rw = sum(r + w for r, w, _ in passes) or 1
