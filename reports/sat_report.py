@@ -231,10 +231,9 @@ def _explain(main: pd.DataFrame) -> list[str]:
         "each tile's fill and drain (OS: 2R + C + 1 cycles; WS: k + R + C), sparse tiles whose "
         "compressed reduction (K·N/M) underfills the 32 array rows (K = 64 at 2:8 leaves 16), "
         "and ragged edges. Exposed DMA: loads that outlast the tiles they overlap, which are "
-        "shorter in the sparse step; strided 64-byte rows (as the column-major A of "
-        "output-stationary weight-gradient tiles) are a request each, and a power-of-two "
-        "stride puts them in one or two of the channels; a tile-blocked DRAM layout would "
-        "stream them, but hwsim.TensorRef knows only row- and column-major tensors. "
+        "shorter in the sparse step: operands are stored tile-blocked "
+        "(`CompileOptions.tile_blocked`), so a tile's LOAD or STORE is one contiguous burst "
+        "stream, and what stays exposed is mostly a chain GEMM's first activation load. "
         "Lowest share of bound: "
         f"{worst.model} ({worst.share_of_bound:.1%}).",
     ]
