@@ -54,7 +54,7 @@ import math
 import numpy as np
 
 from hwsim import isa
-from hwsim.config import AcceleratorConfig
+from hwsim.config import AcceleratorConfig, load_config
 from hwsim.engine import Stats, run
 from hwsim.program import Program, TensorRef
 from hwsim.units.sore import prune_cycles
@@ -626,7 +626,7 @@ class _Program:
                     step[s] = streams[s][pos[s]][1]
 
 
-def compile(workload: Workload, config: AcceleratorConfig,
+def compile(workload: Workload, config: AcceleratorConfig | str,
             options: CompileOptions | None = None) -> CompiledProgram:
     """Lower a workload to a program for ``config``.
 
@@ -649,6 +649,7 @@ def compile(workload: Workload, config: AcceleratorConfig,
     MappingError
         An op that fits no mapping (names the module and op).
     """
+    config = load_config(config)
     options = options or CompileOptions()
     if options.offline_schedule and any(op.op not in MEMO_OPS for op in workload.lookups()):
         # MemoryFormer's lookup items run in plan order between SYNCs: their blocks overlap
@@ -700,8 +701,9 @@ def compile(workload: Workload, config: AcceleratorConfig,
     return out
 
 
-def simulate_program(program: CompiledProgram, config: AcceleratorConfig | None = None
+def simulate_program(program: CompiledProgram, config: AcceleratorConfig | str | None = None
                      ) -> Stats:
     """Time a compiled program with :func:`hwsim.run` on its command table (``check=False``:
     its vector passes are compiler annotations; :mod:`hwsim.engine`)."""
-    return run(program, config or program.config, check=False).stats
+    return run(program, program.config if config is None else load_config(config),
+               check=False).stats

@@ -65,7 +65,7 @@ from pathlib import Path
 import numpy as np
 
 from hwsim import isa
-from hwsim.config import AcceleratorConfig
+from hwsim.config import AcceleratorConfig, load_config
 from hwsim.dram import dma_cycles
 from hwsim.units.array import gemm_cycles
 
@@ -270,11 +270,12 @@ def _fits(op: OpShape, mp: Mapping, config: AcceleratorConfig) -> str | None:
     return None
 
 
-def estimate(op: OpShape, mp: Mapping, config: AcceleratorConfig, *,
+def estimate(op: OpShape, mp: Mapping, config: AcceleratorConfig | str, *,
              cfg_key: str | None = None, blocked: bool = False) -> tuple[float, float]:
     """``(cycles, energy_pj)`` of one repetition of ``op`` under ``mp`` (module docstring).
     ``cfg_key``: ``config.key()`` when the caller has it. ``blocked``: the operands are in
     the tile-blocked layouts of :mod:`dataflow.lower.gemm` (each tile's rows contiguous)."""
+    config = load_config(config)
     R, C = config.array.rows, config.array.cols
     t = _Tally(config, cfg_key or _config_key(config))
     M, N, K = (0, 0, 0) if blocked else (op.m, op.n, op.k)  # row pitches; 0: the tile's own
@@ -445,7 +446,7 @@ class MappingCache:
             cls._memory.clear()
 
 
-def search(op: OpShape, config: AcceleratorConfig, objective: str = "cycles", *,
+def search(op: OpShape, config: AcceleratorConfig | str, objective: str = "cycles", *,
            dataflows: tuple[str, ...] | None = None,
            cache: MappingCache | None = None, blocked: bool = False) -> Mapping:
     """The best mapping of ``op`` for ``objective`` (ties: the first candidate; for ``"cycles"``
@@ -469,6 +470,7 @@ def search(op: OpShape, config: AcceleratorConfig, objective: str = "cycles", *,
     MappingError
         No candidate fits; names the op and each candidate's reason.
     """
+    config = load_config(config)
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, not {objective!r}")
     allowed = tuple(config.array.dataflows if dataflows is None else dataflows)

@@ -129,7 +129,7 @@ def ws_sparse_chunks(k: int, nm: tuple[int, int], rows: int) -> int:
     return -(-compressed_rows(k, nm) // rows)
 
 
-def gemm_tiling(m: int, n: int, k: int, config: AcceleratorConfig,
+def gemm_tiling(m: int, n: int, k: int, config: AcceleratorConfig | str,
                 dataflow: str = "os", nm: tuple[int, int] | None = None) -> Mapping:
     """The reference mapping of one GEMM: the largest chunks that fit half of each buffer.
 
@@ -145,6 +145,7 @@ def gemm_tiling(m: int, n: int, k: int, config: AcceleratorConfig,
     ValueError
         Non-positive dimensions.
     """
+    config = load_config(config)
     _check_dims(m, n, k)
     half = 2 if config.buffers.double_buffered else 1
     if dataflow == "os":
@@ -507,7 +508,7 @@ def emit_block(proto: GemmProtocol, block: list[tuple], nm: tuple[int, int] | No
     return first_in, stores
 
 
-def compile_gemm(m: int, n: int, k: int, config: AcceleratorConfig, *,
+def compile_gemm(m: int, n: int, k: int, config: AcceleratorConfig | str, *,
                  dataflow: str = "os", sparsity: tuple[int, int] | None = None,
                  mapping: Mapping | None = None, max_commands: int | None = None,
                  blocked: bool = False) -> Program:
@@ -545,6 +546,7 @@ def compile_gemm(m: int, n: int, k: int, config: AcceleratorConfig, *,
     BudgetError
         More commands than ``max_commands``.
     """
+    config = load_config(config)
     _check_dims(m, n, k)
     if sparsity is not None:
         sparsity = tuple(sparsity)

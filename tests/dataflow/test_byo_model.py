@@ -8,6 +8,7 @@ import importlib.util
 import math
 import sys
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -22,6 +23,7 @@ from dataflow import (
     simulate_model,
     simulate_workload,
 )
+from hwsim.config import preset
 
 # The models a user would write, as a file of factories (written to tmp_path by the tests).
 MODELS = '''
@@ -423,8 +425,21 @@ def test_api_takes_a_module_a_preset_name_and_exports_the_helpers(models):
     prog, df, totals = simulate_workload(wl, "tiny")  # a preset name, not only a config
     assert totals["cycles"] == res.totals["cycles"]
     for name in ("required_skip", "default_skip", "extract", "load_model", "get_model",
-                 "model_names", "expected_rows", "simulate_workload", "ModelFileError"):
+                 "model_names", "expected_rows", "simulate_workload", "ModelFileError",
+                 "run_step", "check_step"):
         assert name in dataflow.__all__ and getattr(dataflow, name) is not None
+    # every entry point that takes a config takes a preset name too, with the same result
+    cfg = preset("tiny")
+    prog = dataflow.compile(wl, "tiny")
+    assert dataflow.simulate_program(prog, "tiny").cycles == totals["cycles"]
+    assert dataflow.simulate_program(dataflow.compile(wl, cfg)).cycles == totals["cycles"]
+    shape = dataflow.OpShape(64, 48, 96, (2, 8))
+    mp = dataflow.search(shape, "tiny")
+    assert mp == dataflow.search(shape, cfg)
+    assert dataflow.estimate(shape, mp, "tiny") == dataflow.estimate(shape, mp, cfg)
+    assert dataflow.gemm_tiling(64, 48, 96, "tiny") == dataflow.gemm_tiling(64, 48, 96, cfg)
+    assert np.array_equal(dataflow.compile_gemm(64, 48, 96, "tiny").table,
+                          dataflow.compile_gemm(64, 48, 96, cfg).table)
 
 
 def test_api_refuses_bad_models_and_inputs_in_one_line(models, tmp_path):
