@@ -108,21 +108,24 @@ def main(argv: list[str] | None = None) -> int:
     t_yosys = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=out, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
-    seen, last = 0, None
+    offset, tail, last = 0, "", None
     while proc.poll() is None:
         time.sleep(5)
         if time.perf_counter() - t_yosys > args.timeout_h * 3600:
             proc.kill()
             step(f"yosys stopped after {args.timeout_h:g} h in pass {last}")
             return 1
-        if log.exists():
-            lines = log.read_text(errors="replace").splitlines()
-            for line in lines[seen:]:
+        if log.exists():  # read what the log gained (it grows to hundreds of MB)
+            with log.open("rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+            offset += len(chunk)
+            *lines, tail = (tail + chunk.decode(errors="replace")).split("\n")
+            for line in lines:
                 m = _PASS.match(line.strip())
                 if m and m.group(1).count(".") <= 1:  # top-level and first sub-level passes
                     last = f"{m.group(1)} {m.group(2)}"
                     step(f"yosys {last}")
-            seen = len(lines)
         state["yosys_s"] = round(time.perf_counter() - t_yosys, 1)
         _save(progress, state)
     yosys_s = time.perf_counter() - t_yosys
