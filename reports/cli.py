@@ -577,9 +577,20 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def _quiet_elaboration() -> None:
+    """No Amaranth ``UnusedElaboratable`` warnings: a design that a check refuses half-built
+    leaves its parts unused, and the user should see the one line that says why."""
+    import warnings
+
+    from amaranth.hdl import UnusedElaboratable
+
+    warnings.filterwarnings("ignore", category=UnusedElaboratable)
+
+
 def cmd_rtl_verilog(args) -> int:
     from rtl.verilog import write_verilog
 
+    _quiet_elaboration()
     cfg = _config(args.config)
     path = write_verilog(cfg, args.out, port=args.port, lookup=not args.no_lookup)
     print(f"wrote {path} ({args.port} memory port"
@@ -591,6 +602,7 @@ def cmd_rtl_verilog(args) -> int:
 def cmd_rtl_package(args) -> int:
     from rtl.package import VIVADO_NOTE, write_package
 
+    _quiet_elaboration()
     cfg = _config(args.config)
     print(f"elaborating the {cfg.name} kernel (minutes for a large config)", file=sys.stderr,
           flush=True)

@@ -176,6 +176,11 @@ class SatmemKernel(wiring.Component):
 
     def __init__(self, config: AcceleratorConfig, *, lookup: bool = True,
                  pe_module: str | None = None, row_bytes: int = ROW_BYTES, slots: int = SLOTS):
+        if config.dram.channels > 1:
+            raise ValueError(
+                f"the kernel takes one data base argument ('data'), but config {config.name!r} "
+                f"has {config.dram.channels} DRAM channels, each its own AXI4 master and "
+                f"memory bank needing its own base: not built yet (dram.channels: 1 packages)")
         self.config, self.lookup = config, lookup
         self.core = AxiAccelerator(config, pe_module=pe_module, lookup=lookup,
                                    row_bytes=row_bytes, slots=slots)

@@ -60,7 +60,7 @@ def test_info_reads_a_yaml_file(capsys, tmp_path):
     (["info", "--config", "/nonexistent/cfg.yaml"], "readable YAML file"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
     (["rtl", "verilog", "--config", "vcu1525", "--out", "x"],
-     "the RTL memory port assumes dram.model='fixed'"),
+     "the RTL gather needs lookup.gather_lanes (256) to divide vector.lanes (64"),
 ])
 def test_bad_input_is_one_line_and_exit_2(capsys, argv, needle):
     code, out, err = run_cli(capsys, *argv)

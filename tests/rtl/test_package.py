@@ -21,9 +21,10 @@ pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable
 
 
 def _vcu1525_like():
-    """vcu1525 (32x32 fp16, N:M 2:4, 2:8, 1:8, 200 MHz) with a 1024-bit DMA bus, the widest
-    AXI4 data the AXI bridge takes (the preset's 2048-bit bus needs the multi-channel port)."""
-    return preset("vcu1525").replace(dram__bus_bytes=128, vector__lanes=32)
+    """vcu1525 (32x32 fp16, N:M 2:4, 2:8, 1:8, 200 MHz) with a 1024-bit DMA bus on one DRAM
+    channel: the kernel has one data base argument, and the preset's four channels would need
+    four (each channel is its own master and bank)."""
+    return preset("vcu1525").replace(dram__bus_bytes=128, dram__channels=1, vector__lanes=32)
 
 
 def _args(root):
@@ -88,6 +89,11 @@ def test_kernel_args_are_where_the_register_map_decodes_them():
                .iter("port") if p.get("mode") == "master"}
     assert masters == {"m_axi_gmem": "1024", "m_axi_lk": "512", "m_axi_cmd": "128"}
     assert "ipx::associate_bus_interfaces -busif m_axi_lk -clock ap_clk $core" in package_tcl(k)
+
+
+def test_a_kernel_of_several_dram_channels_is_refused_by_name():
+    with pytest.raises(ValueError, match="has 4 DRAM channels, each its own AXI4 master"):
+        SatmemKernel(preset("vcu1525").replace(dram__bus_bytes=128, vector__lanes=32))
 
 
 def test_manifest_lists_sparse_fp16_gemms_and_every_command_for_a_vcu1525_like_config():
