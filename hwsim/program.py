@@ -126,12 +126,17 @@ class TensorRef:
     def nbytes(self) -> int:
         return self.shape[0] * self.shape[1] * self.np_dtype.itemsize
 
-    def write(self, dram: np.ndarray, value: np.ndarray) -> None:
+    def stored(self, value: np.ndarray) -> np.ndarray:
+        """``value`` in its element type as it is stored: itself (``order="row"``) or its
+        transpose (``"col"``); a shape other than the tensor's is refused."""
         value = np.asarray(value)
         if value.shape != tuple(self.shape):
             raise ValueError(f"tensor of shape {value.shape} does not match {self.shape}")
         v = value.astype(self.np_dtype)
-        v = v if self.order == "row" else v.T
+        return v if self.order == "row" else v.T
+
+    def write(self, dram: np.ndarray, value: np.ndarray) -> None:
+        v = self.stored(value)
         dram[self.addr:self.addr + self.nbytes] = np.ascontiguousarray(v).view(np.uint8).ravel()
 
     def read(self, dram: np.ndarray) -> np.ndarray:

@@ -188,11 +188,7 @@ class BlockedRef(TensorRef):
         return tuple(self.shape) if self.order == "row" else tuple(self.shape[::-1])
 
     def write(self, dram: np.ndarray, value: np.ndarray) -> None:
-        value = np.asarray(value)
-        if value.shape != tuple(self.shape):
-            raise ValueError(f"tensor of shape {value.shape} does not match {self.shape}")
-        v = value.astype(self.np_dtype)
-        v = v if self.order == "row" else v.T
+        v = self.stored(value)
         flat = np.concatenate([np.ascontiguousarray(v[:, j:j + self.block]).ravel()
                                for j in range(0, v.shape[1], self.block)])
         dram[self.addr:self.addr + self.nbytes] = flat.view(np.uint8)
