@@ -90,7 +90,7 @@ def compare_kernels() -> None:
     d = cfg.dram
     model = dram.DramModel(cfg)
     cases = []
-    for _ in range(3):
+    for merge in (True, False, True):  # dram.dma "burst" and "entry"
         addr = rng.integers(0, 1 << 20, 12) * 64
         rows = rng.integers(0, 40, 12)
         nbytes = rng.integers(0, 600, 12)
@@ -98,10 +98,10 @@ def compare_kernels() -> None:
         cases.append((addr, rows, nbytes, stride, d.channels, d.banks, *model._shifts,
                       float(model.channel_bytes_per_cycle), cfg.dram_latency_cycles,
                       float(model.miss_cycles), model.max_outstanding, dram.DMA_BURST_BYTES,
-                      d.request_ports))
+                      d.request_ports, merge))
     dma_kernel, schedule_kernel = dram._dma_kernel, schedule._schedule  # before any is built
     closed = np.full(d.channels * d.banks, -1)
-    py = [_interpreted(dma_kernel, *args, closed.copy()) for args in cases]
+    py = [_interpreted(dma_kernel, *args[:-1], closed.copy(), args[-1]) for args in cases]
     n = 300
     unit = rng.integers(0, 4, n)
     duration = rng.integers(1, 50, n)
@@ -117,7 +117,7 @@ def compare_kernels() -> None:
     py_sched = _interpreted(schedule_kernel, *args)
     assert "numba" not in sys.modules  # all of it ran as Python
     for case, want in zip(cases, py, strict=True):
-        got = dma_kernel.dispatcher()(*case, closed.copy())
+        got = dma_kernel.dispatcher()(*case[:-1], closed.copy(), case[-1])
         assert want[0].sum() > 0
         for x, y in zip(want, got, strict=True):
             assert np.array_equal(x, y)
