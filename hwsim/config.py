@@ -43,6 +43,7 @@ __all__ = [
 DATAFLOWS = ("os", "ws")
 DATATYPES = ("int8", "fp16")
 DRAM_MODELS = ("fixed", "banked")
+DMA_ISSUE = ("entry", "burst")
 TIER_KINDS = ("sram", "hbm", "ddr", "cxl", "pmem")
 LOOKUP_ELEMENTS = ("fp16", "int8")
 
@@ -201,6 +202,13 @@ class DramConfig:
     request_ports : int
         Banked model: requests the DMA front end issues per cycle (its address ports, e.g. one
         AXI4 port per memory controller). 1 issues one request per cycle for the whole DRAM.
+    dma : str
+        Banked model: how the DMA engines issue a LOAD or STORE. ``"entry"`` (the default, what
+        ``rtl/dma.py`` builds): one request per buffer entry, one a cycle, at most
+        :data:`hwsim.dram.DMA_IN_FLIGHT` in flight, each channel moving at most
+        ``bus_bytes / channels`` bytes a cycle (its AXI4 port). ``"burst"``: a DMA that merges
+        contiguous entries into 4 KiB bursts on ``request_ports`` ports, not built in RTL: a
+        design-space point for what a wider DMA would buy.
     """
 
     model: str = "fixed"
@@ -212,6 +220,7 @@ class DramConfig:
     row_bytes: int = 2048
     row_miss_ns: float = 30.0
     request_ports: int = 1
+    dma: str = "entry"
 
     def validate(self, path: str = "dram") -> None:
         if self.model not in DRAM_MODELS:
@@ -224,6 +233,8 @@ class DramConfig:
         _power_of_two(f"{path}.row_bytes", self.row_bytes)
         _nonneg_number(f"{path}.row_miss_ns", self.row_miss_ns)
         _positive_int(f"{path}.request_ports", self.request_ports)
+        if self.dma not in DMA_ISSUE:
+            raise ConfigError(f"{path}.dma", self.dma, f"one of {DMA_ISSUE}")
 
 
 @dataclass(frozen=True)

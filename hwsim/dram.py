@@ -42,16 +42,24 @@ the cycle each request was issued and the cycle it completed, in accelerator clo
       the cycle: a lone single-cycle row hit completes ``latency`` after issue, as in the fixed
       model.
 
-    Reads and writes are timed alike (no bus turnaround, no refresh, no tFAW); the accelerator
-    side of the DMA is not a bottleneck (requests may be larger than ``dram.bus_bytes``).
+    Reads and writes are timed alike (no bus turnaround, no refresh, no tFAW).
     Sequential streams of large requests keep every channel's bus busy and reach near peak;
     small random requests are bound by the request ports' issue rate and by row misses.
 
 DMA commands (:func:`dma_cycles`, what :func:`hwsim.run` uses)
-    A LOAD or STORE becomes a request stream (contiguous rows merged into bursts of at most
-    :data:`DMA_BURST_BYTES`, a strided row one request) and its duration follows from the
-    stream's timing in the configured model; the banked model carries its row buffers across
-    commands in program order (the ordering rule is in :func:`dma_cycles`).
+    A LOAD or STORE becomes a request stream and its duration follows from the stream's timing
+    in the configured model; the banked model carries its row buffers across commands in
+    program order (the ordering rule is in :func:`dma_cycles`). How the stream is cut is
+    ``dram.dma``:
+
+    - ``"entry"`` (default; what ``rtl/dma.py`` and ``rtl/channels.py`` build): one request
+      per buffer entry (at most ``dram.bus_bytes``), one issued a cycle, at most
+      :data:`DMA_IN_FLIGHT` in flight; each channel's data moves at the smaller of its DRAM
+      rate and its AXI4 port's ``bus_bytes / channels`` bytes a cycle. So a command of ``rows``
+      entries takes at least ``rows`` cycles, whatever the DRAM's peak.
+    - ``"burst"`` (model only, not built in RTL): contiguous rows merged into bursts of at most
+      :data:`DMA_BURST_BYTES`, a strided row one request, ``dram.request_ports`` requests a
+      cycle: the accelerator side of the DMA is not a bottleneck.
 
 The lookup engine's memory tiers (:mod:`hwsim.tiers`) run on the same banked kernels, with a
 per-channel request-queue front end and separate read and write latencies and bandwidths.
@@ -69,6 +77,7 @@ from .config import AcceleratorConfig
 
 __all__ = [
     "DMA_BURST_BYTES",
+    "DMA_IN_FLIGHT",
     "INTERLEAVE_BYTES",
     "MAX_OUTSTANDING",
     "STREAM_REQUEST_BYTES",
@@ -94,7 +103,13 @@ STREAM_REQUEST_BYTES = 4096
 """Default request size of :func:`stream_cycles`: one AXI4 burst may not cross 4 KiB."""
 
 DMA_BURST_BYTES = 4096
-"""Largest request a DMA command issues, and the address boundary no request crosses (AXI4)."""
+"""Largest request a ``dram.dma == "burst"`` DMA command issues, and the address boundary no
+request crosses (AXI4)."""
+
+DMA_IN_FLIGHT = 32
+"""Requests a ``dram.dma == "entry"`` DMA engine keeps in flight at most: the RTL channel
+splitter's read window (``rtl.axi.AxiAccelerator`` gives :class:`rtl.channels.ChannelSplitter`
+``2 * max_reads`` = 32 reads; a test pins the two equal)."""
 
 
 @njit(cache=True)
@@ -228,9 +243,10 @@ def _banked_kernel(addrs, sizes, writes, channels, banks, gran_shift, line_shift
       + 2e-5 * addr.shape[0])
 def _dma_kernel(addr, rows, nbytes, stride, channels, banks, gran_shift, line_shift,
                 ch_bytes_per_cycle, latency, miss_cycles, max_outstanding, burst, ports,
-                open_row):  # pragma: no cover - compiled
+                open_row, merge):  # pragma: no cover - compiled
     """Transfer cycles, row hits and misses of DMA commands in order (see :func:`dma_cycles`);
-    ``open_row`` (one entry per bank, -1 closed) is the row-buffer state, updated in place."""
+    ``open_row`` (one entry per bank, -1 closed) is the row-buffer state, updated in place.
+    ``merge``: contiguous rows become one stream of bursts; otherwise every row is a request."""
     n = addr.shape[0]
     transfer = np.zeros(n, np.int64)
     hits = np.zeros(n, np.int64)
@@ -250,7 +266,7 @@ def _dma_kernel(addr, rows, nbytes, stride, channels, banks, gran_shift, line_sh
         bus_free[:] = 0.0
         row_ready[:] = 0.0
         last_data[:] = 0.0
-        contiguous = stride[c] == nbytes[c] or rows[c] == 1
+        contiguous = merge and (stride[c] == nbytes[c] or rows[c] == 1)
         ranges = 1 if contiguous else rows[c]
         length = nbytes[c] * rows[c] if contiguous else nbytes[c]
         t = -1
@@ -559,12 +575,14 @@ def dma_cycles(store, dram_addr, rows, nbytes, stride, config: AcceleratorConfig
     ``2 + dma_issue_cycles``, an empty command 2.
 
     ``model == "banked"``: the command's request stream goes through the banked model of
-    :class:`DramModel` (``dram.request_ports`` requests issued per cycle, at most
-    :data:`MAX_OUTSTANDING` per port in flight). Its rows are ``nbytes`` at
-    ``dram_addr + r * stride``; the DMA merges rows that
-    are contiguous (``stride == nbytes``) into one stream, and splits every stream into
-    requests of at most :data:`DMA_BURST_BYTES` that do not cross a :data:`DMA_BURST_BYTES`
-    boundary (AXI4 bursts); a strided row is a request of its own. With ``transfer`` the
+    :class:`DramModel`. Its rows are ``nbytes`` at ``dram_addr + r * stride``. With
+    ``dram.dma == "entry"`` (the RTL's DMA) every row is one request, one issued a cycle, at
+    most :data:`DMA_IN_FLIGHT` in flight, and a channel moves at most ``bus_bytes / channels``
+    bytes a cycle. With ``"burst"`` (``dram.request_ports`` requests issued per cycle, at most
+    :data:`MAX_OUTSTANDING` per port in flight) the DMA merges rows that are contiguous
+    (``stride == nbytes``) into one stream, and splits every stream into requests of at most
+    :data:`DMA_BURST_BYTES` that do not cross a :data:`DMA_BURST_BYTES` boundary (AXI4
+    bursts); a strided row is a request of its own. With ``transfer`` the
     cycles from its first issue to its last data leaving a channel's bus, a LOAD takes
     ``1 + transfer + latency`` (start cycle, requests, the last data's return), a STORE
     ``2 + transfer`` (start and done cycles; writes are posted), as in the fixed closed forms:
@@ -619,10 +637,15 @@ def dma_cycles(store, dram_addr, rows, nbytes, stride, config: AcceleratorConfig
     else:
         model = DramModel(config)
         open_row = np.full(d.channels * d.banks, -1, np.int64)
+        if d.dma == "entry":  # rtl/dma.py: a request per entry a cycle, AXI4 ports per channel
+            ch_rate = min(model.channel_bytes_per_cycle, d.bus_bytes / d.channels)
+            window, ports, merge = DMA_IN_FLIGHT, 1, False
+        else:
+            ch_rate = model.channel_bytes_per_cycle
+            window, ports, merge = model.max_outstanding, d.request_ports, True
         transfer, hits, misses = _dma_kernel(
-            addr, rows, nbytes, stride, d.channels, d.banks, *model._shifts,
-            float(model.channel_bytes_per_cycle), lat, float(model.miss_cycles),
-            model.max_outstanding, DMA_BURST_BYTES, d.request_ports, open_row)
+            addr, rows, nbytes, stride, d.channels, d.banks, *model._shifts, float(ch_rate),
+            lat, float(model.miss_cycles), window, DMA_BURST_BYTES, ports, open_row, merge)
     cycles = np.where(st != 0, 2, 1 + lat) + transfer
     cycles = np.where(rows == 0, 2, cycles)
     transfer = np.where(rows == 0, 0, transfer)

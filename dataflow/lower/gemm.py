@@ -25,15 +25,16 @@ then C (int32, or fp32 for an fp16 array), each 64-byte aligned. A is
 
 Tile-blocked layouts (``blocked=True``; what :func:`dataflow.compile` uses by default,
 ``CompileOptions.tile_blocked``): every operand is stored in panels (:class:`BlockedRef`) so
-that each tile's LOAD or STORE is one contiguous range of DRAM, streamed in bursts of up to
-4 KiB (:func:`hwsim.dram.dma_cycles`), instead of one request per 64-byte (fp16 x 32) or
-128-byte (fp32 x 32) row at the tensor's row pitch, where a power-of-two pitch also puts every
-row in the same one or two DRAM channels. The panels: A of output-stationary tiles, column-major
-within panels of R rows (an m-block: its ``kc`` x ``mr`` tile is contiguous); dense A of
-weight-stationary tiles, row-major within panels of R reduction operands (a k-chunk); B, its
-indices and C, row-major within panels of C columns (an n-block). The values and the tiles'
-SRAM contents are those of the row- and column-major layouts; only addresses and strides
-differ.
+that each tile's LOAD or STORE is one contiguous range of DRAM instead of 64-byte (fp16 x 32) or
+128-byte (fp32 x 32) rows at the tensor's row pitch, where a power-of-two pitch puts every row
+in the same one or two DRAM channels. With the RTL's DMA (``dram.dma == "entry"``, an entry a
+cycle) a contiguous range spreads its rows over every channel's port; a burst DMA (model only)
+streams it in bursts of up to 4 KiB (:func:`hwsim.dram.dma_cycles`). The panels: A of output-
+stationary tiles, column-major within panels of R rows (an m-block: its ``kc`` x ``mr`` tile is
+contiguous); dense A of weight-stationary tiles, row-major within panels of R reduction operands
+(a k-chunk); B, its indices and C, row-major within panels of C columns (an n-block). The values
+and the tiles' SRAM contents are those of the row- and column-major layouts; only addresses and
+strides differ.
 
 Partial tiles at the matrix edges use LOAD's zero fill, so DRAM holds no other padding.
 :func:`sparse_operands` builds the sparse layouts from dense operands.

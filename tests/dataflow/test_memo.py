@@ -112,6 +112,9 @@ def test_a_hit_from_free_memory_saves_the_attention_minus_search_and_fetch(vcu):
                        read_latency_ns=0.0, write_latency_ns=0.0)
     cfg = memo_config(vcu, store, attention_sites(wl, 2))
     cfg = dataclasses.replace(cfg, lookup=dataclasses.replace(cfg.lookup, tiers=(free,)))
+    # a burst DMA, so the DMA's own issue rate (an entry a cycle in the RTL's) does not hide
+    # the fetch's traffic at the DRAM's peak, which is what this test pins
+    cfg = cfg.replace(dram__dma="burst")
     _, plain_df, plain = simulate_workload(wl, cfg)
     _, df, memo = simulate_workload(memoize(wl, store, 1.0, 2), cfg)
     attn = plain_df[plain_df.name.str.contains("attention.self.matmul.fwd|softmax")]
@@ -161,7 +164,10 @@ def test_hits_per_layer_and_traces(tmp_path):
                         n_layers=3)
     assert res.layers.hits.tolist() == [3, 0, 2]
     assert res.layers.memoized.tolist() == [True, False, True]
-    assert abs(res.layers.memo_cycles.iloc[1] - res.layers.plain_cycles.iloc[1]) <= 10
+    # a layer without hits runs the same commands; only the DMA queue its memoized neighbour
+    # leaves busy (the fetch's stores, an entry a cycle) moves its start and end a little
+    assert abs(res.layers.memo_cycles.iloc[1] - res.layers.plain_cycles.iloc[1]) \
+        <= 0.02 * res.layers.plain_cycles.iloc[1]
 
 
 def test_from_index_reads_the_real_faiss_parameters():

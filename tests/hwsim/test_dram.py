@@ -11,7 +11,14 @@ import pytest
 from hwsim import isa
 from hwsim.buffers import elem_bytes
 from hwsim.config import preset
-from hwsim.dram import DMA_BURST_BYTES, MAX_OUTSTANDING, DramModel, dma_cycles, stream_cycles
+from hwsim.dram import (
+    DMA_BURST_BYTES,
+    DMA_IN_FLIGHT,
+    MAX_OUTSTANDING,
+    DramModel,
+    dma_cycles,
+    stream_cycles,
+)
 from hwsim.units import unit_cycles
 from hwsim.units.dma import dram_request_cycles
 
@@ -233,9 +240,10 @@ def test_stream_cycles_rejects_bad_sizes():
 
 # --- DMA commands (dma_cycles, what hwsim.run uses) -------------------------------------------
 
-def _requests(addr, rows, nbytes, stride):
-    """The DMA's request stream, written out: contiguous rows merged, AXI 4 KiB bursts."""
-    ranges = [(addr, rows * nbytes)] if stride == nbytes or rows == 1 else \
+def _requests(addr, rows, nbytes, stride, merge=True):
+    """The DMA's request stream, written out: contiguous rows merged, AXI 4 KiB bursts
+    (``dram.dma == "burst"``), or one request per row (``"entry"``, ``merge=False``)."""
+    ranges = [(addr, rows * nbytes)] if merge and (stride == nbytes or rows == 1) else \
         [(addr + r * stride, nbytes) for r in range(rows)]
     out = []
     for a, n in ranges:
@@ -284,11 +292,26 @@ def test_dma_cycles_of_fixed_model_are_unit_cycles(cfg):
     (40, 128, 4352, 100), (3, 6000, 6000, 8), (3, 6000, 7000, 8), (700, 64, 512, 1 << 20),
 ])
 @pytest.mark.parametrize("store", [False, True])
+@pytest.mark.parametrize("dma", ["entry", "burst"])
 def test_dma_command_on_idle_dram_is_the_banked_model_of_its_request_stream(rows, nbytes,
-                                                                            stride, addr, store):
-    cfg = preset("vcu1525")
-    req = _requests(addr, rows, nbytes, stride)
-    r = DramModel(cfg).access(req[:, 0], req[:, 1], np.full(len(req), store))
+                                                                            stride, addr, store,
+                                                                            dma):
+    cfg = preset("vcu1525").replace(dram__dma=dma)
+    if dma == "burst":
+        req = _requests(addr, rows, nbytes, stride)
+        m = DramModel(cfg)
+    else:
+        # the RTL's DMA: a request per entry, one a cycle (one request port), the splitter's
+        # window in flight, each channel at its AXI4 port's 64 bytes a cycle (DDR4: 96)
+        if nbytes > cfg.dram.bus_bytes:
+            pytest.skip("an entry is at most the bus")
+        req = _requests(addr, rows, nbytes, stride, merge=False)
+        port = cfg.dram.bus_bytes / cfg.dram.channels
+        m = DramModel(cfg.replace(dram__request_ports=1,
+                                  dram__bandwidth_gbps=port * cfg.clock_mhz / 1000))
+        assert port < DramModel(cfg).channel_bytes_per_cycle
+        m.max_outstanding = DMA_IN_FLIGHT
+    r = m.access(req[:, 0], req[:, 1], np.full(len(req), store))
     t = dma_cycles(store, addr, rows, nbytes, stride, cfg)
     lat = cfg.dram_latency_cycles
     # a LOAD: start cycle, requests, last data back; a STORE: start, requests, done
@@ -298,8 +321,29 @@ def test_dma_command_on_idle_dram_is_the_banked_model_of_its_request_stream(rows
     assert t.transfer[0] >= t.ideal[0]
 
 
-def test_sequential_dma_load_reaches_near_peak_and_strided_small_rows_do_not():
+def test_rtl_dma_moves_an_entry_a_cycle_whatever_the_dram_peak():
     cfg = preset("vcu1525")
+    assert cfg.dram.dma == "entry"
+    lat = cfg.dram_latency_cycles
+    # 65536 contiguous 64-byte ACT rows: a request a cycle, rotating over the four channels
+    seq = dma_cycles(False, 0, 65536, 64, 64, cfg)
+    assert seq.cycles[0] == 1 + 65536 + lat
+    assert dma_cycles(True, 0, 65536, 64, 64, cfg).cycles[0] == 2 + 65536
+    # 256-byte VEC rows: four beats each on one channel's 64-byte port, channels in turn, so
+    # every port is busy all the time and the first row misses (6 cycles) are never made up
+    vec = dma_cycles(False, 0, 4096, 256, 256, cfg).cycles[0]
+    assert vec == 1 + 4096 + 3 + lat + DramModel(cfg).miss_cycles
+    # 64-byte rows 4 KiB apart: still one a cycle (row misses hide behind the window)
+    strided = dma_cycles(False, 0, 4096, 64, 4096, cfg)
+    assert strided.cycles[0] >= 1 + 4096 + lat
+    assert strided.row_misses[0] > 0
+    # a burst DMA (model only) would take the same bytes near the DRAM's peak
+    burst = dma_cycles(False, 0, 65536, 64, 64, cfg.replace(dram__dma="burst"))
+    assert burst.cycles[0] < seq.cycles[0] / 5
+
+
+def test_sequential_dma_load_reaches_near_peak_and_strided_small_rows_do_not():
+    cfg = preset("vcu1525").replace(dram__dma="burst")
     m = DramModel(cfg)
     lat = cfg.dram_latency_cycles
     # 4 MiB as 65536 contiguous 64-byte ACT rows: merged into 4 KiB bursts
@@ -317,7 +361,7 @@ def test_sequential_dma_load_reaches_near_peak_and_strided_small_rows_do_not():
 
 
 def test_row_buffers_carry_over_from_command_to_command_in_order():
-    cfg = preset("vcu1525")
+    cfg = preset("vcu1525").replace(dram__dma="burst")
     m = DramModel(cfg)
     # one 2 KiB row each: 8 chunks, two per channel in bank 0's row 0 of every channel
     a, b = 0, 512 * 1024  # b: the same channels and banks as a, row 4

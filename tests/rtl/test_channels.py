@@ -233,6 +233,19 @@ def test_vcu1525_has_four_512_bit_masters_with_64_bit_addresses():
     assert dma_prefixes(preset("tiny")) == ("m_axi",)
 
 
+def test_hwsims_dma_window_and_port_rate_are_the_rtls():
+    """hwsim's ``dram.dma == "entry"`` timing takes its in-flight window and each channel's
+    rate from what this top builds: the splitter holds two bridges' reads, a port moves
+    ``channel_bytes`` a cycle, the DMA issues one entry a cycle."""
+    from hwsim.dram import DMA_IN_FLIGHT
+
+    config = preset("vcu1525")
+    assert config.dram.dma == "entry"
+    top = AxiAccelerator(config, lookup=False)
+    assert 2 * top.bridge_params["max_reads"] == DMA_IN_FLIGHT
+    assert channel_bytes(config) == config.dram.bus_bytes // config.dram.channels
+
+
 @pytest.mark.parametrize(("dram", "needle"), [
     ({"channels": 3}, "dram.channels must be a power of two of at least 2 for one AXI4 master "
                       "per channel, not 3"),
