@@ -18,17 +18,35 @@ what is left of :data:`PYTHON_BUDGET_S` runs the Python function as plain Python
 code, the same results) instead of loading Numba: a small GEMM or topology in timing mode then
 never loads Numba, and a large one pays at most the budget before it does. Only the timing
 path's kernels (the controller's schedule, the banked DRAM model of DMA commands) give one.
+
+Loading Numba (:func:`load_numba`, the first build) costs a process about 0.3 s on a 2-core
+machine even from a warm cache, and a third of that went to things no hwsim kernel uses:
+
+- SciPy: Numba imports it to check its version, and ``numba.np.arraymath`` imports
+  ``scipy.linalg`` (0.1-0.2 s) only to know whether ``np.correlate`` and ``np.convolve`` of floats
+  may call BLAS. Numba is imported with SciPy hidden (unless SciPy was imported already), so
+  in this process those two run as loops in compiled code; ``np.dot``, ``@`` and
+  ``np.linalg`` still import SciPy when a kernel that uses them is compiled.
+- The cyclic garbage collector: Numba's import and its first compile or cache load make about
+  100,000 long-lived objects (types, templates, registries), rescanned by every full collection
+  of the process and by the ones at its exit. They are made with the collector paused, then
+  moved to the permanent generation (``gc.freeze``): the collector never scans them again. A
+  cycle unreachable at that moment is never freed (a one-time leak, bounded by the garbage of
+  that moment).
 """
 
 from __future__ import annotations
 
 import functools
+import gc
 import importlib
+import sys
 import threading
 from collections.abc import Callable
+from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["PYTHON_BUDGET_S", "LazyKernel", "lazy_global", "njit"]
+__all__ = ["PYTHON_BUDGET_S", "LazyKernel", "lazy_global", "load_numba", "njit"]
 
 PYTHON_BUDGET_S = 0.25
 """Estimated seconds of kernels interpreted in a process before Numba is loaded instead (about
@@ -36,7 +54,37 @@ a third of what loading Numba and its first call cost on a 2-core machine)."""
 
 _LOCK = threading.RLock()
 _INTERPRETING = threading.local()  # inside an interpreted call: the kernels it calls are too
-_STATE = {"spent": 0.0, "built": False}
+_STATE = {"spent": 0.0, "built": False, "called": False}
+
+
+@contextmanager
+def _collector_paused():
+    """The cyclic garbage collector off for the block (as it was after), and every object alive
+    at its end moved to the permanent generation (module docstring)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
+def load_numba() -> None:
+    """Import Numba and the registries its first compile or cache load imports, without SciPy
+    and with the collector paused (module docstring). Does nothing once they are imported."""
+    if "numba.np.arraymath" in sys.modules:
+        return
+    hide = "scipy" not in sys.modules
+    with _LOCK, _collector_paused():
+        if hide:  # None in sys.modules: ``import scipy`` raises ImportError, which Numba expects
+            sys.modules["scipy"] = None
+        try:
+            import numba.np.arraymath  # noqa: F401  (its BLAS probe runs with SciPy hidden)
+        finally:
+            if hide and "scipy" in sys.modules and sys.modules["scipy"] is None:
+                del sys.modules["scipy"]
 
 
 class _LazyGlobal:
@@ -98,6 +146,7 @@ class LazyKernel:
     def dispatcher(self):
         """The real Numba dispatcher (Numba imported and the module's kernels bound)."""
         if self._dispatcher is None:
+            load_numba()
             with _LOCK:
                 if self._dispatcher is None:
                     from numba import njit as numba_njit
@@ -128,6 +177,11 @@ class LazyKernel:
                     return self.py_func(*args, **kwargs)
                 finally:
                     _INTERPRETING.on = False
+        if not _STATE["called"]:  # the process's first call loads Numba's registries
+            with _collector_paused():
+                out = self.dispatcher()(*args, **kwargs)
+            _STATE["called"] = True
+            return out
         return self.dispatcher()(*args, **kwargs)
 
     @property

@@ -59,14 +59,66 @@ def test_topology_text_table_is_what_pandas_prints():
 
 
 def test_numba_is_loaded_once_a_run_outgrows_the_interpreted_budget():
-    """A large timing run loads the cached kernels (same cycles as a small one in Python)."""
-    code = ("import sys; from dataflow import simulate_gemm; from hwsim.config import preset; "
+    """A large timing run loads the cached kernels (same cycles as a small one in Python),
+    without SciPy, and leaves the garbage collector on with Numba's objects frozen."""
+    code = ("import sys, gc; from dataflow import simulate_gemm; from hwsim.config import preset; "
             "s = simulate_gemm(512, 512, 512, preset('vcu1525'), mode='timing'); "
-            "print(s.cycles, 'numba' in sys.modules)")
+            "print(s.cycles, 'numba' in sys.modules, 'scipy' in sys.modules, gc.isenabled(), "
+            "gc.get_freeze_count() > 50_000)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        timeout=600, check=True)
-    cycles, loaded = r.stdout.split()
-    assert int(cycles) > 0 and loaded == "True"
+    cycles, *flags = r.stdout.split()
+    assert int(cycles) > 0 and flags == ["True", "False", "True", "True"]
+
+
+def test_kernels_compiled_after_numba_loads_without_scipy_still_call_blas():
+    """SciPy is hidden only while Numba is imported: ``np.dot`` and ``@`` of floats in a kernel
+    compiled afterwards import it and agree with NumPy; ``np.convolve`` runs as a loop."""
+    code = (
+        "import sys, json, numpy as np; from hwsim import _jit; _jit.load_numba(); "
+        "hidden = 'scipy' not in sys.modules; from numba import njit; "
+        "f = njit(lambda a, b: (np.dot(a, b), a @ b, np.convolve(a, b))); "
+        "a = np.linspace(0.1, 2.0, 7); b = np.linspace(-1.0, 3.0, 7); d, m, c = f(a, b); "
+        "print(json.dumps([hidden, 'scipy.linalg' in sys.modules, "
+        "bool(np.isclose(d, np.dot(a, b))), bool(np.isclose(m, a @ b)), "
+        "bool(np.allclose(c, np.convolve(a, b)))]))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=600, check=True)
+    assert json.loads(r.stdout) == [True, True, True, True, True]
+
+
+TOPOLOGY_ROWS = """
+import json, sys
+import hwsim._jit as jit
+jit.PYTHON_BUDGET_S = float(sys.argv[1])
+from dataflow.scalesim import read_scalesim_cfg
+from hwsim.config import preset
+from reports.topology import topology_rows
+rows = topology_rows(sys.argv[2], read_scalesim_cfg(sys.argv[3], base=preset("vcu1525")))
+for r in rows:
+    del r["sim_s"]
+print(json.dumps(["numba" in sys.modules, rows]))
+"""
+
+
+def test_topology_rows_are_the_same_with_kernels_interpreted_and_compiled(tmp_path):
+    """Every column of a topology whose DMA outgrows the interpreted budget (so satmem loads
+    Numba) is the same when all of it runs as Python: the start-up path changes no result."""
+    topo = tmp_path / "mid.csv"
+    topo.write_text("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, "
+                    "Channels, Num Filter, Strides,\nL1,30,30,3,3,32,32,1,\n"
+                    "Stem,58,58,7,7,3,16,2,\nPW,6,6,1,1,20,9,1,\n")
+    runs = {}
+    for budget in ("1e9", str(0.25)):  # everything interpreted; satmem's default budget
+        r = subprocess.run([sys.executable, "-c", TOPOLOGY_ROWS, budget, str(topo),
+                            str(DATA / "scalesim_v3" / "ws8.cfg")],
+                           capture_output=True, text=True, timeout=600, check=True)
+        runs[budget] = json.loads(r.stdout)
+    (interpreted_loaded, interpreted), (compiled_loaded, compiled) = runs.values()
+    assert not interpreted_loaded and compiled_loaded
+    assert [r["layer"] for r in compiled] == ["L1", "Stem", "PW"]
+    assert all(r["dram_stall"] > 0 for r in compiled[:2])
+    assert interpreted == compiled
 
 
 def _interpreted(kernel, *args):
