@@ -5,6 +5,7 @@ same results interpreted and compiled."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -119,6 +120,36 @@ def test_topology_rows_are_the_same_with_kernels_interpreted_and_compiled(tmp_pa
     assert [r["layer"] for r in compiled] == ["L1", "Stem", "PW"]
     assert all(r["dram_stall"] > 0 for r in compiled[:2])
     assert interpreted == compiled
+
+
+PROGRAM = """
+import contextlib, gc, io, json, os, sys
+from reports.cli import main
+outs = []
+for argv in (["simulate-gemm", "8", "8", "8", "--json"], None):  # in a process; as satmem
+    before = [gc.get_freeze_count(), os.environ.get("OPENBLAS_THREAD_TIMEOUT")]
+    sys.argv = ["satmem", "simulate-gemm", "8", "8", "8", "--json"]
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        code = main(argv)
+    outs.append([code, json.loads(out.getvalue())["cycles"], before])
+print(json.dumps([outs, gc.get_freeze_count() > 0, os.environ.get("OPENBLAS_THREAD_TIMEOUT")]))
+"""
+
+
+def test_satmem_program_freezes_the_collector_and_quiets_openblas():
+    """Run as the ``satmem`` program (``main()`` without arguments), the CLI moves what is left
+    to the permanent generation before the interpreter's exit collections, and sets
+    OpenBLAS's spin timeout unless the user did; ``main(argv)`` in a process does neither."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    for user, want in ((None, "4"), ("12", "12")):
+        if user is not None:
+            env["OPENBLAS_THREAD_TIMEOUT"] = user
+        r = subprocess.run([sys.executable, "-c", PROGRAM], capture_output=True, text=True,
+                           timeout=300, check=True, env=env)
+        (inproc, program), frozen, timeout = json.loads(r.stdout)
+        assert inproc[0] == program[0] == 0 and inproc[1] == program[1] > 0
+        assert inproc[2] == program[2] == [0, user]  # main(argv) changed neither
+        assert frozen and timeout == want
 
 
 def _interpreted(kernel, *args):
