@@ -96,6 +96,58 @@ print(time.perf_counter() - t0)
 """
 
 
+# One warm `satmem simulate --topology` process, as the program runs it, timed by phase: the
+# modules in the order the command imports them, Numba's import (hwsim._jit.load_numba), the
+# command (Numba's first call, the simulation, the output), then the same simulation again
+# in the process (Numba loaded): what the simulation alone costs.
+PHASES = """
+import time
+T = [time.time()]
+import contextlib, io, json, os, sys
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # what reports.cli.main sets
+names = []
+def mark(name):
+    T.append(time.time()); names.append(name)
+import numpy
+mark("NumPy")
+import dataflow.lower.gemm, hwsim.engine, reports.cli, reports.topology
+mark("satmem modules")
+from hwsim import _jit
+_jit.load_numba()
+mark("Numba import")
+topo, cfg = sys.argv[1:]
+sys.argv = ["satmem", "simulate", "--topology", topo, "--scalesim-cfg", cfg, "--json"]
+with contextlib.redirect_stdout(io.StringIO()):
+    reports.cli.main()
+mark("command")
+from dataflow.scalesim import read_scalesim_cfg, read_topology
+from hwsim.config import preset
+t0 = time.perf_counter()
+reports.topology.run_layers(read_topology(topo), read_scalesim_cfg(cfg, base=preset("vcu1525")),
+                            "ws")
+print(json.dumps([T, names, time.perf_counter() - t0]))
+sys.stdout.flush()
+"""
+
+
+def phases(python: str, topo: Path, cfg: Path, env: dict, repeat: int) -> list[tuple[str, float]]:
+    """Median seconds of each phase of one process (:data:`PHASES`), from its launch to its
+    exit, and of the simulation repeated once Numba is loaded."""
+    runs = []
+    for _ in range(repeat + 1):
+        t0 = time.time()
+        r = subprocess.run([python, "-c", PHASES, str(topo), str(cfg)], capture_output=True,
+                           text=True, env=env, check=True)
+        t1 = time.time()
+        stamps, names, again = json.loads(r.stdout)
+        runs.append([("interpreter start", stamps[0] - t0),
+                     *((n, b - a) for n, a, b in zip(names, stamps[:-1], stamps[1:], strict=True)),
+                     ("exit", t1 - stamps[-1] - again), ("(simulation, Numba loaded)", again)])
+    runs = runs[1:]  # the first wrote the caches
+    return [(name, statistics.median(run[i][1] for run in runs))
+            for i, (name, _) in enumerate(runs[0])]
+
+
 def timed(argv: list[str], env: dict, cwd: str | None = None) -> tuple[float, float, str]:
     """Wall and CPU seconds of one child process, and its stdout."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -149,6 +201,10 @@ def main() -> None:
         print(f"| satmem simulate --topology ({topo.name}, {len(json.loads(top[2]))} layers) "
               f"--scalesim-cfg {cfg.name} | {top[0]:.3f} | {top[1]:.3f} |")
         print(f"\nsatmem simulation alone (sum of sim_s): {sim_s:.3f} s")
+        print(f"\nwhere one `satmem simulate --topology` process spends its time (median of "
+              f"{args.repeat}):\n\n| phase | ms |\n|---|---|")
+        for name, sec in phases(sys.executable, topo, cfg, env, args.repeat):
+            print(f"| {name} | {1000 * sec:.0f} |")
         if not Path(args.scalesim_python).exists():
             print(f"SCALE-Sim not found at {args.scalesim_python}: no ratios")
             return
