@@ -7,7 +7,9 @@ and CPU seconds of the child process. Against SCALE-Sim (``--scalesim-python``, 
 each on the same topology and ``.cfg`` gives two ratios: whole process (SCALE-Sim's
 ``python -m scalesim.scale`` with its traces off, ``-s N``, vs ``satmem simulate --topology
 --scalesim-cfg``) and simulation only (SCALE-Sim's ``run_scale`` vs the sum of satmem's per-layer
-``sim_s``, compile and run of each layer).
+``sim_s``, compile and run of each layer). Then one process, by phase: where the whole-process
+time goes (interpreter, NumPy, satmem's modules, Numba's import, the command with Numba's
+first call, exit), beside the simulation repeated in that process once Numba is loaded.
 
     .venv/bin/python benchmarks/bench_startup.py
     .venv/bin/python benchmarks/bench_startup.py --topology T.csv --cfg X.cfg --repeat 7

@@ -3,8 +3,9 @@
 ``from ._jit import njit`` stands where ``from numba import njit`` stood: the decorator takes the
 same arguments and returns a :class:`LazyKernel`, which imports Numba and builds the real
 dispatcher the first time the kernel is called (or typed by another kernel). Importing hwsim,
-and a GEMM or topology run in timing mode, then never pays for importing Numba (about 0.3 s)
-and for its first call in a process (about 0.8 s on a 2-core machine, cached or not).
+and a small GEMM or topology run in timing mode, then never pay for importing Numba and for
+its first call in a process (about 0.3 s together on a busy 2-core machine with warm caches,
+after what :func:`load_numba` avoids; 0.6 s before).
 
 When a kernel's dispatcher is built, every lazy kernel and :func:`lazy_global` of its module is
 replaced in the module's namespace by the real object (recursively through the kernels it
@@ -19,8 +20,9 @@ code, the same results) instead of loading Numba: a small GEMM or topology in ti
 never loads Numba, and a large one pays at most the budget before it does. Only the timing
 path's kernels (the controller's schedule, the banked DRAM model of DMA commands) give one.
 
-Loading Numba (:func:`load_numba`, the first build) costs a process about 0.3 s on a 2-core
-machine even from a warm cache, and a third of that went to things no hwsim kernel uses:
+Loading Numba (:func:`load_numba`, at the first build; then the first call) cost a process
+about 0.6 s on a busy 2-core machine even from a warm cache, and half of that went to things
+no hwsim kernel uses:
 
 - SciPy: Numba imports it to check its version, and ``numba.np.arraymath`` imports
   ``scipy.linalg`` (0.1-0.2 s) only to know whether ``np.correlate`` and ``np.convolve`` of floats
