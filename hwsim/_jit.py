@@ -51,8 +51,9 @@ from typing import Any
 __all__ = ["PYTHON_BUDGET_S", "LazyKernel", "lazy_global", "load_numba", "njit"]
 
 PYTHON_BUDGET_S = 0.25
-"""Estimated seconds of kernels interpreted in a process before Numba is loaded instead (about
-a third of what loading Numba and its first call cost on a 2-core machine)."""
+"""Estimated seconds of kernels interpreted in a process before Numba is loaded instead (a little
+under what loading Numba and its first call cost on a busy 2-core machine, about 0.3 s: a run
+that outgrows it pays at most about twice what the better choice would have cost)."""
 
 _LOCK = threading.RLock()
 _INTERPRETING = threading.local()  # inside an interpreted call: the kernels it calls are too
