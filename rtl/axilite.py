@@ -10,9 +10,15 @@ clear on handshake)::
     0x04  GIE       bit 0 global interrupt enable (R/W)
     0x08  IER       bit 0 ap_done, bit 1 ap_ready interrupt enable (R/W)
     0x0C  ISR       bit 0 ap_done, bit 1 ap_ready interrupt status (R/TOW)
-    0x10  args      64 bits each, low word then high word (R/W), ``ARG_STRIDE`` apart
-    0x40  status    read only (:data:`STATUS_BITS`)
-    0x48  cycles    64 bits, low word then high word (read only): the last run's cycles
+    0x10  args      64 bits each, low word then high word (R/W), ``ARG_STRIDE`` apart: up
+                    to :data:`MAX_ARGS` (126) below 0x400
+    0x400 status    read only (:data:`STATUS_BITS`)
+    0x408 cycles    64 bits, low word then high word (read only): the last run's cycles
+
+The arguments come first and as many as a kernel has (a config of ``N`` DRAM channels has one
+base per channel, :func:`rtl.kernel.kernel_args`); the two read-only registers sit above the
+whole argument window, so their offsets are the same for every kernel. Vitis only fixes 0x00
+to 0x0C and the arguments from 0x10; kernel.xml lists the arguments, not these two.
 
 ``interrupt`` is ``GIE & (ISR[0] | ISR[1])``; an ISR bit is set when its event happens while
 its IER bit is set.
@@ -29,14 +35,14 @@ __all__ = ["ADDR_BITS", "ARG_BASE", "ARG_STRIDE", "CTRL", "CYCLES", "GIE", "IER"
 
 ADDR_BITS = 12  # the 4 KiB range kernel.xml declares for s_axi_control
 CTRL, GIE, IER, ISR = 0x00, 0x04, 0x08, 0x0C
-ARG_BASE, ARG_STRIDE, MAX_ARGS = 0x10, 0x08, 6
-STATUS, CYCLES = 0x40, 0x48
+ARG_BASE, ARG_STRIDE = 0x10, 0x08
+STATUS, CYCLES = 0x400, 0x408
+MAX_ARGS = (STATUS - ARG_BASE) // ARG_STRIDE  # 126: every argument decodes below 0x400
 STATUS_BITS = {"command_error": 0, "axi_error": 1, "fetch_error": 2, "bad_argument": 3}
 """Bits of the status register: a command the machine does not run was dropped (the
 controller's flag, sticky until reset); an AXI response other than OKAY on a data master
 (sticky until reset); the same on the command fetcher's master (this run); an argument the
 kernel refused, so the run did nothing (this run; :mod:`rtl.kernel` says which)."""
-assert ARG_BASE + MAX_ARGS * ARG_STRIDE <= STATUS
 
 
 def axilite_slave_members(prefix: str = "s_axi_control",
@@ -114,8 +120,8 @@ class AxiLiteControl(wiring.Component):
 
         # ---- writes: AW, then W, then B
         w_state = Signal(2)  # 0 address, 1 data, 2 response
-        w_addr = Signal(8)  # bits [ADDR_BITS-1:2] that decode (the map is under 0x400)
-        w_high = Signal()  # the address is outside the map
+        w_addr = Signal(8)  # bits [9:2]: every writable register is under 0x400
+        w_high = Signal()  # the address is outside the writable part of the map
         m.d.comb += [s("awready").eq(w_state == 0), s("wready").eq(w_state == 1),
                      s("bvalid").eq(w_state == 2)]
         with m.If((w_state == 0) & s("awvalid")):

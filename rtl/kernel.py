@@ -15,10 +15,18 @@ Arguments (64-bit, :data:`rtl.axilite.ARG_BASE` on, ``ARG_STRIDE`` apart; :func:
 
 - ``program``: device address of the first command word, a multiple of 16;
 - ``program_words``: the number of 128-bit command words, below 2**28;
-- ``data``: the base the program's DRAM addresses (LOAD, STORE) are relative to, a multiple of
-  4 KiB (XRT buffers are 4 KiB aligned; the DMA bridge's 4 KiB page splits stay right);
+- ``data`` (one DRAM channel): the base the program's DRAM addresses (LOAD, STORE) are relative
+  to, a multiple of 4 KiB (XRT buffers are 4 KiB aligned; the DMA bridge's 4 KiB page splits
+  stay right);
+- ``data0`` .. ``data{N-1}`` (``dram.channels = N > 1``): one base per channel master
+  (``m_axi_ch<c>``, :mod:`rtl.channels`), each a multiple of 4 KiB. Channel ``c``'s master
+  issues its channel addresses (:func:`hwsim.dram.channel_map`: byte ``a`` of the program's
+  DRAM is byte ``(a // g // N) * g + a % g`` of channel ``a // g % N``, ``g`` the interleave)
+  plus ``data<c>``: on a board each is its own buffer in its own memory bank, holding that
+  channel's share of the DRAM image (:func:`rtl.driver.channel_images`);
 - ``tables`` (with the lookup engine): the base of the lookup engine's table addresses, 4 KiB
-  aligned (usually the ``data`` buffer: both masters see one address space in hwsim).
+  aligned (with one channel usually the ``data`` buffer: both masters see one address space in
+  hwsim).
 
 An argument outside these bounds runs nothing: ``ap_done`` rises the cycle after ``ap_start``
 with the status register's ``bad_argument`` bit set.
@@ -36,17 +44,27 @@ from hwsim import isa
 from hwsim.config import AcceleratorConfig
 
 from .axi import AXI_PREFIX, AxiAccelerator, AxiBridge, axi4_master_members
-from .axilite import ARG_BASE, ARG_STRIDE, STATUS_BITS, AxiLiteControl, axilite_slave_members
+from .axilite import (
+    ARG_BASE,
+    ARG_STRIDE,
+    MAX_ARGS,
+    STATUS_BITS,
+    AxiLiteControl,
+    axilite_slave_members,
+)
+from .channels import channel_prefix
 from .dma import mem_rd_req_layout
 from .lookup.unit import ROW_BYTES, SLOTS
 
-__all__ = ["FETCH_PREFIX", "GMEM_PREFIX", "KERNEL_ADDR_BITS", "KERNEL_NAME", "MAX_WORDS",
-           "CommandFetcher", "KernelArg", "SatmemKernel", "kernel_args"]
+__all__ = ["FETCH_PREFIX", "GMEM_PREFIX", "KERNEL_ADDR_BITS", "KERNEL_NAME", "LOOKUP_PREFIX",
+           "MAX_WORDS", "CommandFetcher", "KernelArg", "SatmemKernel", "data_args",
+           "kernel_args"]
 
 KERNEL_NAME = "satmem_kernel"
 KERNEL_ADDR_BITS = 64  # Vitis: every AXI4 master of a kernel has 64-bit addresses
 FETCH_PREFIX = "m_axi_cmd"
 GMEM_PREFIX = "m_axi_gmem"
+LOOKUP_PREFIX = "m_axi_lk"
 WORD_BYTES = isa.WORD_BYTES
 MAX_WORDS = 1 << 28  # 16-byte words the fetcher's 32-bit relative addresses reach
 
@@ -67,13 +85,37 @@ class KernelArg:
         return self.port is not None
 
 
-def kernel_args(lookup: bool) -> tuple[KernelArg, ...]:
-    """The kernel's arguments in register order (with ``lookup``, ``tables`` too)."""
+def data_args(channels: int = 1) -> tuple[str, ...]:
+    """The names of the DRAM base arguments: ``("data",)`` for one channel, ``("data0", ..,
+    "data{channels-1}")`` for several (channel ``c``'s master is ``m_axi_ch<c>``)."""
+    return ("data",) if channels == 1 else tuple(f"data{c}" for c in range(channels))
+
+
+def kernel_args(lookup: bool, channels: int = 1) -> tuple[KernelArg, ...]:
+    """The kernel's arguments in register order: ``program``, ``program_words``, the DRAM
+    bases (:func:`data_args`), then with ``lookup`` ``tables``.
+
+    Raises
+    ------
+    ValueError
+        ``channels`` not a positive integer, or more arguments than the register map holds
+        (:data:`rtl.axilite.MAX_ARGS`).
+    """
+    if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
+        raise ValueError(f"channels must be a positive integer, not {channels!r}")
     specs = [("program", FETCH_PREFIX, "void*", "device address of the command words"),
-             ("program_words", None, "unsigned long", "number of 128-bit command words"),
-             ("data", GMEM_PREFIX, "void*", "base of the program's DRAM addresses")]
+             ("program_words", None, "unsigned long", "number of 128-bit command words")]
+    if channels == 1:
+        specs.append(("data", GMEM_PREFIX, "void*", "base of the program's DRAM addresses"))
+    else:
+        specs += [(name, channel_prefix(c), "void*",
+                   f"base of DRAM channel {c}'s addresses (its share of the DRAM image)")
+                  for c, name in enumerate(data_args(channels))]
     if lookup:
-        specs.append(("tables", "m_axi_lk", "void*", "base of the lookup tables' addresses"))
+        specs.append(("tables", LOOKUP_PREFIX, "void*", "base of the lookup tables' addresses"))
+    if len(specs) > MAX_ARGS:
+        raise ValueError(f"{len(specs)} kernel arguments ({channels} DRAM channels) do not fit "
+                         f"the register map's {MAX_ARGS}")
     return tuple(KernelArg(n, ARG_BASE + i * ARG_STRIDE, p, t, w)
                  for i, (n, p, t, w) in enumerate(specs))
 
@@ -147,8 +189,11 @@ class SatmemKernel(wiring.Component):
         The command fetcher's AXI4 master: 128-bit data, 64-bit addresses, reads only (one
         single-beat INCR burst per command word, up to 16 in flight; its write channels stay
         idle).
-    m_axi_gmem_* : the DMA's AXI4 master (:class:`~rtl.axi.AxiBridge`), addresses widened to
-        64 bits and offset by ``data``.
+    m_axi_gmem_* : with one DRAM channel, the DMA's AXI4 master (:class:`~rtl.axi.AxiBridge`),
+        addresses widened to 64 bits and offset by ``data``.
+    m_axi_ch<c>_* : with ``dram.channels = N > 1``, channel ``c``'s AXI4 master
+        (:class:`~rtl.channels.ChannelBridge`, ``dram.bus_bytes / N`` data bytes), its channel
+        addresses offset by ``data<c>``: one master per memory bank.
     m_axi_lk_* : with the lookup engine, its table memory's AXI4 master
         (:class:`rtl.lookup.axi.LookupAxiBridge`), addresses widened to 64 bits and offset by
         ``tables``.
@@ -160,6 +205,11 @@ class SatmemKernel(wiring.Component):
         Build the lookup engine (and ``m_axi_lk``, ``tables``); False: a SAT-only kernel.
     pe_module, row_bytes, slots
         As :class:`~rtl.axi.AxiAccelerator`'s.
+
+    Raises
+    ------
+    ValueError
+        Several DRAM channels the RTL cannot split (:func:`rtl.channels.check_channels`).
 
     Notes
     -----
@@ -176,23 +226,24 @@ class SatmemKernel(wiring.Component):
 
     def __init__(self, config: AcceleratorConfig, *, lookup: bool = True,
                  pe_module: str | None = None, row_bytes: int = ROW_BYTES, slots: int = SLOTS):
-        if config.dram.channels > 1:
-            raise ValueError(
-                f"the kernel takes one data base argument ('data'), but config {config.name!r} "
-                f"has {config.dram.channels} DRAM channels, each its own AXI4 master and "
-                f"memory bank needing its own base: not built yet (dram.channels: 1 packages)")
         self.config, self.lookup = config, lookup
         self.core = AxiAccelerator(config, pe_module=pe_module, lookup=lookup,
                                    row_bytes=row_bytes, slots=slots)
         self.fetch_bridge = AxiBridge(WORD_BYTES)
-        self.args = kernel_args(lookup)
+        self.channels = config.dram.channels
+        self.args = kernel_args(lookup, self.channels)
+        # the core's masters: the DMA's (m_axi -> m_axi_gmem) or each channel's (m_axi_ch<c>,
+        # kept), and the lookup engine's (m_axi_lk, kept); each with the argument basing it
+        bases = {LOOKUP_PREFIX: "tables",
+                 **dict(zip(self.core.prefixes, data_args(self.channels), strict=True))}
         self.masters = {}  # kernel member -> (inner component, inner member, base argument)
         for name in self.core.signature.members:
-            if not name.startswith(AXI_PREFIX + "_"):
+            prefix = next((p for p in bases if name.startswith(p + "_")), None)
+            if prefix is None:
                 continue
-            lk = name.startswith("m_axi_lk_")
-            ours = name if lk else f"{GMEM_PREFIX}_{name[len(AXI_PREFIX) + 1:]}"
-            self.masters[ours] = (self.core, name, "tables" if lk else "data")
+            ours = (f"{GMEM_PREFIX}_{name[len(AXI_PREFIX) + 1:]}" if prefix == AXI_PREFIX
+                    else name)
+            self.masters[ours] = (self.core, name, bases[prefix])
         for name in axi4_master_members(WORD_BYTES):
             self.masters[f"{FETCH_PREFIX}_{name[len(AXI_PREFIX) + 1:]}"] = (
                 self.fetch_bridge, name, "program")
@@ -241,10 +292,10 @@ class SatmemKernel(wiring.Component):
             else:
                 m.d.comb += theirs.eq(getattr(self, ours))
 
-        bad = (arg["program"][:4] != 0) | (arg["program_words"][28:] != 0) \
-            | (arg["data"][:12] != 0)
-        if self.lookup:
-            bad = bad | (arg["tables"][:12] != 0)
+        bad = (arg["program"][:4] != 0) | (arg["program_words"][28:] != 0)
+        for name in base:  # every memory base but the program's: 4 KiB pages
+            if name != "program":
+                bad = bad | (arg[name][:12] != 0)
         bad_arg, cycles, retired = Signal(), Signal(64), Signal(28)
         m.d.comb += [ctrl.cycles.eq(cycles),
                      ctrl.status.eq((core.error << STATUS_BITS["command_error"])

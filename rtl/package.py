@@ -1,14 +1,16 @@
 """The Vitis packaging of :class:`rtl.kernel.SatmemKernel`: its Verilog, ``kernel.xml``, a
 Vivado Tcl script that packages it as a Vitis ``.xo`` (``ipx::package_project`` then
 ``package_xo``, the flow of AMD UG1393's "Packaging RTL kernels"), an XDC with its clock and
-reset, and a manifest of what it runs.
+reset, a ``v++`` link configuration that puts each DRAM channel's master on its own memory bank
+(``connectivity.cfg``), and a manifest of what it runs.
 
 Vivado is not installed here: the Tcl script is written, never run (nor syntax-checked by a
 Tcl interpreter) by satmem. Run it on a machine with Vivado::
 
     vivado -mode batch -source package_kernel.tcl
 
-which writes ``satmem_kernel.xo`` beside it, for ``v++ -l`` with the card's platform.
+which writes ``satmem_kernel.xo`` beside it, for ``v++ -l --config connectivity.cfg`` with the
+card's platform.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from amaranth.back import verilog
 
 from hwsim import isa
 from hwsim.config import AcceleratorConfig
+from hwsim.dram import channel_interleave
 
 from .array import PE, array_group
 from .axilite import (
@@ -35,16 +38,17 @@ from .axilite import (
     STATUS,
     STATUS_BITS,
 )
-from .kernel import KERNEL_ADDR_BITS, KERNEL_NAME, SatmemKernel
+from .kernel import KERNEL_ADDR_BITS, KERNEL_NAME, SatmemKernel, data_args
 from .manifest import supported_commands, supported_summary
 
-__all__ = ["KERNEL_FILES", "PART", "VENDOR", "kernel_manifest", "kernel_xml", "kernel_xdc",
-           "package_tcl", "write_package"]
+__all__ = ["KERNEL_FILES", "PART", "VENDOR", "kernel_banks", "kernel_connectivity",
+           "kernel_manifest", "kernel_xml", "kernel_xdc", "package_tcl", "write_package"]
 
 VENDOR, LIBRARY, VERSION = "satmem", "kernel", "1.0"
 PART = "xcvu9p-fsgd2104-2L-e"  # the VCU1525's VU9P
 KERNEL_FILES = (f"{KERNEL_NAME}.v", "kernel.xml", "package_kernel.tcl", f"{KERNEL_NAME}.xdc",
-                "manifest.json")
+                "connectivity.cfg", "manifest.json")
+BANK_TAG = "DDR"  # the memory tags of the VCU1525, U200 and U250 platforms: DDR[0] .. DDR[3]
 PE_MODULE = f"{KERNEL_NAME}_pe"
 VIVADO_NOTE = ("Vivado is not available where satmem runs: package_kernel.tcl was written, not "
                "run; run `vivado -mode batch -source package_kernel.tcl` to make the .xo")
@@ -97,6 +101,26 @@ def kernel_xdc(config: AcceleratorConfig) -> str:
             "# ap_rst_n is synchronous to ap_clk (UG1393) and registered once inside the "
             "kernel:\n# an ordinary ap_clk input, timed from the platform's reset register\n"
             "set_input_delay -clock ap_clk 0.000 [get_ports ap_rst_n]\n")
+
+
+def kernel_banks(kernel: SatmemKernel) -> dict[str, str]:
+    """The memory bank of each pointer argument: DRAM channel ``c``'s base (``data<c>``) on
+    ``DDR[c]``, everything else (``program``, ``data`` of a one-channel kernel, ``tables``) on
+    ``DDR[0]``: each channel master gets a bank of its own, as hwsim's channels are."""
+    bank = dict(zip(data_args(kernel.channels), range(kernel.channels), strict=True))
+    return {a.name: f"{BANK_TAG}[{bank.get(a.name, 0)}]" for a in kernel.args if a.is_pointer}
+
+
+def kernel_connectivity(kernel: SatmemKernel) -> str:
+    """The ``v++ --link --config`` file: one compute unit, each pointer argument on its bank
+    (:func:`kernel_banks`)."""
+    cu = f"{KERNEL_NAME}_1"
+    lines = [f"# {KERNEL_NAME}: v++ -l --config connectivity.cfg (written by satmem)",
+             f"# memory tags of the VCU1525/U200/U250 platforms ({BANK_TAG}[0] .. "
+             f"{BANK_TAG}[3]); rename them for another platform",
+             "[connectivity]", f"nk={KERNEL_NAME}:1:{cu}"]
+    lines += [f"sp={cu}.{arg}:{bank}" for arg, bank in kernel_banks(kernel).items()]
+    return "\n".join(lines) + "\n"
 
 
 def package_tcl(kernel: SatmemKernel, part: str = PART) -> str:
@@ -209,6 +233,11 @@ def kernel_manifest(config: AcceleratorConfig, kernel: SatmemKernel) -> dict:
         "args": [{"name": a.name, "offset": a.offset, "size": ARG_STRIDE, "port": a.port,
                   "type": a.ctype, "what": a.what} for a in kernel.args],
         "masters": _masters(kernel),
+        "memory_banks": kernel_banks(kernel),
+        "dram_channels": {"channels": kernel.channels,
+                          "interleave_bytes": channel_interleave(config),
+                          "map": "byte a: channel a // g % channels, at a // g // channels * g "
+                                 "+ a % g of that channel's buffer (hwsim.dram.channel_map)"},
         "ports": {name: str(member) for name, member in kernel.signature.members.items()},
         "supported": supported_summary(commands),
         "commands": commands,
@@ -237,7 +266,8 @@ def write_package(config: AcceleratorConfig, out_dir: str | Path, *, lookup: boo
     out.mkdir(parents=True, exist_ok=True)
     files = dict(zip(KERNEL_FILES, (
         text, kernel_xml(kernel), package_tcl(kernel, part), kernel_xdc(config),
-        json.dumps(kernel_manifest(config, kernel), indent=2)), strict=True))
+        kernel_connectivity(kernel), json.dumps(kernel_manifest(config, kernel), indent=2)),
+        strict=True))
     paths = {}
     for name, body in files.items():
         path = out / name

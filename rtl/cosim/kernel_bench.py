@@ -30,7 +30,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
-CTRL, GIE, IER, ISR, STATUS, CYCLES = 0x00, 0x04, 0x08, 0x0C, 0x40, 0x48
+from rtl.axilite import CTRL, CYCLES, GIE, IER, ISR, STATUS
 
 
 def _pauses(rng: random.Random, p: float):
@@ -39,17 +39,24 @@ def _pauses(rng: random.Random, p: float):
 
 
 class TB:
-    """Clock, active-low reset, the control master and the memory of one kernel."""
+    """Clock, active-low reset, the control master and the memory of one kernel.
 
-    def __init__(self, dut, mem_bytes: int, seed: int):
+    ``data_prefixes``: the DMA's masters, each with its own ``AxiRam`` of ``mem_bytes``
+    (``rams``; a kernel of several DRAM channels has ``m_axi_ch0``, ...: one memory bank each).
+    ``ram`` is the first; the fetcher's master ``m_axi_cmd`` reads the same bytes."""
+
+    def __init__(self, dut, mem_bytes: int, seed: int,
+                 data_prefixes: tuple[str, ...] = ("m_axi_gmem",)):
         self.dut = dut
         self.rng = random.Random(seed)
         cocotb.start_soon(Clock(dut.ap_clk, 10, unit="ns").start())
         dut.ap_rst_n.value = 0
-        for prefix in ("m_axi_gmem", "m_axi_cmd", "s_axi_control"):
+        for prefix in (*data_prefixes, "m_axi_cmd", "s_axi_control"):
             logging.getLogger(f"cocotb.{dut._name}.{prefix}").setLevel(logging.WARNING)
-        self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_gmem"), dut.ap_clk, dut.ap_rst_n,
-                          reset_active_level=False, size=mem_bytes)
+        self.rams = [AxiRam(AxiBus.from_prefix(dut, prefix), dut.ap_clk, dut.ap_rst_n,
+                            reset_active_level=False, size=mem_bytes)
+                     for prefix in data_prefixes]
+        self.ram = self.rams[0]
         self.cmd_ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_cmd"), dut.ap_clk, dut.ap_rst_n,
                               reset_active_level=False, mem=self.ram.mem)
         self.ctrl = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axi_control"), dut.ap_clk,
@@ -79,7 +86,7 @@ class TB:
             await RisingEdge(self.dut.ap_clk)
 
     def set_pause(self, p: float):
-        for ram in (self.ram, self.cmd_ram):
+        for ram in (*self.rams, self.cmd_ram):
             for ch in (ram.read_if.ar_channel, ram.read_if.r_channel, ram.write_if.aw_channel,
                        ram.write_if.w_channel, ram.write_if.b_channel):
                 ch.set_pause_generator(_pauses(self.rng, p) if p else None)

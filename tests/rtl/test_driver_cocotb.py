@@ -21,10 +21,11 @@ import pytest
 from dataflow import compile_gemm
 from hwsim import isa
 from hwsim.config import preset
+from hwsim.dram import channel_interleave, channel_map
 from hwsim.engine import run
 from hwsim.program import Program
 from reports.fidelity import gather_program_case, lookup_test_config, memory_layer_case
-from rtl.axilite import CTRL, GIE, IER, ISR, STATUS_BITS
+from rtl.axilite import CTRL, GIE, IER, ISR, STATUS, STATUS_BITS
 from rtl.cosim import available_simulators
 from rtl.cosim.runner import run_block
 from rtl.driver import (
@@ -35,10 +36,14 @@ from rtl.driver import (
     KernelDriver,
     KernelError,
     KernelTimeoutError,
+    channel_images,
+    image_sizes,
+    join_channels,
     memory_images,
     register_writes,
 )
 from rtl.kernel import KERNEL_NAME, SatmemKernel
+from tests.rtl.test_channels import two_channel_tiny
 from tests.rtl.training_step import step_tensors, step_values, training_step_program
 
 BUILD = Path(__file__).resolve().parents[2] / "build"
@@ -91,17 +96,26 @@ def _jobs(config):
              prog, values) for label, prog, values, layout, irq, pause in cases]
 
 
-def _run(sim, config, jobs, tag, lookup=False):
+def _run(sim, config, jobs, tag, lookup=False, banks=None):
+    """Run ``jobs`` through the driver on ``config``'s kernel; ``banks``: ``(bank_bytes,
+    mem_bytes)`` for a kernel of several DRAM channels, one memory of ``mem_bytes`` per
+    channel master at device address ``c * bank_bytes``."""
     run_dir = BUILD / "cocotb" / f"driver-{sim}-{tag}"
     run_dir.mkdir(parents=True, exist_ok=True)
     jobs_path, out_path = run_dir / "jobs.pkl", run_dir / "results.pkl"
     with open(jobs_path, "wb") as f:
         pickle.dump(jobs, f)
     out_path.unlink(missing_ok=True)
-    mem_bytes = max(j["layout"].size(j["program"]) + min(j["layout"].program, j["layout"].data)
-                    for j in jobs)
-    spec = {"mem_bytes": -(-mem_bytes // 4096) * 4096, "seed": SEED, "lookup": lookup,
-            "jobs": str(jobs_path), "out": str(out_path)}
+    spec = {"seed": SEED, "lookup": lookup, "jobs": str(jobs_path), "out": str(out_path)}
+    if banks is None:
+        mem_bytes = max(j["layout"].size(j["program"]) + min(j["layout"].program,
+                                                             j["layout"].data) for j in jobs)
+        spec["mem_bytes"] = -(-mem_bytes // 4096) * 4096
+    else:
+        config_path = run_dir / "config.pkl"
+        with open(config_path, "wb") as f:
+            pickle.dump(config, f)
+        spec.update(mem_bytes=banks[1], bank_bytes=banks[0], config=str(config_path))
     # the SAT-only build is test_kernel_cocotb's
     name = f"kernel-{config.name}-{config.key()}" + ("" if lookup else "-sat")
     got = run_block(sim, lambda: SatmemKernel(config, lookup=lookup), name,
@@ -112,7 +126,7 @@ def _run(sim, config, jobs, tag, lookup=False):
         return pickle.load(f)
 
 
-def _check_job(where, res, prog, values, config, interrupt, lookup=False):
+def _check_job(where, res, prog, values, config, interrupt, lookup=False, hwsim_cycles=True):
     model = run(prog, config, "functional", inputs=values)
     assert res["error"] is None and res["status"] == 0, f"{where}: {res['error']}"
     for name in prog.outputs:
@@ -141,7 +155,7 @@ def _check_job(where, res, prog, values, config, interrupt, lookup=False):
     host = done[0] - t_start
     assert len(prog) <= res["cycles"] <= host <= res["cycles"] + DONE_SLACK, \
         f"{where}: kernel {res['cycles']} cycles, host saw {host}"
-    if not lookup:  # hwsim's lookup tiers are not AxiRam's timing
+    if not lookup and hwsim_cycles:  # hwsim's lookup tiers are not AxiRam's timing
         assert 0.9 * model.stats.cycles <= res["cycles"] <= 2 * model.stats.cycles, \
             f"{where}: kernel {res['cycles']} cycles, hwsim {model.stats.cycles}"
     assert res["irq_rises"] == int(interrupt), where  # GIE is off when polling
@@ -201,6 +215,60 @@ def test_driver_runs_lookup_programs_through_the_lookup_kernel_bit_equal_to_hwsi
         _check_job(f"{sim}/lookup: {job['label']}", res, prog, values, config,
                    job["interrupt"], lookup=True)
 
+BANK = 1 << 34  # device address of DRAM channel c's bank: c * 16 GiB, as XRT's DDR banks
+
+
+def _bank_images(config, prog, image, layout, mem_bytes):
+    """Every byte each channel's bank must hold after a run whose DRAM image is ``image``:
+    zero but for the command words (bank 0) and channel c's bytes of the image, each at its
+    channel address (hwsim's channel map, byte by byte) from ``layout.data[c]``."""
+    banks = np.zeros((config.dram.channels, mem_bytes), np.uint8)
+    ch, local = channel_map(np.arange(image.size), config)
+    for c, base in enumerate(layout.data):
+        assert base // BANK == c
+        banks[c, base % BANK + local[ch == c]] = image[ch == c]
+    words = np.frombuffer(prog.binary(), np.uint8)
+    banks[0, layout.program:layout.program + words.size] = words
+    return banks
+
+
+@pytest.mark.cocotb
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_driver_runs_a_gemm_through_the_two_channel_kernel_one_buffer_per_channel(sim):
+    """tiny with two DRAM channels: ``m_axi_ch0`` and ``m_axi_ch1``, each its own ``AxiRam``
+    (its bank, 16 GiB apart in device addresses: the bases' high words are set), ``data0`` and
+    ``data1``. The driver splits the DRAM image by hwsim's channel map and gathers the outputs
+    back: bit-equal to hwsim, and each bank holds exactly what the channel map puts there."""
+    if sim not in available_simulators():
+        pytest.fail(f"{sim} is not installed: `make test` installs it")
+    config = two_channel_tiny()
+    rng = np.random.default_rng(SEED)
+    prog, values = _gemm(config, 12, 10, 20, rng)  # a DRAM image over several 256-byte chunks
+    assert prog.dram_bytes >= 4 * channel_interleave(config)
+    mem_bytes = 1 << 15
+    layouts = [("dense gemm, polled", DeviceLayout(program=0, data=(0x1000, BANK + 0x3000)),
+                False, 0.0),
+               ("again, moved, interrupt, AXI pauses",
+                DeviceLayout(program=0x5010, data=(0x2000, BANK)), True, 0.3)]
+    jobs = [{"label": label, "program": prog, "values": values, "layout": layout,
+             "interrupt": irq, "pause": pause, "max_polls": 20_000, "max_cycles": 100_000}
+            for label, layout, irq, pause in layouts]
+    results = _run(sim, config, jobs, "tiny-2ch", banks=(BANK, mem_bytes))
+    model = run(prog, config, "functional", inputs=values)
+    want = prog.dram_image(values)
+    for name in prog.outputs:
+        prog.tensors[name].write(want, model.outputs[name])
+    for job, res in zip(jobs, results, strict=True):
+        where = f"{sim}/tiny_2ch: {job['label']}"
+        _check_job(where, res, prog, values, config, job["interrupt"], hwsim_cycles=False)
+        assert [v for o, v in register_writes(job["layout"], len(prog), lookup=False)
+                if o == 0x2C] == [BANK >> 32]  # data1's high word
+        got = np.stack([np.frombuffer(b, np.uint8) for b in res["banks"]])
+        np.testing.assert_array_equal(got, _bank_images(config, prog, want, job["layout"],
+                                                        mem_bytes),
+                                      err_msg=f"{where}: a bank's bytes")
+
+
 # -- the host side alone, no simulator ------------------------------------------------------
 
 class _Kernel:
@@ -223,7 +291,7 @@ class _Kernel:
             self.left -= 1
             if self.left < 0:
                 self.left, self.regs[CTRL] = None, AP_IDLE | AP_DONE
-        value = self.regs.get(offset, 0) if offset != 0x40 else self.status
+        value = self.regs.get(offset, 0) if offset != STATUS else self.status
         if offset == CTRL:
             self.regs[CTRL] &= ~AP_DONE  # clear on read
         return value
@@ -319,3 +387,108 @@ def test_driver_waits_on_the_interrupt_and_refuses_a_busy_kernel():
     busy.regs[CTRL] = AP_START
     with pytest.raises(RuntimeError, match="the kernel is not idle"):
         asyncio.run(KernelDriver(busy).run(prog, values))
+
+
+# -- several DRAM channels on the host side: the image split and the layout --------------------
+
+@pytest.mark.parametrize("config_name", ["tiny_2ch", "vcu1525"])
+@pytest.mark.parametrize("nbytes", [0, 1, 256, 257, 3 * 256 + 5, 12345])
+def test_channel_images_put_each_byte_where_hwsims_channel_map_does(config_name, nbytes):
+    config = two_channel_tiny() if config_name == "tiny_2ch" else preset("vcu1525")
+    n, g = config.dram.channels, channel_interleave(config)
+    image = np.random.default_rng(nbytes).integers(0, 256, nbytes).astype(np.uint8)
+    parts = channel_images(image, config)
+    assert len(parts) == n and all(p.dtype == np.uint8 and p.size % g == 0 for p in parts)
+    ch, local = channel_map(np.arange(nbytes), config)  # the oracle, byte by byte
+    for c, part in enumerate(parts):
+        np.testing.assert_array_equal(part[local[ch == c]], image[ch == c])
+        assert part.size == -(-(local[ch == c].max(initial=-1) + 1) // g) * g
+    np.testing.assert_array_equal(join_channels(parts, config, nbytes), image)
+    assert sum(p.size for p in parts) == -(-nbytes // g) * g  # only the last chunk's padding
+
+
+def test_image_sizes_and_packed_layout_of_a_two_channel_program():
+    config = two_channel_tiny()
+    prog, values = _gemm(config, 12, 10, 20, np.random.default_rng(1))  # 1,024 bytes of DRAM
+    sizes = image_sizes(prog, config)
+    assert sizes == {"program": 16 * len(prog), "data0": 512, "data1": 512}
+    assert image_sizes(prog) == {"program": 16 * len(prog), "data": 1024}
+    layout = DeviceLayout.pack(prog, 0x2000, config)
+    assert layout.program == 0x2000 and layout.data == (0x3000, 0x4000)
+    assert layout.bases == layout.data and layout.channels == 2
+    assert layout.size(prog, config) == 0x4000 + 512 - 0x2000
+    images = memory_images(prog, values, layout, config)
+    image = prog.dram_image(values)
+    assert [a for a, _ in images] == [0x2000, 0x3000, 0x4000]
+    assert images[0][1] == prog.binary()
+    assert [np.frombuffer(d, np.uint8).tolist() for _, d in images[1:]] \
+        == [p.tolist() for p in channel_images(image, config)]
+    # the arguments: program, program_words, data0, data1 (high words of a bank 16 GiB up)
+    far = DeviceLayout(program=0x10, data=(0x1000, BANK + 0x2000))
+    assert register_writes(far, 9, lookup=False) == [
+        (0x10, 0x10), (0x14, 0), (0x18, 9), (0x1C, 0), (0x20, 0x1000), (0x24, 0),
+        (0x28, 0x2000), (0x2C, 4), (CTRL, AP_START)]
+    assert register_writes(DeviceLayout(0, (0, BANK), tables=0x8000), 1, lookup=True)[-3:-1] \
+        == [(0x30, 0x8000), (0x34, 0)]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"program": 0, "data": (0x1000,)}, r"data must be one base, or a tuple of one per DRAM "
+                                        r"channel \(at least two\), not \(4096,\)"),
+    ({"program": 0, "data": (0x1000, 0x2010)}, r"data\[1\] must be a multiple of 4096, "
+                                               r"not 0x2010"),
+    ({"program": 0, "data": (0, -4096)}, r"data\[1\] must be a 64-bit device address"),
+])
+def test_device_layout_refuses_bad_channel_bases(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DeviceLayout(**kwargs)
+
+
+def test_layouts_and_configs_must_agree_on_the_channels():
+    config = two_channel_tiny()
+    prog, values = _gemm(config, 12, 10, 20, np.random.default_rng(2))
+    with pytest.raises(ValueError, match=r"the layout has 1 DRAM base\(s\), the kernel's config "
+                                         r"2 DRAM channel\(s\)"):
+        memory_images(prog, values, DeviceLayout(program=0, data=0x1000), config)
+    with pytest.raises(ValueError, match=r"the layout has 2 DRAM base\(s\), the kernel's config "
+                                         r"1 DRAM channel\(s\)"):
+        memory_images(prog, values, DeviceLayout(program=0, data=(0x1000, 0x2000)))
+    with pytest.raises(ValueError, match="overlap"):
+        memory_images(prog, values, DeviceLayout(program=0, data=(0x1000, 0x1000)), config)
+    with pytest.raises(ValueError, match="tables has no default with several DRAM channels"):
+        register_writes(DeviceLayout(program=0, data=(0, 0x1000)), 1, lookup=True)
+    with pytest.raises(ValueError, match="the driver runs lookup programs on kernels of one "
+                                         "DRAM channel only, not 2"):
+        KernelDriver(_Kernel(), config, lookup=True)
+
+
+class _Banked(_Kernel):
+    """:class:`_Kernel` with a memory bank per 16 GiB of device addresses."""
+
+    def __init__(self):
+        super().__init__(delay=1)
+        self.banks = {}
+
+    async def write_mem(self, addr, data):
+        bank = self.banks.setdefault(addr // BANK, bytearray(1 << 14))
+        bank[addr % BANK:addr % BANK + len(data)] = data
+
+    async def read_mem(self, addr, nbytes):
+        return bytes(self.banks[addr // BANK][addr % BANK:addr % BANK + nbytes])
+
+
+def test_driver_writes_each_channels_share_to_its_bank_and_gathers_the_image_back():
+    config = two_channel_tiny()
+    prog, values = _gemm(config, 12, 10, 20, np.random.default_rng(3))
+    layout = DeviceLayout(program=0x10, data=(0x1000, BANK + 0x2000))
+    kernel = _Banked()
+    out = asyncio.run(KernelDriver(kernel, config).run(prog, values, layout))
+    image = prog.dram_image(values)
+    want = _bank_images(config, prog, image, layout, 1 << 14)
+    for c in range(2):
+        np.testing.assert_array_equal(np.frombuffer(kernel.banks[c], np.uint8), want[c])
+    np.testing.assert_array_equal(out.dram, image)  # gathered back: nothing ran
+    assert [w for w in kernel.writes if 0x20 <= w[0] < 0x30] == [
+        (0x20, 0x1000), (0x24, 0), (0x28, 0x2000), (0x2C, 4)]
+    with pytest.raises(ValueError, match=r"the layout has 1 DRAM base\(s\)"):
+        asyncio.run(KernelDriver(_Banked(), config).run(prog, values, DeviceLayout(0, 0x1000)))

@@ -9,8 +9,19 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from rtl.axilite import CTRL, GIE, IER, ISR, STATUS, AxiLiteControl
-from rtl.kernel import CommandFetcher
+from rtl.axilite import (
+    ARG_BASE,
+    ARG_STRIDE,
+    CTRL,
+    CYCLES,
+    GIE,
+    IER,
+    ISR,
+    MAX_ARGS,
+    STATUS,
+    AxiLiteControl,
+)
+from rtl.kernel import CommandFetcher, data_args, kernel_args
 
 
 def _bus(dut, name):
@@ -60,8 +71,49 @@ def _simulate(dut, bench):
 
 
 def test_control_rejects_more_args_than_the_map_holds():
-    with pytest.raises(ValueError, match=r"^nargs must be an integer from 0 to 6, not 7$"):
-        AxiLiteControl(7)
+    with pytest.raises(ValueError, match=r"^nargs must be an integer from 0 to 126, not 127$"):
+        AxiLiteControl(127)
+
+
+def test_register_map_puts_every_argument_below_the_status_and_cycle_registers():
+    assert (ARG_BASE, ARG_STRIDE, STATUS, CYCLES, MAX_ARGS) == (0x10, 8, 0x400, 0x408, 126)
+    assert ARG_BASE + MAX_ARGS * ARG_STRIDE == STATUS
+    one = [(a.name, a.offset, a.port) for a in kernel_args(False)]
+    assert one == [("program", 0x10, "m_axi_cmd"), ("program_words", 0x18, None),
+                   ("data", 0x20, "m_axi_gmem")]
+    # vcu1525: four DRAM channels, a base each, and the lookup engine's tables: 7 arguments
+    four = [(a.name, a.offset, a.port) for a in kernel_args(True, 4)]
+    assert four == [("program", 0x10, "m_axi_cmd"), ("program_words", 0x18, None),
+                    ("data0", 0x20, "m_axi_ch0"), ("data1", 0x28, "m_axi_ch1"),
+                    ("data2", 0x30, "m_axi_ch2"), ("data3", 0x38, "m_axi_ch3"),
+                    ("tables", 0x40, "m_axi_lk")]
+    assert data_args(1) == ("data",) and data_args(2) == ("data0", "data1")
+    assert kernel_args(True, 64)[-1].offset == 0x10 + 66 * 8  # 64 channels still fit
+    with pytest.raises(ValueError, match=r"^129 kernel arguments \(127 DRAM channels\) do not "
+                                         r"fit the register map's 126$"):
+        kernel_args(False, 127)
+    with pytest.raises(ValueError, match=r"^channels must be a positive integer, not 0$"):
+        kernel_args(False, 0)
+
+
+def test_control_of_seven_args_decodes_the_last_one_and_status_and_cycles_above_them():
+    dut = AxiLiteControl(7)
+    seen = {}
+
+    async def bench(ctx):
+        last = ARG_BASE + 6 * ARG_STRIDE  # 0x40: vcu1525's tables, where status used to be
+        await axil_write(ctx, dut, last, 0x0000F000)
+        await axil_write(ctx, dut, last + 4, 0x4)
+        await axil_write(ctx, dut, STATUS, 0xFF)  # read only: ignored
+        ctx.set(dut.status, 0x9)
+        ctx.set(dut.cycles, 0x1_2345_6789)
+        seen["arg6"] = ctx.get(dut.arg6)
+        seen["regs"] = [await axil_read(ctx, dut, a)
+                        for a in (last, last + 4, STATUS, CYCLES, CYCLES + 4, 0x3FC)]
+
+    _simulate(dut, bench)
+    assert seen["arg6"] == 0x4_0000_F000
+    assert seen["regs"] == [0xF000, 0x4, 0x9, 0x2345_6789, 0x1, 0]
 
 
 def test_control_ap_start_done_ready_and_auto_restart_follow_ap_ctrl_hs():
