@@ -238,9 +238,15 @@ def _banked_kernel(addrs, sizes, writes, channels, banks, gran_shift, line_shift
     return start, finish, hits, misses
 
 
-# interpreted: about 0.5 us a byte and 20 us a command on a loaded 2-core machine (hwsim._jit)
-@njit(cache=True, cost=lambda addr, rows, nbytes, *_: 5e-7 * float((rows * nbytes).sum())
-      + 2e-5 * addr.shape[0])
+def _dma_kernel_cost(addr, rows, nbytes, *rest) -> float:
+    """Seconds ``_dma_kernel`` takes interpreted on a loaded 2-core machine (hwsim._jit): merged
+    bursts about 0.5 us a byte, a request per entry (``merge`` false) about 7 us a row, and
+    20 us a command."""
+    per = 5e-7 * float((rows * nbytes).sum()) if rest[-1] else 7e-6 * float(rows.sum())
+    return per + 2e-5 * addr.shape[0]
+
+
+@njit(cache=True, cost=_dma_kernel_cost)
 def _dma_kernel(addr, rows, nbytes, stride, channels, banks, gran_shift, line_shift,
                 ch_bytes_per_cycle, latency, miss_cycles, max_outstanding, burst, ports,
                 open_row, merge):  # pragma: no cover - compiled
