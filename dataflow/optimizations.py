@@ -19,8 +19,9 @@ switch                 effect when on (off in brackets)
 =====================  ======================================================================
 
 Beside them, ``tile_blocked`` (ours, not the paper's): operands in tile-blocked DRAM layouts
-(:mod:`dataflow.lower.gemm`), so that each tile's LOAD and STORE is one contiguous burst stream
-rather than one request per 64- or 128-byte row [row- and column-major tensors].
+(:mod:`dataflow.lower.gemm`), so that each tile's LOAD and STORE is one contiguous range (one
+burst stream for a burst DMA, rows over every DRAM channel for the RTL's) rather than 64- or
+128-byte rows at the tensor's pitch [row- and column-major tensors].
 """
 
 from __future__ import annotations

@@ -275,7 +275,7 @@ def test_sat_report_html_embeds_its_figures_and_the_energy_bars_match_the_csv(tm
     from reports.sat_report import sat_reproduction
 
     md = sat_reproduction(tmp_path, models=["resnet18"], sensitivity_lanes=None,
-                          ablation_model=None, leave_one_out_all=False)
+                          ablation_model=None, leave_one_out_all=False, burst_dma=False)
     text = md.read_text()
     refs = image_refs(text)
     assert refs == ["sat_speedup.png", "sat_energy.png", "sat_roofline.png",

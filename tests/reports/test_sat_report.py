@@ -50,6 +50,29 @@ def test_markdown_states_both_layer_policies_and_their_verdicts(resnet18_policy)
     assert f"| resnet18 | {row.speedup:.3f}x | {row.ideal:.3f}x |" in md and "| conv1 |" in md
 
 
+def test_burst_dma_section_sets_the_rtls_dma_beside_a_burst_dma(resnet18_policy):
+    """The policy rows with a burst DMA (model only) beside the DMA as built: a burst DMA moves
+    the same commands faster, so the step and its speedup can only gain at batch 1."""
+    from hwsim.config import preset
+
+    _, policy = resnet18_policy
+    burst_cfg = preset("vcu1525").replace(dram__dma="burst", name="vcu1525-burst-dma")
+    burst = policy_table(burst_cfg, None, models=["resnet18"])
+    dense = simulate_model("resnet18", "dense", None, burst_cfg, 1)
+    assert burst.iloc[0].speedup == pytest.approx(
+        dense.totals["cycles"] / simulate_model("resnet18", "bdwp", "2:8", burst_cfg, 1,
+                                                skip=("conv1",),
+                                                compare_dense=False).totals["cycles"])
+    assert burst.iloc[0].ideal == policy.iloc[0].ideal
+    assert burst.iloc[0].speedup > policy.iloc[0].speedup
+    df = sat_table("vcu1525", models=["resnet18"], patterns=("2:8",), methods=("bdwp",))
+    md = _markdown(df, pd.DataFrame(columns=["model", "gemm_speedup", "ideal"]), pd.DataFrame(),
+                   pd.DataFrame(), "t", "notes", "vcu1525", 1, policy, burst=burst)
+    assert "### The DMA as built against a burst DMA" in md
+    assert (f"| resnet18 | {policy.iloc[0].speedup:.3f}x | {burst.iloc[0].speedup:.3f}x | "
+            f"{burst.iloc[0].ideal:.3f}x |") in md
+
+
 def test_leave_one_out_turns_each_switch_off_alone_and_renders(resnet18_policy):
     from dataflow.optimizations import CompileOptions
     from reports.sat_report import SWITCHES, leave_one_out
