@@ -190,3 +190,23 @@ def test_xdc_period_is_the_configs_clock():
     cfg = _vcu1525_like()
     assert cfg.clock_mhz == 200.0
     assert "create_clock -period 5.000 -name ap_clk [get_ports ap_clk]" in kernel_xdc(cfg)
+
+
+@pytest.mark.slow  # the whole vcu1525 kernel: 18.5 min and 5 GB to elaborate (a busy 2-core box)
+def test_rtl_package_vcu1525_without_lookup_writes_four_512_bit_channel_masters(capsys,
+                                                                                tmp_path):
+    """``satmem rtl package --config vcu1525 --no-lookup``: the preset's four DDR4 channels
+    each a 512-bit master with its own base argument and bank (the lookup engine cannot be
+    built at the preset's 256 gather lanes: ``--no-lookup``)."""
+    assert main(["rtl", "package", "--config", "vcu1525", "--out", str(tmp_path),
+                 "--no-lookup"]) == 0
+    capsys.readouterr()
+    verilog = (tmp_path / f"{KERNEL_NAME}.v").read_text()
+    for c in range(4):
+        assert re.search(rf"output \[63:0\] m_axi_ch{c}_araddr;", verilog)
+        assert re.search(rf"input \[511:0\] m_axi_ch{c}_rdata;", verilog)
+    root = ET.parse(tmp_path / "kernel.xml").getroot()
+    assert [(n, a["offset"]) for n, a in _args(root).items()] == [
+        ("program", "0x10"), ("program_words", "0x18"), ("data0", "0x20"), ("data1", "0x28"),
+        ("data2", "0x30"), ("data3", "0x38")]
+    assert "sp=satmem_kernel_1.data3:DDR[3]" in (tmp_path / "connectivity.cfg").read_text()
