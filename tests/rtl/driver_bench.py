@@ -8,7 +8,8 @@ bank 0. Loaded by the simulator, not by pytest.
 
 Spec (``SATMEM_SPEC``): ``{"mem_bytes": n, "seed": s, "lookup": bool, "jobs": path, "out":
 path, "config": path (optional), "bank_bytes": b (with config)}``; ``jobs`` is a pickle of
-``[{"label", "program", "values", "layout", "interrupt", "pause", "max_polls"}, ...]`` and
+``[{"label", "program", "values", "layout", "interrupt", "pause", "max_polls", "flip"
+(optional: RecordingTransport's)}, ...]`` and
 ``config`` of the :class:`~hwsim.config.AcceleratorConfig` (the pytest side's objects: no
 compiler in the simulator). The pickle at ``out`` holds per job the driver's
 :class:`~rtl.driver.KernelRun` fields (or the :class:`~rtl.driver.KernelError`'s run), the
@@ -33,15 +34,17 @@ from rtl.driver import CocotbTransport, KernelDriver, KernelError
 
 
 class RecordingTransport(CocotbTransport):
-    """:class:`CocotbTransport` that logs every register access with its ending cycle."""
+    """:class:`CocotbTransport` that logs every register access with its ending cycle;
+    ``flip``: ``{offset: mask}``, bits flipped in what the driver writes there (an argument
+    the kernel must refuse), logged as written."""
 
-    def __init__(self, tb: TB, max_cycles: int, bank_bytes: int):
+    def __init__(self, tb: TB, max_cycles: int, bank_bytes: int, flip: dict | None = None):
         super().__init__(tb.ctrl, [(c * bank_bytes, ram) for c, ram in enumerate(tb.rams)],
                          tb.dut.interrupt, tb.dut.ap_clk, max_cycles)
-        self.tb, self.log = tb, []
+        self.tb, self.log, self.flip = tb, [], flip or {}
 
     async def write_reg(self, offset: int, value: int) -> None:
-        await super().write_reg(offset, value)
+        await super().write_reg(offset, value ^ self.flip.get(offset, 0))
         self.log.append((self.tb.cycle, "w", offset, value))
 
     async def read_reg(self, offset: int) -> int:
@@ -54,7 +57,8 @@ async def run_job(tb: TB, job: dict, lookup: bool, config=None, bank_bytes: int 
     for ram in tb.rams:
         ram.write(0, bytes(ram.size))  # a fresh memory: stray writes show
     tb.set_pause(job.get("pause", 0.0))
-    transport = RecordingTransport(tb, job.get("max_cycles", 1_000_000), bank_bytes)
+    transport = RecordingTransport(tb, job.get("max_cycles", 1_000_000), bank_bytes,
+                                   job.get("flip"))
     driver = KernelDriver(transport, config, lookup=lookup, interrupt=job["interrupt"],
                           max_polls=job.get("max_polls", 1_000_000))
     rises = tb.irq_rises

@@ -238,7 +238,8 @@ def test_driver_runs_a_gemm_through_the_two_channel_kernel_one_buffer_per_channe
     """tiny with two DRAM channels: ``m_axi_ch0`` and ``m_axi_ch1``, each its own ``AxiRam``
     (its bank, 16 GiB apart in device addresses: the bases' high words are set), ``data0`` and
     ``data1``. The driver splits the DRAM image by hwsim's channel map and gathers the outputs
-    back: bit-equal to hwsim, and each bank holds exactly what the channel map puts there."""
+    back: bit-equal to hwsim, and each bank holds exactly what the channel map puts there. A
+    ``data1`` off its 4 KiB page (bit 4 flipped on its way to the register) runs nothing."""
     if sim not in available_simulators():
         pytest.fail(f"{sim} is not installed: `make test` installs it")
     config = two_channel_tiny()
@@ -253,12 +254,20 @@ def test_driver_runs_a_gemm_through_the_two_channel_kernel_one_buffer_per_channe
     jobs = [{"label": label, "program": prog, "values": values, "layout": layout,
              "interrupt": irq, "pause": pause, "max_polls": 20_000, "max_cycles": 100_000}
             for label, layout, irq, pause in layouts]
+    jobs.append({**jobs[0], "label": "data1 misaligned", "flip": {0x28: 0x10}})
     results = _run(sim, config, jobs, "tiny-2ch", banks=(BANK, mem_bytes))
     model = run(prog, config, "functional", inputs=values)
     want = prog.dram_image(values)
     for name in prog.outputs:
         prog.tensors[name].write(want, model.outputs[name])
-    for job, res in zip(jobs, results, strict=True):
+    bad = results.pop()
+    assert bad["status"] == 1 << STATUS_BITS["bad_argument"] and "bad_argument" in bad["error"]
+    assert bad["irq_rises"] == 0 and bad["ctrl_after"] == AP_IDLE and bad["cycles"] == 0
+    got = np.stack([np.frombuffer(b, np.uint8) for b in bad["banks"]])
+    np.testing.assert_array_equal(got, _bank_images(config, prog, prog.dram_image(values),
+                                                    jobs[0]["layout"], mem_bytes),
+                                  err_msg=f"{sim}: a refused run wrote nothing")
+    for job, res in zip(jobs[:-1], results, strict=True):
         where = f"{sim}/tiny_2ch: {job['label']}"
         _check_job(where, res, prog, values, config, job["interrupt"], hwsim_cycles=False)
         assert [v for o, v in register_writes(job["layout"], len(prog), lookup=False)
