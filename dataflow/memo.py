@@ -52,7 +52,9 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from hwsim import buffers, isa
 from hwsim.config import AcceleratorConfig
+from hwsim.dram import dma_bytes_per_cycle
 from hwsim.tiers import TIER_PRESETS, tier_preset
 
 from .workload import Op, Workload
@@ -499,7 +501,11 @@ def _lookup_cycles(op: Op, config: AcceleratorConfig, write: bool = False) -> fl
     cyc = ns * config.clock_mhz / 1e3
     words = {"key_scan": 2 * op.chunks + op.width, "map_fetch": 2 + op.width,
              "memo_insert": 2 + op.width}[op.op]
-    return cyc + op.tokens * words * 4 / config.dram_bytes_per_cycle
+    return cyc + op.tokens * words * 4 / dma_bytes_per_cycle(config, _vec_entry_bytes(config))
+
+
+def _vec_entry_bytes(config: AcceleratorConfig) -> int:
+    return buffers.width(isa.Buffer.VEC, config) * buffers.elem_bytes(isa.Buffer.VEC, config)
 
 
 def _op_cycles(op: Op, config: AcceleratorConfig) -> float:

@@ -87,6 +87,7 @@ __all__ = [
     "address_map",
     "channel_interleave",
     "channel_map",
+    "dma_bytes_per_cycle",
     "dma_cycles",
     "requests",
     "stream_cycles",
@@ -541,6 +542,19 @@ def stream_cycles(config: AcceleratorConfig, nbytes: int, stride: int | None = N
     sizes[-1] = nbytes - (count - 1) * request_bytes
     addrs = np.arange(count, dtype=np.int64) * step
     return DramModel(config).access(addrs, sizes, np.full(count, write)).cycles
+
+
+def dma_bytes_per_cycle(config: AcceleratorConfig, entry_bytes: int) -> float:
+    """Sustained bytes a cycle of one DMA command streaming contiguous buffer entries of
+    ``entry_bytes``, with no row misses: the DRAM's peak, and for the RTL's DMA
+    (``dram.dma == "entry"`` on the banked model) at most one entry a cycle and each channel's
+    AXI4 port (``bus_bytes / channels`` bytes a cycle). For closed-form estimates; what
+    :func:`hwsim.run` times is :func:`dma_cycles`."""
+    d = config.dram
+    peak = float(config.dram_bytes_per_cycle)
+    if d.model != "banked" or d.dma != "entry":
+        return peak
+    return min(peak, float(entry_bytes), float(d.bus_bytes))
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwsim import isa
+from hwsim import buffers, isa
 from hwsim.config import AcceleratorConfig
+from hwsim.dram import dma_bytes_per_cycle
 from hwsim.program import COL, Program, TensorRef
 from hwsim.tiers import gather_time, place_tables
 from hwsim.units.lookup import rtl_limit
@@ -567,7 +568,8 @@ class ModelLookups:
             ns = gather_time(tier, rows, row, outstanding=q, ports=cfg.lookup.request_ports,
                              clock_mhz=cfg.clock_mhz).ns
             t = ns * cfg.clock_mhz / 1e3 * (1 if row == s.h * 2 else 2)
-        return t + s.tokens * words / cfg.dram_bytes_per_cycle
+        vec = buffers.width(isa.Buffer.VEC, cfg) * buffers.elem_bytes(isa.Buffer.VEC, cfg)
+        return t + s.tokens * words / dma_bytes_per_cycle(cfg, vec)
 
     @staticmethod
     def _words_of(op, s: LayerShape) -> dict[str, int]:
