@@ -587,12 +587,24 @@ def _quiet_elaboration() -> None:
     warnings.filterwarnings("ignore", category=UnusedElaboratable)
 
 
+def _lookup_hint(build, args):
+    """``build()``, with a lookup engine the RTL cannot build named with the way around it."""
+    try:
+        return build()
+    except ValueError as e:
+        if args.no_lookup or "lookup." not in str(e):
+            raise
+        raise ValueError(f"{e}; --no-lookup builds the machine without the lookup engine") \
+            from None
+
+
 def cmd_rtl_verilog(args) -> int:
     from rtl.verilog import write_verilog
 
     _quiet_elaboration()
     cfg = _config(args.config)
-    path = write_verilog(cfg, args.out, port=args.port, lookup=not args.no_lookup)
+    path = _lookup_hint(lambda: write_verilog(cfg, args.out, port=args.port,
+                                              lookup=not args.no_lookup), args)
     print(f"wrote {path} ({args.port} memory port"
           f"{', no lookup engine' if args.no_lookup else ''}) and "
           f"{path.parent / 'manifest.json'}")
@@ -606,7 +618,7 @@ def cmd_rtl_package(args) -> int:
     cfg = _config(args.config)
     print(f"elaborating the {cfg.name} kernel (minutes for a large config)", file=sys.stderr,
           flush=True)
-    paths = write_package(cfg, args.out, lookup=not args.no_lookup)
+    paths = _lookup_hint(lambda: write_package(cfg, args.out, lookup=not args.no_lookup), args)
     print(f"wrote {', '.join(p.name for p in paths.values())} into {args.out}")
     print(VIVADO_NOTE)
     return 0

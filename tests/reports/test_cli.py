@@ -71,6 +71,17 @@ def test_bad_input_is_one_line_and_exit_2(capsys, argv, needle):
     assert needle in lines[0]
 
 
+def test_rtl_package_names_no_lookup_when_the_lookup_engine_cannot_be_built(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "rtl", "package", "--config", "vcu1525", "--out",
+                             str(tmp_path))
+    lines = err.strip().splitlines()
+    assert code == 2 and out == ""
+    assert lines[0].startswith("elaborating the vcu1525 kernel")  # the progress line first
+    assert len(lines) == 2 and lines[1] == (
+        "satmem: error: the RTL gather needs lookup.gather_lanes (256) to divide vector.lanes "
+        "(64, at least 2); --no-lookup builds the machine without the lookup engine")
+
+
 def test_bad_yaml_file_names_the_field(capsys, tmp_path):
     f = tmp_path / "bad.yaml"
     f.write_text("array: {dtype: int4}\n")
