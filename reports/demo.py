@@ -361,6 +361,14 @@ def sparse_gemm_section(ctx: DemoContext) -> SectionResult:
           f"{r.energy_vs_dense:.0%} | {r.dram_MB:,.2f} |" for r in tab.itertuples()],
     ]
     sparse = tab[tab.pattern != "dense"]
+    slow = sparse[sparse.speedup < 1]
+    if len(slow):
+        lines += ["", "Slower than dense: " + ", ".join(
+            f"{r.gemm} {r.dataflow} {r.pattern} ({r.speedup:.2f}x)" for r in slow.itertuples())
+            + ". The DMA moves one buffer entry a cycle, as the RTL's does (`dram.dma: entry`): "
+            "a sparse tile reads as many activation entries as a dense one in fewer cycles, and "
+            "its indices beside its values, so where a GEMM waits on its loads, sparse waits "
+            "longer."]
     if (sparse.energy_vs_dense >= 1 / sparse.speedup).all():
         lines += ["", "Energy falls less than the cycles: the array's MACs shrink by M/N, but "
                   "A is read in full, B's indices are loaded beside its values, and SRAM and "
