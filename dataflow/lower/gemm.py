@@ -584,7 +584,8 @@ per-cycle kernels' tens of millions of PE-cycles a second."""
 def simulate_gemm(m: int, n: int, k: int, config: AcceleratorConfig | str, *,
                   sparsity: str | None = None, dataflow: str = "ws",
                   mode: str = "timing", trace: str | None = None,
-                  max_commands: int | None = None, max_macs: int | None = None) -> Stats:
+                  max_commands: int | None = None, max_macs: int | None = None,
+                  mapping: Mapping | str | None = None) -> Stats:
     """Cycles, traffic and energy of one GEMM C[M,N] = A[M,K]·B[K,N] on ``config``: the
     :func:`compile_gemm` program run by :func:`hwsim.run`.
 
@@ -606,6 +607,10 @@ def simulate_gemm(m: int, n: int, k: int, config: AcceleratorConfig | str, *,
         The program's command budget (:func:`compile_gemm`).
     max_macs : int, optional
         Functional mode's budget of MACs (default :data:`MAX_FUNCTIONAL_MACS`, 0: none).
+    mapping : Mapping or "search", optional
+        The loop nest (default :func:`gemm_tiling`'s, what SCALE-Sim comparisons use);
+        ``"search"``: the mapping :func:`dataflow.search` picks in ``dataflow``, as the
+        compiler does for a model's GEMMs.
 
     Raises
     ------
@@ -628,7 +633,14 @@ def simulate_gemm(m: int, n: int, k: int, config: AcceleratorConfig | str, *,
                 f"a functional GEMM {m}x{n}x{k} does {m * n * k / 1e9:,.1f} G MACs through the "
                 f"per-cycle model (hours at tens of millions a second); the budget is "
                 f"{limit / 1e9:,.1f} G: use --mode timing, or pass --max-macs 0 to run it")
-    prog = compile_gemm(m, n, k, cfg, dataflow=dataflow, sparsity=nm, max_commands=max_commands)
+    if isinstance(mapping, str):
+        if mapping != "search":
+            raise ValueError(f"mapping must be a Mapping or 'search', not {mapping!r}")
+        from ..mapping import search
+
+        mapping = search(OpShape(m, n, k, nm), cfg, dataflows=(dataflow,))
+    prog = compile_gemm(m, n, k, cfg, dataflow=dataflow, sparsity=nm, max_commands=max_commands,
+                        mapping=mapping)
     inputs = None
     if mode == "functional":
         rng = np.random.default_rng(0)
