@@ -114,7 +114,8 @@ def cmd_simulate_gemm(args) -> int:
     trace = f"{args.trace}.csv.partial" if chrome else args.trace
     stats = simulate_gemm(args.m, args.n, args.k, cfg, dataflow=args.dataflow, mode=args.mode,
                           sparsity=args.sparsity, trace=trace,
-                          max_commands=args.max_commands, max_macs=args.max_macs)
+                          max_commands=args.max_commands, max_macs=args.max_macs,
+                          mapping=None if args.mapping == "default" else args.mapping)
     if chrome:  # FILE.json: the Chrome/Perfetto trace-event format, one track per unit
         from pathlib import Path
 
@@ -721,6 +722,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dataflow", choices=("os", "ws"), default="ws")
     s.add_argument("--mode", choices=("timing", "functional"), default="timing")
     s.add_argument("--sparsity", default=None, help="N:M pattern of B along K, e.g. 2:8")
+    s.add_argument("--mapping", choices=("default", "search"), default="default",
+                   help="default: gemm_tiling's loop nest (what the SCALE-Sim comparison uses); "
+                   "search: the mapping the compiler picks for a model's GEMM in --dataflow")
     s.add_argument("--trace", default=None, help="write a per-command trace here: CSV, or for "
                    "FILE.json the Chrome/Perfetto trace format (open in ui.perfetto.dev)")
     s.add_argument("--max-commands", type=_nonneg_int, default=None, help="refuse programs of "

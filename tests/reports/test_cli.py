@@ -29,6 +29,20 @@ def test_simulate_gemm_json_has_cycles_and_utilisation(capsys):
     assert data["macs"] == 64**3
 
 
+def test_simulate_gemm_mapping_search_is_the_compilers_mapping(capsys):
+    from dataflow import simulate_gemm
+
+    argv = ("simulate-gemm", "1024", "1024", "1024", "--config", "vcu1525", "--dataflow", "os",
+            "--sparsity", "2:4", "--json")
+    code, out, _ = run_cli(capsys, *argv, "--mapping", "search")
+    assert code == 0
+    ref = simulate_gemm(1024, 1024, 1024, "vcu1525", dataflow="os", sparsity="2:4",
+                        mapping="search")
+    assert json.loads(out)["cycles"] == ref.cycles
+    _, out_default, _ = run_cli(capsys, *argv)
+    assert json.loads(out_default)["cycles"] > ref.cycles  # the default tiling reloads B
+
+
 def test_simulate_gemm_functional_equals_timing(capsys):
     _, out_f, _ = run_cli(capsys, "simulate-gemm", "9", "7", "33", "--mode", "functional",
                           "--dataflow", "os", "--json")
