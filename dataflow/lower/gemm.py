@@ -66,7 +66,7 @@ from hwsim.engine import Stats, run
 from hwsim.program import COL, Program, TensorRef
 from hwsim.trace import write_trace
 
-from ..mapping import Mapping, OpShape
+from ..mapping import Mapping, OpShape, search
 from .emitter import ADDR_MOD, Alloc, Emitter
 
 if TYPE_CHECKING:
@@ -636,8 +636,6 @@ def simulate_gemm(m: int, n: int, k: int, config: AcceleratorConfig | str, *,
     if isinstance(mapping, str):
         if mapping != "search":
             raise ValueError(f"mapping must be a Mapping or 'search', not {mapping!r}")
-        from ..mapping import search
-
         mapping = search(OpShape(m, n, k, nm), cfg, dataflows=(dataflow,))
     prog = compile_gemm(m, n, k, cfg, dataflow=dataflow, sparsity=nm, max_commands=max_commands,
                         mapping=mapping)
