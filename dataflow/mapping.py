@@ -68,6 +68,7 @@ from hwsim import isa
 from hwsim.config import AcceleratorConfig, load_config
 from hwsim.dram import dma_cycles
 from hwsim.units.array import gemm_cycles
+from hwsim.units.dma import load_beats
 
 __all__ = [
     "OBJECTIVES",
@@ -173,14 +174,16 @@ def _config_key(config: AcceleratorConfig) -> str:
 
 
 def _dma_cycles(config: AcceleratorConfig, cfg_key: str, store: bool, rows: int, nbytes: int,
-                stride: int) -> int:
+                stride: int, beat: int = 1) -> int:
     """LOAD/STORE ``unit_cycles`` as :func:`hwsim.run` and the fast path time them
     (:func:`hwsim.dram.dma_cycles`: the fixed closed forms, or the banked model with the row
-    buffers closed, at a 4 KiB-aligned address); memoised per config."""
-    key = (cfg_key, store, rows, nbytes, stride)
+    buffers closed, at a 4 KiB-aligned address; ``beat`` entries a request); memoised per
+    config."""
+    key = (cfg_key, store, rows, nbytes, stride, beat)
     v = _DMA_MEMO.get(key)
     if v is None:
-        v = _DMA_MEMO[key] = int(dma_cycles(store, 0, rows, nbytes, stride, config).cycles[0])
+        v = _DMA_MEMO[key] = int(dma_cycles(store, 0, rows, nbytes, stride, config,
+                                            beat=beat).cycles[0])
     return v
 
 
@@ -205,7 +208,9 @@ class _Tally:
     def load(self, count: int, buf: int, rows: int, elems: int, stride: int) -> int:
         eb = 1 if buf == isa.Buffer.IDX else self.c.array.elem_bytes
         stride = stride or elems  # 0: contiguous rows (a tile-blocked layout)
-        cyc = _dma_cycles(self.c, self.key, False, rows, elems * eb, stride * eb)
+        # the lowering's buffer addresses are multiples of every wide_entries (tile halves)
+        beat = int(load_beats(True, buf, 0, elems, stride * eb, self.c))
+        cyc = _dma_cycles(self.c, self.key, False, rows, elems * eb, stride * eb, beat)
         self.dma_in += count * cyc
         self.dram += count * rows * elems * eb
         self.sram += count * rows * elems * eb

@@ -43,7 +43,7 @@ __all__ = [
 DATAFLOWS = ("os", "ws")
 DATATYPES = ("int8", "fp16")
 DRAM_MODELS = ("fixed", "banked")
-DMA_ISSUE = ("entry", "burst")
+DMA_ISSUE = ("entry", "wide", "burst")
 TIER_KINDS = ("sram", "hbm", "ddr", "cxl", "pmem")
 LOOKUP_ELEMENTS = ("fp16", "int8")
 
@@ -203,12 +203,15 @@ class DramConfig:
         Banked model: requests the DMA front end issues per cycle (its address ports, e.g. one
         AXI4 port per memory controller). 1 issues one request per cycle for the whole DRAM.
     dma : str
-        Banked model: how the DMA engines issue a LOAD or STORE. ``"entry"`` (the default, what
+        How the DMA engines issue a LOAD or STORE. ``"entry"`` (the default, what
         ``rtl/dma.py`` builds): one request per buffer entry, one a cycle, at most
         :data:`hwsim.dram.DMA_IN_FLIGHT` in flight, each channel moving at most
-        ``bus_bytes / channels`` bytes a cycle (its AXI4 port). ``"burst"``: a DMA that merges
-        contiguous entries into 4 KiB bursts on ``request_ports`` ports, not built in RTL: a
-        design-space point for what a wider DMA would buy.
+        ``bus_bytes / channels`` bytes a cycle (its AXI4 port). ``"wide"`` (also built by
+        ``rtl/dma.py``): as ``"entry"``, except that a LOAD of whole, contiguous ACT, WGT or IDX
+        entries at an aligned buffer address asks for a bus word of ``bus_bytes`` (several
+        entries) per request and writes them in one cycle (:func:`hwsim.units.dma.load_beats`).
+        ``"burst"`` (banked model only): a DMA that merges contiguous entries into 4 KiB bursts
+        on ``request_ports`` ports, not built in RTL: a design-space point.
     """
 
     model: str = "fixed"

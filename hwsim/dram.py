@@ -57,6 +57,11 @@ DMA commands (:func:`dma_cycles`, what :func:`hwsim.run` uses)
       :data:`DMA_IN_FLIGHT` in flight; each channel's data moves at the smaller of its DRAM
       rate and its AXI4 port's ``bus_bytes / channels`` bytes a cycle. So a command of ``rows``
       entries takes at least ``rows`` cycles, whatever the DRAM's peak.
+    - ``"wide"`` (also built by ``rtl/dma.py``): as ``"entry"``, but a LOAD of whole,
+      contiguous ACT, WGT or IDX entries at an aligned buffer address asks for ``k`` entries
+      (a bus word) a request and writes them in one cycle
+      (:func:`hwsim.units.dma.load_beats`): on ``vcu1525`` four 64-byte operand entries, 256
+      bytes a cycle over the four channels' ports.
     - ``"burst"`` (model only, not built in RTL): contiguous rows merged into bursts of at most
       :data:`DMA_BURST_BYTES`, a strided row one request, ``dram.request_ports`` requests a
       cycle: the accelerator side of the DMA is not a bottleneck.
@@ -243,17 +248,18 @@ def _dma_kernel_cost(addr, rows, nbytes, *rest) -> float:
     """Seconds ``_dma_kernel`` takes interpreted on a loaded 2-core machine (hwsim._jit): merged
     bursts about 0.5 us a byte, a request per entry (``merge`` false) about 7 us a row, and
     20 us a command."""
-    per = 5e-7 * float((rows * nbytes).sum()) if rest[-1] else 7e-6 * float(rows.sum())
+    per = 5e-7 * float((rows * nbytes).sum()) if rest[-2] else 7e-6 * float(rows.sum())
     return per + 2e-5 * addr.shape[0]
 
 
 @njit(cache=True, cost=_dma_kernel_cost)
 def _dma_kernel(addr, rows, nbytes, stride, channels, banks, gran_shift, line_shift,
                 ch_bytes_per_cycle, latency, miss_cycles, max_outstanding, burst, ports,
-                open_row, merge):  # pragma: no cover - compiled
+                open_row, merge, beat):  # pragma: no cover - compiled
     """Transfer cycles, row hits and misses of DMA commands in order (see :func:`dma_cycles`);
     ``open_row`` (one entry per bank, -1 closed) is the row-buffer state, updated in place.
-    ``merge``: contiguous rows become one stream of bursts; otherwise every row is a request."""
+    ``merge``: contiguous rows become one stream of bursts; otherwise every ``beat[c]`` rows
+    (contiguous when more than one) are a request."""
     n = addr.shape[0]
     transfer = np.zeros(n, np.int64)
     hits = np.zeros(n, np.int64)
@@ -274,8 +280,8 @@ def _dma_kernel(addr, rows, nbytes, stride, channels, banks, gran_shift, line_sh
         row_ready[:] = 0.0
         last_data[:] = 0.0
         contiguous = merge and (stride[c] == nbytes[c] or rows[c] == 1)
-        ranges = 1 if contiguous else rows[c]
-        length = nbytes[c] * rows[c] if contiguous else nbytes[c]
+        per = 1 if contiguous else beat[c]  # rows a range (a request unless merged)
+        ranges = 1 if contiguous else (rows[c] + per - 1) // per
         t = -1
         used = ports  # requests issued on cycle t
         j = 0  # requests issued by this command
@@ -284,8 +290,11 @@ def _dma_kernel(addr, rows, nbytes, stride, channels, banks, gran_shift, line_sh
         h = 0
         m = 0
         for r in range(ranges):
-            a = addr[c] + r * stride[c]
-            end = a + length
+            a = addr[c] + r * per * stride[c]
+            if contiguous:
+                end = a + nbytes[c] * rows[c]
+            else:
+                end = a + nbytes[c] * min(per, rows[c] - r * per)
             while a < end:
                 bend = min(end, (a | (burst - 1)) + 1)  # burst is a power of two
                 ti = t + 1 if used == ports else t
@@ -544,17 +553,18 @@ def stream_cycles(config: AcceleratorConfig, nbytes: int, stride: int | None = N
     return DramModel(config).access(addrs, sizes, np.full(count, write)).cycles
 
 
-def dma_bytes_per_cycle(config: AcceleratorConfig, entry_bytes: int) -> float:
+def dma_bytes_per_cycle(config: AcceleratorConfig, entry_bytes: int, beat: int = 1) -> float:
     """Sustained bytes a cycle of one DMA command streaming contiguous buffer entries of
-    ``entry_bytes``, with no row misses: the DRAM's peak, and for the RTL's DMA
-    (``dram.dma == "entry"`` on the banked model) at most one entry a cycle and each channel's
-    AXI4 port (``bus_bytes / channels`` bytes a cycle). For closed-form estimates; what
-    :func:`hwsim.run` times is :func:`dma_cycles`."""
+    ``entry_bytes``, ``beat`` a request (:func:`hwsim.units.dma.load_beats`), with no row
+    misses: the DRAM's peak, and for the RTL's DMA (``dram.dma`` ``"entry"`` or ``"wide"`` on
+    the banked model) at most one request a cycle and each channel's AXI4 port
+    (``bus_bytes / channels`` bytes a cycle). For closed-form estimates; what :func:`hwsim.run`
+    times is :func:`dma_cycles`."""
     d = config.dram
     peak = float(config.dram_bytes_per_cycle)
-    if d.model != "banked" or d.dma != "entry":
+    if d.model != "banked" or d.dma == "burst":
         return peak
-    return min(peak, float(entry_bytes), float(d.bus_bytes))
+    return min(peak, float(beat * entry_bytes), float(d.bus_bytes))
 
 
 @dataclass(frozen=True)
@@ -582,7 +592,8 @@ class DmaTiming:
     row_misses: np.ndarray
 
 
-def dma_cycles(store, dram_addr, rows, nbytes, stride, config: AcceleratorConfig) -> DmaTiming:
+def dma_cycles(store, dram_addr, rows, nbytes, stride, config: AcceleratorConfig, *,
+               beat=1) -> DmaTiming:
     """Durations of LOAD/STORE commands, in the order given, on ``config.dram``.
 
     Vectorised: one entry per command, arrays or scalars (broadcast). Commands are timed in the
@@ -625,6 +636,11 @@ def dma_cycles(store, dram_addr, rows, nbytes, stride, config: AcceleratorConfig
         The command's fields, ``nbytes = elems * element bytes of its buffer``
         (:func:`hwsim.buffers.elem_bytes`).
     config : AcceleratorConfig
+    beat : array_like of int, default 1
+        Entries a request (``"entry"`` and ``"wide"``, the fixed model too): more than one only
+        for rows stored contiguously (``stride == nbytes``), a LOAD of ``dram.dma == "wide"``
+        (:func:`hwsim.units.dma.load_beats`); ``rows`` entries are then ``ceil(rows / beat)``
+        requests. Ignored by ``"burst"``, which merges every contiguous command.
 
     Returns
     -------
@@ -636,13 +652,17 @@ def dma_cycles(store, dram_addr, rows, nbytes, stride, config: AcceleratorConfig
         If a field is negative or the arrays do not broadcast to one dimension.
     """
     arrays = np.broadcast_arrays(*(np.asarray(x, np.int64) for x in
-                                   (store, dram_addr, rows, nbytes, stride)))
+                                   (store, dram_addr, rows, nbytes, stride, beat)))
     if arrays[0].ndim > 1:
         raise ValueError(f"DMA fields must be one-dimensional, not of shape {arrays[0].shape}")
-    st, addr, rows, nbytes, stride = (np.array(np.atleast_1d(x)) for x in arrays)
+    st, addr, rows, nbytes, stride, beat = (np.array(np.atleast_1d(x)) for x in arrays)
     for name, x in (("dram_addr", addr), ("rows", rows), ("nbytes", nbytes), ("stride", stride)):
         if x.size and x.min() < 0:
             raise ValueError(f"{name} must be non-negative, got {x.min()}")
+    if beat.size and beat.min() < 1:
+        raise ValueError(f"beat must be at least 1, got {beat.min()}")
+    if ((beat > 1) & (stride != nbytes) & (rows > 1)).any():
+        raise ValueError("a request of several entries needs them contiguous (stride == nbytes)")
     d = config.dram
     moved = rows * nbytes
     ideal = np.ceil(moved / config.dram_bytes_per_cycle - 1e-9).astype(np.int64)
@@ -650,14 +670,18 @@ def dma_cycles(store, dram_addr, rows, nbytes, stride, config: AcceleratorConfig
     if d.model == "fixed":
         # hwsim.units.dma.dma_issue_cycles, vectorised
         per_channel = config.dram_bytes_per_cycle / d.channels
-        slots = np.maximum(1, np.ceil(nbytes / per_channel - 1e-9).astype(np.int64))
-        transfer = -(-rows // d.channels) * slots
+
+        def slots(n):
+            return np.maximum(1, np.ceil(n / per_channel - 1e-9).astype(np.int64))
+        full, tail = np.divmod(rows, beat)
+        transfer = (-(-full // d.channels) * slots(beat * nbytes)
+                    + np.where(tail > 0, slots(tail * nbytes), 0))
         hits = np.zeros(st.shape, np.int64)
         misses = np.zeros(st.shape, np.int64)
     else:
         model = DramModel(config)
         open_row = np.full(d.channels * d.banks, -1, np.int64)
-        if d.dma == "entry":  # rtl/dma.py: a request per entry a cycle, AXI4 ports per channel
+        if d.dma != "burst":  # rtl/dma.py: a request (beat entries) a cycle, AXI4 per channel
             ch_rate = min(model.channel_bytes_per_cycle, d.bus_bytes / d.channels)
             window, ports, merge = DMA_IN_FLIGHT, 1, False
         else:
@@ -665,7 +689,8 @@ def dma_cycles(store, dram_addr, rows, nbytes, stride, config: AcceleratorConfig
             window, ports, merge = model.max_outstanding, d.request_ports, True
         transfer, hits, misses = _dma_kernel(
             addr, rows, nbytes, stride, d.channels, d.banks, *model._shifts, float(ch_rate),
-            lat, float(model.miss_cycles), window, DMA_BURST_BYTES, ports, open_row, merge)
+            lat, float(model.miss_cycles), window, DMA_BURST_BYTES, ports, open_row, merge,
+            beat)
     cycles = np.where(st != 0, 2, 1 + lat) + transfer
     cycles = np.where(rows == 0, 2, cycles)
     transfer = np.where(rows == 0, 0, transfer)

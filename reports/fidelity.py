@@ -230,12 +230,14 @@ def memory_layer_case(config: AcceleratorConfig, tokens: int, d: int, h: int, ta
 
 def gemm_program_case(config: AcceleratorConfig, m: int, n: int, k: int,
                       rng: np.random.Generator, dataflow: str = "os",
-                      sparsity: tuple[int, int] | None = None
+                      sparsity: tuple[int, int] | None = None, blocked: bool = False
                       ) -> tuple[Program, dict[str, np.ndarray]]:
     """A GEMM program with random operands of the config's datatype (int8 or fp16).
 
     With ``sparsity=(N, M)`` B is pruned to N:M along K and the values are those of
     :func:`dataflow.sparse_operands` (``B`` is then the pruned dense B, the reference operand).
+    ``blocked``: the tile-blocked DRAM layouts the model compiler uses (contiguous tiles, the
+    LOADs a ``dram.dma == "wide"`` DMA moves several entries a request).
     """
     if config.array.dtype == "int8":
         a = rng.integers(-128, 128, (m, k), dtype=np.int64).astype(np.int8)
@@ -245,9 +247,10 @@ def gemm_program_case(config: AcceleratorConfig, m: int, n: int, k: int,
         b = rng.standard_normal((k, n)).astype(np.float16)
     if sparsity is not None:
         ws_rows = config.array.rows if dataflow == "ws" else None
-        return (compile_gemm(m, n, k, config, dataflow=dataflow, sparsity=sparsity),
+        return (compile_gemm(m, n, k, config, dataflow=dataflow, sparsity=sparsity,
+                             blocked=blocked),
                 sparse_operands(a, b, *sparsity, ws_rows=ws_rows))
-    return compile_gemm(m, n, k, config, dataflow=dataflow), {"A": a, "B": b}
+    return compile_gemm(m, n, k, config, dataflow=dataflow, blocked=blocked), {"A": a, "B": b}
 
 
 def cosim_programs(config: AcceleratorConfig, cases: list[tuple[Program, dict]], *,

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from amaranth import Module, Mux, Value
+from amaranth import Const, Module, Mux, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
 from hwsim import isa
 from hwsim.config import AcceleratorConfig
+from hwsim.units.dma import wide_entries
 
 from .array import ArrayUnit, array_group
 from .buffers import BufferMemory
@@ -83,13 +84,19 @@ def buffer_shapes(config: AcceleratorConfig) -> dict[isa.Buffer, dict]:
     :class:`~rtl.buffers.BufferMemory` arguments: ACT (R operands an entry, banked by the
     array's activation group), WGT (C operands), ACC (C int32/fp32, two read ports), IDX (C
     index bytes), VEC (``vector.lanes`` fp32 words); deep ones in UltraRAM
-    (:func:`buffer_ram_style`)."""
+    (:func:`buffer_ram_style`). With ``dram.dma == "wide"`` ACT, WGT and IDX take
+    :func:`hwsim.units.dma.wide_entries` entries a write (banked by that many)."""
     R, C, eb = config.array.rows, config.array.cols, config.array.elem_bytes
+    group = array_group(config)
+    k = {code: wide_entries(code, config) for code in (ACT, WGT, IDX)}
     shapes = {
-        ACT: {"width": R * 8 * eb, "depth": config.act_depth, "banks": array_group(config)},
-        WGT: {"width": C * 8 * eb, "depth": config.wgt_depth},
+        ACT: {"width": R * 8 * eb, "depth": config.act_depth, "banks": max(group, k[ACT]),
+              "group": group, "write_lanes": k[ACT]},
+        WGT: {"width": C * 8 * eb, "depth": config.wgt_depth, "banks": k[WGT],
+              "write_lanes": k[WGT]},
         ACC: {"width": C * 32, "depth": config.acc_depth, "read_ports": 2},
-        IDX: {"width": C * 8, "depth": config.idx_depth},
+        IDX: {"width": C * 8, "depth": config.idx_depth, "banks": k[IDX],
+              "write_lanes": k[IDX]},
         VEC: {"width": 32 * config.vector.lanes, "depth": config.vec_depth},
     }
     return {code: {**shape, "ram_style": buffer_ram_style(shape["depth"])}
@@ -256,12 +263,13 @@ def _connect_buffers(m: Module, units: dict, buffers: dict) -> None:
             raise ValueError(f"{code.name} {kind} port {index}: more than one unit without a "
                              f"condition ({[type(u).__name__ for u, _ in default]})")
         *higher, (unit, port) = owners + default
-        value = _port_signals(unit, port, kind, buf.width)
+        width, lanes = buf.width * buf.write_lanes, buf.write_lanes
+        value = _port_signals(unit, port, kind, width, lanes)
         if port.when is not None:
             value["en"] = value["en"] & port.when(unit, code)
         for unit, port in reversed(higher):
             cond = port.when(unit, code)
-            theirs = _port_signals(unit, port, kind, buf.width)
+            theirs = _port_signals(unit, port, kind, width, lanes)
             value = {name: Mux(cond, theirs[name], v) for name, v in value.items()}
         m.d.comb += [getattr(target, name).eq(v) for name, v in value.items()]
         if kind == "read":
@@ -278,10 +286,14 @@ def _connect_buffers(m: Module, units: dict, buffers: dict) -> None:
                 m.d.comb += bus.data.eq(last)
 
 
-def _port_signals(unit, port, kind: str, width: int) -> dict:
+def _port_signals(unit, port, kind: str, width: int, lanes: int = 1) -> dict:
     """What the unit drives on a buffer port: ``addr``, ``en`` and, writing, ``data`` (cut to
-    the buffer's ``width``)."""
+    the buffer's write ``width``) and, on a buffer written ``lanes`` entries at a time,
+    ``mask``."""
     bus = getattr(unit, port.member)
     if kind == "write":
-        return {"addr": bus.addr, "en": bus.en, "data": bus.data[:width]}
+        out = {"addr": bus.addr, "en": bus.en, "data": bus.data[:width]}
+        if lanes > 1:  # a wide buffer: writers of one entry write lane 0 alone
+            out["mask"] = bus.mask if hasattr(bus, "mask") else Const(1, lanes)
+        return out
     return {"addr": bus.addr, "en": bus.en}

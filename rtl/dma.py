@@ -19,12 +19,13 @@ for the first ``s - 1`` cycles the request is offered
 
 from __future__ import annotations
 
-from amaranth import Module, Signal
+from amaranth import Const, Module, Mux, Signal
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
-from hwsim import isa
+from hwsim import buffers, isa
 from hwsim.config import AcceleratorConfig
+from hwsim.units.dma import WIDE_BUFFERS, wide_entries
 
 from .buffers import ADDR_BITS, ReadPortSignature, WritePortSignature
 from .units import UnitComponent, check_config
@@ -118,8 +119,10 @@ class DmaIn(_DmaEngine):
 
     def __init__(self, config: AcceleratorConfig):
         bus = check_config(config).dram.bus_bytes
+        self.wide = {b: k for b in WIDE_BUFFERS if (k := wide_entries(b, config)) > 1}
+        lanes = max(self.wide.values(), default=1)
         super().__init__(config, {
-            "wr": Out(WritePortSignature(ADDR_BITS, bus * 8)),
+            "wr": Out(WritePortSignature(ADDR_BITS, bus * 8, lanes)),
             "mem_rd_req": Out(stream.Signature(mem_rd_req_layout(bus))),
             "mem_rd_rsp": In(stream.Signature(bus * 8)),
         })
@@ -129,6 +132,8 @@ class DmaIn(_DmaEngine):
         return 2 if rows == 0 else rows * slots + latency + 1
 
     def elaborate(self, platform):
+        if self.wide:
+            return self._elaborate_wide()
         m = Module()
         sram, addr, rows, stride, nbytes = self._latch(m)
         issued, received = Signal.like(rows), Signal.like(rows)
@@ -151,6 +156,62 @@ class DmaIn(_DmaEngine):
                     m.d.comb += self.wr.en.eq(1)
                     m.d.sync += received.eq(received + 1)
                 with m.If((rows == 0) | (self.mem_rd_rsp.valid & (received + 1 == rows))):
+                    m.d.comb += self.done.eq(1)
+                    m.next = "IDLE"
+        return m
+
+
+    def _elaborate_wide(self):
+        """``dram.dma == "wide"``: a LOAD that :func:`hwsim.units.dma.load_beats` gives ``k``
+        entries a request asks for ``k`` contiguous entries (the last request the rest) and
+        writes them in one cycle; any other LOAD runs as in entry mode (``k`` = 1)."""
+        m = Module()
+        sram, addr, rows, stride, nbytes = self._latch(m)
+        K = max(self.wide.values())
+        kbits = K.bit_length()
+        k = Signal(kbits)  # entries a request of the command in flight
+        k_new = Signal(kbits)
+        m.d.comb += k_new.eq(1)
+        with m.Switch(self.buf):
+            for b, kb in self.wide.items():
+                with m.Case(b):
+                    width = buffers.width(b, self.config)
+                    full = ((self.elems == width)
+                            & (self.stride == width * buffers.elem_bytes(b, self.config))
+                            & (self.sram_addr[:kb.bit_length() - 1] == 0))
+                    with m.If(full):
+                        m.d.comb += k_new.eq(kb)
+        with m.If(self.start):
+            m.d.sync += k.eq(k_new)
+        issued, received = Signal.like(rows), Signal.like(rows)
+
+        def take(done):
+            """Entries the next request (or response) covers: ``k``, or the rest."""
+            left = rows - done
+            return Mux(left < k, left, k)[:kbits]
+
+        n_req, n_rsp = take(issued), take(received)
+        m.d.comb += [
+            self.mem_rd_rsp.ready.eq(1),
+            self.mem_rd_req.p.addr.eq(addr),
+            self.mem_rd_req.p.nbytes.eq(Mux(k == 1, nbytes, n_req * nbytes)),
+            self.wr.addr.eq(sram + received),
+            self.wr.data.eq(self.mem_rd_rsp.payload),
+            self.wr.mask.eq((Const(1, K + 1) << n_rsp) - 1),
+        ]
+        with m.FSM():
+            with m.State("IDLE"), m.If(self.start):
+                m.d.sync += [issued.eq(0), received.eq(0)]
+                m.next = "RUN"
+            with m.State("RUN"):
+                m.d.comb += [self.busy.eq(1), self.mem_rd_req.valid.eq(issued != rows)]
+                with m.If(self.mem_rd_req.valid & self.mem_rd_req.ready):
+                    m.d.sync += [issued.eq(issued + n_req),
+                                 addr.eq(addr + Mux(k == 1, stride, n_req * nbytes))]
+                with m.If(self.mem_rd_rsp.valid):
+                    m.d.comb += self.wr.en.eq(1)
+                    m.d.sync += received.eq(received + n_rsp)
+                with m.If((rows == 0) | (self.mem_rd_rsp.valid & (received + n_rsp == rows))):
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
         return m

@@ -240,11 +240,12 @@ def test_stream_cycles_rejects_bad_sizes():
 
 # --- DMA commands (dma_cycles, what hwsim.run uses) -------------------------------------------
 
-def _requests(addr, rows, nbytes, stride, merge=True):
+def _requests(addr, rows, nbytes, stride, merge=True, beat=1):
     """The DMA's request stream, written out: contiguous rows merged, AXI 4 KiB bursts
-    (``dram.dma == "burst"``), or one request per row (``"entry"``, ``merge=False``)."""
+    (``dram.dma == "burst"``), or one request per row (``"entry"``, ``merge=False``), or per
+    ``beat`` contiguous rows (``"wide"``)."""
     ranges = [(addr, rows * nbytes)] if merge and (stride == nbytes or rows == 1) else \
-        [(addr + r * stride, nbytes) for r in range(rows)]
+        [(addr + r * stride, min(beat, rows - r) * nbytes) for r in range(0, rows, beat)]
     out = []
     for a, n in ranges:
         end = a + n
@@ -292,27 +293,31 @@ def test_dma_cycles_of_fixed_model_are_unit_cycles(cfg):
     (40, 128, 4352, 100), (3, 6000, 6000, 8), (3, 6000, 7000, 8), (700, 64, 512, 1 << 20),
 ])
 @pytest.mark.parametrize("store", [False, True])
-@pytest.mark.parametrize("dma", ["entry", "burst"])
+@pytest.mark.parametrize("dma", ["entry", "wide", "burst"])
 def test_dma_command_on_idle_dram_is_the_banked_model_of_its_request_stream(rows, nbytes,
                                                                             stride, addr, store,
                                                                             dma):
     cfg = preset("vcu1525").replace(dram__dma=dma)
+    beat = 1
     if dma == "burst":
         req = _requests(addr, rows, nbytes, stride)
         m = DramModel(cfg)
     else:
-        # the RTL's DMA: a request per entry, one a cycle (one request port), the splitter's
-        # window in flight, each channel at its AXI4 port's 64 bytes a cycle (DDR4: 96)
+        # the RTL's DMA: a request per entry (wide: per bus word of contiguous entries), one a
+        # cycle (one request port), the splitter's window in flight, each channel at its AXI4
+        # port's 64 bytes a cycle (DDR4: 96)
         if nbytes > cfg.dram.bus_bytes:
             pytest.skip("an entry is at most the bus")
-        req = _requests(addr, rows, nbytes, stride, merge=False)
+        if dma == "wide" and not store and stride == nbytes:
+            beat = cfg.dram.bus_bytes // nbytes
+        req = _requests(addr, rows, nbytes, stride, merge=False, beat=beat)
         port = cfg.dram.bus_bytes / cfg.dram.channels
         m = DramModel(cfg.replace(dram__request_ports=1,
                                   dram__bandwidth_gbps=port * cfg.clock_mhz / 1000))
         assert port < DramModel(cfg).channel_bytes_per_cycle
         m.max_outstanding = DMA_IN_FLIGHT
     r = m.access(req[:, 0], req[:, 1], np.full(len(req), store))
-    t = dma_cycles(store, addr, rows, nbytes, stride, cfg)
+    t = dma_cycles(store, addr, rows, nbytes, stride, cfg, beat=beat)
     lat = cfg.dram_latency_cycles
     # a LOAD: start cycle, requests, last data back; a STORE: start, requests, done
     assert t.cycles[0] == (2 + r.cycles - lat if store else 1 + r.cycles)
@@ -322,8 +327,7 @@ def test_dma_command_on_idle_dram_is_the_banked_model_of_its_request_stream(rows
 
 
 def test_rtl_dma_moves_an_entry_a_cycle_whatever_the_dram_peak():
-    cfg = preset("vcu1525")
-    assert cfg.dram.dma == "entry"
+    cfg = preset("vcu1525").replace(dram__dma="entry")
     lat = cfg.dram_latency_cycles
     # 65536 contiguous 64-byte ACT rows: a request a cycle, rotating over the four channels
     seq = dma_cycles(False, 0, 65536, 64, 64, cfg)
@@ -404,15 +408,66 @@ def test_dma_cycles_rejects_negative_fields():
         dma_cycles(0, 0, 1, 4, -4, preset("vcu1525"))
 
 
-@pytest.mark.parametrize("dma", ["entry", "burst"])
+@pytest.mark.parametrize("dma,beat", [("entry", 1), ("wide", 1), ("wide", 2), ("wide", 4),
+                                      ("burst", 1)])
 @pytest.mark.parametrize("entry", [64, 128, 256])
-def test_dma_bytes_per_cycle_is_a_long_contiguous_streams_rate(dma, entry):
+def test_dma_bytes_per_cycle_is_a_long_contiguous_streams_rate(dma, beat, entry):
     """The closed-form rate the planners use equals what dma_cycles times for a long stream."""
     from hwsim.dram import dma_bytes_per_cycle
 
+    if beat * entry > 256:
+        pytest.skip("a request is at most the 256-byte bus")
     cfg = preset("vcu1525").replace(dram__dma=dma)
     rows = 1 << 16
-    t = dma_cycles(True, 0, rows, entry, entry, cfg)
+    t = dma_cycles(False, 0, rows, entry, entry, cfg, beat=beat)
     measured = rows * entry / int(t.transfer[0])
-    assert measured == pytest.approx(dma_bytes_per_cycle(cfg, entry), rel=0.02)
+    assert measured == pytest.approx(dma_bytes_per_cycle(cfg, entry, beat), rel=0.02)
     assert dma_bytes_per_cycle(preset("tiny"), 4) == preset("tiny").dram_bytes_per_cycle
+
+
+def test_wide_loads_ask_for_a_bus_word_of_whole_contiguous_aligned_entries():
+    """``load_beats``: k = bus / entry (a power of two) for LOADs of whole ACT, WGT or IDX
+    entries, contiguous, at a buffer address that is a multiple of k; 1 otherwise."""
+    from hwsim import isa
+    from hwsim.units.dma import load_beats, wide_entries
+
+    v = preset("vcu1525").replace(dram__dma="wide")  # 32 fp16 operands: 64 B; 32 indices
+    assert [wide_entries(b, v) for b in isa.Buffer] == [4, 4, 1, 8, 1]  # ACT WGT ACC IDX VEC
+    assert wide_entries(isa.Buffer.ACT, v.replace(dram__dma="entry")) == 1
+    t = preset("tiny").replace(dram__dma="wide", array__dtype="fp16")  # 8 B operands, 16 B bus
+    assert wide_entries(isa.Buffer.ACT, t) == 2 and wide_entries(isa.Buffer.IDX, t) == 4
+    A = isa.Buffer.ACT
+    cases = [  # (load, buf, sram_addr, elems, stride) -> beat
+        ((True, A, 8, 32, 64), 4), ((True, A, 6, 32, 64), 1), ((True, A, 8, 31, 62), 1),
+        ((True, A, 8, 32, 128), 1), ((False, A, 8, 32, 64), 1),
+        ((True, isa.Buffer.IDX, 16, 32, 32), 8), ((True, isa.Buffer.VEC, 0, 64, 256), 1)]
+    got = load_beats(*np.array([c for c, _ in cases]).T, v)
+    assert list(got) == [b for _, b in cases]
+
+
+@pytest.mark.parametrize("rows", [1, 3, 4, 5, 9, 64])
+def test_wide_load_in_the_fixed_model_is_its_requests_of_k_entries(rows):
+    """The fixed closed forms (the RTL testbench's memory): a wide LOAD is ``ceil(rows / k)``
+    requests of ``k`` entries' bytes (the last one the rest)."""
+    tiny = preset("tiny")  # 16 B a cycle, entries of 4 B: a wide request is one cycle
+    wide = dma_cycles(False, 0, rows, 4, 4, tiny, beat=4)
+    assert int(wide.transfer[0]) == -(-rows // 4)
+    assert int(wide.cycles[0]) == 1 + -(-rows // 4) + tiny.dram_latency_cycles
+    slow = tiny.replace(dram__bandwidth_gbps=0.8)  # 8 B a cycle: 2 cycles a full request
+    t = dma_cycles(False, 0, rows, 4, 4, slow, beat=4)
+    assert int(t.transfer[0]) == 2 * (rows // 4) + -(-(rows % 4) * 4 // 8)
+
+
+def test_wide_dma_moves_a_bus_word_a_cycle_on_vcu1525():
+    """Four 64-byte entries a request, one request a cycle, rotating over the four channels:
+    256 bytes a cycle, four times the entry DMA's rate."""
+    cfg = preset("vcu1525").replace(dram__dma="wide")
+    lat = cfg.dram_latency_cycles
+    t = dma_cycles(False, 0, 65536, 64, 64, cfg, beat=4)
+    assert 16384 <= int(t.transfer[0]) <= 16384 + 3 + DramModel(cfg).miss_cycles
+    assert int(t.cycles[0]) == 1 + int(t.transfer[0]) + lat
+
+
+def test_wide_requests_need_contiguous_entries():
+    with pytest.raises(ValueError, match="contiguous"):
+        dma_cycles(False, 0, 8, 64, 128, preset("vcu1525"), beat=4)

@@ -13,6 +13,7 @@ from hwsim.buffers import elem_bytes
 from hwsim.dram import DramModel, dma_cycles
 from hwsim.program import Program, TensorRef
 from hwsim.units import unit_cycles
+from hwsim.units.dma import load_beats
 
 MIB = 1 << 20
 CONFIGS = {
@@ -21,6 +22,10 @@ CONFIGS = {
     # banked DRAM with 64-byte rows and two banks: small programs still miss rows
     "tiny-banked": preset("tiny").replace(dram__model="banked", dram__banks=2,
                                           dram__row_bytes=64),
+    # the DMA that asks for a bus word of whole contiguous entries (rtl/dma.py builds it)
+    "tiny-wide": preset("tiny").replace(dram__dma="wide"),
+    "tiny-banked-wide": preset("tiny").replace(dram__model="banked", dram__banks=2,
+                                               dram__row_bytes=64, dram__dma="wide"),
 }
 
 
@@ -29,9 +34,11 @@ def _durations(prog, cfg):
     dur = [unit_cycles(c, cfg) for c in prog.commands]
     idx = [i for i, c in enumerate(prog.commands) if isinstance(c, isa.Load | isa.Store)]
     cmds = [prog.commands[i] for i in idx]
+    beats = [int(load_beats(isinstance(c, isa.Load), c.buf, c.sram_addr, c.elems, c.stride,
+                            cfg)) for c in cmds]
     dma = dma_cycles([isinstance(c, isa.Store) for c in cmds], [c.dram_addr for c in cmds],
                      [c.rows for c in cmds], [c.elems * elem_bytes(c.buf, cfg) for c in cmds],
-                     [c.stride for c in cmds], cfg)
+                     [c.stride for c in cmds], cfg, beat=beats)
     for i, d in zip(idx, dma.cycles.tolist(), strict=True):
         dur[i] = d
     return dur, dma
@@ -46,12 +53,13 @@ def _case(m, n, k, seed):
 @settings(max_examples=40, deadline=None)
 @given(m=st.integers(1, 40), n=st.integers(1, 40), k=st.integers(1, 600),
        dataflow=st.sampled_from(["os", "ws"]), config=st.sampled_from(list(CONFIGS)),
-       pattern=st.sampled_from([None, (2, 4), (2, 8), (1, 8)]), seed=st.integers(0, 1000))
+       pattern=st.sampled_from([None, (2, 4), (2, 8), (1, 8)]), seed=st.integers(0, 1000),
+       blocked=st.booleans())
 def test_gemm_program_values_and_timing_equal_functional(m, n, k, dataflow, config, pattern,
-                                                         seed):
+                                                         seed, blocked):
     cfg = CONFIGS[config]
     a, b = _case(m, n, k, seed)
-    prog = compile_gemm(m, n, k, cfg, dataflow=dataflow, sparsity=pattern)
+    prog = compile_gemm(m, n, k, cfg, dataflow=dataflow, sparsity=pattern, blocked=blocked)
     if pattern is None:
         inputs = {"A": a, "B": b}
     else:
@@ -76,9 +84,10 @@ def test_gemm_program_values_and_timing_equal_functional(m, n, k, dataflow, conf
 
 
 @pytest.mark.parametrize("dataflow", ["os", "ws"])
-def test_vcu1525_banked_dram_timing_equals_functional(dataflow):
-    cfg = preset("vcu1525")
-    prog = compile_gemm(40, 70, 50, cfg, dataflow=dataflow)
+@pytest.mark.parametrize("dma", ["entry", "wide"])
+def test_vcu1525_banked_dram_timing_equals_functional(dataflow, dma):
+    cfg = preset("vcu1525").replace(dram__dma=dma)
+    prog = compile_gemm(40, 70, 50, cfg, dataflow=dataflow, blocked=True)
     rng = np.random.default_rng(0)
     a, b = rng.integers(-8, 8, (40, 50)), rng.integers(-8, 8, (50, 70))
     func = run(prog, cfg, "functional", inputs={"A": a, "B": b})

@@ -173,18 +173,20 @@ def compare_kernels() -> None:
     d = cfg.dram
     model = dram.DramModel(cfg)
     cases = []
-    for merge in (True, False, True):  # dram.dma "burst" and "entry"
+    for merge, wide in ((True, False), (False, False), (False, True), (True, False)):
+        # dram.dma "burst", "entry" and "wide" (4 entries a request where contiguous)
         addr = rng.integers(0, 1 << 20, 12) * 64
         rows = rng.integers(0, 40, 12)
         nbytes = rng.integers(0, 600, 12)
         stride = np.where(rng.random(12) < 0.5, nbytes, nbytes + 256)
+        beat = np.where(wide & (stride == nbytes), 4, 1)
         cases.append((addr, rows, nbytes, stride, d.channels, d.banks, *model._shifts,
                       float(model.channel_bytes_per_cycle), cfg.dram_latency_cycles,
                       float(model.miss_cycles), model.max_outstanding, dram.DMA_BURST_BYTES,
-                      d.request_ports, merge))
+                      d.request_ports, merge, beat))
     dma_kernel, schedule_kernel = dram._dma_kernel, schedule._schedule  # before any is built
     closed = np.full(d.channels * d.banks, -1)
-    py = [_interpreted(dma_kernel, *args[:-1], closed.copy(), args[-1]) for args in cases]
+    py = [_interpreted(dma_kernel, *args[:-2], closed.copy(), *args[-2:]) for args in cases]
     n = 300
     unit = rng.integers(0, 4, n)
     duration = rng.integers(1, 50, n)
@@ -200,7 +202,7 @@ def compare_kernels() -> None:
     py_sched = _interpreted(schedule_kernel, *args)
     assert "numba" not in sys.modules  # all of it ran as Python
     for case, want in zip(cases, py, strict=True):
-        got = dma_kernel.dispatcher()(*case[:-1], closed.copy(), case[-1])
+        got = dma_kernel.dispatcher()(*case[:-2], closed.copy(), *case[-2:])
         assert want[0].sum() > 0
         for x, y in zip(want, got, strict=True):
             assert np.array_equal(x, y)

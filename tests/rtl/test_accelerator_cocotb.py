@@ -22,13 +22,48 @@ SHAPES = {  # (m, n, k, dataflow)
              (8, 12, 130, "os"), (3, 9, 2, "ws"), (10, 5, 7, "ws")],
     "small8": [(8, 8, 8, "os"), (11, 5, 17, "os"), (17, 19, 4, "ws")],
     "tiny_fp16": [(4, 4, 4, "os"), (6, 5, 19, "os"), (7, 9, 11, "ws")],
+    # dram.dma "wide": whole contiguous entries several a request (ACT/WGT/IDX 4 a request at
+    # int8, ACT/WGT 2 and IDX 4 at fp16), the tile-blocked cases mostly so; every other case
+    # is blocked (_blocked)
+    "tiny_wide": [(9, 6, 13, "ws"), (9, 6, 13, "ws"), (8, 12, 130, "os"), (11, 5, 17, "os"),
+                  (17, 19, 4, "ws"), (3, 9, 2, "ws")],
+    "tiny_fp16_wide": [(10, 5, 7, "ws"), (10, 5, 7, "ws"), (6, 5, 19, "os"), (8, 12, 30, "os")],
 }
 
 
 def _config(name):
-    if name == "tiny_fp16":
-        return preset("tiny").replace(name="tiny_fp16", array__dtype="fp16")
-    return preset(name)
+    base = preset("small8" if name.startswith("small8") else "tiny")
+    if "fp16" in name:
+        base = base.replace(array__dtype="fp16")
+    if name.endswith("_wide"):
+        base = base.replace(dram__dma="wide")
+    return base.replace(name=name)
+
+
+def _blocked(config_name, i):
+    """Case ``i`` of a ``_wide`` config in the tile-blocked layouts: every other one."""
+    return config_name.endswith("_wide") and i % 2 == 1
+
+
+def test_wide_cases_load_several_entries_a_request():
+    """The ``_wide`` cases exercise what they are for: LOADs of several entries a request (k
+    = 4 and, at fp16, 2), beside LOADs of one entry."""
+    from hwsim import isa
+    from hwsim.program import COL
+    from hwsim.units.dma import load_beats
+
+    for name in ("tiny_wide", "tiny_fp16_wide"):
+        config = _config(name)
+        rng = np.random.default_rng(0)
+        beats = []
+        for i, (m, n, k, df) in enumerate(SHAPES[name]):
+            prog, _ = gemm_program_case(config, m, n, k, rng, df, blocked=_blocked(name, i))
+            t = prog.table[prog.table[:, COL["opcode"]] == isa.Opcode.LOAD]
+            beats += list(load_beats(True, t[:, COL["buf"]], t[:, COL["sram_addr"]],
+                                     t[:, COL["elems"]], t[:, COL["stride"]], config)
+                          * (t[:, COL["rows"]] > 1))
+        want = {1, 4} if name == "tiny_wide" else {1, 2}  # 1: several entries, one a request
+        assert want <= set(beats), (name, set(beats))
 
 
 @pytest.mark.parametrize("config_name", list(SHAPES))
@@ -39,7 +74,8 @@ def test_dense_gemm_programs_match_hwsim_and_torch(sim, config_name):
     config = _config(config_name)
     seed = 1234
     rng = np.random.default_rng(seed)
-    cases = [gemm_program_case(config, m, n, k, rng, df) for m, n, k, df in SHAPES[config_name]]
+    cases = [gemm_program_case(config, m, n, k, rng, df, blocked=_blocked(config_name, i))
+             for i, (m, n, k, df) in enumerate(SHAPES[config_name])]
     results = cosim_programs(config, cases, sim=sim, seed=seed, build_root=BUILD,
                              tag=f"gemm-seed{seed}")
     for shape, (prog, values), got in zip(SHAPES[config_name], cases, results, strict=True):
@@ -76,6 +112,10 @@ SPARSE = {  # (m, n, k, (N, M), dataflow)
                (5, 3, 19, (1, 8), "ws")],
     "tiny_fp16": [(4, 4, 16, (2, 8), "os"), (6, 5, 37, (1, 8), "os"), (7, 3, 12, (2, 4), "os"),
                   (5, 6, 30, (2, 8), "ws"), (3, 4, 11, (2, 4), "ws")],
+    "tiny_wide": [(8, 12, 130, (2, 8), "os"), (8, 12, 130, (2, 8), "os"),
+                  (6, 7, 21, (2, 4), "ws"), (9, 5, 40, (1, 8), "ws"), (17, 19, 40, (2, 8), "ws")],
+    "tiny_fp16_wide": [(5, 6, 30, (2, 8), "ws"), (5, 6, 30, (2, 8), "ws"),
+                       (7, 3, 12, (2, 4), "os")],
 }
 
 
@@ -89,8 +129,9 @@ def test_sparse_gemm_programs_match_hwsim_and_torch(sim, config_name):
     config = _config(config_name)
     seed = 4321
     rng = np.random.default_rng(seed)
-    cases = [gemm_program_case(config, m, n, k, rng, df, sparsity=nm)
-             for m, n, k, nm, df in SPARSE[config_name]]
+    cases = [gemm_program_case(config, m, n, k, rng, df, sparsity=nm,
+                               blocked=_blocked(config_name, i))
+             for i, (m, n, k, nm, df) in enumerate(SPARSE[config_name])]
     results = cosim_programs(config, cases, sim=sim, seed=seed, build_root=BUILD,
                              tag=f"sparse-seed{seed}")
     for (m, n, k, nm, df), (prog, values), got in zip(SPARSE[config_name], cases, results,
