@@ -105,6 +105,15 @@ class Stats:
         ``macs / (cycles * PEs)``.
     schedule : Schedule
         Per command, arrays: accept, token, start and done cycles and durations.
+    extrapolated : dict or None
+        None when every command was simulated. A GEMM too large to emit
+        (:mod:`dataflow.extrapolate`) is timed from truncated programs and extrapolated over
+        its loop nest; this says how: ``loops`` (per loop extrapolated, ``[iterations,
+        simulated iterations, period]``, period 0 where no steady state was seen), ``runs``
+        (programs simulated), ``exact`` (True when every loop reached a checked steady state:
+        the additive fields are then what the full program gives) and ``bound`` (when not
+        exact: per additive field, ``"group/key"``, the error the sampled windows allow).
+        No :attr:`schedule` then.
     accept_cycles, start_cycles, retire_cycles : list of int
         Per command (properties, from :attr:`schedule`): the cycle the controller accepted it,
         its unit started it, and its unit finished it (cycle 0: first command accepted).
@@ -120,6 +129,7 @@ class Stats:
     macs: int = 0
     utilisation: float = 0.0
     schedule: Schedule | None = field(default=None, repr=False, compare=False)
+    extrapolated: dict | None = None
 
     def _per_command(self, name: str) -> list[int]:
         return [] if self.schedule is None else getattr(self.schedule, name).tolist()

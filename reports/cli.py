@@ -115,7 +115,8 @@ def cmd_simulate_gemm(args) -> int:
     stats = simulate_gemm(args.m, args.n, args.k, cfg, dataflow=args.dataflow, mode=args.mode,
                           sparsity=args.sparsity, trace=trace,
                           max_commands=args.max_commands, max_macs=args.max_macs,
-                          mapping=None if args.mapping == "default" else args.mapping)
+                          mapping=None if args.mapping == "default" else args.mapping,
+                          extrapolate=False if args.no_extrapolate else None)
     if chrome:  # FILE.json: the Chrome/Perfetto trace-event format, one track per unit
         from pathlib import Path
 
@@ -138,7 +139,22 @@ def cmd_simulate_gemm(args) -> int:
     print(f"  DRAM bytes   read {stats.bytes['dram_read']:,}  write {stats.bytes['dram_write']:,}")
     print(f"  energy       {stats.energy_total_pj / 1e6:,.3f} uJ  "
           + _energy_text(stats.energy_pj, "  "))
+    if stats.extrapolated is not None:
+        print("  " + _extrapolated_text(stats.extrapolated, stats.cycles))
     return 0
+
+
+def _extrapolated_text(x: dict, cycles: int) -> str:
+    """One line on how an extrapolated GEMM was timed (``Stats.extrapolated``)."""
+    loops = ", ".join(f"{name} {count:,} iterations from {sim} simulated"
+                      for name, (count, sim, _) in x["loops"].items())
+    if x["exact"]:
+        how = "steady state checked: exact"
+    else:
+        bound = x["bound"].get("cycles", 0)
+        how = (f"no steady state (DRAM rows): approximate, cycles +-{bound:,} "
+               f"({bound / max(cycles, 1):.2%}) by the sampled windows")
+    return f"extrapolated over the command budget, loop {loops} ({x['runs']} runs); {how}"
 
 
 def _compile_options(args):
@@ -727,10 +743,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "search: the mapping the compiler picks for a model's GEMM in --dataflow")
     s.add_argument("--trace", default=None, help="write a per-command trace here: CSV, or for "
                    "FILE.json the Chrome/Perfetto trace format (open in ui.perfetto.dev)")
-    s.add_argument("--max-commands", type=_nonneg_int, default=None, help="refuse programs of "
-                   "more commands (default 4,000,000: about 4 GB; 0: no limit)")
+    s.add_argument("--max-commands", type=_nonneg_int, default=None, help="programs of more "
+                   "commands are extrapolated in timing mode, refused otherwise (default "
+                   "4,000,000: about 4 GB; 0: no limit)")
     s.add_argument("--max-macs", type=_nonneg_int, default=None, help="--mode functional: "
                    "refuse more MACs (default 2e9; 0: no limit)")
+    s.add_argument("--no-extrapolate", action="store_true", help="--mode timing: refuse a "
+                   "GEMM over --max-commands instead of extrapolating its long loops from "
+                   "truncated programs")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_simulate_gemm)
 

@@ -89,6 +89,7 @@ __all__ = [
     "emit_block",
     "estimate_commands",
     "gemm_blocks",
+    "gemm_loops",
     "gemm_steps",
     "gemm_tensors",
     "gemm_tiling",
@@ -262,8 +263,32 @@ def gemm_tensors(shape: OpShape, dataflow: str, config: AcceleratorConfig,
     return GemmTensors(a, b, c, bi)
 
 
+def gemm_loops(shape: OpShape, mp: Mapping, config: AcceleratorConfig) -> tuple[tuple[str, int],
+                                                                                 ...]:
+    """The loops of ``shape``'s nest under ``mp``, outermost first: ``(name, iterations)`` with
+    ``name`` the dimension it walks, ``"m"``, ``"n"`` or ``"k"`` (reduction chunks).
+
+    ``os/a``: m-blocks of R rows, n-blocks of C columns, k-chunks of ``kt``; ``os/b``: m-blocks,
+    n-blocks (B loaded whole by the first); ``ws/s``: n-blocks, m-chunks of ``mt`` rows,
+    k-chunks; ``ws/a``: m-chunks, n-blocks, k-chunks. What :func:`gemm_blocks`'s ``select``
+    picks iterations of."""
+    R, C = config.array.rows, config.array.cols
+    mb, nb, kb = -(-shape.m // R), -(-shape.n // C), -(-shape.k // mp.kt)
+    if mp.dataflow == "os":
+        return (("m", mb), ("n", nb)) if mp.order == "b" else (("m", mb), ("n", nb), ("k", kb))
+    mc = -(-shape.m // mp.mt)
+    return (("n", nb), ("m", mc), ("k", kb)) if mp.order == "s" else \
+        (("m", mc), ("n", nb), ("k", kb))
+
+
+def _picked(rng: range, sel) -> list[tuple[int, int]]:
+    """``(index, value)`` of the iterations of ``rng`` that ``sel`` keeps (None: all)."""
+    return list(enumerate(rng)) if sel is None else [(i, rng[i]) for i in sel]
+
+
 def gemm_blocks(shape: OpShape, mp: Mapping, config: AcceleratorConfig,
-                t: GemmTensors) -> Iterator[list[tuple]]:
+                t: GemmTensors, select: dict[str, list[int]] | None = None
+                ) -> Iterator[list[tuple]]:
     """The tile blocks of one GEMM under mapping ``mp``, in program order.
 
     A block is a list of steps, one GEMM each: ``(loads, a_off, b_off, k, m, dataflow,
@@ -274,7 +299,13 @@ def gemm_blocks(shape: OpShape, mp: Mapping, config: AcceleratorConfig,
     and ``span`` ``(m0, m1, k0, k1)``, the rows of A and the reduction range the step reads
     (what a producer's chunks must cover before its loads, :mod:`dataflow.compiler`).
     Blocks are what :mod:`dataflow.compiler` interleaves between ops.
+
+    ``select`` maps loop names of :func:`gemm_loops` to the (increasing) indices of the
+    iterations to emit, the others all: a GEMM with loop iterations left out, every kept step
+    at its own addresses, chunk offsets and first/last flags (what :mod:`dataflow.extrapolate`
+    simulates).
     """
+    sel = select or {}
     R, C = config.array.rows, config.array.cols
     eb = config.array.elem_bytes
     M, N, K = shape.m, shape.n, shape.k
@@ -295,14 +326,14 @@ def gemm_blocks(shape: OpShape, mp: Mapping, config: AcceleratorConfig,
 
     if mp.dataflow == "os" and mp.order == "b":
         block = []
-        nbs = list(range(0, N, C))
-        for mi, m0 in enumerate(range(0, M, R)):
+        nbs = _picked(range(0, N, C), sel.get("n"))
+        for mi, m0 in _picked(range(0, M, R), sel.get("m")):
             mr = min(R, M - m0)
-            for j, n0 in enumerate(nbs):
+            for j, n0 in nbs:
                 nc = min(C, N - n0)
                 loads = []
-                if mi == 0 and j == 0:
-                    for jj, n1 in enumerate(nbs):
+                if mi == 0 and j == nbs[0][0]:
+                    for jj, n1 in nbs:
                         w = min(C, N - n1)
                         loads.append((_WGT, jj * kc_all, _at(b, 0, n1), kc_all, w,
                                       _pitch(b, n1), 0))
@@ -315,15 +346,16 @@ def gemm_blocks(shape: OpShape, mp: Mapping, config: AcceleratorConfig,
                               macs(mr, nc, K), out(mr, nc, m0, n0), (m0, m0 + mr, 0, K)))
         yield block
         return
-    kchunks = list(range(0, K, mp.kt))
+    nk = -(-K // mp.kt)
+    kchunks = _picked(range(0, K, mp.kt), sel.get("k"))
     if mp.dataflow == "os":
         resident = mp.kt >= K
-        for m0 in range(0, M, R):
+        for _, m0 in _picked(range(0, M, R), sel.get("m")):
             mr = min(R, M - m0)
             block = []
-            for n0 in range(0, N, C):
+            for _, n0 in _picked(range(0, N, C), sel.get("n")):
                 nc = min(C, N - n0)
-                for ci, k0 in enumerate(kchunks):
+                for ci, k0 in kchunks:
                     kc = min(mp.kt, K - k0)
                     kcc = compressed_rows(kc, nm)
                     kc0 = compressed_rows(k0, nm)
@@ -334,7 +366,7 @@ def gemm_blocks(shape: OpShape, mp: Mapping, config: AcceleratorConfig,
                     loads.append((_WGT, 0, _at(b, kc0, n0), kcc, nc, _pitch(b, n0), 0))
                     if sparse:
                         loads.append((_IDXB, 0, _at(bi, kc0, n0), kcc, nc, _pitch(bi, n0), 0))
-                    last = ci == len(kchunks) - 1
+                    last = ci == nk - 1
                     store = out(mr, nc, m0, n0) if last else None
                     block.append((loads, 0, 0, kcc, 0, _OS, ci == 0, last, macs(mr, nc, kc),
                                   store, (m0, m0 + mr, k0, k0 + kc)))
@@ -357,25 +389,24 @@ def gemm_blocks(shape: OpShape, mp: Mapping, config: AcceleratorConfig,
                               R * eb, same))
             else:
                 loads.append((_ACT, a_off, _at(a, m0, k0), mc, kc, _pitch(a, k0), same))
-        last = ci == len(kchunks) - 1
+        last = ci == nk - 1
         store = out(mc, nc, m0, n0) if last else None
         return (loads, a_off, 0, kcc, mc, _WS, ci == 0, last, macs(mc, nc, kc), store,
                 (m0, m0 + mc, k0, k0 + kc))
 
     if mp.order == "s":
-        for n0 in range(0, N, C):
+        for _, n0 in _picked(range(0, N, C), sel.get("n")):
             nc = min(C, N - n0)
-            for m0 in range(0, M, mp.mt):
+            for _, m0 in _picked(range(0, M, mp.mt), sel.get("m")):
                 mc = min(mp.mt, M - m0)
-                yield [ws_step(m0, mc, n0, nc, ci, k0, True, 0, 0)
-                       for ci, k0 in enumerate(kchunks)]
+                yield [ws_step(m0, mc, n0, nc, ci, k0, True, 0, 0) for ci, k0 in kchunks]
         return
-    for m0 in range(0, M, mp.mt):
+    for _, m0 in _picked(range(0, M, mp.mt), sel.get("m")):
         mc = min(mp.mt, M - m0)
         block = []
-        for n0 in range(0, N, C):
+        for _, n0 in _picked(range(0, N, C), sel.get("n")):
             nc = min(C, N - n0)
-            for ci, k0 in enumerate(kchunks):
+            for ci, k0 in kchunks:
                 off = ci * mc * (e_row if sparse else -(-mp.kt // R))
                 block.append(ws_step(m0, mc, n0, nc, ci, k0, n0 == 0, off, ci > 0))
         yield block
@@ -508,7 +539,7 @@ def emit_block(proto: GemmProtocol, block: list[tuple], nm: tuple[int, int] | No
 def compile_gemm(m: int, n: int, k: int, config: AcceleratorConfig | str, *,
                  dataflow: str = "os", sparsity: tuple[int, int] | None = None,
                  mapping: Mapping | None = None, max_commands: int | None = None,
-                 blocked: bool = False) -> Program:
+                 blocked: bool = False, select: dict[str, list[int]] | None = None) -> Program:
     """A program computing C = A·B (int8 -> int32 or fp16 -> fp32, by ``config.array.dtype``).
 
     The tensors are ``A``, ``B`` and ``C``; with ``sparsity=(N, M)`` B is N:M along K and held
@@ -534,6 +565,9 @@ def compile_gemm(m: int, n: int, k: int, config: AcceleratorConfig | str, *,
     blocked : bool
         Tile-blocked DRAM layouts (module docstring); the tensors' ``write`` and ``read``
         take and give the logical matrices either way.
+    select : dict, optional
+        Only these iterations of the loops of :func:`gemm_loops` (:func:`gemm_blocks`): a
+        program for timing, whose output leaves the skipped tiles unwritten.
 
     Raises
     ------
@@ -560,13 +594,16 @@ def compile_gemm(m: int, n: int, k: int, config: AcceleratorConfig | str, *,
     if mp.dataflow != dataflow:
         raise ValueError(f"mapping {mp.dataflow}/{mp.order} is not of dataflow {dataflow!r}")
     shape = OpShape(m, n, k, sparsity)
-    check_budget(estimate_commands(shape, mp, config), max_commands,
-                 f"GEMM {m}x{n}x{k} on {config.name} ({dataflow})")
+    estimate = estimate_commands(shape, mp, config)
+    for name, count in gemm_loops(shape, mp, config):
+        if select and name in select:
+            estimate = estimate * len(select[name]) // count
+    check_budget(estimate, max_commands, f"GEMM {m}x{n}x{k} on {config.name} ({dataflow})")
     alloc = Alloc()
     t = gemm_tensors(shape, dataflow, config, alloc, blocked)
     em = Emitter()
     proto = GemmProtocol(em, config)
-    for block in gemm_blocks(shape, mp, config, t):
+    for block in gemm_blocks(shape, mp, config, t, select):
         emit_block(proto, block, sparsity, n)
     if sparsity is None:
         tensors, inputs = {"A": t.a, "B": t.b, "C": t.c}, ("A", "B")
@@ -585,9 +622,12 @@ def simulate_gemm(m: int, n: int, k: int, config: AcceleratorConfig | str, *,
                   sparsity: str | None = None, dataflow: str = "ws",
                   mode: str = "timing", trace: str | None = None,
                   max_commands: int | None = None, max_macs: int | None = None,
-                  mapping: Mapping | str | None = None) -> Stats:
+                  mapping: Mapping | str | None = None,
+                  extrapolate: bool | None = None) -> Stats:
     """Cycles, traffic and energy of one GEMM C[M,N] = A[M,K]·B[K,N] on ``config``: the
-    :func:`compile_gemm` program run by :func:`hwsim.run`.
+    :func:`compile_gemm` program run by :func:`hwsim.run`, or in timing mode, for a program
+    over the command budget, its statistics extrapolated from truncated programs
+    (:mod:`dataflow.extrapolate`; ``Stats.extrapolated`` says how, and whether exactly).
 
     Parameters
     ----------
@@ -604,20 +644,25 @@ def simulate_gemm(m: int, n: int, k: int, config: AcceleratorConfig | str, *,
     trace : str, optional
         Write a per-command trace (CSV, :mod:`hwsim.trace`) to this path.
     max_commands : int, optional
-        The program's command budget (:func:`compile_gemm`).
+        The program's command budget (:func:`compile_gemm`); in timing mode a GEMM over it is
+        extrapolated instead, unless ``extrapolate`` is False.
     max_macs : int, optional
         Functional mode's budget of MACs (default :data:`MAX_FUNCTIONAL_MACS`, 0: none).
     mapping : Mapping or "search", optional
         The loop nest (default :func:`gemm_tiling`'s, what SCALE-Sim comparisons use);
         ``"search"``: the mapping :func:`dataflow.search` picks in ``dataflow``, as the
         compiler does for a model's GEMMs.
+    extrapolate : bool, optional
+        Timing mode: True, always extrapolate the long loops; False, never (a program over
+        the budget is refused); None (default), when the program would exceed
+        ``max_commands``.
 
     Raises
     ------
     ConfigError, ValueError
         Unknown preset, unsupported pattern or dataflow, bad shape.
     BudgetError
-        Work beyond a budget, before any is done.
+        Work beyond a budget, before any is done; a trace of an extrapolated GEMM.
     """
     cfg = load_config(config)
     nm = None
@@ -637,6 +682,21 @@ def simulate_gemm(m: int, n: int, k: int, config: AcceleratorConfig | str, *,
         if mapping != "search":
             raise ValueError(f"mapping must be a Mapping or 'search', not {mapping!r}")
         mapping = search(OpShape(m, n, k, nm), cfg, dataflows=(dataflow,))
+    # MACs the array performs: a sparse GEMM multiplies only the kept weights
+    macs = m * n * compressed_rows(k, nm)
+    if mode == "timing" and extrapolate is not False:
+        mp = mapping or gemm_tiling(m, n, k, cfg, dataflow, nm)
+        limit = MAX_COMMANDS if max_commands is None else max_commands
+        if extrapolate or (limit and estimate_commands(OpShape(m, n, k, nm), mp, cfg) > limit):
+            if trace is not None:
+                raise BudgetError(
+                    f"GEMM {m}x{n}x{k} is over the command budget and timed by extrapolation, "
+                    "which has no per-command trace: pass --max-commands 0 to simulate and "
+                    "trace every command")
+            from ..extrapolate import gemm_stats  # imports this module
+
+            return gemm_stats(m, n, k, cfg, dataflow=dataflow, sparsity=nm, mapping=mp,
+                              macs=macs)
     prog = compile_gemm(m, n, k, cfg, dataflow=dataflow, sparsity=nm, max_commands=max_commands,
                         mapping=mapping)
     inputs = None
@@ -646,8 +706,7 @@ def simulate_gemm(m: int, n: int, k: int, config: AcceleratorConfig | str, *,
         b = rng.integers(-128, 128, (k, n))
         inputs = {"A": a, "B": b} if nm is None else sparse_operands(
             a, b, *nm, ws_rows=cfg.array.rows if dataflow == "ws" else None)
-    # MACs the array performs: a sparse GEMM multiplies only the kept weights
-    stats = run(prog, cfg, mode, inputs=inputs, macs=m * n * compressed_rows(k, nm)).stats
+    stats = run(prog, cfg, mode, inputs=inputs, macs=macs).stats
     if trace is not None:
         write_trace(prog, stats, trace)
     return stats

@@ -55,6 +55,10 @@ def test_a_gemm_over_budget_is_refused_before_it_is_built():
         compile_gemm(64, 64, 64, c, dataflow="ws", max_commands=len(small.table) // 2)
     with pytest.raises(BudgetError, match="use --mode timing, or pass --max-macs 0"):
         simulate_gemm(2048, 2048, 1024, c, mode="functional")
+    # timing mode extrapolates instead (tests/dataflow/test_extrapolate.py), unless told not to
+    with pytest.raises(BudgetError, match=r"pass --max-commands \d+"):
+        simulate_gemm(256, 1_000_000, 8, c, extrapolate=False)
+    assert simulate_gemm(256, 1_000_000, 8, c).extrapolated["exact"]
 
 
 def test_a_workload_over_budget_is_refused_before_it_is_emitted():
@@ -67,7 +71,8 @@ def test_a_workload_over_budget_is_refused_before_it_is_emitted():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["simulate-gemm", "256", "1000000", "8", "--config", "tiny"], "--max-commands"),
+    (["simulate-gemm", "256", "1000000", "8", "--config", "tiny", "--no-extrapolate"],
+     "--max-commands"),
     (["simulate-gemm", "4096", "4096", "4096", "--mode", "functional"], "--max-macs 0"),
     (["simulate", "--model", "pythia70m", "--config", "tiny", "--batch", "8"], "--max-commands"),
 ])
@@ -79,5 +84,6 @@ def test_the_cli_refuses_in_one_line(argv, message, capsys):
 
 def test_the_cli_budget_can_be_raised(capsys):
     assert main(["simulate-gemm", "64", "64", "64", "--max-commands", "0", "--json"]) == 0
-    assert main(["simulate-gemm", "64", "64", "64", "--max-commands", "10"]) == 2
+    assert main(["simulate-gemm", "64", "64", "64", "--max-commands", "10",
+                 "--no-extrapolate"]) == 2
     assert "budget is 0.0 M" in capsys.readouterr().err
