@@ -15,7 +15,8 @@ exactly, energies to :data:`RTOL`); then ``F(Q) = F(j0) + (Q - j0) / P * increme
 whenever the steady state the check saw lasts to the end of the loop, which tests check against
 full simulation. Loops of more than :data:`WHOLE` iterations are extrapolated one inside the
 other (each sample of an outer loop is itself extrapolated over the inner ones); shorter loops
-are simulated whole.
+are simulated whole, and so are long ones whose extrapolation would simulate more steps than
+keeping them whole inside the samples of the others.
 
 Where no period holds within :data:`MAX_SAMPLES` samples (the banked DRAM model with addresses
 that do not repeat in step with the tiles: a tile's row hits depend on them), the increment is
@@ -31,6 +32,7 @@ tile than the windows show: their bound is every access of the extrapolated iter
 from __future__ import annotations
 
 import math
+from itertools import combinations
 
 import numpy as np
 
@@ -140,13 +142,25 @@ class _Extrapolation:
     def __init__(self, m, n, k, config, dataflow, sparsity, mapping):
         self.args = (m, n, k, config)
         self.kw = {"dataflow": dataflow, "sparsity": sparsity, "mapping": mapping}
-        loops = gemm_loops(OpShape(m, n, k, sparsity), mapping, config)
-        self.loops = [(name, count) for name, count in loops if count > WHOLE]
         self.runs = 0
         self.simulated: dict[str, set[int]] = {}
         self.periods: dict[str, int] = {}
         self.exact = True
         self.banked = config.dram.model != "fixed"
+        loops = gemm_loops(OpShape(m, n, k, sparsity), mapping, config)
+        long = [i for i, (_, count) in enumerate(loops) if count > WHOLE]
+        # the loops to extrapolate: the non-empty set of long loops that simulates the fewest
+        # steps, each extrapolated loop costing about ``runs x iterations`` of them (banked
+        # DRAM: the windows too), each loop kept whole its count
+        per = 15 * 6 if self.banked else 4 * 4
+
+        def cost(chosen):
+            return math.prod(per if i in chosen else count
+                             for i, (_, count) in enumerate(loops))
+
+        subsets = [c for r in range(1, len(long) + 1) for c in combinations(long, r)]
+        best = min(subsets, key=cost, default=())
+        self.loops = [loops[i] for i in best]
 
     def simulate(self, select: dict[str, list[int]]) -> tuple[dict, dict]:
         for name, kept in select.items():

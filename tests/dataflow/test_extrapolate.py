@@ -98,13 +98,13 @@ def test_extrapolation_on_banked_dram_is_within_its_bound(shape, dataflow, spars
     assert abs(ext.cycles - full.cycles) <= 1e-3 * full.cycles
 
 
-def test_two_short_loops_on_banked_dram_stay_within_the_bound():
-    """Two loops of about 20 iterations, both without a steady state: the widest error seen
-    (cycles off by 2-3%), still within the stated bound, which is wide here."""
+def test_a_short_loop_on_banked_dram_stays_within_the_bound():
+    """A loop of 36 iterations without a steady state (the other, of 18, kept whole: cheaper
+    than extrapolating both, which put cycles 2% off): every field within the stated bound."""
     ext, full = _both(1146, 576, 856, "vcu1525", dataflow="os", sparsity=SPARSE,
                       mapping="search")
     x = ext.extrapolated
-    assert not x["exact"] and len(x["loops"]) == 2
+    assert not x["exact"] and list(x["loops"]) == ["m"]
     a, b = _additive(ext), _additive(full)
     for key, want in b.items():
         assert abs(a[key] - want) <= x["bound"].get(key, 0) + 1e-6 * abs(want), key
