@@ -204,6 +204,9 @@ class _Tally:
         self.dma_in = self.array = self.dma_out = 0
         self.first_load = self.first_gemm = self.last_gemm = self.last_store = 0
         self.dram = self.sram = self.padded_macs = 0
+        # the tiles in program order, run-length coded for _pipeline: [(m-blocks, [(n-blocks,
+        # [(k-chunks, load cycles, GEMM cycles), ...]), ...]), ...]
+        self.blocks: list = []
 
     def load(self, count: int, buf: int, rows: int, elems: int, stride: int) -> int:
         eb = 1 if buf == isa.Buffer.IDX else self.c.array.elem_bytes
@@ -234,6 +237,46 @@ class _Tally:
         self.dram += count * rows * elems * 4
         self.sram += count * rows * elems * 4
         return cyc
+
+
+def _pipeline(blocks) -> int:
+    """Cycles of the double-buffered pipeline over the tiles of ``blocks`` (``_Tally.blocks``,
+    in program order): a tile's GEMM waits for its loads, the next tile's loads run during it,
+    so each tile after the first adds ``max(previous GEMM, its loads)``; the first adds its
+    loads and the last its GEMM. This is what ``max(DMA-in, array)`` misses when tiles of
+    different sizes alternate (a K remainder, A loaded in the first n-block only): a long load
+    then waits beside a short GEMM."""
+    total = g_prev = 0
+
+    def once(runs, gp):
+        s = 0
+        for c, load, gemm in runs:
+            if c:
+                s += max(gp, load) + (c - 1) * max(gemm, load)
+                gp = gemm
+        return s, gp
+
+    def repeat(rep, body, gp):
+        """``body(gp) -> (sum, last GEMM)`` run ``rep`` times."""
+        if rep <= 0:
+            return 0, gp
+        s1, g1 = body(gp)
+        if rep == 1:
+            return s1, g1
+        s2, g2 = body(g1)
+        return s1 + (rep - 1) * s2, g2
+
+    def mblock(nblocks, gp):
+        s = 0
+        for rep, runs in nblocks:
+            ds, gp = repeat(rep, lambda g, runs=runs: once(runs, g), gp)
+            s += ds
+        return s, gp
+
+    for rep, nblocks in blocks:
+        ds, g_prev = repeat(rep, lambda g, nb=nblocks: mblock(nb, g), g_prev)
+        total += ds
+    return int(total + g_prev)
 
 
 def _entries_per_row(op: OpShape, kc: int, rows: int) -> int:
@@ -308,7 +351,9 @@ def estimate(op: OpShape, mp: Mapping, config: AcceleratorConfig | str, *,
                     t.last_gemm, t.last_store = g, s
                 first = False
                 continue
+            mblock = []  # one m-block: (n-blocks, the k-chunk runs of one of them)
             for nc_n, nc in nbs:
+                with_a, without_a = [], []  # the k-chunks of one n-block, A loaded or not
                 for kc_n, kc in kbs:
                     cnt = mc_n * nc_n * kc_n
                     a_cnt = (mc_n * kc_n if (nc_n, nc) == nbs[0] else 0) if resident else cnt
@@ -320,13 +365,22 @@ def estimate(op: OpShape, mp: Mapping, config: AcceleratorConfig | str, *,
                     if first:
                         t.first_load, t.first_gemm, first = la + lb, g, False
                     t.last_gemm = g
+                    with_a.append((kc_n, la + lb, g))
+                    without_a.append((kc_n, (0 if resident else la) + lb, g))
+                # resident A: loaded in the first n-block of each m-block only
+                first_n = resident and (nc_n, nc) == nbs[0]
+                mblock += [(1, with_a), (nc_n - 1, without_a)] if first_n else \
+                    [(nc_n, without_a if resident else with_a)]
                 t.last_store = t.store(mc_n * nc_n, mr, nc, N)
+            t.blocks.append((mc_n, mblock))
     else:
         mbs = _blocks(op.m, mp.mt)
         nbs = _blocks(op.n, C)
         kbs = _blocks(op.k, mp.kt)
         for mc_n, mc in mbs:
+            mblock = []
             for nc_n, nc in nbs:
+                with_a, without_a = [], []
                 for kc_n, kc in kbs:
                     cnt = mc_n * nc_n * kc_n
                     epr = _entries_per_row(op, kc, R)
@@ -341,10 +395,17 @@ def estimate(op: OpShape, mp: Mapping, config: AcceleratorConfig | str, *,
                     if first:
                         t.first_load, t.first_gemm, first = la + lw, g, False
                     t.last_gemm = g
+                    with_a.append((kc_n, la + lw, g))
+                    without_a.append((kc_n, (la if mp.order == "s" else 0) + lw, g))
+                first_n = mp.order != "s" and (nc_n, nc) == nbs[0]
+                mblock += [(1, with_a), (nc_n - 1, without_a)] if first_n else \
+                    [(nc_n, with_a if mp.order == "s" else without_a)]
                 t.last_store = t.store(mc_n * nc_n, mc, nc, N)
+            t.blocks.append((mc_n, mblock))
     cycles = max(t.dma_in + t.last_gemm + t.last_store,
                  t.first_load + t.array + t.last_store,
-                 t.first_load + t.first_gemm + t.dma_out)
+                 t.first_load + t.first_gemm + t.dma_out,
+                 _pipeline(t.blocks) + t.last_store)
     e = config.energy
     mac_pj = e.mac_int8 if config.array.dtype == "int8" else e.mac_fp16
     energy = (t.padded_macs * mac_pj + t.sram * (e.sram_read_byte + e.sram_write_byte) / 2

@@ -457,7 +457,9 @@ class MemoCosts:
 def _gemm_cycles(op: Op, config: AcceleratorConfig) -> float:
     from .mapping import OpShape, search
 
-    return search(OpShape(op.m, op.n, op.k), config).cycles * op.repeat
+    # tile-blocked, as the compiler lays operands out (CompileOptions.tile_blocked): its
+    # contiguous loads are the ones a wide DMA moves a bus word a request
+    return search(OpShape(op.m, op.n, op.k), config, blocked=True).cycles * op.repeat
 
 
 def _vector_cycles(op: Op, config: AcceleratorConfig, first: int = 0) -> float:
