@@ -878,9 +878,10 @@ def _vcu1525() -> AcceleratorConfig:
       half the array's in a ResNet-50 BDWP 2:8 step and a fifth of that step's critical path
       (``reports/sat``, sensitivity table); at 64 lanes a twelfth.
     - DMA bus: 256 bytes (``dram.bus_bytes``), one VEC entry per beat, the width of four 512-bit
-      AXI ports of the DDR4 controllers; DMA timing follows the channels' bandwidth and banks,
-      and the DMA issues up to four requests per cycle, one per AXI port
-      (``dram.request_ports``).
+      AXI ports of the DDR4 controllers; DMA timing follows the channels' bandwidth and banks.
+      The DMA is the RTL's wide one (``dram.dma: wide``): one request a cycle, a LOAD of whole
+      contiguous operand rows asking for four 64-byte entries (a bus word) a request, so
+      loads move up to 256 bytes a cycle over the four AXI ports (the entry DMA: 64).
     - Lookup engine (MemoryFormer, AttMEMO): tables in 16 MiB of the URAM left beside the
       buffers (``uram``: 16 channels of 64-byte lines, one line per channel per 200 MHz cycle,
       12.8 GB/s each; row misses free; 1.6 pJ/bit, the top of the SRAM range, for FPGA
@@ -901,7 +902,7 @@ def _vcu1525() -> AcceleratorConfig:
                              vec_kib=1024),
         dram=DramConfig(model="banked", channels=4, bandwidth_gbps=19.2, latency_ns=90.0,
                         bus_bytes=256, banks=16, row_bytes=2048, row_miss_ns=30.0,
-                        request_ports=4),
+                        request_ports=4, dma="wide"),
         sore=SoreConfig(lanes=32),
         vector=VectorConfig(lanes=64),
         lookup=LookupConfig(

@@ -282,8 +282,13 @@ def _dma_fields(cmds, cfg):
                                  preset("vcu1525").replace(dram__model="fixed")],
                          ids=["tiny", "small8", "vcu1525-fixed-4ch"])
 def test_dma_cycles_of_fixed_model_are_unit_cycles(cfg):
+    from hwsim.units.dma import load_beats
+
     cmds = _random_dma(np.random.default_rng(7), 400, cfg)
-    t = dma_cycles(*_dma_fields(cmds, cfg), cfg)
+    beat = [int(load_beats(isinstance(c, isa.Load), c.buf, c.sram_addr, c.elems, c.stride, cfg))
+            for c in cmds]
+    assert (max(beat) > 1) == (cfg.dram.dma == "wide")  # vcu1525's wide loads among them
+    t = dma_cycles(*_dma_fields(cmds, cfg), cfg, beat=beat)
     assert t.cycles.tolist() == [unit_cycles(c, cfg) for c in cmds]
     assert not t.row_hits.any() and not t.row_misses.any()
 

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
+from hwsim import isa
 from hwsim.config import preset
 from hwsim.dram import channel_interleave, channel_map
 from rtl.axi import AxiAccelerator, dma_prefixes
@@ -234,16 +235,20 @@ def test_vcu1525_has_four_512_bit_masters_with_64_bit_addresses():
 
 
 def test_hwsims_dma_window_and_port_rate_are_the_rtls():
-    """hwsim's ``dram.dma == "entry"`` timing takes its in-flight window and each channel's
-    rate from what this top builds: the splitter holds two bridges' reads, a port moves
-    ``channel_bytes`` a cycle, the DMA issues one entry a cycle."""
+    """hwsim's ``dram.dma`` ``"entry"`` and ``"wide"`` timing takes its in-flight window and
+    each channel's rate from what this top builds: the splitter holds two bridges' reads, a
+    port moves ``channel_bytes`` a cycle, the DMA issues one request a cycle, and a wide
+    request (a bus word) is one the splitter takes whole."""
     from hwsim.dram import DMA_IN_FLIGHT
+    from hwsim.units.dma import wide_entries
 
     config = preset("vcu1525")
-    assert config.dram.dma == "entry"
+    assert config.dram.dma == "wide"
     top = AxiAccelerator(config, lookup=False)
     assert 2 * top.bridge_params["max_reads"] == DMA_IN_FLIGHT
     assert channel_bytes(config) == config.dram.bus_bytes // config.dram.channels
+    entry = config.array.cols * config.array.elem_bytes
+    assert wide_entries(isa.Buffer.WGT, config) * entry == config.dram.bus_bytes
 
 
 @pytest.mark.parametrize(("dram", "needle"), [
