@@ -15,9 +15,9 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
+from hwsim import isa
 from hwsim.config import AcceleratorConfig, load_config
 
-from ..array import array_group
 from ..buffers import BufferMemory
 from .resources import _check_part
 from .run import _options, _synthesize_text
@@ -122,8 +122,11 @@ def buffer_mapping_check(config: str | AcceleratorConfig, out_dir: str | Path, *
         width, entries, ports, banks = _buffer_build(config, name, depth)
         for style in styles:
             top = f"buf_{name}_{re.sub(r'[^A-Za-z0-9_]', '_', style or 'default')}"
+            extra = {k: v for k, v in _built(config, name).items()
+                     if k in ("group", "write_lanes")}
             text = verilog.convert(BufferMemory(width, entries, read_ports=ports, banks=banks,
-                                                ram_style=style), name=top, emit_src=False)
+                                                ram_style=style, **extra),
+                                   name=top, emit_src=False)
             r, _ = _synthesize_text(text, top=top, out_dir=out / top, part=part,
                                     timeout_s=timeout_s, reuse=reuse)
             version = version or r.yosys_version
@@ -137,10 +140,17 @@ def buffer_mapping_check(config: str | AcceleratorConfig, out_dir: str | Path, *
 def _buffer_build(config: AcceleratorConfig, name: str, depth: int
                   ) -> tuple[int, int, int, int]:
     """``(width, entries, read_ports, banks)`` of buffer ``name`` as ``Accelerator`` builds
-    it, with at most ``depth`` entries."""
+    it (:func:`rtl.accelerator.buffer_shapes`), with at most ``depth`` entries."""
     width, full = _buffer_shapes(config)[name]
-    return (width, min(depth, full), 2 if name == "acc" else 1,
-            array_group(config) if name == "act" else 1)
+    shape = _built(config, name)
+    return (width, min(depth, full), shape.get("read_ports", 1), shape.get("banks", 1))
+
+
+def _built(config: AcceleratorConfig, name: str) -> dict:
+    """:func:`rtl.accelerator.buffer_shapes`' arguments of buffer ``name``."""
+    from ..accelerator import buffer_shapes
+
+    return buffer_shapes(config)[isa.Buffer[name.upper()]]
 
 
 def _buffer_row(config: AcceleratorConfig, name: str, depth: int, style: str | None,
