@@ -139,9 +139,10 @@ def _sub(a: dict, b: dict) -> dict:
 class _Extrapolation:
     """The recursive extrapolation of one GEMM (module docstring)."""
 
-    def __init__(self, m, n, k, config, dataflow, sparsity, mapping):
+    def __init__(self, m, n, k, config, dataflow, sparsity, mapping, blocked=False):
         self.args = (m, n, k, config)
-        self.kw = {"dataflow": dataflow, "sparsity": sparsity, "mapping": mapping}
+        self.kw = {"dataflow": dataflow, "sparsity": sparsity, "mapping": mapping,
+                   "blocked": blocked}
         self.runs = 0
         self.simulated: dict[str, set[int]] = {}
         self.periods: dict[str, int] = {}
@@ -255,14 +256,15 @@ class _Extrapolation:
 
 def gemm_stats(m: int, n: int, k: int, config: AcceleratorConfig, *, dataflow: str,
                sparsity: tuple[int, int] | None, mapping: Mapping,
-               macs: int | None = None) -> Stats:
+               macs: int | None = None, blocked: bool = False) -> Stats:
     """Timing-mode statistics of the :func:`~dataflow.lower.gemm.compile_gemm` program of one
     GEMM without emitting it: extrapolated over its long loops (module docstring).
 
     Returns the :class:`~hwsim.engine.Stats` of the full program, with
     :attr:`~hwsim.engine.Stats.extrapolated` saying how it was found (None, and the per-command
     schedule kept, when every loop is short enough to simulate whole). ``macs``: the useful
-    MACs for the utilisation (default: the MACs the array performs).
+    MACs for the utilisation (default: the MACs the array performs). ``blocked``: the
+    tile-blocked layouts (:func:`~dataflow.lower.gemm.compile_gemm`).
 
     Raises
     ------
@@ -270,10 +272,11 @@ def gemm_stats(m: int, n: int, k: int, config: AcceleratorConfig, *, dataflow: s
         What :func:`~dataflow.lower.gemm.compile_gemm` raises for the shape, pattern, dataflow
         or mapping.
     """
-    x = _Extrapolation(m, n, k, config, dataflow, sparsity, mapping)
+    x = _Extrapolation(m, n, k, config, dataflow, sparsity, mapping, blocked)
     if not x.loops:
         stats = run(compile_gemm(m, n, k, config, dataflow=dataflow, sparsity=sparsity,
-                                 mapping=mapping, max_commands=0), config, "timing",
+                                 mapping=mapping, max_commands=0, blocked=blocked), config,
+                                 "timing",
                     macs=macs).stats
         return stats
     v, err = x.values(0, {})

@@ -449,11 +449,11 @@ def layer_step_cosim(config: AcceleratorConfig, shape, *, sim: str = "verilator"
 
 def gemm_cosim(config: AcceleratorConfig, m: int, n: int, k: int, *, sim: str = "verilator",
                seed: int = 0, build_root: str | Path | None = None, dataflow: str = "os",
-               sparsity: tuple[int, int] | None = None) -> dict:
+               sparsity: tuple[int, int] | None = None, blocked: bool = False) -> dict:
     """One GEMM (dense, or N:M sparse B) through numpy, hwsim (functional and timing) and the
-    RTL; a row of results."""
+    RTL; a row of results. ``blocked``: tile-blocked DRAM layouts (:func:`gemm_program_case`)."""
     rng = np.random.default_rng(seed)
-    prog, values = gemm_program_case(config, m, n, k, rng, dataflow, sparsity)
+    prog, values = gemm_program_case(config, m, n, k, rng, dataflow, sparsity, blocked)
     t0 = time.perf_counter()
     got = cosim_programs(config, [(prog, values)], sim=sim, seed=seed, build_root=build_root,
                          tag=f"gemm-{m}x{n}x{k}-seed{seed}")[0]

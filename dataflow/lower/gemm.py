@@ -27,9 +27,10 @@ Tile-blocked layouts (``blocked=True``; what :func:`dataflow.compile` uses by de
 ``CompileOptions.tile_blocked``): every operand is stored in panels (:class:`BlockedRef`) so
 that each tile's LOAD or STORE is one contiguous range of DRAM instead of 64-byte (fp16 x 32) or
 128-byte (fp32 x 32) rows at the tensor's row pitch, where a power-of-two pitch puts every row
-in the same one or two DRAM channels. With the RTL's DMA (``dram.dma == "entry"``, an entry a
-cycle) a contiguous range spreads its rows over every channel's port; a burst DMA (model only)
-streams it in bursts of up to 4 KiB (:func:`hwsim.dram.dma_cycles`). The panels: A of output-
+in the same one or two DRAM channels. With the RTL's DMA (``dram.dma`` ``"entry"``, a request
+a cycle) a contiguous range spreads its rows over every channel's port, and the wide DMA
+(``"wide"``, vcu1525's) asks for a bus word of its whole entries a request; a burst DMA (model
+only) streams it in bursts of up to 4 KiB (:func:`hwsim.dram.dma_cycles`). The panels: A of output-
 stationary tiles, column-major within panels of R rows (an m-block: its ``kc`` x ``mr`` tile is
 contiguous); dense A of weight-stationary tiles, row-major within panels of R reduction operands
 (a k-chunk); B, its indices and C, row-major within panels of C columns (an n-block). The values
@@ -650,8 +651,8 @@ def simulate_gemm(m: int, n: int, k: int, config: AcceleratorConfig | str, *,
         Functional mode's budget of MACs (default :data:`MAX_FUNCTIONAL_MACS`, 0: none).
     mapping : Mapping or "search", optional
         The loop nest (default :func:`gemm_tiling`'s, what SCALE-Sim comparisons use);
-        ``"search"``: the mapping :func:`dataflow.search` picks in ``dataflow``, as the
-        compiler does for a model's GEMMs.
+        ``"search"``: the mapping :func:`dataflow.search` picks in ``dataflow``, in the
+        tile-blocked layouts, as the compiler does for a model's GEMMs.
     extrapolate : bool, optional
         Timing mode: True, always extrapolate the long loops; False, never (a program over
         the budget is refused); None (default), when the program would exceed
@@ -678,10 +679,13 @@ def simulate_gemm(m: int, n: int, k: int, config: AcceleratorConfig | str, *,
                 f"a functional GEMM {m}x{n}x{k} does {m * n * k / 1e9:,.1f} G MACs through the "
                 f"per-cycle model (hours at tens of millions a second); the budget is "
                 f"{limit / 1e9:,.1f} G: use --mode timing, or pass --max-macs 0 to run it")
+    blocked = False
     if isinstance(mapping, str):
         if mapping != "search":
             raise ValueError(f"mapping must be a Mapping or 'search', not {mapping!r}")
-        mapping = search(OpShape(m, n, k, nm), cfg, dataflows=(dataflow,))
+        # the compiler's mapping and its tile-blocked layouts (CompileOptions.tile_blocked)
+        blocked = True
+        mapping = search(OpShape(m, n, k, nm), cfg, dataflows=(dataflow,), blocked=True)
     # MACs the array performs: a sparse GEMM multiplies only the kept weights
     macs = m * n * compressed_rows(k, nm)
     if mode == "timing" and extrapolate is not False:
@@ -696,9 +700,9 @@ def simulate_gemm(m: int, n: int, k: int, config: AcceleratorConfig | str, *,
             from ..extrapolate import gemm_stats  # imports this module
 
             return gemm_stats(m, n, k, cfg, dataflow=dataflow, sparsity=nm, mapping=mp,
-                              macs=macs)
+                              macs=macs, blocked=blocked)
     prog = compile_gemm(m, n, k, cfg, dataflow=dataflow, sparsity=nm, max_commands=max_commands,
-                        mapping=mapping)
+                        mapping=mapping, blocked=blocked)
     inputs = None
     if mode == "functional":
         rng = np.random.default_rng(0)
