@@ -10,8 +10,10 @@ import time
 
 import numpy as np
 
+from hwsim import isa
 from hwsim.config import preset
 from hwsim.dram import DramModel, dma_cycles
+from hwsim.units.dma import load_beats
 
 
 def patterns(nbytes: int, row_bytes: int, seed: int = 0) -> dict[str, tuple[np.ndarray, int]]:
@@ -67,11 +69,16 @@ def main(argv: list[str] | None = None) -> None:
     rows = (args.mib << 20) // 64
     print(f"{'DMA LOAD of 64 B rows (dma_cycles)':<32} {'GB/s':>8} {'% peak':>7} {'row hit %':>9}"
           f" {'cycles':>10}")
-    # dram.dma "entry": the RTL's DMA (an entry a cycle); "burst": a DMA that is not built
-    for (name, stride), dma in ((s, d) for d in ("entry", "burst") for s in (
+    # dram.dma "entry": the RTL's DMA, an entry a request; "wide" (vcu1525's): a bus word of
+    # contiguous whole entries a request (ACT/WGT/IDX LOADs, hwsim.units.dma.load_beats);
+    # "burst": a DMA that is not built
+    for (name, stride), dma in ((s, d) for d in ("entry", "wide", "burst") for s in (
             ("contiguous", 64), ("stride 512 B", 512), ("stride 4 KiB", 4096))):
         name = f"{name}, {dma}"
-        t = dma_cycles(False, 0, rows, 64, stride, cfg.replace(dram__dma=dma))
+        c = cfg.replace(dram__dma=dma)
+        beat = load_beats(True, isa.Buffer.ACT, 0, c.array.rows, stride, c) \
+            if c.array.rows * c.array.elem_bytes == 64 else 1
+        t = dma_cycles(False, 0, rows, 64, stride, c, beat=beat)
         gbps = rows * 64 * cfg.clock_mhz / 1000 / (t.cycles[0] - 1 - lat)
         acc = int(t.row_hits[0] + t.row_misses[0])
         hit = 100.0 * int(t.row_hits[0]) / acc if acc else float("nan")
