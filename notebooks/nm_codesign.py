@@ -114,11 +114,12 @@ print(df.to_string(index=False, float_format="{:.3f}".format))
 # %% [markdown]
 # ## What the numbers must satisfy
 #
-# No sparse step is faster than its MAC bound, and every 2:8 step beats dense. A 2:4 step need
-# not: `vcu1525`'s DMA moves one buffer entry a cycle (as the RTL's does, `dram.dma: entry`),
-# this MLP's GEMMs are a few 32x32 tiles that load more than they compute, and a sparse tile
-# loads its index entries beside its values, so at 2:4 the step can wait on its loads longer
-# than dense does (a burst DMA, `dram.dma: burst`, not built, would not). BDWP and
+# No sparse step is faster than its MAC bound, and every sparse step beats dense, though 2:4
+# only just: this MLP's GEMMs are a few 32x32 tiles that load about as much as they compute, and
+# a sparse tile loads its index entries beside its values. `vcu1525`'s DMA, as the RTL's
+# (`dram.dma: wide`), asks for four contiguous 64-byte entries a request; with the entry DMA
+# (`dram.dma: entry`, one entry a request) the 2:4 steps waited on their loads longer than
+# dense did and lost to it. BDWP and
 # transposable masks make the same GEMMs sparse, so they take the same cycles, and their bound
 # is above SR-STE's, which leaves the backward dense; fewer kept weights (1:8 < 2:8 < 2:4) give
 # a higher bound. Whether BDWP's higher bound turns into more speed than SR-STE at a pattern is
@@ -129,7 +130,7 @@ print(df.to_string(index=False, float_format="{:.3f}".format))
 assert acc_dense > 0.9
 assert (df.accuracy > (0.8 if QUICK else 0.85)).all(), df
 assert (df.speedup <= df.bound + 1e-9).all(), df
-assert (df[df.pattern != "2:4"].speedup > 1.0).all(), df
+assert (df.speedup > 1.0).all(), df
 by = df.set_index(["method", "pattern"])
 for pattern in PATTERNS:
     assert by.loc[("bdwp", pattern), "cycles"] == by.loc[("transposable", pattern), "cycles"]
