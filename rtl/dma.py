@@ -91,7 +91,12 @@ class DmaIn(_DmaEngine):
 
     Issues one read request per entry (address ``dram_addr + r * stride``) as fast as the read
     channel accepts them and writes each response to entry ``sram_addr + r``; done on the cycle
-    the last response is written.
+    the last response is written. With ``dram.dma == "wide"`` a LOAD that
+    :func:`hwsim.units.dma.load_beats` gives ``k`` entries a request (whole, contiguous ACT,
+    WGT or IDX entries at a buffer address that is a multiple of ``k``) asks for ``k`` entries
+    a request (``k`` times the bytes, the last request the rest) and writes each response's
+    entries in one cycle through ``wr.mask`` (the buffer banked for it,
+    :func:`rtl.accelerator.buffer_shapes`).
 
     Parameters
     ----------
@@ -105,14 +110,16 @@ class DmaIn(_DmaEngine):
         The command's fields, sampled on ``start``.
     sel : Out(width of ``buf``)
         The buffer ``wr`` addresses (the top routes it).
-    wr : Out(WritePortSignature(ADDR_BITS, bus_bytes * 8))
+    wr : Out(WritePortSignature(ADDR_BITS, bus_bytes * 8, lanes))
+        ``lanes``: the largest ``k`` (``mask`` only with ``dram.dma == "wide"``).
     mem_rd_req : Out(stream.Signature(mem_rd_req_layout(bus_bytes)))
     mem_rd_rsp : In(stream.Signature(bus_bytes * 8))
 
     Latency
     -------
     With a memory taking ``s`` cycles per request and answering ``L`` cycles after accepting
-    it, start-to-done is ``rows * s + L + 1`` cycles (2 when ``rows == 0``): :meth:`cycles`.
+    it, start-to-done is ``rows * s + L + 1`` cycles (2 when ``rows == 0``): :meth:`cycles`; a
+    wide LOAD's requests each take their own ``s`` (:func:`hwsim.units.dma.dma_issue_cycles`).
     """
 
     UNIT = isa.Unit.DMA_IN
