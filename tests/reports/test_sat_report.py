@@ -51,11 +51,15 @@ def test_markdown_states_both_layer_policies_and_their_verdicts(resnet18_policy)
 
 
 def test_burst_dma_section_sets_the_rtls_dma_beside_a_burst_dma(resnet18_policy):
-    """The policy rows with a burst DMA (model only) beside the DMA as built: a burst DMA moves
-    the same commands faster, so the step and its speedup can only gain at batch 1."""
+    """The policy rows with the entry DMA and a burst DMA (model only) beside the DMA as built
+    (the wide one): a burst DMA moves the same commands faster, so the step and its speedup can
+    only gain at batch 1, and the entry DMA moves them slower."""
     from hwsim.config import preset
 
     _, policy = resnet18_policy
+    entry_cfg = preset("vcu1525").replace(dram__dma="entry", name="vcu1525-entry-dma")
+    entry = policy_table(entry_cfg, None, models=["resnet18"])
+    assert entry.iloc[0].speedup < policy.iloc[0].speedup
     burst_cfg = preset("vcu1525").replace(dram__dma="burst", name="vcu1525-burst-dma")
     burst = policy_table(burst_cfg, None, models=["resnet18"])
     dense = simulate_model("resnet18", "dense", None, burst_cfg, 1)
@@ -67,10 +71,14 @@ def test_burst_dma_section_sets_the_rtls_dma_beside_a_burst_dma(resnet18_policy)
     assert burst.iloc[0].speedup > policy.iloc[0].speedup
     df = sat_table("vcu1525", models=["resnet18"], patterns=("2:8",), methods=("bdwp",))
     md = _markdown(df, pd.DataFrame(columns=["model", "gemm_speedup", "ideal"]), pd.DataFrame(),
-                   pd.DataFrame(), "t", "notes", "vcu1525", 1, policy, burst=burst)
-    assert "### The DMA as built against a burst DMA" in md
-    assert (f"| resnet18 | {policy.iloc[0].speedup:.3f}x | {burst.iloc[0].speedup:.3f}x | "
-            f"{burst.iloc[0].ideal:.3f}x |") in md
+                   pd.DataFrame(), "t", "notes", "vcu1525", 1, policy, burst=burst,
+                   entry=entry)
+    assert "### The DMA as built against an entry DMA and a burst DMA" in md
+    assert "`dram.dma: wide`" in md
+    p, b = policy.iloc[0], burst.iloc[0]
+    assert (f"| resnet18 | {entry.iloc[0].speedup:.3f}x | {p.speedup:.3f}x | "
+            f"{b.speedup:.3f}x | {b.ideal:.3f}x | {p.speedup / b.ideal:.1%} | "
+            f"{b.share_of_bound:.1%} |") in md
 
 
 def test_leave_one_out_turns_each_switch_off_alone_and_renders(resnet18_policy):
