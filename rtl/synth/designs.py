@@ -45,6 +45,8 @@ class _Design:
     # read by Yosys as Amaranth's RTLIL, not its Verilog (rtl.synth.run: the Verilog frontend
     # does not get through a wide memory with a write enable per lane)
     rtlil: bool = False
+    shell: str | None = None  # the verdict's label of a shell design (rtl.synth.shell)
+    count: int = 1  # identical instances of it in the machine (the DRAM channels' masters)
 
 
 def _nm_group(config: AcceleratorConfig) -> int:

@@ -2,8 +2,10 @@
 
 Each resource is fitted ``a + b * PEs`` through the arrays and ``a + b * lanes`` through each
 engine's lane points; the config's array, SORE and vector engine are measured where their size
-was swept and extrapolated otherwise. Their sum plus the buffers is the verdict: within
-:data:`FIT_LIMIT` of the part's DSP48E2, LUT and BRAM/URAM or not.
+was swept and extrapolated otherwise. The shell designs (:mod:`rtl.synth.shell`: host
+interface, DRAM channels, controller, DMA, buffer port multiplexers) are measured at the
+config's own size, times the instances the machine has. Their sum plus the buffers is the
+verdict: within :data:`FIT_LIMIT` of the part's DSP48E2, LUT and BRAM/URAM or not.
 """
 
 from __future__ import annotations
@@ -56,11 +58,11 @@ def _estimate(points: list[tuple[int, SynthResult]], target: int
 class _Component:
     """One part of the config's logic in the verdict: measured or extrapolated from a fit."""
 
-    key: str  # "array" or a key of _ENGINES
+    key: str  # "array", a key of _ENGINES, or a shell design's name
     label: str  # the report's name for it
     size: str  # its size in words, e.g. "32x32 = 1024 PEs"
-    unit: str  # what the fit counts: "PEs" or "lanes"
-    target: int  # the config's PEs or lanes
+    unit: str  # what the fit counts: "PEs" or "lanes" ("" for a shell design: no fit)
+    target: int  # the config's PEs or lanes (a shell design's instance count)
     points: tuple[int, ...]  # the synthesized PE or lane counts
     fits: dict[str, tuple[float, float, float]]
     values: dict[str, float]  # estimate of each of RESOURCES
@@ -69,18 +71,20 @@ class _Component:
     # extrapolates for it, from which points (how far extrapolation is off at this scale)
     check: dict[str, float] | None = None
     check_points: tuple[int, ...] = ()
+    shell: bool = False  # a shell design (rtl.synth.shell), measured at the config's size
 
     def to_dict(self) -> dict:
         return {"label": self.label, "size": self.size, "unit": self.unit,
                 "target": self.target, "points": list(self.points), "source": self.source,
-                "fit": _fit_dict(self.fits),
+                "fit": _fit_dict(self.fits), "shell": self.shell,
                 **self.values,
                 "check": None if self.check is None else {
                     "points": list(self.check_points), "extrapolated": self.check}}
 
 
 def _components(config: AcceleratorConfig, designs, results) -> list[_Component]:
-    """The config's array and each swept engine, estimated from their points."""
+    """The config's array and each swept engine, estimated from their points, then each shell
+    design, measured (times its instance count)."""
     pairs = list(zip(designs, results, strict=True))
     R, C = config.array.rows, config.array.cols
     arrays = [(d.pes, r) for d, r in pairs if d.pes is not None]
@@ -95,6 +99,12 @@ def _components(config: AcceleratorConfig, designs, results) -> list[_Component]
         if points:
             out.append(_component(key, label, f"{targets[key]} lanes", "lanes", targets[key],
                                   points))
+    for d, r in pairs:
+        if d.shell is not None:
+            size = f"{d.count} x `{d.name}`" if d.count > 1 else f"`{d.name}`"
+            out.append(_Component(d.name, d.shell, size, "", d.count, (), {},
+                                  {k: d.count * float(r.resources[k]) for k in RESOURCES},
+                                  "measured", shell=True))
     return out
 
 
@@ -120,7 +130,7 @@ def _verdict_rows(config, comps: list[_Component], totals: dict[str, int],
     """``(resource, estimate, source, of part)`` rows: the logic sum, then the buffers (from
     the buffer ``check`` where it measured every buffer in that memory, else analytical)."""
     logic = _total(comps)
-    src = " + ".join(f"{c.label} ({c.source})" for c in comps)
+    src = _sources(comps)
     rows = [("DSP48E2", logic["DSP48E2"], src, totals["DSP48E2"]),
             ("LUT", logic["LUT"], src, totals["LUT"])]
     for name, key, shape in (("URAM (buffers in URAM)", "URAM", _URAM_SHAPE),
@@ -136,6 +146,14 @@ def _verdict_rows(config, comps: list[_Component], totals: dict[str, int],
         rsrc = bsrc + (f" + logic ({_fmt(logic[key])})" if logic[key] else "")
         rows.append((name, blocks + logic[key], rsrc, totals[key]))
     return rows
+
+
+def _sources(comps: list[_Component]) -> str:
+    """What a verdict row's logic sums: each fitted component and its source, the shell
+    designs as one term."""
+    shell = [c for c in comps if c.shell]
+    return " + ".join([*(f"{c.label} ({c.source})" for c in comps if not c.shell),
+                       *([f"shell ({len(shell)} designs, measured)"] if shell else [])])
 
 
 def _verdict(rows: list[tuple]) -> tuple[bool, str]:

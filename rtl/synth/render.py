@@ -43,7 +43,7 @@ def _render(config, part, designs, results, comps: list[_Component], rows: list[
     o += _report_measured(part, designs, results)
     o += _report_clock(designs, results)
     o += _report_array_fit(comps[0])
-    o += _report_lane_fits(config, comps[1:])
+    o += _report_lane_fits(config, [c for c in comps[1:] if not c.shell])
     o += _report_lookup_memories(config, designs, results)
     o += _report_config(config, part, comps, rows, totals, check)
     o += _report_side_by_side(config, part, comps, totals)
@@ -251,7 +251,9 @@ def _report_config(config, part, comps: list[_Component], rows, totals,
                    check: dict | None = None) -> list[str]:
     """The config's components, their extrapolation checks, the buffers and the verdict
     table."""
-    head = ", ".join(f"{c.label} {c.size} ({c.source})" for c in comps)
+    shell = [c for c in comps if c.shell]
+    head = ", ".join([*(f"{c.label} {c.size} ({c.source})" for c in comps if not c.shell),
+                      *([f"shell ({len(shell)} designs, measured)"] if shell else [])])
     o = ["", f"## `{config.name}` on {part}: {head}", "",
          "Logic, each component measured at its size if that was synthesized, else "
          "extrapolated from its fit above:", "",
@@ -259,7 +261,8 @@ def _report_config(config, part, comps: list[_Component], rows, totals,
          "|---|---|---|" + "---:|" * len(RESOURCES)]
     for c in comps:
         how = (f"extrapolated (fit over {c.unit} = {', '.join(map(str, c.points))})"
-               if c.source == "extrapolated" else "measured")
+               if c.source == "extrapolated" else
+               f"measured, x {c.target}" if c.shell and c.target > 1 else "measured")
         o.append(f"| {c.label} | {c.size} | {how} | "
                  + " | ".join(_fmt(round(c.values[k], 1)) for k in RESOURCES) + " |")
     total = _total(comps)
@@ -268,6 +271,7 @@ def _report_config(config, part, comps: list[_Component], rows, totals,
         + " | ".join(_fmt(round(total[k], 1)) for k in RESOURCES) + " |")
     o.append("| % of part | | | " + " | ".join(
         f"{100 * total[k] / totals[k]:.1f}%" for k in RESOURCES) + " |")
+    o += _shell_text(config, shell)
     for c in comps:
         if c.check is not None:
             pts = ", ".join(map(str, c.check_points))
@@ -296,6 +300,24 @@ def _report_config(config, part, comps: list[_Component], rows, totals,
         o.append(f"| {name} | {_fmt(round(v, 1))} | {src} | {t:,} | {100 * v / t:.1f}% | "
                  f"{'yes' if v / t < FIT_LIMIT else 'no'} |")
     return o
+
+
+def _shell_text(config, shell: list[_Component]) -> list[str]:
+    """What the shell rows are and how they were cut from the kernel."""
+    if not shell:
+        return []
+    total = _total(shell)
+    return ["", f"The shell rows ({len(shell)} designs, {_fmt(round(total['LUT']))} LUTs, "
+            f"{_fmt(round(total['FF']))} FFs, {_fmt(round(total['DSP48E2']))} DSP48E2 and "
+            f"{_fmt(round(total['BRAM36'], 1))} BRAM36 in all) are `SatmemKernel({config.name}, "
+            "lookup=False)` as `rtl/kernel.py` builds it, cut into designs of their own "
+            "(`rtl/synth/shell.py`): each the very instance the kernel elaborates, except the "
+            "kernel glue and the buffer port multiplexers, which are the kernel and the "
+            "accelerator top with their submodules hollowed (elaborated to nothing, their ports "
+            "the design's ports), so that only their own logic is left. A DRAM channel's "
+            "master is measured once and counted once per channel. Each design was synthesized "
+            "alone; in the whole top some of their logic would be shared, and some of what "
+            "their free ports keep would go."]
 
 
 def _report_buffer_check(check: dict) -> str:
@@ -455,8 +477,9 @@ def _report_side_by_side(config, part, comps: list[_Component], totals) -> list[
                + ", ".join(f"{k} ({100 * both[k] / totals[k]:.1f}%)" for k in over))
             + ("" if not alone else "; the lookup engine alone is over in "
                + ", ".join(f"{k} ({100 * look[k] / totals[k]:.1f}%)" for k in alone))
-            + ". Logic only: the buffers, the SORE and the vector engine come on top in the "
-            "verdict below")
+            + ". Logic only: the buffers, the SORE and the vector engine"
+            + (" and the shell" if any(c.shell for c in comps) else "")
+            + " come on top in the verdict below")
     if missing:
         text += (f"; the {_and(missing)} {'was' if len(missing) == 1 else 'were'} left out of "
                  "this sweep")
@@ -475,15 +498,31 @@ def _report_verdict(config, comps: list[_Component], rows: list[tuple],
     """The verdict paragraph, then what each PE may cost within :data:`FIT_LIMIT`."""
     array = comps[0]
     pes = array.target
-    engines = {c.key for c in comps[1:]}
+    engines = {c.key for c in comps[1:] if not c.shell}
+    shell = [c for c in comps if c.shell]
     missing = [label for key, label in _ENGINES.items() if key not in engines]
+    left_out = f", {_and(missing)} (left out of this sweep)" if missing else ""
+    counted = " + ".join(c.label for c in comps if not c.shell)
+    if shell:
+        counted += (f" + the shell ({len(shell)} designs, measured: "
+                    f"{_and([c.label for c in shell])})")
+        not_counted = (
+            "Not counted: the lookup engine's AXI4 master (`LookupAxiBridge`: the shell is "
+            f"cut from `SatmemKernel({config.name}, lookup=False)`), the gates of `AxiAccelerator`"
+            " itself (an AND of the idle flags and an OR of the error flags), each buffer's own "
+            "logic (its read multiplexer over its URAM or BRAM tiles and its lane write "
+            "enables: buffers count as memory blocks), and what Yosys would share or remove "
+            "across the designs' boundaries in the whole top (each was synthesized alone, every "
+            "port free)" + (f"; and the {_and(missing)} (left out of this sweep)"
+                            if missing else "") + ". ")
+    else:
+        not_counted = ("Not counted: controller, DMA and routing muxes (see the accelerator "
+                       "row; they do not scale with PEs or lanes)" + left_out + ". ")
     o = ["", f"**Verdict: {'fits' if fits_ok else 'does not fit'}** under "
          f"{FIT_LIMIT:.0%} of DSP48E2, LUT and BRAM/URAM (buffers in {mem})"
          + (" for the int8 array" if dtype != config.array.dtype else "") + ", counting "
-         + " + ".join(c.label for c in comps) + " + buffers. Not counted: controller, DMA "
-         "and routing muxes (see the accelerator row; they do not scale with PEs or lanes)"
-         + (f", {_and(missing)} (left out of this sweep)" if missing else "") + ". "
-         f"Left under {FIT_LIMIT:.0%} for them: {_headroom(rows, 'LUT')} LUTs and "
+         + counted + " + buffers. " + not_counted
+         + f"Left under {FIT_LIMIT:.0%} for them: {_headroom(rows, 'LUT')} LUTs and "
          f"{_headroom(rows, 'DSP48E2')} DSP48E2."]
     o[-1] += _verdict_caveat(rows, mem, check)
     budget_dsp = FIT_LIMIT * totals["DSP48E2"] / pes
@@ -493,7 +532,8 @@ def _report_verdict(config, comps: list[_Component], rows: list[tuple],
           f"{array.fits['LUT'][1]:.1f})."]
     if len(comps) > 1:
         rest = _total(comps[1:], ("DSP48E2", "LUT"))
-        o[-1] += (f" After the {_and([c.label for c in comps[1:]])}: "
+        others = [c.label for c in comps[1:] if not c.shell] + (["shell"] if shell else [])
+        o[-1] += (f" After the {_and(others)}: "
                   f"{(FIT_LIMIT * totals['DSP48E2'] - rest['DSP48E2']) / pes:.2f} DSP48E2 "
                   f"and {(FIT_LIMIT * totals['LUT'] - rest['LUT']) / pes:,.0f} LUTs.")
     return o

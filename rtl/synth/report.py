@@ -23,6 +23,7 @@ from hwsim.config import AcceleratorConfig, load_config
 from .buffers import _BRAM_SHAPE, _BUFFERS, _URAM_SHAPE, _buffer_blocks
 from .designs import (
     _LOOKUP,
+    FULL_TOP_PES,
     _array_dtype,
     _check_lanes,
     _check_vector_lanes,
@@ -35,6 +36,7 @@ from .lookup import _check_lookup_lanes, _lookup_designs
 from .render import _render
 from .resources import DEVICES, RESOURCES, SynthResult, _check_part
 from .run import _synthesize_text
+from .shell import _shell_designs
 
 __all__ = ["synth_report"]
 
@@ -47,9 +49,10 @@ def synth_report(config_name: str | AcceleratorConfig, out_dir: str | Path, *,
                  lookup_lanes: tuple[int, ...] = (),
                  gather_lanes: tuple[int, ...] | None = None, reuse: bool = False,
                  buffer_check: dict | None = None, previous: dict | None = None,
+                 shell: bool | None = None,
                  progress: Callable[[str], None] | None = None) -> Path:
-    """Synthesize the PE, square arrays, SORE, vector-engine and lookup-engine lanes and the
-    accelerator top; write ``synth_report.md``.
+    """Synthesize the PE, square arrays, SORE, vector-engine and lookup-engine lanes, the
+    accelerator top and the shell; write ``synth_report.md``.
 
     The report holds the measured resources of each design, a per-resource linear fit
     ``a + b * PEs`` through the arrays and ``a + b * lanes`` through each engine's lane points,
@@ -58,7 +61,9 @@ def synth_report(config_name: str | AcceleratorConfig, out_dir: str | Path, *,
     engines at ``lookup.gather_lanes``), each measured if its size was swept, otherwise
     extrapolated from its fit, the systolic array and the lookup engine side by side against
     each of the part's resources, and a verdict: their sum plus the buffers within
-    :data:`~rtl.synth.fit.FIT_LIMIT` of the part's DSP48E2, LUT and BRAM/URAM. Every number
+    :data:`~rtl.synth.fit.FIT_LIMIT` of the part's DSP48E2, LUT and BRAM/URAM, with the shell
+    (:mod:`rtl.synth.shell`: control slave, command fetcher, DRAM channels, controller, DMA,
+    buffer port multiplexers) measured and counted in it. Every number
     says whether it is measured, extrapolated or analytical
     (buffer block counts from capacity). ``synth_report.json`` holds the same data.
 
@@ -108,6 +113,11 @@ def synth_report(config_name: str | AcceleratorConfig, out_dir: str | Path, *,
         What :func:`~rtl.synth.buffers.buffer_mapping_check` measured for this config: the
         report then states the synthesized mapping of the buffers and counts them, scaled to
         full depth, in the verdict instead of the analytical tile counts.
+    shell : bool, optional
+        Synthesize the shell designs of :func:`rtl.synth.shell._shell_designs` (each a part of
+        ``SatmemKernel(config, lookup=False)``, seconds each) and count them, measured, in the
+        verdict. Default: for a config whose own accelerator top the sweep does not synthesize
+        (more than :data:`~rtl.synth.designs.FULL_TOP_PES` PEs).
     previous : dict, optional
         The data of an earlier ``synth_report.json`` of this config (by name; its key may be
         older) and part: a design of this sweep that it measured is not synthesized again but
@@ -163,8 +173,11 @@ def synth_report(config_name: str | AcceleratorConfig, out_dir: str | Path, *,
     lookup, lookup_note = _lookup_designs(
         config, tuple(sorted(set(lookup_lanes))),
         gather_lanes=None if gather_lanes is None else tuple(gather_lanes))
-    designs += engines + lookup
-    notes = [n for n in (acc_note, engine_note, lookup_note) if n]
+    if shell is None:
+        shell = config.array.rows * config.array.cols > FULL_TOP_PES
+    shells, shell_note = _shell_designs(config) if shell else ([], "")
+    designs += engines + lookup + shells
+    notes = [n for n in (acc_note, engine_note, lookup_note, shell_note) if n]
     t0 = time.perf_counter()
     if progress:
         progress(f"exporting the Verilog of {len(designs)} designs: "
@@ -253,12 +266,14 @@ def _report(config, part, designs, results, notes, wall, check=None, reused=0
         "config": config.name, "config_key": config.key(), "part": part, "wall_s": wall,
         "reused": reused,
         "designs": [{"name": d.name, "what": d.what, "pes": d.pes, "engine": d.engine,
-                     "lanes": d.lanes, "netlist": "rtlil" if d.rtlil else "verilog",
+                     "lanes": d.lanes, "shell": d.shell, "count": d.count,
+                     "netlist": "rtlil" if d.rtlil else "verilog",
                      **r.to_dict()}
                     for d, r in zip(designs, results, strict=True)],
         "fit": _fit_dict(array.fits),
         "array_estimate": {"pes": array.target, "source": array.source, **array.values},
-        "engine_estimates": {c.key: c.to_dict() for c in comps[1:]},
+        "engine_estimates": {c.key: c.to_dict() for c in comps[1:] if not c.shell},
+        "shell_estimates": {c.key: c.to_dict() for c in comps if c.shell},
         "buffers_analytical": {"URAM": _buffer_blocks(config, _URAM_SHAPE),
                                "BRAM36": _buffer_blocks(config, _BRAM_SHAPE),
                                "buffers": list(_BUFFERS)},
