@@ -38,7 +38,9 @@ GEMMS = [  # label, m, n, k, dataflow, sparsity (N, M) or None, AXI pause probab
 def _gemm_case(config, m, n, k, dataflow, sparsity, rng):
     a = rng.integers(-128, 128, (m, k)).astype(np.int8)
     b = rng.integers(-128, 128, (k, n)).astype(np.int8)
-    prog = compile_gemm(m, n, k, config, dataflow=dataflow, sparsity=sparsity)
+    # the wide DMA's LOADs of whole contiguous entries come with the tile-blocked layouts
+    prog = compile_gemm(m, n, k, config, dataflow=dataflow, sparsity=sparsity,
+                        blocked=config.dram.dma == "wide")
     if sparsity is None:
         return prog, {"A": a, "B": b}
     ws_rows = config.array.rows if dataflow == "ws" else None
@@ -79,11 +81,16 @@ def join_image(config, mems: np.ndarray, nbytes: int) -> np.ndarray:
     return mems[ch, local]
 
 
+@pytest.mark.parametrize("dma", ["entry", "wide"])
 @pytest.mark.parametrize("sim", ["verilator", "icarus"])
-def test_two_channel_top_runs_gemms_bit_equal_to_hwsim(sim):
+def test_two_channel_top_runs_gemms_bit_equal_to_hwsim(sim, dma):
+    """With ``dram.dma: wide`` (vcu1525's) a LOAD's 16-byte requests of four entries are cut
+    by the splitter at the interleave like any other."""
     if sim not in available_simulators():
         pytest.fail(f"{sim} is not installed: `make test` installs it")
     config = two_channel_tiny()
+    if dma == "wide":
+        config = config.replace(dram__dma="wide", name="tiny_2ch_wide")
     n, g, cb = config.dram.channels, channel_interleave(config), channel_bytes(config)
     rng = np.random.default_rng(2027)
     cases = [(label, *_gemm_case(config, m, nn, k, df, nm, rng), pause)
@@ -100,6 +107,14 @@ def test_two_channel_top_runs_gemms_bit_equal_to_hwsim(sim):
                          for (_, p, _, pause), im in zip(cases, images, strict=True)]}
     results = run_bench(sim, config, spec, tag="channels-seed5", build_root=BUILD,
                         module="tests.rtl.channels_bench", port="axi4", lookup=False)
+    if dma == "wide":  # the GEMMs' loads are several entries a request
+        from hwsim.program import COL
+        from hwsim.units.dma import load_beats
+
+        t = np.concatenate([p.table for _, p, _, _ in cases])
+        beats = load_beats(t[:, 0] == isa.Opcode.LOAD, t[:, COL["buf"]], t[:, COL["sram_addr"]],
+                           t[:, COL["elems"]], t[:, COL["stride"]], config)
+        assert (beats * (t[:, COL["rows"]] > 1)).max() == 4
 
     print(f"\n{sim}/{config.name}: cycles, hwsim fixed-latency model vs two-channel AXI top")
     for (label, prog, values, _), image, got in zip(cases, images, results, strict=True):
