@@ -413,6 +413,11 @@ def gemm_blocks(shape: OpShape, mp: Mapping, config: AcceleratorConfig,
         yield block
 
 
+EXTRAPOLATE_COMMANDS = 100_000
+"""Timing mode of :func:`simulate_gemm` extrapolates a GEMM of more commands than this (about
+a second to emit and time in full), unless told not to: an answer in well under a second at
+any size (issue 18), marked exact or approximate with its bound (``Stats.extrapolated``)."""
+
 MAX_COMMANDS = 4_000_000
 """Default budget of commands one program may hold: about 1 KB of memory each while it is
 emitted and 8 us to emit and time (700,000 commands: 0.7 GB, 5.6 s here), so the default is
@@ -656,7 +661,8 @@ def simulate_gemm(m: int, n: int, k: int, config: AcceleratorConfig | str, *,
     extrapolate : bool, optional
         Timing mode: True, always extrapolate the long loops; False, never (a program over
         the budget is refused); None (default), when the program would exceed
-        ``max_commands``.
+        :data:`EXTRAPOLATE_COMMANDS` or ``max_commands``, whichever is smaller (with a
+        ``trace``, only over ``max_commands``, which then refuses; ``max_commands=0``: never).
 
     Raises
     ------
@@ -691,7 +697,11 @@ def simulate_gemm(m: int, n: int, k: int, config: AcceleratorConfig | str, *,
     if mode == "timing" and extrapolate is not False:
         mp = mapping or gemm_tiling(m, n, k, cfg, dataflow, nm)
         limit = MAX_COMMANDS if max_commands is None else max_commands
-        if extrapolate or (limit and estimate_commands(OpShape(m, n, k, nm), mp, cfg) > limit):
+        commands = estimate_commands(OpShape(m, n, k, nm), mp, cfg)
+        # a trace needs every command: simulated in full up to the budget (0: no budget)
+        auto = (limit != 0 and commands > limit) if trace is not None else \
+            (limit != 0 and commands > min(limit, EXTRAPOLATE_COMMANDS))
+        if extrapolate or auto:
             if trace is not None:
                 raise BudgetError(
                     f"GEMM {m}x{n}x{k} is over the command budget and timed by extrapolation, "
