@@ -477,8 +477,9 @@ def _report_side_by_side(config, part, comps: list[_Component], totals) -> list[
                + ", ".join(f"{k} ({100 * both[k] / totals[k]:.1f}%)" for k in over))
             + ("" if not alone else "; the lookup engine alone is over in "
                + ", ".join(f"{k} ({100 * look[k] / totals[k]:.1f}%)" for k in alone))
-            + ". Logic only: the buffers, the SORE and the vector engine"
-            + (" and the shell" if any(c.shell for c in comps) else "")
+            + ". Logic only: the buffers, the SORE"
+            + (", the vector engine and the shell" if any(c.shell for c in comps) else
+               " and the vector engine")
             + " come on top in the verdict below")
     if missing:
         text += (f"; the {_and(missing)} {'was' if len(missing) == 1 else 'were'} left out of "

@@ -29,7 +29,9 @@ from .designs import _Design
 
 __all__: list[str] = []
 
-_KERNEL_PARTS = ("control", "core", "fetch_axi", "fetcher")  # SatmemKernel's submodules
+# SatmemKernel's submodules hollowed in kernel_glue: its fetch bridge stays, since the kernel
+# ties its write requests off, which only in the kernel removes the bridge's write path
+_KERNEL_PARTS = ("control", "core", "fetcher")
 _BRIDGE_PARAMS = ("bus_bytes", "req_bytes", "span", "max_reads", "max_writes", "id_width",
                   "axi_id", "addr_bits")  # a ChannelBridge's logic (its prefix only names ports)
 
@@ -79,6 +81,7 @@ class _Hollowed(wiring.Component):
 
     def __init__(self, parent, hollow: tuple[str, ...]):
         self._module = _elaborate(parent)
+        self._module._MustUse__used = True  # it is this component's logic
         self._lifts = []  # (our name, their value, True: we drive theirs)
         members = {}
         for path, member, value in parent.signature.flatten(parent):
@@ -123,23 +126,23 @@ def _shell_designs(config: AcceleratorConfig) -> tuple[list[_Design], str]:
                     f"built ({e}); it is not counted.")
     name = config.name
     control = _child(kernel, "control")
-    fetch = kernel.fetch_bridge
+    fetch = kernel.fetch_bridge  # in kernel_glue
     designs = [
         _Design("kernel_control", f"AxiLiteControl({control.nargs}): `s_axi_control`, the "
                 "ap_ctrl_hs, interrupt, status and cycle registers and "
                 f"{control.nargs} 64-bit arguments", None,
                 lambda: _child(_kernel(config), "control"),
                 shell="AXI4-Lite control slave"),
-        _Design("kernel_fetch_axi", f"AxiBridge({fetch.bus_bytes}, max_reads={fetch.max_reads}):"
-                " the command fetcher's AXI4 master (`m_axi_cmd`)", None,
-                lambda: _kernel(config).fetch_bridge, shell="command fetch AXI4 master"),
         _Design("kernel_fetcher", "CommandFetcher: the program's 16-byte words, read in order, "
                 "into the controller", None, lambda: _child(_kernel(config), "fetcher"),
                 shell="command fetcher"),
-        _Design("kernel_glue", f"SatmemKernel({name}, lookup=False) with its four submodules "
-                "hollowed: the registered reset, the argument latches, the 64-bit base adders "
-                "of every master's addresses, the run FSM, the cycle and retire counters", None,
-                lambda: _Hollowed(_kernel(config), _KERNEL_PARTS), shell="kernel glue"),
+        _Design("kernel_glue", f"SatmemKernel({name}, lookup=False) with its control slave, "
+                "fetcher and core hollowed: the command fetcher's AXI4 master (`m_axi_cmd`, "
+                f"AxiBridge({fetch.bus_bytes}), its write path tied off as in the kernel), the "
+                "registered reset, the argument latches, the 64-bit base adders of every "
+                "master's addresses, the run FSM, the cycle and retire counters", None,
+                lambda: _Hollowed(_kernel(config), _KERNEL_PARTS),
+                shell="kernel glue and command fetch AXI4 master"),
     ]
     if config.dram.channels > 1:
         split = ports.submodules["split"]

