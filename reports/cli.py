@@ -657,7 +657,8 @@ def cmd_rtl_synth(args) -> int:
     path = synth_report(cfg, args.out, part=args.part, sizes=sizes,
                         accelerator=not args.no_accelerator, sore_lanes=args.sore_lanes,
                         vector_lanes=args.vector_lanes, lookup_lanes=args.lookup_lanes,
-                        gather_lanes=args.gather_lanes, jobs=args.jobs, progress=say)
+                        gather_lanes=args.gather_lanes, jobs=args.jobs, progress=say,
+                        shell=False if args.no_shell else None)
     print(f"report: {path}")
     return 0
 
@@ -971,6 +972,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--jobs", type=_positive_int, default=None,
                    help="parallel Yosys runs (default: the CPU count)")
     s.add_argument("--no-accelerator", action="store_true", help="skip the accelerator top")
+    s.add_argument("--no-shell", action="store_true",
+                   help="skip the kernel shell's designs (control, fetcher, DRAM channel "
+                        "logic, controller, DMA, unit muxes), synthesized by default for "
+                        "configs whose full top is not")
     s.add_argument("--quiet", action="store_true", help="no progress lines")
     s.set_defaults(func=cmd_rtl_synth)
     s = rsub.add_parser("package", help="the Vitis RTL kernel: Verilog, kernel.xml, Vivado "
