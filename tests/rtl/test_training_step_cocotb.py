@@ -33,17 +33,34 @@ BUILD = Path(__file__).resolve().parents[2] / "build"
 # config -> (batch, in, hidden, out). On tiny the ops span up to 2x2 tiles of the 4x4 array and
 # the mapping search picks OS for five ops, WS for the first layer's weight gradient; on small8
 # one tile each, WS for five ops and OS for that one.
-STEPS = {"tiny": (4, 8, 8, 4), "small8": (4, 8, 8, 4), "tiny_fp16": (4, 8, 8, 4)}
+STEPS = {"tiny": (4, 8, 8, 4), "small8": (4, 8, 8, 4), "tiny_fp16": (4, 8, 8, 4),
+         "tiny_wide": (4, 8, 8, 4)}
 SEED = 6
 # each launch spends 10-20 s generating the top's Verilog on this machine; the fp16 step adds
 # little beyond test_accelerator_cocotb's fp16 GEMMs, so it runs with the slow tests
-CONFIGS = ["tiny", "small8", pytest.param("tiny_fp16", marks=pytest.mark.slow)]
+# tiny_wide: the wide DMA (dram.dma: wide), whose LOADs of the compiler's tile-blocked operands
+# ask for four entries a request
+CONFIGS = ["tiny", "small8", "tiny_wide", pytest.param("tiny_fp16", marks=pytest.mark.slow)]
 
 
 def _config(name):
     if name == "tiny_fp16":
         return preset("tiny").replace(name="tiny_fp16", array__dtype="fp16")
+    if name == "tiny_wide":
+        return preset("tiny").replace(name="tiny_wide", dram__dma="wide")
     return preset(name)
+
+
+def _wide_loads(prog, config) -> int:
+    """LOADs of several entries that the program asks for four entries a request."""
+    from hwsim import isa
+    from hwsim.program import COL
+    from hwsim.units.dma import load_beats
+
+    t = prog.table
+    b = load_beats(t[:, 0] == isa.Opcode.LOAD, t[:, COL["buf"]], t[:, COL["sram_addr"]],
+                   t[:, COL["elems"]], t[:, COL["stride"]], config)
+    return int(((b > 1) & (t[:, COL["rows"]] > 1)).sum())
 
 
 def torch_step(layers):
@@ -80,6 +97,7 @@ def test_two_layer_training_step_matches_hwsim_and_torch(sim, config_name):
     dims = STEPS[config_name]
     where = f"{sim}/{config_name} training step {dims} (seed {SEED})"
     prog, ops, compiled = training_step_program(config, *dims)
+    assert (_wide_loads(prog, config) > 0) == (config.dram.dma == "wide"), where
     layers = step_tensors(config.array.dtype, np.random.default_rng(SEED), *dims)
     values = {}
     for op in ops:
@@ -109,19 +127,22 @@ def test_two_layer_training_step_matches_hwsim_and_torch(sim, config_name):
     assert max(ends) + 1 == model.stats.cycles, where
 
 
-@pytest.mark.parametrize("dataflow", ["os", "ws"])
+@pytest.mark.parametrize("dataflow,config_name", [("os", "tiny"), ("ws", "tiny"),
+                                                ("ws", "tiny_wide")])
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
-def test_bdwp_training_step_with_sparse_tiles_matches_hwsim_and_torch(sim, dataflow):
+def test_bdwp_training_step_with_sparse_tiles_matches_hwsim_and_torch(sim, dataflow,
+                                                                      config_name):
     """BDWP 2:4 on tiny: forward and backward-data GEMMs are N:M tiles (weights pruned along
     their reduction axis, loaded compressed with their indices), weight gradients dense; every
-    op mapped output- or weight-stationary."""
+    op mapped output- or weight-stationary; with the wide DMA too."""
     if sim not in available_simulators():
         pytest.fail(f"{sim} is not installed: `make test` installs it")
-    config = preset("tiny")
-    dims = STEPS["tiny"]
-    where = f"{sim}/tiny BDWP 2:4 {dataflow} training step {dims} (seed {SEED})"
+    config = _config(config_name)
+    dims = STEPS[config_name]
+    where = f"{sim}/{config_name} BDWP 2:4 {dataflow} training step {dims} (seed {SEED})"
     prog, ops, compiled = training_step_program(config, *dims, method="bdwp", pattern="2:4",
                                                 dataflows=(dataflow,))
+    assert (_wide_loads(prog, config) > 0) == (config.dram.dma == "wide"), where
     assert sum(op.sparsity is not None for op in ops) == 4, where
     assert {c.dataflow for c in prog.commands if c.name == "GEMM"} == \
         {0 if dataflow == "os" else 1}, where
@@ -129,7 +150,7 @@ def test_bdwp_training_step_with_sparse_tiles_matches_hwsim_and_torch(sim, dataf
     values, dense_b = step_values(prog, ops, layers, config)
     # one run directory per dataflow: xdist runs the two variants at the same time
     model, got, dram = run_everywhere(config, prog, compiled, values, sim,
-                                      f"bdwp-step-{dataflow}", where)
+                                      f"bdwp-step-{dataflow}-{config_name}", where)
     for op in ops:
         name = f"{op.name}.C"
         rtl_c = prog.tensors[name].read(dram.copy())
