@@ -46,6 +46,8 @@ class _Design:
     # does not get through a wide memory with a write enable per lane)
     rtlil: bool = False
     shell: str | None = None  # the verdict's label of a shell design (rtl.synth.shell)
+    # Yosys' share pass (rtl.synth.run.NOSHARE: left out where it does not finish)
+    share: bool = True
     count: int = 1  # identical instances of it in the machine (the DRAM channels' masters)
 
 

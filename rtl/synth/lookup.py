@@ -221,7 +221,7 @@ def _lookup_designs(config: AcceleratorConfig, lanes: tuple[int, ...],
                 f"{window}) of {urb} B fp32 G, W, M, V rows in and W, M, V, fp16 T rows out",
                 None, lambda n=n: RowUpdateEngine(_lookup_config(config, gather_lanes=n),
                                                   row_bytes=urb, tags=tags), "update", n,
-                rtlil=True)
+                rtlil=True, share=False)
         for n in gl
     ]
     return designs, _lookup_note(config, lanes, gl, rb, slots)

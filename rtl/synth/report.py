@@ -184,6 +184,14 @@ def synth_report(config_name: str | AcceleratorConfig, out_dir: str | Path, *,
                     f"the shell designs (`rtl/synth/shell.py`), the non-array logic of "
                     f"`{config.name}`'s own kernel, measured.").strip()
     notes = [n for n in (acc_note, engine_note, lookup_note, shell_note) if n]
+    noshare = [d.name for d in designs if not d.share]
+    if noshare:
+        notes.append(
+            f"{', '.join(noshare)} ran without Yosys' `share` pass (SAT-based resource "
+            "sharing; `rtl.synth.run.NOSHARE`): on the row-update lanes' fp32 divisions and "
+            "square roots it ran over an hour without finishing. Their LUTs are what Yosys "
+            "maps before sharing, an upper bound of what `share` (or Vivado's resource "
+            "sharing) would leave.")
     t0 = time.perf_counter()
     if progress:
         progress(f"exporting the Verilog of {len(designs)} designs: "
@@ -222,7 +230,7 @@ def synth_report(config_name: str | AcceleratorConfig, out_dir: str | Path, *,
     with ThreadPoolExecutor(max_workers=jobs or min(len(designs), os.cpu_count() or 1)) as ex:
         futures = {d.name: ex.submit(run_one, d, text, top=d.name, out_dir=out / d.name,
                                      part=part, timeout_s=timeout_s, reuse=reuse,
-                                     rtlil=d.rtlil)
+                                     rtlil=d.rtlil, share=d.share)
                    for d, text in zip(designs, texts, strict=True) if d.name not in earlier}
         runs = [futures[d.name].result() if d.name in futures
                 else (SynthResult.from_dict(earlier[d.name]), True) for d in designs]

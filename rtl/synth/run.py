@@ -65,18 +65,39 @@ class SynthError(RuntimeError):
     """Yosys failed; the message is one line naming the design, the error and the log."""
 
 
+NOSHARE = "noshare"
+"""The :func:`_options` entry of a run without Yosys' ``share`` pass (not a ``synth_xilinx``
+flag: its script runs ``synth_xilinx`` up to ``coarse``, that step without ``share``, then the
+rest)."""
+
+
+def _synth_commands(family: str, top: str, options: tuple[str, ...]) -> str:
+    """The ``synth_xilinx`` call, or with :data:`NOSHARE` the same flow with the ``coarse``
+    step's SAT-based resource sharing left out: on the lookup engine's row-update lanes (fp32
+    divisions and square roots) ``share`` ran for over an hour without finishing. Without it
+    the LUT count is what Yosys maps before sharing, an upper bound of the shared one."""
+    flags = " ".join(o for o in options if o != NOSHARE)
+    call = f"synth_xilinx -family {family} -top {top} {flags}"
+    if NOSHARE not in options:
+        return call + "\n"
+    return (f"{call} -run :coarse\n"
+            "# coarse, without share\n"
+            "techmap -map +/cmp2lut.v -map +/cmp2lcu.v -D LUT_WIDTH=6\n"
+            "alumacc\nopt\nmemory -nomap\nopt_clean\n"
+            f"{call} -run map_memory:\n")
+
+
 def _yosys_script(netlist_name: str, top: str, family: str, options: tuple[str, ...],
                   timing: bool = True) -> str:
     """``synth.ys``; the report prints it with ``TOP`` so a reader can rerun any design. A
     netlist named ``*.il`` is read as RTLIL, any other as Verilog."""
-    opts = " ".join(options)
     reader = "read_rtlil" if netlist_name.endswith(".il") else "read_verilog"
     return (
         f"{reader} {netlist_name}\n"
         "# Yosys #4349: Amaranth alias names like acc[0][0] collide with ABC9's bit names.\n"
         "rename -hide w:*[[]*\n"
-        f"synth_xilinx -family {family} -top {top} {opts}\n"
-        "tee -q -o stat.json stat -json\n"
+        + _synth_commands(family, top, options)
+        + "tee -q -o stat.json stat -json\n"
         + (sta_script() if timing else "")
     )
 
@@ -84,7 +105,7 @@ def _yosys_script(netlist_name: str, top: str, family: str, options: tuple[str, 
 def synthesize(design: Elaboratable | str | Path, *, top: str, out_dir: str | Path,
                part: str = "xcvu9p", family: str = "xcup", flatten: bool = True,
                uram: bool = False, timeout_s: float | None = None,
-               rtlil: bool = False, timing: bool = True) -> SynthResult:
+               rtlil: bool = False, timing: bool = True, share: bool = True) -> SynthResult:
     """Synthesize a design with Yosys ``synth_xilinx`` and measure its resources.
 
     Parameters
@@ -113,6 +134,9 @@ def synthesize(design: Elaboratable | str | Path, *, top: str, out_dir: str | Pa
     timing : bool
         Run Yosys' ``sta`` after ``stat`` for the clock estimate (:mod:`rtl.synth.timing`;
         seconds on the sweep's designs, not measured on a whole vcu1525 top).
+    share : bool
+        Run ``synth_xilinx``'s SAT-based resource sharing (``share``); False leaves it out
+        (:func:`_synth_commands`), recorded in the options as :data:`NOSHARE`.
 
     Returns
     -------
@@ -140,7 +164,7 @@ def synthesize(design: Elaboratable | str | Path, *, top: str, out_dir: str | Pa
         text = verilog.convert(design, name=top, emit_src=False)
     vpath = out / f"{top}.il" if rtlil else out / f"{top}.v"
     vpath.write_text(text)
-    options = _options(flatten, uram)
+    options = _options(flatten, uram, share)
     (out / "synth.ys").write_text(_yosys_script(vpath.name, top, family, options, timing))
     stat = out / "stat.json"
     stat.unlink(missing_ok=True)
@@ -190,10 +214,12 @@ def _timing(sta: Path):
         return None
 
 
-def _options(flatten: bool = True, uram: bool = False) -> tuple[str, ...]:
-    """The ``synth_xilinx`` flags; the defaults are the flow every sweep runs."""
+def _options(flatten: bool = True, uram: bool = False, share: bool = True) -> tuple[str, ...]:
+    """The ``synth_xilinx`` flags, and :data:`NOSHARE` without ``share``; the defaults are the
+    flow every sweep runs."""
     return tuple(o for o, on in (("-flatten", flatten), ("-noiopad", True),
-                                 ("-noclkbuf", True), ("-uram", uram)) if on)
+                                 ("-noclkbuf", True), ("-uram", uram), (NOSHARE, not share))
+                 if on)
 
 
 def _cached(text: str, out_dir: Path, top: str, part: str, options: tuple[str, ...]
@@ -212,16 +238,16 @@ def _cached(text: str, out_dir: Path, top: str, part: str, options: tuple[str, .
 
 
 def _synthesize_text(text: str, *, top: str, out_dir: Path, part: str,
-                     timeout_s: float | None, reuse: bool, rtlil: bool = False
-                     ) -> tuple[SynthResult, bool]:
+                     timeout_s: float | None, reuse: bool, rtlil: bool = False,
+                     share: bool = True) -> tuple[SynthResult, bool]:
     """:func:`synthesize` the Verilog (with ``rtlil``: RTLIL) ``text``, or with ``reuse`` take
     its cached result; returns the result and whether it was reused."""
     if reuse:
-        hit = _cached(text, out_dir.resolve(), top, part, _options())
+        hit = _cached(text, out_dir.resolve(), top, part, _options(share=share))
         if hit is not None and hit.verilog_path.suffix == (".il" if rtlil else ".v"):
             return hit, True
     return synthesize(text, top=top, out_dir=out_dir, part=part, family=DEVICES[part].family,
-                      timeout_s=timeout_s, rtlil=rtlil), False
+                      timeout_s=timeout_s, rtlil=rtlil, share=share), False
 
 
 def _first_error(log: Path, fallback: str) -> str:

@@ -1261,3 +1261,26 @@ def test_synthesize_vcu1525_command_fetcher_real_yosys(tmp_path):
     assert r.resources["DSP48E2"] == 0 and r.resources["BRAM36"] == 0
     assert 3 * 28 + 1 <= r.resources["FF"] <= 3 * 28 + 8
     assert 20 <= r.resources["LUT"] <= 200
+
+
+def test_a_run_without_share_leaves_only_the_share_pass_out():
+    """``share=False``: synth_xilinx up to ``coarse``, that step without ``share``, then the
+    rest with the same flags; the options record it, so a cached run with share is not
+    taken for one without. The row-update lanes run this way (share did not finish)."""
+    from hwsim.config import preset
+    from rtl.synth.lookup import _lookup_designs
+    from rtl.synth.run import NOSHARE, _options, _yosys_script
+
+    flow = _options(share=False)
+    assert flow == ("-flatten", "-noiopad", "-noclkbuf", NOSHARE) and _options() != flow
+    script = _yosys_script("t.il", "t", "xcup", flow)
+    lines = script.splitlines()
+    i = lines.index("synth_xilinx -family xcup -top t -flatten -noiopad -noclkbuf -run :coarse")
+    assert lines[i + 2:i + 7] == ["techmap -map +/cmp2lut.v -map +/cmp2lcu.v -D LUT_WIDTH=6",
+                                  "alumacc", "opt", "memory -nomap", "opt_clean"]
+    assert lines[i + 7] == ("synth_xilinx -family xcup -top t -flatten -noiopad -noclkbuf "
+                            "-run map_memory:")
+    assert "share" not in [w for ln in lines if not ln.startswith("#") for w in ln.split()]
+    assert "-run" not in _yosys_script("t.il", "t", "xcup", _options())
+    designs, _ = _lookup_designs(preset("vcu1525"), (1, 2), gather_lanes=(2, 4))
+    assert {d.name for d in designs if not d.share} == {"update_2lane", "update_4lane"}
