@@ -139,15 +139,14 @@ class DmaIn(_DmaEngine):
         return 2 if rows == 0 else rows * slots + latency + 1
 
     def elaborate(self, platform):
-        if self.wide:
-            return self._elaborate_wide()
         m = Module()
         sram, addr, rows, stride, nbytes = self._latch(m)
         issued, received = Signal.like(rows), Signal.like(rows)
+        n_req, n_rsp, req_bytes, step = self._requests(m, rows, issued, received, stride, nbytes)
         m.d.comb += [
             self.mem_rd_rsp.ready.eq(1),
             self.mem_rd_req.p.addr.eq(addr),
-            self.mem_rd_req.p.nbytes.eq(nbytes),
+            self.mem_rd_req.p.nbytes.eq(req_bytes),
             self.wr.addr.eq(sram + received),
             self.wr.data.eq(self.mem_rd_rsp.payload),
         ]
@@ -158,22 +157,23 @@ class DmaIn(_DmaEngine):
             with m.State("RUN"):
                 m.d.comb += [self.busy.eq(1), self.mem_rd_req.valid.eq(issued != rows)]
                 with m.If(self.mem_rd_req.valid & self.mem_rd_req.ready):
-                    m.d.sync += [issued.eq(issued + 1), addr.eq(addr + stride)]
+                    m.d.sync += [issued.eq(issued + n_req), addr.eq(addr + step)]
                 with m.If(self.mem_rd_rsp.valid):
                     m.d.comb += self.wr.en.eq(1)
-                    m.d.sync += received.eq(received + 1)
-                with m.If((rows == 0) | (self.mem_rd_rsp.valid & (received + 1 == rows))):
+                    m.d.sync += received.eq(received + n_rsp)
+                with m.If((rows == 0) | (self.mem_rd_rsp.valid & (received + n_rsp == rows))):
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
         return m
 
-
-    def _elaborate_wide(self):
-        """``dram.dma == "wide"``: a LOAD that :func:`hwsim.units.dma.load_beats` gives ``k``
-        entries a request asks for ``k`` contiguous entries (the last request the rest) and
-        writes them in one cycle; any other LOAD runs as in entry mode (``k`` = 1)."""
-        m = Module()
-        sram, addr, rows, stride, nbytes = self._latch(m)
+    def _requests(self, m, rows, issued, received, stride, nbytes):
+        """``(entries of the next request, entries of the next response, the request's bytes,
+        the address step)``: 1, 1, ``nbytes`` and ``stride`` in entry mode. With ``dram.dma ==
+        "wide"`` a LOAD that :func:`hwsim.units.dma.load_beats` gives ``k`` entries a request
+        asks for ``k`` contiguous entries (the last request the rest) and writes a response's
+        entries in one cycle (``wr.mask``); any other LOAD is as in entry mode (``k`` = 1)."""
+        if not self.wide:
+            return 1, 1, nbytes, stride
         K = max(self.wide.values())
         kbits = K.bit_length()
         k = Signal(kbits)  # entries a request of the command in flight
@@ -190,7 +190,6 @@ class DmaIn(_DmaEngine):
                         m.d.comb += k_new.eq(kb)
         with m.If(self.start):
             m.d.sync += k.eq(k_new)
-        issued, received = Signal.like(rows), Signal.like(rows)
 
         def take(done):
             """Entries the next request (or response) covers: ``k``, or the rest."""
@@ -198,30 +197,9 @@ class DmaIn(_DmaEngine):
             return Mux(left < k, left, k)[:kbits]
 
         n_req, n_rsp = take(issued), take(received)
-        m.d.comb += [
-            self.mem_rd_rsp.ready.eq(1),
-            self.mem_rd_req.p.addr.eq(addr),
-            self.mem_rd_req.p.nbytes.eq(Mux(k == 1, nbytes, n_req * nbytes)),
-            self.wr.addr.eq(sram + received),
-            self.wr.data.eq(self.mem_rd_rsp.payload),
-            self.wr.mask.eq((Const(1, K + 1) << n_rsp) - 1),
-        ]
-        with m.FSM():
-            with m.State("IDLE"), m.If(self.start):
-                m.d.sync += [issued.eq(0), received.eq(0)]
-                m.next = "RUN"
-            with m.State("RUN"):
-                m.d.comb += [self.busy.eq(1), self.mem_rd_req.valid.eq(issued != rows)]
-                with m.If(self.mem_rd_req.valid & self.mem_rd_req.ready):
-                    m.d.sync += [issued.eq(issued + n_req),
-                                 addr.eq(addr + Mux(k == 1, stride, n_req * nbytes))]
-                with m.If(self.mem_rd_rsp.valid):
-                    m.d.comb += self.wr.en.eq(1)
-                    m.d.sync += received.eq(received + n_rsp)
-                with m.If((rows == 0) | (self.mem_rd_rsp.valid & (received + n_rsp == rows))):
-                    m.d.comb += self.done.eq(1)
-                    m.next = "IDLE"
-        return m
+        m.d.comb += self.wr.mask.eq((Const(1, K + 1) << n_rsp) - 1)
+        return (n_req, n_rsp, Mux(k == 1, nbytes, n_req * nbytes),
+                Mux(k == 1, stride, n_req * nbytes))
 
 
 class DmaOut(_DmaEngine):
