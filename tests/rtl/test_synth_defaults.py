@@ -50,7 +50,7 @@ def test_cli_synth_bad_vector_lanes_is_one_line_exit_2(capsys, tmp_path):
 
 def _stand_in(calls):
     """A ``_synthesize_text`` that records the design and returns a made-up result."""
-    def fake(text, *, top, out_dir, part, timeout_s, reuse, rtlil=False):
+    def fake(text, *, top, out_dir, part, timeout_s, reuse, rtlil=False, share=True):
         calls.append(top)
         out_dir.mkdir(parents=True, exist_ok=True)
         v = out_dir / f"{top}.v"
