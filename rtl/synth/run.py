@@ -66,16 +66,20 @@ class SynthError(RuntimeError):
 
 
 NOSHARE = "noshare"
-"""The :func:`_options` entry of a run without Yosys' ``share`` pass (not a ``synth_xilinx``
-flag: its script runs ``synth_xilinx`` up to ``coarse``, that step without ``share``, then the
-rest)."""
+"""The :func:`_options` entry of a run without Yosys' ``share`` pass and with ABC's classic
+LUT mapping instead of ABC9 (neither a ``synth_xilinx`` flag: its script runs ``synth_xilinx``
+step by step, :func:`_synth_commands`)."""
 
 
 def _synth_commands(family: str, top: str, options: tuple[str, ...]) -> str:
-    """The ``synth_xilinx`` call, or with :data:`NOSHARE` the same flow with the ``coarse``
-    step's SAT-based resource sharing left out: on the lookup engine's row-update lanes (fp32
-    divisions and square roots) ``share`` ran for over an hour without finishing. Without it
-    the LUT count is what Yosys maps before sharing, an upper bound of the shared one."""
+    """The ``synth_xilinx`` call, or with :data:`NOSHARE` the same flow with two steps
+    replaced, for designs the default flow does not get through: the ``coarse`` step without
+    its SAT-based resource sharing (``share`` ran over an hour on the lookup engine's
+    row-update lanes, fp32 divisions and square roots, without finishing), and ``map_luts``
+    with ABC's classic mapper (``abc -luts``) in place of ABC9, whose XAIGER writer exhausted
+    yowasp's WebAssembly stack on the same design. The LUT count is then what Yosys maps
+    before sharing, an upper bound of the shared one, by a mapper that does not optimise
+    delay."""
     flags = " ".join(o for o in options if o != NOSHARE)
     call = f"synth_xilinx -family {family} -top {top} {flags}"
     if NOSHARE not in options:
@@ -84,7 +88,16 @@ def _synth_commands(family: str, top: str, options: tuple[str, ...]) -> str:
             "# coarse, without share\n"
             "techmap -map +/cmp2lut.v -map +/cmp2lcu.v -D LUT_WIDTH=6\n"
             "alumacc\nopt\nmemory -nomap\nopt_clean\n"
-            f"{call} -run map_memory:\n")
+            f"{call} -run map_memory:map_luts\n"
+            "# map_luts, with ABC's classic mapper\n"
+            "opt_expr -mux_undef -noclkinv\n"
+            "abc -luts 2:2,3,6:5,10,20\n"
+            "clean\n"
+            "xilinx_srl -fixed -minlen 3\n"
+            "techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6\n"
+            "xilinx_dffopt\n"
+            "opt_lut_ins -tech xilinx\n"
+            f"{call} -run finalize:\n")
 
 
 def _yosys_script(netlist_name: str, top: str, family: str, options: tuple[str, ...],

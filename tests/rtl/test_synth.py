@@ -1263,10 +1263,11 @@ def test_synthesize_vcu1525_command_fetcher_real_yosys(tmp_path):
     assert 20 <= r.resources["LUT"] <= 200
 
 
-def test_a_run_without_share_leaves_only_the_share_pass_out():
-    """``share=False``: synth_xilinx up to ``coarse``, that step without ``share``, then the
-    rest with the same flags; the options record it, so a cached run with share is not
-    taken for one without. The row-update lanes run this way (share did not finish)."""
+def test_a_run_without_share_leaves_the_share_pass_and_abc9_out():
+    """``share=False``: synth_xilinx up to ``coarse``, that step without ``share``, then up to
+    ``map_luts``, that step with ABC's classic mapper, then the rest, with the same flags; the
+    options record it, so a cached run with share is not taken for one without. The row-update
+    lanes run this way (share did not finish, ABC9's XAIGER writer ran out of stack)."""
     from hwsim.config import preset
     from rtl.synth.lookup import _lookup_designs
     from rtl.synth.run import NOSHARE, _options, _yosys_script
@@ -1279,7 +1280,10 @@ def test_a_run_without_share_leaves_only_the_share_pass_out():
     assert lines[i + 2:i + 7] == ["techmap -map +/cmp2lut.v -map +/cmp2lcu.v -D LUT_WIDTH=6",
                                   "alumacc", "opt", "memory -nomap", "opt_clean"]
     assert lines[i + 7] == ("synth_xilinx -family xcup -top t -flatten -noiopad -noclkbuf "
-                            "-run map_memory:")
+                            "-run map_memory:map_luts")
+    assert "abc -luts 2:2,3,6:5,10,20" in lines and "abc9" not in script
+    assert ("synth_xilinx -family xcup -top t -flatten -noiopad -noclkbuf -run finalize:"
+            in lines)
     assert "share" not in [w for ln in lines if not ln.startswith("#") for w in ln.split()]
     assert "-run" not in _yosys_script("t.il", "t", "xcup", _options())
     designs, _ = _lookup_designs(preset("vcu1525"), (1, 2), gather_lanes=(2, 4))
