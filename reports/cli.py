@@ -154,7 +154,7 @@ def _extrapolated_text(x: dict, cycles: int) -> str:
         bound = x["bound"].get("cycles", 0)
         how = (f"no steady state (DRAM rows): approximate, cycles +-{bound:,} "
                f"({bound / max(cycles, 1):.2%}) by the sampled windows")
-    return f"extrapolated over the command budget, loop {loops} ({x['runs']} runs); {how}"
+    return f"extrapolated, not simulated in full: loop {loops} ({x['runs']} runs); {how}"
 
 
 def _compile_options(args):
@@ -744,14 +744,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "search: the mapping the compiler picks for a model's GEMM in --dataflow")
     s.add_argument("--trace", default=None, help="write a per-command trace here: CSV, or for "
                    "FILE.json the Chrome/Perfetto trace format (open in ui.perfetto.dev)")
-    s.add_argument("--max-commands", type=_nonneg_int, default=None, help="programs of more "
-                   "commands are extrapolated in timing mode, refused otherwise (default "
-                   "4,000,000: about 4 GB; 0: no limit)")
+    s.add_argument("--max-commands", type=_nonneg_int, default=None, help="refuse programs "
+                   "of more commands (default 4,000,000: about 4 GB; 0: no limit, and no "
+                   "extrapolation); timing mode extrapolates above 100,000 or this, whichever "
+                   "is smaller")
     s.add_argument("--max-macs", type=_nonneg_int, default=None, help="--mode functional: "
                    "refuse more MACs (default 2e9; 0: no limit)")
-    s.add_argument("--no-extrapolate", action="store_true", help="--mode timing: refuse a "
-                   "GEMM over --max-commands instead of extrapolating its long loops from "
-                   "truncated programs")
+    s.add_argument("--no-extrapolate", action="store_true", help="--mode timing: simulate "
+                   "every command up to --max-commands (refused beyond) instead of "
+                   "extrapolating the long loops from truncated programs")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_simulate_gemm)
 

@@ -632,7 +632,8 @@ def simulate_gemm(m: int, n: int, k: int, config: AcceleratorConfig | str, *,
                   extrapolate: bool | None = None) -> Stats:
     """Cycles, traffic and energy of one GEMM C[M,N] = A[M,K]·B[K,N] on ``config``: the
     :func:`compile_gemm` program run by :func:`hwsim.run`, or in timing mode, for a program
-    over the command budget, its statistics extrapolated from truncated programs
+    of more than :data:`EXTRAPOLATE_COMMANDS` commands, its statistics extrapolated from
+    truncated programs
     (:mod:`dataflow.extrapolate`; ``Stats.extrapolated`` says how, and whether exactly).
 
     Parameters
